@@ -1,0 +1,93 @@
+"""yieldkit: semiconductor yield and defect analytics.
+
+Ingest die and defect tables (CSV, Parquet, KLARF, STDF, SEMI E142/G85 maps) into one
+canonical data model, build spatial defect-density maps, fit yield models, rank defect
+types, classify wafer-map signatures and predict outgoing quality.
+
+The public names below are imported lazily, so ``import yieldkit`` stays fast and a
+command-line call pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from ._version import __version__
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # data model, ingestion, layout (foundation)
+    "WaferLayout": "yieldkit.layout",
+    "read_dies": "yieldkit.io.tabular",
+    "read_defects": "yieldkit.io.tabular",
+    "read_wafers": "yieldkit.io.tabular",
+    "write_parquet": "yieldkit.io.tabular",
+    "write_csv": "yieldkit.io.tabular",
+    "final_results": "yieldkit.yields",
+    "first_pass_results": "yieldkit.yields",
+    "wafer_yield": "yieldkit.yields",
+    "lot_yield": "yieldkit.yields",
+    "simulate_fab": "yieldkit.simulate",
+    # file formats
+    "read": "yieldkit.io.detect",
+    "read_klarf": "yieldkit.io.klarf",
+    "write_klarf": "yieldkit.io.klarf",
+    "read_stdf": "yieldkit.io.stdf",
+    "write_stdf": "yieldkit.io.stdf",
+    "read_map": "yieldkit.io.maps",
+    "write_map": "yieldkit.io.maps",
+    # spatial
+    "die_defect_counts": "yieldkit.maps",
+    # yield models
+    "poisson_yield": "yieldkit.models",
+    "negative_binomial_yield": "yieldkit.models",
+    "murphy_yield": "yieldkit.models",
+    "seeds_yield": "yieldkit.models",
+    "bose_einstein_yield": "yieldkit.models",
+    "price_yield": "yieldkit.models",
+    "moore_yield": "yieldkit.models",
+    "critical_area_yield": "yieldkit.models",
+    "PoissonYield": "yieldkit.models",
+    "NegativeBinomialYield": "yieldkit.models",
+    "MurphyYield": "yieldkit.models",
+    "SeedsYield": "yieldkit.models",
+    "BoseEinsteinYield": "yieldkit.models",
+    "compare_models": "yieldkit.models",
+    # Pareto, kill ratio
+    "pareto": "yieldkit.pareto",
+    "bin_pareto": "yieldkit.pareto",
+    # root cause
+    "commonality": "yieldkit.classify.commonality",
+    # outgoing quality
+    "williams_brown": "yieldkit.quality",
+    "agrawal_seth_agrawal": "yieldkit.quality",
+    "required_coverage": "yieldkit.quality",
+    "defect_level": "yieldkit.quality",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+_SUBMODULES = {
+    "classify", "cli", "errors", "io", "keys", "layout", "maps", "models", "pareto", "plotting",
+    "quality", "report", "schema", "simulate", "spatial", "yields", "intervals",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"yieldkit.{name}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'yieldkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

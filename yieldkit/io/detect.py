@@ -1,0 +1,111 @@
+"""Recognise a file's format from its content and read it with the matching reader."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import logging
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputNotFoundError, ParseError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FORMATS", "read", "sniff_format"]
+
+#: format name -> (module, reader function)
+FORMATS: dict[str, tuple[str, str]] = {
+    "klarf": ("yieldkit.io.klarf", "read_klarf"),
+    "stdf": ("yieldkit.io.stdf", "read_stdf"),
+    "e142": ("yieldkit.io.maps", "read_map"),
+    "g85": ("yieldkit.io.maps", "read_map"),
+    "textmap": ("yieldkit.io.maps", "read_map"),
+}
+
+
+def _head(path: Path, n: int = 4096) -> bytes:
+    with open(path, "rb") as fh:
+        raw = fh.read(n)
+    try:
+        if raw.startswith(b"\x1f\x8b"):
+            with gzip.open(path, "rb") as fh:
+                return fh.read(n)
+        if raw.startswith(b"BZh"):
+            with bz2.open(path, "rb") as fh:
+                return fh.read(n)
+        if raw.startswith(b"PK\x03\x04"):
+            with zipfile.ZipFile(path) as zf:
+                names = [i for i in zf.infolist() if not i.is_dir()]
+                if names:
+                    with zf.open(names[0]) as fh:
+                        return fh.read(n)
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ParseError(f"cannot decompress: {exc}", path=path) from exc
+    return raw
+
+
+def _is_stdf_far(b: bytes) -> bool:
+    # FAR: REC_LEN=2, REC_TYP=0, REC_SUB=10, CPU_TYPE, STDF_VER=4; either byte order
+    return len(b) >= 6 and b[2] == 0 and b[3] == 10 and b[5] == 4 and b[:2] in (b"\x02\x00", b"\x00\x02")
+
+
+def sniff_format(path: str | os.PathLike[str]) -> str:
+    """Name the format of a file from its first bytes.
+
+    Returns one of ``"parquet"``, ``"stdf"``, ``"klarf"``, ``"e142"``, ``"g85"``,
+    ``"textmap"``, ``"csv"`` or ``"unknown"``. Compressed files (gzip, bzip2, zip) are
+    looked into.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputNotFoundError(f"{p}: no such file or directory")
+    if p.is_dir():
+        return "parquet"
+    b = _head(p)
+    if b.startswith(b"PAR1"):
+        return "parquet"
+    if _is_stdf_far(b):
+        return "stdf"
+    text = b.decode("utf-8-sig", errors="replace").lstrip()
+    low = text.lower()
+    if low.startswith("<?xml") or low.startswith("<"):
+        if "mapdata" in low or "e142" in low or "substratemap" in low:
+            return "e142"
+        if "<map" in low or "g85" in low:
+            return "g85"
+        return "unknown"
+    head_kw = low[:2000]
+    if "fileversion" in head_kw or head_kw.startswith("record filerecord") or "defectrecordspec" in low:
+        return "klarf"
+    if "rowdata" in low or low.startswith(("device:", "lot:", "wafer:")):
+        return "textmap"
+    first = text.splitlines()[0] if text else ""
+    if any(d in first for d in (",", ";", "\t", "|")):
+        return "csv"
+    return "unknown"
+
+
+def read(path: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """Read any supported file, recognising its format from the content.
+
+    Returns the matching reader's result: a KLARF, STDF or map object with ``.dies`` and/or
+    ``.defects`` tables, or, for CSV and Parquet, the die table (use :func:`read_defects` to
+    read a CSV as defects).
+    """
+    import importlib
+
+    fmt = sniff_format(path)
+    if fmt in FORMATS:
+        module, func = FORMATS[fmt]
+        return getattr(importlib.import_module(module), func)(path, **kwargs)
+    if fmt in ("csv", "parquet"):
+        from .tabular import read_dies
+
+        return read_dies(path, **kwargs)
+    raise ParseError(
+        "unrecognised file format (expected CSV, Parquet, KLARF, STDF V4, SEMI E142/G85 or a text wafer map)",
+        path=path,
+    )

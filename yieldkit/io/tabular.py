@@ -1,0 +1,293 @@
+"""CSV and Parquet ingestion into the canonical tables, and atomic Parquet/CSV output.
+
+``read_dies``, ``read_defects`` and ``read_wafers`` accept a path to CSV (also gzip- or
+bzip2-compressed), a Parquet file, a directory holding a (possibly hive-partitioned) Parquet
+dataset, or a DataFrame. The format is recognised from the content, not the extension; a
+file in one of the industry formats (STDF, KLARF, E142/G85, text maps) is handed to its
+reader through :func:`yieldkit.io.detect.read`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from ..errors import InputNotFoundError, ParseError, SchemaError
+from ..schema import canonical_names, validate_defects, validate_dies, validate_wafers
+from .atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["read_defects", "read_dies", "read_table", "read_wafers", "write_csv", "write_parquet"]
+
+Source = str | os.PathLike[str] | pd.DataFrame
+
+_STRING_CANON = {"lot_id", "wafer_id", "defect_class", "layer", "product"}
+_STRING_TYPES = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
+
+
+def _types_mapper(t: pa.DataType) -> Any:
+    return _STRING_TYPES.get(t)
+
+
+def _sniff(path: Path) -> str:
+    """Recognise CSV / Parquet / compressed text from the first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"BZh"):
+        return "bz2"
+    return "text"
+
+
+def _open_text(path: Path, kind: str) -> io.BufferedIOBase:
+    if kind == "gzip":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if kind == "bz2":
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _header(raw: bytes) -> tuple[list[str], str]:
+    text = raw.decode("utf-8-sig", errors="replace")
+    first = text.splitlines()[0] if text else ""
+    counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
+    delim = max(counts, key=lambda d: counts[d])
+    if counts[delim] == 0:
+        delim = ","
+    names = next(csv.reader([first], delimiter=delim)) if first else []
+    return [n.strip() for n in names], delim
+
+
+def _read_csv(path: Path, kind: str, table: str, columns: Mapping[str, str] | None) -> pd.DataFrame:
+    with _open_text(path, kind) as fh:
+        try:
+            data = fh.read()
+        except (OSError, EOFError) as exc:
+            raise ParseError(f"cannot decompress: {exc}", path=path) from exc
+    if not data.strip():
+        raise SchemaError(f"the {table} file is empty", source=str(path))
+    if b"\x00" in data[:4096]:
+        raise ParseError(
+            "not a text table (binary content) and not in a format yieldkit recognises", path=path
+        )
+    names, delim = _header(data[:65536])
+    mapping = canonical_names(names, table, columns)
+    string_cols = {src for src, dst in mapping.items() if dst in _STRING_CANON}
+    # identifiers and free text stay text ("01" must not become 1)
+    column_types = {str(c): pa.string() for c in string_cols}
+    for c in names:
+        if c.startswith(("tool_", "chamber_")):
+            column_types[c] = pa.string()
+    try:
+        tbl = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=delim),
+            convert_options=pacsv.ConvertOptions(
+                column_types=column_types, strings_can_be_null=True, quoted_strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise ParseError(f"malformed CSV: {exc}", path=path) from exc
+    df = tbl.to_pandas(types_mapper=_types_mapper)
+    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+    return df
+
+
+def _read_parquet_file(path: Path) -> pd.DataFrame:
+    try:
+        tbl = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ParseError(f"not a readable Parquet file: {exc}", path=path) from exc
+    return tbl.to_pandas(types_mapper=_types_mapper)
+
+
+def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None) -> pd.DataFrame:
+    files = [p for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith((".", "_"))]
+    parquet = [p for p in files if _sniff(p) == "parquet"]
+    if parquet:
+        try:
+            ds = pads.dataset(path, format="parquet", partitioning="hive", exclude_invalid_files=True)
+            tbl = ds.to_table()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ParseError(f"cannot read the Parquet dataset: {exc}", path=path) from exc
+        df = tbl.to_pandas(types_mapper=_types_mapper)
+        for c in df.columns:  # hive partition keys arrive as dictionaries
+            if isinstance(df[c].dtype, pd.CategoricalDtype):
+                df[c] = df[c].astype(pd.StringDtype("pyarrow"))
+        return df
+    csvs = [p for p in files if p.name.lower().endswith((".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv"))]
+    if csvs:
+        return pd.concat([_read_csv(p, _sniff(p), table, columns) for p in csvs], ignore_index=True)
+    raise InputNotFoundError(f"{path}: the directory holds no Parquet or CSV data files")
+
+
+def read_table(source: Source, table: str, columns: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, str, int | None]:
+    """Read a raw table (no validation).
+
+    Returns the DataFrame, a name of the source for messages, and the line base (2 for a
+    single-header CSV, so that row position + 2 is the file line; None otherwise).
+    """
+    if isinstance(source, pd.DataFrame):
+        return source, "<DataFrame>", None
+    path = Path(source)
+    if not path.exists():
+        raise InputNotFoundError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return _read_dir(path, table, columns), str(path), None
+    kind = _sniff(path)
+    if kind == "parquet":
+        return _read_parquet_file(path), str(path), None
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        raise ParseError("the file name says Parquet but the content is not Parquet (no PAR1 magic)", path=path)
+    from .detect import sniff_format
+
+    fmt = sniff_format(path)
+    if fmt not in ("csv", "unknown"):
+        raise _OtherFormat(fmt, path)
+    return _read_csv(path, kind, table, columns), str(path), 2
+
+
+class _OtherFormat(Exception):
+    def __init__(self, fmt: str, path: Path) -> None:
+        self.fmt = fmt
+        self.path = path
+
+
+def read_dies(
+    source: Source,
+    *,
+    columns: Mapping[str, str] | None = None,
+    good_bins: Iterable[int] = (1,),
+    retests: str = "error",
+) -> pd.DataFrame:
+    """Read a die table (one row per die test result) into the canonical form.
+
+    Parameters
+    ----------
+    source : path or DataFrame
+        CSV (plain, ``.gz`` or ``.bz2``), Parquet file, Parquet dataset directory, a DataFrame,
+        or a file in an industry format (STDF, E142, G85, text map) which is read by its own reader.
+    columns : mapping, optional
+        Explicit ``{found_name: canonical_name}``; it wins over the alias guesses.
+    good_bins : iterable of int
+        Hard bins that pass, used when the table has no ``passed`` column. Default ``(1,)``.
+    retests : {"error", "order"}
+        Several rows at one die without ``test_seq``: an error, or numbered in row order.
+
+    Returns
+    -------
+    DataFrame
+        The canonical die table (see :mod:`yieldkit.schema`).
+
+    Raises
+    ------
+    SchemaError
+        Missing columns (listing those found and the aliases tried), bad values (naming the
+        column and the first bad line), duplicated dies.
+    ParseError
+        The file is not readable as the format its content claims.
+
+    Examples
+    --------
+    >>> import pandas as pd, yieldkit as yk
+    >>> raw = pd.DataFrame({"LOT": ["L1", "L1"], "WAFER": ["01", "01"], "X": [0, 1], "Y": [0, 0], "BIN": [1, 7]})
+    >>> yk.read_dies(raw)[["lot_id", "wafer_id", "die_x", "hbin", "passed"]].to_dict("list")
+    {'lot_id': ['L1', 'L1'], 'wafer_id': ['01', '01'], 'die_x': [0, 1], 'hbin': [1, 7], 'passed': [True, False]}
+    """
+    try:
+        df, name, line_base = read_table(source, "die", columns)
+    except _OtherFormat as other:
+        from .detect import read
+
+        obj = read(other.path)
+        dies = getattr(obj, "dies", None)
+        if dies is None:
+            raise SchemaError(f"a {other.fmt} file holds no die table", source=str(other.path)) from None
+        df, name, line_base = dies, str(other.path), None
+        if columns is None and tuple(good_bins) == (1,) and "passed" in df.columns:
+            return df
+    return validate_dies(df, source=name, columns=columns, good_bins=good_bins, retests=retests, line_base=line_base)
+
+
+def read_defects(
+    source: Source,
+    *,
+    columns: Mapping[str, str] | None = None,
+    layout: Any = None,
+) -> pd.DataFrame:
+    """Read a defect table (one row per defect) into the canonical form.
+
+    Given a :class:`~yieldkit.layout.WaferLayout`, whichever position form is missing
+    (wafer frame ``x_um``/``y_um`` or die index plus in-die offset) is computed from the
+    other. A KLARF file is read by :func:`yieldkit.read_klarf`.
+
+    Examples
+    --------
+    >>> import pandas as pd, yieldkit as yk
+    >>> lay = yk.WaferLayout(diameter_mm=100, die_pitch_um=(5000, 5000))
+    >>> raw = pd.DataFrame({"lot": ["L"], "wafer": ["1"], "x_um": [100.0], "y_um": [-100.0], "class": ["particle"]})
+    >>> yk.read_defects(raw, layout=lay)[["die_x", "die_y", "xrel_um", "yrel_um"]].iloc[0].tolist()
+    [0, 0, 2600.0, 2400.0]
+    """
+    try:
+        df, name, line_base = read_table(source, "defect", columns)
+    except _OtherFormat as other:
+        from .detect import read
+
+        obj = read(other.path)
+        defects = getattr(obj, "defects", None)
+        if defects is None:
+            raise SchemaError(f"a {other.fmt} file holds no defect table", source=str(other.path)) from None
+        df, name, line_base = defects, str(other.path), None
+    return validate_defects(df, source=name, columns=columns, layout=layout, line_base=line_base)
+
+
+def read_wafers(source: Source, *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Read a wafer table (one row per wafer: product, slot, process history ``tool_<step>`` ...)."""
+    try:
+        df, name, _ = read_table(source, "wafer", columns)
+    except _OtherFormat as other:
+        from .detect import read
+
+        obj = read(other.path)
+        wafers = getattr(obj, "wafers", None)
+        if wafers is None:
+            raise SchemaError(f"a {other.fmt} file holds no wafer table", source=str(other.path)) from None
+        df, name = wafers, str(other.path)
+    return validate_wafers(df, source=name, columns=columns)
+
+
+def write_parquet(table: pd.DataFrame, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+    """Write a table to Parquet atomically (temporary file, then rename). Returns the path."""
+    tbl = pa.Table.from_pandas(table, preserve_index=False)
+    with atomic_path(path, suffix=".parquet.tmp") as tmp:
+        pq.write_table(tbl, tmp, **kwargs)
+    return Path(path)
+
+
+def write_csv(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write a table to CSV atomically (gzip-compressed when the name ends in ``.gz``)."""
+    compression = "gzip" if str(path).endswith(".gz") else None
+    with atomic_path(path, suffix=".csv.tmp") as tmp:
+        table.to_csv(tmp, index=False, compression=compression)
+    return Path(path)
+
