@@ -260,6 +260,8 @@ def _coerce_int(
             if not nullable:
                 raise _bad(s, na, "a value on every row (found an empty value)", source, line_base)
             return s.astype(_PD_INT[kind])
+        if nullable:
+            return pd.Series(pd.array(values.astype(kind, copy=False), dtype=_PD_INT[kind]), index=s.index, name=s.name)
         return pd.Series(values.astype(kind, copy=False), index=s.index, name=s.name)
     # floats, strings, objects: parse and check integrality
     if pd.api.types.is_float_dtype(s.dtype):
@@ -285,6 +287,8 @@ def _coerce_int(
         out = pd.array(np.where(orig_na, 0, num).astype(kind), dtype=_PD_INT[kind])
         out[orig_na] = pd.NA
         return pd.Series(out, index=s.index, name=s.name)
+    if nullable:
+        return pd.Series(pd.array(num.astype(kind), dtype=_PD_INT[kind]), index=s.index, name=s.name)
     return pd.Series(num.astype(kind), index=s.index, name=s.name)
 
 
@@ -625,6 +629,6 @@ def validate_wafers(
             source=source,
         )
     for c in df.columns:
-        if (c.startswith("tool_") or c.startswith("chamber_") or c in ("product", "layer")) and df[c].dtype == object:
+        if (c.startswith(("tool_", "chamber_")) or c in ("product", "layer")) and df[c].dtype == object:
             df[c] = df[c].astype(STRING)
     return df

@@ -1,0 +1,44 @@
+# yieldkit: two-command set-up.
+#   make demo   create .venv, install yieldkit and its dependencies, analyse data_samples/, write reports/
+#   make test   the same set-up, then lint and the whole test suite
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SAMPLES := data_samples
+
+.PHONY: setup demo test lint data-samples bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/yieldkit summary $(SAMPLES)/dies.parquet --by lot
+	$(BIN)/yieldkit report $(SAMPLES)/dies.parquet --defects $(SAMPLES)/defects.parquet \
+		--wafers $(SAMPLES)/wafers.csv --layout $(SAMPLES)/layout.json --bin-names $(SAMPLES)/bins.json \
+		--title "yieldkit demo: simulated fab" -o reports/demo.html
+	@echo "report written to reports/demo.html"
+
+lint: setup
+	$(BIN)/ruff check yieldkit tests benchmarks scripts
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+# Regenerate the sample data used by the demo, the README and the docs.
+data-samples: setup
+	$(BIN)/yieldkit simulate $(SAMPLES) --seed 2026 --lots 4 --wafers-per-lot 12 \
+		--signature-rate 0.25 --coverage 0.99 --retest-rate 0.01 --excursion etch:ETCH02:B:3
+
+bench: setup
+	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis reports/*.html

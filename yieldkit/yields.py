@@ -1,0 +1,156 @@
+"""Yield summaries of a die table: retests, per-wafer and per-lot yield with exact intervals.
+
+A die may be tested more than once (``test_seq`` counts the insertions). The *final* result
+at a die is its last insertion, the *first-pass* result its first. Yield is good dies over
+tested dies, counted on final results; first-pass yield uses first results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .errors import SchemaError
+from .intervals import clopper_pearson
+from .keys import die_keys, wafer_codes
+
+__all__ = ["final_results", "first_pass_results", "lot_yield", "wafer_yield"]
+
+
+def _check(dies: pd.DataFrame, where: str) -> None:
+    missing = [c for c in ("lot_id", "wafer_id", "die_x", "die_y", "passed") if c not in dies.columns]
+    if missing:
+        raise SchemaError(
+            f"{where} needs a canonical die table (yieldkit.read_dies); missing column(s) {', '.join(missing)}"
+        )
+
+
+def _pick(dies: pd.DataFrame, last: bool) -> np.ndarray:
+    """Row positions of the last (or first) insertion at each die, in original order."""
+    keys = die_keys(dies)
+    seq = dies["test_seq"].to_numpy(dtype="int64", na_value=-1)
+    # sort by die then insertion order; stable so ties keep row order
+    order = np.lexsort((np.arange(len(keys)), seq, keys))
+    k_sorted = keys[order]
+    if last:
+        sel = np.ones(len(order), bool)
+        sel[:-1] = k_sorted[1:] != k_sorted[:-1]
+    else:
+        sel = np.ones(len(order), bool)
+        sel[1:] = k_sorted[1:] != k_sorted[:-1]
+    return np.sort(order[sel])
+
+
+def final_results(dies: pd.DataFrame) -> pd.DataFrame:
+    """Keep the last test result (highest ``test_seq``) at every die.
+
+    A table without ``test_seq`` has one result per die (guaranteed by
+    :func:`yieldkit.read_dies`) and is returned unchanged.
+
+    Examples
+    --------
+    >>> import pandas as pd, yieldkit as yk
+    >>> d = yk.read_dies(pd.DataFrame({"lot": ["L"] * 3, "wafer": ["1"] * 3, "x": [0, 0, 1], "y": [0, 0, 0],
+    ...                                "bin": [5, 1, 1], "test_seq": [1, 2, 1]}))
+    >>> yk.final_results(d)["hbin"].tolist()
+    [1, 1]
+    """
+    _check(dies, "final_results")
+    if "test_seq" not in dies.columns:
+        return dies
+    return dies.iloc[_pick(dies, last=True)].reset_index(drop=True)
+
+
+def first_pass_results(dies: pd.DataFrame) -> pd.DataFrame:
+    """Keep the first test result (lowest ``test_seq``) at every die."""
+    _check(dies, "first_pass_results")
+    if "test_seq" not in dies.columns:
+        return dies
+    return dies.iloc[_pick(dies, last=False)].reset_index(drop=True)
+
+
+def wafer_yield(dies: pd.DataFrame, *, conf_level: float = 0.95) -> pd.DataFrame:
+    """Yield of every wafer.
+
+    Parameters
+    ----------
+    dies : DataFrame
+        Canonical die table (retests allowed).
+    conf_level : float
+        Confidence level of the Clopper-Pearson interval.
+
+    Returns
+    -------
+    DataFrame
+        One row per wafer in order of first appearance: ``lot_id``, ``wafer_id``, ``tested``
+        (distinct dies), ``good`` (final result passed), ``yield``, ``first_pass_good``,
+        ``first_pass_yield``, ``ci_lower``, ``ci_upper`` (exact interval of ``yield``).
+
+    Examples
+    --------
+    >>> import pandas as pd, yieldkit as yk
+    >>> d = yk.read_dies(pd.DataFrame({"lot": ["L"] * 4, "wafer": ["1"] * 4, "x": [0, 1, 2, 3], "y": [0] * 4,
+    ...                                "bin": [1, 1, 1, 3]}))
+    >>> yk.wafer_yield(d)[["tested", "good", "yield"]].iloc[0].tolist()
+    [4, 3, 0.75]
+    """
+    _check(dies, "wafer_yield")
+    codes, wafers = wafer_codes(dies)
+    n_w = len(wafers)
+    passed = dies["passed"].to_numpy(dtype=bool)
+    if "test_seq" in dies.columns and dies["test_seq"].notna().any():
+        last = _pick(dies, last=True)
+        first = _pick(dies, last=False)
+        tested = np.bincount(codes[last], minlength=n_w)
+        good = np.bincount(codes[last], weights=passed[last], minlength=n_w)
+        fp_good = np.bincount(codes[first], weights=passed[first], minlength=n_w)
+    else:
+        tested = np.bincount(codes, minlength=n_w)
+        good = np.bincount(codes, weights=passed, minlength=n_w)
+        fp_good = good
+    good = good.astype(np.int64)
+    fp_good = np.asarray(fp_good).astype(np.int64)
+    lo, hi = clopper_pearson(good, tested, conf_level)
+    out = wafers.copy()
+    out["tested"] = tested.astype(np.int64)
+    out["good"] = good
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["yield"] = good / tested
+        out["first_pass_good"] = fp_good
+        out["first_pass_yield"] = fp_good / tested
+    out["ci_lower"] = lo
+    out["ci_upper"] = hi
+    return out
+
+
+def lot_yield(dies: pd.DataFrame, *, conf_level: float = 0.95) -> pd.DataFrame:
+    """Yield of every lot, pooled over its wafers.
+
+    Returns
+    -------
+    DataFrame
+        ``lot_id``, ``wafers``, ``tested``, ``good``, ``yield`` (pooled), ``first_pass_yield``,
+        ``ci_lower``, ``ci_upper`` (Clopper-Pearson on the pooled counts; wafer-to-wafer
+        variation makes it optimistic), ``wafer_yield_mean``, ``wafer_yield_std``,
+        ``wafer_yield_min``.
+    """
+    w = wafer_yield(dies, conf_level=conf_level)
+    g = w.groupby("lot_id", sort=False)
+    out = g.agg(
+        wafers=("wafer_id", "size"),
+        tested=("tested", "sum"),
+        good=("good", "sum"),
+        first_pass_good=("first_pass_good", "sum"),
+        wafer_yield_mean=("yield", "mean"),
+        wafer_yield_std=("yield", "std"),
+        wafer_yield_min=("yield", "min"),
+    ).reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["yield"] = out["good"] / out["tested"]
+        out["first_pass_yield"] = out["first_pass_good"] / out["tested"]
+    lo, hi = clopper_pearson(out["good"].to_numpy(), out["tested"].to_numpy(), conf_level)
+    out["ci_lower"] = lo
+    out["ci_upper"] = hi
+    cols = ["lot_id", "wafers", "tested", "good", "yield", "first_pass_yield", "ci_lower", "ci_upper",
+            "wafer_yield_mean", "wafer_yield_std", "wafer_yield_min"]
+    return out[cols]
