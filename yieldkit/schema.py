@@ -319,7 +319,7 @@ def _coerce_float(
 
 
 def _coerce_string(s: pd.Series, *, source: str | None, line_base: int | None, required: bool) -> pd.Series:
-    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+    if s.dtype == STRING:
         out = s
     else:
         if pd.api.types.is_float_dtype(s.dtype):

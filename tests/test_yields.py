@@ -1,0 +1,69 @@
+"""Per-wafer and per-lot yield, retests, and their intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import yieldkit as yk
+from yieldkit.errors import SchemaError
+
+
+def _dies(rows):
+    return yk.read_dies(pd.DataFrame(rows, columns=["lot", "wafer", "x", "y", "bin", "test_seq"]))
+
+
+def test_final_and_first_pass_results_pick_the_right_insertion():
+    d = _dies([
+        ("L", "1", 0, 0, 5, 1), ("L", "1", 0, 0, 1, 2),  # recovered at retest
+        ("L", "1", 1, 0, 1, 1),
+        ("L", "1", 2, 0, 5, 1), ("L", "1", 2, 0, 6, 3), ("L", "1", 2, 0, 7, 2),  # order in file != test order
+    ])
+    fin = yk.final_results(d).set_index("die_x")["hbin"].to_dict()
+    first = yk.first_pass_results(d).set_index("die_x")["hbin"].to_dict()
+    assert fin == {0: 1, 1: 1, 2: 6}
+    assert first == {0: 5, 1: 1, 2: 5}
+
+
+def test_wafer_yield_counts_and_interval_against_a_groupby():
+    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=4, retest_rate=0.05, seed=5)
+    w = yk.wafer_yield(fab.dies)
+    fin = yk.final_results(fab.dies)
+    first = yk.first_pass_results(fab.dies)
+    g = fin.groupby(["lot_id", "wafer_id"])["passed"].agg(["size", "sum"])
+    g1 = first.groupby(["lot_id", "wafer_id"])["passed"].sum()
+    m = w.set_index(["lot_id", "wafer_id"])
+    assert (m["tested"] == g["size"]).all() and (m["good"] == g["sum"]).all()
+    assert (m["first_pass_good"] == g1).all()
+    assert (m["first_pass_yield"] <= m["yield"]).all()  # contact fails are recovered at retest
+    from scipy.stats import binomtest
+
+    r = w.iloc[0]
+    ci = binomtest(int(r["good"]), int(r["tested"])).proportion_ci(0.95, method="exact")
+    assert r["ci_lower"] == pytest.approx(ci.low) and r["ci_upper"] == pytest.approx(ci.high)
+
+
+def test_lot_yield_pools_wafers():
+    d = _dies([("A", "1", 0, 0, 1, 1), ("A", "1", 1, 0, 2, 1), ("A", "2", 0, 0, 1, 1), ("B", "1", 0, 0, 2, 1)])
+    lots = yk.lot_yield(d).set_index("lot_id")
+    assert lots.loc["A", "wafers"] == 2 and lots.loc["A", "tested"] == 3 and lots.loc["A", "good"] == 2
+    assert lots.loc["A", "yield"] == pytest.approx(2 / 3)
+    assert lots.loc["A", "wafer_yield_mean"] == pytest.approx(0.75)
+    assert lots.loc["B", "yield"] == 0.0 and lots.loc["B", "ci_lower"] == 0.0
+
+
+def test_wafer_yield_without_test_seq_and_bad_input():
+    d = yk.read_dies(pd.DataFrame({"lot": ["L"] * 3, "wafer": ["1"] * 3, "x": [0, 1, 2], "y": 0, "bin": [1, 1, 9]}))
+    w = yk.wafer_yield(d)
+    assert w[["tested", "good"]].iloc[0].tolist() == [3, 2]
+    assert w["first_pass_yield"].iloc[0] == w["yield"].iloc[0]
+    with pytest.raises(SchemaError, match="missing column"):
+        yk.wafer_yield(pd.DataFrame({"lot_id": ["a"]}))
+
+
+def test_wafer_order_is_first_appearance():
+    d = yk.read_dies(pd.DataFrame({"lot": ["B", "A", "B"], "wafer": ["2", "1", "1"], "x": [0, 0, 0], "y": 0, "bin": 1}))
+    w = yk.wafer_yield(d)
+    assert list(zip(w["lot_id"], w["wafer_id"])) == [("B", "2"), ("A", "1"), ("B", "1")]
+    assert np.all(w["yield"] == 1.0)
