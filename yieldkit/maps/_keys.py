@@ -1,0 +1,77 @@
+"""Integer keys shared by the spatial functions: wafer codes over two tables and die-position lookup."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..keys import wafer_codes
+
+__all__ = ["joint_wafer_codes", "lookup_rows", "position_codes"]
+
+
+def joint_wafer_codes(*tables: pd.DataFrame) -> tuple[list[np.ndarray], pd.DataFrame]:
+    """Wafer codes of several tables in one code space (order of first appearance across them)."""
+    sizes = [len(t) for t in tables]
+    both = pd.DataFrame(
+        {
+            "lot_id": pd.concat([t["lot_id"].astype("string[pyarrow]") for t in tables], ignore_index=True),
+            "wafer_id": pd.concat([t["wafer_id"].astype("string[pyarrow]") for t in tables], ignore_index=True),
+        }
+    )
+    codes, wafers = wafer_codes(both)
+    out = np.split(codes, np.cumsum(sizes)[:-1])
+    return out, wafers
+
+
+def position_codes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """Dense code per (die_x, die_y) pair, and the distinct positions (sorted by y, then x)."""
+    x = np.asarray(x, dtype=np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    if len(x) == 0:
+        return np.zeros(0, np.int64), pd.DataFrame({"die_x": np.zeros(0, np.int32), "die_y": np.zeros(0, np.int32)})
+    xmin, ymin = x.min(), y.min()
+    nx = int(x.max() - xmin) + 1
+    flat = (y - ymin) * nx + (x - xmin)
+    uniq, codes = np.unique(flat, return_inverse=True)
+    pos = pd.DataFrame({"die_x": (uniq % nx + xmin).astype(np.int32), "die_y": (uniq // nx + ymin).astype(np.int32)})
+    return codes.astype(np.int64).ravel(), pos
+
+
+def lookup_rows(
+    w_tab: np.ndarray, x_tab: np.ndarray, y_tab: np.ndarray,
+    w_q: np.ndarray, x_q: np.ndarray, y_q: np.ndarray, valid_q: np.ndarray | None = None,
+) -> np.ndarray:
+    """Row of the table holding each query (wafer code, die_x, die_y); -1 where there is none.
+
+    The table's keys must be unique. A dense lookup array is used when the key space is small
+    compared with the data, a sorted search otherwise.
+    """
+    n_q = len(w_q)
+    res = np.full(n_q, -1, dtype=np.int64)
+    if len(w_tab) == 0 or n_q == 0:
+        return res
+    ok = np.ones(n_q, bool) if valid_q is None else np.asarray(valid_q, bool).copy()
+    xmin, xmax = int(x_tab.min()), int(x_tab.max())
+    ymin, ymax = int(y_tab.min()), int(y_tab.max())
+    ok &= (x_q >= xmin) & (x_q <= xmax) & (y_q >= ymin) & (y_q <= ymax) & (w_q >= 0)
+    nx, ny = xmax - xmin + 1, ymax - ymin + 1
+    n_w = int(max(w_tab.max(), w_q.max() if n_q else 0)) + 1
+    ok &= w_q < n_w
+    k_tab = (w_tab.astype(np.int64) * ny + (y_tab - ymin)) * nx + (x_tab - xmin)
+    k_q = (np.where(ok, w_q, 0).astype(np.int64) * ny + (np.where(ok, y_q, ymin) - ymin)) * nx + (
+        np.where(ok, x_q, xmin) - xmin
+    )
+    space = n_w * nx * ny
+    if space <= 4 * (len(w_tab) + n_q) + 1_000_000:
+        dense = np.full(space, -1, dtype=np.int64)
+        dense[k_tab] = np.arange(len(k_tab))
+        res[ok] = dense[k_q[ok]]
+    else:
+        order = np.argsort(k_tab, kind="stable")
+        ks = k_tab[order]
+        pos = np.searchsorted(ks, k_q[ok])
+        pos_c = np.minimum(pos, len(ks) - 1)
+        hit = ks[pos_c] == k_q[ok]
+        res[ok] = np.where(hit, order[pos_c], -1)
+    return res

@@ -1,0 +1,291 @@
+"""Die-level defect counts: one row per inspected die, zero-defect dies included.
+
+This is the input of yield-model fitting: the inspected-die set comes from a die table, an
+inspected-die table (e.g. a KLARF SampleTestPlan) or a wafer layout, and every defect is
+assigned to its die by integer keys (no string group-by). Defects that fall on no inspected
+die are counted and reported, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
+from ..layout import WaferLayout
+from ._keys import joint_wafer_codes, lookup_rows
+
+log = logging.getLogger(__name__)
+
+__all__ = ["die_defect_counts", "die_defect_density"]
+
+_STRING = "string[pyarrow]"
+
+
+def _die_positions(defects: pd.DataFrame, layout: WaferLayout | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """die_x, die_y (int64) and a validity mask for every defect."""
+    if "die_x" in defects.columns and "die_y" in defects.columns:
+        dx = defects["die_x"]
+        dy = defects["die_y"]
+        valid = (dx.notna() & dy.notna()).to_numpy()
+        x = dx.to_numpy(dtype="float64", na_value=np.nan)
+        y = dy.to_numpy(dtype="float64", na_value=np.nan)
+        if layout is not None and "x_um" in defects.columns:
+            # fill missing die indices from wafer-frame positions
+            need = ~valid & defects["x_um"].notna().to_numpy()
+            if need.any():
+                loc = layout.locate(defects["x_um"].to_numpy(dtype="float64", na_value=np.nan)[need],
+                                    defects["y_um"].to_numpy(dtype="float64", na_value=np.nan)[need])
+                x[need] = loc["die_x"].to_numpy(dtype="float64", na_value=np.nan)
+                y[need] = loc["die_y"].to_numpy(dtype="float64", na_value=np.nan)
+                valid = np.isfinite(x) & np.isfinite(y)
+        return np.where(valid, x, 0).astype(np.int64), np.where(valid, y, 0).astype(np.int64), valid
+    if "x_um" in defects.columns and "y_um" in defects.columns:
+        if layout is None:
+            raise SchemaError(
+                "die_defect_counts: the defect table has only wafer-frame positions (x_um, y_um); "
+                "pass a WaferLayout (as dies_or_layout or layout=) to assign defects to dies",
+                column="die_x",
+            )
+        loc = layout.locate(defects["x_um"].to_numpy(dtype="float64", na_value=np.nan),
+                            defects["y_um"].to_numpy(dtype="float64", na_value=np.nan))
+        valid = loc["die_x"].notna().to_numpy()
+        return (loc["die_x"].to_numpy(dtype="int64", na_value=0), loc["die_y"].to_numpy(dtype="int64", na_value=0), valid)
+    raise SchemaError(
+        "die_defect_counts needs defect positions: die_x and die_y, or x_um and y_um with a layout. "
+        f"Found columns: {', '.join(map(str, defects.columns))}",
+        column="die_x",
+    )
+
+
+def _categories(defects: pd.DataFrame, by: str, bins: Any) -> tuple[np.ndarray, pd.Index]:
+    """Integer category per defect and the category labels."""
+    if by not in defects.columns:
+        raise SchemaError(
+            f"The 'by' argument of die_defect_counts names column {by!r}, which the defect table does not have. "
+            f"Found columns: {', '.join(map(str, defects.columns))}",
+            column=by,
+        )
+    s = defects[by]
+    if bins is not None:
+        edges = np.asarray(bins, dtype=float)
+        if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+            raise YieldkitValueError(
+                f"The 'bins' argument of die_defect_counts must be increasing bin edges. Got {bins!r} instead."
+            )
+        s = pd.cut(s.astype("float64"), edges, right=False)
+        codes = s.cat.codes.to_numpy().astype(np.int64)
+        labels = s.cat.categories.astype(str)
+        if (codes < 0).any():
+            labels = labels.append(pd.Index(["out of bins"]))
+            codes = np.where(codes < 0, len(labels) - 1, codes)
+        return codes, pd.Index(labels)
+    if pd.api.types.is_float_dtype(s) and s.nunique() > 50:
+        raise YieldkitValueError(
+            f"die_defect_counts: column {by!r} is continuous; give bins= (bin edges) to split it."
+        )
+    codes, uniques = pd.factorize(s, sort=True, use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    labels = pd.Index(uniques)
+    if (codes < 0).any():
+        labels = labels.astype(object).append(pd.Index(["missing"]))
+        codes = np.where(codes < 0, len(labels) - 1, codes)
+    return codes, labels
+
+
+def die_defect_counts(
+    defects: pd.DataFrame,
+    dies_or_layout: pd.DataFrame | WaferLayout,
+    *,
+    by: str | None = None,
+    bins: Any = None,
+    layout: WaferLayout | None = None,
+) -> pd.DataFrame:
+    """Number of defects on every inspected die, zero-defect dies included.
+
+    Parameters
+    ----------
+    defects : DataFrame
+        Canonical defect table. Positions as ``die_x``/``die_y`` or, with a layout, as
+        ``x_um``/``y_um`` [um] in the wafer frame.
+    dies_or_layout : DataFrame or WaferLayout
+        The inspected dies:
+
+        * a canonical die table (has ``passed``): its final results, one row per die; the
+          output carries ``passed``;
+        * an inspected-die table (``lot_id``, ``wafer_id``, ``die_x``, ``die_y``), e.g. a
+          KLARF SampleTestPlan;
+        * a :class:`~yieldkit.layout.WaferLayout`: every on-wafer die of every wafer present
+          in ``defects``.
+    by : str, optional
+        Defect column to split by (``defect_class``, ``layer``, ``size_um`` with ``bins``):
+        long format, one row per die and category, zeros included.
+    bins : sequence of float, optional
+        Bin edges for a continuous ``by`` column, left-closed, e.g. sizes [um].
+    layout : WaferLayout, optional
+        Used to place defects that carry only wafer-frame positions when ``dies_or_layout``
+        is a table.
+
+    Returns
+    -------
+    DataFrame
+        ``lot_id``, ``wafer_id``, ``die_x``, ``die_y`` [, ``by``], ``n_defects`` (int64)
+        [, ``passed``]. ``attrs["n_off_die"]`` is the number of defects on no inspected die
+        (including defects of wafers absent from the die set) and ``attrs["off_die"]`` maps
+        ``(lot_id, wafer_id)`` to that wafer's off-die count (wafers with at least one).
+
+    Warns
+    -----
+    DataQualityWarning
+        When some defects fall on no inspected die.
+
+    Raises
+    ------
+    SchemaError
+        When a required column is missing, or defects carry only wafer-frame positions and
+        no layout is given.
+
+    Examples
+    --------
+    >>> import pandas as pd, yieldkit as yk
+    >>> lay = yk.WaferLayout(diameter_mm=100, die_pitch_um=(20_000, 20_000), edge_exclusion_mm=0)
+    >>> d = pd.DataFrame({"lot_id": ["L", "L"], "wafer_id": ["1", "1"], "defect_id": [1, 2],
+    ...                   "die_x": [0, 0], "die_y": [0, 0]})
+    >>> c = yk.die_defect_counts(d, lay)
+    >>> len(c), int(c["n_defects"].sum()), int(c["n_defects"].max())
+    (4, 2, 2)
+    """
+    for col in ("lot_id", "wafer_id"):
+        if col not in defects.columns:
+            raise SchemaError(f"die_defect_counts needs a defect table with {col!r}; it is missing", column=col)
+    if isinstance(dies_or_layout, WaferLayout):
+        lay = dies_or_layout
+        dx, dy, valid = _die_positions(defects, lay)
+        (dw,), wafers = joint_wafer_codes(defects)
+        grid = lay.dies()
+        n_w, n_g = len(wafers), len(grid)
+        w_tab = np.repeat(np.arange(n_w, dtype=np.int64), n_g)
+        x_tab = np.tile(grid["die_x"].to_numpy(np.int64), n_w)
+        y_tab = np.tile(grid["die_y"].to_numpy(np.int64), n_w)
+        base = pd.DataFrame(
+            {
+                "lot_id": wafers["lot_id"].to_numpy()[w_tab] if n_w else np.zeros(0, object),
+                "wafer_id": wafers["wafer_id"].to_numpy()[w_tab] if n_w else np.zeros(0, object),
+                "die_x": x_tab.astype(np.int32),
+                "die_y": y_tab.astype(np.int32),
+            }
+        )
+        passed = None
+    elif isinstance(dies_or_layout, pd.DataFrame):
+        tab = dies_or_layout
+        missing = [c for c in ("lot_id", "wafer_id", "die_x", "die_y") if c not in tab.columns]
+        if missing:
+            raise SchemaError(
+                "The 'dies_or_layout' argument of die_defect_counts must be a WaferLayout or a table with "
+                f"lot_id, wafer_id, die_x, die_y; missing column(s) {', '.join(missing)}",
+                column=missing[0],
+            )
+        canonical = "passed" in tab.columns
+        if canonical:
+            from ..yields import final_results
+
+            tab = final_results(tab)
+        dx, dy, valid = _die_positions(defects, layout)
+        (w_tab, dw), wafers = joint_wafer_codes(tab, defects)
+        x_tab = tab["die_x"].to_numpy(dtype=np.int64)
+        y_tab = tab["die_y"].to_numpy(dtype=np.int64)
+        if not canonical and len(tab):
+            # an inspected-die table may repeat dies: keep the first row of each
+            nx = int(x_tab.max() - x_tab.min()) + 1
+            ny = int(y_tab.max() - y_tab.min()) + 1
+            k = (w_tab * ny + (y_tab - y_tab.min())) * nx + (x_tab - x_tab.min())
+            _, first = np.unique(k, return_index=True)
+            if len(first) < len(k):
+                keep = np.sort(first)
+                tab = tab.iloc[keep]
+                w_tab, x_tab, y_tab = w_tab[keep], x_tab[keep], y_tab[keep]
+        base = pd.DataFrame(
+            {
+                "lot_id": tab["lot_id"].astype(_STRING).to_numpy(),
+                "wafer_id": tab["wafer_id"].astype(_STRING).to_numpy(),
+                "die_x": x_tab.astype(np.int32),
+                "die_y": y_tab.astype(np.int32),
+            }
+        )
+        passed = tab["passed"].to_numpy(dtype=bool) if canonical else None
+    else:
+        raise YieldkitValueError(
+            "The 'dies_or_layout' argument of die_defect_counts must be a DataFrame or a WaferLayout. "
+            f"Got {type(dies_or_layout).__name__} instead."
+        )
+
+    row = lookup_rows(w_tab, x_tab, y_tab, dw, dx, dy, valid)
+    on = row >= 0
+    n_rows = len(base)
+    if by is None:
+        n = np.bincount(row[on], minlength=n_rows).astype(np.int64)
+        out = base
+        out["n_defects"] = n
+        if passed is not None:
+            out["passed"] = passed
+    else:
+        cat, labels = _categories(defects, by, bins)
+        n_c = len(labels)
+        n = np.bincount(row[on] * n_c + cat[on], minlength=n_rows * n_c).astype(np.int64)
+        idx = np.repeat(np.arange(n_rows), n_c)
+        out = base.iloc[idx].reset_index(drop=True)
+        lab = np.tile(np.asarray(labels, dtype=object), n_rows)
+        out[by] = pd.array(lab.astype(str), dtype=_STRING) if bins is not None or not pd.api.types.is_numeric_dtype(
+            defects[by]) else lab
+        out["n_defects"] = n
+        if passed is not None:
+            out["passed"] = passed[idx]
+    for c in ("lot_id", "wafer_id"):
+        out[c] = out[c].astype(_STRING)
+
+    off = ~on
+    n_off = int(off.sum())
+    off_map: dict[tuple[str, str], int] = {}
+    if n_off:
+        per = np.bincount(dw[off], minlength=len(wafers))
+        nz = np.flatnonzero(per)
+        lots = wafers["lot_id"].to_numpy()[nz]
+        wids = wafers["wafer_id"].to_numpy()[nz]
+        off_map = {(str(a), str(b)): int(c) for a, b, c in zip(lots, wids, per[nz], strict=True)}
+        warnings.warn(
+            f"die_defect_counts: {n_off} of {len(defects)} defects fall on no inspected die "
+            f"(on {len(off_map)} wafers); they are not in n_defects (see result.attrs['off_die'])",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+    out.attrs["n_off_die"] = n_off
+    out.attrs["off_die"] = off_map
+    log.debug("counted %d defects on %d dies (%d off-die)", int(on.sum()), n_rows, n_off)
+    return out
+
+
+def die_defect_density(counts: pd.DataFrame, die_area_cm2: float | WaferLayout) -> pd.DataFrame:
+    """Add the per-die defect density ``density_per_cm2`` = ``n_defects / die_area`` [defects/cm^2].
+
+    Parameters
+    ----------
+    counts : DataFrame
+        Output of :func:`die_defect_counts`.
+    die_area_cm2 : float or WaferLayout
+        Die area [cm^2] (or the layout that gives it).
+    """
+    area = die_area_cm2.die_area_cm2 if isinstance(die_area_cm2, WaferLayout) else float(die_area_cm2)
+    if isinstance(die_area_cm2, WaferLayout) and die_area_cm2.inferred:
+        raise YieldkitValueError("die_defect_density: an inferred layout has no die area; give die_area_cm2 [cm^2]")
+    if not (area > 0 and np.isfinite(area)):
+        raise YieldkitValueError(f"The 'die_area_cm2' argument of die_defect_density must be > 0. Got {area!r} instead.")
+    if "n_defects" not in counts.columns:
+        raise SchemaError("die_defect_density needs the 'n_defects' column of die_defect_counts", column="n_defects")
+    out = counts.copy()
+    out["density_per_cm2"] = out["n_defects"].to_numpy(dtype=float) / area
+    out.attrs = dict(counts.attrs)
+    return out
