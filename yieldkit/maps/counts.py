@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["die_defect_counts", "die_defect_density"]
 
-_STRING = "string[pyarrow]"
+_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def _die_positions(defects: pd.DataFrame, layout: WaferLayout | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,7 +77,7 @@ def _categories(defects: pd.DataFrame, by: str, bins: Any) -> tuple[np.ndarray, 
             raise YieldkitValueError(
                 f"The 'bins' argument of die_defect_counts must be increasing bin edges. Got {bins!r} instead."
             )
-        s = pd.cut(s.astype("float64"), edges, right=False)
+        s = pd.cut(s.astype("float64"), edges, right=False)  # type: ignore[call-overload]
         codes = s.cat.codes.to_numpy().astype(np.int64)
         labels = s.cat.categories.astype(str)
         if (codes < 0).any():
@@ -157,7 +157,7 @@ def die_defect_counts(
     ...                   "die_x": [0, 0], "die_y": [0, 0]})
     >>> c = yk.die_defect_counts(d, lay)
     >>> len(c), int(c["n_defects"].sum()), int(c["n_defects"].max())
-    (4, 2, 2)
+    (9, 2, 2)
     """
     for col in ("lot_id", "wafer_id"):
         if col not in defects.columns:
