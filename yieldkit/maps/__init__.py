@@ -3,5 +3,22 @@
 from __future__ import annotations
 
 from .counts import die_defect_counts, die_defect_density
+from .zones import (
+    ZONE_SCHEMES,
+    assign_zones,
+    benjamini_hochberg,
+    fisher_exact_2x2,
+    zonal_density,
+    zonal_yield,
+)
 
-__all__ = ["die_defect_counts", "die_defect_density"]
+__all__ = [
+    "ZONE_SCHEMES",
+    "assign_zones",
+    "benjamini_hochberg",
+    "die_defect_counts",
+    "die_defect_density",
+    "fisher_exact_2x2",
+    "zonal_density",
+    "zonal_yield",
+]
