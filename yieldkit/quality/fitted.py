@@ -1,0 +1,280 @@
+"""Defect level predicted by a fitted yield model, with confidence intervals."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from ..errors import ConvergenceWarning, YieldkitValueError, check_choice
+from ._checks import as_fraction, as_positive, check_conf_level
+from .models import _nb_log_pass_ratio
+
+__all__ = ["defect_level"]
+
+log = logging.getLogger(__name__)
+
+_WHERE = "defect_level"
+
+
+def _model_attr(model: Any, name: str, default: Any = None, *, required: bool = False) -> Any:
+    value = getattr(model, name, None)
+    if value is None:
+        if required:
+            raise YieldkitValueError(
+                f"The 'fitted_model' argument of {_WHERE} must be a fitted yield model with attributes "
+                f"d0_ [defects/cm^2], cluster_alpha_, y0_, area_, params_ and cov_. "
+                f"Got {type(model).__name__} without {name!r} instead (is it fitted?)."
+            )
+        return default
+    return value
+
+
+def _point(d0: Any, area: Any, t: Any, alpha: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean faults, log(Y_d / P_pass), log P_pass) with broadcasting."""
+    lam = np.asarray(d0, dtype=np.float64) * area
+    u = _nb_log_pass_ratio(lam, t, alpha)
+    a = np.asarray(alpha, dtype=np.float64)
+    finite = np.isfinite(a)
+    a_safe = np.where(finite, a, 1.0)
+    log_pass = np.where(finite, -a_safe * np.log1p(lam * t / a_safe), -lam * t)
+    return lam, u, log_pass
+
+
+def _logit_gradient(lam: np.ndarray, t: np.ndarray, alpha: float, dl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """d logit(DL) / d lambda and d logit(DL) / d alpha.
+
+    With u = log(Y / P_pass) = alpha log1p(-x), x = lambda (1 - T) / (alpha + lambda) and
+    c = alpha / (alpha + lambda): du/dlambda = -(1 - T) c^2 / (1 - x),
+    du/dalpha = log1p(-x) + x c / (1 - x); and d logit(DL) = -du / DL because 1 - DL = e^u.
+    """
+    if math.isinf(alpha):
+        du_dlam = -(1.0 - t) * np.ones_like(lam)
+        du_da = np.zeros_like(lam)
+    else:
+        x = lam * (1.0 - t) / (alpha + lam)
+        c = alpha / (alpha + lam)
+        du_dlam = -(1.0 - t) * c**2 / (1.0 - x)
+        du_da = np.log1p(-x) + x * c / (1.0 - x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -du_dlam / dl, -du_da / dl
+
+
+def defect_level(
+    fitted_model: Any,
+    coverage: Any,
+    area: Any = None,
+    *,
+    interval: str | None = "delta",
+    conf_level: float | None = None,
+    n_boot: int = 1000,
+    random_state: Any = None,
+) -> pd.DataFrame:
+    """Defect level and DPPM predicted by a fitted yield model at given fault coverages.
+
+    Parameters
+    ----------
+    fitted_model : fitted yield model
+        Any object with ``d0_`` [defects/cm^2], ``cluster_alpha_`` (``math.inf`` or absent for
+        Poisson-like models), ``y0_`` (1.0 when not fitted), ``area_`` (the reference die area
+        [cm^2]), ``params_`` (Series indexed by ``"d0"``, ``"cluster_alpha"``, ``"y0"`` as
+        applicable) and ``cov_`` (their covariance, natural scale), such as
+        :class:`yieldkit.NegativeBinomialYield` or :class:`yieldkit.PoissonYield`.
+    coverage : array_like
+        Fault coverage T [-], in [0, 1].
+    area : array_like, optional
+        Die area [cm^2], > 0; broadcast against ``coverage``. Defaults to the fit's ``area_``.
+    interval : {"delta", "bootstrap", None}, default "delta"
+        How the confidence interval is computed: the delta method on the logit of the defect
+        level with the fit's ``cov_``, or percentiles over ``fitted_model.bootstrap(n_boot,
+        random_state=...)`` parameter draws. None skips intervals (NaN bounds).
+    conf_level : float, optional
+        Two-sided confidence level in (0, 1); defaults to the model's ``conf_level`` or 0.95.
+    n_boot : int, default 1000
+        Bootstrap replicates (``interval="bootstrap"``).
+    random_state : int or numpy.random.Generator, optional
+        Passed to the model's ``bootstrap``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per broadcast (coverage, area): ``coverage``, ``area_cm2``, ``mean_faults``
+        (lambda = D0 A), ``yield`` (Y0 x defect-limited yield), ``shipped_fraction`` (dies that
+        pass the test), ``fallout`` (1 - shipped_fraction), ``defect_level``, ``ci_lower``,
+        ``ci_upper``, ``dppm``, ``dppm_lower``, ``dppm_upper``. ``attrs`` holds
+        ``conf_level`` and ``interval``.
+
+    Raises
+    ------
+    YieldkitValueError
+        If ``fitted_model`` lacks the attributes above (for example, it is not fitted),
+        ``coverage`` is outside [0, 1], ``area`` is not > 0, ``interval`` is unknown, or a
+        bootstrap is asked of a model without ``bootstrap``.
+
+    Warns
+    -----
+    ConvergenceWarning
+        If the fit's covariance is not finite (intervals are NaN), or bootstrap replicates
+        failed and were dropped.
+
+    Notes
+    -----
+    With lambda = D0 A and clustering alpha, the defect level is the negative binomial one,
+    DL = 1 - [(1 + lambda T / alpha) / (1 + lambda / alpha)]^alpha (Williams-Brown with
+    Y = exp(-lambda) when alpha is infinite), see
+    :func:`~yieldkit.quality.negative_binomial_defect_level`.
+
+    Systematic failures (Y0 < 1) are assumed always detected: they remove a fraction 1 - Y0
+    of the dies at test whatever the coverage, so the shipped fraction is
+    Y0 (1 + lambda T / alpha)^(-alpha) while the defect level of what ships does not depend on
+    Y0.
+
+    The delta-method interval is expit(logit DL +/- z se), se^2 = g' Sigma g with g the
+    analytic gradient of logit DL in (d0, cluster_alpha); it stays in (0, 1). A parameter
+    held on its boundary (cluster_alpha = inf) does not contribute. At T = 1 the defect level
+    and both bounds are 0.
+
+    References
+    ----------
+    J. T. de Sousa et al., "Defect level evaluation in an IC design environment", IEEE Trans.
+    CAD 15(10), 1286-1293, 1996.
+
+    Examples
+    --------
+    >>> import math, pandas as pd
+    >>> class Fit:  # a stand-in with the attributes of a fitted Poisson yield model
+    ...     d0_, cluster_alpha_, y0_, area_ = 0.5, math.inf, 1.0, 1.3862943611198906
+    ...     params_ = pd.Series({"d0": 0.5})
+    ...     cov_ = pd.DataFrame([[1e-4]], index=["d0"], columns=["d0"])
+    >>> res = defect_level(Fit(), 0.99)
+    >>> round(float(res["dppm"].iloc[0]), 1)
+    6907.5
+    """
+    interval = check_choice(interval, ("delta", "bootstrap", None), name="interval", where=_WHERE)
+    d0 = float(_model_attr(fitted_model, "d0_", required=True))
+    alpha_attr = _model_attr(fitted_model, "cluster_alpha_", math.inf)
+    alpha = float(alpha_attr)
+    y0 = float(_model_attr(fitted_model, "y0_", 1.0))
+    if not (d0 >= 0.0 and math.isfinite(d0)):
+        raise YieldkitValueError(f"The fitted model's d0_ in {_WHERE} must be >= 0 and finite. Got {d0!r} instead.")
+    if not alpha > 0.0:
+        raise YieldkitValueError(f"The fitted model's cluster_alpha_ in {_WHERE} must be > 0. Got {alpha!r} instead.")
+    if area is None:
+        area = _model_attr(fitted_model, "area_")
+        if area is None:
+            raise YieldkitValueError(
+                f"The 'area' argument of {_WHERE} is required when the fitted model has no area_. Got None instead."
+            )
+    a_arr = as_positive(area, "area", _WHERE)
+    t_arr = as_fraction(coverage, "coverage", _WHERE)
+    t_arr, a_arr = (np.atleast_1d(x).ravel() for x in np.broadcast_arrays(t_arr, a_arr))
+    if conf_level is None:
+        conf_level = getattr(fitted_model, "conf_level", None) or 0.95
+    level = check_conf_level(conf_level, _WHERE)
+
+    lam, u, log_pass = _point(d0, a_arr, t_arr, alpha)
+    dl = -np.expm1(u)
+    lower = np.full_like(dl, np.nan)
+    upper = np.full_like(dl, np.nan)
+    if interval == "delta":
+        lower, upper = _delta_interval(fitted_model, lam, t_arr, a_arr, alpha, dl, level)
+    elif interval == "bootstrap":
+        lower, upper = _bootstrap_interval(fitted_model, a_arr, t_arr, level, n_boot, random_state)
+    if interval is not None:
+        full = t_arr >= 1.0
+        lower[full] = 0.0
+        upper[full] = 0.0
+    shipped = y0 * np.exp(log_pass)
+    res = pd.DataFrame(
+        {
+            "coverage": t_arr,
+            "area_cm2": a_arr,
+            "mean_faults": lam,
+            "yield": y0 * np.exp(u + log_pass),
+            "shipped_fraction": shipped,
+            "fallout": 1.0 - shipped,
+            "defect_level": dl,
+            "ci_lower": lower,
+            "ci_upper": upper,
+            "dppm": 1e6 * dl,
+            "dppm_lower": 1e6 * lower,
+            "dppm_upper": 1e6 * upper,
+        }
+    )
+    res.attrs.update(conf_level=level, interval=interval)
+    return res
+
+
+def _delta_interval(
+    model: Any, lam: np.ndarray, t: np.ndarray, area: np.ndarray, alpha: float, dl: np.ndarray, level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    params = _model_attr(model, "params_", required=True)
+    cov = _model_attr(model, "cov_", required=True)
+    cov = pd.DataFrame(cov)
+    names = [n for n in ("d0", "cluster_alpha") if n in pd.Index(params.index)]
+    if "cluster_alpha" in names and not math.isfinite(alpha):
+        names.remove("cluster_alpha")  # held on its boundary (Poisson limit)
+    if "d0" not in names:
+        raise YieldkitValueError(
+            f"The 'fitted_model' argument of {_WHERE} must have 'd0' in params_. "
+            f"Got {list(params.index)!r} instead."
+        )
+    sigma = cov.loc[names, names].to_numpy(dtype=np.float64)
+    g_lam, g_alpha = _logit_gradient(lam, t, alpha, dl)
+    grads = [g_lam * area]  # d lambda / d d0 = A
+    if "cluster_alpha" in names:
+        grads.append(g_alpha)
+    g = np.stack(grads, axis=-1)
+    if not np.all(np.isfinite(sigma)):
+        warnings.warn(
+            f"The fit's covariance is not finite; the {_WHERE} intervals are NaN.", ConvergenceWarning, stacklevel=3
+        )
+    var = np.einsum("ni,ij,nj->n", g, sigma, g)
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = special.logit(dl)
+        half = z * np.sqrt(np.maximum(var, 0.0))
+    return special.expit(centre - half), special.expit(centre + half)
+
+
+def _bootstrap_interval(
+    model: Any, area: np.ndarray, t: np.ndarray, level: float, n_boot: int, random_state: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    boot = getattr(model, "bootstrap", None)
+    if boot is None or not callable(boot):
+        raise YieldkitValueError(
+            f"The 'interval' argument of {_WHERE} can be 'bootstrap' only for a model with a bootstrap() "
+            f"method. Got {type(model).__name__} instead."
+        )
+    if int(n_boot) < 2:
+        raise YieldkitValueError(f"The 'n_boot' argument of {_WHERE} must be >= 2. Got {n_boot!r} instead.")
+    draws = pd.DataFrame(boot(int(n_boot), random_state=random_state))
+    if "d0" not in draws.columns:
+        raise YieldkitValueError(
+            f"The bootstrap draws of the fitted model in {_WHERE} must have a 'd0' column. "
+            f"Got {list(draws.columns)!r} instead."
+        )
+    d0 = draws["d0"].to_numpy(dtype=np.float64)
+    if "cluster_alpha" in draws.columns:
+        alpha = draws["cluster_alpha"].to_numpy(dtype=np.float64)
+    else:
+        alpha = np.full_like(d0, float(getattr(model, "cluster_alpha_", math.inf) or math.inf))
+    ok = np.isfinite(d0) & (d0 >= 0) & (alpha > 0)
+    if not np.all(ok):
+        warnings.warn(
+            f"{int((~ok).sum())} of {ok.size} bootstrap replicates had no valid estimate and were dropped.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    d0, alpha = d0[ok], alpha[ok]
+    if d0.size < 2:
+        return np.full(t.shape, np.nan), np.full(t.shape, np.nan)
+    _, u, _ = _point(d0[:, None], area[None, :], t[None, :], alpha[:, None])
+    dl = -np.expm1(u)
+    q = np.quantile(dl, [0.5 - level / 2.0, 0.5 + level / 2.0], axis=0)
+    return q[0], q[1]
