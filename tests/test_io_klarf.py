@@ -1,0 +1,381 @@
+"""KLARF 1.1/1.2/1.8 reader and writer: real sample files, hand-made files, round trips, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import yieldkit as yk
+from yieldkit.errors import DataQualityWarning, ParseError, YieldkitValueError
+from yieldkit.io.klarf import read_klarf, write_klarf
+
+GOOD = [
+    "CPS3TwithoutReview.001", "LARGE_KLARF.000", "QUU_NUU.000", "bad12.klarf", "klarf12DefectListExample.klarf",
+    "klarf12Example.klarf", "klarfWithImagelist.klarf", "klarf_no_defect.000", "simple18.klarf",
+    "testfile_v1.2.klarf", "wierdKlarfWithNAs.klarf",
+]
+
+
+def _tally(text: str) -> int:
+    """Independent count of defect rows in a KLARF file.
+
+    1.1/1.2: lines inside each DefectList block holding at least half the record-spec
+    width (wrapped continuation lines are short). 1.8: ';'-terminated rows inside the Data
+    block of each DefectList.
+    """
+    if text.lstrip().lower().startswith("record"):
+        n = 0
+        for m in re.finditer(r"List\s+DefectList\s*\{.*?Data\s+\d+\s*\{(.*?)\n\s*\}", text, re.S):
+            n += m.group(1).count(";")
+        return n
+    n = 0
+    specs = [(m.start(), int(m.group(1))) for m in re.finditer(r"DefectRecordSpec\s+(\d+)", text, re.I)]
+    for m in re.finditer(r"DefectList([^;]*);", text):
+        width = [w for s, w in specs if s < m.start()][-1]
+        n += sum(len(line.split()) >= width // 2 for line in m.group(1).splitlines())
+    return n
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_sample_defect_counts_match_raw_text(shared_samples: Path, name: str) -> None:
+    path = shared_samples / "klarf" / name
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        k = read_klarf(path)
+    assert len(k.defects) == _tally(text)
+    assert k.defects["defect_id"].notna().all()
+    assert k.defects["x_um"].notna().all()
+    # both position forms agree through the layout
+    for key, lay in k.layouts.items():
+        sub = k.defects[(k.defects.lot_id == key[0]) & (k.defects.wafer_id == key[1])]
+        x, y = lay.position(sub.die_x.to_numpy(float), sub.die_y.to_numpy(float), sub.xrel_um, sub.yrel_um)
+        np.testing.assert_allclose(x, sub.x_um, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(y, sub.y_um, rtol=0, atol=1e-6)
+    # per-wafer counts agree with the wafer table
+    counts = k.defects.groupby(["lot_id", "wafer_id"], observed=True).size()
+    for row in k.wafers.itertuples():
+        if not pd.isna(row.n_defects):
+            assert counts.get((row.lot_id, row.wafer_id), 0) == row.n_defects
+
+
+def test_large_klarf_matches_summary_and_header(shared_samples: Path) -> None:
+    k = read_klarf(shared_samples / "klarf" / "LARGE_KLARF.000")
+    assert len(k.defects) == 22190  # SOURCES.md
+    assert k.wafers.loc[0, "wafer_id"] == "04" and k.wafers.loc[0, "slot"] == 7
+    assert k.wafers.loc[0, "product"] == "QOO" and k.wafers.loc[0, "layer"] == "ZUU"
+    assert "dyn_cluster_id" in k.defects.columns  # vendor column kept
+    assert k.defects["dyn_cluster_id"].isin([-1]).sum() > 0 and k.defects["dyn_cluster_id"].notna().all()
+    lay = k.layouts[("MOO", "04")]
+    assert lay.die_pitch_um == (3399.976, 3799.969)
+    assert lay.origin_um == (-2469.553, -12302.694)
+    first = k.defects.iloc[0]
+    # line 23: 1 188.845 639.419 5 27 ... -> x = -2469.553 + 5 * 3399.976 + 188.845
+    assert first["x_um"] == pytest.approx(-2469.553 + 5 * 3399.976 + 188.845, abs=1e-9)
+    assert first["y_um"] == pytest.approx(-12302.694 + 27 * 3799.969 + 639.419, abs=1e-9)
+
+
+def test_multi_wafer_file_matches_summary_lists(shared_samples: Path) -> None:
+    path = shared_samples / "klarf" / "QUU_NUU.000"
+    k = read_klarf(path)
+    summary = [int(m.group(1)) for m in re.finditer(r"SummaryList\s+\d+\s+(\d+)", path.read_text())]
+    assert k.wafers["wafer_id"].tolist() == ["02", "06", "01"]
+    assert k.wafers["slot"].tolist() == [1, 5, 25]
+    assert k.wafers["n_defects"].tolist() == summary
+
+
+def test_class_lookup_and_sample_test_plan(shared_samples: Path) -> None:
+    path = shared_samples / "klarf" / "CPS3TwithoutReview.001"
+    text = path.read_text()
+    k = read_klarf(path)
+    lookup = dict((int(a), b) for a, b in re.findall(r'^\s*(\d+)\s+"([^"]*)"', text, re.M))
+    assert len(lookup) == 276
+    expected = k.defects["classnumber"].astype(int).map(lookup)
+    assert (k.defects["defect_class"] == expected).all()
+    assert len(k.inspected_dies) == 4988
+    assert k.wafers.loc[0, "n_inspected_dies"] == 4988
+    assert k.layouts[("HJU008", "25")].n_dies == 4988
+    assert k.wafers.loc[0, "inspection_time"] == pd.Timestamp("2021-10-19 10:04:09")
+
+
+def test_wrapped_rows_and_image_lists(shared_samples: Path) -> None:
+    k = read_klarf(shared_samples / "klarf" / "klarf12DefectListExample.klarf")
+    d = k.defects.set_index("defect_id")
+    assert d.index.tolist() == list(range(1, 14))
+    assert d.loc[9, "imagelist"] == "1 39 1"  # row wrapped onto a second line
+    assert d.loc[11, "imagelist"] == "7 1 0 2 0 3 0 4 0 5 0 6 0 7 0"
+    assert d.loc[13, "imagecount"] == 0 and d.loc[13, "imagelist"] == "0"
+    assert d.loc[1, "xrel_um"] == 4958.616 and d.loc[1, "die_y"] == 12
+    assert sorted(map(tuple, k.inspected_dies[["die_x", "die_y"]].to_numpy().tolist())) == [(-2, -1), (0, 0), (0, 1)]
+
+
+def test_klarf18_units_nulls_and_images(shared_samples: Path) -> None:
+    k = read_klarf(shared_samples / "klarf" / "simple18.klarf")
+    assert k.version == "1.8"
+    d = k.defects
+    assert d["wafer_id"].tolist() == ["FirstWaferId"] * 3 + ["SecondWaferId"]
+    assert d["xrel_um"].iloc[0] == 1254.960 and d["size_um"].iloc[0] == 0.325  # nm -> um
+    assert k.layouts[("aLot.String", "FirstWaferId")].origin_um == (-4929.0, 490.333)
+    assert k.inspected_dies.groupby("test").size().to_dict() == {1: 5, 2: 4}
+    na = read_klarf(shared_samples / "klarf" / "wierdKlarfWithNAs.klarf").defects
+    assert na["dbgroup"].isna().sum() == 1 and na["dcirange"].isna().sum() == 1
+    img = read_klarf(shared_samples / "klarf" / "klarfWithImagelist.klarf").defects
+    assert len(img) == 6 and img["imageinfo"].iloc[1] == "N"
+    assert img["imageinfo"].iloc[0].count("a/path") == 3
+    assert (img["defect_class"] == "Not Classified").all()
+
+
+def test_broken_but_readable_samples_warn(shared_samples: Path) -> None:
+    with pytest.warns(DataQualityWarning, match="repeated DEFECTIDs"):
+        k = read_klarf(shared_samples / "klarf" / "testfile_v1.2.klarf")
+    assert k.defects["defect_id"].tolist() == [1, 2, 3, 4]
+    assert k.defects["klarf_defectid"].tolist() == [0, 0, 0, 6]
+    assert k.wafers.loc[0, "wafer_id"] == "EJ-UY459-50"
+    with pytest.warns(DataQualityWarning, match="anotherWafer.*no DefectList"):
+        k = read_klarf(shared_samples / "klarf" / "bad12.klarf")
+    assert k.wafers["wafer_id"].tolist() == ["aWafer", "anotherWafer"]
+    assert pd.isna(k.wafers.loc[1, "n_defects"])
+
+
+def test_rows_not_matching_record_spec(shared_samples: Path) -> None:
+    path = shared_samples / "klarf" / "bad12DefectList.klarf"
+    with pytest.raises(ParseError, match=r"bad12DefectList.klarf, line 29, record DefectList: .*record spec") as ei:
+        read_klarf(path)
+    assert ei.value.line == 29 and ei.value.record == "DefectList"
+
+
+KLARF12 = """FileVersion 1 2;
+LotID "L";
+SampleSize 1 200;
+DeviceID "D";
+StepID "S";
+OrientationMarkLocation {loc};
+DiePitch 100.0 200.0;
+DieOrigin 0.0 0.0;
+WaferID "W";
+SampleCenterLocation 0.0 0.0;
+CoordinatesMirrored {mir};
+DefectRecordSpec 6 DEFECTID XREL YREL XINDEX YINDEX DSIZE;
+DefectList
+ 1 10.0 20.0 1 2 0.5
+ 2 50.0 50.0 0 0 1.5;
+EndOfFile;
+"""
+
+
+@pytest.mark.parametrize(
+    ("loc", "mir", "expect"),
+    [
+        ("DOWN", "NO", [(110.0, 420.0), (50.0, 50.0)]),
+        ("UP", "NO", [(-110.0, -420.0), (-50.0, -50.0)]),
+        ("LEFT", "NO", [(-420.0, 110.0), (-50.0, 50.0)]),
+        ("RIGHT", "NO", [(420.0, -110.0), (50.0, -50.0)]),
+        ("DOWN", "YES", [(-110.0, 420.0), (-50.0, 50.0)]),
+    ],
+)
+def test_orientation_into_wafer_frame(tmp_path: Path, loc: str, mir: str, expect: list) -> None:
+    """Hand-computed: file-frame (i*w + xrel, j*h + yrel) rotated so the mark is at the bottom."""
+    p = tmp_path / "o.klarf"
+    p.write_text(KLARF12.format(loc=loc, mir=mir))
+    k = read_klarf(p)
+    got = list(zip(k.defects.x_um.round(9), k.defects.y_um.round(9)))
+    assert got == expect
+    lay = k.layouts[("L", "W")]
+    d = k.defects
+    x, y = lay.position(d.die_x.to_numpy(float), d.die_y.to_numpy(float), d.xrel_um, d.yrel_um)
+    np.testing.assert_allclose(x, d.x_um, atol=1e-9)
+    np.testing.assert_allclose(y, d.y_um, atol=1e-9)
+    # the defect lies inside its die
+    w, h = lay.die_pitch_um
+    assert ((d.xrel_um >= 0) & (d.xrel_um < w) & (d.yrel_um >= 0) & (d.yrel_um < h)).all()
+    assert k.wafer_metadata[("L", "W")]["_orientation"]["mark_location"] == loc
+
+
+def test_unknown_version_and_not_klarf(tmp_path: Path) -> None:
+    p = tmp_path / "v.klarf"
+    p.write_text(KLARF12.format(loc="DOWN", mir="NO").replace("FileVersion 1 2", "FileVersion 2 0"))
+    with pytest.raises(ParseError, match=r"line 1, record FileVersion: unsupported KLARF FileVersion 2 0"):
+        read_klarf(p)
+    p.write_text('Record FileRecord "2.0"\n{\n}\nEndOfFile;\n')
+    with pytest.raises(ParseError, match="unsupported KLARF FileVersion '2.0'"):
+        read_klarf(p)
+    p.write_text("LotID \"x\";\nEndOfFile;\n")
+    with pytest.raises(ParseError, match="expected FileVersion"):
+        read_klarf(p)
+    p.write_bytes(b"\x00\x01garbage")
+    with pytest.raises(ParseError, match="binary content"):
+        read_klarf(p)
+    with pytest.raises(yk.errors.InputNotFoundError):
+        read_klarf(tmp_path / "missing.klarf")
+
+
+def test_non_numeric_value_names_line(tmp_path: Path) -> None:
+    p = tmp_path / "n.klarf"
+    p.write_text(KLARF12.format(loc="DOWN", mir="NO").replace(" 2 50.0 50.0", " 2 5x.0 50.0"))
+    with pytest.raises(ParseError, match=r"line 15, record DefectList: column XREL must hold numbers"):
+        read_klarf(p)
+
+
+def test_truncated_at_every_byte(shared_samples: Path, tmp_path: Path) -> None:
+    data = (shared_samples / "klarf" / "klarf12Example.klarf").read_bytes()
+    p = tmp_path / "t.klarf"
+    tail = len(data) - len(b"EndOfFile;\r\n") + len(b"EndOfFile")
+    for cut in range(tail):
+        p.write_bytes(data[:cut])
+        with pytest.raises(ParseError):
+            read_klarf(p)
+
+
+def test_gzip_and_bom(shared_samples: Path, tmp_path: Path) -> None:
+    data = (shared_samples / "klarf" / "klarf12Example.klarf").read_bytes()
+    p = tmp_path / "k.klarf.gz"
+    p.write_bytes(gzip.compress(b"\xef\xbb\xbf" + data))
+    k = read_klarf(p)
+    assert len(k.defects) == 2 and k.defects.defect_class.tolist() == ["unclassified"] * 2
+    assert yk.read(p).defects.equals(k.defects)
+
+
+# -- writer -------------------------------------------------------------------------------------
+@st.composite
+def _defect_tables(draw: st.DrawFn, nm: bool) -> tuple[pd.DataFrame, yk.WaferLayout]:
+    w = draw(st.sampled_from([1000.0, 2500.5, 7270.96]))
+    h = draw(st.sampled_from([1000.0, 3799.969]))
+    lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(w, h), origin_um=(draw(st.sampled_from([-500.0, -w / 2])), -h / 2),
+                         edge_exclusion_mm=0.0)
+    wafers = draw(st.lists(st.sampled_from(["01", "02", "W 3"]), min_size=1, max_size=3, unique=True))
+    rows = []
+    for wf in wafers:
+        n = draw(st.integers(0, 12))
+        for k in range(n):
+            if nm:
+                xr = draw(st.integers(0, int(w * 1000) - 1)) / 1000
+                yr = draw(st.integers(0, int(h * 1000) - 1)) / 1000
+                size = draw(st.integers(0, 10**6)) / 1000
+            else:
+                xr = draw(st.floats(0, w, exclude_max=True))
+                yr = draw(st.floats(0, h, exclude_max=True))
+                size = draw(st.floats(0, 1e3))
+            rows.append({
+                "lot_id": "LOT.1", "wafer_id": wf, "defect_id": k + draw(st.sampled_from([1, 1000])),
+                "die_x": draw(st.integers(-15, 15)), "die_y": draw(st.integers(-15, 15)),
+                "xrel_um": xr, "yrel_um": yr, "size_um": size,
+                "defect_class": draw(st.sampled_from(["unclassified", "particle", "scratch", "pit-2"])),
+            })
+    df = pd.DataFrame(rows, columns=["lot_id", "wafer_id", "defect_id", "die_x", "die_y", "xrel_um", "yrel_um",
+                                     "size_um", "defect_class"])
+    if df.empty:
+        df = pd.DataFrame({"lot_id": ["LOT.1"], "wafer_id": ["01"], "defect_id": [1], "die_x": [0], "die_y": [0],
+                           "xrel_um": [1.0], "yrel_um": [2.0], "size_um": [0.5], "defect_class": ["particle"]})
+    return yk.read_defects(df, layout=lay), lay
+
+
+CANON = ["lot_id", "wafer_id", "defect_id", "x_um", "y_um", "die_x", "die_y", "xrel_um", "yrel_um", "defect_class",
+         "size_um"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_defect_tables(nm=False))
+def test_write_read_round_trip_12(tmp_path: Path, data: tuple[pd.DataFrame, yk.WaferLayout]) -> None:
+    defects, lay = data
+    p = tmp_path / "rt.klarf"
+    write_klarf(defects, p, version="1.2", layout=lay)
+    back = read_klarf(p)
+    pd.testing.assert_frame_equal(back.defects[CANON], defects[CANON], check_dtype=False)
+    key = (defects.lot_id.iloc[0], defects.wafer_id.iloc[0])
+    assert back.layouts[key].die_pitch_um == lay.die_pitch_um
+    assert back.layouts[key].origin_um == lay.origin_um
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_defect_tables(nm=True))
+def test_write_read_round_trip_18(tmp_path: Path, data: tuple[pd.DataFrame, yk.WaferLayout]) -> None:
+    defects, lay = data
+    p = tmp_path / "rt18.klarf"
+    write_klarf(defects, p, version="1.8", layout=lay)
+    back = read_klarf(p)
+    assert back.version == "1.8"
+    pd.testing.assert_frame_equal(back.defects[CANON], defects[CANON], check_dtype=False)
+
+
+def test_writer_sample_round_trip_and_test_plan(shared_samples: Path, tmp_path: Path) -> None:
+    k = read_klarf(shared_samples / "klarf" / "CPS3TwithoutReview.001")
+    for version in ("1.2", "1.8"):
+        p = tmp_path / f"cps.{version}"
+        write_klarf(k.defects, p, version=version, layout=k.layouts, wafers=k.wafers)
+        back = read_klarf(p)
+        pd.testing.assert_frame_equal(back.defects[CANON], k.defects[CANON], check_dtype=False, atol=1e-9)
+        assert back.inspected_dies[["die_x", "die_y"]].sort_values(["die_y", "die_x"]).reset_index(drop=True).equals(
+            k.inspected_dies[["die_x", "die_y"]].sort_values(["die_y", "die_x"]).reset_index(drop=True))
+        assert back.wafers.loc[0, "slot"] == 25
+
+
+def test_peer_parser_reads_our_output(shared_samples: Path, tmp_path: Path) -> None:
+    """klarf-reader (the PyPI peer) reads what write_klarf writes, with the same values."""
+    klarf_reader = pytest.importorskip("klarf_reader.klarf")
+    k = read_klarf(shared_samples / "klarf" / "QUU_NUU.000")
+    p = tmp_path / "peer.klarf"
+    write_klarf(k.defects, p, layout=k.layouts, wafers=k.wafers)
+    content = klarf_reader.Klarf.load_from_file(p)
+    assert [w.id for w in content.wafers] == ["02", "06", "01"]
+    peer = [(w.id, d.id, d.x_index, d.y_index, d.x_rel, d.y_rel, d.d_size) for w in content.wafers for d in w.defects]
+    ours = list(zip(k.defects.wafer_id, k.defects.defect_id, k.defects.die_x, k.defects.die_y, k.defects.xrel_um,
+                    k.defects.yrel_um, k.defects.size_um))
+    assert peer == ours
+
+
+def test_writer_errors(tmp_path: Path) -> None:
+    d = pd.DataFrame({"lot_id": ["L"], "wafer_id": ["1"], "x_um": [1.0], "y_um": [2.0]})
+    with pytest.raises(YieldkitValueError, match="'layout' argument of write_klarf is required"):
+        write_klarf(d, tmp_path / "x.klarf")
+    with pytest.raises(YieldkitValueError, match="'version' argument of write_klarf must be one of"):
+        write_klarf(d, tmp_path / "x.klarf", version="2.0", layout=yk.WaferLayout())
+    with pytest.raises(YieldkitValueError, match="covering every wafer"):
+        write_klarf(d, tmp_path / "x.klarf", layout={("L", "2"): yk.WaferLayout()})
+    # x/y only: placed on the grid by the layout
+    lay = yk.WaferLayout(diameter_mm=100, die_pitch_um=(1000, 1000))
+    write_klarf(d, tmp_path / "x.klarf", layout=lay)
+    back = read_klarf(tmp_path / "x.klarf").defects
+    assert (back.die_x.iloc[0], back.die_y.iloc[0]) == (0, 0)
+    assert back.x_um.iloc[0] == pytest.approx(1.0) and back.y_um.iloc[0] == pytest.approx(2.0)
+    assert not (tmp_path / "x.klarf.tmp").exists()
+
+
+# -- fuzz ---------------------------------------------------------------------------------------
+FUZZ = ["klarf12Example.klarf", "bad12.klarf", "simple18.klarf", "klarfWithImagelist.klarf",
+        "klarf12DefectListExample.klarf"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(FUZZ),
+    edits=st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert", "delete"]), st.floats(0, 1), st.binary(min_size=1, max_size=4)),
+                   min_size=1, max_size=3),
+)
+def test_fuzz_only_parse_errors_escape(shared_samples: Path, tmp_path: Path, name: str, edits: list) -> None:
+    data = bytearray((shared_samples / "klarf" / name).read_bytes())
+    for op, where, payload in edits:
+        i = int(where * (len(data) - 1))
+        if op == "flip":
+            data[i] ^= payload[0] or 1
+        elif op == "cut":
+            del data[i:]
+        elif op == "insert":
+            data[i:i] = payload
+        else:
+            del data[i : i + len(payload)]
+    p = tmp_path / "fuzz.klarf"
+    p.write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            read_klarf(p)
+        except ParseError:
+            pass

@@ -1,0 +1,570 @@
+"""KLARF (KLA Results File) 1.1, 1.2 and 1.8: defects, wafers, layouts and inspected dies.
+
+:func:`read_klarf` reads both KLARF syntaxes -- statements ending in ``;`` (1.1/1.2) and
+nested ``Record``/``Field``/``List`` blocks (1.8, positions in nm) -- into the canonical
+defect table, a wafer table, a :class:`~yieldkit.layout.WaferLayout` per wafer and the set
+of inspected dies (``SampleTestPlan``), all in the wafer frame. :func:`write_klarf` (in
+:mod:`yieldkit.io.klarf_writer`) writes them back.
+
+Nothing in the file is ever evaluated; every value is tokenised and converted explicitly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import DataQualityWarning, InputNotFoundError, ParseError
+from ..layout import WaferLayout
+from ..schema import UNCLASSIFIED, validate_defects, validate_wafers
+from .klarf_parse import RawFile, RawWafer, parse_klarf_text
+
+log = logging.getLogger(__name__)
+
+__all__ = ["KlarfData", "read_klarf", "write_klarf"]
+
+STRING = pd.StringDtype("pyarrow")
+
+#: orientation-mark location -> rotation taking the file frame to the wafer frame (notch down)
+_ROTATIONS: dict[str, np.ndarray] = {
+    "DOWN": np.array([[1, 0], [0, 1]]),
+    "UP": np.array([[-1, 0], [0, -1]]),
+    "LEFT": np.array([[0, -1], [1, 0]]),
+    "RIGHT": np.array([[0, 1], [-1, 0]]),
+}
+#: KLARF 1.8 gives the mark location as an angle [deg]
+_ANGLES = {"0": "DOWN", "90": "LEFT", "180": "UP", "270": "RIGHT"}
+_MIRROR = np.array([[-1, 0], [0, 1]])
+
+#: record-spec columns that become canonical columns
+_CANONICAL = {"DEFECTID", "XREL", "YREL", "XINDEX", "YINDEX", "DSIZE", "CLASSNUMBER"}
+#: KLARF 1.8 lengths are in nm and areas in nm^2
+_LENGTHS = {"XREL", "YREL", "DSIZE", "XSIZE", "YSIZE", "X", "Y"}
+_AREAS = {"DEFECTAREA"}
+_CANON_NAMES = {"lot_id", "wafer_id", "defect_id", "x_um", "y_um", "die_x", "die_y", "xrel_um", "yrel_um",
+                "defect_class", "size_um", "layer"}
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_INTEGER = r"^[+-]?\d+$"
+_NA_TOKENS = ("NA", "N/A", "NAN", "nan", "NaN")
+
+
+@dataclass
+class KlarfData:
+    """What a KLARF file holds, in the canonical data model.
+
+    Attributes
+    ----------
+    defects : DataFrame
+        Canonical defect table (positions in the wafer frame [um]); every other column of
+        the file's DefectRecordSpec/Columns is kept under its lower-case name.
+    wafers : DataFrame
+        One row per wafer: ``lot_id``, ``wafer_id``, ``product`` (DeviceID), ``layer``
+        (StepID), ``slot``, ``inspection_time``, ``setup_id``, ``inspection_station``,
+        ``n_defects``, ``n_inspected_dies``, ``area_per_test_um2`` [um^2].
+    layouts : dict
+        ``(lot_id, wafer_id) -> WaferLayout`` from DiePitch, DieOrigin, SampleCenterLocation
+        and SampleSize, restricted to the inspected dies when a SampleTestPlan is given.
+    inspected_dies : DataFrame
+        ``lot_id``, ``wafer_id``, ``die_x``, ``die_y``, ``test``: the SampleTestPlan of each
+        inspection test, so dies with zero defects are known.
+    version : str
+        KLARF version, e.g. ``"1.2"``.
+    metadata : dict
+        File-level header values as found (keyword -> list of strings).
+    wafer_metadata : dict
+        ``(lot_id, wafer_id) -> {keyword: values}``, the wafer's header as found, plus
+        ``"_orientation"`` describing the transformation into the wafer frame.
+    path : str
+        The file read.
+    """
+
+    defects: pd.DataFrame
+    wafers: pd.DataFrame
+    layouts: dict[tuple[str, str], WaferLayout]
+    inspected_dies: pd.DataFrame
+    version: str
+    metadata: dict[str, list[str]] = field(default_factory=dict)
+    wafer_metadata: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    path: str = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"KlarfData(version={self.version!r}, wafers={len(self.wafers)}, defects={len(self.defects)}, "
+            f"inspected_dies={len(self.inspected_dies)}, path={self.path!r})"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+def _values(hdr: dict[str, Any], kw: str) -> list[str] | None:
+    st = hdr.get(kw)
+    return None if st is None else st[1]
+
+
+def _line(hdr: dict[str, Any], kw: str) -> int | None:
+    st = hdr.get(kw)
+    return None if st is None else st[2]
+
+
+def _floats(hdr: dict[str, Any], kw: str, n: int, path: Any) -> tuple[float, ...] | None:
+    vals = _values(hdr, kw)
+    if vals is None:
+        return None
+    try:
+        out = tuple(float(v) for v in vals[:n])
+    except ValueError:
+        raise ParseError(f"{hdr[kw][0]} needs {n} numbers, got {vals!r}", path=path, line=_line(hdr, kw),
+                         record=hdr[kw][0]) from None
+    if len(out) < n:
+        raise ParseError(f"{hdr[kw][0]} needs {n} numbers, got {vals!r}", path=path, line=_line(hdr, kw),
+                         record=hdr[kw][0])
+    return out
+
+
+def _timestamp(vals: list[str] | None) -> Any:
+    if not vals:
+        return pd.NaT
+    text = " ".join(vals[:2])
+    for fmt in ("%m-%d-%Y %H:%M:%S", "%m-%d-%y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M:%S",
+                "%d-%m-%Y %H:%M:%S"):
+        try:
+            return pd.Timestamp(datetime.strptime(text, fmt))
+        except ValueError:
+            continue
+    log.info("unrecognised KLARF timestamp %r; inspection_time left missing", text)
+    return pd.NaT
+
+
+def _orientation(hdr: dict[str, Any], version: str, path: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Matrix taking file-frame coordinates to the wafer frame, and a description."""
+    loc_vals = _values(hdr, "orientationmarklocation")
+    loc = (loc_vals[0] if loc_vals else "").strip().upper()
+    loc = _ANGLES.get(loc.split(".")[0], loc) if loc[:1].isdigit() else loc
+    if loc not in _ROTATIONS:
+        if loc_vals is None:
+            log.info("%s: no OrientationMarkLocation; assuming the mark is DOWN (the wafer frame)", path)
+        else:
+            warnings.warn(f"{path}: OrientationMarkLocation {loc_vals!r} is not DOWN/UP/LEFT/RIGHT; "
+                          "assuming DOWN (the wafer frame)", DataQualityWarning, stacklevel=4)
+        loc = "DOWN"
+    mir_vals = _values(hdr, "coordinatesmirrored")
+    mir = (mir_vals[0] if mir_vals else "NO").strip().upper()
+    if mir in ("YES", "Y", "1", "TRUE"):
+        mirrored = True
+    elif mir in ("NO", "N", "0", "FALSE", ""):
+        mirrored = False
+    else:
+        warnings.warn(f"{path}: CoordinatesMirrored {mir_vals!r} is not YES/NO; assuming NO",
+                      DataQualityWarning, stacklevel=4)
+        mirrored = False
+    m = _ROTATIONS[loc] @ (_MIRROR if mirrored else np.eye(2, dtype=int))
+    return m.astype(np.int64), {"mark_location": loc, "mirrored": mirrored, "matrix": m.tolist()}
+
+
+def _frame(m: np.ndarray, pitch: tuple[float, float], origin: tuple[float, float]) -> tuple[
+        tuple[float, float], tuple[float, float]]:
+    """Pitch and die-(0, 0) origin of the die grid after the transformation ``m``."""
+    if np.array_equal(m, np.eye(2, dtype=m.dtype)):
+        return pitch, origin
+    w, h = pitch
+    new_pitch = (abs(m[0, 0]) * w + abs(m[0, 1]) * h, abs(m[1, 0]) * w + abs(m[1, 1]) * h)
+    c00 = np.array([origin[0] + w / 2.0, origin[1] + h / 2.0])
+    c = m @ c00
+    return new_pitch, (float(c[0] - new_pitch[0] / 2.0), float(c[1] - new_pitch[1] / 2.0))
+
+
+def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -> Any:
+    """Convert a column of tokens: kind 'int', 'float', 'auto' (int, float or string) or 'string'."""
+    if kind == "string":
+        return pd.array(arr.cast(pa.string()).to_pandas(), dtype=STRING)
+    isna = pc.is_in(arr, value_set=pa.array(_NA_TOKENS, pa.large_string()))
+    clean = pc.if_else(isna, pa.scalar(None, arr.type), arr)
+    numeric = pc.match_substring_regex(clean, _NUMBER)
+    ok = pc.or_kleene(numeric, isna)
+    all_ok = bool(pc.all(pc.fill_null(ok, False)).as_py()) if len(arr) else True
+    if not all_ok:
+        if kind == "auto":
+            return pd.array(arr.cast(pa.string()).to_pandas(), dtype=STRING)
+        bad = np.flatnonzero(~pc.fill_null(ok, False).to_numpy(zero_copy_only=False))[0]
+        raise ParseError(f"column {name} must hold numbers; found {arr[int(bad)].as_py()!r} in defect record "
+                         f"{bad + 1}", path=path, line=int(lines[bad]), record="DefectList")
+    if kind in ("int", "auto"):
+        is_int = bool(pc.all(pc.fill_null(pc.match_substring_regex(clean, _INTEGER), True)).as_py()) if len(arr) else True
+        if is_int:
+            try:
+                return pd.array(pc.cast(clean, pa.int64()).to_pandas(), dtype="Int64")
+            except pa.ArrowInvalid:
+                pass
+        elif kind == "int":
+            vals = pc.cast(clean, pa.float64())
+            f = vals.to_numpy(zero_copy_only=False)
+            if np.all(np.isnan(f) | (f == np.round(f))):
+                return pd.array(f, dtype="Float64").astype("Int64")
+            bad = int(np.flatnonzero(~(np.isnan(f) | (f == np.round(f))))[0])
+            raise ParseError(f"column {name} must hold integers; found {arr[bad].as_py()!r} in defect record "
+                             f"{bad + 1}", path=path, line=int(lines[bad]), record="DefectList")
+    return pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _as_float(x: Any) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x.astype(np.float64, copy=False)
+    return np.asarray(pd.array(x).to_numpy(dtype="float64", na_value=np.nan))
+
+
+def _kind_18(t: str) -> str:
+    t = t.lower()
+    if t.startswith(("int", "uint", "short", "long", "char")):
+        return "int"
+    if t in ("float", "double", "real"):
+        return "float"
+    return "string"
+
+
+# ---------------------------------------------------------------------------------------
+# per wafer
+# ---------------------------------------------------------------------------------------
+def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str, Any]:
+    hdr = rw.header
+    is18 = raw.version.startswith("1.") and raw.version not in ("1.0", "1.1", "1.2")
+    div = 1000.0 if is18 else 1.0
+    lot_vals = _values(hdr, "lotid")
+    lot_id = lot_vals[0] if lot_vals else ""
+    if not lot_id:
+        log.warning("%s: no LotID; using the file name %r as lot_id", path, stem)
+        lot_id = stem
+    wafer_id = rw.wafer_id
+    m, orient = _orientation(hdr, raw.version, path)
+
+    # geometry
+    pitch = _floats(hdr, "diepitch", 2, path)
+    die_origin = _floats(hdr, "dieorigin", 2, path) or (0.0, 0.0)
+    center = _floats(hdr, "samplecenterlocation", 2, path)
+    size_vals = _values(hdr, "samplesize")
+    diameter_mm = 300.0
+    try:
+        if size_vals and is18:
+            diameter_mm = float(size_vals[0]) * 1e-6
+        elif size_vals and len(size_vals) >= 2:
+            diameter_mm = float(size_vals[1])
+        else:
+            log.info("%s: no SampleSize; assuming a 300 mm wafer", path)
+    except ValueError:
+        raise ParseError(f"SampleSize must be numbers, got {size_vals!r}", path=path,
+                         line=_line(hdr, "samplesize"), record="SampleSize") from None
+    if not diameter_mm > 0:
+        log.warning("%s: SampleSize %r is not a diameter; assuming 300 mm", path, size_vals)
+        diameter_mm = 300.0
+    layout = None
+    new_pitch: tuple[float, float] | None = None
+    new_origin: tuple[float, float] | None = None
+    if pitch is not None and pitch[0] > 0 and pitch[1] > 0:
+        if center is None:
+            log.info("%s: no SampleCenterLocation; assuming the wafer centre at the die-grid origin", path)
+            center = (0.0, 0.0)
+        origin = ((die_origin[0] - center[0]) / div, (die_origin[1] - center[1]) / div)
+        spitch = (pitch[0] / div, pitch[1] / div)
+        new_pitch, new_origin = _frame(m, spitch, origin)
+        layout = WaferLayout(diameter_mm=diameter_mm, die_pitch_um=new_pitch, origin_um=new_origin,
+                             edge_exclusion_mm=0.0)
+    elif pitch is None:
+        log.warning("%s: wafer %r has no DiePitch; no layout and no wafer-frame positions", path, wafer_id)
+
+    # inspected dies (sample test plan), in the wafer frame
+    plans = []
+    for test_no, plan, _area in rw.tests:
+        if len(plan):
+            ij = plan @ m.T
+            plans.append(pd.DataFrame({"die_x": ij[:, 0].astype(np.int32), "die_y": ij[:, 1].astype(np.int32),
+                                       "test": np.full(len(ij), test_no, np.int16)}))
+    inspected = pd.concat(plans, ignore_index=True) if plans else None
+    if layout is not None and inspected is not None:
+        layout = layout.with_die_set(inspected[["die_x", "die_y"]].drop_duplicates())
+    areas = [a for _, _, a in rw.tests if a is not None]
+    area = areas[0] / (div * div) if areas else np.nan
+
+    # defects
+    defects = None
+    n_def: Any = pd.NA
+    if rw.has_defect_list:
+        cols = rw.columns
+        types = rw.types or ["auto"] * len(cols)
+        data = {c: pa.concat_arrays([ch[c] for ch in rw.chunks]) for c in cols}
+        lines = np.concatenate(rw.chunk_lines) if rw.chunk_lines else np.zeros(0, np.int64)
+        n = len(lines)
+        n_def = n
+        missing = [c for c in ("XREL", "YREL", "XINDEX", "YINDEX") if c not in data]
+        if missing:
+            raise ParseError(f"the DefectRecordSpec lacks {', '.join(missing)}: defects cannot be placed",
+                             path=path, line=rw.line, record="DefectRecordSpec")
+        conv: dict[str, Any] = {}
+        for c, t in zip(cols, types):
+            kind = _kind_18(t) if rw.types else "auto"
+            if c in ("DEFECTID", "XINDEX", "YINDEX", "CLASSNUMBER"):
+                kind = "int"
+            elif c in ("XREL", "YREL", "DSIZE"):
+                kind = "float"
+            elif c == "IMAGELIST" or t.lower() == "imagelist":
+                kind = "string"
+            conv[c] = _column(data[c], c, kind, path, lines)
+        i = _as_float(conv["XINDEX"])
+        j = _as_float(conv["YINDEX"])
+        xr = _as_float(conv["XREL"]) / div
+        yr = _as_float(conv["YREL"]) / div
+        ij = np.vstack([i, j])
+        if not np.array_equal(m, np.eye(2, dtype=np.int64)):
+            if pitch is None:
+                raise ParseError("a non-DOWN or mirrored orientation needs DiePitch", path=path, line=rw.line,
+                                 record="DiePitch")
+            spitch = (pitch[0] / div, pitch[1] / div)
+            assert center is not None
+            x0 = (die_origin[0] - center[0]) / div
+            y0 = (die_origin[1] - center[1]) / div
+            p = np.vstack([x0 + i * spitch[0] + xr, y0 + j * spitch[1] + yr])
+            q = m @ p
+            ij = m @ ij
+            assert new_pitch is not None and new_origin is not None
+            xr = q[0] - (new_origin[0] + ij[0] * new_pitch[0])
+            yr = q[1] - (new_origin[1] + ij[1] * new_pitch[1])
+        di = pd.array(ij[0], dtype="Float64").astype("Int32")
+        dj = pd.array(ij[1], dtype="Float64").astype("Int32")
+        frame: dict[str, Any] = {
+            "lot_id": pd.array(np.full(n, lot_id, dtype=object), dtype=STRING),
+            "wafer_id": pd.array(np.full(n, wafer_id, dtype=object), dtype=STRING),
+        }
+        renumbered = False
+        if "DEFECTID" in conv:
+            ids = conv["DEFECTID"]
+            dup = pd.Series(ids).duplicated().to_numpy()
+            if ids.isna().any() or dup.any():
+                warnings.warn(f"{path}: wafer {wafer_id!r} has missing or repeated DEFECTIDs; defects are "
+                              "numbered 1..n in file order and the file's ids kept as 'klarf_defectid'",
+                              DataQualityWarning, stacklevel=3)
+                frame["defect_id"] = np.arange(1, n + 1, dtype=np.int64)
+                renumbered = True
+            else:
+                frame["defect_id"] = ids
+        if layout is not None:
+            x, y = layout.position(ij[0], ij[1], xr, yr)
+            frame["x_um"], frame["y_um"] = x, y
+        else:
+            frame["x_um"] = frame["y_um"] = np.full(n, np.nan)
+        frame["die_x"], frame["die_y"] = di, dj
+        frame["xrel_um"], frame["yrel_um"] = xr, yr
+        if "CLASSNUMBER" in conv:
+            num = conv["CLASSNUMBER"]
+            lookup = rw.class_lookup
+            s = pd.Series(num)
+            names = s.map(lookup) if lookup else pd.Series(np.full(n, None, object))
+            unmapped = names.isna() & s.notna()
+            if unmapped.any():
+                if lookup:
+                    log.info("%s: %d defect(s) have class numbers missing from ClassLookup; the number is "
+                             "used as the class name", path, int(unmapped.sum()))
+                names = names.where(~unmapped, s.astype("string"))
+            frame["defect_class"] = pd.array(names.fillna(UNCLASSIFIED).astype(str).to_numpy(), dtype=STRING)
+        else:
+            frame["defect_class"] = pd.array(np.full(n, UNCLASSIFIED, object), dtype=STRING)
+        if "DSIZE" in conv:
+            frame["size_um"] = _as_float(conv["DSIZE"]) / div
+        step = _values(hdr, "stepid")
+        frame["layer"] = pd.array(np.full(n, step[0] if step else None, dtype=object), dtype=STRING)
+        extras: dict[str, Any] = {}
+        if renumbered:
+            extras["klarf_defectid"] = conv["DEFECTID"]
+        for c in cols:
+            if c in _CANONICAL and c != "CLASSNUMBER":
+                continue
+            name = c.lower()
+            if name in _CANON_NAMES:
+                name = "klarf_" + name
+            v = conv[c]
+            if div != 1.0 and c in _LENGTHS | _AREAS:
+                v = _as_float(v) / (div if c in _LENGTHS else div * div)
+            extras[name] = v
+        defects = (pd.DataFrame(frame), pd.DataFrame(extras) if extras else None)
+    elif not rw.has_defect_list:
+        warnings.warn(f"{path}: wafer {wafer_id!r} (line {rw.line}) has no DefectList; it is listed in "
+                      "the wafer table with n_defects missing", DataQualityWarning, stacklevel=3)
+
+    station = _values(hdr, "inspectionstationid")
+    setup = _values(hdr, "setupid") or _values(hdr, "recipeid")
+    slot_vals = _values(hdr, "slot") or _values(hdr, "slotnumber")
+    try:
+        slot = int(slot_vals[0]) if slot_vals else pd.NA
+    except ValueError:
+        slot = pd.NA
+    device = _values(hdr, "deviceid")
+    step = _values(hdr, "stepid")
+    wafer_row = {
+        "lot_id": lot_id,
+        "wafer_id": wafer_id,
+        "product": device[0] if device else None,
+        "layer": step[0] if step else None,
+        "slot": slot,
+        "inspection_time": _timestamp(_values(hdr, "resulttimestamp")),
+        "setup_id": setup[0] if setup else None,
+        "inspection_station": " ".join(station) if station else None,
+        "n_defects": n_def,
+        "n_inspected_dies": len(inspected[["die_x", "die_y"]].drop_duplicates()) if inspected is not None else pd.NA,
+        "area_per_test_um2": area,
+    }
+    if inspected is not None:
+        inspected.insert(0, "wafer_id", wafer_id)
+        inspected.insert(0, "lot_id", lot_id)
+    meta: dict[str, Any] = {st[0]: list(st[1]) for st in hdr.values()}
+    meta["_orientation"] = orient
+    return {"key": (lot_id, wafer_id), "defects": defects, "wafer": wafer_row, "layout": layout,
+            "inspected": inspected, "meta": meta}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise ParseError("is a directory, not a KLARF file", path=path) from None
+    if raw.startswith(b"\x1f\x8b"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise ParseError(f"cannot decompress: {exc}", path=path) from exc
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise ParseError("binary content (NUL byte) in a KLARF text file", path=path, offset=nul)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        log.info("%s: not UTF-8; decoding as Latin-1", path)
+        return raw.decode("latin-1")
+
+
+def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
+    """Read a KLARF 1.1, 1.2 or 1.8 file into canonical tables.
+
+    Parameters
+    ----------
+    path : path-like
+        The KLARF file (optionally gzip-compressed).
+
+    Returns
+    -------
+    KlarfData
+        ``.defects`` (canonical defect table, wafer frame [um]), ``.wafers``, ``.layouts``
+        (one :class:`~yieldkit.layout.WaferLayout` per wafer), ``.inspected_dies``,
+        ``.version`` and the original header values in ``.metadata`` /
+        ``.wafer_metadata``.
+
+    Raises
+    ------
+    ParseError
+        Not a KLARF file, an unsupported FileVersion (e.g. 2.0), a truncated file, rows that
+        do not match the DefectRecordSpec, non-numeric values where numbers are required.
+        The error names the file, the line and the statement or list.
+
+    Notes
+    -----
+    Positions: the lower-left corner of die (0, 0) in the wafer frame is
+    ``DieOrigin - SampleCenterLocation``; a defect at ``(XINDEX, YINDEX, XREL, YREL)`` is at
+    ``x = x0 + XINDEX * pitch_x + XREL``. KLARF 1.8 values in nm (positions, sizes) and nm^2
+    (DEFECTAREA, AreaPerTest) are converted to um and um^2. A file whose
+    ``OrientationMarkLocation`` is not DOWN, or whose ``CoordinatesMirrored`` is YES, is
+    rotated/mirrored into the wafer frame (notch down); die indices are transformed with it
+    and the original orientation is kept in ``wafer_metadata[...]["_orientation"]``.
+    Repeated or missing DEFECTIDs are renumbered 1..n (with a warning), the file's ids kept
+    as ``klarf_defectid``. Integer-looking columns come back as Int64, others as float64.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd, yieldkit as yk
+    >>> lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(5000, 5000))
+    >>> d = pd.DataFrame({"lot_id": ["L1"] * 2, "wafer_id": ["01"] * 2, "defect_id": [1, 2],
+    ...                   "die_x": [0, 1], "die_y": [0, -1], "xrel_um": [10.0, 20.5], "yrel_um": [5.0, 7.25],
+    ...                   "defect_class": ["particle", "scratch"], "size_um": [0.5, 3.0]})
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.klarf"
+    >>> _ = yk.write_klarf(d, p, layout=lay)
+    >>> k = yk.read_klarf(p)
+    >>> k.defects[["die_x", "die_y", "xrel_um", "defect_class"]].to_dict("list")
+    {'die_x': [0, 1], 'die_y': [0, -1], 'xrel_um': [10.0, 20.5], 'defect_class': ['particle', 'scratch']}
+    >>> k.defects["x_um"].tolist()
+    [-2490.0, 2520.5]
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputNotFoundError(f"{p}: no such file or directory")
+    text = _read_text(p)
+    raw = parse_klarf_text(text, p)
+    if not raw.wafers:
+        raise ParseError("the file holds no WaferID / WaferRecord", path=p, record="WaferID")
+    stem = p.name.split(".")[0]
+    parts = [_wafer_tables(rw, raw, p, stem) for rw in raw.wafers]
+    seen: set[tuple[str, str]] = set()
+    for part in parts:
+        if part["key"] in seen:
+            raise ParseError(f"wafer {part['key'][1]!r} of lot {part['key'][0]!r} appears twice", path=p,
+                             record="WaferID")
+        seen.add(part["key"])
+    frames = [pt["defects"][0] for pt in parts if pt["defects"] is not None]
+    extra_frames = [pt["defects"][1] if pt["defects"][1] is not None else pd.DataFrame(index=pt["defects"][0].index)
+                    for pt in parts if pt["defects"] is not None]
+    if frames:
+        core = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        extras = pd.concat(extra_frames, ignore_index=True) if len(extra_frames) > 1 else extra_frames[0]
+    else:
+        core = _empty_core()
+        extras = pd.DataFrame()
+    defects = validate_defects(core, source=str(p))
+    if len(extras.columns):
+        defects = pd.concat([defects, extras.reset_index(drop=True)], axis=1)
+    wafers = pd.DataFrame([pt["wafer"] for pt in parts])
+    wafers["n_defects"] = pd.array(wafers["n_defects"].tolist(), dtype="Int64")
+    wafers["n_inspected_dies"] = pd.array(wafers["n_inspected_dies"].tolist(), dtype="Int64")
+    wafers["slot"] = pd.array(wafers["slot"].tolist(), dtype="Int16")
+    for c in ("product", "layer", "setup_id", "inspection_station"):
+        wafers[c] = pd.array(wafers[c].tolist(), dtype=STRING)
+    wafers = validate_wafers(wafers, source=str(p))
+    inspected = [pt["inspected"] for pt in parts if pt["inspected"] is not None]
+    if inspected:
+        insp = pd.concat(inspected, ignore_index=True)
+        insp["lot_id"] = insp["lot_id"].astype(STRING)
+        insp["wafer_id"] = insp["wafer_id"].astype(STRING)
+    else:
+        insp = pd.DataFrame({"lot_id": pd.array([], dtype=STRING), "wafer_id": pd.array([], dtype=STRING),
+                             "die_x": np.zeros(0, np.int32), "die_y": np.zeros(0, np.int32),
+                             "test": np.zeros(0, np.int16)})
+    layouts = {pt["key"]: pt["layout"] for pt in parts if pt["layout"] is not None}
+    log.debug("%s: KLARF %s, %d wafer(s), %d defect(s)", p, raw.version, len(wafers), len(defects))
+    return KlarfData(
+        defects=defects,
+        wafers=wafers,
+        layouts=layouts,
+        inspected_dies=insp,
+        version=raw.version,
+        metadata={st[0]: list(st[1]) for st in raw.header.values()},
+        wafer_metadata={pt["key"]: pt["meta"] for pt in parts},
+        path=str(p),
+    )
+
+
+def _empty_core() -> pd.DataFrame:
+    return pd.DataFrame({
+        "lot_id": pd.array([], dtype=STRING), "wafer_id": pd.array([], dtype=STRING),
+        "defect_id": np.zeros(0, np.int64), "x_um": np.zeros(0), "y_um": np.zeros(0),
+        "die_x": pd.array([], dtype="Int32"), "die_y": pd.array([], dtype="Int32"),
+        "xrel_um": np.zeros(0), "yrel_um": np.zeros(0),
+        "defect_class": pd.array([], dtype=STRING), "size_um": np.zeros(0), "layer": pd.array([], dtype=STRING),
+    })
+
+
+from .klarf_writer import write_klarf  # noqa: E402  (public name lives in this module)

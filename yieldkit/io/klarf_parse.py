@@ -1,0 +1,768 @@
+"""KLARF syntax: statements (1.1/1.2) and Record/Field/List blocks (1.8) into raw wafer records.
+
+This module knows the two KLARF syntaxes and nothing about the canonical tables; it returns
+:class:`RawWafer` objects (header values as strings, defect columns as Arrow arrays) that
+:mod:`yieldkit.io.klarf` turns into the canonical defect, wafer and layout objects.
+
+Defect lists are tokenised as a whole (pyarrow's whitespace split and cast, in C), not row
+by row; only files whose defect rows hold quoted strings or 1.8 image lists fall back to a
+regular-expression tokeniser.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import ParseError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RawFile", "RawWafer", "parse_klarf_text"]
+
+#: A header value: the tokens after the keyword (quotes removed) and the line of the keyword.
+Statement = tuple[str, list[str], int]
+
+
+@dataclass
+class RawWafer:
+    """One wafer as found in the file, before conversion to canonical tables."""
+
+    wafer_id: str
+    line: int
+    header: dict[str, Statement] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    chunks: list[dict[str, pa.Array]] = field(default_factory=list)
+    chunk_lines: list[np.ndarray] = field(default_factory=list)
+    tests: list[tuple[int, np.ndarray, float | None]] = field(default_factory=list)
+    class_lookup: dict[int, str] = field(default_factory=dict)
+    has_defect_list: bool = False
+    closed: bool = False
+
+
+@dataclass
+class RawFile:
+    """A parsed KLARF file: version, file-level header and wafers."""
+
+    version: str
+    header: dict[str, Statement]
+    wafers: list[RawWafer]
+    class_lookup: dict[int, str]
+
+
+# ---------------------------------------------------------------------------------------
+# Defect-list blocks
+# ---------------------------------------------------------------------------------------
+def _split_tokens(block: str) -> tuple[pa.Array, np.ndarray]:
+    """Whitespace tokens of a block and the number of tokens on each of its lines."""
+    lines = pc.utf8_trim_whitespace(pa.array(block.split("\n"), type=pa.large_string()))
+    empty = pc.equal(pc.utf8_length(lines), 0).to_numpy(zero_copy_only=False)
+    parts = pc.utf8_split_whitespace(lines)
+    counts = pc.list_value_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
+    counts[empty] = 0
+    tokens = pc.list_flatten(parts)
+    if empty.any():
+        tokens = tokens.filter(pc.not_equal(tokens, ""))
+    return tokens, counts
+
+
+_QUOTED_TOKEN = re.compile(r'"([^"]*)"|([^\s"]+)')
+
+
+def _regex_tokens(block: str, path: Any, first_line: int, record: str) -> tuple[pa.Array, np.ndarray]:
+    """Tokens of a block holding quoted strings (slow path), with per-line counts."""
+    toks: list[str] = []
+    counts = []
+    for k, line in enumerate(block.split("\n")):
+        n0 = len(toks)
+        pos = 0
+        stripped = line.rstrip()
+        while pos < len(stripped):
+            m = _QUOTED_TOKEN.search(stripped, pos)
+            if m is None:
+                break
+            if stripped[pos : m.start()].strip():
+                raise ParseError("unterminated quoted string", path=path, line=first_line + k, record=record)
+            toks.append(m.group(1) if m.group(1) is not None else m.group(2))
+            pos = m.end()
+        if stripped[pos:].strip():
+            raise ParseError("unterminated quoted string", path=path, line=first_line + k, record=record)
+        counts.append(len(toks) - n0)
+    return pa.array(toks, type=pa.large_string()), np.asarray(counts, dtype=np.int64)
+
+
+def _row_starts(
+    tokens: pa.Array, ncols: int, imagelist: int | None, path: Any, token_line: np.ndarray, record: str
+) -> np.ndarray:
+    """Index of the first token of every row.
+
+    ``imagelist`` is the position of a variable-length IMAGELIST column (its first token is
+    a count ``n`` followed by ``2n`` tokens), or None for fixed-width rows.
+    """
+    ntok = len(tokens)
+    if imagelist is None:
+        nrows = ntok // ncols
+        if nrows * ncols != ntok:
+            start = nrows * ncols
+            raise ParseError(
+                f"the defect list ends inside a record: its last record has {ntok - start} value(s) "
+                f"where the record spec has {ncols} columns (rows do not match the record spec)",
+                path=path,
+                line=int(token_line[start]),
+                record=record,
+            )
+        return np.arange(nrows, dtype=np.int64) * ncols
+    counts_tok = tokens
+    # fast path: every IMAGELIST has the same count as the first one
+    if ntok == 0:
+        return np.zeros(0, np.int64)
+    try:
+        n0 = int(counts_tok[imagelist].as_py()) if ntok > imagelist else 0
+    except (TypeError, ValueError):
+        n0 = -1
+    if n0 >= 0:
+        width = ncols + 2 * n0
+        if ntok % width == 0:
+            starts = np.arange(ntok // width, dtype=np.int64) * width
+            col = counts_tok.take(pa.array(starts + imagelist))
+            try:
+                if pc.all(pc.equal(pc.cast(col, pa.int64()), n0)).as_py():
+                    return starts
+            except pa.ArrowInvalid:
+                pass
+    # general path: walk the rows (one step per row, vectorised decoding of the counts)
+    try:
+        nimg = pc.cast(tokens, pa.float64(), safe=False)
+    except pa.ArrowInvalid:
+        nimg = None
+    starts_list: list[int] = []
+    i = 0
+    while i < ntok:
+        starts_list.append(i)
+        k = i + imagelist
+        if k >= ntok:
+            break
+        try:
+            n = float(nimg[k].as_py()) if nimg is not None else float(tokens[k].as_py())
+        except (TypeError, ValueError):
+            n = float("nan")
+        if not (n >= 0 and n == int(n)):
+            raise ParseError(
+                f"the IMAGELIST count of a defect record is {tokens[k].as_py()!r}, not a non-negative integer "
+                "(rows do not match the record spec)",
+                path=path,
+                line=int(token_line[k]),
+                record=record,
+            )
+        i += ncols + 2 * int(n)
+    last = starts_list[-1] if starts_list else 0
+    if i > ntok or (starts_list and last + imagelist >= ntok):
+        raise ParseError(
+            f"the defect list ends inside a record: its last record has {ntok - last} value(s) for a "
+            f"record spec of {ncols} columns (rows do not match the record spec)",
+            path=path,
+            line=int(token_line[last]),
+            record=record,
+        )
+    return np.asarray(starts_list, dtype=np.int64)
+
+
+def parse_block(
+    block: str,
+    columns: list[str],
+    *,
+    path: Any,
+    first_line: int,
+    record: str = "DefectList",
+    imagelist: bool = True,
+) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """Parse the rows of a defect (or other) list into one Arrow string array per column.
+
+    Parameters
+    ----------
+    block : str
+        The text between the list keyword (or ``{``) and its terminator, without the
+        terminator. Row separators ``;`` (KLARF 1.8) must already be removed.
+    columns : list of str
+        Column names (upper case) from DefectRecordSpec / Columns.
+    first_line : int
+        File line of the first character of ``block`` (1-based).
+    imagelist : bool
+        Treat an ``IMAGELIST`` column as variable length (KLARF 1.1/1.2).
+
+    Returns
+    -------
+    (dict, ndarray)
+        Column name -> string tokens, and the file line where each row starts.
+    """
+    ncols = len(columns)
+    if '"' in block:
+        tokens, counts = _regex_tokens(block, path, first_line, record)
+    else:
+        tokens, counts = _split_tokens(block)
+    token_line = np.repeat(np.arange(first_line, first_line + len(counts), dtype=np.int64), counts)
+    if ncols == 0:
+        if len(tokens):
+            raise ParseError("defect rows found but the record spec names no columns", path=path,
+                             line=int(token_line[0]), record=record)
+        return {}, np.zeros(0, np.int64)
+    img = None
+    if imagelist and "IMAGELIST" in columns:
+        img = columns.index("IMAGELIST")
+    starts = _row_starts(tokens, ncols, img, path, token_line, record)
+    # every record starts on a new line: a record that starts mid-line means the rows do not
+    # match the spec even when the total count happens to divide evenly
+    if len(starts):
+        line_first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        at_line_start = np.zeros(len(tokens) + 1, bool)
+        at_line_start[line_first[counts > 0]] = True
+        bad = ~at_line_start[starts]
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ParseError(
+                f"defect record {k + 1} starts in the middle of a line: the rows do not match the "
+                f"{ncols}-column record spec ({', '.join(columns)})",
+                path=path,
+                line=int(token_line[starts[k]]),
+                record=record,
+            )
+    out: dict[str, pa.Array] = {}
+    if img is None:
+        for c, name in enumerate(columns):
+            out[name] = tokens.take(pa.array(starts + c)) if len(starts) else pa.array([], pa.large_string())
+    else:
+        n_img = pc.cast(tokens.take(pa.array(starts + img)), pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+        n_img = n_img.astype(np.int64)
+        for c, name in enumerate(columns):
+            if c < img:
+                out[name] = tokens.take(pa.array(starts + c))
+            elif c == img:
+                lens = 1 + 2 * n_img
+                idx = np.repeat(starts + img, lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
+                offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+                lists = pa.LargeListArray.from_arrays(pa.array(offsets), tokens.take(pa.array(idx)))
+                out[name] = pc.binary_join(lists, pa.scalar(" ", pa.large_string()))
+            else:
+                out[name] = tokens.take(pa.array(starts + c + 2 * n_img))
+    return out, token_line[starts] if len(starts) else np.zeros(0, np.int64)
+
+
+# ---------------------------------------------------------------------------------------
+# KLARF 1.1 / 1.2: statements ending in ';'
+# ---------------------------------------------------------------------------------------
+_TOK12 = re.compile(r'[ \t\r\n\f\v]*(?:"([^"]*)"|(;)|([^\s;"]+)|(\Z))')
+
+
+class _Lines:
+    """Incremental position -> line number."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.line = 1
+
+    def at(self, pos: int) -> int:
+        if pos < self.pos:
+            self.pos, self.line = 0, 1
+        self.line += self.text.count("\n", self.pos, pos)
+        self.pos = pos
+        return self.line
+
+
+def _int(values: list[str], k: int, path: Any, line: int, record: str) -> int:
+    try:
+        return int(values[k])
+    except (IndexError, ValueError):
+        raise ParseError(
+            f"expected an integer as value {k + 1}, got {values[k] if k < len(values) else 'nothing'!r}",
+            path=path, line=line, record=record,
+        ) from None
+
+
+def _pairs(values: list[str], path: Any, line: int, record: str, declared: int | None) -> np.ndarray:
+    if len(values) % 2:
+        raise ParseError(f"expected pairs of die indices, got {len(values)} value(s)", path=path, line=line, record=record)
+    try:
+        arr = np.asarray([int(v) for v in values], dtype=np.int64).reshape(-1, 2)
+    except ValueError as exc:
+        raise ParseError(f"die indices must be integers: {exc}", path=path, line=line, record=record) from None
+    if declared is not None and declared != len(arr):
+        log.warning("%s line %d: %s declares %d dies but lists %d; using the %d listed",
+                    path, line, record, declared, len(arr), len(arr))
+    return arr
+
+
+def _parse_12(text: str, path: Any) -> RawFile:
+    lines = _Lines(text)
+    pos = 0
+    n = len(text)
+    state: dict[str, Statement] = {}
+    file_header: dict[str, Statement] = {}
+    wafers: list[RawWafer] = []
+    class_lookup: dict[int, str] = {}
+    current: RawWafer | None = None
+    test_no = 1
+    version = None
+    seen_eof = False
+    while True:
+        m = _TOK12.match(text, pos)
+        if m is None:
+            raise ParseError("unterminated quoted string", path=path, line=lines.at(pos), record="statement")
+        if m.group(4) is not None:
+            break
+        kw_pos = m.start(1) if m.group(1) is not None else (m.start(2) if m.group(2) is not None else m.start(3))
+        if m.group(3) is None:
+            if m.group(2) is not None:  # stray ';'
+                pos = m.end()
+                continue
+            raise ParseError(f"expected a keyword, found the quoted string {m.group(1)!r}", path=path,
+                             line=lines.at(kw_pos), record="statement")
+        keyword = m.group(3)
+        kw = keyword.lower()
+        line = lines.at(kw_pos)
+        pos = m.end()
+        if seen_eof:
+            raise ParseError("content after EndOfFile", path=path, line=line, record=keyword)
+        if kw == "defectlist":
+            end = text.find(";", pos)
+            if end < 0:
+                raise ParseError("the DefectList has no terminating ';' (truncated file?)", path=path,
+                                 line=line, record="DefectList")
+            if current is None:
+                raise ParseError("DefectList before any WaferID", path=path, line=line, record="DefectList")
+            spec = state.get("defectrecordspec")
+            if spec is None:
+                raise ParseError("DefectList without a DefectRecordSpec", path=path, line=line, record="DefectList")
+            if not current.columns:
+                current.columns = [v.upper() for v in spec[1][1:]]
+            block = text[pos:end]
+            chunk, row_lines = parse_block(block, current.columns, path=path, first_line=line, record="DefectList")
+            current.chunks.append(chunk)
+            current.chunk_lines.append(row_lines)
+            current.has_defect_list = True
+            pos = end + 1
+            lines.at(pos)
+            continue
+        values: list[str] = []
+        while True:
+            m = _TOK12.match(text, pos)
+            if m is None:
+                raise ParseError("unterminated quoted string", path=path, line=lines.at(pos), record=keyword)
+            if m.group(4) is not None:
+                if kw == "endoffile":
+                    break
+                raise ParseError(f"the {keyword} statement has no terminating ';' (truncated file?)",
+                                 path=path, line=line, record=keyword)
+            pos = m.end()
+            if m.group(2) is not None:
+                break
+            values.append(m.group(1) if m.group(1) is not None else m.group(3))
+        if version is None:
+            if kw != "fileversion":
+                raise ParseError(f"not a KLARF file: the first statement is {keyword!r}, expected FileVersion",
+                                 path=path, line=line, record=keyword)
+            version = ".".join(values[:2])
+            if values[:2] not in (["1", "0"], ["1", "1"], ["1", "2"]):
+                raise ParseError(
+                    f"unsupported KLARF FileVersion {' '.join(values) or '(empty)'}; yieldkit reads 1.1 and 1.2 "
+                    "(statement syntax) and 1.8 (Record syntax)",
+                    path=path, line=line, record="FileVersion",
+                )
+        stmt: Statement = (keyword, values, line)
+        if kw == "endoffile":
+            seen_eof = True
+            continue
+        if kw == "waferid":
+            if current is not None:
+                current.closed = True
+            if not values:
+                raise ParseError("WaferID without a value", path=path, line=line, record="WaferID")
+            if len(values) > 1:
+                log.warning("%s line %d: WaferID has %d values %r; using the first", path, line, len(values), values)
+            current = RawWafer(wafer_id=values[0], line=line, header=dict(state))
+            current.class_lookup = dict(class_lookup)
+            wafers.append(current)
+            test_no = 1
+        if kw == "classlookup":
+            declared = _int(values, 0, path, line, keyword)
+            rest = values[1:]
+            if len(rest) % 2:
+                raise ParseError(f"ClassLookup entries must be number/name pairs; got {len(rest)} value(s)",
+                                 path=path, line=line, record=keyword)
+            lookup = {}
+            for k in range(0, len(rest), 2):
+                lookup[_int(rest, k, path, line, keyword)] = rest[k + 1]
+            if declared != len(lookup):
+                log.warning("%s line %d: ClassLookup declares %d classes but lists %d", path, line, declared, len(lookup))
+            if current is not None and not current.closed:
+                current.class_lookup.update(lookup)
+            else:
+                class_lookup.update(lookup)
+        elif kw == "inspectiontest":
+            test_no = _int(values, 0, path, line, keyword)
+        elif kw in ("sampletestplan", "sampledietestplan"):
+            declared = _int(values, 0, path, line, keyword)
+            plan = _pairs(values[1:], path, line, keyword, declared)
+            if current is not None and not current.closed:
+                current.tests.append((test_no, plan, None))
+        elif kw == "areapertest":
+            try:
+                area = float(values[0])
+            except (IndexError, ValueError):
+                raise ParseError(f"AreaPerTest must be a number, got {values!r}", path=path, line=line,
+                                 record=keyword) from None
+            if current is not None and not current.closed:
+                if current.tests and current.tests[-1][0] == test_no and current.tests[-1][2] is None:
+                    t, plan, _ = current.tests[-1]
+                    current.tests[-1] = (t, plan, area)
+                else:
+                    current.tests.append((test_no, np.zeros((0, 2), np.int64), area))
+        elif kw == "defectrecordspec":
+            declared = _int(values, 0, path, line, keyword)
+            names = [v.upper() for v in values[1:]]
+            if declared != len(names):
+                raise ParseError(
+                    f"DefectRecordSpec declares {declared} columns but names {len(names)}",
+                    path=path, line=line, record=keyword,
+                )
+            if current is not None and not current.closed:
+                if current.chunks and names != current.columns:
+                    raise ParseError("DefectRecordSpec changes within a wafer", path=path, line=line, record=keyword)
+                current.columns = names
+        elif kw == "summarylist" and current is not None:
+            current.closed = True
+        state[kw] = stmt
+        if current is None:
+            file_header[kw] = stmt
+        elif not current.closed or kw == "summarylist":
+            current.header[kw] = stmt
+    if version is None:
+        raise ParseError("empty file: no KLARF statements", path=path, line=1, record="FileVersion")
+    if not seen_eof:
+        raise ParseError("the file ends without EndOfFile (truncated?)", path=path, line=lines.at(n),
+                         record="EndOfFile")
+    return RawFile(version=version, header=file_header, wafers=wafers, class_lookup=class_lookup)
+
+
+# ---------------------------------------------------------------------------------------
+# KLARF 1.8: Record / Field / List
+# ---------------------------------------------------------------------------------------
+_TOK18 = re.compile(r'[ \t\r\n\f\v]*(?:"([^"]*)"|([{},;])|([^\s{},;"]+)|(\Z))')
+
+
+class _Reader18:
+    def __init__(self, text: str, path: Any) -> None:
+        self.text = text
+        self.path = path
+        self.pos = 0
+        self.lines = _Lines(text)
+
+    def err(self, msg: str, record: str, pos: int | None = None) -> ParseError:
+        return ParseError(msg, path=self.path, line=self.lines.at(self.pos if pos is None else pos), record=record)
+
+    def next(self, record: str) -> tuple[str, str, int]:
+        """Next token as (kind, value, start): kind is 'str', 'punct', 'word' or 'eof'."""
+        m = _TOK18.match(self.text, self.pos)
+        if m is None:
+            raise self.err("unterminated quoted string", record)
+        self.pos = m.end()
+        if m.group(1) is not None:
+            return "str", m.group(1), m.start(1)
+        if m.group(2) is not None:
+            return "punct", m.group(2), m.start(2)
+        if m.group(3) is not None:
+            return "word", m.group(3), m.start(3)
+        return "eof", "", m.start(4)
+
+    def expect(self, value: str, record: str) -> int:
+        kind, tok, start = self.next(record)
+        if tok != value or kind not in ("punct", "word"):
+            raise self.err(f"expected {value!r}, found {tok or 'end of file'!r}", record, start)
+        return start
+
+    def record(self, name: str) -> dict[str, Any]:
+        """Body of a Record after its '{': fields, lists and sub-records."""
+        body: dict[str, Any] = {"fields": {}, "lists": {}, "records": []}
+        while True:
+            kind, tok, start = self.next(name)
+            if kind == "eof":
+                raise self.err(f"Record {name} is not closed (truncated file?)", name, start)
+            if tok == "}":
+                return body
+            low = tok.lower()
+            line = self.lines.at(start)
+            if low == "record":
+                _, rname, _ = self.next("Record")
+                kind, tok2, s2 = self.next(rname)
+                rid = ""
+                if kind == "str" or (kind == "word"):
+                    rid = tok2
+                    self.expect("{", rname)
+                elif tok2 != "{":
+                    raise self.err(f"expected '{{' after Record {rname}", rname, s2)
+                sub = self.record(rname)
+                sub["name"], sub["id"], sub["line"] = rname, rid, line
+                body["records"].append(sub)
+            elif low == "field":
+                _, fname, _ = self.next("Field")
+                _, count, _ = self.next(fname)
+                try:
+                    ncount = int(count)
+                except ValueError:
+                    raise self.err(f"Field {fname}: expected a value count, found {count!r}", fname) from None
+                self.expect("{", fname)
+                values: list[str] = []
+                while True:
+                    kind, v, s3 = self.next(fname)
+                    if kind == "eof":
+                        raise self.err(f"Field {fname} is not closed", fname, s3)
+                    if v == "}" and kind == "punct":
+                        break
+                    if v == "," and kind == "punct":
+                        continue
+                    values.append(v)
+                if ncount != len(values):
+                    log.warning("%s line %d: Field %s declares %d values but has %d", self.path, line, fname,
+                                ncount, len(values))
+                body["fields"][fname.lower()] = (fname, values, line)
+            elif low == "list":
+                _, lname, _ = self.next("List")
+                body["lists"][lname.lower()] = self.list_(lname, line)
+            else:
+                raise self.err(f"expected Record, Field, List or '}}', found {tok!r}", name, start)
+
+    def list_(self, name: str, line: int) -> dict[str, Any]:
+        self.expect("{", name)
+        self.expect("Columns", name)
+        _, count, _ = self.next(name)
+        self.expect("{", name)
+        types: list[str] = []
+        cols: list[str] = []
+        words: list[str] = []
+        while True:
+            kind, v, s = self.next(name)
+            if kind == "eof":
+                raise self.err(f"List {name}: Columns not closed", name, s)
+            if kind == "punct" and v in ",}":
+                if len(words) != 2:
+                    raise self.err(f"List {name}: a column must be 'type NAME', got {' '.join(words)!r}", name, s)
+                types.append(words[0])
+                cols.append(words[1].upper())
+                words = []
+                if v == "}":
+                    break
+                continue
+            words.append(v)
+        try:
+            if int(count) != len(cols):
+                raise self.err(f"List {name}: Columns declares {count} columns but names {len(cols)}", name)
+        except ValueError:
+            raise self.err(f"List {name}: bad column count {count!r}", name) from None
+        _, data_kw, s = self.next(name)
+        if data_kw.lower() != "data":
+            raise self.err(f"List {name}: expected Data, found {data_kw!r}", name, s)
+        _, nrows_tok, _ = self.next(name)
+        try:
+            nrows = int(nrows_tok)
+        except ValueError:
+            raise self.err(f"List {name}: bad row count {nrows_tok!r}", name) from None
+        open_pos = self.expect("{", name)
+        data_line = self.lines.at(open_pos)
+        text = self.text
+        if "imagelist" in (t.lower() for t in types):
+            block, end = self._scan_braced(open_pos + 1, name)
+            chunk, row_lines = self._image_rows(block, cols, types, data_line, name)
+        else:
+            end = text.find("}", open_pos + 1)
+            if end < 0:
+                raise self.err(f"List {name}: Data block not closed (truncated file?)", name, open_pos)
+            block = text[open_pos + 1 : end]
+            if "{" in block:
+                raise self.err(f"List {name}: unexpected '{{' inside Data", name, open_pos + 1 + block.index("{"))
+            chunk, row_lines = parse_block(block.replace(";", " "), cols, path=self.path, first_line=data_line,
+                                           record=name, imagelist=False)
+            # rows end in ';': check the count of terminators too
+            nterm = block.count(";")
+            if nterm and nterm != len(row_lines):
+                raise ParseError(f"List {name}: {nterm} rows end in ';' but the values make {len(row_lines)} rows "
+                                 f"of {len(cols)} columns (rows do not match Columns)",
+                                 path=self.path, line=data_line, record=name)
+        self.pos = end + 1
+        if nrows != len(row_lines):
+            raise ParseError(f"List {name}: Data declares {nrows} rows but holds {len(row_lines)}",
+                             path=self.path, line=data_line, record=name)
+        self.expect("}", name)
+        return {"columns": cols, "types": types, "data": chunk, "row_lines": row_lines, "line": line}
+
+    def _scan_braced(self, start: int, name: str) -> tuple[str, int]:
+        """Text up to the '}' that closes a Data block holding nested braces (image lists)."""
+        depth = 0
+        i = start
+        text = self.text
+        in_str = False
+        while i < len(text):
+            ch = text[i]
+            if in_str:
+                if ch == '"':
+                    in_str = False
+            elif ch == '"':
+                in_str = True
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                if depth == 0:
+                    return text[start:i], i
+                depth -= 1
+            i += 1
+        raise self.err(f"List {name}: Data block not closed (truncated file?)", name, start)
+
+    def _image_rows(self, block: str, cols: list[str], types: list[str], first_line: int,
+                    name: str) -> tuple[dict[str, pa.Array], np.ndarray]:
+        """Rows with ImageList cells ('N' or 'Images n { ... }'): row by row (slow path)."""
+        tok = re.compile(r'\s*(?:"([^"]*)"|([{},;])|([^\s{},;"]+))')
+        values: list[list[str | None]] = [[] for _ in cols]
+        row_lines: list[int] = []
+        pos = 0
+        line = first_line
+        while block[pos:].strip():
+            row_start = pos + (len(block[pos:]) - len(block[pos:].lstrip()))
+            line += block.count("\n", pos, row_start)
+            row_lines.append(line)
+            for c, t in enumerate(types):
+                m = tok.match(block, pos)
+                if m is None or m.group(2) is not None:
+                    raise ParseError(f"row {len(row_lines)} of {name} has fewer values than its {len(cols)} columns",
+                                     path=self.path, line=line, record=name)
+                pos = m.end()
+                v = m.group(1) if m.group(1) is not None else m.group(3)
+                if t.lower() == "imagelist" and v.lower() == "images":
+                    m2 = tok.match(block, pos)
+                    pos = m2.end() if m2 else pos
+                    brace = block.find("{", pos)
+                    close = block.find("}", brace)
+                    if brace < 0 or close < 0:
+                        raise ParseError("unterminated image list", path=self.path, line=line, record=name)
+                    v = block[brace + 1 : close].strip()
+                    pos = close + 1
+                values[c].append(v)
+            m = tok.match(block, pos)
+            if m is None or m.group(2) != ";":
+                raise ParseError(f"row {len(row_lines)} of {name} has more values than its {len(cols)} columns "
+                                 "(or lacks its ';')", path=self.path, line=line, record=name)
+            line += block.count("\n", row_start, m.end())
+            pos = m.end()
+        chunk = {c: pa.array(v, type=pa.large_string()) for c, v in zip(cols, values)}
+        return chunk, np.asarray(row_lines, dtype=np.int64)
+
+
+def _parse_18(text: str, path: Any) -> RawFile:
+    r = _Reader18(text, path)
+    kind, tok, start = r.next("FileRecord")
+    if tok.lower() != "record":
+        raise r.err("not a KLARF 1.8 file: expected 'Record FileRecord'", "FileRecord", start)
+    _, name, _ = r.next("FileRecord")
+    kind, version, vstart = r.next("FileRecord")
+    if name.lower() != "filerecord":
+        raise r.err(f"expected FileRecord, found {name!r}", "FileRecord", vstart)
+    if version not in ("1.7", "1.8", "1.9"):
+        raise ParseError(
+            f"unsupported KLARF FileVersion {version!r}; yieldkit reads 1.1 and 1.2 (statement syntax) "
+            "and 1.8 (Record syntax)",
+            path=path, line=r.lines.at(vstart), record="FileRecord",
+        )
+    r.expect("{", "FileRecord")
+    root = r.record("FileRecord")
+    kind, tok, start = r.next("EndOfFile")
+    if tok.lower() != "endoffile":
+        raise r.err("the file does not end with EndOfFile (truncated?)", "EndOfFile", start)
+    kind, tok, start = r.next("EndOfFile")
+    if tok == ";":
+        kind, tok, start = r.next("EndOfFile")
+    if kind != "eof":
+        raise r.err("content after EndOfFile", "EndOfFile", start)
+
+    file_header: dict[str, Statement] = dict(root["fields"])
+    class_lookup: dict[int, str] = {}
+    wafers: list[RawWafer] = []
+
+    def lookup_from(lists: dict[str, Any]) -> dict[int, str]:
+        cl = lists.get("classlookuplist")
+        if not cl:
+            return {}
+        nums = cl["data"].get("CLASSNUMBER")
+        names = cl["data"].get("CLASSNAME")
+        if nums is None or names is None:
+            return {}
+        try:
+            keys = pc.cast(nums, pa.int64()).to_pylist()
+        except pa.ArrowInvalid:
+            raise ParseError("ClassLookupList: CLASSNUMBER must be integers", path=path, line=cl["line"],
+                             record="ClassLookupList") from None
+        return dict(zip(keys, names.to_pylist()))
+
+    class_lookup.update(lookup_from(root["lists"]))
+    for lot in root["records"]:
+        if lot["name"].lower() != "lotrecord":
+            continue
+        lot_header = dict(file_header)
+        lot_header.update(lot["fields"])
+        lot_header["lotid"] = ("LotID", [lot["id"]], lot["line"])
+        lot_lookup = dict(class_lookup)
+        lot_lookup.update(lookup_from(lot["lists"]))
+        for w in lot["records"]:
+            if w["name"].lower() != "waferrecord":
+                continue
+            rw = RawWafer(wafer_id=w["id"], line=w["line"], header=dict(lot_header))
+            rw.header.update(w["fields"])
+            rw.header["waferid"] = ("WaferID", [w["id"]], w["line"])
+            rw.class_lookup = dict(lot_lookup)
+            rw.class_lookup.update(lookup_from(w["lists"]))
+            dl = w["lists"].get("defectlist")
+            if dl is not None:
+                rw.columns = dl["columns"]
+                rw.types = dl["types"]
+                rw.chunks.append(dl["data"])
+                rw.chunk_lines.append(dl["row_lines"])
+                rw.has_defect_list = True
+            for sub in w["records"]:
+                if sub["name"].lower() != "testrecord":
+                    continue
+                try:
+                    tno = int(sub["id"]) if sub["id"] else len(rw.tests) + 1
+                except ValueError:
+                    tno = len(rw.tests) + 1
+                area = None
+                if "areapertest" in sub["fields"]:
+                    try:
+                        area = float(sub["fields"]["areapertest"][1][0])
+                    except (IndexError, ValueError):
+                        raise ParseError("AreaPerTest must be a number", path=path,
+                                         line=sub["fields"]["areapertest"][2], record="AreaPerTest") from None
+                plan = np.zeros((0, 2), np.int64)
+                stp = sub["lists"].get("sampletestplanlist")
+                if stp is not None:
+                    try:
+                        xs = pc.cast(stp["data"]["XINDEX"], pa.int64()).to_numpy(zero_copy_only=False)
+                        ys = pc.cast(stp["data"]["YINDEX"], pa.int64()).to_numpy(zero_copy_only=False)
+                    except (KeyError, pa.ArrowInvalid):
+                        raise ParseError("SampleTestPlanList needs integer XINDEX and YINDEX columns", path=path,
+                                         line=stp["line"], record="SampleTestPlanList") from None
+                    plan = np.column_stack([xs, ys]).astype(np.int64)
+                rw.tests.append((tno, plan, area))
+            wafers.append(rw)
+    return RawFile(version=version, header=file_header, wafers=wafers, class_lookup=class_lookup)
+
+
+def parse_klarf_text(text: str, path: Any) -> RawFile:
+    """Parse KLARF text (either syntax) into raw wafers."""
+    head = text.lstrip()[:64].lower()
+    if head.startswith("record"):
+        return _parse_18(text, path)
+    return _parse_12(text, path)

@@ -1,0 +1,401 @@
+"""Write canonical defect tables as KLARF 1.2 or 1.8 (atomically).
+
+The output is what :func:`yieldkit.read_klarf` reads back identically, and what common
+line-oriented peers accept: one statement per line, one defect per line starting with a
+space, quoted identifiers, and the usual DefectRecordSpec columns (XSIZE, YSIZE,
+DEFECTAREA, DSIZE, CLASSNUMBER, TEST are always written; 0 where the table has no value).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import YieldkitValueError, check_choice
+from ..layout import WaferLayout
+from ..schema import UNCLASSIFIED, validate_defects
+from .atomic import atomic_write
+
+log = logging.getLogger(__name__)
+
+__all__ = ["write_klarf"]
+
+#: columns written from the table when present (lower-case table name -> KLARF name)
+_STANDARD = ("xsize", "ysize", "defectarea")
+_SKIP = {"lot_id", "wafer_id", "defect_id", "x_um", "y_um", "die_x", "die_y", "xrel_um", "yrel_um",
+         "defect_class", "size_um", "layer", "classnumber", "klarf_defectid", "test", "imagelist"}
+
+
+def _fmt_float(values: np.ndarray) -> pa.Array:
+    """Shortest round-trip text of floats, always with a '.' or exponent; NaN -> NA."""
+    v = np.asarray(values, dtype=np.float64)
+    if np.isinf(v).any():
+        raise YieldkitValueError("KLARF cannot hold infinite values")
+    s = pc.cast(pa.array(v, from_pandas=True), pa.string())
+    needs_dot = pc.invert(pc.match_substring_regex(s, r"[.eEn]"))
+    s = pc.if_else(pc.fill_null(needs_dot, False), pc.binary_join_element_wise(s, ".0", ""), s)
+    return pc.fill_null(s, "NA")
+
+
+def _fmt_int(values: Any) -> pa.Array:
+    arr = pa.array(pd.array(values, dtype="Int64"), type=pa.int64())
+    return pc.fill_null(pc.cast(arr, pa.string()), "NA")
+
+
+def _fmt_nm(values: np.ndarray) -> pa.Array:
+    """um -> nm text: integers when the value is a whole number of nm, shortest float otherwise."""
+    v = np.asarray(values, dtype=np.float64) * 1000.0
+    r = np.round(v)
+    whole = np.isfinite(v) & (np.abs(v - r) <= 1e-6 * np.maximum(1.0, np.abs(v)))
+    ints = pc.cast(pa.array(np.where(whole, r, 0).astype(np.int64)), pa.string())
+    return pc.if_else(pa.array(whole), ints, _fmt_float(v))
+
+
+def _layout_for(layout: Any, key: tuple[str, str]) -> WaferLayout:
+    if isinstance(layout, WaferLayout):
+        return layout
+    if isinstance(layout, Mapping) and key in layout:
+        return layout[key]
+    raise YieldkitValueError(
+        f"The 'layout' argument of write_klarf must be a WaferLayout or a mapping (lot_id, wafer_id) -> "
+        f"WaferLayout covering every wafer. Got {type(layout).__name__} without wafer {key!r} instead."
+    )
+
+
+def _class_numbers(defects: pd.DataFrame) -> tuple[np.ndarray, dict[int, str]]:
+    names = defects["defect_class"].astype(str)
+    if "classnumber" in defects.columns and defects["classnumber"].notna().all():
+        nums = defects["classnumber"].to_numpy(dtype=np.int64)
+        pairs = pd.DataFrame({"n": nums, "c": names.to_numpy()}).drop_duplicates()
+        if not pairs["n"].duplicated().any() and not pairs["c"].duplicated().any():
+            return nums, dict(zip(pairs["n"].tolist(), pairs["c"].tolist()))
+    uniq = sorted(set(names.unique().tolist()) - {UNCLASSIFIED})
+    lookup = {0: UNCLASSIFIED}
+    lookup.update({k + 1: c for k, c in enumerate(uniq)})
+    rev = {c: k for k, c in lookup.items()}
+    codes = names.map(rev).to_numpy(dtype=np.int64)
+    if UNCLASSIFIED not in set(names.unique().tolist()):
+        lookup.pop(0)
+    return codes, lookup
+
+
+def _rows(cols: list[pa.Array]) -> str:
+    if not cols or len(cols[0]) == 0:
+        return ""
+    joined = pc.binary_join_element_wise(*cols, " ")
+    return " " + "\n ".join(joined.to_pylist())
+
+
+def _quote(s: Any) -> str:
+    text = "" if s is None or (isinstance(s, float) and np.isnan(s)) else str(s)
+    if '"' in text or "\n" in text:
+        raise YieldkitValueError(f"KLARF strings cannot hold quotes or line breaks: {text!r}")
+    return f'"{text}"'
+
+
+def write_klarf(
+    defects: pd.DataFrame,
+    path: str | os.PathLike[str],
+    version: str = "1.2",
+    layout: WaferLayout | Mapping[tuple[str, str], WaferLayout] | None = None,
+    *,
+    wafers: pd.DataFrame | None = None,
+    timestamp: datetime | None = None,
+) -> Path:
+    """Write a defect table as a KLARF file (atomically).
+
+    Parameters
+    ----------
+    defects : DataFrame
+        Defect table (canonical names or aliases); several wafers (and lots) are allowed.
+    path : path-like
+        Output file; written through a temporary file and renamed.
+    version : {"1.2", "1.8"}
+        KLARF 1.2 (statements, um) or 1.8 (Record/Field/List, nm).
+    layout : WaferLayout or mapping, optional
+        The die grid, one for all wafers or ``{(lot_id, wafer_id): layout}`` (e.g.
+        ``KlarfData.layouts``). Required: KLARF positions are die-relative. Its die set, if
+        any, is written as the SampleTestPlan.
+    wafers : DataFrame, optional
+        Wafer table supplying ``product`` (DeviceID), ``slot`` and ``setup_id``.
+    timestamp : datetime, optional
+        File and result timestamp; default now.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    YieldkitValueError
+        Unknown version, missing layout, infinite values, strings with quotes.
+    SchemaError
+        The table is not a valid defect table.
+
+    Notes
+    -----
+    The layout's die-(0, 0) corner is written as ``DieOrigin 0 0`` with
+    ``SampleCenterLocation = -origin``, orientation DOWN, not mirrored (the wafer frame).
+    Defects without ``die_x``/``xrel_um`` are placed on the grid from ``x_um``/``y_um``.
+    Class names are written through a ClassLookup (the table's ``classnumber`` column is
+    reused when it is consistent with the names).
+    """
+    check_choice(version, ("1.2", "1.8"), name="version", where="write_klarf")
+    if layout is None:
+        raise YieldkitValueError("The 'layout' argument of write_klarf is required: KLARF stores die-relative "
+                                 "positions, so the die pitch and origin must be known. Got None instead.")
+    d = validate_defects(defects, source="<defects>")
+    ts = timestamp or datetime.now().replace(microsecond=0)
+    wafer_info: dict[tuple[str, str], dict[str, Any]] = {}
+    if wafers is not None:
+        for row in wafers.to_dict("records"):
+            wafer_info[(str(row["lot_id"]), str(row["wafer_id"]))] = {str(k): v for k, v in row.items()}
+    keys = d[["lot_id", "wafer_id"]].astype(str).drop_duplicates().itertuples(index=False, name=None)
+    groups = list(keys)
+    if not groups and wafer_info:
+        groups = list(wafer_info)
+    if not groups:
+        raise YieldkitValueError("write_klarf needs at least one defect or a wafers table naming the wafers")
+    nums, lookup = _class_numbers(d) if len(d) else (np.zeros(0, np.int64), {0: UNCLASSIFIED})
+    d = d.assign(_cls=nums)
+    lot_key = d["lot_id"].astype(str) + "\x1f" + d["wafer_id"].astype(str)
+    parts = []
+    if version == "1.2":
+        parts.append(_header_12(ts))
+    for lot, wafer in groups:
+        lay = _layout_for(layout, (lot, wafer))
+        sub = d[(lot_key == f"{lot}\x1f{wafer}").to_numpy()]
+        info = wafer_info.get((lot, wafer), {})
+        if version == "1.2":
+            parts.append(_wafer_12(sub, lot, wafer, lay, info, lookup, ts))
+        else:
+            parts.append(_wafer_18(sub, lot, wafer, lay, info, ts))
+    if version == "1.2":
+        parts.append("EndOfFile;\n")
+        text = "".join(parts)
+    else:
+        text = _wrap_18(parts, groups, lookup, ts)
+    with atomic_write(path) as fh:
+        fh.write(text)
+    log.debug("wrote %d defect(s) of %d wafer(s) to %s (KLARF %s)", len(d), len(groups), path, version)
+    return Path(path)
+
+
+def _positions(sub: pd.DataFrame, lay: WaferLayout) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n = len(sub)
+    have_die = all(c in sub.columns for c in ("die_x", "die_y", "xrel_um", "yrel_um"))
+    if have_die:
+        i = sub["die_x"].to_numpy(dtype="float64", na_value=np.nan)
+        j = sub["die_y"].to_numpy(dtype="float64", na_value=np.nan)
+        xr = sub["xrel_um"].to_numpy(dtype="float64", na_value=np.nan)
+        yr = sub["yrel_um"].to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        i = j = xr = yr = np.full(n, np.nan)
+    gap = np.isnan(i) | np.isnan(j) | np.isnan(xr) | np.isnan(yr)
+    if gap.any():
+        if "x_um" not in sub.columns:
+            raise YieldkitValueError("write_klarf: some defects have neither a die position nor x_um/y_um")
+        gi, gj, gx, gy = lay.die_index(sub["x_um"].to_numpy()[gap], sub["y_um"].to_numpy()[gap])
+        if np.isnan(gx).any():
+            raise YieldkitValueError("write_klarf: some defects have no position at all")
+        i, j, xr, yr = i.copy(), j.copy(), xr.copy(), yr.copy()
+        i[gap], j[gap], xr[gap], yr[gap] = gi, gj, gx, gy
+    return i.astype(np.int64), j.astype(np.int64), xr, yr
+
+
+def _extra_columns(sub: pd.DataFrame) -> list[str]:
+    out = []
+    for c in sub.columns:
+        if c in _SKIP or c.startswith("_") or c in _STANDARD:
+            continue
+        if pd.api.types.is_numeric_dtype(sub[c].dtype) and not pd.api.types.is_bool_dtype(sub[c].dtype):
+            if str(c).replace("_", "").isalnum():
+                out.append(c)
+    return out
+
+
+def _value_cols(sub: pd.DataFrame, lay: WaferLayout, nm: bool) -> tuple[list[str], list[str], list[pa.Array]]:
+    """KLARF column names, 1.8 types and formatted values of the defect rows."""
+    n = len(sub)
+    i, j, xr, yr = _positions(sub, lay)
+    length = _fmt_nm if nm else _fmt_float
+    size = sub["size_um"].to_numpy(dtype="float64", na_value=np.nan) if "size_um" in sub.columns else np.zeros(n)
+    names = ["DEFECTID", "XREL", "YREL", "XINDEX", "YINDEX"]
+    types = ["int32", "double", "double", "int32", "int32"]
+    vals = [_fmt_int(sub["defect_id"]), length(xr), length(yr), _fmt_int(i), _fmt_int(j)]
+    for c in _STANDARD:
+        v = sub[c].to_numpy(dtype="float64", na_value=np.nan) if c in sub.columns else np.zeros(n)
+        names.append(c.upper())
+        types.append("double")
+        if nm:
+            vals.append(_fmt_nm(v) if c != "defectarea" else _fmt_float(v * 1e6))
+        else:
+            vals.append(_fmt_float(v))
+    names += ["DSIZE", "CLASSNUMBER", "TEST"]
+    types += ["double", "int32", "int32"]
+    test = sub["test"] if "test" in sub.columns else pd.Series(np.ones(n, np.int64))
+    vals += [length(size), _fmt_int(sub["_cls"]), _fmt_int(test.to_numpy(dtype="float64", na_value=np.nan))]
+    for c in _extra_columns(sub):
+        s = sub[c]
+        names.append(str(c).upper())
+        if pd.api.types.is_integer_dtype(s.dtype):
+            types.append("int32")
+            vals.append(_fmt_int(s))
+        else:
+            types.append("double")
+            vals.append(_fmt_float(s.to_numpy(dtype="float64", na_value=np.nan)))
+    return names, types, vals
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(float(x))
+
+
+def _header_12(ts: datetime) -> str:
+    stamp = ts.strftime("%m-%d-%Y %H:%M:%S")
+    return (
+        "FileVersion 1 2;\n"
+        f"FileTimestamp {stamp};\n"
+        'InspectionStationID "yieldkit" "export" "1";\n'
+        "SampleType WAFER;\n"
+    )
+
+
+def _test_plan(lay: WaferLayout) -> np.ndarray | None:
+    if lay.die_set is None:
+        return None
+    return np.column_stack([lay.die_set["die_x"].to_numpy(np.int64), lay.die_set["die_y"].to_numpy(np.int64)])
+
+
+def _wafer_12(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: dict[str, Any],
+              lookup: dict[int, str], ts: datetime) -> str:
+    stamp = ts.strftime("%m-%d-%Y %H:%M:%S")
+    w, h = lay.die_pitch_um
+    x0, y0 = lay.origin_um  # type: ignore[misc]
+    layer = sub["layer"].dropna().iloc[0] if "layer" in sub.columns and sub["layer"].notna().any() else info.get("layer")
+    product = info.get("product") or "unknown"
+    slot = info.get("slot")
+    out = [
+        f"ResultTimestamp {stamp};\n",
+        f"LotID {_quote(lot)};\n",
+        f"SampleSize 1 {_num(lay.diameter_mm)};\n",
+        f"DeviceID {_quote(product)};\n",
+        f"SetupID {_quote(info.get('setup_id') or 'yieldkit')} {stamp};\n",
+        f"StepID {_quote(layer if isinstance(layer, str) else '')};\n",
+        "SampleOrientationMarkType NOTCH;\n",
+        "OrientationMarkLocation DOWN;\n",
+        f"DiePitch {repr(float(w))} {repr(float(h))};\n",
+        "DieOrigin 0.0 0.0;\n",
+        f"WaferID {_quote(wafer)};\n",
+        f"Slot {int(slot) if slot is not None and not pd.isna(slot) else 0};\n",
+        f"SampleCenterLocation {repr(0.0 - x0)} {repr(0.0 - y0)};\n",
+        "CoordinatesMirrored NO;\n",
+    ]
+    cl = "".join(f"\n {k} {_quote(v)}" for k, v in sorted(lookup.items()))
+    out.append(f"ClassLookup {len(lookup)}{cl};\n")
+    out.append("InspectionTest 1;\n")
+    plan = _test_plan(lay)
+    if plan is not None:
+        rows = "".join(f"\n {a} {b}" for a, b in plan.tolist())
+        out.append(f"SampleTestPlan {len(plan)}{rows};\n")
+    out.append(f"AreaPerTest {repr(float(lay.n_dies) * w * h)};\n")
+    names, _, vals = _value_cols(sub, lay, nm=False)
+    out.append(f"DefectRecordSpec {len(names)} {' '.join(names)};\n")
+    body = _rows(vals)
+    out.append(f"DefectList\n{body};\n" if body else "DefectList;\n")
+    ndie = len(plan) if plan is not None else lay.n_dies
+    if len(sub):
+        pi, pj, _, _ = _positions(sub, lay)
+        ndef_die = len(np.unique(np.column_stack([pi, pj]), axis=0))
+    else:
+        ndef_die = 0
+    dens = len(sub) / (ndie * w * h * 1e-8) if ndie else 0.0
+    out.append("SummarySpec 5 TESTNO NDEFECT DEFDENSITY NDIE NDEFDIE;\n")
+    out.append(f"SummaryList\n 1 {len(sub)} {dens:.6e} {ndie} {ndef_die};\n")
+    return "".join(out)
+
+
+def _field(name: str, values: list[str]) -> str:
+    return f"Field {name} {len(values)} {{{', '.join(values)}}}"
+
+
+def _wafer_18(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: dict[str, Any], ts: datetime) -> str:
+    x0, y0 = lay.origin_um  # type: ignore[misc]
+    w, h = lay.die_pitch_um
+    slot = info.get("slot")
+    lines = [
+        f'      Record WaferRecord {_quote(wafer)}',
+        "      {",
+        "        " + _field("DiePitch", [_num(w * 1000), _num(h * 1000)]),
+        "        " + _field("DieOrigin", ["0", "0"]),
+        "        " + _field("SampleCenterLocation", [_num(-x0 * 1000), _num(-y0 * 1000)]),
+        "        " + _field("SampleSize", [_num(lay.diameter_mm * 1e6), "0"]),
+        "        " + _field("SlotNumber", [str(int(slot)) if slot is not None and not pd.isna(slot) else "0"]),
+        "        " + _field("ResultTimestamp", [_quote(ts.strftime("%Y-%m-%d")), _quote(ts.strftime("%H:%M:%S"))]),
+    ]
+    layer = sub["layer"].dropna().iloc[0] if "layer" in sub.columns and sub["layer"].notna().any() else info.get("layer")
+    if isinstance(layer, str):
+        lines.append("        " + _field("StepID", [_quote(layer)]))
+    names, types, vals = _value_cols(sub, lay, nm=True)
+    cols = ", ".join(f"{t} {n}" for t, n in zip(types, names))
+    body = _rows(vals)
+    lines += [
+        "        List DefectList",
+        "        {",
+        f"          Columns {len(names)} {{ {cols} }}",
+        f"          Data {len(sub)}",
+        "          {",
+    ]
+    text = "\n".join(lines) + "\n"
+    if body:
+        text += body.replace("\n", ";\n") + ";\n"
+    text += "          }\n        }\n"
+    plan = _test_plan(lay)
+    test = [
+        '        Record TestRecord "1"',
+        "        {",
+        "          " + _field("AreaPerTest", [repr(float(lay.n_dies) * w * h * 1e6)]),
+    ]
+    if plan is not None:
+        rows = "".join(f"            {a} {b};\n" for a, b in plan.tolist())
+        test += ["          List SampleTestPlanList", "          {",
+                 "            Columns 2 { int32 XINDEX, int32 YINDEX }", f"            Data {len(plan)}",
+                 "            {"]
+        text += "\n".join(test) + "\n" + rows + "            }\n          }\n        }\n"
+    else:
+        text += "\n".join(test) + "\n        }\n"
+    return text + "      }\n"
+
+
+def _wrap_18(parts: list[str], groups: list[tuple[str, str]], lookup: dict[int, str], ts: datetime) -> str:
+    out = ['Record FileRecord "1.8"', "{"]
+    lots: dict[str, list[str]] = {}
+    for (lot, _), part in zip(groups, parts):
+        lots.setdefault(lot, []).append(part)
+    cl_rows = "".join(f"          {k} {_quote(v)};\n" for k, v in sorted(lookup.items()))
+    for lot, wparts in lots.items():
+        out += [
+            f"  Record LotRecord {_quote(lot)}",
+            "  {",
+            "    " + _field("OrientationMarkLocation", ["0"]),
+            "    " + _field("CoordinatesMirrored", ['"NO"']),
+            "    " + _field("SampleType", ['"WAFER"']),
+            "    " + _field("InspectionStationID", ['"yieldkit"', '"export"', '"1"']),
+        ]
+        text = "\n".join(out) + "\n" + "".join(wparts)
+        out = [text + "    List ClassLookupList", "    {",
+               "      Columns 2 { int32 CLASSNUMBER, string CLASSNAME }", f"      Data {len(lookup)}", "      {"]
+        out = ["\n".join(out) + "\n" + cl_rows + "      }\n    }\n  }"]
+    out += ["  " + _field("FileTimestamp", [_quote(ts.strftime("%Y-%m-%d")), _quote(ts.strftime("%H:%M:%S"))]),
+            "}", "EndOfFile;", ""]
+    return "\n".join(out)
