@@ -60,6 +60,10 @@ _EXPORTS: dict[str, str] = {
     # Pareto, kill ratio
     "pareto": "yieldkit.pareto",
     "bin_pareto": "yieldkit.pareto",
+    "kill_ratio": "yieldkit.killratio",
+    "retest_recovery": "yieldkit.pareto",
+    "p_chart": "yieldkit.spc",
+    "u_chart": "yieldkit.spc",
     # root cause
     "commonality": "yieldkit.classify.commonality",
     # outgoing quality

@@ -1,0 +1,322 @@
+"""Statistical process control of yield and defectivity: p- and u-charts with run rules.
+
+A p-chart follows the wafer yield (good over tested dies), a u-chart the defects per wafer
+(or per cm^2), in lot/time order, with 3-sigma limits that vary with each wafer's sample
+size. Points are standardised, ``z_i = (x_i - centre) / sigma_i``, so the Western Electric
+and Nelson run rules apply unchanged to varying limits.
+
+References
+----------
+Montgomery, D. C. (2009). Introduction to Statistical Quality Control, 6th ed., Wiley:
+sections 7.2 (p chart, variable sample size, standardized chart) and 7.3.3 (u chart).
+
+Western Electric Company (1956). Statistical Quality Control Handbook.
+
+Nelson, L. S. (1984). The Shewhart control chart -- tests for special causes. Journal of
+Quality Technology 16(4), 237-239.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .errors import SchemaError, YieldkitValueError, check_choice
+
+__all__ = ["ControlChart", "nelson_rules", "p_chart", "u_chart", "western_electric_rules"]
+
+#: Rule name -> description.
+RULES = {
+    "WE1": "1 point beyond 3 sigma",
+    "WE2": "2 of 3 beyond 2 sigma, same side",
+    "WE3": "4 of 5 beyond 1 sigma, same side",
+    "WE4": "8 in a row on one side",
+    "N1": "1 point beyond 3 sigma",
+    "N2": "9 in a row on one side",
+    "N3": "6 in a row steadily increasing or decreasing",
+    "N4": "14 in a row alternating up and down",
+    "N5": "2 of 3 beyond 2 sigma, same side",
+    "N6": "4 of 5 beyond 1 sigma, same side",
+    "N7": "15 in a row within 1 sigma",
+    "N8": "8 in a row beyond 1 sigma, either side",
+}
+
+
+def _window_count(flags: np.ndarray, m: int, need: int) -> np.ndarray:
+    """True at i when at least ``need`` of flags[i-m+1 .. i] are true (the point completing it)."""
+    out = np.zeros(len(flags), bool)
+    if len(flags) >= m:
+        s = sliding_window_view(flags.astype(np.int64), m).sum(axis=1)
+        out[m - 1:] = s >= need
+    return out
+
+
+def _and_last(rule: np.ndarray, point: np.ndarray) -> np.ndarray:
+    # the completing point must itself be one of the counted points (e.g. beyond 2 sigma)
+    return rule & point
+
+
+def western_electric_rules(z: Any) -> pd.DataFrame:
+    """Western Electric rules WE1-WE4 on standardised points, flagged at the completing point.
+
+    Parameters
+    ----------
+    z : array_like
+        ``(x - centre) / sigma`` in time order; NaN never counts.
+
+    Returns
+    -------
+    DataFrame
+        Boolean columns ``WE1`` .. ``WE4``.
+
+    Examples
+    --------
+    >>> western_electric_rules([0, 3.5, 0, 2.1, 2.2])[["WE1", "WE2"]].any().tolist()
+    [True, True]
+    """
+    z = np.asarray(z, dtype=np.float64)
+    zn = np.nan_to_num(z, nan=0.0)
+    up2, lo2, up1, lo1 = zn > 2, zn < -2, zn > 1, zn < -1
+    return pd.DataFrame({
+        "WE1": np.abs(zn) > 3,
+        "WE2": _and_last(_window_count(up2, 3, 2), up2) | _and_last(_window_count(lo2, 3, 2), lo2),
+        "WE3": _and_last(_window_count(up1, 5, 4), up1) | _and_last(_window_count(lo1, 5, 4), lo1),
+        "WE4": _window_count(zn > 0, 8, 8) | _window_count(zn < 0, 8, 8),
+    })
+
+
+def nelson_rules(z: Any) -> pd.DataFrame:
+    """Nelson's eight rules N1-N8 on standardised points, flagged at the completing point.
+
+    Examples
+    --------
+    >>> bool(nelson_rules([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])["N3"].iloc[-1])
+    True
+    """
+    z = np.asarray(z, dtype=np.float64)
+    zn = np.nan_to_num(z, nan=0.0)
+    d = np.diff(zn)
+    inc = np.r_[False, d > 0]
+    dec = np.r_[False, d < 0]
+    # alternating: consecutive differences change sign; 14 points = 13 differences, 12 sign changes
+    alt = np.r_[False, False, (d[1:] * d[:-1]) < 0]
+    up2, lo2, up1, lo1 = zn > 2, zn < -2, zn > 1, zn < -1
+    return pd.DataFrame({
+        "N1": np.abs(zn) > 3,
+        "N2": _window_count(zn > 0, 9, 9) | _window_count(zn < 0, 9, 9),
+        "N3": _window_count(inc, 5, 5) | _window_count(dec, 5, 5),
+        "N4": _window_count(alt, 12, 12),
+        "N5": _and_last(_window_count(up2, 3, 2), up2) | _and_last(_window_count(lo2, 3, 2), lo2),
+        "N6": _and_last(_window_count(up1, 5, 4), up1) | _and_last(_window_count(lo1, 5, 4), lo1),
+        "N7": _window_count(np.abs(zn) < 1, 15, 15),
+        "N8": _window_count(np.abs(zn) > 1, 8, 8),
+    })
+
+
+@dataclass
+class ControlChart:
+    """A control chart: one row per point plus the centre line.
+
+    Attributes
+    ----------
+    kind : str
+        ``"p"`` or ``"u"``.
+    statistic : str
+        What is plotted (``"yield"``, ``"fraction_defective"``, ``"defects_per_wafer"``,
+        ``"defects_per_cm2"``).
+    centre : float
+        Centre line (pooled estimate).
+    table : DataFrame
+        Label columns, ``n`` (sample size or exposure), ``value``, ``sigma``, ``lcl``,
+        ``ucl``, ``z``, one boolean column per rule, ``rules`` (comma-separated names of the
+        rules violated, "" for none).
+    sigma_level : float
+        Width of the limits in sigmas.
+    """
+
+    kind: str
+    statistic: str
+    centre: float
+    table: pd.DataFrame
+    sigma_level: float = 3.0
+
+    def excursions(self) -> pd.DataFrame:
+        """The points that violate at least one rule, with the rules named."""
+        t = self.table
+        rule_cols = [c for c in t.columns if c in RULES]
+        return t.loc[t["rules"] != "", [c for c in t.columns if c not in rule_cols]].reset_index(drop=True)
+
+    def __repr__(self) -> str:
+        return (f"ControlChart(kind={self.kind!r}, statistic={self.statistic!r}, points={len(self.table)}, "
+                f"centre={self.centre:.4g}, excursions={int((self.table['rules'] != '').sum())})")
+
+
+def _apply_rules(z: np.ndarray, rules: str) -> pd.DataFrame:
+    check_choice(rules, ("western_electric", "nelson", "both", "none"), name="rules", where="control chart")
+    parts = []
+    if rules in ("western_electric", "both"):
+        parts.append(western_electric_rules(z))
+    if rules in ("nelson", "both"):
+        parts.append(nelson_rules(z))
+    return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=range(len(z)))
+
+
+def _finish(table: pd.DataFrame, labels: pd.DataFrame, value: np.ndarray, n: np.ndarray, sigma: np.ndarray,
+            centre: float, lo_bound: float, hi_bound: float, k: float, rules: str) -> pd.DataFrame:
+    out = labels.reset_index(drop=True).copy()
+    out["n"] = n
+    out["value"] = value
+    out["sigma"] = sigma
+    out["lcl"] = np.maximum(centre - k * sigma, lo_bound)
+    out["ucl"] = np.minimum(centre + k * sigma, hi_bound)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (value - centre) / sigma
+    out["z"] = z
+    flags = _apply_rules(z, rules)
+    out = pd.concat([out, flags], axis=1)
+    text = np.full(len(out), "", dtype=object)
+    for name in flags.columns:  # a handful of rules, vectorised over points
+        text = text + np.where(flags[name].to_numpy(dtype=bool), name + ",", "")
+    out["rules"] = pd.Series(text, dtype=object).str.rstrip(",").to_numpy(dtype=object)
+    return out
+
+
+def _labels(table: pd.DataFrame, label: Sequence[str] | None) -> pd.DataFrame:
+    cols = [c for c in (label if label is not None else ("lot_id", "wafer_id")) if c in table.columns]
+    return table[cols]
+
+
+def _check_cols(table: pd.DataFrame, cols: Sequence[str], where: str) -> None:
+    missing = [c for c in cols if c not in table.columns]
+    if missing:
+        raise SchemaError(f"{where} needs column(s) {', '.join(missing)}; found {list(table.columns)}.",
+                          column=missing[0])
+
+
+def p_chart(
+    table: pd.DataFrame,
+    *,
+    n: str = "tested",
+    good: str = "good",
+    statistic: str = "yield",
+    order_by: str | Sequence[str] | None = None,
+    label: Sequence[str] | None = None,
+    rules: str = "both",
+    sigma_level: float = 3.0,
+) -> ControlChart:
+    """p-chart of wafer yield (or fraction defective) with limits for varying sample sizes.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per wafer (e.g. :func:`yieldkit.wafer_yield`), in lot/time order unless
+        ``order_by`` is given.
+    n, good : str
+        Columns of tested and good dies per wafer [-].
+    statistic : {"yield", "fraction_defective"}
+        Plot ``good/n`` or ``1 - good/n`` (the limits are symmetric, so rules agree).
+    order_by : str or sequence of str, optional
+        Sort by these columns first (e.g. ``test_time``).
+    label : sequence of str, optional
+        Columns identifying each point (default ``lot_id``, ``wafer_id``).
+    rules : {"both", "western_electric", "nelson", "none"}
+        Run rules to flag.
+    sigma_level : float
+        Limits at ``centre +/- sigma_level * sigma_i`` (rules always use the 1-2-3 sigma zones).
+
+    Returns
+    -------
+    ControlChart
+
+    Notes
+    -----
+    ``p_bar = sum(good) / sum(n)``, ``sigma_i = sqrt(p_bar (1 - p_bar) / n_i)``,
+    ``UCL_i = min(1, p_bar + 3 sigma_i)``, ``LCL_i = max(0, p_bar - 3 sigma_i)``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> c = p_chart(pd.DataFrame({"tested": [100, 100, 50], "good": [90, 80, 45]}))
+    >>> round(c.centre, 4), round(float(c.table["ucl"].iloc[2]), 4)
+    (0.86, 1.0)
+    """
+    check_choice(statistic, ("yield", "fraction_defective"), name="statistic", where="p_chart")
+    _check_cols(table, [n, good], "p_chart")
+    if not sigma_level > 0:
+        raise YieldkitValueError(f"The 'sigma_level' argument of p_chart must be > 0. Got {sigma_level!r} instead.")
+    t = table.sort_values(list([order_by] if isinstance(order_by, str) else order_by), kind="stable") \
+        if order_by is not None else table
+    nn = t[n].to_numpy(dtype=np.float64)
+    gg = t[good].to_numpy(dtype=np.float64)
+    if np.any(nn <= 0) or np.any(gg < 0) or np.any(gg > nn):
+        raise YieldkitValueError(f"p_chart needs 0 <= {good!r} <= {n!r} and {n!r} > 0 on every row.")
+    p_bar = gg.sum() / nn.sum()
+    value = gg / nn
+    centre = p_bar
+    if statistic == "fraction_defective":
+        value = 1.0 - value
+        centre = 1.0 - p_bar
+    sigma = np.sqrt(p_bar * (1 - p_bar) / nn)
+    out = _finish(t, _labels(t, label), value, nn, sigma, centre, 0.0, 1.0, sigma_level, rules)
+    return ControlChart("p", statistic, float(centre), out, sigma_level)
+
+
+def u_chart(
+    table: pd.DataFrame,
+    *,
+    count: str = "n_defects",
+    exposure: str | None = None,
+    order_by: str | Sequence[str] | None = None,
+    label: Sequence[str] | None = None,
+    rules: str = "both",
+    sigma_level: float = 3.0,
+) -> ControlChart:
+    """u-chart of defects per wafer or per unit of exposure (e.g. inspected area [cm^2]).
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per wafer, in lot/time order unless ``order_by`` is given.
+    count : str
+        Column of defect counts [-].
+    exposure : str, optional
+        Column of exposure per wafer (inspected area [cm^2]); without it every wafer has
+        exposure 1 and the chart is of defects per wafer (a c-chart).
+    order_by, label, rules, sigma_level
+        As in :func:`p_chart`.
+
+    Returns
+    -------
+    ControlChart
+
+    Notes
+    -----
+    ``u_bar = sum(c) / sum(a)``, ``sigma_i = sqrt(u_bar / a_i)``,
+    ``UCL_i = u_bar + 3 sigma_i``, ``LCL_i = max(0, u_bar - 3 sigma_i)``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> c = u_chart(pd.DataFrame({"n_defects": [4, 6, 5]}))
+    >>> c.centre, round(float(c.table["ucl"].iloc[0]), 4)
+    (5.0, 11.7082)
+    """
+    _check_cols(table, [count] + ([exposure] if exposure else []), "u_chart")
+    if not sigma_level > 0:
+        raise YieldkitValueError(f"The 'sigma_level' argument of u_chart must be > 0. Got {sigma_level!r} instead.")
+    t = table.sort_values(list([order_by] if isinstance(order_by, str) else order_by), kind="stable") \
+        if order_by is not None else table
+    c = t[count].to_numpy(dtype=np.float64)
+    a = t[exposure].to_numpy(dtype=np.float64) if exposure else np.ones(len(t))
+    if np.any(a <= 0) or np.any(c < 0):
+        raise YieldkitValueError(f"u_chart needs {count!r} >= 0 and exposure > 0 on every row.")
+    u_bar = c.sum() / a.sum()
+    sigma = np.sqrt(u_bar / a)
+    out = _finish(t, _labels(t, label), c / a, a, sigma, u_bar, 0.0, np.inf, sigma_level, rules)
+    stat = "defects_per_cm2" if exposure else "defects_per_wafer"
+    return ControlChart("u", stat, float(u_bar), out, sigma_level)
