@@ -1,0 +1,179 @@
+"""Tests of yieldkit.spatial: adjacency, join counts, Moran's I, log odds, runs, DBSCAN clusters."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.sandbox.stats.runs import runstest_1samp
+
+import yieldkit as yk
+from yieldkit.errors import SchemaError, YieldkitValueError
+from yieldkit.spatial import (
+    adjacency_matrix,
+    cluster_summary,
+    clustering_stats,
+    detect_clusters,
+    grid_edges,
+    join_count_moments,
+    morans_i_moments,
+)
+
+
+def _dense_w(x, y, queen=False):
+    """Reference adjacency: O(n^2) pairwise Chebyshev/Manhattan distance."""
+    dx = np.abs(x[:, None] - x[None, :])
+    dy = np.abs(y[:, None] - y[None, :])
+    w = (dx + dy == 1) | (queen & (dx == 1) & (dy == 1))
+    return w.astype(float)
+
+
+def _grid(nx, ny):
+    xx, yy = np.meshgrid(np.arange(nx), np.arange(ny))
+    return xx.ravel(), yy.ravel()
+
+
+@pytest.mark.parametrize(("nx", "ny", "queen", "n1"), [(3, 3, False, 3), (4, 3, True, 4), (4, 4, False, 5)])
+def test_join_count_moments_full_enumeration(nx, ny, queen, n1):
+    """Reference: exact mean and variance over every placement of n1 black dies (full enumeration)."""
+    x, y = _grid(nx, ny)
+    n = len(x)
+    w = _dense_w(x, y, queen)
+    iu = np.triu_indices(n, 1)
+    edges = w[iu] > 0
+    ei, ej = iu[0][edges], iu[1][edges]
+    combos = np.array(list(itertools.combinations(range(n), n1)))
+    b = np.zeros((len(combos), n), bool)
+    b[np.arange(len(combos))[:, None], combos] = True
+    bb = (b[:, ei] & b[:, ej]).sum(1)
+    bw = (b[:, ei] != b[:, ej]).sum(1)
+    ww = len(ei) - bb - bw
+    deg = w.sum(1)
+    m = join_count_moments(n, n1, w.sum(), 2 * w.sum(), 4 * (deg**2).sum())
+    for name, v in (("bb", bb), ("bw", bw), ("ww", ww)):
+        assert m[f"e_{name}"] == pytest.approx(v.mean(), rel=1e-12)
+        assert m[f"var_{name}"] == pytest.approx(v.var(), rel=1e-10)
+
+
+def test_morans_i_moments_full_permutation():
+    """Reference: mean and variance of I over all 9! permutations of the values (randomisation)."""
+    x, y = _grid(3, 3)
+    w = _dense_w(x, y)
+    vals = np.array([0.0, 0, 0, 1, 1, 2, 3, 5, 0])
+    perms = vals[np.array(list(itertools.permutations(range(9))))]
+    z = perms - perms.mean(1, keepdims=True)
+    i_all = 9 / w.sum() * np.einsum("pi,ij,pj->p", z, w, z) / (z**2).sum(1)
+    zz = vals - vals.mean()
+    b2 = 9 * (zz**4).sum() / ((zz**2).sum()) ** 2
+    s0 = w.sum()
+    e, var = morans_i_moments(9, s0, 2 * s0, 4 * (w.sum(1) ** 2).sum(), b2)
+    assert e == pytest.approx(i_all.mean(), rel=1e-9)
+    assert var == pytest.approx(i_all.var(), rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def fab():
+    return yk.simulate_fab(n_lots=1, wafers_per_lot=5, seed=21, signatures={0: "edge-ring", 1: "scratch", 2: "center"})
+
+
+def test_clustering_stats_against_direct_formulas(fab):
+    """Reference: dense O(n^2) weights per wafer for Moran's I and join counts; statsmodels runs test."""
+    counts = yk.die_defect_counts(fab.defects.dropna(subset=["die_x"]), fab.dies)
+    for queen in (False, True):
+        res = clustering_stats(fab.dies, contiguity="queen" if queen else "rook")
+        res_c = clustering_stats(counts, value="n_defects", contiguity="queen" if queen else "rook")
+        final = yk.final_results(fab.dies)
+        for k, (wid, g) in enumerate(final.groupby("wafer_id", sort=True)):
+            x, y = g.die_x.to_numpy(), g.die_y.to_numpy()
+            w = _dense_w(x, y, queen)
+            b = ~g.passed.to_numpy()
+            row = res.iloc[k]
+            assert row.wafer_id == wid
+            assert row.bb == (w * np.outer(b, b)).sum() / 2
+            assert row.bw == (w * np.not_equal.outer(b, b)).sum() / 2
+            z = b - b.mean()
+            i_ref = len(b) / w.sum() * z @ w @ z / (z @ z)
+            assert row.morans_i == pytest.approx(i_ref, rel=1e-12)
+            cg = counts[counts.wafer_id == wid]
+            v = cg.n_defects.to_numpy(float)
+            wc = _dense_w(cg.die_x.to_numpy(), cg.die_y.to_numpy(), queen)
+            zc = v - v.mean()
+            assert res_c.iloc[k].morans_i == pytest.approx(len(v) / wc.sum() * zc @ wc @ zc / (zc @ zc), rel=1e-12)
+            # runs in serpentine order
+            order = np.lexsort((np.where(y % 2 == 0, x, -x), y))
+            zr, _ = runstest_1samp(b[order].astype(float), cutoff=0.5, correction=False)
+            assert row.z_runs == pytest.approx(zr, rel=1e-9)
+            # log odds ratio from the pair table
+            bb, bw, ww = row.bb, row.bw, row.ww
+            assert row.log_odds == pytest.approx(np.log(bb * ww / (bw / 2) ** 2), rel=1e-12)
+
+
+def test_adjacency_matrix_matches_dense(fab):
+    final = yk.final_results(fab.dies)
+    g = final[final.wafer_id == "02"]
+    a = adjacency_matrix(np.zeros(len(g), int), g.die_x.to_numpy(), g.die_y.to_numpy(), contiguity="queen")
+    np.testing.assert_array_equal(a.toarray(), _dense_w(g.die_x.to_numpy(), g.die_y.to_numpy(), True))
+    i, j = grid_edges(np.array([0, 1]), np.array([0, 1]), np.array([0, 0]))
+    assert len(i) == 0  # dies of different wafers are never neighbours
+
+
+def test_clustering_flags_signatures_and_nominal_rate():
+    """Seeded simulation with known truth, >= 200 wafers: signatures flagged, random wafers near the nominal 5%."""
+    sig = {k: ("edge-ring", "center", "scratch")[k % 3] for k in range(60)}
+    fab = yk.simulate_fab(n_lots=10, wafers_per_lot=25, seed=99, signatures=sig)
+    res = clustering_stats(fab.dies)
+    truth = fab.truth["wafers"]["signature"].to_numpy()
+    m = res.merge(fab.truth["wafers"], on=["lot_id", "wafer_id"])
+    for s in ("edge-ring", "center", "scratch"):
+        assert m.loc[m.signature == s, "clustered"].mean() >= 0.9, s
+    none = m.loc[m.signature == "none", "clustered"]
+    assert len(none) >= 180
+    assert none.mean() <= 0.10
+    assert (truth == "none").sum() == len(none)
+
+
+def test_clustering_stats_errors(fab):
+    with pytest.raises(SchemaError, match="passed"):
+        clustering_stats(fab.dies.drop(columns="passed"))
+    with pytest.raises(YieldkitValueError, match="'contiguity'"):
+        clustering_stats(fab.dies, contiguity="bishop")
+    with pytest.raises(YieldkitValueError, match="'significance'"):
+        clustering_stats(fab.dies, significance=0)
+
+
+def test_detect_clusters_against_truth():
+    """Seeded simulation with known truth: clustered defects (truth cluster_id >= 0) are recovered."""
+    sig = {k: ("scratch", "loc")[k % 2] for k in range(0, 40, 2)}
+    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=20, seed=4, signatures=sig)
+    lab = detect_clusters(fab.defects, fab.layout)
+    t = fab.truth["defects"]["cluster_id"].to_numpy() >= 0
+    c = lab["clustered"].to_numpy()
+    assert (c & t).sum() / t.sum() >= 0.80  # recall
+    assert (c & ~t).sum() / (~t).sum() <= 0.01  # random defects labelled clustered
+    summ = cluster_summary(lab)
+    assert summ["n_defects"].sum() == c.sum()
+    assert set(summ["shape"]) <= {"line", "blob"}
+    assert (lab.loc[~lab.clustered, "cluster"] == -1).all()
+    assert len(lab.attrs["eps_um"]) == 40
+
+
+def test_cluster_shapes_synthetic(rng):
+    """A line of points is a 'line', a disc a 'blob', sparse background 'random'."""
+    t = rng.uniform(0, 40_000, 60)
+    line = np.column_stack([t - 20_000, 0.3 * t + rng.normal(0, 200, 60)])
+    ang, rad = rng.uniform(0, 2 * np.pi, 60), 3000 * np.sqrt(rng.random(60))
+    blob = np.column_stack([40_000 + rad * np.cos(ang), -40_000 + rad * np.sin(ang)])
+    bg = rng.uniform(-90_000, 90_000, (80, 2))
+    xy = np.vstack([line, blob, bg])
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": "1", "x_um": xy[:, 0], "y_um": xy[:, 1]})
+    lab = detect_clusters(d)
+    shapes = lab["cluster_shape"].to_numpy()
+    assert (shapes[:60] == "line").mean() > 0.9
+    assert (shapes[60:120] == "blob").mean() > 0.9
+    assert (shapes[120:] == "random").mean() > 0.9
+    with pytest.raises(SchemaError, match="'x_um'"):
+        detect_clusters(d.drop(columns="x_um"))
+    with pytest.raises(YieldkitValueError, match="eps_um"):
+        detect_clusters(d, eps_um=-1)
