@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from .errors import YieldkitValueError
 
@@ -87,7 +87,7 @@ def wilson(k: Any, n: Any, conf_level: float = 0.95) -> tuple[np.ndarray, np.nda
     """
     conf_level = _check_conf(conf_level, "wilson")
     k, n = _check_kn(k, n, "wilson")
-    z = stats.norm.ppf(0.5 + conf_level / 2)
+    z = special.ndtri(0.5 + conf_level / 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = k / n
         den = 1 + z * z / n
@@ -133,7 +133,8 @@ def garwood(k: Any, exposure: Any = 1.0, conf_level: float = 0.95) -> tuple[np.n
     if np.any(e <= 0):
         raise YieldkitValueError(f"The 'exposure' argument of garwood must be > 0. Got {e!r} instead.")
     a = 1.0 - conf_level
-    with np.errstate(invalid="ignore"):
-        lo = np.where(k > 0, stats.chi2.ppf(a / 2, 2 * k) / 2, 0.0)
-    hi = stats.chi2.ppf(1 - a / 2, 2 * k + 2) / 2
+    # chi2.ppf(q, 2k) / 2 is the gamma(k) quantile
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(k > 0, special.gammaincinv(np.maximum(k, 1e-300), a / 2), 0.0)
+    hi = special.gammaincinv(k + 1, 1 - a / 2)
     return np.asarray(lo / e, dtype=np.float64), np.asarray(hi / e, dtype=np.float64)

@@ -1,22 +1,81 @@
 """Integer keys over canonical tables: wafer codes and die keys, computed without row loops.
 
 Grouping by two string columns is the most frequent operation in yieldkit and the slowest
-one in plain pandas. These helpers factorize ``lot_id`` and ``wafer_id`` once (through
-pyarrow's dictionary encoding for Arrow-backed strings) and combine them into dense int64
-codes that numpy can ``bincount`` over.
+one in plain pandas. These helpers factorize ``lot_id`` and ``wafer_id`` once and combine
+them into dense int64 codes that numpy can ``bincount`` over.
+
+The codes of a table are remembered for as long as its (immutable) Arrow string buffers
+live, so that validating a die table and then summarising it factorizes the identifiers only
+once.
 """
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-__all__ = ["die_keys", "wafer_codes"]
+__all__ = ["dictionary_codes", "die_keys", "duplicated_keys", "remember_codes", "wafer_codes"]
+
+_CACHE: dict[tuple[int, int], tuple[Any, Any, np.ndarray, pd.DataFrame]] = {}
+_CACHE_SIZE = 8
+
+
+def _arrow_buffer(s: pd.Series) -> Any:
+    """The immutable pyarrow array behind an Arrow-backed string column, else None."""
+    return getattr(s.array, "_pa_array", None)
+
+
+_COLUMN_CACHE: dict[int, tuple[Any, np.ndarray, np.ndarray]] = {}
 
 
 def _factorize(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (-1 for missing) and uniques of a column; Arrow strings via pyarrow's dictionary encoding."""
+    buf = _arrow_buffer(s)
+    if buf is not None:
+        hit = _COLUMN_CACHE.get(id(buf))
+        if hit is not None and hit[0]() is buf:
+            return hit[1], hit[2]
+        enc = pa.chunked_array(buf).dictionary_encode().unify_dictionaries()
+        codes, uniques = dictionary_codes(enc)
+        remember_codes(s, codes, uniques)
+        return codes, uniques
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
     return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+
+def dictionary_codes(chunked: Any) -> tuple[np.ndarray, np.ndarray]:
+    """int64 codes (-1 for null) and uniques of a dictionary-encoded pyarrow ChunkedArray whose
+    chunks share one dictionary (``unify_dictionaries``)."""
+    if chunked.num_chunks == 0:
+        return np.zeros(0, np.int64), np.zeros(0, dtype=object)
+    parts = []
+    for c in chunked.chunks:
+        idx = c.indices
+        if idx.null_count:
+            idx = idx.fill_null(-1)
+        parts.append(idx.to_numpy(zero_copy_only=False).astype(np.int64, copy=False))
+    codes = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    uniques = chunked.chunks[0].dictionary.to_numpy(zero_copy_only=False).astype(object)
+    return codes, uniques
+
+
+def remember_codes(s: pd.Series, codes: np.ndarray, uniques: np.ndarray) -> None:
+    """Remember the factorization of an Arrow-backed column for as long as its buffer lives."""
+    buf = _arrow_buffer(s)
+    if buf is None:
+        return
+    try:
+        ref = weakref.ref(buf)
+    except TypeError:
+        return
+    codes.flags.writeable = False
+    if len(_COLUMN_CACHE) >= 2 * _CACHE_SIZE:
+        _COLUMN_CACHE.pop(next(iter(_COLUMN_CACHE)))
+    _COLUMN_CACHE[id(buf)] = (ref, codes, uniques)
 
 
 def wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id") -> tuple[np.ndarray, pd.DataFrame]:
@@ -25,10 +84,16 @@ def wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id") 
     Returns
     -------
     codes : ndarray of int64
-        ``codes[i]`` indexes the rows of ``wafers``.
+        ``codes[i]`` indexes the rows of ``wafers``. Treat it as read-only.
     wafers : DataFrame
         One row per distinct (lot_id, wafer_id), in order of first appearance.
     """
+    la, wa = _arrow_buffer(df[lot]), _arrow_buffer(df[wafer])
+    key = (id(la), id(wa))
+    if la is not None and wa is not None:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0]() is la and hit[1]() is wa and len(hit[2]) == len(df):
+            return hit[2], hit[3].copy()
     lc, lu = _factorize(df[lot])
     wc, wu = _factorize(df[wafer])
     base = len(wu) + 1
@@ -42,11 +107,20 @@ def wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id") 
         }
     )
     codes = codes.astype(np.int64, copy=False)
+    if la is not None and wa is not None:
+        try:
+            refs = (weakref.ref(la), weakref.ref(wa))
+        except TypeError:
+            return codes, wafers
+        codes.flags.writeable = False
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = (refs[0], refs[1], codes, wafers.copy())
     return codes, wafers
 
 
 def die_keys(df: pd.DataFrame) -> np.ndarray:
-    """One int64 per row identifying (lot, wafer, die_x, die_y)."""
+    """One int64 per row identifying (lot, wafer, die_x, die_y); dense when the grid is compact."""
     codes, _ = wafer_codes(df)
     x = df["die_x"].to_numpy(dtype="int64", na_value=0)
     y = df["die_y"].to_numpy(dtype="int64", na_value=0)
@@ -57,3 +131,20 @@ def die_keys(df: pd.DataFrame) -> np.ndarray:
     nx = int(x.max()) + 1
     ny = int(y.max()) + 1
     return (codes * nx + x) * ny + y
+
+
+def duplicated_keys(keys: np.ndarray) -> np.ndarray:
+    """Boolean mask of rows whose key appeared on an earlier row.
+
+    Uses a counting pass when the keys are dense (no hashing), and pandas' hash table
+    otherwise; the mask is only built when a duplicate exists.
+    """
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, bool)
+    kmin, kmax = int(keys.min()), int(keys.max())
+    if kmin >= 0 and kmax < max(4 * n, 1 << 20):
+        counts = np.bincount(keys, minlength=kmax + 1)
+        if counts.max() <= 1:
+            return np.zeros(n, bool)
+    return pd.Series(keys).duplicated(keep="first").to_numpy()

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import SchemaError
 
@@ -329,8 +331,9 @@ def _coerce_string(s: pd.Series, *, source: str | None, line_base: int | None, r
                 s = pd.Series(pd.array(num, dtype="Int64"), index=s.index, name=s.name)
         out = s.astype(STRING)
     if required:
-        na = out.isna().to_numpy() | (out.str.len() == 0).to_numpy(dtype=bool, na_value=True)
-        if na.any():
+        arr = pa.chunked_array(out.array.__arrow_array__())
+        if arr.null_count or pc.any(pc.equal(pc.utf8_length(arr), 0)).as_py():
+            na = out.isna().to_numpy() | (out.str.len() == 0).to_numpy(dtype=bool, na_value=True)
             raise _bad(s, na, "a non-empty identifier on every row", source, line_base)
     return out
 
@@ -442,11 +445,10 @@ def validate_dies(
             if spec.name == "test_seq":
                 minimum = 0
             out[spec.name] = _coerce(df, spec, source=source, line_base=line_base, minimum=minimum)
-    good = np.asarray(sorted({int(b) for b in good_bins}), dtype=np.int64)
     if "passed" not in out:
-        out["passed"] = pd.Series(np.isin(out["hbin"].to_numpy(), good), index=df.index, name="passed")
+        out["passed"] = pd.Series(_in_bins(out["hbin"].to_numpy(), good_bins), index=df.index, name="passed")
     canon = [c.name for c in DIE_COLUMNS]
-    result = pd.DataFrame(out, index=df.index)
+    result = pd.DataFrame(out, index=df.index, copy=False)
     result = result[[c for c in canon if c in result.columns]]
     extra = [c for c in df.columns if c not in result.columns]
     if extra:
@@ -455,15 +457,26 @@ def validate_dies(
     return _check_retests(result, retests=retests, source=source, line_base=line_base)
 
 
+def _in_bins(hbin: np.ndarray, good_bins: Iterable[int]) -> np.ndarray:
+    """``hbin`` in ``good_bins``, by direct comparison for the usual handful of good bins."""
+    good = sorted({int(b) for b in good_bins})
+    if len(good) > 8:
+        return np.isin(hbin, good)
+    mask = np.zeros(hbin.shape, bool)
+    for b in good:
+        mask |= hbin == b
+    return mask
+
+
 def _check_retests(df: pd.DataFrame, *, retests: str, source: str | None, line_base: int | None) -> pd.DataFrame:
-    from .keys import die_keys
+    from .keys import die_keys, duplicated_keys
 
     keys = die_keys(df)
     has_seq = "test_seq" in df.columns
     if has_seq:
-        seq = df["test_seq"].to_numpy(dtype="int64", na_value=-1)
-        keys = keys * 65537 + (seq + 1)
-    dup = pd.Series(keys).duplicated(keep="first").to_numpy()
+        seq = df["test_seq"].to_numpy(dtype="int64", na_value=-1) + 1
+        keys = keys * (int(seq.max()) + 1) + seq
+    dup = duplicated_keys(keys)
     if not dup.any():
         return df
     if not has_seq and retests == "order":

@@ -26,6 +26,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from ..errors import InputNotFoundError, ParseError, SchemaError
+from ..keys import dictionary_codes, remember_codes
 from ..schema import canonical_names, validate_defects, validate_dies, validate_wafers
 from .atomic import atomic_path
 
@@ -111,12 +112,26 @@ def _read_csv(path: Path, kind: str, table: str, columns: Mapping[str, str] | No
     return df
 
 
-def _read_parquet_file(path: Path) -> pd.DataFrame:
+def _read_parquet_file(path: Path, table: str = "die", columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     try:
-        tbl = pq.read_table(path)
+        names = pq.read_schema(path).names
+        mapping = canonical_names(names, table, columns)
+        # identifiers repeat: decoding them as dictionaries is faster and gives their codes for free
+        ids = [src for src, dst in mapping.items() if dst in ("lot_id", "wafer_id")]
+        tbl = pq.read_table(path, read_dictionary=ids or None)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ParseError(f"not a readable Parquet file: {exc}", path=path) from exc
-    return tbl.to_pandas(types_mapper=_types_mapper)
+    encoded = {}
+    for src in ids:
+        col = tbl[src]
+        if pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type):
+            col = col.unify_dictionaries()
+            encoded[src] = dictionary_codes(col)
+            tbl = tbl.set_column(tbl.schema.get_field_index(src), src, col.cast(pa.string()))
+    df = tbl.to_pandas(types_mapper=_types_mapper, split_blocks=True, self_destruct=True)
+    for src, (codes, uniques) in encoded.items():
+        remember_codes(df[src], codes, uniques)
+    return df
 
 
 def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None) -> pd.DataFrame:
@@ -154,7 +169,7 @@ def read_table(source: Source, table: str, columns: Mapping[str, str] | None = N
         return _read_dir(path, table, columns), str(path), None
     kind = _sniff(path)
     if kind == "parquet":
-        return _read_parquet_file(path), str(path), None
+        return _read_parquet_file(path, table, columns), str(path), None
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
         raise ParseError("the file name says Parquet but the content is not Parquet (no PAR1 magic)", path=path)
