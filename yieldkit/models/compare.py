@@ -1,0 +1,172 @@
+"""Fit several yield models by one route and compare them in one table."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import YieldkitValueError
+from .base import YieldModel
+from .bose_einstein import BoseEinsteinYield
+from .murphy import MurphyYield
+from .negative_binomial import NegativeBinomialYield
+from .poisson import PoissonYield
+from .seeds import SeedsYield
+
+__all__ = ["MODEL_NAMES", "ROUTES", "compare_models", "make_model"]
+
+MODEL_NAMES = ("poisson", "nb", "murphy", "seeds", "bose-einstein")
+ROUTES = ("counts", "window", "die-size")
+
+
+def make_model(name: str, **kwargs: Any) -> YieldModel:
+    """A model by its short name: ``poisson``, ``nb``, ``murphy``, ``seeds``, ``bose-einstein``."""
+    n_layers = kwargs.pop("n_layers", 1)
+    kind = kwargs.pop("kind", "triangular")
+    if name == "poisson":
+        return PoissonYield(**kwargs)
+    if name == "nb":
+        return NegativeBinomialYield(**kwargs)
+    if name == "murphy":
+        return MurphyYield(kind, **kwargs)
+    if name == "seeds":
+        return SeedsYield(**kwargs)
+    if name == "bose-einstein":
+        return BoseEinsteinYield(n_layers, **kwargs)
+    raise YieldkitValueError(f"The 'models' argument must name models among {', '.join(map(repr, MODEL_NAMES))}. "
+                             f"Got {name!r} instead.")
+
+
+def _fit(model: YieldModel, route: str, data, area, route_kwargs: dict) -> YieldModel:
+    if route == "counts":
+        return model.fit(data, area=area, **route_kwargs)
+    if route == "window":
+        return model.fit_window(data, area, **route_kwargs)
+    return model.fit_die_sizes(data, **route_kwargs)
+
+
+def compare_models(
+    data,
+    area=None,
+    *,
+    route: str = "counts",
+    models: Sequence[str] | str = "all",
+    predict_areas: Sequence[float] | None = None,
+    criterion: str = "aic",
+    n_layers: int = 1,
+    kind: str = "triangular",
+    conf_level: float = 0.95,
+    return_models: bool = False,
+    **route_kwargs: Any,
+):
+    """Fit several yield models by one route and rank them.
+
+    Parameters
+    ----------
+    data : array_like or DataFrame
+        Per-die counts or a ``die_defect_counts`` table (``route="counts"``), a canonical die table
+        (``"window"``), or a ``die_area_cm2, tested, good`` table (``"die-size"``).
+    area : float, optional
+        Die area [cm^2] (counts and window routes).
+    route : {"counts", "window", "die-size"}
+        Fitting route.
+    models : "all" or sequence of str
+        Among ``poisson, nb, murphy, seeds, bose-einstein``.
+    predict_areas : sequence of float, optional
+        Areas [cm^2] at which to report predicted yields (default: the fit's area, or the
+        areas of the die-size table).
+    criterion : {"aic", "bic", "loglik"}
+        Ranking, best first.
+    n_layers, kind : optional
+        Hyperparameters of the Bose--Einstein and Murphy models.
+    conf_level : float
+        Confidence level of the fits.
+    return_models : bool
+        Also return the fitted models (a dict by name).
+    **route_kwargs
+        Passed to the route's fit method (``count_col``, ``exclude``, ``block_sizes`` ...).
+
+    Returns
+    -------
+    DataFrame
+        One row per model, best first: ``model, n_params, loglik, aic, bic, d0, cluster_alpha, y0,
+        lambda_per_cm2`` (mean defects per cm^2: ``n_layers d0`` for Bose--Einstein), ``yield@<A>``
+        columns, and for Poisson the likelihood-ratio test against the nesting negative binomial
+        (``lr_stat``, ``lr_pvalue`` with the boundary-corrected ``0.5 P(chi2_1 > LR)``).
+        Models that fail to fit are listed with an ``error`` message.
+
+    Raises
+    ------
+    YieldkitValueError
+        Unknown route, model name or criterion.
+
+    Examples
+    --------
+    >>> import numpy as np, yieldkit as yk
+    >>> rng = np.random.default_rng(11)
+    >>> counts = rng.poisson(rng.gamma(1.5, 0.6 / 1.5, size=8000))
+    >>> table = yk.compare_models(counts, area=1.0, models=["poisson", "nb", "seeds"])
+    >>> table["model"].iloc[0]
+    'nb'
+    """
+    if route not in ROUTES:
+        raise YieldkitValueError(f"The 'route' argument of compare_models must be one of "
+                                 f"{', '.join(map(repr, ROUTES))}. Got {route!r} instead.")
+    if criterion not in ("aic", "bic", "loglik"):
+        raise YieldkitValueError(f"The 'criterion' argument of compare_models must be 'aic', 'bic' or 'loglik'. "
+                                 f"Got {criterion!r} instead.")
+    names = list(MODEL_NAMES) if models == "all" else ([models] if isinstance(models, str) else list(models))
+    fitted: dict[str, YieldModel] = {}
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        model = make_model(name, n_layers=n_layers, kind=kind, conf_level=conf_level)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                _fit(model, route, data, area, dict(route_kwargs))
+        except YieldkitValueError as exc:
+            rows.append({"model": name, "error": str(exc)})
+            continue
+        fitted[name] = model
+        lam_factor = model._mean_factor()
+        row: dict[str, Any] = {
+            "model": name, "n_params": model.n_params_, "loglik": model.loglik_, "aic": model.aic_,
+            "bic": model.bic_, "d0": model.d0_, "cluster_alpha": model.cluster_alpha_, "y0": model.y0_,
+            "lambda_per_cm2": lam_factor * model.d0_,
+            "warnings": "; ".join(sorted({str(w.message) for w in caught})) or "",
+        }
+        rows.append(row)
+    if predict_areas is None:
+        if route == "die-size":
+            predict_areas = sorted(np.unique(np.asarray(data["die_area_cm2"] if "die_area_cm2" in data else [], float)))
+        elif area is not None and np.ndim(area) == 0:
+            predict_areas = [float(area)]
+        else:
+            predict_areas = []
+    for row in rows:
+        m = fitted.get(row["model"])
+        for a in predict_areas:
+            row[f"yield@{a:g}"] = m.predict(a) if m is not None else math.nan
+    if "poisson" in fitted and "nb" in fitted and route != "die-size" or (
+            "poisson" in fitted and "nb" in fitted):
+        lr = max(0.0, 2 * (fitted["nb"].loglik_ - fitted["poisson"].loglik_))
+        p = 1.0 if lr == 0 else float(0.5 * stats.chi2.sf(lr, 1))
+        for row in rows:
+            if row["model"] == "poisson":
+                row["lr_stat"], row["lr_pvalue"] = lr, p
+                row["lr_against"] = "nb"
+    out = pd.DataFrame(rows)
+    if "error" not in out.columns:
+        out["error"] = ""
+    out["error"] = out["error"].fillna("")
+    if criterion in out.columns:
+        asc = criterion != "loglik"
+        out = out.sort_values(criterion, ascending=asc, na_position="last", kind="stable").reset_index(drop=True)
+    out.attrs.update({"route": route, "criterion": criterion, "conf_level": conf_level})
+    return (out, fitted) if return_models else out
