@@ -29,7 +29,6 @@ from ..errors import (
 from ._checks import as_fraction, check_conf_level, out
 from .models import (
     agrawal_seth_agrawal,
-    agrawal_seth_agrawal_fallout,
     negative_binomial_defect_level,
     negative_binomial_fallout,
 )
@@ -236,6 +235,7 @@ class FalloutFit:
 
     Examples
     --------
+    >>> from yieldkit.quality import agrawal_seth_agrawal_fallout
     >>> t = np.array([0.2, 0.4, 0.6, 0.8, 0.95])
     >>> curve = pd.DataFrame({"coverage": t, "fail_fraction": agrawal_seth_agrawal_fallout(0.7, t, 3.0)})
     >>> fit = FalloutFit("asa").fit(curve, n_tested=10000)
@@ -262,10 +262,15 @@ class FalloutFit:
         return math.exp(theta[0]), math.exp(theta[1]) if np.isfinite(theta[1]) else math.inf
 
     def _fallout(self, theta: np.ndarray, t: Any) -> np.ndarray:
+        # unvalidated forms of agrawal_seth_agrawal_fallout / negative_binomial_fallout (hot loop)
         p1, p2 = self._natural(theta)
-        if self.model == "asa":
-            return np.asarray(agrawal_seth_agrawal_fallout(p1, t, p2))
-        return np.asarray(negative_binomial_fallout(p1, t, p2))
+        t = np.asarray(t, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            if self.model == "asa":
+                return (1.0 - p1) * -np.expm1(np.log1p(-t) - (p2 - 1.0) * t)
+            if math.isinf(p2):
+                return -np.expm1(-p1 * t)
+            return -np.expm1(-p2 * np.log1p(p1 * t / p2))
 
     def _dl(self, theta: np.ndarray, t: Any) -> np.ndarray:
         p1, p2 = self._natural(theta)
@@ -390,44 +395,57 @@ class FalloutFit:
         return self
 
     def _optimise(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Maximum likelihood on the unbounded scale; the shape parameter may sit on its boundary.
+
+        The boundary model (n0 = 1, or cluster_alpha = inf) is fitted first. The estimate is on
+        the boundary when moving the shape parameter inside does not lower the negative
+        log-likelihood at the boundary fit (the profile score points outward; by the envelope
+        theorem the partial derivative is the profile one). Otherwise the full model is fitted
+        from several starts.
+        """
         t = self._t
-        f_last = max(float(f[-1]), 1e-9)
+        f_last = min(max(float(f[-1]), 1e-9), 0.999)
+        boundary = -math.inf if self.model == "asa" else math.inf
         if self.model == "asa":
-            y_starts = [1.0 - min(f_last * k, 0.999) for k in (1.05, 1.0 / max(t[-1], 1e-3), 1.5)]
-            starts = [np.array([special.logit(min(max(y, 1e-6), 1 - 1e-9)), math.log(n0 - 1.0)])
-                      for y in y_starts for n0 in (1.5, 3.0, 10.0)]
-            bounds = [(-30.0, 30.0), (-15.0, 8.0)]
+            first_bounds = (-30.0, 30.0)
+            x_lo = special.logit(min(max(1.0 - f_last / t[-1], 1e-9), 1 - 1e-12))
+            x_hi = special.logit(1.0 - f_last)
+            inside = math.log(1e-6)  # n0 - 1 = 1e-6
         else:
-            lam0 = -math.log1p(-min(f_last, 0.999)) / t[-1]
-            starts = [np.array([math.log(lam0 * k), math.log(a)]) for k in (1.0, 1.5) for a in (0.5, 2.0, 20.0)]
-            bounds = [(-30.0, 10.0), (-8.0, 15.0)]
-        best = None
-        for x0 in starts:
-            res = optimize.minimize(self._nll, x0, method="L-BFGS-B", bounds=bounds)
-            if best is None or res.fun < best.fun:
-                best = res
-        assert best is not None
-        theta = np.asarray(best.x, dtype=np.float64)
-        free = np.array([True, True])
-        lo, hi = bounds[1]
-        at_boundary = theta[1] <= lo + 1e-3 if self.model == "asa" else theta[1] >= hi - 1e-3
-        if at_boundary:
-            theta[1] = -math.inf if self.model == "asa" else math.inf
-            free[1] = False
-            res = optimize.minimize_scalar(
-                lambda x: self._nll(np.array([x, theta[1]])), bounds=bounds[0], method="bounded",
-                options={"xatol": 1e-10},
-            )
-            theta[0] = res.x
+            first_bounds = (-30.0, 10.0)
+            x_lo = x_hi = math.log(-math.log1p(-f_last) / t[-1])
+            inside = math.log(1e6)  # cluster_alpha = 1e6
+        res1 = optimize.minimize_scalar(
+            lambda x: self._nll(np.array([x, boundary])),
+            bracket=(min(x_lo, x_hi) - 0.5, max(x_lo, x_hi) + 0.5),
+            options={"xtol": 1e-12},
+        )
+        if not (first_bounds[0] < res1.x < first_bounds[1]):  # pragma: no cover - degenerate data
+            res1 = optimize.minimize_scalar(lambda x: self._nll(np.array([x, boundary])), bounds=first_bounds,
+                                            method="bounded", options={"xatol": 1e-12})
+        theta_b = np.array([res1.x, boundary])
+        nll_b = self._nll(theta_b)
+        if self._nll(np.array([res1.x, inside])) >= nll_b:
             what = "n0 = 1 (one fault per faulty die)" if self.model == "asa" else "cluster_alpha = inf (no clustering)"
             warnings.warn(
                 f"The fallout fit puts {what} on its boundary; it is held there and has no standard error.",
                 BoundaryWarning,
                 stacklevel=3,
             )
-        elif not best.success:
+            return theta_b, np.array([True, False])
+        shapes = (math.log(0.5), math.log(2.0), math.log(10.0)) if self.model == "asa" else (
+            math.log(0.5), math.log(2.0), math.log(20.0))
+        best = None
+        for s2 in shapes:
+            res = optimize.minimize(self._nll, np.array([res1.x, s2]), method="BFGS", options={"gtol": 1e-9})
+            if best is None or res.fun < best.fun:
+                best = res
+        assert best is not None
+        if best.fun > nll_b:  # pragma: no cover - the boundary fit is better: keep it
+            return theta_b, np.array([True, False])
+        if not best.success and np.linalg.norm(best.jac) > 1e-5:
             warnings.warn(f"The fallout fit may not have converged: {best.message}", ConvergenceWarning, stacklevel=3)
-        return theta, free
+        return np.asarray(best.x, dtype=np.float64), np.array([True, True])
 
     def _jacobian(self, theta: np.ndarray) -> np.ndarray:
         """d(natural) / d(theta), diagonal."""
