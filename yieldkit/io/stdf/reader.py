@@ -1,0 +1,589 @@
+"""Reading STDF V4 files into the canonical die, wafer and bin tables."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ...errors import DataQualityWarning, ParseError, check_choice
+from ...layout import WaferLayout
+from ...schema import STRING, validate_dies, validate_wafers
+from ._vec import gather_strings, int_field
+from .records import REC_NAMES, REC_TYPES, decode_record
+from .walk import Records, load_bytes, walk
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StdfFile", "read_stdf"]
+
+_MISSING_XY = -32768
+_MISSING_SBIN = 65535
+_MISSING_U4 = 4294967295
+_SINGLES = ("MIR", "MRR", "PCR", "HBR", "SBR", "WIR", "WRR", "WCR")
+_TEST_RECS = ("PTR", "MPR", "FTR")
+#: WCR WF_UNITS -> micrometres per unit
+_UNIT_UM = {1: 25_400.0, 2: 10_000.0, 3: 1_000.0, 4: 25.4}
+
+
+def _key(name: str) -> int:
+    t, s = REC_TYPES[name]
+    return (t << 8) | s
+
+
+@dataclass(repr=False)
+class StdfFile:
+    """The content of an STDF V4 file as canonical tables.
+
+    Attributes
+    ----------
+    dies : DataFrame
+        One row per PRR, in file order: the canonical die columns (``lot_id``, ``wafer_id``,
+        ``die_x``, ``die_y``, ``hbin``, ``sbin``, ``passed``, ``site``, ``head``, ``test_seq``)
+        then ``part_id``, ``part_flg`` (PART_FLG byte), ``num_test`` and ``test_time_ms``
+        (nullable), and with ``tests=True`` ``first_fail_test`` (the number of the first failing
+        PTR/MPR/FTR of the part, or missing). ``die_x``/``die_y`` are nullable when a part has
+        no coordinates (X_COORD/Y_COORD = -32768).
+    wafers : DataFrame
+        One row per wafer (WIR/WRR): ``lot_id``, ``wafer_id``, ``product``, ``head``,
+        ``start_time``/``finish_time`` (UTC), the WRR counts (``part_cnt``, ``rtst_cnt``,
+        ``abrt_cnt``, ``good_cnt``, ``func_cnt``; missing when the file says so),
+        ``fabwf_id``, ``frame_id``, ``mask_id``, and ``n_parts``/``n_good`` counted from the PRRs.
+    lot : dict
+        MIR and MRR fields by their STDF names, plus ``lot_id``.
+    bins : DataFrame
+        One row per (``kind`` "hard"/"soft", ``bin``): ``count`` from the HBR/SBR (the
+        HEAD_NUM 255 summary when present, otherwise the sum over heads and sites), ``pf``
+        ("P", "F" or missing), ``name``, and ``parts``, the PRRs carrying that bin.
+    bin_records : DataFrame
+        The HBR/SBR records as written (``kind``, ``head``, ``site``, ``bin``, ``count``,
+        ``pf``, ``name``).
+    layout : WaferLayout or None
+        From the WCR (units converted to um and mm, wafer centre at the centre of die
+        CENTER_X/CENTER_Y); inferred from the dies when there is no usable WCR; None when no
+        part has coordinates.
+    tests : DataFrame or None
+        With ``tests=True``: one row per test result (PTR, FTR, and each MPR pin result) of a
+        complete part, in file order. See :func:`read_stdf`.
+    metadata : dict
+        ``far`` (CPU_TYPE, STDF_VER), ``byte_order``, ``wcr`` (the WCR fields as written),
+        ``orientation`` (how die indices were mapped into the wafer frame), ``record_counts``
+        ({record name: count} over the whole file), ``source``, ``salvaged``.
+    """
+
+    dies: pd.DataFrame
+    wafers: pd.DataFrame
+    lot: dict[str, Any]
+    bins: pd.DataFrame
+    bin_records: pd.DataFrame
+    layout: WaferLayout | None
+    tests: pd.DataFrame | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"StdfFile(lot_id={self.lot.get('lot_id')!r}, wafers={len(self.wafers)}, dies={len(self.dies)}, "
+            f"tests={'None' if self.tests is None else len(self.tests)})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+def _far(buf: np.ndarray, path: str) -> tuple[bool, dict[str, int]]:
+    n = len(buf)
+    if n < 6:
+        raise ParseError(
+            f"too short to be an STDF file ({n} bytes; the FAR record alone needs 6)", path=path, offset=0, record="FAR"
+        )
+    if buf[2] != 0 or buf[3] != 10:
+        raise ParseError(
+            "not an STDF file: expected the FAR record (REC_TYP 0, REC_SUB 10) at the start, "
+            f"found REC_TYP {int(buf[2])}, REC_SUB {int(buf[3])}",
+            path=path, offset=0, record="FAR",
+        )
+    head = (int(buf[0]), int(buf[1]))
+    if head == (2, 0):
+        little = True
+    elif head == (0, 2):
+        little = False
+    else:
+        raise ParseError(
+            f"bad FAR record length {head[0] | head[1] << 8} (expected 2 in either byte order)",
+            path=path, offset=0, record="FAR",
+        )
+    cpu, ver = int(buf[4]), int(buf[5])
+    if ver != 4:
+        raise ParseError(f"STDF version {ver} is not supported (expected 4)", path=path, offset=5, record="FAR")
+    if (cpu == 1 and little) or (cpu == 2 and not little):
+        log.warning("%s: FAR CPU_TYPE %d disagrees with the byte order of its REC_LEN; using the latter", path, cpu)
+    if cpu == 0:
+        log.warning("%s: FAR CPU_TYPE 0 (VAX/PDP): reading integers little-endian, floats as IEEE", path)
+    return little, {"CPU_TYPE": cpu, "STDF_VER": ver}
+
+
+def _problem(msg: str, *, on_error: str, path: str, offset: int | None, record: str | None, salvage_note: str) -> None:
+    if on_error == "raise":
+        raise ParseError(msg + ". Pass on_error='salvage' to read the complete records before it",
+                         path=path, offset=offset, record=record)
+    where = f"byte {offset}, record {record}: " if offset is not None else ""
+    warnings.warn(f"{path}: {where}{msg}; {salvage_note}", DataQualityWarning, stacklevel=4)
+
+
+def _singles(buf: np.ndarray, recs: Records, little: bool, path: str) -> dict[str, list[tuple[int, int, dict]]]:
+    """Decode the few non-bulk records: name -> [(seq, offset, fields)]."""
+    endian = "<" if little else ">"
+    out: dict[str, list[tuple[int, int, dict]]] = {n: [] for n in _SINGLES}
+    keys = (recs.typ.astype(np.int64) << 8) | recs.sub
+    raw = buf
+    for name in _SINGLES:
+        sel = np.flatnonzero(keys == _key(name))
+        for i in sel:
+            off = int(recs.offset[i])
+            body = raw[off + 4: off + 4 + int(recs.length[i])].tobytes()
+            out[name].append((int(recs.seq[i]), off, decode_record(name, body, endian, path=path, offset=off)))
+    return out
+
+
+def _lot_id_fallback(path: str) -> str:
+    name = Path(path).name
+    stem = re.sub(r"(\.(gz|bz2|xz|zip))$", "", name, flags=re.I)
+    stem = re.sub(r"\.(stdf?|std)$", "", stem, flags=re.I)
+    return stem or name
+
+
+def _time(v: Any) -> Any:
+    if v is None or v == 0:
+        return pd.NaT
+    return pd.Timestamp(int(v), unit="s", tz="UTC")
+
+
+def _u4(v: Any) -> Any:
+    return pd.NA if v is None or v == _MISSING_U4 else int(v)
+
+
+def _orientation(wcr: dict[str, Any] | None, path: str) -> dict[str, Any]:
+    """How STDF die coordinates map into the wafer frame (x right, y up, flat at the bottom)."""
+    pos_x = (wcr or {}).get("POS_X") or " "
+    pos_y = (wcr or {}).get("POS_Y") or " "
+    flat = (wcr or {}).get("WF_FLAT") or " "
+    assumed = []
+    if pos_x not in ("L", "R"):
+        assumed.append("POS_X=R")
+        pos_x = "R"
+    if pos_y not in ("U", "D"):
+        assumed.append("POS_Y=U")
+        pos_y = "U"
+    if flat not in ("U", "D", "L", "R"):
+        assumed.append("WF_FLAT=D")
+        flat = "D"
+    if assumed and wcr is not None:
+        log.info("%s: WCR does not give %s; assumed the wafer frame (x right, y up, flat at the bottom)",
+                 path, ", ".join(assumed))
+    return {"sx": -1 if pos_x == "L" else 1, "sy": -1 if pos_y == "D" else 1, "flat": flat, "assumed": assumed}
+
+
+def _to_frame(x: np.ndarray, y: np.ndarray, ori: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Apply POS_X/POS_Y, then rotate the view so that the flat is at the bottom."""
+    x = x * ori["sx"]
+    y = y * ori["sy"]
+    flat = ori["flat"]
+    if flat == "U":
+        return -x, -y
+    if flat == "L":  # rotate 90 degrees counter-clockwise
+        return -y, x
+    if flat == "R":  # rotate 90 degrees clockwise
+        return y, -x
+    return x, y
+
+
+def _layout(wcr: dict[str, Any] | None, ori: dict[str, Any], dies: pd.DataFrame, path: str) -> WaferLayout | None:
+    has_xy = dies["die_x"].notna().to_numpy() if len(dies) else np.zeros(0, bool)
+    xy = dies.loc[has_xy, ["die_x", "die_y"]].astype("int64")
+    if wcr is not None:
+        units = wcr.get("WF_UNITS") or 0
+        size = wcr.get("WAFR_SIZ") or 0.0
+        w_raw, h_raw = wcr.get("DIE_WID") or 0.0, wcr.get("DIE_HT") or 0.0
+        if units not in _UNIT_UM and size > 0:
+            units = 3 if size >= 50 else (1 if size <= 18 else 0)
+            if units:
+                log.warning("%s: WCR WF_UNITS unknown; guessed %s from WAFR_SIZ=%g", path,
+                            "mm" if units == 3 else "inches", size)
+        scale = _UNIT_UM.get(units)
+        ok = scale is not None and all(np.isfinite(v) and v > 0 for v in (size, w_raw, h_raw))
+        if ok and scale is not None:
+            w, h = w_raw * scale, h_raw * scale
+            if ori["flat"] in ("L", "R"):
+                w, h = h, w
+            cx, cy = wcr.get("CENTER_X"), wcr.get("CENTER_Y")
+            if cx is not None and cy is not None and cx != _MISSING_XY and cy != _MISSING_XY:
+                fx, fy = _to_frame(np.array([cx]), np.array([cy]), ori)
+                ccx, ccy = float(fx[0]), float(fy[0])
+            elif len(xy):
+                ccx = (xy["die_x"].min() + xy["die_x"].max()) / 2.0
+                ccy = (xy["die_y"].min() + xy["die_y"].max()) / 2.0
+                log.info("%s: WCR has no CENTER_X/CENTER_Y; centred the wafer on the tested dies", path)
+            else:
+                ccx = ccy = 0.0
+            try:
+                return WaferLayout(
+                    diameter_mm=float(size * scale / 1000.0), die_pitch_um=(float(w), float(h)),
+                    origin_um=(-(ccx + 0.5) * w, -(ccy + 0.5) * h), edge_exclusion_mm=0.0,
+                )
+            except ValueError as exc:
+                log.warning("%s: WCR geometry unusable (%s); inferring the layout from the dies", path, exc)
+        else:
+            log.info("%s: WCR gives no usable wafer or die size; inferring the layout from the dies", path)
+    if len(xy) == 0:
+        return None
+    return WaferLayout.from_dies(xy)
+
+
+def _empty_dies() -> pd.DataFrame:
+    return pd.DataFrame({
+        "lot_id": pd.Series([], dtype=STRING), "wafer_id": pd.Series([], dtype=STRING),
+        "die_x": pd.Series([], dtype="Int32"), "die_y": pd.Series([], dtype="Int32"),
+        "hbin": pd.Series([], dtype="int32"), "sbin": pd.Series([], dtype="Int32"),
+        "passed": pd.Series([], dtype=bool), "site": pd.Series([], dtype="int16"),
+        "head": pd.Series([], dtype="int16"), "test_seq": pd.Series([], dtype="int16"),
+        "part_id": pd.Series([], dtype=STRING), "part_flg": pd.Series([], dtype="int16"),
+        "num_test": pd.Series([], dtype="int32"), "test_time_ms": pd.Series([], dtype="Int64"),
+    })
+
+
+def _decode_prr(buf: np.ndarray, off: np.ndarray, length: np.ndarray, little: bool, path: str) -> dict[str, Any]:
+    body = off + 4
+    short = length < 7
+    if short.any():
+        i = int(np.flatnonzero(short)[0])
+        raise ParseError(
+            f"PRR of {int(length[i])} bytes ends before its HARD_BIN field", path=path, offset=int(off[i]), record="PRR"
+        )
+    f: dict[str, Any] = {}
+    f["head"], _ = int_field(buf, body, length, 0, 1, little=little)
+    f["site"], _ = int_field(buf, body, length, 1, 1, little=little)
+    f["part_flg"], _ = int_field(buf, body, length, 2, 1, little=little)
+    f["num_test"], _ = int_field(buf, body, length, 3, 2, little=little)
+    f["hbin"], _ = int_field(buf, body, length, 5, 2, little=little)
+    f["sbin"], _ = int_field(buf, body, length, 7, 2, little=little, default=_MISSING_SBIN)
+    f["x"], _ = int_field(buf, body, length, 9, 2, little=little, signed=True, default=_MISSING_XY)
+    f["y"], _ = int_field(buf, body, length, 11, 2, little=little, signed=True, default=_MISSING_XY)
+    f["test_t"], _ = int_field(buf, body, length, 13, 4, little=little)
+    has_id = length >= 18
+    id_len, _ = int_field(buf, body, length, 17, 1, little=little)
+    id_len = np.where(has_id, id_len, 0)
+    over = has_id & (18 + id_len > length)
+    if over.any():
+        i = int(np.flatnonzero(over)[0])
+        raise ParseError(
+            f"PART_ID of {int(id_len[i])} bytes runs past the end of the {int(length[i])}-byte record",
+            path=path, offset=int(off[i]), record="PRR",
+        )
+    f["part_id"] = gather_strings(buf, body + 18, id_len)
+    return f
+
+
+def _check_open_parts(keys: np.ndarray, recs: Records, hs: dict[str, np.ndarray]) -> int | None:
+    """Offset of a PIR whose part has no PRR (the file ends inside a part), else None."""
+    pir = np.flatnonzero(keys == _key("PIR"))
+    if len(pir) == 0:
+        return None
+    prr = np.flatnonzero(keys == _key("PRR"))
+    last_prr: dict[int, int] = {}
+    if len(prr):
+        s = pd.Series(recs.seq[prr]).groupby(hs["prr"]).max()
+        last_prr = dict(zip(s.index.tolist(), s.tolist()))
+    s2 = pd.Series(recs.seq[pir]).groupby(hs["pir"]).max()
+    for k, last in zip(s2.index.tolist(), s2.tolist()):
+        if last > last_prr.get(int(k), -1):
+            return int(recs.offset[pir][recs.seq[pir] == last][0])
+    return None
+
+
+def read_stdf(
+    path: str | os.PathLike[str],
+    *,
+    tests: bool = False,
+    on_error: str = "raise",
+    good_bins: Any = None,
+) -> StdfFile:
+    """Read an STDF V4 file (wafer sort or final test) into canonical tables.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An STDF V4 file, in either byte order (taken from the FAR record), plain or
+        compressed with gzip, bzip2, xz or zip.
+    tests : bool
+        Also decode the test records (PTR, MPR, FTR) into :attr:`StdfFile.tests` and add
+        ``first_fail_test`` to the dies. By default their bodies are skipped undecoded.
+    on_error : {"raise", "salvage"}
+        What to do with a file that ends early (inside a record, inside a part, or without
+        its MRR): raise :class:`~yieldkit.errors.ParseError` (default), or return the
+        complete records before the break with a
+        :class:`~yieldkit.errors.DataQualityWarning` (aborted test runs are common).
+    good_bins : iterable of int, optional
+        Hard bins that pass, used only for parts whose PRR says the pass/fail flag is invalid
+        (PART_FLG bit 4). Default: the bins the HBRs mark "P", else {1}.
+
+    Returns
+    -------
+    StdfFile
+        With ``dies``, ``wafers``, ``lot``, ``bins``, ``bin_records``, ``layout``, ``tests``
+        and ``metadata``.
+
+    Raises
+    ------
+    ParseError
+        Not an STDF V4 file (wrong FAR), a record whose fields run past its end, or a file
+        that ends early (with ``on_error="raise"``); the message names the file, the byte
+        offset and the record type.
+    InputNotFoundError
+        When ``path`` does not exist.
+
+    Notes
+    -----
+    Parts are PRRs; a PRR's wafer is the WIR before it. ``test_seq`` numbers the parts at
+    one die (same wafer, X_COORD, Y_COORD) in file order, so the last is final. Missing
+    values (X_COORD/Y_COORD = -32768, SOFT_BIN = 65535, a record that ends before a field)
+    become nulls. ``passed`` is PART_FLG bit 3 clear (bit 4 set: the pass/fail flag is
+    invalid, so ``good_bins`` decide). Die indices are mapped into the wafer frame with the
+    WCR's POS_X, POS_Y and WF_FLAT (the identity when the WCR says R, U, D or is absent;
+    the WCR as written is kept in ``metadata["wcr"]``). A file without MIR takes its
+    ``lot_id`` from the file name, a file without WIR has the single wafer ``"1"``; both
+    are logged. Test records of a part are those before its PRR with the same HEAD_NUM and
+    SITE_NUM, so interleaved sites are paired correctly.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> from yieldkit.io.stdf import read_stdf, write_stdf
+    >>> dies = pd.DataFrame({"lot_id": "L1", "wafer_id": "W01", "die_x": [0, 1, 0],
+    ...                      "die_y": [0, 0, 1], "hbin": [1, 5, 1], "sbin": [1, 50, 2]})
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "lot.stdf"
+    >>> write_stdf(dies, p)
+    >>> f = read_stdf(p)
+    >>> f.dies[["die_x", "die_y", "hbin", "passed"]].to_numpy().tolist()
+    [[0, 0, 1, True], [1, 0, 5, False], [0, 1, 1, True]]
+    >>> f.bins.query("kind == 'hard'")[["bin", "count"]].to_numpy().tolist()
+    [[1, 2], [5, 1]]
+    """
+    check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_stdf")
+    spath = str(path)
+    buf = load_bytes(path)
+    little, far = _far(buf, spath)
+    endian = "<" if little else ">"
+    keep = np.zeros(65536, dtype=bool)
+    for name in ("PIR", "PRR", *_SINGLES, *(_TEST_RECS if tests else ())):
+        keep[_key(name)] = True
+    counts = np.zeros(65536, dtype=np.int64)
+    recs = walk(buf, little=little, keep=keep, path=spath, counts=counts)
+    record_counts = {
+        REC_NAMES.get((k >> 8, k & 255), f"{k >> 8}/{k & 255}"): int(counts[k]) for k in np.flatnonzero(counts).tolist()
+    }
+    salvaged = False
+    sal = "returning the complete records before it"
+    if recs.truncated is not None:
+        off, rname, msg = recs.truncated
+        _problem(msg, on_error=on_error, path=spath, offset=off, record=rname, salvage_note=sal)
+        salvaged = True
+    if recs.n_records <= 1:
+        _problem("the file holds no record after the FAR (empty or truncated)", on_error=on_error, path=spath,
+                 offset=recs.end, record=None, salvage_note="returning empty tables")
+        salvaged = True
+    singles = _singles(buf, recs, little, spath)
+    keys = (recs.typ.astype(np.int64) << 8) | recs.sub
+    if singles["MIR"] and not singles["MRR"] and not salvaged:
+        _problem("the file has a MIR but no MRR: it ends early", on_error=on_error, path=spath, offset=recs.end,
+                 record="MRR", salvage_note=sal)
+        salvaged = True
+
+    # -- parts ------------------------------------------------------------------------------
+    sel_prr = np.flatnonzero(keys == _key("PRR"))
+    prr = _decode_prr(buf, recs.offset[sel_prr], recs.length[sel_prr], little, spath)
+    sel_pir = np.flatnonzero(keys == _key("PIR"))
+    pir_hs = buf[recs.offset[sel_pir] + 4].astype(np.int64) * 256 + np.where(
+        recs.length[sel_pir] >= 2, buf[np.minimum(recs.offset[sel_pir] + 5, len(buf) - 1)], 0)
+    prr_hs = prr["head"] * 256 + prr["site"]
+    open_at = _check_open_parts(keys, recs, {"prr": prr_hs, "pir": pir_hs})
+    if open_at is not None and not salvaged:
+        _problem("the file ends inside a part (a PIR without its PRR)", on_error=on_error, path=spath,
+                 offset=open_at, record="PIR", salvage_note="dropping the incomplete part")
+        salvaged = True
+    n_wir = len(singles["WIR"])
+    if n_wir > len(singles["WRR"]) and not salvaged:
+        off = singles["WIR"][-1][1]
+        _problem("the file ends inside a wafer (a WIR without its WRR)", on_error=on_error, path=spath,
+                 offset=off, record="WIR", salvage_note=sal)
+        salvaged = True
+
+    # -- lot ----------------------------------------------------------------------------------
+    lot: dict[str, Any] = {}
+    if singles["MIR"]:
+        lot.update(singles["MIR"][0][2])
+    if singles["MRR"]:
+        lot.update(singles["MRR"][-1][2])
+    lot_id = (lot.get("LOT_ID") or "").strip()
+    if not lot_id:
+        lot_id = _lot_id_fallback(spath)
+        log.warning("%s: no MIR LOT_ID; using %r from the file name as lot_id", spath, lot_id)
+    lot["lot_id"] = lot_id
+    product = (lot.get("PART_TYP") or "").strip() or None
+
+    # -- wafers -------------------------------------------------------------------------------
+    wir = singles["WIR"]
+    wrr = singles["WRR"]
+    wrr_seq = np.array([s for s, _, _ in wrr], dtype=np.int64)
+    wafer_names: list[str] = []
+    wafer_rows: list[dict[str, Any]] = []
+    for i, (seq, _off, f) in enumerate(wir):
+        nxt_wir = wir[i + 1][0] if i + 1 < len(wir) else np.iinfo(np.int64).max
+        j = np.flatnonzero((wrr_seq > seq) & (wrr_seq < nxt_wir))
+        r = wrr[int(j[0])][2] if len(j) else {}
+        wid = (f.get("WAFER_ID") or "").strip() or (r.get("WAFER_ID") or "").strip() or str(i + 1)
+        wafer_names.append(wid)
+        wafer_rows.append({
+            "lot_id": lot_id, "wafer_id": wid, "product": product, "head": f.get("HEAD_NUM"),
+            "start_time": _time(f.get("START_T")), "finish_time": _time(r.get("FINISH_T")),
+            "part_cnt": _u4(r.get("PART_CNT")), "rtst_cnt": _u4(r.get("RTST_CNT")),
+            "abrt_cnt": _u4(r.get("ABRT_CNT")), "good_cnt": _u4(r.get("GOOD_CNT")),
+            "func_cnt": _u4(r.get("FUNC_CNT")), "fabwf_id": r.get("FABWF_ID") or None,
+            "frame_id": r.get("FRAME_ID") or None, "mask_id": r.get("MASK_ID") or None,
+        })
+    if not wir and len(sel_prr):
+        log.info("%s: no WIR record; the parts form a single wafer '1'", spath)
+        wafer_names = ["1"]
+        wafer_rows = [{"lot_id": lot_id, "wafer_id": "1", "product": product}]
+    # a PRR's wafer is the last WIR before it (the first one for parts before any WIR)
+    wir_seq = np.array([s for s, _, _ in wir], dtype=np.int64)
+    prr_seq = recs.seq[sel_prr]
+    widx = np.maximum(np.searchsorted(wir_seq, prr_seq, side="right") - 1, 0) if len(wir) else np.zeros(len(sel_prr), np.int64)
+    uniq_names, wcode_of_wir = np.unique(np.asarray(wafer_names, dtype=object), return_inverse=True) if wafer_names else (np.zeros(0, object), np.zeros(0, np.int64))
+    wcode = wcode_of_wir[widx] if len(sel_prr) else np.zeros(0, np.int64)
+
+    # -- die table ----------------------------------------------------------------------------
+    wcr = singles["WCR"][0][2] if singles["WCR"] else None
+    ori = _orientation(wcr, spath)
+    n = len(sel_prr)
+    if n:
+        missing_xy = (prr["x"] == _MISSING_XY) | (prr["y"] == _MISSING_XY)
+        fx, fy = _to_frame(prr["x"], prr["y"], ori)
+        fx = np.where(missing_xy, _MISSING_XY, fx)
+        fy = np.where(missing_xy, _MISSING_XY, fy)
+        if ((np.abs(fx) > 32767) & ~missing_xy).any() or ((np.abs(fy) > 32767) & ~missing_xy).any():
+            fx, fy = np.where(missing_xy, _MISSING_XY, prr["x"]), np.where(missing_xy, _MISSING_XY, prr["y"])
+        dkey = (wcode << 32) | ((fx + 32768) << 16) | (fy + 32768)
+        tseq = pd.Series(dkey).groupby(dkey, sort=False).cumcount().to_numpy() + 1
+        if tseq.max() > 32767:
+            i = int(np.argmax(tseq > 32767))
+            raise ParseError(f"more than 32767 parts at die ({int(prr['x'][i])}, {int(prr['y'][i])})",
+                             path=spath, offset=int(recs.offset[sel_prr][i]), record="PRR")
+        hbr_pass = {int(f["HBIN_NUM"]) for _, _, f in singles["HBR"] if f.get("HBIN_PF") == "P" and f.get("HBIN_NUM") is not None}
+        good = np.asarray(sorted(good_bins if good_bins is not None else (hbr_pass or {1})), dtype=np.int64)
+        flg = prr["part_flg"]
+        passed = np.where(flg & 0x10, np.isin(prr["hbin"], good), (flg & 0x08) == 0)
+        sbin = pd.array(prr["sbin"].astype(np.int32), dtype="Int32")
+        sbin[prr["sbin"] == _MISSING_SBIN] = pd.NA
+        tt = pd.array(prr["test_t"], dtype="Int64")
+        tt[prr["test_t"] == 0] = pd.NA
+        names_pa = pa.array(uniq_names.tolist(), type=pa.string())
+        raw = pd.DataFrame({
+            "lot_id": pd.Series(pa.array([lot_id], pa.string()).take(pa.array(np.zeros(n, np.int64))), dtype=STRING),
+            "wafer_id": pd.Series(names_pa.take(pa.array(wcode)), dtype=STRING),
+            "die_x": fx.astype(np.int32), "die_y": fy.astype(np.int32),
+            "hbin": prr["hbin"].astype(np.int32), "sbin": sbin, "passed": passed,
+            "site": prr["site"].astype(np.int16), "head": prr["head"].astype(np.int16),
+            "test_seq": tseq.astype(np.int16),
+            "part_id": pd.Series(prr["part_id"], dtype=STRING),
+            "part_flg": flg.astype(np.int16), "num_test": prr["num_test"].astype(np.int32),
+            "test_time_ms": tt,
+        })
+        dies = validate_dies(raw, source=spath)
+        if missing_xy.any():
+            for c in ("die_x", "die_y"):
+                col = pd.array(dies[c].to_numpy(), dtype="Int32")
+                col[missing_xy] = pd.NA
+                dies[c] = col
+    else:
+        dies = _empty_dies()
+
+    # -- wafers table --------------------------------------------------------------------------
+    if wafer_rows:
+        wdf = pd.DataFrame(wafer_rows)
+        if wdf["wafer_id"].duplicated().any():
+            log.info("%s: a wafer appears under several WIRs; its parts are merged (retests numbered)", spath)
+            wdf = wdf.groupby("wafer_id", sort=False, as_index=False).last()
+        counts_w = pd.DataFrame({"wafer_id": dies["wafer_id"].astype(str), "passed": dies["passed"]}).groupby(
+            "wafer_id", sort=False)["passed"].agg(["size", "sum"])
+        wdf["n_parts"] = wdf["wafer_id"].map(counts_w["size"]).fillna(0).astype("int64")
+        wdf["n_good"] = wdf["wafer_id"].map(counts_w["sum"]).fillna(0).astype("int64")
+        for c in ("part_cnt", "rtst_cnt", "abrt_cnt", "good_cnt", "func_cnt", "head"):
+            if c in wdf:
+                wdf[c] = wdf[c].astype("Int64")
+        for c in ("product", "fabwf_id", "frame_id", "mask_id"):
+            if c in wdf:
+                wdf[c] = wdf[c].astype(STRING)
+        wafers = validate_wafers(wdf, source=spath)
+    else:
+        wafers = pd.DataFrame({"lot_id": pd.Series([], dtype=STRING), "wafer_id": pd.Series([], dtype=STRING)})
+
+    bins, bin_records = _bins(singles, dies)
+    layout = _layout(wcr, ori, dies, spath) if len(dies) else None
+    tests_df = None
+    if tests:
+        from .results import read_tests
+
+        tests_df, first_fail = read_tests(buf, recs, keys, little, spath, dies, prr_hs, recs.seq[sel_prr])
+        dies["first_fail_test"] = first_fail
+    meta = {
+        "far": far, "byte_order": "little" if little else "big", "wcr": wcr, "source": spath,
+        "orientation": {k: ori[k] for k in ("sx", "sy", "flat", "assumed")}, "record_counts": record_counts,
+        "salvaged": salvaged, "endian": endian,
+    }
+    return StdfFile(dies=dies, wafers=wafers, lot=lot, bins=bins, bin_records=bin_records, layout=layout,
+                    tests=tests_df, metadata=meta)
+
+
+def _bins(singles: dict[str, list], dies: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    for kind, name, pre in (("hard", "HBR", "HBIN"), ("soft", "SBR", "SBIN")):
+        for _, _, f in singles[name]:
+            if f.get(f"{pre}_NUM") is None:
+                continue
+            pf = f.get(f"{pre}_PF")
+            rows.append({
+                "kind": kind, "head": f.get("HEAD_NUM"), "site": f.get("SITE_NUM"), "bin": f[f"{pre}_NUM"],
+                "count": _u4(f.get(f"{pre}_CNT")), "pf": pf if pf in ("P", "F") else None,
+                "name": f.get(f"{pre}_NAM") or None,
+            })
+    rec = pd.DataFrame(rows, columns=["kind", "head", "site", "bin", "count", "pf", "name"])
+    rec = rec.astype({"kind": STRING, "head": "Int64", "site": "Int64", "bin": "int64", "count": "Int64",
+                      "pf": STRING, "name": STRING})
+    parts = {
+        "hard": dies["hbin"].value_counts() if len(dies) else pd.Series(dtype="int64"),
+        "soft": dies["sbin"].dropna().astype("int64").value_counts() if len(dies) else pd.Series(dtype="int64"),
+    }
+    out = []
+    for kind in ("hard", "soft"):
+        r = rec[rec["kind"] == kind]
+        summary = r[r["head"] == 255]
+        use = summary if len(summary) else r
+        g = use.groupby("bin", sort=True)
+        b = pd.DataFrame({"count": g["count"].sum(min_count=1)})
+        meta = r.groupby("bin", sort=True).agg(pf=("pf", "first"), name=("name", "first"))
+        b = b.join(meta, how="outer")
+        extra = parts[kind].index.difference(b.index)
+        if len(extra):
+            b = pd.concat([b, pd.DataFrame(index=pd.Index(extra, name="bin"))]).sort_index()
+        b["parts"] = parts[kind].reindex(b.index).fillna(0).astype("int64").to_numpy()
+        b.insert(0, "kind", kind)
+        out.append(b.rename_axis("bin").reset_index())
+    bins = pd.concat(out, ignore_index=True)[["kind", "bin", "count", "pf", "name", "parts"]]
+    bins = bins.astype({"kind": STRING, "bin": "int64", "count": "Int64", "pf": STRING, "name": STRING})
+    return bins, rec
