@@ -297,7 +297,7 @@ def test_round_trip_tests_and_missing_values(tmp_path, rng):
     dies["die_y"] = dies["die_y"].astype("Int32")
     dies.loc[3, "sbin"] = None
     rows = []
-    for i, r in dies.iterrows():
+    for _, r in dies.iterrows():
         for k, (num, name, lo, hi, u) in enumerate([(100, "vdd", 0.9, 1.1, "V"), (200, "idd", np.nan, 5e-3, "A"),
                                                     (300, "func", np.nan, np.nan, "")]):
             val = float(rng.normal(1.0, 0.1)) if k < 2 else np.nan
