@@ -179,7 +179,8 @@ def canonical_names(
     rename: dict[object, str] = {}
     taken: set[str] = set()
     explicit = dict(columns or {})
-    for src, dst in explicit.items():
+    for name, dst in explicit.items():
+        src: object = name
         if src not in found:
             # tolerate case differences in the explicit mapping
             match = [f for f in found if _norm(f) == _norm(src)]

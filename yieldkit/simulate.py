@@ -426,7 +426,8 @@ def simulate_fab(
         mi = pd.MultiIndex.from_arrays([loc["die_x"].to_numpy()[on_die].astype(int), loc["die_y"].to_numpy()[on_die].astype(int)])
         flat[on_die] = key_grid.reindex(mi).to_numpy(dtype=np.int64)
     order = np.lexsort((dyu, dxu, dw))  # defects sorted per wafer
-    dw, dxu, dyu, dcls, dcl, dkill, dsize, flat = (a[order] for a in (dw, dxu, dyu, dcls, dcl, dkill, dsize, flat))
+    dw, dxu, dyu, dcls, dcl, dsize, flat = dw[order], dxu[order], dyu[order], dcls[order], dcl[order], dsize[order], flat[order]
+    dkill = dkill[order]
     loc = loc.iloc[order].reset_index(drop=True)
     defect_id = (pd.Series(dw).groupby(dw).cumcount() + 1).to_numpy(np.int64)
     defects = pd.DataFrame(

@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["read_defects", "read_dies", "read_table", "read_wafers", "write_csv", "write_parquet"]
 
-Source = str | os.PathLike[str] | pd.DataFrame
+Source: TypeAlias = "str | os.PathLike[str] | pd.DataFrame"
 
 _STRING_CANON = {"lot_id", "wafer_id", "defect_class", "layer", "product"}
 _STRING_TYPES = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
