@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .counts import die_defect_counts, die_defect_density
+from .density import DefectKDE, defect_kde, radial_profile
+from .stacking import bin_frequency, reticle_stack, stack_map
 from .zones import (
     ZONE_SCHEMES,
     assign_zones,
@@ -14,11 +16,17 @@ from .zones import (
 
 __all__ = [
     "ZONE_SCHEMES",
+    "DefectKDE",
     "assign_zones",
     "benjamini_hochberg",
+    "bin_frequency",
+    "defect_kde",
     "die_defect_counts",
     "die_defect_density",
     "fisher_exact_2x2",
+    "radial_profile",
+    "reticle_stack",
+    "stack_map",
     "zonal_density",
     "zonal_yield",
 ]

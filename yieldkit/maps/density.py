@@ -1,0 +1,258 @@
+"""Defect density in the wafer frame: radial profile in equal-area rings and kernel density maps.
+
+The kernel density is computed by linear binning on a regular grid and a Gaussian filter
+applied in the Fourier domain (one batched FFT for all wafers), so that 10^6 defects take
+seconds, with a bandwidth per wafer (Scott / Silverman) or a given one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SchemaError, YieldkitValueError, check_choice
+from ..intervals import garwood
+from ..layout import WaferLayout
+from ._keys import joint_wafer_codes
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DefectKDE", "defect_kde", "radial_profile"]
+
+_STRING: Any = pd.StringDtype("pyarrow")
+
+
+def _xy(defects: pd.DataFrame, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    for col in ("lot_id", "wafer_id", "x_um", "y_um"):
+        if col not in defects.columns:
+            raise SchemaError(f"{where} needs the defect column {col!r}", column=col)
+    x = defects["x_um"].to_numpy(dtype="float64", na_value=np.nan)
+    y = defects["y_um"].to_numpy(dtype="float64", na_value=np.nan)
+    return x, y, np.isfinite(x) & np.isfinite(y)
+
+
+def _group_codes(defects: pd.DataFrame, level: str, where: str) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """Group code per defect, the groups, and the number of wafers in each group."""
+    check_choice(level, ("wafer", "lot", "pooled"), name="level", where=where)
+    (w,), wafers = joint_wafer_codes(defects)
+    if level == "wafer":
+        return w, wafers, np.ones(len(wafers))
+    if level == "lot":
+        lc, lots = pd.factorize(wafers["lot_id"])
+        groups = pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object), dtype=_STRING)})
+        return lc[w].astype(np.int64), groups, np.bincount(lc, minlength=len(groups)).astype(float)
+    return np.zeros(len(w), np.int64), pd.DataFrame(index=[0]), np.array([float(len(wafers))])
+
+
+def radial_profile(
+    defects: pd.DataFrame,
+    layout: WaferLayout,
+    *,
+    n_rings: int = 5,
+    level: str = "pooled",
+    conf_level: float = 0.95,
+) -> pd.DataFrame:
+    """Defect density in ``n_rings`` rings of equal area out to the wafer radius.
+
+    Parameters
+    ----------
+    defects : DataFrame
+        Canonical defect table with ``x_um``, ``y_um`` [um].
+    layout : WaferLayout
+        Gives the wafer radius R [um].
+    n_rings : int
+        Number of rings; ring k spans ``R sqrt((k-1)/n) <= r < R sqrt(k/n)``.
+    level : {"pooled", "lot", "wafer"}
+        Profile over all wafers, per lot or per wafer.
+
+    Returns
+    -------
+    DataFrame
+        [group columns], ``ring``, ``r_inner_um``, ``r_outer_um``, ``r_mid_um`` (radius
+        halving the ring's area), ``n_defects``, ``area_cm2`` (ring area times the wafers
+        pooled), ``density``, ``ci_lower``, ``ci_upper`` [defects/cm^2] (Garwood).
+        Defects beyond R are left out.
+    """
+    if int(n_rings) != n_rings or n_rings < 1:
+        raise YieldkitValueError(f"The 'n_rings' argument of radial_profile must be an integer >= 1. Got {n_rings!r} instead.")
+    x, y, ok = _xy(defects, "radial_profile")
+    g, groups, n_wafers = _group_codes(defects, level, "radial_profile")
+    R = layout.radius_um
+    r = np.hypot(x, y)
+    ring = np.floor(n_rings * (r / R) ** 2).astype(np.int64, copy=False) if len(r) else np.zeros(0, np.int64)
+    inside = ok & (r < R)
+    n_g = len(groups)
+    k = np.bincount(g[inside] * n_rings + ring[inside], minlength=n_g * n_rings).astype(np.int64)
+    ring_area = np.pi * R**2 / n_rings * 1e-8
+    area = np.repeat(n_wafers, n_rings) * ring_area
+    lo, hi = garwood(k, area, conf_level)
+    edges = R * np.sqrt(np.arange(n_rings + 1) / n_rings)
+    out = groups.iloc[np.repeat(np.arange(n_g), n_rings)].reset_index(drop=True)
+    out["ring"] = np.tile(np.arange(1, n_rings + 1), n_g)
+    out["r_inner_um"] = np.tile(edges[:-1], n_g)
+    out["r_outer_um"] = np.tile(edges[1:], n_g)
+    out["r_mid_um"] = np.tile(np.sqrt((edges[:-1] ** 2 + edges[1:] ** 2) / 2), n_g)
+    out["n_defects"] = k
+    out["area_cm2"] = area
+    out["density"] = k / area
+    out["ci_lower"] = lo
+    out["ci_upper"] = hi
+    return out
+
+
+@dataclass
+class DefectKDE:
+    """Kernel density of defects on a regular grid of the wafer frame.
+
+    Attributes
+    ----------
+    x_um, y_um : ndarray
+        Grid coordinates [um] (columns, rows).
+    density : ndarray, shape (n_groups, ny, nx)
+        Defect density [defects/cm^2] (intensity: integrates to the number of defects).
+    groups : DataFrame
+        The group of each map (wafer, lot, or one pooled row).
+    bandwidth : ndarray, shape (n_groups, 2, 2)
+        Kernel covariance of each map [um^2].
+    n_defects : ndarray
+        Defects in each map.
+    """
+
+    x_um: np.ndarray
+    y_um: np.ndarray
+    density: np.ndarray
+    groups: pd.DataFrame
+    bandwidth: np.ndarray
+    n_defects: np.ndarray
+
+
+def defect_kde(
+    defects: pd.DataFrame,
+    layout: WaferLayout | None = None,
+    *,
+    bandwidth: str | float = "scott",
+    grid_size: int = 256,
+    level: str = "pooled",
+    extent_um: tuple[float, float, float, float] | None = None,
+) -> DefectKDE:
+    """Gaussian kernel density of defect positions by linear binning and FFT filtering.
+
+    Parameters
+    ----------
+    defects : DataFrame
+        Canonical defect table with ``x_um``, ``y_um`` [um].
+    layout : WaferLayout, optional
+        Default extent: the wafer disc's bounding square.
+    bandwidth : {"scott", "silverman"} or float
+        Rule for the kernel covariance (the data covariance of each map times the squared
+        factor, as :class:`scipy.stats.gaussian_kde`), or an isotropic standard deviation [um].
+    grid_size : int
+        Grid points per axis.
+    level : {"pooled", "lot", "wafer"}
+        One map over all defects, per lot, or per wafer.
+    extent_um : (xmin, xmax, ymin, ymax), optional
+        Grid extent [um]; default the layout's disc, else the data range padded by 3 sigma.
+
+    Returns
+    -------
+    DefectKDE
+
+    Notes
+    -----
+    Scott's factor is ``n^(-1/(d+4))`` and Silverman's ``(n (d+2)/4)^(-1/(d+4))``; both equal
+    ``n^(-1/6)`` in two dimensions. Counts are spread to the four surrounding grid nodes
+    (linear binning) and multiplied in the Fourier domain by the Gaussian's transform
+    ``exp(-2 pi^2 f' S f)``; the grid is padded by 4 sigma so the circular convolution does not
+    wrap. Error against the exact sum is O(h^2) in the grid step h.
+
+    References
+    ----------
+    Wand, M. P. (1994). Fast computation of multivariate kernel estimators. J. Comput. Graph.
+    Stat. 3(4), 433-445. https://doi.org/10.1080/10618600.1994.10474656
+    Scott, D. W. (1992). Multivariate Density Estimation. Wiley. https://doi.org/10.1002/9780470316849
+
+    Examples
+    --------
+    >>> import yieldkit as yk
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, seed=1)
+    >>> k = defect_kde(fab.defects, fab.layout, grid_size=64)
+    >>> k.density.shape
+    (1, 64, 64)
+    """
+    if int(grid_size) != grid_size or grid_size < 8:
+        raise YieldkitValueError(f"The 'grid_size' argument of defect_kde must be an integer >= 8. Got {grid_size!r} instead.")
+    if isinstance(bandwidth, str):
+        check_choice(bandwidth, ("scott", "silverman"), name="bandwidth", where="defect_kde")
+    elif not (float(bandwidth) > 0 and np.isfinite(float(bandwidth))):
+        raise YieldkitValueError(f"The 'bandwidth' argument of defect_kde must be 'scott', 'silverman' or > 0 [um]. Got {bandwidth!r} instead.")
+    x, y, ok = _xy(defects, "defect_kde")
+    g, groups, _ = _group_codes(defects, level, "defect_kde")
+    x, y, g = x[ok], y[ok], g[ok]
+    n_g = len(groups)
+    n = np.bincount(g, minlength=n_g).astype(float)
+    # kernel covariance per group
+    if isinstance(bandwidth, str):
+        mx = np.bincount(g, weights=x, minlength=n_g) / np.maximum(n, 1)
+        my = np.bincount(g, weights=y, minlength=n_g) / np.maximum(n, 1)
+        dx, dy = x - mx[g], y - my[g]
+        den = np.maximum(n - 1, 1)
+        cov = np.empty((n_g, 2, 2))
+        cov[:, 0, 0] = np.bincount(g, weights=dx * dx, minlength=n_g) / den
+        cov[:, 1, 1] = np.bincount(g, weights=dy * dy, minlength=n_g) / den
+        cov[:, 0, 1] = cov[:, 1, 0] = np.bincount(g, weights=dx * dy, minlength=n_g) / den
+        factor = n ** (-1.0 / 6.0) if bandwidth == "scott" else (n * 4 / 4) ** (-1.0 / 6.0)
+        cov = cov * (factor**2)[:, None, None]
+        bad = (n < 3) | ~np.isfinite(cov).all(axis=(1, 2)) | (np.linalg.det(cov) <= 0)
+        if bad.any():
+            fallback = np.cov(np.vstack([x, y])) * len(x) ** (-1 / 3) if len(x) > 2 else np.eye(2)
+            cov[bad] = fallback
+    else:
+        cov = np.tile(np.eye(2) * float(bandwidth) ** 2, (n_g, 1, 1))
+    sig = np.sqrt(np.maximum(cov[:, 0, 0], cov[:, 1, 1])).max() if n_g else 1.0
+    if extent_um is None:
+        if layout is not None:
+            R = layout.radius_um
+            extent_um = (-R, R, -R, R)
+        elif len(x):
+            extent_um = (x.min() - 3 * sig, x.max() + 3 * sig, y.min() - 3 * sig, y.max() + 3 * sig)
+        else:
+            extent_um = (-1.0, 1.0, -1.0, 1.0)
+    x0, x1, y0, y1 = (float(v) for v in extent_um)
+    gs = int(grid_size)
+    hx, hy = (x1 - x0) / (gs - 1), (y1 - y0) / (gs - 1)
+    px, py = int(np.ceil(4 * sig / hx)) + 1, int(np.ceil(4 * sig / hy)) + 1
+    nx_p, ny_p = gs + 2 * px, gs + 2 * py
+    # linear binning onto the padded grid
+    fx, fy = (x - x0) / hx + px, (y - y0) / hy + py
+    inside = (fx >= 0) & (fx < nx_p - 1) & (fy >= 0) & (fy < ny_p - 1)
+    fx, fy, gi = fx[inside], fy[inside], g[inside]
+    ix, iy = np.floor(fx).astype(np.int64), np.floor(fy).astype(np.int64)
+    ax, ay = fx - ix, fy - iy
+    cell = nx_p * ny_p
+    density = np.empty((n_g, gs, gs))
+    kx = np.fft.rfftfreq(nx_p, d=hx)
+    ky = np.fft.fftfreq(ny_p, d=hy)
+    FX, FY = np.meshgrid(kx, ky)
+    chunk = max(1, int(2e7 // cell))
+    for s in range(0, n_g, chunk):  # chunks bound memory; each chunk is one batched FFT
+        e = min(n_g, s + chunk)
+        m = (gi >= s) & (gi < e)
+        base = (gi[m] - s) * cell
+        binned = np.zeros((e - s) * cell)
+        for ddx, ddy, wgt in ((0, 0, (1 - ax[m]) * (1 - ay[m])), (1, 0, ax[m] * (1 - ay[m])),
+                              (0, 1, (1 - ax[m]) * ay[m]), (1, 1, ax[m] * ay[m])):
+            binned += np.bincount(base + (iy[m] + ddy) * nx_p + ix[m] + ddx, weights=wgt, minlength=(e - s) * cell)
+        binned = binned.reshape(e - s, ny_p, nx_p)
+        c = cov[s:e]
+        H = np.exp(-2 * np.pi**2 * (c[:, 0, 0, None, None] * FX**2 + 2 * c[:, 0, 1, None, None] * FX * FY
+                                     + c[:, 1, 1, None, None] * FY**2))
+        sm = np.fft.irfft2(np.fft.rfft2(binned) * H, s=(ny_p, nx_p))
+        density[s:e] = sm[:, py:py + gs, px:px + gs] / (hx * hy) * 1e8
+    xs = x0 + hx * np.arange(gs)
+    ys = y0 + hy * np.arange(gs)
+    log.debug("defect_kde: %d maps, %d defects, grid %d", n_g, len(x), gs)
+    return DefectKDE(x_um=xs, y_um=ys, density=np.maximum(density, 0.0), groups=groups, bandwidth=cov, n_defects=n)
