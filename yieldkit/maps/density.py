@@ -233,7 +233,7 @@ def defect_kde(
     ix, iy = np.floor(fx).astype(np.int64), np.floor(fy).astype(np.int64)
     ax, ay = fx - ix, fy - iy
     cell = nx_p * ny_p
-    density = np.empty((n_g, gs, gs))
+    density: np.ndarray = np.empty((n_g, gs, gs))
     kx = np.fft.rfftfreq(nx_p, d=hx)
     ky = np.fft.fftfreq(ny_p, d=hy)
     FX, FY = np.meshgrid(kx, ky)
@@ -242,11 +242,11 @@ def defect_kde(
         e = min(n_g, s + chunk)
         m = (gi >= s) & (gi < e)
         base = (gi[m] - s) * cell
-        binned = np.zeros((e - s) * cell)
+        flat_b = np.zeros((e - s) * cell)
         for ddx, ddy, wgt in ((0, 0, (1 - ax[m]) * (1 - ay[m])), (1, 0, ax[m] * (1 - ay[m])),
                               (0, 1, (1 - ax[m]) * ay[m]), (1, 1, ax[m] * ay[m])):
-            binned += np.bincount(base + (iy[m] + ddy) * nx_p + ix[m] + ddx, weights=wgt, minlength=(e - s) * cell)
-        binned = binned.reshape(e - s, ny_p, nx_p)
+            flat_b += np.bincount(base + (iy[m] + ddy) * nx_p + ix[m] + ddx, weights=wgt, minlength=(e - s) * cell)
+        binned = flat_b.reshape(e - s, ny_p, nx_p)
         c = cov[s:e]
         H = np.exp(-2 * np.pi**2 * (c[:, 0, 0, None, None] * FX**2 + 2 * c[:, 0, 1, None, None] * FX * FY
                                      + c[:, 1, 1, None, None] * FY**2))

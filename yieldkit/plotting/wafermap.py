@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import SchemaError, check_choice
 from ._mpl import get_ax
 
-__all__ = ["die_grid", "plot_wafer_map"]
+__all__ = ["WaferMapDisplay", "die_grid", "plot_wafer_map"]
 
 # categorical colours for bins: pass green, then distinct colours for fail bins
 _PASS = "#2ca02c"
@@ -140,3 +140,102 @@ def plot_wafer_map(
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+def _wafer_outline(ax: Any, layout: Any) -> list[Any]:
+    """Draw the wafer outline, the edge-exclusion ring and the notch; return the patches."""
+    from matplotlib.patches import Circle, Polygon
+
+    r = layout.radius_um
+    patches = [
+        ax.add_patch(Circle((0, 0), r, fill=False, lw=1.2, color="black")),
+        ax.add_patch(Circle((0, 0), layout.usable_radius_um, fill=False, lw=0.6, ls="--", color="grey")),
+        ax.add_patch(Polygon([(-0.02 * r, -r), (0.02 * r, -r), (0, -0.97 * r)], closed=True, color="black")),
+    ]
+    ax.set_xlim(-1.03 * r, 1.03 * r)
+    ax.set_ylim(-1.03 * r, 1.03 * r)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x [um]")
+    ax.set_ylabel("y [um]")
+    return patches
+
+
+class WaferMapDisplay:
+    """Wafer-map visualisation of one wafer: bins, pass/fail or a per-die value.
+
+    Compute once (``from_dies``), plot many times (``plot(ax=None)``), in the style of
+    scikit-learn's Display objects.
+
+    Parameters
+    ----------
+    dies : DataFrame
+        One wafer's dies (final results), with ``hbin``/``passed`` or the value column.
+    value : {"bin", "pass", "value"}
+        Categorical bins (legend with bin names and counts), pass/fail, or a continuous
+        per-die value with a colour bar.
+    layout : WaferLayout, optional
+        Places the dies in the wafer frame with the outline, notch and edge exclusion.
+    bin_names : dict, optional
+        Hard bin -> name.
+    column : str, optional
+        Column for ``value="value"`` (e.g. ``n_defects``, ``density_per_cm2``).
+    title : str, optional
+
+    Attributes
+    ----------
+    ax_, figure_, image_ : matplotlib objects
+        Set by :meth:`plot`; ``image_`` holds one pixel per die position (masked where no die).
+    legend_ : matplotlib Legend or None
+    colorbar_ : matplotlib Colorbar or None
+
+    Examples
+    --------
+    >>> import yieldkit as yk
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, seed=1)
+    >>> disp = WaferMapDisplay.from_dies(fab.dies, layout=fab.layout, bin_names=fab.bin_names)
+    >>> int(disp.image_.get_array().count()) == fab.layout.n_dies
+    True
+    """
+
+    def __init__(self, dies: pd.DataFrame, *, value: str = "bin", layout: Any = None,
+                 bin_names: dict[int, str] | None = None, column: str | None = None, title: str | None = None) -> None:
+        check_choice(value, ("bin", "pass", "value"), name="value", where="WaferMapDisplay")
+        self.dies = dies
+        self.value = value
+        self.layout = layout
+        self.bin_names = bin_names
+        self.column = column
+        self.title = title
+
+    @classmethod
+    def from_dies(cls, dies: pd.DataFrame, *, value: str = "bin", layout: Any = None,
+                  bin_names: dict[int, str] | None = None, column: str | None = None, title: str | None = None,
+                  ax: Any = None, legend: bool = True, cmap: str = "viridis") -> WaferMapDisplay:
+        """Keep the final result of each die of one wafer, then plot.
+
+        Raises
+        ------
+        SchemaError
+            When ``dies`` holds more than one wafer (select one first) or no die.
+        """
+        if {"lot_id", "wafer_id"} <= set(dies.columns) and len(dies):
+            n_w = len(dies[["lot_id", "wafer_id"]].drop_duplicates())
+            if n_w > 1:
+                raise SchemaError(f"WaferMapDisplay draws one wafer; the table holds {n_w}. Select one wafer first.")
+        if "passed" in dies.columns and "test_seq" in dies.columns:
+            from ..yields import final_results
+
+            dies = final_results(dies)
+        return cls(dies, value=value, layout=layout, bin_names=bin_names, column=column, title=title).plot(
+            ax=ax, legend=legend, cmap=cmap)
+
+    def plot(self, ax: Any = None, *, legend: bool = True, cmap: str = "viridis") -> WaferMapDisplay:
+        """Draw on ``ax`` (a new figure when None); return self."""
+        ax = plot_wafer_map(self.dies, value=self.value, layout=self.layout, bin_names=self.bin_names,
+                            column=self.column, ax=ax, title=self.title, legend=legend, cmap=cmap)
+        self.ax_ = ax
+        self.figure_ = ax.figure
+        self.image_ = ax.images[-1]
+        self.legend_ = ax.get_legend()
+        self.colorbar_ = getattr(self.image_, "colorbar", None)
+        return self
