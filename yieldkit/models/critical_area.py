@@ -45,7 +45,8 @@ def critical_area_yield(critical_area, d0, *, model: str = "poisson", cluster_al
     -----
     ``lam_i = A_c,i D_i`` is the mean number of faults of mechanism ``i``. With a common
     gamma factor the mechanisms are fully correlated in their clustering; with independent
-    factors they are not, and the yield is higher for the same ``lam``. Both tend to the
+    factors they are not; the common factor gives the higher yield for the same ``lam`` (the
+    defects of all mechanisms crowd onto the same dies). Both tend to the
     Poisson form as ``alpha -> inf``.
 
     References
