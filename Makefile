@@ -13,7 +13,7 @@ SAMPLES := data_samples
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,dask]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
