@@ -6,20 +6,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-import yieldkit as yk  # noqa: E402
-from yieldkit.errors import SchemaError, YieldkitValueError  # noqa: E402
-from yieldkit.maps import defect_kde, radial_profile, stack_map  # noqa: E402
-from yieldkit.plotting.maps import (  # noqa: E402
+import yieldkit as yk
+from yieldkit.errors import SchemaError, YieldkitValueError
+from yieldkit.maps import defect_kde, radial_profile, stack_map
+from yieldkit.plotting.maps import (
     plot_defect_kde,
     plot_defect_scatter,
     plot_radial_profile,
     plot_stacked_map,
 )
-from yieldkit.plotting.wafermap import WaferMapDisplay, plot_wafer_map  # noqa: E402
+from yieldkit.plotting.wafermap import WaferMapDisplay, plot_wafer_map
 
 
 @pytest.fixture(scope="module")

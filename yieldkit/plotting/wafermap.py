@@ -108,7 +108,7 @@ def plot_wafer_map(
             names = bin_names or {}
             labels = [f"{int(b)} {names.get(int(b), '')}".strip() for b in bins]
         grid, (xmin, xmax, ymin, ymax) = die_grid(dies, codes)
-        cm = ListedColormap(colours)
+        cm = ListedColormap(colours)  # type: ignore[assignment]
         vmin, vmax = -0.5, len(colours) - 0.5
         present = np.unique(codes).astype(int)
         counts = np.bincount(codes.astype(int), minlength=len(colours))
