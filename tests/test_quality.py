@@ -225,6 +225,14 @@ def test_required_coverage_large_n0_no_overflow():
     assert float(required_coverage(0.7, 1e6 * dl, "asa", n0=5000.0)) == pytest.approx(0.0005, rel=1e-6)
 
 
+def test_required_coverage_asa_tiny_targets():
+    """Tiny targets keep their relative precision (no underflow to T = 1), on every Lambert-W branch."""
+    for n0, target in ((1.0, 1e-3), (20.0, 1e-3), (1.5, 1e-6), (1.01, 1e-9)):
+        t = float(required_coverage(0.9, target, "asa", n0=n0))
+        # T itself is a double near 1: 1 - T carries ~1e-16 / (1 - T) relative error
+        assert 0 < 1 - t and float(agrawal_seth_agrawal(0.9, t, n0)) * 1e6 == pytest.approx(target, rel=1e-4)
+
+
 def test_broadcasting_shapes():
     y = np.array([[0.5], [0.7], [0.9]])
     t = np.array([0.0, 0.5, 0.9, 0.99])

@@ -23,39 +23,45 @@ STATUS_REACHABLE = "reachable"
 STATUS_UNREACHABLE = "needs complete coverage"
 
 
-def _lambertw_exp(log_z: np.ndarray) -> np.ndarray:
-    """Principal-branch W(z) for z = exp(log_z) >= 0, without overflow for large log_z."""
-    w = np.empty_like(log_z)
-    small = log_z < 600.0
-    with np.errstate(over="ignore"):
-        w[small] = special.lambertw(np.exp(log_z[small]), 0).real
-    big = ~small
+def _log_lambertw_exp(log_z: np.ndarray) -> np.ndarray:
+    """log W(z) on the principal branch for z = exp(log_z) > 0, without underflow or overflow.
+
+    Small z: W(z) = z (1 - z + ...), so log W = log_z - z to double precision below z = e^-20.
+    Large z: Newton on w + log(w) = log_z from the asymptotic start. In between: scipy.
+    """
+    log_w = np.empty_like(log_z)
+    small = log_z < -20.0
+    big = log_z > 600.0
+    mid = ~small & ~big
+    log_w[small] = log_z[small] - np.exp(log_z[small])
+    log_w[mid] = np.log(special.lambertw(np.exp(log_z[mid]), 0).real)
     if np.any(big):
-        # w + log(w) = log_z; Newton from the asymptotic start converges in a few steps.
         lz = log_z[big]
-        wb = lz - np.log(lz)
+        w = lz - np.log(lz)
         for _ in range(50):
-            step = (wb + np.log(wb) - lz) / (1.0 + 1.0 / wb)
-            wb = wb - step
-            if np.all(np.abs(step) <= 1e-15 * wb):
+            step = (w + np.log(w) - lz) / (1.0 + 1.0 / w)
+            w = w - step
+            if np.all(np.abs(step) <= 1e-15 * w):
                 break
-        w[big] = wb
-    return w
+        log_w[big] = np.log(w)
+    return log_w
 
 
 def _asa_uncovered(y: np.ndarray, d: np.ndarray, n0: np.ndarray) -> np.ndarray:
-    """1 - T solving agrawal_seth_agrawal(Y, T, n0) = d, for 0 < d < 1 - Y and 0 < Y < 1.
+    """1 - T solving agrawal_seth_agrawal(Y, T, n0) = d, for 0 < d < 1 - Y.
 
     DL = q / (Y + q) gives q = d Y / (1 - d), i.e. u exp(-(n0 - 1)(1 - u)) = c with u = 1 - T and
     c = q / (1 - Y). With k = n0 - 1 > 0, u = W(c k e^k) / k (Lambert W); u = c when k = 0.
+    Everything is carried in logs so that tiny targets and large n0 neither underflow nor overflow.
     """
-    log_c = np.log(d) + np.log(y) - np.log1p(-d) - np.log1p(-y)
+    with np.errstate(divide="ignore"):
+        log_c = np.log(d) + np.log(y) - np.log1p(-d) - np.log1p(-y)
     k = n0 - 1.0
     u = np.exp(log_c)
-    pos = k > 0.0
+    pos = (k > 0.0) & np.isfinite(log_c)
     if np.any(pos):
         kp = k[pos]
-        u[pos] = _lambertw_exp(log_c[pos] + np.log(kp) + kp) / kp
+        u[pos] = np.exp(_log_lambertw_exp(log_c[pos] + np.log(kp) + kp) - np.log(kp))
     return u
 
 

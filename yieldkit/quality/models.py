@@ -182,8 +182,7 @@ def agrawal_seth_agrawal(yield_: Any, coverage: Any, n0: Any) -> Any:
     Limits: DL = 0 at T = 1 and DL = 1 - Y at T = 0. With n0 = 1 every faulty die has exactly
     one fault and DL = (1 - T)(1 - Y) / (Y + (1 - T)(1 - Y)); this agrees with Williams-Brown
     to first order in 1 - Y (high yield), not exactly. Larger n0 lowers DL: a die with many
-    faults is likely to be caught. (The exponential is the exact Poisson average, which the
-    original paper writes as an approximation of (1 - T)^(n0 - 1).)
+    faults is likely to be caught.
 
     References
     ----------
