@@ -1,0 +1,127 @@
+"""``yieldkit map INPUT -o OUT``: wafer maps (one wafer, every wafer, or the stacked composite)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_FORMATS = (".png", ".svg", ".pdf")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "map",
+        help="draw wafer maps (bins, pass/fail or defect density) of a die file",
+        description="Draw the wafer map of one wafer, of every wafer (--all, -o is a directory: one PNG per "
+        "wafer plus stacked.png) or the stacked composite of all wafers (--stack).",
+    )
+    p.add_argument("dies", help="die table: CSV, Parquet, STDF, map file")
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .svg, .pdf), or a directory with --all")
+    p.add_argument("--wafer", help="wafer to draw: WAFER or LOT/WAFER (default: the first wafer)")
+    p.add_argument("--stack", action="store_true", help="draw the composite of all wafers")
+    p.add_argument("--all", action="store_true", help="one image per wafer plus stacked.png into the -o directory")
+    p.add_argument("--value", choices=("bin", "pass", "density"), default="bin",
+                   help="colour dies by hard bin, pass/fail, or defect density (needs --defects)")
+    p.add_argument("--defects", help="defect table (for --value density)")
+    p.add_argument("--layout", help="layout JSON (as written by 'yieldkit simulate')")
+    p.add_argument("--bin-names", help="JSON mapping hard bin -> name")
+    p.add_argument("--dpi", type=int, default=120)
+    p.set_defaults(func=run)
+
+
+def _save(fig: Any, path: Path) -> None:
+    from ..io.atomic import atomic_path
+
+    fmt = path.suffix.lower()
+    with atomic_path(path, suffix=fmt) as tmp:
+        fig.savefig(tmp, format=fmt[1:], bbox_inches="tight")
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import WaferLayout, final_results, read_defects, read_dies
+    from ..errors import DataQualityWarning, YieldkitValueError
+    from ..maps import die_defect_counts, die_defect_density, stack_map
+    from ..plotting._mpl import pyplot
+    from ..plotting.maps import plot_stacked_map
+    from ..plotting.wafermap import WaferMapDisplay
+
+    out = Path(args.output)
+    if not args.all and out.suffix.lower() not in _FORMATS:
+        raise YieldkitValueError(f"--output must end in one of {', '.join(_FORMATS)} (or use --all with a directory); got {out}")
+    if args.value == "density" and not args.defects:
+        raise YieldkitValueError("--value density needs --defects DEFECTS")
+    layout = WaferLayout.from_dict(json.loads(Path(args.layout).read_text())) if args.layout else None
+    bin_names = None
+    if args.bin_names:
+        bin_names = {int(k): str(v) for k, v in json.loads(Path(args.bin_names).read_text()).items()}
+    dies = final_results(read_dies(args.dies))
+    value, column = args.value, None
+    if args.value == "density":
+        defects = read_defects(args.defects, layout=layout)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataQualityWarning)
+            dies = die_defect_counts(defects, dies, layout=layout)
+        for w in caught:
+            log.warning("%s", w.message)
+        if layout is not None and not layout.inferred:
+            dies = die_defect_density(dies, layout)
+            column = "density_per_cm2"
+        else:
+            column = "n_defects"
+        value = "value"
+    plt = pyplot()
+
+    def stacked(path: Path) -> None:
+        st = stack_map(dies, value=column) if column else stack_map(dies)
+        col = f"mean_{column}" if column else "fail_rate"
+        fig, ax = plt.subplots(figsize=(6, 5))
+        plot_stacked_map(st, value=col, layout=layout, ax=ax,
+                         title=f"stacked: {col} over {int(st['n_wafers'].max())} wafers")
+        _save(fig, path)
+        plt.close(fig)
+        log.info("wrote %s", path)
+
+    def one(lot: str, wafer: str, path: Path) -> None:
+        d = dies[(dies["lot_id"] == lot) & (dies["wafer_id"] == wafer)]
+        fig, ax = plt.subplots(figsize=(6, 5))
+        WaferMapDisplay.from_dies(d, value=value, column=column, layout=layout, bin_names=bin_names, ax=ax,
+                                  title=f"lot {lot} wafer {wafer}")
+        _save(fig, path)
+        plt.close(fig)
+        log.info("wrote %s", path)
+
+    wafers = dies[["lot_id", "wafer_id"]].drop_duplicates()
+    if args.all:
+        for lot, wafer in wafers.itertuples(index=False):  # one figure per wafer
+            one(str(lot), str(wafer), out / f"{_slug(str(lot))}_{_slug(str(wafer))}.png")
+        stacked(out / "stacked.png")
+        return 0
+    if args.stack:
+        stacked(out)
+        return 0
+    if args.wafer:
+        lot_sel, _, wafer_sel = args.wafer.rpartition("/")
+        m = wafers["wafer_id"] == wafer_sel
+        if lot_sel:
+            m &= wafers["lot_id"] == lot_sel
+        sel = wafers[m.to_numpy()]
+        if len(sel) == 0:
+            raise YieldkitValueError(f"--wafer {args.wafer!r} matches no wafer of {args.dies}")
+        if len(sel) > 1:
+            raise YieldkitValueError(f"--wafer {args.wafer!r} matches {len(sel)} wafers; give LOT/WAFER")
+    else:
+        sel = wafers.iloc[:1]
+    lot, wafer = (str(v) for v in sel.iloc[0])
+    one(lot, wafer, out)
+    return 0
