@@ -42,6 +42,10 @@ _EXPORTS: dict[str, str] = {
     "write_map": "yieldkit.io.maps",
     # spatial
     "die_defect_counts": "yieldkit.maps",
+    "zonal_yield": "yieldkit.maps",
+    "stack_map": "yieldkit.maps",
+    "clustering_stats": "yieldkit.spatial",
+    "detect_clusters": "yieldkit.spatial",
     # yield models
     "poisson_yield": "yieldkit.models",
     "negative_binomial_yield": "yieldkit.models",
@@ -64,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "retest_recovery": "yieldkit.pareto",
     "p_chart": "yieldkit.spc",
     "u_chart": "yieldkit.spc",
+    "analyze": "yieldkit.analysis",
     # root cause
     "commonality": "yieldkit.classify.commonality",
     # outgoing quality
@@ -78,7 +83,7 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 _SUBMODULES = {
     "classify", "cli", "errors", "io", "keys", "layout", "maps", "models", "pareto", "plotting",
-    "quality", "report", "schema", "simulate", "spatial", "yields", "intervals",
+    "quality", "report", "schema", "simulate", "spatial", "yields", "intervals", "distributed",
 }
 
 

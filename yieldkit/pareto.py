@@ -173,9 +173,10 @@ def pareto(
 
     Examples
     --------
-    >>> import pandas as pd, yieldkit as yk
+    >>> import pandas as pd
+    >>> from yieldkit.pareto import pareto
     >>> t = pd.DataFrame({"defect_class": ["a", "b", "a", "c", "a", "b"]})
-    >>> yk.pareto(t)[["category", "count", "cum_share"]].round(3).values.tolist()
+    >>> pareto(t)[["category", "count", "cum_share"]].round(3).values.tolist()
     [['a', 3, 0.5], ['b', 2, 0.833], ['c', 1, 1.0]]
     """
     check_choice(weight, ("count", "density", "kill"), name="weight", where="pareto")
@@ -328,7 +329,7 @@ def bin_pareto(
     >>> import pandas as pd, yieldkit as yk
     >>> d = yk.read_dies(pd.DataFrame({"lot": ["L"] * 5, "wafer": ["1"] * 5, "x": range(5), "y": [0] * 5,
     ...                                "bin": [1, 2, 2, 3, 1]}))
-    >>> yk.bin_pareto(d, bin_names={2: "OPEN"})[["category", "name", "count"]].values.tolist()
+    >>> bin_pareto(d, bin_names={2: "OPEN"})[["category", "name", "count"]].values.tolist()
     [[2, 'OPEN', 2], [3, '', 1]]
     """
     check_choice(by, ("hbin", "sbin"), name="by", where="bin_pareto")

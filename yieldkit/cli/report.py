@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from ._common import progress_enabled
+
 log = logging.getLogger(__name__)
 
 
@@ -14,34 +16,51 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
         help="write the HTML yield report",
-        description="Build one self-contained HTML report (images embedded) from a die file and, "
-        "optionally, defect and wafer files.",
+        description="Analyse a die file and, optionally, defect and wafer files, and write one "
+        "self-contained HTML report (images embedded, nothing fetched from the network).",
     )
-    p.add_argument("dies", help="die table (CSV, Parquet, STDF, map file)")
-    p.add_argument("--defects", help="defect table (CSV, Parquet, KLARF)")
+    p.add_argument("dies", nargs="+", help="die table(s) (CSV, Parquet, STDF, map files)")
+    p.add_argument("--defects", nargs="+", help="defect table(s) (CSV, Parquet, KLARF)")
     p.add_argument("--wafers", help="wafer table with process history")
     p.add_argument("--layout", help="layout JSON (as written by 'yieldkit simulate')")
     p.add_argument("--bin-names", help="JSON object mapping hard bin to name")
     p.add_argument("--title", default="Yield report")
+    p.add_argument("--top", type=int, default=10, help="categories per Pareto before 'Other'")
     p.add_argument("--max-maps", type=int, default=200, help="at most this many wafer maps (worst first)")
+    p.add_argument("--pdf", help="also write the charts to this PDF")
     p.add_argument("-o", "--output", required=True, help="output HTML file")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def load_inputs(args: argparse.Namespace) -> dict:
+    """Read the die, defect and wafer files, layout and bin names named on the command line."""
+    import pandas as pd
+
     from .. import WaferLayout, read_defects, read_dies, read_wafers
-    from ..report import build_report
 
     layout = None
-    if args.layout:
+    if getattr(args, "layout", None):
         layout = WaferLayout.from_dict(json.loads(Path(args.layout).read_text()))
     bin_names = None
-    if args.bin_names:
+    if getattr(args, "bin_names", None):
         bin_names = {int(k): str(v) for k, v in json.loads(Path(args.bin_names).read_text()).items()}
-    dies = read_dies(args.dies)
-    defects = read_defects(args.defects, layout=layout) if args.defects else None
-    wafers = read_wafers(args.wafers) if args.wafers else None
-    build_report(dies, defects=defects, wafers=wafers, layout=layout, bin_names=bin_names, title=args.title,
-                 output=args.output, max_maps=args.max_maps)
+    dies = pd.concat([read_dies(f) for f in args.dies], ignore_index=True) if len(args.dies) > 1 \
+        else read_dies(args.dies[0])
+    defects = None
+    if getattr(args, "defects", None):
+        parts = [read_defects(f, layout=layout) for f in args.defects]
+        defects = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    wafers = read_wafers(args.wafers) if getattr(args, "wafers", None) else None
+    return {"dies": dies, "defects": defects, "wafers": wafers, "layout": layout, "bin_names": bin_names}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis import analyze
+    from ..report import build_report
+
+    inp = load_inputs(args)
+    res = analyze(inp["dies"], inp["defects"], inp["wafers"], inp["layout"], inp["bin_names"], top=args.top)
+    build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,
+                 progress=progress_enabled(args))
     log.info("wrote %s", args.output)
     return 0

@@ -1,0 +1,44 @@
+"""analyze(): every table computed once, optional sections degrade only for missing inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import yieldkit as yk
+from yieldkit.analysis import AnalysisResults, analyze
+
+
+@pytest.fixture(scope="module")
+def fab():
+    return yk.simulate_fab(n_lots=2, wafers_per_lot=5, retest_rate=0.01, signature_rate=0.3, seed=4)
+
+
+def test_analyze_full(fab):
+    r = analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names)
+    assert isinstance(r, AnalysisResults)
+    w = yk.wafer_yield(fab.dies)
+    assert r.summary["wafers"] == 10 and r.summary["dies"] == int(w["tested"].sum())
+    assert r.summary["yield"] == pytest.approx(w["good"].sum() / w["tested"].sum())
+    assert r.kill_ratios is not None and r.defect_pareto_kill is not None and r.u_chart is not None
+    assert r.u_chart.statistic == "defects_per_cm2"
+    # stacked map: tested per die position summed over wafers equals the dies tested
+    assert r.stacked["tested"].sum() == r.summary["dies"]
+    assert r.stacked["fails"].sum() == r.summary["dies"] - int(w["good"].sum())
+    # control chart in test-time order
+    assert len(r.p_chart.table) == 10
+    assert "defect Paretos" not in " ".join(r.notes)
+
+
+def test_analyze_without_defects_notes_sections(fab):
+    r = analyze(fab.dies)
+    assert r.defect_pareto is None and r.kill_ratios is None and r.u_chart is None and r.models is None
+    assert any("no defect table" in n for n in r.notes)
+    assert any("commonality" in n for n in r.notes)
+
+
+def test_u_chart_counts_match_groupby(fab):
+    r = analyze(fab.dies, fab.defects, layout=fab.layout)
+    ref = fab.defects.groupby(["lot_id", "wafer_id"]).size()
+    t = r.u_chart.table.set_index(["lot_id", "wafer_id"])
+    np.testing.assert_allclose(t["value"] * t["n"], ref.reindex(t.index).to_numpy())

@@ -1,0 +1,302 @@
+"""One call that computes every result of a yield report.
+
+:func:`analyze` runs the analyses on a die table (and, when given, defect and wafer tables
+and a layout) and gathers their tables in an :class:`AnalysisResults`; the report
+(:func:`yieldkit.report.build_report`) only renders it. Optional sections come from other
+yieldkit modules (zones, yield models, pattern classes, commonality, outgoing quality): a
+section is left out, with a note saying why, only when its module is not installed or the
+inputs lack what it needs; any other error propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .keys import wafer_codes
+from .killratio import kill_ratio
+from .pareto import bin_pareto, pareto, retest_recovery
+from .spc import ControlChart, p_chart, u_chart
+from .yields import final_results, lot_yield, wafer_yield
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AnalysisResults", "analyze"]
+
+
+@dataclass
+class AnalysisResults:
+    """Every table of a yield report.
+
+    Attributes
+    ----------
+    summary : dict
+        ``lots``, ``wafers``, ``dies``, ``yield``, ``first_pass_yield``, ``defects``.
+    final_dies : DataFrame
+        Final test result of every die (for maps).
+    lot_yield, wafer_yield : DataFrame
+        From :func:`yieldkit.lot_yield` and :func:`yieldkit.wafer_yield`.
+    bin_pareto, first_pass_bin_pareto, retest : DataFrame
+        Failing bins (final and first pass) and the bins retest recovered.
+    stacked : DataFrame
+        Per die position: ``die_x``, ``die_y``, ``tested``, ``fails``, ``fail_rate``.
+    defect_pareto, defect_pareto_kill, kill_ratios : DataFrame or None
+        Defect Paretos by count and kill-weighted impact, and the kill ratios per class.
+    p_chart, u_chart : ControlChart or None
+        Wafer yield and defects per wafer (per cm^2 with a layout).
+    zonal, models, dppm, patterns, commonality : DataFrame or None
+        Optional sections (see :func:`analyze`).
+    notes : list of str
+        Why optional sections were left out.
+    layout, bin_names
+        Passed through for plotting.
+    """
+
+    summary: dict[str, Any]
+    final_dies: pd.DataFrame
+    lot_yield: pd.DataFrame
+    wafer_yield: pd.DataFrame
+    bin_pareto: pd.DataFrame
+    first_pass_bin_pareto: pd.DataFrame
+    retest: pd.DataFrame
+    stacked: pd.DataFrame
+    p_chart: ControlChart
+    defect_pareto: pd.DataFrame | None = None
+    defect_pareto_kill: pd.DataFrame | None = None
+    kill_ratios: pd.DataFrame | None = None
+    u_chart: ControlChart | None = None
+    zonal: pd.DataFrame | None = None
+    models: pd.DataFrame | None = None
+    dppm: pd.DataFrame | None = None
+    patterns: pd.DataFrame | None = None
+    commonality: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+    layout: Any = None
+    bin_names: dict[int, str] | None = None
+
+    def __repr__(self) -> str:
+        s = self.summary
+        present = [k for k in ("defect_pareto", "kill_ratios", "u_chart", "zonal", "models", "dppm", "patterns",
+                               "commonality") if getattr(self, k) is not None]
+        return (f"AnalysisResults({s['lots']} lots, {s['wafers']} wafers, yield={s['yield']:.4f}, "
+                f"sections={present}, notes={len(self.notes)})")
+
+
+def _note(results_notes: list[str], text: str) -> None:
+    log.info("report section left out: %s", text)
+    results_notes.append(text)
+
+
+def _stacked(final: pd.DataFrame) -> pd.DataFrame:
+    x = final["die_x"].to_numpy(np.int64)
+    y = final["die_y"].to_numpy(np.int64)
+    fail = ~final["passed"].to_numpy(bool)
+    x0, y0 = x.min(), y.min()
+    ny = int(y.max() - y0) + 1
+    k = (x - x0) * ny + (y - y0)
+    u, inv = np.unique(k, return_inverse=True)
+    tested = np.bincount(inv)
+    fails = np.bincount(inv, weights=fail).astype(np.int64)
+    return pd.DataFrame({"die_x": (u // ny + x0).astype(np.int32), "die_y": (u % ny + y0).astype(np.int32),
+                         "tested": tested, "fails": fails, "fail_rate": fails / tested})
+
+
+def _order_wafers(wy: pd.DataFrame, wafers: pd.DataFrame | None) -> tuple[pd.DataFrame, str | None]:
+    """Wafer yield in time order when the wafer table has a time column, else in lot/wafer order."""
+    if wafers is not None:
+        for col in ("test_time", "inspection_time", "start_time", "finish_time"):
+            if col in wafers.columns:
+                m = wy.merge(wafers[["lot_id", "wafer_id", col]], on=["lot_id", "wafer_id"], how="left")
+                return m.sort_values([col, "lot_id", "wafer_id"], kind="stable").reset_index(drop=True), col
+    return wy.sort_values(["lot_id", "wafer_id"], kind="stable").reset_index(drop=True), None
+
+
+def _defects_per_wafer(defects: pd.DataFrame, wy: pd.DataFrame, area: float | None) -> pd.DataFrame:
+    codes, w = wafer_codes(defects)
+    t = w.copy()
+    t["n_defects"] = np.bincount(codes, minlength=len(w))
+    t = wy[["lot_id", "wafer_id", "tested"]].merge(t, on=["lot_id", "wafer_id"], how="inner")
+    if area:
+        t["area_cm2"] = t["tested"] * area
+    return t
+
+
+def _real_area(layout: Any) -> float | None:
+    if layout is None or getattr(layout, "inferred", False):
+        return None
+    return float(layout.die_area_cm2)
+
+
+def analyze(
+    dies: pd.DataFrame,
+    defects: pd.DataFrame | None = None,
+    wafers: pd.DataFrame | None = None,
+    layout: Any = None,
+    bin_names: Mapping[int, str] | pd.DataFrame | None = None,
+    *,
+    top: int | None = 10,
+    coverage: Sequence[float] = (0.9, 0.95, 0.99, 0.999),
+    conf_level: float = 0.95,
+    spc_rules: str = "both",
+) -> AnalysisResults:
+    """Compute every result of the yield report.
+
+    Parameters
+    ----------
+    dies : DataFrame
+        Canonical die table (retests allowed).
+    defects : DataFrame, optional
+        Canonical defect table; enables the defect Paretos, kill ratios, the u-chart and the
+        yield-model comparison.
+    wafers : DataFrame, optional
+        Wafer table; its time column orders the control charts and its ``tool_*`` columns feed
+        commonality analysis.
+    layout : WaferLayout, optional
+        Die grid; its die area [cm^2] enables defect densities and yield models.
+    bin_names : mapping or DataFrame, optional
+        Hard bin -> name (or the ``bins`` table of :func:`yieldkit.read_stdf`).
+    top : int, optional
+        Categories kept in each Pareto before ``"Other"``.
+    coverage : sequence of float
+        Fault coverages [-] at which outgoing DPPM is predicted.
+    conf_level : float
+        Confidence level of all intervals.
+    spc_rules : {"both", "western_electric", "nelson", "none"}
+        Run rules of the control charts.
+
+    Returns
+    -------
+    AnalysisResults
+
+    Notes
+    -----
+    Optional sections and what they need: zonal flags (:mod:`yieldkit.maps`), yield-model
+    comparison and DPPM (:mod:`yieldkit.models`, :mod:`yieldkit.maps`,
+    :mod:`yieldkit.quality`; defects and a layout with a die area), pattern classes
+    (:mod:`yieldkit.classify`), commonality (:mod:`yieldkit.classify`; a wafer table with
+    process history).
+
+    Examples
+    --------
+    >>> import yieldkit as yk
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=2)
+    >>> res = yk.analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names)
+    >>> res.summary["wafers"], res.kill_ratios is not None
+    (3, True)
+    """
+    from .pareto import _bin_names
+
+    names = _bin_names(bin_names, "hbin") if bin_names is not None else None
+    final = final_results(dies)
+    wy = wafer_yield(dies, conf_level=conf_level)
+    ly = lot_yield(dies, conf_level=conf_level)
+    tested = int(wy["tested"].sum())
+    summary = {
+        "lots": int(len(ly)), "wafers": int(len(wy)), "dies": tested,
+        "yield": float(wy["good"].sum() / tested) if tested else float("nan"),
+        "first_pass_yield": float(wy["first_pass_good"].sum() / tested) if tested else float("nan"),
+        "defects": None if defects is None else int(len(defects)),
+    }
+    ordered, time_col = _order_wafers(wy, wafers)
+    res = AnalysisResults(
+        summary=summary, final_dies=final, lot_yield=ly, wafer_yield=wy,
+        bin_pareto=bin_pareto(dies, bin_names=bin_names, top=top),
+        first_pass_bin_pareto=bin_pareto(dies, bin_names=bin_names, top=top, first_pass=True),
+        retest=retest_recovery(dies, bin_names=bin_names),
+        stacked=_stacked(final),
+        p_chart=p_chart(ordered, rules=spc_rules),
+        layout=layout, bin_names=names,
+    )
+    if time_col:
+        log.info("control charts in %s order", time_col)
+    area = _real_area(layout)
+    if defects is None or len(defects) == 0:
+        _note(res.notes, "defect Paretos, kill ratios, defect u-chart and yield models: no defect table given")
+    else:
+        if "die_x" not in defects.columns and layout is not None:
+            from .schema import complete_positions
+
+            defects = complete_positions(defects, layout)
+        res.defect_pareto = pareto(defects, top=top)
+        if "die_x" in defects.columns:
+            res.defect_pareto_kill = pareto(defects, dies=dies, weight="kill", top=top, conf_level=conf_level)
+            res.kill_ratios = kill_ratio(dies, defects, conf_level=conf_level)
+        else:
+            _note(res.notes, "kill ratios: the defect table has no die positions and no layout was given")
+        per_wafer = _defects_per_wafer(defects, ordered, area)
+        res.u_chart = u_chart(per_wafer, exposure="area_cm2" if area else None, rules=spc_rules)
+    _zonal(res, dies, layout, conf_level)
+    _models(res, dies, defects, layout, coverage, conf_level)
+    _patterns(res, final, wafers, layout)
+    _commonality(res, wy, wafers)
+    return res
+
+
+def _zonal(res: AnalysisResults, dies: pd.DataFrame, layout: Any, conf_level: float) -> None:
+    try:
+        from .maps import zonal_yield
+    except ImportError:
+        _note(res.notes, "zonal flags: yieldkit.maps is not available")
+        return
+    z = zonal_yield(dies, layout, conf_level=conf_level)
+    res.zonal = z[z["flagged"]].reset_index(drop=True)
+    res.zonal.attrs["zones_tested"] = len(z)
+
+
+def _models(res: AnalysisResults, dies: pd.DataFrame, defects: pd.DataFrame | None, layout: Any,
+            coverage: Sequence[float], conf_level: float) -> None:
+    area = _real_area(layout)
+    if defects is None or len(defects) == 0 or area is None:
+        _note(res.notes, "yield-model comparison and DPPM: need a defect table and a layout with the die area")
+        return
+    try:
+        from .maps import die_defect_counts
+        from .models import compare_models
+    except ImportError:
+        _note(res.notes, "yield-model comparison: yieldkit.models or yieldkit.maps is not available")
+        return
+    counts = die_defect_counts(defects, dies)
+    table, fitted = compare_models(counts, area=area, conf_level=conf_level, return_models=True)
+    res.models = table
+    try:
+        from .quality import defect_level
+    except ImportError:
+        _note(res.notes, "outgoing DPPM: yieldkit.quality is not available")
+        return
+    ok = table[table["error"].fillna("").astype(str) == ""] if "error" in table.columns else table
+    if len(ok) == 0:
+        _note(res.notes, "outgoing DPPM: no yield model could be fitted")
+        return
+    best = str(ok["model"].iloc[0])
+    dl = defect_level(fitted[best], np.asarray(coverage, dtype=float), conf_level=conf_level)
+    dl.insert(0, "model", best)
+    res.dppm = dl
+
+
+def _patterns(res: AnalysisResults, final: pd.DataFrame, wafers: pd.DataFrame | None, layout: Any) -> None:
+    try:
+        from .classify import load_pretrained  # type: ignore[attr-defined]
+        from .classify.grid import dies_to_grids
+    except ImportError:
+        _note(res.notes, "pattern classes: yieldkit.classify has no pretrained classifier yet")
+        return
+    clf = load_pretrained()
+    grids = dies_to_grids(final, layout=layout) if layout is not None else dies_to_grids(final)
+    res.patterns = clf.predict_table(grids, wafers=wafers, causes=True)
+
+
+def _commonality(res: AnalysisResults, wy: pd.DataFrame, wafers: pd.DataFrame | None) -> None:
+    if wafers is None or not any(str(c).startswith(("tool_", "chamber_")) for c in wafers.columns):
+        _note(res.notes, "commonality: needs a wafer table with tool_/chamber_ process history")
+        return
+    try:
+        from .classify.commonality import commonality  # type: ignore[import-not-found]
+    except ImportError:
+        _note(res.notes, "commonality: yieldkit.classify.commonality is not available")
+        return
+    res.commonality = commonality(wy, wafers)
