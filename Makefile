@@ -26,7 +26,7 @@ demo: setup
 	@echo "report written to reports/demo.html"
 
 lint: setup
-	$(BIN)/ruff check yieldkit tests benchmarks scripts
+	$(BIN)/ruff check yieldkit tests benchmarks $(wildcard scripts)
 	$(BIN)/mypy
 
 test: setup lint

@@ -71,7 +71,7 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
         return "stdf"
     text = b.decode("utf-8-sig", errors="replace").lstrip()
     low = text.lower()
-    if low.startswith("<?xml") or low.startswith("<"):
+    if low.startswith("<"):
         if "mapdata" in low or "e142" in low or "substratemap" in low:
             return "e142"
         if "<map" in low or "g85" in low:
