@@ -1,0 +1,105 @@
+"""Plots of yield-model fits: observed vs fitted count distributions, block yields, yield vs area."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._mpl import get_ax
+
+__all__ = ["plot_count_fit", "plot_die_size_fit", "plot_fit", "plot_window_fit"]
+
+
+def plot_count_fit(models: Any, ax: Any = None, *, max_count: int | None = None) -> Any:
+    """Observed frequencies of per-die defect counts (bars) and each model's fitted frequencies.
+
+    Parameters
+    ----------
+    models : fitted model or sequence of fitted models
+        Fitted by the counts route on the same data (the first one's data are drawn).
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when absent.
+    max_count : int, optional
+        Largest count shown (default: largest observed, at most 30).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    from ..models.dispersion import count_goodness_of_fit
+
+    models = list(models) if isinstance(models, (list, tuple)) else [models]
+    ax = get_ax(ax, figsize=(6.0, 4.0))
+    first = models[0]
+    table = count_goodness_of_fit(first, min_expected=0.0)
+    cells = first._cells
+    kmax = int(min(cells.k.max(), 30 if max_count is None else max_count))
+    ks = np.arange(kmax + 1)
+    obs = np.bincount(cells.k[cells.k <= kmax], weights=cells.w[cells.k <= kmax], minlength=kmax + 1)
+    ax.bar(ks, obs, color="0.8", edgecolor="0.4", label="observed")
+    n = float(table["observed"].sum())
+    for m in models:
+        ax.plot(ks, n * m.count_pmf(ks), marker="o", ms=3, label=type(m).__name__.removesuffix("Yield"))
+    ax.set_yscale("log")
+    ax.set_xlabel("defects per die")
+    ax.set_ylabel("dies")
+    ax.set_title(f"defect counts, area {first.area_:g} cm$^2$")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_window_fit(models: Any, ax: Any = None) -> Any:
+    """``ln Y`` of pooled blocks against block area (window method) with each model's curve.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    models = list(models) if isinstance(models, (list, tuple)) else [models]
+    ax = get_ax(ax, figsize=(6.0, 4.0))
+    t = models[0].block_table_
+    ok = t["n_good"] > 0
+    ax.plot(t.loc[ok, "block_area_cm2"], np.log(t.loc[ok, "block_yield"]), "ks", label="blocks")
+    grid = np.linspace(0, float(t["block_area_cm2"].max()) * 1.05, 200)
+    area = float(models[0].area_)
+    for m in models:
+        ax.plot(grid, np.log(m.y0_) + m._log_p0(grid * m.d0_, m.cluster_alpha_),
+                label=type(m).__name__.removesuffix("Yield"))
+    ax.set_xlabel("block area [cm$^2$]")
+    ax.set_ylabel("ln Y")
+    ax.set_title(f"window method, die area {area:g} cm$^2$")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_die_size_fit(models: Any, table: Any, ax: Any = None, *, area_col: str = "die_area_cm2",
+                      tested_col: str = "tested", good_col: str = "good") -> Any:
+    """Product yields against die area with each model's fitted curve.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    models = list(models) if isinstance(models, (list, tuple)) else [models]
+    ax = get_ax(ax, figsize=(6.0, 4.0))
+    a = table[area_col].to_numpy(float)
+    y = table[good_col].to_numpy(float) / table[tested_col].to_numpy(float)
+    ax.plot(a, y, "ks", label="products")
+    grid = np.linspace(0, a.max() * 1.1, 200)
+    for m in models:
+        ax.plot(grid, m.predict(grid), label=type(m).__name__.removesuffix("Yield"))
+    ax.set_xlabel("die area [cm$^2$]")
+    ax.set_ylabel("yield")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_fit(models: Any, ax: Any = None, *, table: Any = None) -> Any:
+    """The natural plot of a fit's route (counts, window or die sizes)."""
+    first = models[0] if isinstance(models, (list, tuple)) else models
+    if first.route_ == "counts":
+        return plot_count_fit(models, ax)
+    if first.route_ == "window":
+        return plot_window_fit(models, ax)
+    return plot_die_size_fit(models, table, ax)
