@@ -187,8 +187,38 @@ def _frame(m: np.ndarray, pitch: tuple[float, float], origin: tuple[float, float
 
 def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -> Any:
     """Convert a column of tokens: kind 'int', 'float', 'auto' (int, float or string) or 'string'."""
+    if pa.types.is_integer(arr.type) and kind != "string":
+        if kind == "float":
+            return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        return pd.array(pc.cast(arr, pa.int64()).to_pandas(), dtype="Int64")
+    if pa.types.is_floating(arr.type) and kind != "string":
+        f = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        if kind != "int":
+            return f
+        integral = np.isnan(f) | (f == np.round(f))
+        if integral.all():
+            return pd.array(f, dtype="Float64").astype("Int64")
+        bad = int(np.flatnonzero(~integral)[0])
+        raise ParseError(f"column {name} must hold integers; found {f[bad]!r} in defect record {bad + 1}",
+                         path=path, line=int(lines[bad]), record="DefectList")
+    arr = arr.cast(pa.large_string())
     if kind == "string":
         return pd.array(arr.cast(pa.string()).to_pandas(), dtype=STRING)
+    # fast paths: the whole column converts in one cast
+    head = arr.slice(0, 256).to_pylist()
+    looks_int = not any(("." in t or "e" in t or "E" in t) for t in head if t is not None)
+    if kind in ("int", "auto") and looks_int:
+        try:
+            return pd.array(pc.cast(arr, pa.int64()).to_pandas(), dtype="Int64")
+        except pa.ArrowInvalid:
+            pass
+    if kind in ("float", "auto"):
+        try:
+            out = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+            if not np.isinf(out).any():
+                return out
+        except pa.ArrowInvalid:
+            pass
     isna = pc.is_in(arr, value_set=pa.array(_NA_TOKENS, pa.large_string()))
     clean = pc.if_else(isna, pa.scalar(None, arr.type), arr)
     numeric = pc.match_substring_regex(clean, _NUMBER)
@@ -216,6 +246,12 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
             raise ParseError(f"column {name} must hold integers; found {arr[bad].as_py()!r} in defect record "
                              f"{bad + 1}", path=path, line=int(lines[bad]), record="DefectList")
     return pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _const_str(value: str | None, n: int) -> Any:
+    """A string column holding one value n times, built without a Python sequence."""
+    arr = pa.array([value], type=pa.large_string()).take(pa.array(np.zeros(n, np.int64)))
+    return pd.array(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())), dtype=STRING)
 
 
 def _as_float(x: Any) -> np.ndarray:
@@ -341,8 +377,8 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
         di = pd.array(ij[0], dtype="Float64").astype("Int32")
         dj = pd.array(ij[1], dtype="Float64").astype("Int32")
         frame: dict[str, Any] = {
-            "lot_id": pd.array(np.full(n, lot_id, dtype=object), dtype=STRING),
-            "wafer_id": pd.array(np.full(n, wafer_id, dtype=object), dtype=STRING),
+            "lot_id": _const_str(lot_id, n),
+            "wafer_id": _const_str(wafer_id, n),
         }
         renumbered = False
         if "DEFECTID" in conv:
@@ -380,7 +416,7 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
         if "DSIZE" in conv:
             frame["size_um"] = _as_float(conv["DSIZE"]) / div
         step = _values(hdr, "stepid")
-        frame["layer"] = pd.array(np.full(n, step[0] if step else None, dtype=object), dtype=STRING)
+        frame["layer"] = _const_str(step[0] if step else None, n)
         extras: dict[str, Any] = {}
         if renumbered:
             extras["klarf_defectid"] = conv["DEFECTID"]

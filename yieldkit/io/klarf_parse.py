@@ -11,6 +11,7 @@ regular-expression tokeniser.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from dataclasses import dataclass, field
@@ -19,12 +20,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from ..errors import ParseError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RawFile", "RawWafer", "parse_klarf_text"]
+
+_NA_VALUES = ("NA", "N/A", "NaN", "nan", "NAN")
 
 #: A header value: the tokens after the keyword (quotes removed) and the line of the keyword.
 Statement = tuple[str, list[str], int]
@@ -62,9 +66,13 @@ class RawFile:
 # ---------------------------------------------------------------------------------------
 def _split_tokens(block: str) -> tuple[pa.Array, np.ndarray]:
     """Whitespace tokens of a block and the number of tokens on each of its lines."""
-    lines = pc.utf8_trim_whitespace(pa.array(block.split("\n"), type=pa.large_string()))
-    empty = pc.equal(pc.utf8_length(lines), 0).to_numpy(zero_copy_only=False)
-    parts = pc.utf8_split_whitespace(lines)
+    data = block.encode("utf-8")
+    nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    offsets = np.concatenate([[0], nl + 1, [len(data)]]).astype(np.int64)
+    raw_lines = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    lines = pc.ascii_trim_whitespace(raw_lines)
+    empty = pc.equal(pc.binary_length(lines), 0).to_numpy(zero_copy_only=False)
+    parts = pc.ascii_split_whitespace(lines)
     counts = pc.list_value_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
     counts[empty] = 0
     tokens = pc.list_flatten(parts)
@@ -174,6 +182,46 @@ def _row_starts(
     return np.asarray(starts_list, dtype=np.int64)
 
 
+_FAST_TYPES = (pa.types.is_int64, pa.types.is_float64, pa.types.is_string, pa.types.is_large_string)
+
+
+def _csv_block(block: str, columns: list[str], first_line: int) -> tuple[dict[str, pa.Array], np.ndarray] | None:
+    """Fast path: one record per line, values separated by single spaces (what tools and
+    :func:`write_klarf` write). Parsed by Arrow's multi-threaded CSV reader with type
+    inference; None when the block does not have that shape (the token path handles it)."""
+    data = block.encode("utf-8")
+    if not data.strip():
+        return None
+    try:
+        tbl = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=" ", quote_char=False, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(timestamp_parsers=[], null_values=["", *_NA_VALUES],
+                                                 strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    keep = [c for c in tbl.column_names if not pa.types.is_null(tbl.schema.field(c).type)]
+    if len(keep) != len(columns):
+        return None
+    if any(not any(t(tbl.schema.field(c).type) for t in _FAST_TYPES) for c in keep):
+        return None
+    # null columns are the empty fields of leading/trailing/double spaces: they must be null
+    # in every row, or the rows are not regular
+    arr = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    starts = np.concatenate([[0], nl + 1])
+    ends = np.concatenate([nl, [len(data)]])
+    ends = ends - ((ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13))
+    nonempty = ends > starts
+    if int(nonempty.sum()) != tbl.num_rows:
+        return None
+    row_lines = first_line + np.flatnonzero(nonempty).astype(np.int64)
+    out = {name: tbl.column(c).combine_chunks() for name, c in zip(columns, keep)}
+    return out, row_lines
+
+
 def parse_block(
     block: str,
     columns: list[str],
@@ -203,6 +251,10 @@ def parse_block(
         Column name -> string tokens, and the file line where each row starts.
     """
     ncols = len(columns)
+    if ncols and '"' not in block and not (imagelist and "IMAGELIST" in columns):
+        fast = _csv_block(block, columns, first_line)
+        if fast is not None:
+            return fast
     if '"' in block:
         tokens, counts = _regex_tokens(block, path, first_line, record)
     else:

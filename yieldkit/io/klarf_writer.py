@@ -88,11 +88,19 @@ def _class_numbers(defects: pd.DataFrame) -> tuple[np.ndarray, dict[int, str]]:
     return codes, lookup
 
 
-def _rows(cols: list[pa.Array]) -> str:
+def _rows(cols: list[pa.Array], end: str = "") -> str:
+    """One line per row: a leading space, values separated by spaces, ``end`` before each
+    line break except the last; built in Arrow, not row by row."""
     if not cols or len(cols[0]) == 0:
         return ""
-    joined = pc.binary_join_element_wise(*cols, " ")
-    return " " + "\n ".join(joined.to_pylist())
+    lead = pa.array(np.zeros(len(cols[0]), np.int64)).cast(pa.string())
+    lead = pc.binary_replace_slice(lead, 0, 1, "")
+    joined = pc.binary_join_element_wise(lead, *cols, " ")
+    lines = pc.binary_join_element_wise(joined, end + "\n", "").cast(pa.large_string())
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    data = lines.buffers()[2]
+    text = data[int(offsets[0]) : int(offsets[-1])].to_pybytes().decode("utf-8")
+    return text[: -1 - len(end)] if end else text[:-1]
 
 
 def _quote(s: Any) -> str:
@@ -310,7 +318,7 @@ def _wafer_12(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: d
         out.append(f"SampleTestPlan {len(plan)}{rows};\n")
     out.append(f"AreaPerTest {repr(float(lay.n_dies) * w * h)};\n")
     names, _, vals = _value_cols(sub, lay, nm=False)
-    out.append(f"DefectRecordSpec {len(names)} {' '.join(names)};\n")
+    out.append(f"DefectRecordSpec {len(names)} {' '.join(names)} ;\n")
     body = _rows(vals)
     out.append(f"DefectList\n{body};\n" if body else "DefectList;\n")
     ndie = len(plan) if plan is not None else lay.n_dies
@@ -348,7 +356,7 @@ def _wafer_18(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: d
         lines.append("        " + _field("StepID", [_quote(layer)]))
     names, types, vals = _value_cols(sub, lay, nm=True)
     cols = ", ".join(f"{t} {n}" for t, n in zip(types, names))
-    body = _rows(vals)
+    body = _rows(vals, ";")
     lines += [
         "        List DefectList",
         "        {",
@@ -358,7 +366,7 @@ def _wafer_18(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: d
     ]
     text = "\n".join(lines) + "\n"
     if body:
-        text += body.replace("\n", ";\n") + ";\n"
+        text += body + ";\n"
     text += "          }\n        }\n"
     plan = _test_plan(lay)
     test = [
