@@ -104,3 +104,38 @@ def test_clustered_prediction_matches_simulated_escapes_yieldkit_fit(simulation)
     for i in range(len(COVERAGES)):
         assert boot["ci_lower"][i] <= truth[i] <= boot["ci_upper"][i]
         assert boot["ci_lower"][i] == pytest.approx(res["ci_lower"][i], rel=0.1)
+
+
+def test_defect_level_for_non_negative_binomial_models(rng):
+    """Murphy and Bose-Einstein fits: DL = 1 - Y(A) / Y(T A) (detection thins the Poisson mean D A to D T A).
+
+    References: Murphy's triangular density integrated numerically with scipy.integrate.quad;
+    Bose-Einstein's closed form 1 - [(1 + T A D0) / (1 + A D0)]^n.
+    """
+    models = pytest.importorskip("yieldkit.models")
+    from scipy import integrate
+
+    counts = rng.poisson(rng.gamma(3.0, 0.4 / 3.0, size=4000))
+    area, t = 1.3, np.array([0.9, 0.99, 0.999])
+    murphy = models.MurphyYield().fit(counts, area=area)
+    d0 = murphy.d0_
+
+    def tri(x):  # triangular density on [0, 2 d0], mode d0
+        return np.where(x < d0, x / d0**2, (2 * d0 - x) / d0**2)
+
+    def p0(a):
+        return integrate.quad(lambda x: math.exp(-a * x) * tri(x), 0, 2 * d0, points=[d0], epsabs=1e-14)[0]
+
+    expected = [1 - p0(area) / p0(ti * area) for ti in t]
+    res = defect_level(murphy, t)
+    assert res["defect_level"].to_numpy() == pytest.approx(expected, rel=1e-7)
+    assert (res["ci_lower"] < res["defect_level"]).all() and (res["defect_level"] < res["ci_upper"]).all()
+    assert res["shipped_fraction"].to_numpy() == pytest.approx(murphy.predict(t * area), rel=1e-12)
+    boot = defect_level(murphy, t, interval="bootstrap", n_boot=40, random_state=1)
+    assert (boot["ci_lower"] < boot["defect_level"]).all() and (boot["defect_level"] < boot["ci_upper"]).all()
+
+    be = models.BoseEinsteinYield(n_layers=3).fit(counts, area=area)
+    n, ad = 3.0, area * be.d0_
+    res = defect_level(be, t)
+    assert res["defect_level"].to_numpy() == pytest.approx(1 - ((1 + t * ad) / (1 + ad)) ** n, rel=1e-9)
+    assert (res["ci_lower"] < res["defect_level"]).all() and (res["defect_level"] < res["ci_upper"]).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import warnings
@@ -65,6 +66,32 @@ def _logit_gradient(lam: np.ndarray, t: np.ndarray, alpha: float, dl: np.ndarray
         return -du_dlam / dl, -du_da / dl
 
 
+#: Models whose defect level has the negative-binomial closed form in (d0_ * area, cluster_alpha_).
+_CLOSED_FORM = {"poisson", "negative_binomial", "seeds"}
+
+
+def _uses_closed_form(model: Any) -> bool:
+    """Closed form for Poisson / negative-binomial fits and for objects without ``predict``."""
+    predict = getattr(model, "predict", None)
+    return not callable(predict) or getattr(type(model), "_model", None) in _CLOSED_FORM
+
+
+def _generic(model: Any, values: dict[str, float] | None, area: np.ndarray, t: np.ndarray):
+    """(log Y, log P_pass) from the model's own yield function: P_pass(A) = Y(T A).
+
+    ``values`` overrides fitted parameters (``{"d0": ...}`` sets ``d0_`` on a shallow copy).
+    """
+    m = model
+    if values:
+        m = copy.copy(model)
+        for name, v in values.items():
+            setattr(m, f"{name}_", float(v))
+    with np.errstate(divide="ignore"):
+        log_y = np.log(np.asarray(m.predict(area), dtype=np.float64))
+        log_pass = np.log(np.asarray(m.predict(t * area), dtype=np.float64))
+    return log_y, log_pass
+
+
 def defect_level(
     fitted_model: Any,
     coverage: Any,
@@ -84,7 +111,8 @@ def defect_level(
         Poisson-like models), ``y0_`` (1.0 when not fitted), ``area_`` (the reference die area
         [cm^2]), ``params_`` (Series indexed by ``"d0"``, ``"cluster_alpha"``, ``"y0"`` as
         applicable) and ``cov_`` (their covariance, natural scale), such as
-        :class:`yieldkit.NegativeBinomialYield` or :class:`yieldkit.PoissonYield`.
+        :class:`yieldkit.NegativeBinomialYield` or :class:`yieldkit.PoissonYield`. Models with
+        another yield function (Murphy, Bose-Einstein) also need ``predict(area)``.
     coverage : array_like
         Fault coverage T [-], in [0, 1].
     area : array_like, optional
@@ -134,8 +162,15 @@ def defect_level(
     Y0 (1 + lambda T / alpha)^(-alpha) while the defect level of what ships does not depend on
     Y0.
 
+    Other yield models (Murphy, Bose-Einstein, any model with ``predict(area)``) are mixtures of
+    Poisson fault counts over a random defect density; detecting each fault with probability T
+    thins the mean from D A to D T A, so P(pass) = Y(T A) and DL = 1 - Y(A) / Y(T A), computed
+    from the model's own ``predict`` (Y0 cancels). Poisson, negative-binomial and Seeds fits use
+    the closed form above.
+
     The delta-method interval is expit(logit DL +/- z se), se^2 = g' Sigma g with g the
-    analytic gradient of logit DL in (d0, cluster_alpha); it stays in (0, 1). A parameter
+    gradient of logit DL in the fitted parameters (analytic for the closed form, central
+    differences otherwise); it stays in (0, 1). A parameter
     held on its boundary (cluster_alpha = inf) does not contribute. At T = 1 the defect level
     and both bounds are 0.
 
@@ -177,25 +212,38 @@ def defect_level(
         conf_level = getattr(fitted_model, "conf_level", None) or 0.95
     level = check_conf_level(conf_level, _WHERE)
 
-    lam, u, log_pass = _point(d0, a_arr, t_arr, alpha)
+    closed = _uses_closed_form(fitted_model)
+    if closed:
+        lam, u, log_pass = _point(d0, a_arr, t_arr, alpha)
+        log_y0 = math.log(y0)
+    else:
+        log_y_total, log_pass_total = _generic(fitted_model, None, a_arr, t_arr)
+        u = log_y_total - log_pass_total
+        log_y0 = math.log(y0)
+        log_pass = log_pass_total - log_y0
+        defect_lambda = getattr(fitted_model, "defect_lambda", None)
+        lam = np.asarray(defect_lambda(a_arr), dtype=np.float64) if callable(defect_lambda) else d0 * a_arr
     dl = -np.expm1(u)
     lower = np.full_like(dl, np.nan)
     upper = np.full_like(dl, np.nan)
     if interval == "delta":
-        lower, upper = _delta_interval(fitted_model, lam, t_arr, a_arr, alpha, dl, level)
+        if closed:
+            lower, upper = _delta_interval(fitted_model, lam, t_arr, a_arr, alpha, dl, level)
+        else:
+            lower, upper = _delta_interval_generic(fitted_model, t_arr, a_arr, dl, level)
     elif interval == "bootstrap":
-        lower, upper = _bootstrap_interval(fitted_model, a_arr, t_arr, level, n_boot, random_state)
+        lower, upper = _bootstrap_interval(fitted_model, a_arr, t_arr, level, n_boot, random_state, closed)
     if interval is not None:
         full = t_arr >= 1.0
         lower[full] = 0.0
         upper[full] = 0.0
-    shipped = y0 * np.exp(log_pass)
+    shipped = np.exp(log_y0 + log_pass)
     res = pd.DataFrame(
         {
             "coverage": t_arr,
             "area_cm2": a_arr,
             "mean_faults": lam,
-            "yield": y0 * np.exp(u + log_pass),
+            "yield": np.exp(log_y0 + u + log_pass),
             "shipped_fraction": shipped,
             "fallout": 1.0 - shipped,
             "defect_level": dl,
@@ -242,8 +290,36 @@ def _delta_interval(
     return special.expit(centre - half), special.expit(centre + half)
 
 
+def _delta_interval_generic(
+    model: Any, t: np.ndarray, area: np.ndarray, dl: np.ndarray, level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    params = _model_attr(model, "params_", required=True)
+    cov = pd.DataFrame(_model_attr(model, "cov_", required=True))
+    names = [n for n in params.index if n != "y0" and math.isfinite(float(params[n]))]
+    sigma = cov.loc[names, names].to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(sigma)):
+        warnings.warn(
+            f"The fit's covariance is not finite; the {_WHERE} intervals are NaN.", ConvergenceWarning, stacklevel=3
+        )
+    grads = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name in names:
+            p = float(params[name])
+            h = 1e-5 * max(abs(p), 1e-8)
+            ly_up, lp_up = _generic(model, {name: p + h}, area, t)
+            ly_dn, lp_dn = _generic(model, {name: p - h}, area, t)
+            grads.append((special.logit(-np.expm1(ly_up - lp_up)) - special.logit(-np.expm1(ly_dn - lp_dn))) / (2 * h))
+    g = np.stack(grads, axis=-1) if grads else np.zeros((t.size, 0))
+    var = np.einsum("ni,ij,nj->n", g, sigma, g)
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = special.logit(dl)
+        half = z * np.sqrt(np.maximum(var, 0.0))
+    return special.expit(centre - half), special.expit(centre + half)
+
+
 def _bootstrap_interval(
-    model: Any, area: np.ndarray, t: np.ndarray, level: float, n_boot: int, random_state: Any
+    model: Any, area: np.ndarray, t: np.ndarray, level: float, n_boot: int, random_state: Any, closed: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     boot = getattr(model, "bootstrap", None)
     if boot is None or not callable(boot):
@@ -259,6 +335,24 @@ def _bootstrap_interval(
             f"The bootstrap draws of the fitted model in {_WHERE} must have a 'd0' column. "
             f"Got {list(draws.columns)!r} instead."
         )
+    if not closed:
+        rows = []
+        for _, row in draws.iterrows():
+            values = {k: float(v) for k, v in row.items() if np.isfinite(v)}
+            if "d0" not in values:
+                continue
+            ly, lp = _generic(model, values, area, t)
+            rows.append(-np.expm1(ly - lp))
+        if len(rows) < len(draws):
+            warnings.warn(
+                f"{len(draws) - len(rows)} of {len(draws)} bootstrap replicates had no valid estimate and were dropped.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if len(rows) < 2:
+            return np.full(t.shape, np.nan), np.full(t.shape, np.nan)
+        q = np.quantile(np.asarray(rows), [0.5 - level / 2.0, 0.5 + level / 2.0], axis=0)
+        return q[0], q[1]
     d0 = draws["d0"].to_numpy(dtype=np.float64)
     if "cluster_alpha" in draws.columns:
         alpha = draws["cluster_alpha"].to_numpy(dtype=np.float64)
