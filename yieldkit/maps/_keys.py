@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from ..keys import wafer_codes
+
+_STRING: Any = pd.StringDtype("pyarrow")
 
 __all__ = ["joint_wafer_codes", "lookup_rows", "position_codes"]
 
@@ -13,15 +17,43 @@ __all__ = ["joint_wafer_codes", "lookup_rows", "position_codes"]
 def joint_wafer_codes(*tables: pd.DataFrame) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Wafer codes of several tables in one code space (order of first appearance across them)."""
     sizes = [len(t) for t in tables]
+    if len(tables) == 1:
+        codes, wafers = wafer_codes(tables[0])
+        return [codes], wafers
+    first, wafers = wafer_codes(tables[0])
+    out = [first]
+    n_known = len(wafers)
+    for t in tables[1:]:
+        # factorize the (usually smaller) table, then match its distinct wafers to the known ones
+        c, u = wafer_codes(t)
+        known = pd.MultiIndex.from_arrays([wafers["lot_id"].to_numpy(object), wafers["wafer_id"].to_numpy(object)])
+        q = pd.MultiIndex.from_arrays([u["lot_id"].to_numpy(object), u["wafer_id"].to_numpy(object)])
+        hit = known.get_indexer(q)
+        new = hit < 0
+        hit[new] = n_known + np.arange(int(new.sum()))
+        if new.any():
+            wafers = pd.concat([wafers, u.loc[new]], ignore_index=True)
+            n_known = len(wafers)
+        out.append(hit[c].astype(np.int64))
+    return out, wafers
+
+
+def _joint_wafer_codes_concat(*tables: pd.DataFrame) -> tuple[list[np.ndarray], pd.DataFrame]:
+    """Reference implementation of :func:`joint_wafer_codes` by concatenation (kept for tests)."""
+    sizes = [len(t) for t in tables]
     both = pd.DataFrame(
         {
-            "lot_id": pd.concat([t["lot_id"].astype("string[pyarrow]") for t in tables], ignore_index=True),
-            "wafer_id": pd.concat([t["wafer_id"].astype("string[pyarrow]") for t in tables], ignore_index=True),
+            "lot_id": pd.concat([_as_str(t["lot_id"]) for t in tables], ignore_index=True),
+            "wafer_id": pd.concat([_as_str(t["wafer_id"]) for t in tables], ignore_index=True),
         }
     )
     codes, wafers = wafer_codes(both)
     out = np.split(codes, np.cumsum(sizes)[:-1])
     return out, wafers
+
+
+def _as_str(s: pd.Series) -> pd.Series:
+    return s if s.dtype == _STRING else s.astype(_STRING)
 
 
 def position_codes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:

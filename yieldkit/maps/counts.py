@@ -26,6 +26,13 @@ __all__ = ["die_defect_counts", "die_defect_density"]
 _STRING: Any = pd.StringDtype("pyarrow")
 
 
+def _strings(s: pd.Series) -> Any:
+    """The column as an Arrow-backed string array (no copy when it already is one)."""
+    if s.dtype == _STRING:
+        return s.array
+    return pd.array(s.astype(str).to_numpy(), dtype=_STRING)
+
+
 def _die_positions(defects: pd.DataFrame, layout: WaferLayout | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """die_x, die_y (int64) and a validity mask for every defect."""
     if "die_x" in defects.columns and "die_y" in defects.columns:
@@ -173,8 +180,8 @@ def die_defect_counts(
         y_tab = np.tile(grid["die_y"].to_numpy(np.int64), n_w)
         base = pd.DataFrame(
             {
-                "lot_id": wafers["lot_id"].to_numpy()[w_tab] if n_w else np.zeros(0, object),
-                "wafer_id": wafers["wafer_id"].to_numpy()[w_tab] if n_w else np.zeros(0, object),
+                "lot_id": _strings(wafers["lot_id"]).take(w_tab),
+                "wafer_id": _strings(wafers["wafer_id"]).take(w_tab),
                 "die_x": x_tab.astype(np.int32),
                 "die_y": y_tab.astype(np.int32),
             }
@@ -210,8 +217,8 @@ def die_defect_counts(
                 w_tab, x_tab, y_tab = w_tab[keep], x_tab[keep], y_tab[keep]
         base = pd.DataFrame(
             {
-                "lot_id": tab["lot_id"].astype(_STRING).to_numpy(),
-                "wafer_id": tab["wafer_id"].astype(_STRING).to_numpy(),
+                "lot_id": _strings(tab["lot_id"]),
+                "wafer_id": _strings(tab["wafer_id"]),
                 "die_x": x_tab.astype(np.int32),
                 "die_y": y_tab.astype(np.int32),
             }
@@ -244,8 +251,6 @@ def die_defect_counts(
         out["n_defects"] = n
         if passed is not None:
             out["passed"] = passed[idx]
-    for c in ("lot_id", "wafer_id"):
-        out[c] = out[c].astype(_STRING)
 
     off = ~on
     n_off = int(off.sum())

@@ -109,6 +109,21 @@ def assign_zones(
     return np.asarray(codes, dtype=np.int64), labels
 
 
+def _die_zones(x: np.ndarray, y: np.ndarray, lay: WaferLayout, **kw: Any) -> tuple[np.ndarray, list[str]]:
+    """Zone of each die by its centre, through a look-up table over the die index range."""
+    if len(x) == 0:
+        return assign_zones(np.zeros(0), np.zeros(0), radius_um=lay.usable_radius_um, **kw)
+    xmin, ymin = int(x.min()), int(y.min())
+    nx, ny = int(x.max()) - xmin + 1, int(y.max()) - ymin + 1
+    if nx * ny > 4 * len(x) + 10_000:
+        cx, cy = lay.die_centers(x, y)
+        return assign_zones(cx, cy, radius_um=lay.usable_radius_um, **kw)
+    gx, gy = np.meshgrid(np.arange(xmin, xmin + nx), np.arange(ymin, ymin + ny))
+    cx, cy = lay.die_centers(gx.ravel(), gy.ravel())
+    lut, labels = assign_zones(cx, cy, radius_um=lay.usable_radius_um, **kw)
+    return lut[(y - ymin) * nx + (x - xmin)], labels
+
+
 def _check_n(n: int | None, default: int) -> int:
     if n is None:
         return default
@@ -272,8 +287,8 @@ def zonal_yield(
     d = _die_table(dies, "zonal_yield")
     lay = _layout(d, layout)
     (w,), wafers = joint_wafer_codes(d)
-    cx, cy = lay.die_centers(d["die_x"].to_numpy(np.int64), d["die_y"].to_numpy(np.int64))
-    z, labels = assign_zones(cx, cy, scheme=scheme, radius_um=lay.usable_radius_um, n_zones=n_zones, radii_um=radii_um)
+    z, labels = _die_zones(d["die_x"].to_numpy(np.int64), d["die_y"].to_numpy(np.int64), lay,
+                           scheme=scheme, n_zones=n_zones, radii_um=radii_um)
     n_z, n_w = len(labels), len(wafers)
     key = w * n_z + z
     passed = d["passed"].to_numpy(dtype=bool)
