@@ -286,8 +286,8 @@ def _patterns(res: AnalysisResults, final: pd.DataFrame, wafers: pd.DataFrame | 
         _note(res.notes, "pattern classes: yieldkit.classify has no pretrained classifier yet")
         return
     clf = load_pretrained()
-    grids = dies_to_grids(final, layout=layout) if layout is not None else dies_to_grids(final)
-    res.patterns = clf.predict_table(grids, wafers=wafers, causes=True)
+    ids, grids = dies_to_grids(final)
+    res.patterns = clf.predict_table(grids, wafers=ids[["lot_id", "wafer_id"]], causes=True)
 
 
 def _commonality(res: AnalysisResults, wy: pd.DataFrame, wafers: pd.DataFrame | None) -> None:
