@@ -119,3 +119,15 @@ def test_density(fab):
     np.testing.assert_allclose(d["density_per_cm2"], c["n_defects"] / fab.layout.die_area_cm2)
     with pytest.raises(YieldkitValueError, match="die_area_cm2"):
         die_defect_density(c, -1.0)
+
+
+def test_joint_wafer_codes_against_concat(fab):
+    """Reference: factorizing the concatenated key columns of both tables."""
+    from yieldkit.maps._keys import _joint_wafer_codes_concat, joint_wafer_codes
+
+    extra = pd.DataFrame({"lot_id": ["ZZ", "L0001"], "wafer_id": ["9", "01"]})
+    (a, b), w = joint_wafer_codes(fab.dies, extra)
+    (ra, rb), rw = _joint_wafer_codes_concat(fab.dies, extra)
+    np.testing.assert_array_equal(a, ra)
+    np.testing.assert_array_equal(b, rb)
+    assert w.astype(str).values.tolist() == rw.astype(str).values.tolist()

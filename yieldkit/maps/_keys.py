@@ -16,7 +16,6 @@ __all__ = ["joint_wafer_codes", "lookup_rows", "position_codes"]
 
 def joint_wafer_codes(*tables: pd.DataFrame) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Wafer codes of several tables in one code space (order of first appearance across them)."""
-    sizes = [len(t) for t in tables]
     if len(tables) == 1:
         codes, wafers = wafer_codes(tables[0])
         return [codes], wafers
