@@ -5,6 +5,14 @@ each fault independently with probability T. A die ships when no fault is detect
 when it ships with a fault. A yield model is fitted on one simulated sample, and its predicted
 defect level (with its interval) is compared with the escape rate of a large independent
 population, the known truth. Williams-Brown, fed the same yield, is off by ~+10 %.
+
+Measured with the seed below (lambda = 0.5, alpha = 2, 20,000 dies fitted, 4e6 dies of truth),
+in DPPM: simulated escapes / NegativeBinomialYield prediction [95 % delta interval] / Williams-Brown
+  T = 0.9:   39,662 / 40,118 [39,021, 41,244] / 44,104 (+11.2 %)
+  T = 0.99:   3,992 /  4,050 [ 3,935,  4,169] /  4,501 (+12.7 %)
+  T = 0.999:    396 /    405 [   394,    417] /    451 (+14.0 %)
+With the true yield the Williams-Brown excess tends to (1 + l/a) ln(1 + l/a) / (l/a) - 1 = 11.6 %
+as T -> 1; for lambda = 1, alpha = 0.5 it is +58 % at T = 0.9 and +65 % at T = 0.999.
 """
 
 from __future__ import annotations
