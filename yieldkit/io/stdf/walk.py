@@ -39,10 +39,11 @@ __all__ = ["Records", "load_bytes", "walk"]
 _CHUNK = 1 << 22
 _MAX_PRUNE = 64
 
-#: native little-endian u16 at offset+2 is REC_TYP | REC_SUB << 8
-_KNOWN_LE = np.zeros(65536, dtype=bool)
-for _t, _s in REC_NAMES:
-    _KNOWN_LE[_t | (_s << 8)] = True
+#: per byte value: bit 0 when it is some record's REC_TYP, bit 1 when it is some REC_SUB
+_TYPSUB = bytes(
+    (1 if any(t == i for t, _ in REC_NAMES) else 0) | (2 if any(s == i for _, s in REC_NAMES) else 0)
+    for i in range(256)
+)
 
 
 def load_bytes(path: str | os.PathLike[str]) -> np.ndarray:
@@ -125,42 +126,40 @@ def _walk_python(buf: np.ndarray, start: int, stop: int, little: bool) -> tuple[
     return out, p
 
 
-def _walk_chunk(buf: np.ndarray, a: int, b: int, little: bool) -> tuple[np.ndarray, int] | None:
+def _walk_chunk(raw: memoryview, buf: np.ndarray, a: int, b: int, little: bool, scratch: np.ndarray) -> tuple[np.ndarray, int] | None:
     """Vectorised walk of the records starting in [a, b); None when it cannot be verified."""
     n = len(buf)
     hi = min(b, n - 3)  # a header needs 4 bytes
     if hi <= a:
         return None
-    # (typ, sub) at p+2, p+3 for p in [a, hi), read as native little-endian u16 at two parities
-    region = buf[a + 2 : hi + 3]
-    m = len(region) - 1
-    even = np.frombuffer(region[: m - (m % 2)].data, dtype="<u2") if m >= 2 else np.zeros(0, "<u2")
-    odd_src = region[1 : 1 + (m - 1) - ((m - 1) % 2)] if m >= 3 else region[:0]
-    odd = np.frombuffer(np.ascontiguousarray(odd_src).data, dtype="<u2") if len(odd_src) else np.zeros(0, "<u2")
-    ce = np.flatnonzero(_KNOWN_LE[even]) * 2
-    co = np.flatnonzero(_KNOWN_LE[odd]) * 2 + 1
-    cand = np.concatenate([ce, co])
-    cand.sort()
-    cand += a
-    if len(cand) == 0 or cand[0] != a:
+    # candidates: REC_TYP at p+2 and REC_SUB at p+3 are plausible (bytes.translate runs at memory speed)
+    f = np.frombuffer(bytes(raw[a + 2: hi + 3]).translate(_TYPSUB), dtype=np.uint8)
+    c = f[:-1] & (f[1:] >> 1)  # 0 or 1
+    cand = np.flatnonzero(c.view(bool))
+    if len(cand) == 0 or cand[0] != 0:
         return None
+    cand += a
     nxt = cand + 4 + _lengths(buf, cand, little)
-    idx = np.full(b - a + 1, -1, dtype=np.int64)
-    idx[cand - a] = np.arange(len(cand))
+    # successor of each candidate among the candidates, through a reused dense map
+    m = len(cand)
+    scratch[cand - a] = np.arange(m, dtype=np.int32)
     inside = nxt < b
-    succ = np.full(len(cand), -2, dtype=np.int64)  # -2: leaves the chunk
-    succ[inside] = idx[nxt[inside] - a]  # -1: points at no known record type
-    alive = np.ones(len(cand), dtype=bool)
+    j = np.full(m, -2, dtype=np.int64)  # -2: leaves the chunk
+    jn = scratch[nxt[inside] - a].astype(np.int64)
+    np.clip(jn, 0, m - 1, out=jn)
+    j[inside] = np.where(cand[jn] == nxt[inside], jn, -1)  # -1: no candidate there
+    alive = np.ones(m, dtype=bool)
+    count = m
     for _ in range(_MAX_PRUNE):
-        t = succ[alive]
-        t = t[t >= 0]
-        has_pred = np.zeros(len(cand), dtype=bool)
-        has_pred[t] = True
+        t = j[alive]
+        has_pred = np.zeros(m, dtype=bool)
+        has_pred[t[t >= 0]] = True
         has_pred[0] = True
-        new = alive & has_pred
-        if np.count_nonzero(new) == np.count_nonzero(alive):
+        alive &= has_pred
+        new = int(np.count_nonzero(alive))
+        if new == count:
             break
-        alive = new
+        count = new
     else:
         return None
     chain = cand[alive]
@@ -204,61 +203,64 @@ def walk(
         in ``truncated``, never returned.
     """
     n = len(buf)
+    raw = memoryview(np.ascontiguousarray(buf))  # type: ignore[arg-type]
+    scratch = np.empty(_CHUNK + 1, dtype=np.int32)
+    if keep is None:
+        keep = np.ones(65536, dtype=bool)
     offs: list[np.ndarray] = []
+    seqs: list[np.ndarray] = []
+    n_records = 0
+    last = -1
     s = start
     slow = 0
     while s < n:
         b = min(s + _CHUNK, n)
-        res = _walk_chunk(buf, s, b, little)
+        res = _walk_chunk(raw, buf, s, b, little, scratch)
         if res is None:
             slow += 1
             starts, s_next = _walk_python(buf, s, b, little)
             chain = np.asarray(starts, dtype=np.int64)
         else:
             chain, s_next = res
-        offs.append(chain)
-        if s_next == s:  # no progress (header does not fit): stop, reported below
+        if len(chain):
+            key = buf[chain + 2].astype(np.int64) | (buf[chain + 3].astype(np.int64) << 8)
+            key = ((key & 255) << 8) | (key >> 8)  # REC_TYP << 8 | REC_SUB
+            if counts is not None:
+                counts += np.bincount(key, minlength=65536)
+            k = np.flatnonzero(keep[key])
+            offs.append(chain[k])
+            seqs.append(k + n_records)
+            n_records += len(chain)
+            last = int(chain[-1])
+        if s_next == s or len(chain) == 0:  # no progress (header does not fit): stop, reported below
             break
         s = s_next
-        if len(chain) == 0:
-            break
     if slow:
         log.debug("%s: %d chunk(s) walked record by record", path, slow)
     pos = np.concatenate(offs) if offs else np.zeros(0, np.int64)
+    seq = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
     truncated = None
-    end = n
-    if len(pos):
-        ln = _lengths(buf, pos, little)
-        last_end = int(pos[-1] + 4 + ln[-1]) if pos[-1] + 4 <= n else n + 1
-        if pos[-1] + 4 > n:
-            p = int(pos[-1])
-            truncated = (p, "?", f"the file ends inside a record header ({n - p} of 4 bytes)")
-            pos = pos[:-1]
-        elif last_end > n:
-            p = int(pos[-1])
-            rt, rs = int(buf[p + 2]), int(buf[p + 3])
+    end = start
+    if last >= 0:
+        ln_last = int(_lengths(buf, np.array([last]), little)[0])
+        end = last + 4 + ln_last
+        if end > n:
+            rt, rs = int(buf[last + 2]), int(buf[last + 3])
             name = REC_NAMES.get((rt, rs), f"type {rt}/{rs}")
             truncated = (
-                p, name,
-                f"the file ends inside this record: its header declares {int(ln[-1])} data bytes, "
-                f"only {n - p - 4} remain",
+                last, name,
+                f"the file ends inside this record: its header declares {ln_last} data bytes, "
+                f"only {n - last - 4} remain",
             )
-            pos = pos[:-1]
-        elif s < n:
-            truncated = (s, "?", f"the file ends inside a record header ({n - s} of 4 bytes)")
-        end = int(pos[-1] + 4 + _lengths(buf, pos[-1:], little)[0]) if len(pos) else start
-    elif s < n:
-        truncated = (s, "?", f"the file ends inside a record header ({n - s} of 4 bytes)")
-        end = start
-    n_records = len(pos)
+            n_records -= 1
+            if len(pos) and pos[-1] == last:
+                pos, seq = pos[:-1], seq[:-1]
+            if counts is not None:
+                counts[(rt << 8) | rs] -= 1
+            end = last
+    if truncated is None and end < n:
+        truncated = (end, "?", f"the file ends inside a record header ({n - end} of 4 bytes)")
     typ = buf[pos + 2] if len(pos) else np.zeros(0, np.uint8)
     sub = buf[pos + 3] if len(pos) else np.zeros(0, np.uint8)
-    seq = np.arange(n_records, dtype=np.int64)
-    if (keep is not None or counts is not None) and n_records:
-        key = (typ.astype(np.int64) << 8) | sub
-        if counts is not None:
-            counts += np.bincount(key, minlength=65536)
-        k = keep[key] if keep is not None else np.ones(n_records, dtype=bool)
-        pos, typ, sub, seq = pos[k], typ[k], sub[k], seq[k]
     length = _lengths(buf, pos, little) if len(pos) else np.zeros(0, np.int64)
     return Records(pos, length, typ, sub, seq, n_records, end, truncated)

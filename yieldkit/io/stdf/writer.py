@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 __all__ = ["write_stdf"]
 
 _BIG = np.int64(1) << 40
+_SLICE = 1 << 20
 
 
 def _pa_bytes(values: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -68,11 +69,15 @@ def _assemble(streams: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.nd
     base = 0
     for _, flat, ln in streams:
         m = len(ln)
-        st = start_of[base: base + m]
-        src = np.zeros(m, np.int64)
-        np.cumsum(ln[:-1], out=src[1:])
-        dest = np.repeat(st - src, ln) + np.arange(len(flat))
-        out[dest] = flat
+        src = np.zeros(m + 1, np.int64)
+        np.cumsum(ln, out=src[1:])
+        # in slices of records, so that the index arrays stay small
+        for a in range(0, m, _SLICE):
+            b = min(a + _SLICE, m)
+            seg = ln[a:b]
+            st = start_of[base + a: base + b]
+            dest = np.repeat(st - (src[a:b] - src[a]), seg) + np.arange(int(src[b] - src[a]))
+            out[dest] = flat[src[a]:src[b]]
         base += m
     return out
 
@@ -168,6 +173,7 @@ def write_stdf(
     n = len(d)
     wcode, wuniq = pd.factorize(d["wafer_id"], sort=False)
     wnames = [str(w) for w in wuniq]
+    new_row = np.arange(n)  # input row -> row as written
     # rows within a wafer in file order; retests must come after what they retest
     if "test_seq" in d:
         seq = d["test_seq"].to_numpy(dtype="int64", na_value=1)
@@ -176,6 +182,7 @@ def write_stdf(
         if not np.array_equal(key.groupby(key, sort=False).cumcount().to_numpy() + 1, seq):
             order = np.lexsort((seq, wcode))
             d = d.iloc[order].reset_index(drop=True)
+            new_row[order] = np.arange(n)
             missing_xy = missing_xy[order]
             wcode = wcode[order]
     die_ord = np.arange(n, dtype=np.int64)
@@ -202,7 +209,7 @@ def write_stdf(
     streams: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     num_test = np.zeros(n, np.int64)
     if tests is not None and len(tests):
-        streams.extend(_ptr_streams(tests, d, wcode, die_ord, e, num_test))
+        streams.extend(_ptr_streams(tests, d, wcode, die_ord, e, num_test, new_row))
     if "num_test" in d and (tests is None or not len(tests)):
         num_test = d["num_test"].to_numpy(dtype="int64", na_value=0)
 
@@ -313,12 +320,38 @@ def _bin_records(d: pd.DataFrame, passed: np.ndarray, names: Mapping[tuple[str, 
 
 def _ptr_streams(
     tests: pd.DataFrame, d: pd.DataFrame, wcode: np.ndarray, die_ord: np.ndarray, e: str, num_test: np.ndarray,
+    new_row: np.ndarray,
 ) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     t = tests.reset_index(drop=True)
-    need = ["lot_id", "wafer_id", "die_x", "die_y", "test_num", "value"]
+    by_index = "part_index" in t
+    need = ["test_num", "value"] + ([] if by_index else ["lot_id", "wafer_id", "die_x", "die_y"])
     miss = [c for c in need if c not in t]
     if miss:
-        raise YieldkitValueError(f"The 'tests' argument of write_stdf lacks column(s) {', '.join(miss)}")
+        raise YieldkitValueError(
+            f"The 'tests' argument of write_stdf lacks column(s) {', '.join(miss)} "
+            "(give part_index, the row of the part in 'dies', or lot_id, wafer_id, die_x, die_y)"
+        )
+    if by_index:
+        pi = t["part_index"].to_numpy(dtype=np.int64, na_value=-1)
+        bad = (pi < 0) | (pi >= len(d))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise YieldkitValueError(f"test row {i} of write_stdf's 'tests' matches no part in 'dies' (part_index)")
+        row = new_row[pi]
+    else:
+        row = _match_parts(t, d)
+    num_test += np.bincount(row, minlength=len(num_test))
+    num = t["test_num"].to_numpy(np.int64)
+    val = t["value"].to_numpy(dtype=np.float64, na_value=np.nan)
+    flg = np.where(np.isnan(val), 0x02, 0)
+    if "passed" in t:
+        p = t["passed"].astype("boolean")
+        flg = flg | np.where(p.isna().to_numpy(), 0x40, np.where(p.fillna(True).to_numpy(bool), 0, 0x80))
+    yield from _ptr_records(t, row, num, val, flg, d, wcode, die_ord, e)
+
+
+def _match_parts(t: pd.DataFrame, d: pd.DataFrame) -> np.ndarray:
+    """Row in ``d`` of each test row, matched on the die keys."""
     on = ["lot_id", "wafer_id", "die_x", "die_y"] + (["test_seq"] if "test_seq" in t and "test_seq" in d else [])
     left = t[on].copy()
     right = d[on].copy()
@@ -335,40 +368,46 @@ def _ptr_streams(
     if m["_row"].isna().any():
         i = int(np.flatnonzero(m["_row"].isna().to_numpy())[0])
         raise YieldkitValueError(f"test row {i} of write_stdf's 'tests' matches no part in 'dies'")
-    row = m["_row"].to_numpy(np.int64)
-    np.add.at(num_test, row, 1)
+    return m["_row"].to_numpy(np.int64)
+
+
+def _codes(t: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of a text column (-1 = missing/absent) and its distinct values."""
+    if col not in t:
+        return np.full(len(t), -1, np.int64), np.zeros(0, object)
+    codes, uniq = pd.factorize(t[col], use_na_sentinel=True)
+    return codes.astype(np.int64), np.asarray(uniq, dtype=object)
+
+
+def _ptr_records(
+    t: pd.DataFrame, row: np.ndarray, num: np.ndarray, val: np.ndarray, flg: np.ndarray, d: pd.DataFrame,
+    wcode: np.ndarray, die_ord: np.ndarray, e: str,
+) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     k = len(t)
-    num = t["test_num"].to_numpy(np.int64)
-    val = t["value"].to_numpy(dtype=np.float64, na_value=np.nan)
-    flg = np.where(np.isnan(val), 0x02, 0)
-    if "passed" in t:
-        p = t["passed"].astype("boolean")
-        flg = flg | np.where(p.isna().to_numpy(), 0x40, np.where(p.fillna(True).to_numpy(bool), 0, 0x80))
     head = d["head"].to_numpy(dtype="int64", na_value=1)[row] if "head" in d else np.ones(k, np.int64)
     site = d["site"].to_numpy(dtype="int64", na_value=0)[row] if "site" in d else np.zeros(k, np.int64)
     # within a part, PTRs in row order
     sub = pd.Series(row).groupby(row, sort=False).cumcount().to_numpy()
     keys = np.column_stack([wcode[row].astype(np.int64), die_ord[row], sub])
-    desc = pd.DataFrame({
-        "num": num,
-        "name": t["test_name"].astype(object).where(t["test_name"].notna(), "") if "test_name" in t else "",
-        "lo": t["lo_limit"].to_numpy(dtype=np.float64, na_value=np.nan) if "lo_limit" in t else np.nan,
-        "hi": t["hi_limit"].to_numpy(dtype=np.float64, na_value=np.nan) if "hi_limit" in t else np.nan,
-        "units": t["units"].astype(object).where(t["units"].notna(), "") if "units" in t else "",
-    })
+    name_c, name_u = _codes(t, "test_name")
+    units_c, units_u = _codes(t, "units")
+    lo_a = t["lo_limit"].to_numpy(dtype=np.float64, na_value=np.nan) if "lo_limit" in t else np.full(k, np.nan)
+    hi_a = t["hi_limit"].to_numpy(dtype=np.float64, na_value=np.nan) if "hi_limit" in t else np.full(k, np.nan)
     # write order: by (wafer, part, sub); a long PTR where the description first appears or changes
+    # (the reader's defaults are the test's first record, not its first non-missing values)
     order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0]))
-    ds = desc.iloc[order].reset_index(drop=True)
-    # the reader's defaults are the test's first record (not its first non-missing values)
-    fi = pd.Series(np.arange(len(ds))).groupby(ds["num"].to_numpy()).transform("min").to_numpy()
-    first = ds.iloc[fi].reset_index(drop=True)
-    same = (ds["name"] == first["name"]) & (ds["units"] == first["units"])
-    for c in ("lo", "hi"):
-        a, b = ds[c].to_numpy(), first[c].to_numpy()
+    num_s = num[order]
+    _, first_pos, inv = np.unique(num_s, return_index=True, return_inverse=True)
+    first = first_pos[inv]
+    o_first = order[first]
+    ref = np.empty(k, np.int64)
+    ref[order] = o_first
+    same = (name_c == name_c[ref]) & (units_c == units_c[ref])
+    for a in (lo_a, hi_a):
+        b = a[ref]
         same &= (a == b) | (np.isnan(a) & np.isnan(b))
-    long_sorted = ~same.to_numpy() | ~ds["num"].duplicated().to_numpy()
-    is_long = np.empty(k, bool)
-    is_long[order] = long_sorted
+    is_long = ~same
+    is_long[o_first] = True
     short = np.flatnonzero(~is_long)
     dt = np.dtype(_hdr(e, "PTR") + [("num", e + "u4"), ("head", "u1"), ("site", "u1"), ("flg", "u1"),
                                     ("parm", "u1"), ("res", e + "f4")])
@@ -377,8 +416,7 @@ def _ptr_streams(
     arr["num"], arr["head"], arr["site"], arr["flg"] = num[short], head[short], site[short], flg[short]
     arr["res"] = np.nan_to_num(val[short])
     yield keys[short], arr.view(np.uint8), np.full(len(short), 16)
-    lo_arr = desc["lo"].to_numpy(dtype=np.float64)
-    hi_arr = desc["hi"].to_numpy(dtype=np.float64)
+    lo_arr, hi_arr = lo_a, hi_a
     lk: list[tuple[int, int, int]] = []
     lr: list[bytes] = []
     for j in np.flatnonzero(is_long):
@@ -387,10 +425,11 @@ def _ptr_streams(
         opt = 0x0E | (0x40 if np.isnan(lo) else 0) | (0x80 if np.isnan(hi) else 0)
         lr.append(encode_record("PTR", {
             "TEST_NUM": int(num[i]), "HEAD_NUM": int(head[i]), "SITE_NUM": int(site[i]), "TEST_FLG": int(flg[i]),
-            "PARM_FLG": 0, "RESULT": float(np.nan_to_num(val[i])), "TEST_TXT": str(desc["name"].iat[i]),
+            "PARM_FLG": 0, "RESULT": float(np.nan_to_num(val[i])),
+            "TEST_TXT": str(name_u[name_c[i]]) if name_c[i] >= 0 else "",
             "ALARM_ID": "", "OPT_FLAG": opt, "RES_SCAL": 0, "LLM_SCAL": 0, "HLM_SCAL": 0,
             "LO_LIMIT": 0.0 if np.isnan(lo) else float(lo), "HI_LIMIT": 0.0 if np.isnan(hi) else float(hi),
-            "UNITS": str(desc["units"].iat[i]),
+            "UNITS": str(units_u[units_c[i]]) if units_c[i] >= 0 else "",
         }, e))
         lk.append((int(keys[i, 0]), int(keys[i, 1]), int(keys[i, 2])))
     yield _py_stream(lk, lr)
