@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -210,7 +210,7 @@ def canonical_names(
     return rename
 
 
-def _missing_error(table: str, missing: list[str], found: list[object], source: str | None) -> SchemaError:
+def _missing_error(table: str, missing: list[str], found: Sequence[object], source: str | None) -> SchemaError:
     tried = "; ".join(f"{m}: {', '.join(ALIASES.get(m, (m,)))}" for m in missing)
     return SchemaError(
         f"the {table} table is missing required column(s) {', '.join(missing)}. "

@@ -301,8 +301,7 @@ def write_parquet(table: pd.DataFrame, path: str | os.PathLike[str], **kwargs: A
 
 def write_csv(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write a table to CSV atomically (gzip-compressed when the name ends in ``.gz``)."""
-    compression = "gzip" if str(path).endswith(".gz") else None
     with atomic_path(path, suffix=".csv.tmp") as tmp:
-        table.to_csv(tmp, index=False, compression=compression)
+        table.to_csv(tmp, index=False, compression="gzip" if str(path).endswith(".gz") else None)
     return Path(path)
 
