@@ -44,7 +44,8 @@ class AnalysisResults:
     bin_pareto, first_pass_bin_pareto, retest : DataFrame
         Failing bins (final and first pass) and the bins retest recovered.
     stacked : DataFrame
-        Per die position: ``die_x``, ``die_y``, ``tested``, ``fails``, ``fail_rate``.
+        Per die position: ``die_x``, ``die_y``, ``fail_rate`` (pooled over wafers; from
+        :func:`yieldkit.maps.stack_map` when available).
     defect_pareto, defect_pareto_kill, kill_ratios : DataFrame or None
         Defect Paretos by count and kill-weighted impact, and the kill ratios per class.
     p_chart, u_chart : ControlChart or None
@@ -104,6 +105,16 @@ def _stacked(final: pd.DataFrame) -> pd.DataFrame:
     fails = np.bincount(inv, weights=fail).astype(np.int64)
     return pd.DataFrame({"die_x": (u // ny + x0).astype(np.int32), "die_y": (u % ny + y0).astype(np.int32),
                          "tested": tested, "fails": fails, "fail_rate": fails / tested})
+
+
+def _stacked_map(dies: pd.DataFrame, final: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Pooled stacked map from :func:`yieldkit.maps.stack_map`, or a local fail-rate count without it."""
+    try:
+        from .maps import stack_map
+    except ImportError:
+        _note(notes, "stacked map confidence intervals: yieldkit.maps.stack_map is not available")
+        return _stacked(final)
+    return stack_map(dies, level="pooled")
 
 
 def _order_wafers(wy: pd.DataFrame, wafers: pd.DataFrame | None) -> tuple[pd.DataFrame, str | None]:
@@ -203,14 +214,15 @@ def analyze(
         "defects": None if defects is None else int(len(defects)),
     }
     ordered, time_col = _order_wafers(wy, wafers)
+    notes: list[str] = []
     res = AnalysisResults(
         summary=summary, final_dies=final, lot_yield=ly, wafer_yield=wy,
         bin_pareto=bin_pareto(dies, bin_names=bin_names, top=top),
         first_pass_bin_pareto=bin_pareto(dies, bin_names=bin_names, top=top, first_pass=True),
         retest=retest_recovery(dies, bin_names=bin_names),
-        stacked=_stacked(final),
+        stacked=_stacked_map(dies, final, notes),
         p_chart=p_chart(ordered, rules=spc_rules),
-        layout=layout, bin_names=names,
+        layout=layout, bin_names=names, notes=notes,
     )
     if time_col:
         log.info("control charts in %s order", time_col)

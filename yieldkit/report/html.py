@@ -242,10 +242,16 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int
         images["u_chart"] = figs.render(
             lambda ax: plot_control_chart(res.u_chart, ax=ax, title=f"u-chart: {res.u_chart.statistic.replace('_', ' ')}"),
             (9.0, 3.0))
-    images["stacked"] = figs.render(
-        lambda ax: plot_wafer_map(res.stacked, value="value", column="fail_rate", layout=res.layout, ax=ax,
-                                  title=f"Stacked map: fail rate over {res.summary['wafers']} wafers", cmap="magma_r"),
-        (5.0, 4.6))
+    stacked_title = f"Stacked map: fail rate over {res.summary['wafers']} wafers"
+    try:
+        from ..plotting.maps import plot_stacked_map
+
+        images["stacked"] = figs.render(
+            lambda ax: plot_stacked_map(res.stacked, layout=res.layout, ax=ax, title=stacked_title), (5.0, 4.6))
+    except ImportError:
+        images["stacked"] = figs.render(
+            lambda ax: plot_wafer_map(res.stacked, value="value", column="fail_rate", layout=res.layout, ax=ax,
+                                      title=stacked_title, cmap="magma_r"), (5.0, 4.6))
     maps = _gallery(res, figs, max_maps, progress)
     _LAST_PLOT[0] = figs.seconds
     s = res.summary
