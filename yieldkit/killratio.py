@@ -313,7 +313,7 @@ def joint_kill_ratio(
                       stacklevel=2)
     z = stats.norm.ppf(0.5 + conf_level / 2)
     b, sb = theta[1:], se[1:]
-    k = -np.expm1(b)
+    k = -np.expm1(b) + 0.0  # no negative zero at the k = 0 boundary
     k_lo = np.maximum(-np.expm1(np.minimum(b + z * sb, 0.0)), 0.0) + 0.0
     k_hi = -np.expm1(b - z * sb)
     a, sa = theta[0], se[0]
