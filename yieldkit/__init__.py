@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
+import types
 from typing import Any
 
 from ._version import __version__
@@ -82,13 +84,13 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 _SUBMODULES = {
-    "classify", "cli", "errors", "io", "keys", "layout", "maps", "models", "pareto", "plotting",
+    "classify", "cli", "errors", "io", "keys", "layout", "maps", "models", "plotting",
     "quality", "report", "schema", "simulate", "spatial", "yields", "intervals", "distributed",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
+    if name in _SUBMODULES and name not in _EXPORTS:
         return importlib.import_module(f"yieldkit.{name}")
     module = _EXPORTS.get(name)
     if module is None:
@@ -96,6 +98,19 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+class _Package(types.ModuleType):
+    """The package module. Importing a submodule sets the package attribute of the same name;
+    where a public function shares its module's name (``yieldkit.pareto``), the function wins."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:
