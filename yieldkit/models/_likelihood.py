@@ -29,16 +29,32 @@ class CountCells:
     groups: sparse.csr_matrix | None = None  # n_groups x n_cells unit counts
 
     @classmethod
-    def from_arrays(cls, k: np.ndarray, area: np.ndarray, group: np.ndarray | None = None) -> CountCells:
+    def from_arrays(cls, k: np.ndarray, area, group: np.ndarray | None = None) -> CountCells:
+        """Histogram of counts ``k`` (int) with exposure ``area`` (scalar or per unit), O(n) by bincount."""
         k = np.asarray(k, dtype=np.int64)
-        area = np.broadcast_to(np.asarray(area, dtype=float), k.shape)
-        ua, ainv = np.unique(area, return_inverse=True)
         kmax = int(k.max()) + 1 if k.size else 1
-        key = ainv.astype(np.int64) * kmax + k
-        ukey, cinv = np.unique(key, return_inverse=True)
-        w = np.bincount(cinv, minlength=len(ukey)).astype(float)
+        a = np.asarray(area, dtype=float)
+        if a.ndim == 0 or (a.size and np.all(a == a.flat[0])):
+            ua = np.array([float(a.flat[0]) if a.size else 1.0])
+            ainv = None
+        else:
+            ua, ainv = np.unique(a, return_inverse=True)
+        key = k if ainv is None else ainv.astype(np.int64) * kmax + k
+        size = kmax * len(ua)
+        if size <= 50_000_000:
+            w_all = np.bincount(key, minlength=size)
+            ukey = np.flatnonzero(w_all)
+            w = w_all[ukey].astype(float)
+            cinv = None
+        else:
+            ukey, cinv = np.unique(key, return_inverse=True)
+            w = np.bincount(cinv, minlength=len(ukey)).astype(float)
         groups = None
         if group is not None:
+            if cinv is None:
+                lookup = np.full(size, -1, dtype=np.int64)
+                lookup[ukey] = np.arange(len(ukey))
+                cinv = lookup[key]
             gcodes, ginv = np.unique(np.asarray(group), return_inverse=True)
             groups = sparse.csr_matrix(
                 (np.ones(len(k)), (ginv.ravel(), cinv.ravel())), shape=(len(gcodes), len(ukey))

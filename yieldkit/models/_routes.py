@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,10 +89,14 @@ def count_cells(
                 "pass count_col= or a plain array of counts",
                 column=count_col,
             )
-        raw = frame[count_col].to_numpy(dtype=float, na_value=np.nan)
+        col = frame[count_col]
+        raw = (col.to_numpy(dtype=np.int64) if pd.api.types.is_integer_dtype(col) and not col.hasnans
+               else col.to_numpy(dtype=float, na_value=np.nan))
     else:
         try:
-            raw = np.asarray(data, dtype=float)
+            raw = np.asarray(data)
+            if raw.dtype.kind not in "iu":
+                raw = raw.astype(float)
         except (TypeError, ValueError):
             raise YieldkitValueError(
                 f"The 'data' argument of {where} must be an array of per-die counts or a DataFrame. "
@@ -102,13 +107,18 @@ def count_cells(
                 f"The 'data' argument of {where} must be one-dimensional. Got shape {raw.shape} instead."
             )
     n = len(raw)
-    bad = ~np.isfinite(raw) | (raw < 0) | (raw != np.round(raw))
-    if bad.any():
+    if raw.dtype.kind in "iu":
+        bad_any = n > 0 and int(raw.min()) < 0
+    else:
+        bad_any = bool(np.any(~np.isfinite(raw) | (raw < 0) | (raw != np.round(raw))))
+    if bad_any:
+        bad = (raw < 0) if raw.dtype.kind in "iu" else (~np.isfinite(raw) | (raw < 0) | (raw != np.round(raw)))
         i = int(np.flatnonzero(bad)[0])
         raise YieldkitValueError(
             f"The counts given to {where} must be non-negative integers. Got {raw[i]!r} at row {i} instead."
         )
     a = _area_scalar(area, where) if np.ndim(area) == 0 else None
+    area_arr: Any
     if a is None:
         arr = np.asarray(area, dtype=float)
         if arr.shape != (n,) or np.any(~np.isfinite(arr) | (arr <= 0)):
@@ -117,7 +127,7 @@ def count_cells(
             )
         area_arr = arr
     else:
-        area_arr = np.full(n, a)
+        area_arr = None
     keep = np.ones(n, bool)
     if exclude is not None:
         keep &= ~_mask(exclude, n, "exclude", where, frame).astype(bool)
@@ -126,13 +136,17 @@ def count_cells(
     n_excl = int(n - keep.sum())
     if keep.sum() == 0:
         raise YieldkitValueError(f"{where}: no dies left to fit ({n} given, {n_excl} excluded).")
-    k = raw[keep].astype(np.int64)
-    area_arr = area_arr[keep]
+    all_kept = n_excl == 0
+    k = (raw if all_kept else raw[keep]).astype(np.int64, copy=False)
+    if area_arr is None:
+        area_arr = np.full(len(k), a) if pooling != "die" else a
+    elif not all_kept:
+        area_arr = area_arr[keep]
     group = None
     n_groups = None
     if frame is not None and {"lot_id", "wafer_id"} <= set(frame.columns):
         codes, wafers = wafer_codes(frame)
-        codes = codes[keep]
+        codes = codes if all_kept else codes[keep]
         if pooling == "lot":
             lot_codes, _ = pd.factorize(wafers["lot_id"])
             codes = np.asarray(lot_codes)[codes]
