@@ -80,7 +80,9 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
     head_kw = low[:2000]
     if "fileversion" in head_kw or head_kw.startswith("record filerecord") or "defectrecordspec" in low:
         return "klarf"
-    if "rowdata" in low or low.startswith(("device:", "lot:", "wafer:")):
+    from .textmap import textmap_flavour
+
+    if textmap_flavour(text) is not None or low.startswith(("device:", "lot:", "wafer:")):
         return "textmap"
     first = text.splitlines()[0] if text else ""
     if any(d in first for d in (",", ";", "\t", "|")):

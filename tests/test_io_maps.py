@@ -1,0 +1,245 @@
+"""Wafer maps: SEMI E142 / G85 XML and text maps (SINF, mapEx, coordinate lists)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import yieldkit as yk
+from yieldkit.errors import DataQualityWarning, ParseError, YieldkitValueError
+from yieldkit.io.maps import read_map, write_map
+
+
+def test_e142_sample_matches_declared_bin_counts(shared_samples: Path) -> None:
+    path = shared_samples / "e142" / "G6P139.14-E142.xml"
+    text = path.read_text(encoding="utf-8")
+    m = read_map(path)
+    assert m.format == "e142"
+    assert m.wafers["wafer_id"].tolist() == ["G6P139-07B7", "G6P139-08B2"]
+    assert set(m.dies["lot_id"]) == {"G6P139.14"}
+    for block, wafer in zip(text.split("<SubstrateMap ")[1:], ["G6P139-07B7", "G6P139-08B2"]):
+        # independent tally: 2-character hex cells of the raw rows
+        rows = re.findall(r"<BinCode>([0-9A-Fa-f]*)</BinCode>", block)
+        assert len(rows) == 61 and {len(r) for r in rows} == {94}
+        cells = [r[i : i + 2] for r in rows for i in range(0, len(r), 2)]
+        raw = pd.Series(cells).value_counts()
+        declared = {c: int(n) for c, n in re.findall(r'BinCode="(\w+)" BinCount="(\d+)"', block)}
+        sub = m.dies[m.dies.wafer_id == wafer]
+        got = sub["bin_code"].value_counts()
+        assert got.to_dict() == raw.drop("00").to_dict()
+        for code, n in declared.items():
+            if code == "00":  # the NullBin: not dies, but counted in the header
+                assert m.metadata[("G6P139.14", wafer)]["null_count"] == n
+            else:
+                assert got.get(code, 0) == n
+        assert (sub["hbin"] == sub["bin_code"].map(lambda c: int(c, 16))).all()
+        assert sub.loc[sub.hbin == 1, "passed"].all() and not sub.loc[sub.hbin != 1, "passed"].any()
+    lay = m.layouts[("G6P139.14", "G6P139-07B7")]
+    assert lay.die_pitch_um == (3900.0, 3000.0)
+    # the reference devices (6, 50) of the file are 1-based lower-left coordinates of bin-50 cells
+    refs = m.dies[(m.dies.wafer_id == "G6P139-07B7") & (m.dies.bin_code == "50")]
+    assert (5, 49) in set(zip(refs.die_x, refs.die_y))
+    assert ("+006", "+050") in m.metadata[("G6P139.14", "G6P139-07B7")]["ReferenceDevices"]
+
+
+def test_g85_sample_matches_declared_bin_counts(shared_samples: Path) -> None:
+    path = shared_samples / "g85" / "SEMI_G85_1101_ALL.xml"
+    text = path.read_text(encoding="utf-8")
+    m = read_map(path)
+    assert m.format == "g85" and m.wafers["wafer_id"].tolist() == ["ABCD123"]
+    rows = [r.strip() for r in re.findall(r"<!\[CDATA\[(.*?)\]\]>", text, re.S)]
+    assert len(rows) == 60 and {len(r) for r in rows} == {120}
+    cells = pd.Series([r[i : i + 2] for r in rows for i in range(0, 120, 2)]).value_counts()
+    declared = {c: int(n) for c, n in re.findall(r'BinCode="(\w+)".*?BinCount="(\d+)"', text)}
+    assert declared == {"00": 2765, "DE": 38, "AD": 5}
+    assert m.dies["bin_code"].value_counts().to_dict() == cells.drop("FF").to_dict() == declared
+    assert m.dies.groupby("hbin").size().to_dict() == {0: 2765, 0xAD: 5, 0xDE: 38}
+    assert m.dies.loc[m.dies.hbin == 0, "passed"].all() and not m.dies.loc[m.dies.hbin != 0, "passed"].any()
+    # first row (top) holds DE DE AD DE DE 00 DE at columns 27..33
+    top = m.dies[m.dies.die_y == 59].sort_values("die_x")
+    assert top["bin_code"].tolist() == ["DE", "DE", "AD", "DE", "DE", "00", "DE"]
+    assert top["die_x"].tolist() == list(range(27, 34))
+
+
+def _sinf_cells(path: Path) -> list[list[str]]:
+    return [line.split(":", 1)[1].split() for line in path.read_text().splitlines() if line.startswith("RowData")]
+
+
+def test_sinf_hex_and_decimal_twins_agree(shared_samples: Path) -> None:
+    hexp = shared_samples / "sinf" / "HEX_S1M040120B_B004549_01.txt"
+    decp = shared_samples / "sinf" / "3 digits_S1M040120B_B004549_01.txt"
+    a, b = read_map(hexp), read_map(decp)
+    cols = ["lot_id", "wafer_id", "die_x", "die_y", "hbin", "passed"]
+    pd.testing.assert_frame_equal(a.dies[cols], b.dies[cols])
+    rows = _sinf_cells(hexp)
+    assert len(rows) == 37 and {len(r) for r in rows} == {34}
+    raw = pd.Series([c for r in rows for c in r if c != "__"]).map(lambda c: int(c, 16)).value_counts()
+    assert a.dies["hbin"].value_counts().to_dict() == raw.to_dict()
+    assert (a.dies.wafer_id.iloc[0], a.dies.lot_id.iloc[0]) == ("01", "B004549")
+    assert a.layouts[("B004549", "01")].die_pitch_um == (4134.0, 3740.0)
+    # the mapEx rendering of the same wafer states its totals: 979 tested, 945 pass
+    ex = read_map(shared_samples / "ascii" / "S1M040120B_B004549_01_mapEx.txt")
+    assert len(a.dies) == 979 and int(a.dies.passed.sum()) == 945
+    tested = ex.dies[ex.dies.bin_code != "S"]
+    assert len(tested) == 979 and int(tested.passed.sum()) == 945
+    # same grid and bins, cell by cell, in both files
+    merged = tested.merge(a.dies, on=["die_x", "die_y"], suffixes=("_ex", "_sinf"))
+    assert len(merged) == 979 and (merged.hbin_ex == merged.hbin_sinf).all()
+
+
+def test_coordinate_list_matches_sinf(shared_samples: Path) -> None:
+    co = read_map(shared_samples / "coord" / "S1M040120B_B004549_01.WaferMap")
+    sinf = read_map(shared_samples / "sinf" / "HEX_S1M040120B_B004549_01.txt")
+    assert co.format == "coord"
+    lines = (shared_samples / "coord" / "S1M040120B_B004549_01.WaferMap").read_text().split("[MAP]:")[1]
+    tally = re.findall(r"^\s*-?\d+\s+-?\d+\s+(\d+)", lines, re.M)
+    assert len(co.dies) == len(tally)
+    tested = co.dies[co.dies.hbin != 257]
+    # same wafer: the grids agree once both are re-based on the tested dies
+    t = tested.assign(die_x=tested.die_x - tested.die_x.min(), die_y=tested.die_y - tested.die_y.min())
+    s = sinf.dies.assign(die_x=sinf.dies.die_x - sinf.dies.die_x.min(), die_y=sinf.dies.die_y - sinf.dies.die_y.min())
+    merged = t.merge(s, on=["die_x", "die_y"])
+    assert len(merged) == len(s) == len(t) and (merged.hbin_x == merged.hbin_y).all()
+
+
+def test_mapex_width_mismatch_warns(shared_samples: Path) -> None:
+    with pytest.warns(DataQualityWarning, match="'Map Column' is 34"):
+        m = read_map(shared_samples / "ascii" / "S1M040120B_B003990_02_20250721095040.txt")
+    assert len(m.dies[m.dies.bin_code != "S"]) == 979  # header: Total Tested 979
+    assert set(m.dies.bin_code) >= {"A", "B", "1"}
+
+
+# -- writers and round trips --------------------------------------------------------------------
+@st.composite
+def _die_tables(draw: st.DrawFn) -> pd.DataFrame:
+    frames = []
+    big = draw(st.booleans())
+    for wafer in draw(st.lists(st.sampled_from(["01", "02", "W<3>&"]), min_size=1, max_size=3, unique=True)):
+        nx, ny = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+        cells = draw(st.lists(st.tuples(st.integers(0, nx - 1), st.integers(0, ny - 1)), min_size=1, max_size=nx * ny,
+                              unique=True))
+        hb = draw(st.lists(st.integers(0, 1000 if big else 200), min_size=len(cells), max_size=len(cells)))
+        xs = [c[0] for c in cells]
+        ys = [c[1] for c in cells]
+        frames.append(pd.DataFrame({"lot_id": "LOT-1", "wafer_id": wafer, "die_x": np.array(xs) - min(xs),
+                                    "die_y": np.array(ys) - min(ys), "hbin": hb}))
+    return yk.read_dies(pd.concat(frames, ignore_index=True))
+
+
+@pytest.mark.parametrize("fmt", ["e142", "g85"])
+def test_write_map_round_trip(tmp_path: Path, fmt: str) -> None:
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(dies=_die_tables())
+    def check(dies: pd.DataFrame) -> None:
+        p = tmp_path / f"rt.{fmt}.xml"
+        write_map(dies, p, format=fmt)
+        back = read_map(p)
+        assert back.format == fmt
+        cols = ["lot_id", "wafer_id", "die_x", "die_y", "hbin", "passed"]
+        key = ["lot_id", "wafer_id", "die_y", "die_x"]
+        a = dies[cols].sort_values(key).reset_index(drop=True)
+        b = back.dies[cols].sort_values(key).reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+    check()
+
+
+def test_write_map_layout_and_errors(tmp_path: Path, shared_samples: Path) -> None:
+    sinf = read_map(shared_samples / "sinf" / "HEX_S1M040120B_B004549_01.txt")
+    lay = sinf.layouts[("B004549", "01")]
+    for fmt in ("e142", "g85"):
+        p = tmp_path / f"s.{fmt}"
+        write_map(sinf.dies, p, format=fmt, layout=lay)
+        back = read_map(p)
+        assert back.layouts[("B004549", "01")].die_pitch_um == lay.die_pitch_um
+        pd.testing.assert_frame_equal(back.dies[["die_x", "die_y", "hbin", "passed"]].sort_values(["die_y", "die_x"])
+                                      .reset_index(drop=True),
+                                      sinf.dies[["die_x", "die_y", "hbin", "passed"]].sort_values(["die_y", "die_x"])
+                                      .reset_index(drop=True), check_dtype=False)
+    with pytest.raises(YieldkitValueError, match="'format' argument of write_map must be one of 'e142', 'g85'"):
+        write_map(sinf.dies, tmp_path / "x", format="sinf")
+
+
+# -- bad input -----------------------------------------------------------------------------------
+BOMB = """<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<Map xmlns="http://www.semi.org" WaferId="&lol3;"><Device BinType="Decimal"/></Map>
+"""
+EXTERNAL = """<?xml version="1.0"?>
+<!DOCTYPE MapData [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<MapData xmlns="urn:semi-org:xsd.E142-1.V1005.SubstrateMap"><Substrates>&xxe;</Substrates></MapData>
+"""
+
+
+@pytest.mark.parametrize("text", [BOMB, EXTERNAL], ids=["entity-bomb", "external-entity"])
+def test_xml_entities_refused(tmp_path: Path, text: str) -> None:
+    p = tmp_path / "evil.xml"
+    p.write_text(text)
+    with pytest.raises(ParseError, match="refused XML: EntitiesForbidden"):
+        read_map(p)
+
+
+def test_malformed_and_inconsistent_maps(tmp_path: Path, shared_samples: Path) -> None:
+    data = (shared_samples / "g85" / "SEMI_G85_1101_ALL.xml").read_bytes()
+    p = tmp_path / "cut.xml"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ParseError, match=r"cut.xml, line \d+, record XML: malformed XML"):
+        read_map(p)
+    p.write_bytes(data.replace(b"FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDEDEADDEDE00DE",
+                               b"FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDEDEADDEDE00", 1))
+    with pytest.raises(ParseError, match="Row 1 has 59 cells, row 2 has 60|Row 2 has 60 cells, row 1 has 59"):
+        read_map(p)
+    p.write_bytes(data.replace(b'BinCode="AD"', b'BinCode="ZZ"'))
+    with pytest.raises(ParseError, match="bin code 'ZZ' is not a valid HexaDecimal code"):
+        read_map(p)
+    s = (shared_samples / "sinf" / "HEX_S1M040120B_B004549_01.txt").read_text().splitlines()
+    s[20] = s[20] + " 01"
+    p.write_text("\n".join(s))
+    with pytest.raises(ParseError, match=r"line 21, record RowData: RowData has 35 cells"):
+        read_map(p)
+    p.write_text("hello\n")
+    with pytest.raises(ParseError, match="not a wafer map"):
+        read_map(p)
+
+
+FUZZ = [("g85", "SEMI_G85_1101_ALL.xml"), ("e142", "G6P139.14-E142.xml"), ("sinf", "HEX_S1M040120B_B004549_01.txt"),
+        ("ascii", "S1M040120B_B004549_01_mapEx.txt"), ("coord", "S1M040120B_B004549_01.WaferMap")]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sample=st.sampled_from(FUZZ),
+    edits=st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert", "delete"]), st.floats(0, 1),
+                             st.binary(min_size=1, max_size=4)), min_size=1, max_size=3),
+)
+def test_fuzz_only_parse_errors_escape(shared_samples: Path, tmp_path: Path, sample: tuple[str, str],
+                                       edits: list) -> None:
+    data = bytearray((shared_samples / sample[0] / sample[1]).read_bytes())
+    for op, where, payload in edits:
+        if not data:
+            break
+        i = int(where * (len(data) - 1))
+        if op == "flip":
+            data[i] ^= payload[0] or 1
+        elif op == "cut":
+            del data[i:]
+        elif op == "insert":
+            data[i:i] = payload
+        else:
+            del data[i : i + len(payload)]
+    p = tmp_path / "fuzz.map"
+    p.write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            read_map(p)
+        except ParseError:
+            pass

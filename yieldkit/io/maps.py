@@ -1,0 +1,424 @@
+"""Wafer maps: SEMI E142 and G85 XML, and text maps (SINF RowData and others), read and written.
+
+:func:`read_map` recognises the map format from the content and returns a :class:`MapData`
+with the canonical die table; :func:`write_map` writes a die table as E142 or G85 XML.
+
+Die indices of an array map: ``die_x`` counts columns from the left and ``die_y`` rows from
+the bottom of the map *as drawn with the notch at the bottom* (the wafer frame), both from
+0 at the lower-left cell of the array. A map whose notch/flat is elsewhere is rotated into
+that frame; the original header values (orientation, origin location, axis direction,
+reference dies) are kept in ``MapData.metadata``. Cells holding the map's null bin are not
+dies and are absent from the die table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputNotFoundError, ParseError, SchemaError, check_choice
+from ..layout import WaferLayout
+from ..schema import validate_dies
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MapData", "read_map", "write_map"]
+
+STRING = pd.StringDtype("pyarrow")
+
+#: notch angle [deg] -> rotation of (column, row-from-bottom) into the wafer frame
+_ROT = {
+    0: np.array([[1, 0], [0, 1]]),
+    90: np.array([[0, -1], [1, 0]]),
+    180: np.array([[-1, 0], [0, -1]]),
+    270: np.array([[0, 1], [-1, 0]]),
+}
+
+
+@dataclass
+class MapData:
+    """A wafer map file in the canonical data model.
+
+    Attributes
+    ----------
+    dies : DataFrame
+        Canonical die table (``lot_id``, ``wafer_id``, ``die_x``, ``die_y``, ``hbin``,
+        ``passed``) plus ``bin_code``, the bin as written in the file.
+    wafers : DataFrame
+        One row per wafer (``lot_id``, ``wafer_id``, ``product`` when known).
+    layouts : dict
+        ``(lot_id, wafer_id) -> WaferLayout``: the die pitch and diameter when the file
+        gives them (else an inferred unit-pitch layout), with the dies present as die set.
+    bins : DataFrame
+        Bin definitions: ``lot_id``, ``wafer_id``, ``bin_code``, ``hbin``, ``description``,
+        ``passed`` and ``declared_count`` (the count the file states, when it does).
+    format : str
+        ``"e142"``, ``"g85"`` or the text-map flavour (``"sinf"``, ...).
+    metadata : dict
+        ``(lot_id, wafer_id) -> {name: value}``: header values as found.
+    path : str
+        The file read.
+    """
+
+    dies: pd.DataFrame
+    wafers: pd.DataFrame
+    layouts: dict[tuple[str, str], WaferLayout]
+    bins: pd.DataFrame
+    format: str
+    metadata: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    path: str = ""
+
+    def __repr__(self) -> str:
+        return (f"MapData(format={self.format!r}, wafers={len(self.wafers)}, dies={len(self.dies)}, "
+                f"path={self.path!r})")
+
+
+# ---------------------------------------------------------------------------------------
+# shared helpers for the format modules
+# ---------------------------------------------------------------------------------------
+def decode_codes(codes: np.ndarray, bin_type: str, path: Any, record: str, line: int | None = None) -> np.ndarray:
+    """Integer bins from bin-code strings: hexadecimal, decimal or one ASCII character."""
+    bt = bin_type.lower()
+    codes = np.asarray(codes, dtype=object)
+    uniq, inv = np.unique(codes.astype(str), return_inverse=True)
+    out = np.empty(len(uniq), np.int64)
+    for k, c in enumerate(uniq):  # per distinct code, not per die
+        try:
+            if bt.startswith("hexa") or bt == "hex":
+                out[k] = int(c, 16)
+            elif bt.startswith("ascii"):
+                out[k] = int(c) if c.isdigit() else ord(c[0]) if len(c) == 1 else int(c, 36)
+            else:  # decimal, integer2
+                out[k] = int(c)
+        except (ValueError, IndexError):
+            raise ParseError(f"bin code {str(c)!r} is not a valid {bin_type} code", path=path, line=line,
+                             record=record) from None
+    return out[inv.ravel()]
+
+
+def split_row(row: str, width: int) -> list[str]:
+    """Cells of one map row: whitespace/comma separated, or fixed ``width`` characters each."""
+    row = row.strip()
+    if any(ch in row for ch in " \t,"):
+        return [c for c in row.replace(",", " ").split() if c]
+    if width <= 0:
+        width = 1
+    if len(row) % width:
+        raise ValueError(f"a row of {len(row)} characters is not a whole number of {width}-character cells")
+    return [row[i : i + width] for i in range(0, len(row), width)]
+
+
+def grid_to_dies(grid: np.ndarray, null: set[str] | str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells of a picture-ordered grid (first row on top) that hold dies.
+
+    Returns ``(die_x, die_y, code)`` with ``die_x`` the column and ``die_y`` the row counted
+    from the bottom, both from 0.
+    """
+    nrows = grid.shape[0]
+    nulls = {null} if isinstance(null, str) else set(null or ())
+    keep = ~np.isin(grid, list(nulls)) if nulls else np.ones(grid.shape, bool)
+    r, c = np.nonzero(keep)
+    return c.astype(np.int64), (nrows - 1 - r).astype(np.int64), grid[r, c]
+
+
+def orient(ix: np.ndarray, iy: np.ndarray, angle: Any, path: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Rotate die indices so the notch/flat at ``angle`` [deg] (0 = bottom) goes to the bottom,
+    then re-base so the lower-left die cell is (0, 0)."""
+    try:
+        a = int(round(float(angle))) % 360 if angle not in (None, "") else 0
+    except (TypeError, ValueError):
+        log.warning("%s: orientation %r is not an angle; assuming the notch at the bottom", path, angle)
+        a = 0
+    if a not in _ROT:
+        log.warning("%s: orientation %r is not a multiple of 90 deg; assuming the notch at the bottom", path, angle)
+        a = 0
+    if a in (90, 270):
+        log.info("%s: notch at %d deg, taken as counter-clockwise from the bottom of the map as drawn", path, a)
+    if len(ix) == 0 or a == 0:
+        return ix, iy, a
+    m = _ROT[a]
+    nx = m[0, 0] * ix + m[0, 1] * iy
+    ny = m[1, 0] * ix + m[1, 1] * iy
+    return nx - nx.min(), ny - ny.min(), a
+
+
+def build_map(
+    parts: list[dict[str, Any]],
+    *,
+    fmt: str,
+    path: Any,
+) -> MapData:
+    """Assemble :class:`MapData` from per-wafer parts.
+
+    Each part holds ``lot_id``, ``wafer_id``, ``die_x``, ``die_y``, ``code`` (strings),
+    ``hbin`` (ints), ``good`` (set of good hbins or None), ``bins`` (list of dicts),
+    ``pitch_um`` (tuple or None), ``diameter_mm`` (float or None), ``product`` and ``meta``.
+    """
+    frames = []
+    wafers = []
+    bins = []
+    layouts: dict[tuple[str, str], WaferLayout] = {}
+    metadata: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in parts:
+        key = (str(p["lot_id"]), str(p["wafer_id"]))
+        if key in metadata:
+            raise ParseError(f"wafer {key[1]!r} of lot {key[0]!r} appears twice", path=path, record="wafer")
+        n = len(p["die_x"])
+        hbin = np.asarray(p["hbin"], np.int64)
+        good = p.get("good")
+        if good is None:
+            good = {1}
+            log.info("%s: wafer %r does not say which bins pass; assuming hard bin 1", path, key[1])
+        frames.append(pd.DataFrame({
+            "lot_id": np.full(n, key[0], dtype=object),
+            "wafer_id": np.full(n, key[1], dtype=object),
+            "die_x": np.asarray(p["die_x"], np.int64),
+            "die_y": np.asarray(p["die_y"], np.int64),
+            "hbin": hbin,
+            "passed": np.isin(hbin, np.fromiter(good, np.int64, len(good))),
+            "bin_code": np.asarray(p["code"], dtype=object).astype(str),
+        }))
+        wafers.append({"lot_id": key[0], "wafer_id": key[1], "product": p.get("product")})
+        for b in p.get("bins", ()):
+            bins.append({"lot_id": key[0], "wafer_id": key[1], **b})
+        metadata[key] = dict(p.get("meta", {}))
+        ds = pd.DataFrame({"die_x": frames[-1]["die_x"], "die_y": frames[-1]["die_y"]})
+        pitch = p.get("pitch_um")
+        if n == 0:
+            continue
+        if pitch and pitch[0] > 0 and pitch[1] > 0:
+            ncol = int(ds.die_x.max()) + 1
+            nrow = int(ds.die_y.max()) + 1
+            diam = p.get("diameter_mm")
+            if not diam:
+                diam = float(np.hypot(ncol * pitch[0], nrow * pitch[1])) / 1000.0 + 1e-6
+                log.info("%s: wafer %r: no wafer size; taking the array's diagonal (%.1f mm)", path, key[1], diam)
+            diam = max(float(diam), float(np.hypot(ncol * pitch[0], nrow * pitch[1])) / 1000.0 + 1e-6)
+            log.debug("%s: die grid centred on the wafer centre (the map gives no grid offset)", path)
+            layouts[key] = WaferLayout(diameter_mm=diam, die_pitch_um=(float(pitch[0]), float(pitch[1])),
+                                       origin_um=(-ncol * pitch[0] / 2.0, -nrow * pitch[1] / 2.0),
+                                       edge_exclusion_mm=0.0, die_set=ds)
+        else:
+            layouts[key] = WaferLayout.from_dies(ds)
+    if frames:
+        raw = pd.concat(frames, ignore_index=True)
+    else:
+        raw = pd.DataFrame({"lot_id": [], "wafer_id": [], "die_x": [], "die_y": [], "hbin": [], "passed": [],
+                            "bin_code": []})
+    if len(raw):
+        try:
+            dies = validate_dies(raw, source=str(path))
+        except SchemaError as exc:
+            raise ParseError(f"the map does not make a valid die table: {exc}", path=path, record="map") from None
+    else:
+        dies = raw.astype({"die_x": "int32", "die_y": "int32", "hbin": "int32", "passed": bool})
+    dies["bin_code"] = dies["bin_code"].astype(STRING)
+    wtab = pd.DataFrame(wafers, columns=["lot_id", "wafer_id", "product"])
+    for c in wtab.columns:
+        wtab[c] = wtab[c].astype(STRING)
+    btab = pd.DataFrame(bins, columns=["lot_id", "wafer_id", "bin_code", "hbin", "description", "passed",
+                                       "declared_count"])
+    btab["declared_count"] = pd.array(btab["declared_count"].tolist(), dtype="Int64")
+    return MapData(dies=dies, wafers=wtab, layouts=layouts, bins=btab, format=fmt, metadata=metadata,
+                   path=str(path))
+
+
+def parse_xml(path: Path, data: bytes) -> Any:
+    """Parse XML with entity expansion, external entities and network access refused."""
+    import xml.etree.ElementTree as ET
+
+    import defusedxml
+    import defusedxml.ElementTree as DET
+
+    try:
+        return DET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise ParseError(f"refused XML: {type(exc).__name__} ({exc}); entity declarations and external "
+                         "references are not allowed", path=path, record="DOCTYPE") from None
+    except ET.ParseError as exc:
+        line = getattr(exc, "position", (None, None))[0]
+        raise ParseError(f"malformed XML: {exc}", path=path, line=line, record="XML") from None
+
+
+def local(tag: Any) -> str:
+    """Element tag without its namespace."""
+    return str(tag).rsplit("}", 1)[-1]
+
+
+def children(el: Any, name: str) -> list[Any]:
+    return [c for c in el if local(c.tag) == name]
+
+
+def child(el: Any, name: str) -> Any:
+    for c in el:
+        if local(c.tag) == name:
+            return c
+    return None
+
+
+def attrs(el: Any) -> dict[str, str]:
+    return {local(k): v for k, v in el.attrib.items()} if el is not None else {}
+
+
+def read_bytes(path: Path) -> bytes:
+    import gzip
+
+    raw = path.read_bytes()
+    if raw.startswith(b"\x1f\x8b"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise ParseError(f"cannot decompress: {exc}", path=path) from exc
+    return raw
+
+
+# ---------------------------------------------------------------------------------------
+# public entry points
+# ---------------------------------------------------------------------------------------
+def read_map(path: str | os.PathLike[str], *, format: str | None = None) -> MapData:
+    """Read a wafer map (SEMI E142 or G85 XML, SINF or another text map) into a die table.
+
+    Parameters
+    ----------
+    path : path-like
+        The map file; its format is recognised from the content.
+    format : {"e142", "g85", "textmap"}, optional
+        Skip recognition and read as this format.
+
+    Returns
+    -------
+    MapData
+        ``.dies`` (canonical die table plus ``bin_code``), ``.wafers``, ``.layouts``,
+        ``.bins`` (bin definitions with the counts the file declares) and ``.metadata``.
+
+    Raises
+    ------
+    ParseError
+        Not a map yieldkit reads, malformed or refused XML (entity declarations, external
+        entities), rows of the wrong length, bin codes of the wrong type; the error names
+        the file, the line and the element or keyword.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd, yieldkit as yk
+    >>> dies = pd.DataFrame({"lot_id": "L1", "wafer_id": "07", "die_x": [0, 1, 1], "die_y": [0, 0, 1],
+    ...                      "hbin": [1, 1, 12]})
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.xml"
+    >>> _ = yk.write_map(dies, p, format="g85")
+    >>> m = yk.read_map(p)
+    >>> m.format, m.dies[["die_x", "die_y", "hbin", "passed"]].values.tolist()
+    ('g85', [[1, 1, 12, False], [0, 0, 1, True], [1, 0, 1, True]])
+    """
+    from .detect import sniff_format
+
+    p = Path(path)
+    if not p.exists():
+        raise InputNotFoundError(f"{p}: no such file or directory")
+    fmt = format or sniff_format(p)
+    if fmt == "e142":
+        from .e142 import read_e142
+
+        return read_e142(p)
+    if fmt == "g85":
+        from .g85 import read_g85
+
+        return read_g85(p)
+    if fmt == "textmap":
+        from .textmap import read_textmap
+
+        return read_textmap(p)
+    raise ParseError(f"not a wafer map yieldkit reads (recognised as {fmt!r}; expected SEMI E142 or G85 XML "
+                     "or a text map)", path=p)
+
+
+def write_map(
+    dies: pd.DataFrame,
+    path: str | os.PathLike[str],
+    format: str = "e142",
+    *,
+    layout: WaferLayout | None = None,
+) -> Path:
+    """Write a die table as a SEMI E142 or G85 XML wafer map (atomically).
+
+    Parameters
+    ----------
+    dies : DataFrame
+        Die table (one result per die; several wafers allowed: E142 writes one
+        ``SubstrateMap`` per wafer, G85 a ``<Maps>`` root when there is more than one).
+    path : path-like
+        Output file.
+    format : {"e142", "g85"}
+        Map format.
+    layout : WaferLayout, optional
+        Gives the die size and wafer diameter written in the header.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Notes
+    -----
+    Hard bins become the bin codes (2-digit hexadecimal when all bins are below 255, else
+    fixed-width decimal); a bin is declared ``Pass`` when all its dies passed. Die indices
+    are re-based so that the lowest ``die_x``/``die_y`` of each wafer is 0: an array map
+    holds no absolute index, so :func:`read_map` returns indices from 0 at the lower-left.
+    """
+    check_choice(format, ("e142", "g85"), name="format", where="write_map")
+    d = validate_dies(dies, source="<dies>", retests="order")
+    if "test_seq" in d.columns:
+        d = d.sort_values("test_seq", kind="stable").drop_duplicates(["lot_id", "wafer_id", "die_x", "die_y"],
+                                                                     keep="last")
+    if format == "e142":
+        from .e142 import write_e142
+
+        return write_e142(d, path, layout=layout)
+    from .g85 import write_g85
+
+    return write_g85(d, path, layout=layout)
+
+
+def wafer_grids(d: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per wafer: the picture-ordered grid of hard bins (-1 where there is no die) and bin info."""
+    out = []
+    for (lot, wafer), sub in d.groupby(["lot_id", "wafer_id"], sort=False, observed=True):
+        x = sub["die_x"].to_numpy(np.int64)
+        y = sub["die_y"].to_numpy(np.int64)
+        x = x - x.min()
+        y = y - y.min()
+        ncol, nrow = int(x.max()) + 1, int(y.max()) + 1
+        grid = np.full((nrow, ncol), -1, np.int64)
+        grid[nrow - 1 - y, x] = sub["hbin"].to_numpy(np.int64)
+        hb = sub["hbin"].to_numpy(np.int64)
+        ok = sub["passed"].to_numpy(bool)
+        uniq = np.unique(hb)
+        passing = {int(b) for b in uniq if ok[hb == b].all()}
+        counts = {int(b): int((hb == b).sum()) for b in uniq}
+        out.append({"lot_id": str(lot), "wafer_id": str(wafer), "grid": grid, "passing": passing,
+                    "counts": counts, "product": sub["product"].iloc[0] if "product" in sub.columns else None})
+    return out
+
+
+def bin_format(d: pd.DataFrame) -> tuple[str, int, str]:
+    """(bin type, cell width, null code) able to hold every hard bin of the table."""
+    top = int(d["hbin"].max()) if len(d) else 0
+    if top < 255:
+        return "HexaDecimal", 2, "FF"
+    width = len(str(top + 1))
+    return "Decimal", width, "9" * width if int("9" * width) > top else "9" * (width + 1)
+
+
+def encode(grid: np.ndarray, bin_type: str, width: int, null: str) -> list[str]:
+    """Rows of fixed-width codes (no separator) for a grid of hard bins (-1 = null)."""
+    uniq = np.unique(grid)
+    spec = f"0{width}X" if bin_type == "HexaDecimal" else f"0{width}d"
+    table = {int(u): (null if u < 0 else format(int(u), spec)) for u in uniq}
+    lut = np.array([table[int(u)] for u in uniq], dtype=f"<U{max(width, len(null))}")
+    cells = lut[np.searchsorted(uniq, grid)]
+    return ["".join(r) for r in cells.tolist()]

@@ -1,0 +1,224 @@
+"""Text wafer maps: SINF ``RowData``, "mapEx" character grids and ``[MAP]:`` coordinate lists.
+
+* **SINF** (``DEVICE:``/``LOT:``/``WAFER:``/``FNLOC:``/``ROWCT:``/``COLCT:``/``BCEQU:``/
+  ``XDIES:``/``YDIES:`` header, then ``RowData:`` lines of bin codes; ``__``/``___`` = no die).
+  Bins are hexadecimal when the codes are 2 characters wide (or hold A-F), decimal otherwise;
+  ``BCEQU`` lists the good bins.
+* **mapEx** (``Key : value`` header with ``Map Column``/``Map Row``, then one line of
+  characters per row: ``.`` = no die, a digit or letter = the bin; bin 1 passes).
+* **Coordinate list** (``Key:value`` header, ``[MAP]:``, then ``x y bin`` per die; x grows to
+  the right and y downwards, as in the files seen -- y is flipped into the wafer frame).
+
+Rows are listed top row first; die indices start at 0 at the lower-left of the grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataQualityWarning, ParseError
+from .maps import MapData, build_map, decode_codes, grid_to_dies, orient, read_bytes
+
+log = logging.getLogger(__name__)
+
+__all__ = ["read_textmap", "textmap_flavour"]
+
+_UNITS = {"MM": 1000.0, "UM": 1.0, "MIL": 25.4, "IN": 25400.0, "CM": 1e4}
+
+
+def _text(p: Path) -> str:
+    raw = read_bytes(p)
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise ParseError("binary content (NUL byte) in a text map", path=p, offset=nul)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def textmap_flavour(text: str) -> str | None:
+    """``"sinf"``, ``"mapex"``, ``"coord"`` or None, from the content of a text map."""
+    low = text[:4000].lower()
+    if re.search(r"^\s*rowdata\s*:", low, re.M):
+        return "sinf"
+    if "[map]:" in low:
+        return "coord"
+    if re.search(r"^\s*map column\s*:", low, re.M) and re.search(r"^\s*map row\s*:", low, re.M):
+        return "mapex"
+    return None
+
+
+def _sinf(text: str, p: Path) -> dict[str, Any]:
+    header: dict[str, str] = {}
+    rows: list[list[str]] = []
+    row_lines: list[int] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise ParseError(f"expected 'KEY:value' or 'RowData:', got {line[:40]!r}", path=p, line=n, record="SINF")
+        if key.strip().lower() == "rowdata":
+            rows.append(value.split())
+            row_lines.append(n)
+        else:
+            header[key.strip().upper()] = value.strip()
+    if not rows:
+        raise ParseError("no RowData lines", path=p, record="RowData")
+    width = len(rows[0])
+    for r, n in zip(rows, row_lines):
+        if len(r) != width:
+            raise ParseError(f"RowData has {len(r)} cells, the first row has {width}", path=p, line=n,
+                             record="RowData")
+    for key, n in (("ROWCT", len(rows)), ("COLCT", width)):
+        if header.get(key, "").isdigit() and int(header[key]) != n:
+            raise ParseError(f"{key}:{header[key]} but the map has {n}", path=p, line=row_lines[0], record=key)
+    grid = np.array(rows, dtype=object)
+    flat = grid.ravel().astype(str)
+    null_mask = np.char.count(flat.astype("U"), "_") == np.char.str_len(flat.astype("U"))
+    nulls = set(flat[null_mask].tolist())
+    cells = flat[~null_mask]
+    lens = {len(c) for c in cells.tolist()}
+    hexlike = any(re.search(r"[A-Fa-f]", c) for c in set(cells.tolist()))
+    bin_type = "HexaDecimal" if hexlike or lens == {2} else "Decimal"
+    ix, iy, code = grid_to_dies(grid, nulls)
+    hbin = decode_codes(code, bin_type, p, "RowData")
+    good_codes = header.get("BCEQU", "").split()
+    good = set(decode_codes(np.array(good_codes), bin_type, p, "BCEQU").tolist()) if good_codes else None
+    ix, iy, angle = orient(ix, iy, header.get("FNLOC", "0"), p)
+    unit = _UNITS.get(header.get("DUTMS", "MM").upper(), 1000.0)
+    pitch = None
+    try:
+        if header.get("XDIES") and header.get("YDIES"):
+            pitch = (float(header["XDIES"]) * unit, float(header["YDIES"]) * unit)
+    except ValueError:
+        raise ParseError("XDIES/YDIES must be numbers", path=p, record="XDIES") from None
+    return {"lot_id": header.get("LOT", ""), "wafer_id": header.get("WAFER", ""), "die_x": ix, "die_y": iy,
+            "code": code, "hbin": hbin, "good": good, "bins": [], "pitch_um": pitch, "diameter_mm": None,
+            "product": header.get("DEVICE"), "meta": {**header, "BinType": bin_type, "notch_deg": angle}}
+
+
+def _kv(line: str) -> tuple[str, str]:
+    key, _, value = line.partition(":")
+    return key.strip().lower(), value.strip()
+
+
+def _mapex(text: str, p: Path) -> dict[str, Any]:
+    header: dict[str, str] = {}
+    lines = text.splitlines()
+    k = 0
+    while k < len(lines) and (":" in lines[k] or not lines[k].strip()):
+        if lines[k].strip():
+            key, value = _kv(lines[k])
+            header[key] = value
+        k += 1
+    try:
+        ncol = int(header["map column"])
+        nrow = int(header["map row"])
+    except (KeyError, ValueError):
+        raise ParseError("the header needs integer 'Map Column' and 'Map Row'", path=p, line=1, record="header") from None
+    rows = [ln.rstrip() for ln in lines[k : k + nrow]]
+    if len(rows) < nrow:
+        raise ParseError(f"'Map Row' is {nrow} but only {len(rows)} map lines follow (truncated?)", path=p,
+                         line=k + len(rows), record="map")
+    widths = [len(r) for r in rows]
+    for j, r in enumerate(rows):
+        if len(r) != widths[0]:
+            raise ParseError(f"map line has {len(r)} characters, the first has {widths[0]}", path=p,
+                             line=k + j + 1, record="map")
+    if widths[0] != ncol:
+        warnings.warn(f"{p}: the map lines have {widths[0]} characters but 'Map Column' is {ncol}; "
+                      "using the lines as they are", DataQualityWarning, stacklevel=3)
+    grid = np.array([list(r) for r in rows], dtype=object)
+    ix, iy, code = grid_to_dies(grid, ".")
+    hbin = decode_codes(code, "ASCII", p, "map")
+    notch = header.get("flat/notch", "down").lower()
+    angle = {"down": 0, "left": 90, "up": 180, "right": 270}.get(notch, 0)
+    ix, iy, angle = orient(ix, iy, angle, p)
+    pitch = None
+    try:
+        if header.get("dice sizex") and header.get("dice sizey"):
+            pitch = (float(header["dice sizex"]), float(header["dice sizey"]))
+    except ValueError:
+        pitch = None
+    size = re.match(r"\s*([\d.]+)\s*(\"|in|inch)?", header.get("wafer size", ""))
+    diameter = None
+    if size:
+        diameter = float(size.group(1)) * (25.4 if size.group(2) else 1.0)
+    return {"lot_id": header.get("lot no.", header.get("lot", "")), "wafer_id": header.get("wafer id", ""),
+            "die_x": ix, "die_y": iy, "code": code, "hbin": hbin, "good": {1}, "bins": [], "pitch_um": pitch,
+            "diameter_mm": diameter, "product": header.get("device name"), "meta": {**header, "notch_deg": angle}}
+
+
+def _coord(text: str, p: Path) -> dict[str, Any]:
+    header: dict[str, str] = {}
+    lines = text.splitlines()
+    k = 0
+    while k < len(lines) and not lines[k].strip().lower().startswith("[map]"):
+        if ":" in lines[k]:
+            key, value = _kv(lines[k])
+            header[key] = value
+        k += 1
+    body: list[str] = []
+    first = k + 2
+    for j in range(k + 1, len(lines)):
+        s = lines[j].strip()
+        if not s:
+            if body:
+                break
+            first = j + 2
+            continue
+        body.append(s)
+    try:
+        arr = np.array([ln.split()[:3] for ln in body], dtype=np.int64)
+    except ValueError:
+        bad = next(j for j, ln in enumerate(body) if not re.fullmatch(r"-?\d+\s+-?\d+\s+-?\d+(\s+.*)?", ln))
+        raise ParseError(f"expected 'x y bin', got {body[bad][:40]!r}", path=p, line=first + bad,
+                         record="[MAP]") from None
+    if arr.size == 0:
+        raise ParseError("no die lines after [MAP]:", path=p, line=k + 1, record="[MAP]")
+    # the files seen count x to the right and y downwards (row -18 is the top row): y is flipped
+    ix = arr[:, 0]
+    iy = -arr[:, 1]
+    ix, iy = ix - ix.min(), iy - iy.min()
+    hbin = arr[:, 2]
+    pitch = None
+    try:
+        if header.get("index x") and header.get("index y"):
+            pitch = (float(header["index x"]), float(header["index y"]))
+    except ValueError:
+        pitch = None
+    try:
+        diameter = float(header["wafer size"]) * 25.4 if header.get("wafer size") else None
+    except ValueError:
+        diameter = None
+    return {"lot_id": header.get("wafer lots", ""), "wafer_id": header.get("wafer no", ""), "die_x": ix, "die_y": iy,
+            "code": hbin.astype(str), "hbin": hbin, "good": {1}, "bins": [], "pitch_um": pitch,
+            "diameter_mm": diameter, "product": header.get("product"), "meta": dict(header)}
+
+
+def read_textmap(path: str | os.PathLike[str]) -> MapData:
+    """Read a SINF, mapEx or coordinate-list text map; see :func:`yieldkit.read_map`."""
+    p = Path(path)
+    text = _text(p)
+    flavour = textmap_flavour(text)
+    if flavour == "sinf":
+        part = _sinf(text, p)
+    elif flavour == "mapex":
+        part = _mapex(text, p)
+    elif flavour == "coord":
+        part = _coord(text, p)
+    else:
+        raise ParseError("not a text wafer map yieldkit reads (SINF RowData, mapEx grid or [MAP]: list)", path=p)
+    if not part["lot_id"]:
+        part["lot_id"] = p.name.split(".")[0]
+        log.warning("%s: no lot in the header; using the file name", p)
+    return build_map([part], fmt=flavour, path=p)
