@@ -6,6 +6,7 @@ import bz2
 import gzip
 import logging
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -72,13 +73,20 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
     text = b.decode("utf-8-sig", errors="replace").lstrip()
     low = text.lower()
     if low.startswith("<"):
+        root = re.search(r"<(?![?!])([\w:.-]+)", re.sub(r"<!--.*?-->", "", text, flags=re.S))
+        name = root.group(1).rsplit(":", 1)[-1] if root else ""
+        if name == "MapData":
+            return "e142"
+        if name in ("Map", "Maps"):
+            return "g85"
         if "mapdata" in low or "e142" in low or "substratemap" in low:
             return "e142"
         if "<map" in low or "g85" in low:
             return "g85"
         return "unknown"
     head_kw = low[:2000]
-    if "fileversion" in head_kw or head_kw.startswith("record filerecord") or "defectrecordspec" in low:
+    if (head_kw.startswith("fileversion") or re.match(r"record\s+filerecord\b", head_kw)
+            or "defectrecordspec" in low or re.search(r"^\s*fileversion\s+\d", head_kw, re.M)):
         return "klarf"
     from .textmap import textmap_flavour
 

@@ -1,0 +1,131 @@
+"""``yieldkit convert INPUT -o OUTPUT``: any readable format to CSV/Parquet, KLARF, E142/G85 or STDF."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..errors import YieldkitValueError
+
+log = logging.getLogger(__name__)
+
+_TARGETS = ("csv", "parquet", "klarf", "e142", "g85", "stdf")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert a die/defect file between formats",
+        description="Read any supported file (CSV, Parquet, KLARF, STDF, SEMI E142/G85, text maps; recognised "
+        "from the content) and write it as canonical CSV/Parquet, KLARF 1.2/1.8, SEMI E142/G85 XML or STDF. "
+        "The output format follows the output name (.csv, .csv.gz, .parquet, .klarf, .xml, .stdf) unless --to "
+        "says otherwise.",
+    )
+    p.add_argument("input", help="input file")
+    p.add_argument("-o", "--output", required=True, help="output file (written atomically)")
+    p.add_argument("--to", choices=_TARGETS, help="output format (default: from the output name; .xml is E142)")
+    p.add_argument("--table", choices=("auto", "dies", "defects", "wafers"), default="auto",
+                   help="which table to write as CSV/Parquet (default: defects for KLARF, dies otherwise)")
+    p.add_argument("--klarf-version", choices=("1.2", "1.8"), default="1.2", help="KLARF version to write")
+    p.add_argument("--pitch", nargs=2, type=float, metavar=("W_UM", "H_UM"),
+                   help="die pitch [um] for KLARF output when the input has no layout")
+    p.add_argument("--diameter", type=float, default=300.0, help="wafer diameter [mm] with --pitch (default 300)")
+    p.set_defaults(func=run)
+
+
+def _target(args: argparse.Namespace) -> str:
+    if args.to:
+        return str(args.to)
+    name = Path(args.output).name.lower()
+    for ext, fmt in ((".csv", "csv"), (".csv.gz", "csv"), (".parquet", "parquet"), (".pq", "parquet"),
+                     (".klarf", "klarf"), (".klarf.gz", "klarf"), (".xml", "e142"), (".stdf", "stdf"),
+                     (".std", "stdf")):
+        if name.endswith(ext):
+            return fmt
+    raise YieldkitValueError(f"cannot tell the output format from {args.output!r}; pass --to with one of "
+                             f"{', '.join(_TARGETS)}")
+
+
+def _load(args: argparse.Namespace) -> tuple[str, Any]:
+    from ..io.detect import read, sniff_format
+    from ..io.tabular import read_defects, read_dies, read_wafers
+
+    fmt = sniff_format(args.input)
+    if fmt in ("csv", "parquet", "unknown"):
+        if args.table == "defects":
+            return fmt, read_defects(args.input)
+        if args.table == "wafers":
+            return fmt, read_wafers(args.input)
+        return fmt, read_dies(args.input)
+    return fmt, read(args.input)
+
+
+def _table(obj: Any, which: str) -> Any:
+    import pandas as pd
+
+    if isinstance(obj, pd.DataFrame):
+        return obj
+    if which == "auto":
+        which = "defects" if getattr(obj, "defects", None) is not None and getattr(obj, "dies", None) is None else "dies"
+    table = getattr(obj, which, None)
+    if table is None:
+        raise YieldkitValueError(f"the input holds no {which} table")
+    return table
+
+
+def _layouts(obj: Any, args: argparse.Namespace) -> Any:
+    from ..layout import WaferLayout
+
+    if args.pitch:
+        return WaferLayout(diameter_mm=args.diameter, die_pitch_um=tuple(args.pitch), edge_exclusion_mm=0.0)
+    layouts = getattr(obj, "layouts", None)
+    if layouts:
+        return layouts
+    layout = getattr(obj, "layout", None)
+    return layout
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io.tabular import write_csv, write_parquet
+
+    target = _target(args)
+    src_fmt, obj = _load(args)
+    log.info("read %s as %s", args.input, src_fmt)
+    if target in ("csv", "parquet"):
+        table = _table(obj, args.table)
+        (write_csv if target == "csv" else write_parquet)(table, args.output)
+        log.info("wrote %d row(s) to %s", len(table), args.output)
+        return 0
+    if target == "klarf":
+        from ..io.klarf import write_klarf
+
+        defects = _table(obj, "defects" if args.table == "auto" else args.table)
+        layout = _layouts(obj, args)
+        if layout is None:
+            raise YieldkitValueError("KLARF output needs the die grid: the input has no layout, pass --pitch W H "
+                                     "[--diameter D]")
+        write_klarf(defects, args.output, version=args.klarf_version, layout=layout,
+                    wafers=getattr(obj, "wafers", None))
+        log.info("wrote %d defect(s) to %s", len(defects), args.output)
+        return 0
+    dies = _table(obj, "dies" if args.table == "auto" else args.table)
+    layouts = _layouts(obj, args)
+    layout = None
+    if isinstance(layouts, dict) and len(layouts) == 1:
+        layout = next(iter(layouts.values()))
+    elif layouts is not None and not isinstance(layouts, dict):
+        layout = layouts
+    if target in ("e142", "g85"):
+        from ..io.maps import write_map
+
+        write_map(dies, args.output, format=target, layout=layout)
+    else:
+        try:
+            from ..io.stdf import write_stdf
+        except ImportError:
+            raise YieldkitValueError("STDF output is not available in this installation") from None
+        write_stdf(dies, args.output, layout=layout)
+    log.info("wrote %d die(s) to %s", len(dies), args.output)
+    return 0
