@@ -90,20 +90,21 @@ def generate(path: Path, wafers: int, dies: int, ptrs: int) -> None:
 def _child(tool: str, path: str) -> None:
     import resource
 
-    t0 = time.perf_counter()
+    # imports are not timed
     if tool == "yieldkit":
         from yieldkit.io.stdf import read_stdf
-
+    elif tool == "stdf-convert":
+        import stdf_convert
+    elif tool == "pystdf":
+        from pystdf.IO import Parser
+    t0 = time.perf_counter()
+    if tool == "yieldkit":
         f = read_stdf(path)
         n = len(f.dies)
     elif tool == "stdf-convert":
-        import stdf_convert
-
         tabs = stdf_convert.tables(path, record_types=BINS_ONLY)
         n = len(tabs["PRR"].to_pandas())
     elif tool == "pystdf":
-        from pystdf.IO import Parser
-
         class Count:
             n = 0
 

@@ -39,10 +39,13 @@ __all__ = ["Records", "load_bytes", "walk"]
 _CHUNK = 1 << 22
 _MAX_PRUNE = 64
 
-#: per byte value: bit 0 when it is some record's REC_TYP, bit 1 when it is some REC_SUB
-_TYPSUB = bytes(
-    (1 if any(t == i for t, _ in REC_NAMES) else 0) | (2 if any(s == i for _, s in REC_NAMES) else 0)
-    for i in range(256)
+# Exact pair test with two byte-translation tables: every REC_TYP value gets its own bit (there
+# are 8 of them), and a REC_SUB byte maps to the bits of the REC_TYPs it pairs with.
+_TYP_VALUES = sorted({t for t, _ in REC_NAMES})
+assert len(_TYP_VALUES) <= 8
+_TYP_BIT = bytes((1 << _TYP_VALUES.index(i)) if i in _TYP_VALUES else 0 for i in range(256))
+_SUB_BITS = bytes(
+    sum(1 << _TYP_VALUES.index(t) for t, s in REC_NAMES if s == i) for i in range(256)
 )
 
 
@@ -108,9 +111,10 @@ class Records:
 
 
 def _lengths(buf: np.ndarray, pos: np.ndarray, little: bool) -> np.ndarray:
-    lo = buf[pos].astype(np.int64)
-    hi = buf[pos + 1].astype(np.int64)
-    return lo | (hi << 8) if little else (lo << 8) | hi
+    lo = buf[pos].astype(np.int32)
+    hi = buf[pos + 1].astype(np.int32)
+    v = lo | (hi << 8) if little else (lo << 8) | hi
+    return v.astype(np.int64)
 
 
 def _walk_python(buf: np.ndarray, start: int, stop: int, little: bool) -> tuple[list[int], int]:
@@ -132,10 +136,11 @@ def _walk_chunk(raw: memoryview, buf: np.ndarray, a: int, b: int, little: bool, 
     hi = min(b, n - 3)  # a header needs 4 bytes
     if hi <= a:
         return None
-    # candidates: REC_TYP at p+2 and REC_SUB at p+3 are plausible (bytes.translate runs at memory speed)
-    f = np.frombuffer(bytes(raw[a + 2: hi + 3]).translate(_TYPSUB), dtype=np.uint8)
-    c = f[:-1] & (f[1:] >> 1)  # 0 or 1
-    cand = np.flatnonzero(c.view(bool))
+    # candidates: (REC_TYP, REC_SUB) at p+2, p+3 is a known pair (bytes.translate runs at memory speed)
+    region = bytes(raw[a + 2: hi + 3])
+    tb = np.frombuffer(region.translate(_TYP_BIT), dtype=np.uint8)
+    sb = np.frombuffer(region.translate(_SUB_BITS), dtype=np.uint8)
+    cand = np.flatnonzero((tb[:-1] & sb[1:]) != 0)
     if len(cand) == 0 or cand[0] != 0:
         return None
     cand += a
