@@ -23,7 +23,9 @@ demo: setup
 	$(BIN)/yieldkit report $(SAMPLES)/dies.parquet --defects $(SAMPLES)/defects.parquet \
 		--wafers $(SAMPLES)/wafers.csv --layout $(SAMPLES)/layout.json --bin-names $(SAMPLES)/bins.json \
 		--title "yieldkit demo: simulated fab" -o reports/demo.html
-	@echo "report written to reports/demo.html"
+	$(BIN)/yieldkit --quiet map $(SAMPLES)/dies.parquet --all --layout $(SAMPLES)/layout.json \
+		--bin-names $(SAMPLES)/bins.json -o reports/maps/
+	@echo "report written to reports/demo.html; one map per wafer and stacked.png in reports/maps/"
 
 lint: setup
 	$(BIN)/ruff check yieldkit tests benchmarks $(wildcard scripts)
