@@ -134,8 +134,10 @@ def test_klarf18_units_nulls_and_images(shared_samples: Path) -> None:
 
 
 def test_broken_but_readable_samples_warn(shared_samples: Path) -> None:
-    with pytest.warns(DataQualityWarning, match="repeated DEFECTIDs"):
+    with pytest.warns(DataQualityWarning) as rec:
         k = read_klarf(shared_samples / "klarf" / "testfile_v1.2.klarf")
+    msgs = " | ".join(str(r.message) for r in rec)
+    assert "repeated DEFECTIDs" in msgs and "OrientationMarkLocation ['FYRW']" in msgs and "CoordinatesMirrored" in msgs
     assert k.defects["defect_id"].tolist() == [1, 2, 3, 4]
     assert k.defects["klarf_defectid"].tolist() == [0, 0, 0, 6]
     assert k.wafers.loc[0, "wafer_id"] == "EJ-UY459-50"

@@ -243,3 +243,66 @@ def test_fuzz_only_parse_errors_escape(shared_samples: Path, tmp_path: Path, sam
             read_map(p)
         except ParseError:
             pass
+
+
+E142_VARIANT = """<?xml version="1.0" encoding="UTF-8"?>
+<MapData xmlns="urn:semi-org:xsd.E142-1.{ver}.SubstrateMap">
+  <Substrates><Substrate SubstrateType="Wafer" SubstrateId="W1"><LotId>LOTA</LotId></Substrate></Substrates>
+  <SubstrateMaps>
+    <SubstrateMap SubstrateId="W1" Orientation="{orient}" OriginLocation="UpperLeft" AxisDirection="DownRight">
+      <Overlay MapName="BinCodeMap">
+        <BinCodeMap BinType="{bintype}" NullBin="{null}">
+          <BinDefinitions>
+            <BinDefinition BinCode="{good}" BinQuality="Pass" BinCount="3"/>
+          </BinDefinitions>
+          {rows}
+        </BinCodeMap>
+      </Overlay>
+    </SubstrateMap>
+  </SubstrateMaps>
+</MapData>
+"""
+
+
+@pytest.mark.parametrize(
+    ("ver", "bintype", "null", "good", "rows", "hbins"),
+    [
+        ("V0211", "ASCII", ".", "A", "<BinCode>.A</BinCode><BinCode>AX</BinCode><BinCode>A.</BinCode>",
+         {(1, 2): 65, (0, 1): 65, (1, 1): 88, (0, 0): 65}),
+        ("V0805", "Decimal", "255", "001", "<BinCode>255 001</BinCode><BinCode>001 017</BinCode><BinCode>001 255</BinCode>",
+         {(1, 2): 1, (0, 1): 1, (1, 1): 17, (0, 0): 1}),
+        ("V1005", "Integer2", "FFFF", "0001", "<BinCode>FFFF0001</BinCode><BinCode>00010100</BinCode><BinCode>0001FFFF</BinCode>",
+         {(1, 2): 1, (0, 1): 1, (1, 1): 256, (0, 0): 1}),
+    ],
+)
+def test_e142_bin_types_and_namespaces(tmp_path: Path, ver: str, bintype: str, null: str, good: str, rows: str,
+                                       hbins: dict) -> None:
+    p = tmp_path / "v.xml"
+    p.write_text(E142_VARIANT.format(ver=ver, bintype=bintype, null=null, good=good, rows=rows, orient=0))
+    m = read_map(p)
+    got = {(int(r.die_x), int(r.die_y)): int(r.hbin) for r in m.dies.itertuples()}
+    assert got == hbins
+    assert m.dies.loc[m.dies.bin_code == good, "passed"].all() and m.dies.passed.sum() == 3
+    # the same map with the notch at the top is turned by 180 degrees
+    p.write_text(E142_VARIANT.format(ver=ver, bintype=bintype, null=null, good=good, rows=rows, orient=180))
+    turned = {(int(r.die_x), int(r.die_y)): int(r.hbin) for r in read_map(p).dies.itertuples()}
+    assert turned == {(1 - x, 2 - y): h for (x, y), h in hbins.items()}
+
+
+def test_e142_coordinate_map_and_g85_maps_root(tmp_path: Path) -> None:
+    rows = '<BinCode X="3" Y="1">01</BinCode><BinCode X="4" Y="1">02</BinCode><BinCode X="3" Y="2">01</BinCode>'
+    p = tmp_path / "c.xml"
+    p.write_text(E142_VARIANT.format(ver="V1005", bintype="HexaDecimal", null="FF", good="01", rows=rows, orient=0))
+    m = read_map(p)
+    # AxisDirection DownRight: y grows downwards, so Y=1 is the upper row
+    got = {(int(r.die_x), int(r.die_y)): int(r.hbin) for r in m.dies.itertuples()}
+    assert got == {(0, 1): 1, (1, 1): 2, (0, 0): 1}
+    assert m.metadata[("LOTA", "W1")]["form"] == "coordinates"
+    g = tmp_path / "g.xml"
+    g.write_text("""<Maps><Map WaferId="1"><Device LotId="L" BinType="Decimal" NullBin="."><Bin BinCode="1" BinQuality="Pass"/>
+    <Data><Row>.1</Row><Row>12</Row></Data></Device></Map><Map WaferId="2"><Device LotId="L" BinType="Decimal">
+    <Data><Row>3</Row></Data></Device></Map></Maps>""")
+    gm = read_map(g)
+    assert gm.wafers.wafer_id.tolist() == ["1", "2"]
+    assert gm.dies.groupby("wafer_id").size().to_dict() == {"1": 3, "2": 1}
+    assert gm.dies[gm.dies.wafer_id == "1"].passed.sum() == 2

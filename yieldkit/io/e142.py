@@ -141,7 +141,9 @@ def read_e142(path: str | os.PathLike[str]) -> MapData:
                     raise ParseError("BinCode X/Y must be integers", path=p, record="BinCode") from None
                 codes = np.array([(r.text or "").strip() for r in rows], dtype=object)
                 keep = codes != null if null else np.ones(len(codes), bool)
-                ix, iy, cells_code = xs[keep] - xs[keep].min(initial=0), ys[keep] - ys[keep].min(initial=0), codes[keep]
+                xs, ys, cells_code = xs[keep], ys[keep], codes[keep]
+                ix = xs - (xs.min() if len(xs) else 0)
+                iy = ys - (ys.min() if len(ys) else 0)
                 form = "coordinates"
             else:
                 try:

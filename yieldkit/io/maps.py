@@ -83,11 +83,15 @@ class MapData:
 # shared helpers for the format modules
 # ---------------------------------------------------------------------------------------
 def decode_codes(codes: np.ndarray, bin_type: str, path: Any, record: str, line: int | None = None) -> np.ndarray:
-    """Integer bins from bin-code strings: hexadecimal, decimal or one ASCII character."""
+    """Integer bins from bin-code strings: hexadecimal, decimal, Integer2 or one ASCII character
+    (a digit is its value, another character its code point)."""
     bt = bin_type.lower()
     codes = np.asarray(codes, dtype=object)
     uniq, inv = np.unique(codes.astype(str), return_inverse=True)
     out = np.empty(len(uniq), np.int64)
+    if bt == "integer2":
+        # two bytes per die: written as 4 hex digits in a packed row, as decimals when separated
+        bt = "hexadecimal" if all(len(c) == 4 for c in uniq.tolist()) else "decimal"
     for k, c in enumerate(uniq):  # per distinct code, not per die
         try:
             if bt.startswith("hexa") or bt == "hex":
