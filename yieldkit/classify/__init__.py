@@ -1,0 +1,48 @@
+"""Root-cause classifiers: wafer-map failure patterns, defect types, and commonality analysis.
+
+- :mod:`~yieldkit.classify.grid`: die tables <-> 2-D wafer grids (0 = no die, 1 = pass, 2 = fail).
+- :mod:`~yieldkit.classify.features`: size-independent pattern features, vectorised.
+- :class:`WaferPatternClassifier`: gradient-boosted failure-pattern classifier (single or multi-label);
+  :func:`load_pretrained` returns the model shipped with yieldkit, trained on WM-811K maps.
+- :func:`pattern_causes`, :func:`pattern_summary`: candidate causes of each pattern.
+- :class:`DefectClassifier`: automatic defect classification from defect attributes.
+- :func:`commonality`: rank process-history factors by their association with low yield.
+
+Submodules are imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "dies_to_grids": "grid",
+    "grids_to_dies": "grid",
+    "extract_features": "features",
+    "feature_names": "features",
+    "WaferPatternClassifier": "pattern",
+    "PATTERNS": "pattern",
+    "load_pretrained": "pretrained",
+    "pattern_causes": "causes",
+    "attach_causes": "causes",
+    "pattern_summary": "causes",
+    "DefectClassifier": "defect",
+    "commonality": "commonality",
+    "CommonalityResult": "commonality",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'yieldkit.classify' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,409 @@
+"""Hand-crafted, size-independent features of wafer-map failure patterns.
+
+Every feature is computed for a whole batch of grids of one shape at once: numpy reductions over
+the stacked grids, ``np.bincount`` over per-wafer bin indices, precomputed sparse matrices
+(radon projections, area resampling, the 13 regions), cached per grid shape, and one
+``scipy.ndimage.label`` call per batch with a structuring element that does not connect
+neighbouring wafers. There is no Python loop over dies.
+
+Feature groups (see :func:`feature_names`):
+
+``glob_*``
+    die count, fail fraction, aspect ratio, join-count clustering of fails.
+``reg13_*``
+    fail density in the 13 regions of a 5x5 split (inner 3x3 blocks and the four outer bands)
+    [Wu2015]_.
+``radon_mean_*``, ``radon_std_*``
+    mean and standard deviation over projection angles 0-179 deg of the radon transform of the
+    fail map, each on 20 detector positions [Saqlain2019]_.
+``ring_*``, ``edge_*``, ``sect_*``, ``polar_*``
+    rotation-invariant polar profiles: fail density per normalised-radius ring, per distance to
+    the wafer edge (in dies), sorted angular-sector densities and their Fourier magnitudes.
+``lr_*``, ``mj_*``
+    geometry of the largest connected fail region after removing isolated fails (``lr``) and
+    after a 3x3 majority (median) filter (``mj``): area, perimeter, major and minor axis,
+    eccentricity, solidity, extent, centroid radius, angular span, edge contact, radial
+    alignment and the share of fails it holds [Wu2015]_ [Saqlain2019]_.
+``pool_*``
+    fail density of the map resampled to 6x6 blocks.
+
+References
+----------
+.. [Wu2015] M.-J. Wu, J.-S. R. Jang, J.-L. Chen, "Wafer map failure pattern recognition and
+   similarity ranking for large-scale data sets," IEEE Trans. Semicond. Manuf. 28(1):1-12, 2015.
+   doi:10.1109/TSM.2014.2364237
+.. [Saqlain2019] M. Saqlain, B. Jargalsaikhan, J. Y. Lee, "A voting ensemble classifier for wafer
+   map defect patterns identification in semiconductor manufacturing," IEEE Trans. Semicond.
+   Manuf. 32(2):171-182, 2019. doi:10.1109/TSM.2019.2904306
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import ndimage
+
+from .grid import as_grids
+
+log = logging.getLogger(__name__)
+
+__all__ = ["extract_features", "feature_names"]
+
+_S = 32  # side of the resampled map used for radon projections and pooling
+_N_ANGLES = 90  # projection angles 0, 2, ..., 178 deg
+_N_DET = 20  # detector positions per projection
+_RINGS = np.array([0.0, 0.2, 0.35, 0.5, 0.62, 0.74, 0.84, 0.92, np.inf])
+_EDGE = np.array([0.0, 1.5, 2.5, 3.5, 5.5, 8.5, np.inf])  # distance to the edge [dies]
+_N_SECT = 8
+_POLAR_RINGS = np.array([0.0, 0.4, 0.75, np.inf])
+_POOL = 6
+_K_HULL = 16
+_PIX_BUDGET = 3_000_000  # cells per batch
+
+
+def _region_names(prefix: str) -> list[str]:
+    return [f"{prefix}_{n}" for n in (
+        "area", "perimeter", "major", "minor", "eccentricity", "solidity", "extent", "radius",
+        "span", "edge_contact", "radial_align", "fail_share", "count", "second_area", "width")]
+
+
+@functools.cache
+def feature_names() -> tuple[str, ...]:
+    """Names of the columns returned by :func:`extract_features`, in order."""
+    names = ["glob_n_die_log", "glob_fail_rate", "glob_aspect", "glob_join", "glob_isolated",
+             "glob_fail_logit"]
+    names += [f"reg13_{i}" for i in range(13)]
+    names += [f"radon_mean_{i}" for i in range(_N_DET)] + [f"radon_std_{i}" for i in range(_N_DET)]
+    names += [f"ring_{i}" for i in range(len(_RINGS) - 1)]
+    names += [f"edge_{i}" for i in range(len(_EDGE) - 1)]
+    names += [f"sect_sorted_{i}" for i in range(_N_SECT)] + ["sect_fft1", "sect_fft2", "sect_cv"]
+    for r in range(len(_POLAR_RINGS) - 1):
+        names += [f"polar{r}_sorted_{i}" for i in range(_N_SECT)] + [f"polar{r}_fft1", f"polar{r}_fft2"]
+    names += _region_names("lr") + _region_names("mj")
+    names += [f"pool_{i}" for i in range(_POOL * _POOL)]
+    return tuple(names)
+
+
+# ----------------------------------------------------------------------------- cached matrices
+@functools.cache
+def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) area-weighted resampling of a 1-D axis (rows sum to 1)."""
+    edges_in = np.arange(n_in + 1) / n_in
+    edges_out = np.arange(n_out + 1) / n_out
+    lo = np.maximum(edges_out[:-1, None], edges_in[None, :-1])
+    hi = np.minimum(edges_out[1:, None], edges_in[None, 1:])
+    m = np.clip(hi - lo, 0, None)
+    return (m / m.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@functools.cache
+def _radon_matrix() -> sp.csr_matrix:
+    """Sparse (angles * detectors, S*S) pixel-driven radon projection of an S x S image."""
+    s = _S
+    c = (np.arange(s) + 0.5) - s / 2
+    yy, xx = np.meshgrid(-c, c, indexing="ij")  # row 0 on top
+    theta = np.deg2rad(np.arange(_N_ANGLES) * (180.0 / _N_ANGLES))
+    t = xx.ravel()[None, :] * np.cos(theta)[:, None] + yy.ravel()[None, :] * np.sin(theta)[:, None]
+    half = s / np.sqrt(2.0)
+    u = (t + half) / (2 * half) * _N_DET - 0.5
+    u0 = np.floor(u)
+    w1 = u - u0
+    rows_a = np.repeat(np.arange(_N_ANGLES)[:, None], s * s, axis=1)
+    cols = np.broadcast_to(np.arange(s * s)[None, :], u.shape)
+    data, rr, cc = [], [], []
+    for b, w in ((u0, 1 - w1), (u0 + 1, w1)):
+        ok = (b >= 0) & (b < _N_DET)
+        rr.append((rows_a * _N_DET + b.astype(np.int64))[ok])
+        cc.append(cols[ok])
+        data.append(w[ok])
+    m = sp.coo_matrix((np.concatenate(data) / s, (np.concatenate(rr), np.concatenate(cc))),
+                      shape=(_N_ANGLES * _N_DET, s * s))
+    return m.tocsr().astype(np.float32)
+
+
+@functools.cache
+def _region13(h: int, w: int) -> np.ndarray:
+    """(h*w, 13) one-hot of the 13 regions of a 5x5 split [Wu2015]."""
+    rb = np.minimum((np.arange(h) * 5) // h, 4)
+    cb = np.minimum((np.arange(w) * 5) // w, 4)
+    R, C = np.meshgrid(rb, cb, indexing="ij")
+    reg = np.full((h, w), -1)
+    inner = (R >= 1) & (R <= 3) & (C >= 1) & (C <= 3)
+    reg[inner] = 4 + (R[inner] - 1) * 3 + (C[inner] - 1)
+    reg[(R == 0) & (reg < 0)] = 0  # top band
+    reg[(C == 4) & (reg < 0)] = 1  # right band
+    reg[(R == 4) & (reg < 0)] = 2  # bottom band
+    reg[(C == 0) & (reg < 0)] = 3  # left band
+    onehot = np.zeros((h * w, 13), np.float32)
+    onehot[np.arange(h * w), reg.ravel()] = 1
+    return onehot
+
+
+_STRUCT8 = np.zeros((3, 3, 3), bool)
+_STRUCT8[1] = True
+_K3 = np.zeros((3, 3, 3), np.float32)
+_K3[1] = 1.0
+_K3[1, 1, 1] = 0.0
+
+
+# ----------------------------------------------------------------------------- helpers
+def _binned_density(widx: np.ndarray, bins: np.ndarray, nb: int, fail: np.ndarray, n: int) -> np.ndarray:
+    """Fail fraction per (wafer, bin) over die cells; 0 where a bin holds no die."""
+    key = widx * nb + bins
+    dies = np.bincount(key, minlength=n * nb).reshape(n, nb)
+    fails = np.bincount(key, weights=fail, minlength=n * nb).reshape(n, nb).astype(np.float64)
+    return np.divide(fails, dies, out=np.zeros((n, nb)), where=dies > 0)
+
+
+def _sector_feats(dens: np.ndarray) -> list[np.ndarray]:
+    srt = np.sort(dens, axis=1)[:, ::-1]
+    f = np.abs(np.fft.rfft(dens, axis=1))
+    tot = f[:, 0] + 1e-9
+    return [srt, (f[:, 1] / tot)[:, None], (f[:, 2] / tot)[:, None]]
+
+
+def _group_max(slot: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
+    """Per-slot max of ``vals`` (m, k) -> (n, k); -inf where a slot is empty."""
+    out = np.full((n, vals.shape[1]), -np.inf)
+    if len(slot) == 0:
+        return out
+    order = np.argsort(slot, kind="stable")
+    s = slot[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    out[s[starts]] = np.maximum.reduceat(vals[order], starts, axis=0)
+    return out
+
+
+def _region_props(
+    mask: np.ndarray, widx: np.ndarray, geo: dict[str, np.ndarray], n: int, n_fail: np.ndarray
+) -> np.ndarray:
+    """Geometry of the largest 8-connected region of ``mask`` (n, H, W) per wafer."""
+    labels, nl = ndimage.label(mask, structure=_STRUCT8)
+    out = np.zeros((n, 15))
+    if nl == 0:
+        return out
+    flat = labels.ravel()
+    on = np.flatnonzero(flat)
+    lab = flat[on]
+    sizes = np.bincount(lab, minlength=nl + 1).astype(np.float64)
+    wafer_of = np.zeros(nl + 1, np.int64)
+    wafer_of[lab] = widx.ravel()[on]
+    ids = np.arange(1, nl + 1)
+    order = np.lexsort((-sizes[1:], wafer_of[1:]))
+    w_sorted = wafer_of[1:][order]
+    first = np.r_[True, w_sorted[1:] != w_sorted[:-1]]
+    largest = ids[order][first]
+    w_l = w_sorted[first]
+    # second largest per wafer
+    second_pos = np.flatnonzero(~first & np.r_[False, first[:-1]])
+    second_area = np.zeros(n)
+    second_area[w_sorted[second_pos]] = sizes[ids[order][second_pos]]
+    # number of regions with >= 3 cells
+    count = np.bincount(wafer_of[1:][sizes[1:] >= 3], minlength=n)
+
+    slot_of = np.full(nl + 1, -1, np.int64)
+    slot_of[largest] = w_l
+    sl = slot_of[lab]
+    keep = sl >= 0
+    pix = on[keep]
+    sl = sl[keep]
+    y = geo["y"].ravel()[pix]
+    x = geo["x"].ravel()[pix]
+    cnt = np.bincount(sl, minlength=n).astype(np.float64)
+    c = np.maximum(cnt, 1)
+    mx = np.bincount(sl, x, n) / c
+    my = np.bincount(sl, y, n) / c
+    dx = x - mx[sl]
+    dy = y - my[sl]
+    sxx = np.bincount(sl, dx * dx, n) / c + 1 / 12
+    syy = np.bincount(sl, dy * dy, n) / c + 1 / 12
+    sxy = np.bincount(sl, dx * dy, n) / c
+    tr = sxx + syy
+    disc = np.sqrt(np.maximum((sxx - syy) ** 2 / 4 + sxy**2, 0))
+    l1 = tr / 2 + disc
+    l2 = np.maximum(tr / 2 - disc, 1e-12)
+    major = 4 * np.sqrt(l1)
+    minor = 4 * np.sqrt(l2)
+    ecc = np.sqrt(np.clip(1 - l2 / l1, 0, 1))
+    # perimeter: 4-neighbour faces of region cells that leave the region
+    lab3 = labels
+    same = np.zeros(labels.shape, np.int8)
+    inner = lab3[:, 1:-1, 1:-1]
+    for sh in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        nb = lab3[:, 1 + sh[0]:lab3.shape[1] - 1 + sh[0], 1 + sh[1]:lab3.shape[2] - 1 + sh[1]]
+        same[:, 1:-1, 1:-1] += (nb != inner)
+    perim = np.bincount(sl, same.ravel()[pix].astype(np.float64), n)
+    # convex hull area from support functions in K directions (circumscribed polygon)
+    th = np.arange(_K_HULL) * (2 * np.pi / _K_HULL)
+    ct, st = np.cos(th), np.sin(th)
+    proj = x[:, None] * ct[None, :] + y[:, None] * st[None, :]
+    h = _group_max(sl, proj, n) + 0.5 * (np.abs(ct) + np.abs(st))[None, :]
+    h = np.where(np.isfinite(h), h, 0.0)
+    d = 2 * np.pi / _K_HULL
+    hp = np.roll(h, 1, axis=1)
+    hn = np.roll(h, -1, axis=1)
+    edge = np.clip((hp + hn - 2 * h * np.cos(d)) / np.sin(d), 0, None)
+    hull = 0.5 * np.sum(h * edge, axis=1)
+    solidity = np.divide(cnt, hull, out=np.zeros(n), where=hull > 0)
+    hx = _group_max(sl, np.c_[x, -x, y, -y], n)
+    bbox = np.where(np.isfinite(hx[:, 0]), (hx[:, 0] + hx[:, 1] + 1) * (hx[:, 2] + hx[:, 3] + 1), 1.0)
+    extent = cnt / np.maximum(bbox, 1)
+    # position relative to the wafer centre
+    R = geo["R"]
+    rx = mx - geo["cx"]
+    ry = my - geo["cy"]
+    rad = np.sqrt(rx**2 + ry**2) / R
+    phi = geo["phi"].ravel()[pix]
+    rr = geo["r"].ravel()[pix]
+    w_ang = np.minimum(rr * 4, 1.0)  # cells near the centre carry no direction
+    cs = np.bincount(sl, np.cos(phi) * w_ang, n)
+    sn = np.bincount(sl, np.sin(phi) * w_ang, n)
+    wsum = np.bincount(sl, w_ang, n)
+    span = 1 - np.divide(np.hypot(cs, sn), wsum, out=np.zeros(n), where=wsum > 0)
+    edge_c = np.bincount(sl, (geo["edist"].ravel()[pix] <= 1.5).astype(np.float64), n) / c
+    # alignment of the major axis with the radial direction (1 = radial, 0 = tangential)
+    ang_major = 0.5 * np.arctan2(2 * sxy, sxx - syy)
+    ang_rad = np.arctan2(ry, rx)
+    align = np.where(rad > 0.05, np.abs(np.cos(ang_major - ang_rad)), 0.5)
+    nd = geo["n_die"]
+    out[:, 0] = cnt / nd
+    out[:, 1] = perim / np.sqrt(np.maximum(cnt, 1))
+    out[:, 2] = major / (2 * R)
+    out[:, 3] = minor / (2 * R)
+    out[:, 4] = ecc
+    out[:, 5] = solidity
+    out[:, 6] = extent
+    out[:, 7] = np.where(cnt > 0, rad, -1)
+    out[:, 8] = np.where(cnt > 0, span, -1)
+    out[:, 9] = edge_c
+    out[:, 10] = align
+    out[:, 11] = np.divide(cnt, n_fail, out=np.zeros(n), where=n_fail > 0)
+    out[:, 12] = count
+    out[:, 13] = second_area / nd
+    out[:, 14] = cnt / np.maximum(major, 1)  # mean width [dies]
+    return out
+
+
+def _batch(g: np.ndarray) -> np.ndarray:
+    """Features of a stack (n, H, W) of same-shape grids."""
+    n, h, w = g.shape
+    gp = np.zeros((n, h + 2, w + 2), np.uint8)
+    gp[:, 1:-1, 1:-1] = g
+    die = gp > 0
+    fail = gp == 2
+    failf = fail.astype(np.float32)
+    n_die_raw = die.sum(axis=(1, 2)).astype(np.float64)
+    n_die = np.maximum(n_die_raw, 1)
+    n_fail = fail.sum(axis=(1, 2)).astype(np.float64)
+    rate = n_fail / n_die
+    yy = np.arange(h + 2, dtype=np.float64)[:, None]
+    xx = np.arange(w + 2, dtype=np.float64)[None, :]
+    cy = (die.sum(axis=2) @ yy[:, 0]) / n_die
+    cx = (die.sum(axis=1) @ xx[0]) / n_die
+    R = np.sqrt(n_die / np.pi) * 1.0
+    dyy = (yy[None] - cy[:, None, None])
+    dxx = (xx[None] - cx[:, None, None])
+    r = (np.sqrt(dxx**2 + dyy**2) / R[:, None, None]).astype(np.float32)
+    phi = np.arctan2(-dyy, dxx).astype(np.float32)
+    edist = ndimage.distance_transform_edt(die, sampling=(1e4, 1.0, 1.0)).astype(np.float32)
+    widx = np.broadcast_to(np.arange(n)[:, None, None], gp.shape)
+
+    feats: list[np.ndarray] = []
+    # global
+    nbr = ndimage.correlate(failf, _K3, mode="constant")
+    dnb = ndimage.correlate(die.astype(np.float32), _K3, mode="constant")
+    fn = np.sum(nbr * failf, axis=(1, 2))
+    fd = np.sum(dnb * failf, axis=(1, 2))
+    join = np.divide(fn, fd, out=np.zeros(n), where=fd > 0) - rate
+    isolated = np.divide(np.sum((nbr == 0) & fail, axis=(1, 2)), n_fail, out=np.zeros(n), where=n_fail > 0)
+    feats.append(np.c_[np.log1p(n_die_raw), rate, np.full(n, h / w), join, isolated,
+                       np.log((n_fail + 0.5) / (n_die - n_fail + 0.5))])
+    # 13 regions
+    onehot = _region13(h, w)
+    cnt_d = g.reshape(n, -1).astype(bool).astype(np.float32) @ onehot
+    cnt_f = (g.reshape(n, -1) == 2).astype(np.float32) @ onehot
+    feats.append(np.divide(cnt_f, cnt_d, out=np.zeros_like(cnt_f), where=cnt_d > 0))
+    # resampled map -> radon and pooled densities
+    ry = _resample_matrix(h, _S)
+    rx = _resample_matrix(w, _S)
+    fs = np.einsum("ih,nhw,jw->nij", ry, (g == 2).astype(np.float32), rx, optimize=True)
+    sino = (_radon_matrix() @ fs.reshape(n, -1).T).T.reshape(n, _N_ANGLES, _N_DET)
+    feats.append(sino.mean(axis=1))
+    feats.append(sino.std(axis=1))
+    py = _resample_matrix(_S, _POOL)
+    pool = np.einsum("ih,nhw,jw->nij", py, fs, py, optimize=True).reshape(n, -1)
+    # polar profiles over die cells
+    on = die.ravel()
+    wi = widx.ravel()[on]
+    fv = failf.ravel()[on]
+    rv = r.ravel()[on]
+    ring = np.searchsorted(_RINGS, rv, side="right") - 1
+    feats.append(_binned_density(wi, ring, len(_RINGS) - 1, fv, n))
+    eb = np.searchsorted(_EDGE, edist.ravel()[on], side="right") - 1
+    feats.append(_binned_density(wi, eb, len(_EDGE) - 1, fv, n))
+    sect = ((phi.ravel()[on] + np.pi) / (2 * np.pi) * _N_SECT).astype(np.int64) % _N_SECT
+    outer = rv > 0.3
+    sd = _binned_density(wi[outer], sect[outer], _N_SECT, fv[outer], n)
+    feats += _sector_feats(sd)
+    mean_sd = sd.mean(axis=1)
+    feats.append(np.divide(sd.std(axis=1), mean_sd, out=np.zeros(n), where=mean_sd > 0)[:, None])
+    pr = np.searchsorted(_POLAR_RINGS, rv, side="right") - 1
+    for k in range(len(_POLAR_RINGS) - 1):
+        sel = pr == k
+        feats += _sector_feats(_binned_density(wi[sel], sect[sel], _N_SECT, fv[sel], n))
+    # connected fail regions
+    geo = {"x": np.broadcast_to(xx, gp.shape), "y": np.broadcast_to(-yy, gp.shape), "cx": cx, "cy": -cy,
+           "R": R, "phi": phi, "r": r, "edist": edist, "n_die": n_die}
+    feats.append(_region_props(fail & (nbr > 0), widx, geo, n, n_fail))
+    nine = nbr + failf
+    feats.append(_region_props((nine >= 4.5) & die, widx, geo, n, n_fail))
+    feats.append(pool)
+    return np.concatenate([np.asarray(f, np.float64).reshape(n, -1) for f in feats], axis=1)
+
+
+def extract_features(grids: object) -> np.ndarray:
+    """Feature matrix of wafer grids.
+
+    Parameters
+    ----------
+    grids : ndarray of shape (n, height, width) or sequence of 2-D arrays
+        Wafer grids, 0 = no die, 1 = pass, 2 = fail; sizes may differ between grids.
+
+    Returns
+    -------
+    ndarray of shape (n, len(feature_names()))
+        float64 features, finite; column names from :func:`feature_names`.
+
+    Raises
+    ------
+    YieldkitValueError
+        When a grid is malformed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.ones((30, 30), np.uint8); g[10:20, 10:20] = 2
+    >>> X = extract_features([g])
+    >>> X.shape == (1, len(feature_names()))
+    True
+    """
+    gl = as_grids(grids, name="grids", where="extract_features")
+    nf = len(feature_names())
+    out = np.zeros((len(gl), nf))
+    if not gl:
+        return out
+    shapes = np.array([g.shape for g in gl])
+    key = shapes[:, 0] * 100_000 + shapes[:, 1]
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
+    for a, b in zip(starts[:-1], starts[1:], strict=False):
+        idx = order[a:b]
+        h, w = gl[idx[0]].shape
+        step = max(1, _PIX_BUDGET // ((h + 2) * (w + 2)))
+        for s in range(0, len(idx), step):
+            part = idx[s:s + step]
+            out[part] = _batch(np.stack([gl[i] for i in part]))
+    return out

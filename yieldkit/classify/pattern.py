@@ -1,0 +1,372 @@
+"""Wafer-map failure-pattern classification: :class:`WaferPatternClassifier`.
+
+The classifier turns each wafer grid into size-independent hand-crafted features
+(:mod:`yieldkit.classify.features`) and learns the pattern with gradient-boosted trees. Fitted
+trees are exported to flat numpy arrays (:class:`yieldkit.classify.forest.Forest`) and predicted
+in numpy, so a saved model is a plain ``.npz`` that loads without pickle and without a matching
+scikit-learn version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError as SkNotFittedError
+from sklearn.utils.validation import check_array, validate_data
+
+from ..errors import NotFittedError, YieldkitValueError, check_choice
+from ..io.atomic import atomic_path
+from .features import extract_features, feature_names
+from .forest import Forest, loadz, savez_bytes
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PATTERNS", "WaferPatternClassifier"]
+
+#: The nine WM-811K classes, in LSWMD spelling.
+PATTERNS = ("Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Random", "Scratch", "none")
+
+_FORMAT = "yieldkit-wafer-pattern-model"
+
+
+class PatternNotFittedError(NotFittedError, SkNotFittedError):
+    """Raised by an unfitted classifier; also a scikit-learn ``NotFittedError``."""
+
+_FORMAT_VERSION = 1
+
+
+class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
+    """Classify wafer-map failure patterns (Center, Donut, Edge-Ring, Scratch, ...).
+
+    Parameters
+    ----------
+    input : {"grids", "features"}
+        ``"grids"``: ``X`` is a sequence of 2-D wafer grids (0 = no die, 1 = pass, 2 = fail) or a
+        3-D array. ``"features"``: ``X`` is a precomputed feature matrix
+        (:func:`yieldkit.classify.extract_features`).
+    multilabel : bool
+        Learn several patterns per wafer (mixed patterns as in MixedWM38): ``y`` is an indicator
+        matrix (n_wafers, n_labels) or a DataFrame of booleans; one binary model per label.
+    max_iter : int
+        Boosting iterations (trees per class).
+    learning_rate : float
+        Shrinkage of each tree, in (0, 1].
+    max_leaf_nodes : int
+        Leaves per tree (>= 2).
+    min_samples_leaf : int
+        Minimum samples per leaf (>= 1).
+    l2_regularization : float
+        L2 penalty on leaf values (>= 0).
+    class_weight : dict, "balanced" or None
+        Passed to scikit-learn's ``HistGradientBoostingClassifier``.
+    random_state : int, Generator or None
+        Seed of the boosting (feature subsampling is off; the seed affects tie-breaking only).
+
+    Attributes
+    ----------
+    classes_ : ndarray of str
+        Class labels (single-label mode) or label names (multi-label mode).
+    forest_ : Forest
+        The fitted trees in portable form.
+    n_features_in_ : int
+        Number of features.
+    n_iter_ : int
+        Boosting iterations run.
+    feature_names_ : tuple of str
+        Names of the features.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> base = np.ones((30, 30), np.uint8)
+    >>> def center():
+    ...     g = base.copy(); g[12:18, 12:18] = 2; return g
+    >>> def noisy():
+    ...     g = base.copy(); g[rng.random(g.shape) < 0.05] = 2; return g
+    >>> X = [center() for _ in range(20)] + [noisy() for _ in range(20)]
+    >>> y = ["Center"] * 20 + ["none"] * 20
+    >>> clf = WaferPatternClassifier(max_iter=20, min_samples_leaf=5).fit(X, y)
+    >>> clf.predict([center(), noisy()]).tolist()
+    ['Center', 'none']
+    """
+
+    def __init__(
+        self,
+        *,
+        input: str = "grids",
+        multilabel: bool = False,
+        max_iter: int = 300,
+        learning_rate: float = 0.1,
+        max_leaf_nodes: int = 31,
+        min_samples_leaf: int = 20,
+        l2_regularization: float = 1.0,
+        class_weight: Any = None,
+        random_state: Any = None,
+    ) -> None:
+        self.input = input
+        self.multilabel = multilabel
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.class_weight = class_weight
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ helpers
+    def _check_params(self) -> None:
+        where = "WaferPatternClassifier"
+        check_choice(self.input, ("grids", "features"), name="input", where=where)
+        for name, lo in (("max_iter", 1), ("max_leaf_nodes", 2), ("min_samples_leaf", 1)):
+            v = getattr(self, name)
+            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < lo:
+                raise YieldkitValueError(f"The {name!r} argument of {where} must be an int >= {lo}. Got {v!r} instead.")
+        if not (0 < float(self.learning_rate) <= 1):
+            raise YieldkitValueError(
+                f"The 'learning_rate' argument of {where} must be in (0, 1]. Got {self.learning_rate!r} instead.")
+        if float(self.l2_regularization) < 0:
+            raise YieldkitValueError(
+                f"The 'l2_regularization' argument of {where} must be >= 0. Got {self.l2_regularization!r} instead.")
+
+    def _features(self, X: Any, *, reset: bool) -> np.ndarray:
+        if self.input == "grids":
+            F = extract_features(X)
+            if reset:
+                self.n_features_in_ = F.shape[1]
+            return F
+        if reset:
+            return validate_data(self, X, reset=True, dtype=np.float64, ensure_all_finite="allow-nan")
+        return validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
+
+    def _hgb(self) -> Any:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(
+            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
+            class_weight=self.class_weight, early_stopping=False, random_state=self.random_state,
+        )
+
+    # ------------------------------------------------------------------ API
+    def fit(self, X: Any, y: Any) -> WaferPatternClassifier:
+        """Fit the classifier.
+
+        Parameters
+        ----------
+        X : sequence of 2-D grids, 3-D array, or feature matrix (``input="features"``)
+            Training wafers.
+        y : array-like of str, or indicator matrix / DataFrame of bool (``multilabel=True``)
+            Pattern of every wafer.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        YieldkitValueError
+            On a bad hyperparameter, bad grids, or ``y`` of the wrong length or with one class.
+        """
+        self._check_params()
+        if y is None:
+            raise YieldkitValueError(
+                "WaferPatternClassifier.fit requires y to be passed, but the target y is None.")
+        F = self._features(X, reset=True)
+        if F.shape[0] < 2:
+            raise YieldkitValueError(
+                f"The 'X' argument of WaferPatternClassifier.fit must hold at least 2 wafers. "
+                f"Got n_samples={F.shape[0]} instead.")
+        if self.input == "grids":
+            self.feature_names_ = feature_names()
+        else:
+            self.feature_names_ = tuple(getattr(self, "feature_names_in_", [f"x{i}" for i in range(F.shape[1])]))
+        if self.multilabel:
+            names = list(y.columns) if isinstance(y, pd.DataFrame) else None
+            Y = check_array(np.asarray(y), ensure_2d=True, dtype=None)
+            if Y.shape[0] != F.shape[0]:
+                raise YieldkitValueError(
+                    f"The 'y' argument of WaferPatternClassifier.fit must have one row per wafer ({F.shape[0]}). "
+                    f"Got {Y.shape[0]} instead.")
+            Y = Y.astype(bool)
+            self.classes_ = np.asarray(names if names is not None else np.arange(Y.shape[1]))
+            models = []
+            for j in range(Y.shape[1]):
+                if Y[:, j].all() or not Y[:, j].any():
+                    raise YieldkitValueError(
+                        f"The 'y' argument of WaferPatternClassifier.fit must have positives and negatives "
+                        f"for every label; label {self.classes_[j]!r} has only one value.")
+                models.append(self._hgb().fit(F, Y[:, j]))
+        else:
+            from sklearn.utils.validation import column_or_1d
+
+            try:
+                yy = column_or_1d(y, warn=True)
+            except ValueError:
+                yy = np.asarray(y)
+            if yy.ndim != 1 or yy.shape[0] != F.shape[0]:
+                raise YieldkitValueError(
+                    f"The 'y' argument of WaferPatternClassifier.fit must be 1-D with one label per wafer "
+                    f"({F.shape[0]}). Got shape {np.shape(y)} instead.")
+            from sklearn.utils.multiclass import check_classification_targets
+
+            check_classification_targets(yy)
+            classes = np.unique(yy)
+            if len(classes) < 2:
+                raise YieldkitValueError(
+                    "The 'y' argument of WaferPatternClassifier.fit must hold at least 2 classes. "
+                    f"Got {len(classes)} instead.")
+            m = self._hgb().fit(F, yy)
+            self.classes_ = m.classes_
+            models = [m]
+        self.forest_ = Forest.from_hgb(models)
+        self.n_iter_ = int(max(m.n_iter_ for m in models))
+        return self
+
+    def _proba(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "forest_"):
+            raise PatternNotFittedError(
+                "This WaferPatternClassifier instance is not fitted yet. Call 'fit' or load a model first.")
+        F = self._features(X, reset=False) if self.input == "features" else extract_features(X)
+        if F.shape[1] != self.n_features_in_:
+            raise YieldkitValueError(
+                f"X has {F.shape[1]} features, but WaferPatternClassifier was fitted with {self.n_features_in_}.")
+        p = self.forest_.predict_proba(F)
+        if not self.multilabel and p.shape[1] == 1:
+            p = np.c_[1 - p[:, 0], p[:, 0]]
+        return p
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probability of every class (rows sum to 1), or of every label in multi-label mode.
+
+        Returns
+        -------
+        ndarray of shape (n_wafers, len(classes_))
+        """
+        return self._proba(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable pattern per wafer, or the indicator matrix (p >= 0.5) in multi-label mode."""
+        p = self._proba(X)
+        if self.multilabel:
+            return (p >= 0.5).astype(np.int64)
+        return self.classes_[np.argmax(p, axis=1)]
+
+    def predict_table(self, X: Any, *, wafers: pd.DataFrame | None = None, causes: bool = True) -> pd.DataFrame:
+        """Predictions as a tidy table: pattern, its probability and (optionally) candidate causes.
+
+        Parameters
+        ----------
+        X : grids or features
+            As for :meth:`predict`.
+        wafers : DataFrame, optional
+            Identifier columns (e.g. ``lot_id``, ``wafer_id``) placed before the predictions.
+        causes : bool
+            Add ``process_area`` and ``candidate_causes`` from :func:`yieldkit.classify.causes.pattern_causes`.
+        """
+        if self.multilabel:
+            raise YieldkitValueError("predict_table is for single-label models; use predict_proba instead.")
+        p = self._proba(X)
+        k = np.argmax(p, axis=1)
+        out = pd.DataFrame({"pattern": pd.array(self.classes_[k].astype(str), dtype=pd.StringDtype("pyarrow")),
+                            "probability": p[np.arange(len(k)), k]})
+        for j, c in enumerate(self.classes_):
+            out[f"p_{c}"] = p[:, j]
+        if wafers is not None:
+            if len(wafers) != len(out):
+                raise YieldkitValueError(
+                    f"The 'wafers' argument of predict_table must have one row per wafer ({len(out)}). "
+                    f"Got {len(wafers)} instead.")
+            out = pd.concat([wafers.reset_index(drop=True), out], axis=1)
+        if causes:
+            from .causes import attach_causes
+
+            out = attach_causes(out)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def to_bytes(self, *, meta: dict[str, Any] | None = None) -> bytes:
+        """The fitted model as the bytes of a compressed ``.npz`` (no pickle)."""
+        if not hasattr(self, "forest_"):
+            raise PatternNotFittedError("This WaferPatternClassifier instance is not fitted yet. Call 'fit' first.")
+        info = {
+            "format": _FORMAT, "format_version": _FORMAT_VERSION, "params": self.get_params(),
+            "classes": [str(c) for c in self.classes_], "feature_names": list(self.feature_names_),
+            "n_features": int(self.n_features_in_),
+        }
+        info["params"]["random_state"] = None if not isinstance(self.random_state, int) else self.random_state
+        info["params"]["class_weight"] = self.class_weight if isinstance(self.class_weight, str | type(None)) else None
+        info.update(meta or {})
+        return savez_bytes(self.forest_.to_arrays(), info)
+
+    def save(self, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> str:
+        """Write the model atomically to ``path`` (``.npz``); return its SHA-256 (hex)."""
+        data = self.to_bytes(meta=meta)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(data)
+        return hashlib.sha256(data).hexdigest()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, sha256: str | None = None) -> WaferPatternClassifier:
+        """Load a model written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : path-like
+            The ``.npz`` file.
+        sha256 : str, optional
+            Expected SHA-256 (hex) of the file; a mismatch raises.
+
+        Raises
+        ------
+        YieldkitValueError
+            When the hash does not match or the file is not a yieldkit pattern model.
+        """
+        data = Path(path).read_bytes()
+        if sha256 is not None:
+            got = hashlib.sha256(data).hexdigest()
+            if got != sha256.lower():
+                raise YieldkitValueError(
+                    f"{path}: SHA-256 mismatch (expected {sha256}, got {got}); the model file is corrupt or "
+                    "not the one expected.")
+        return cls.from_bytes(data, source=str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> WaferPatternClassifier:
+        """Rebuild a model from :meth:`to_bytes` output (never unpickles)."""
+        try:
+            arrays, meta = loadz(data)
+        except (ValueError, OSError, KeyError) as exc:
+            raise YieldkitValueError(f"{source}: not a yieldkit pattern model ({exc})") from None
+        if meta.get("format") != _FORMAT:
+            raise YieldkitValueError(f"{source}: not a yieldkit pattern model (format {meta.get('format')!r})")
+        if int(meta.get("format_version", 0)) > _FORMAT_VERSION:
+            raise YieldkitValueError(
+                f"{source}: model format version {meta['format_version']} is newer than this yieldkit supports "
+                f"({_FORMAT_VERSION}); upgrade yieldkit.")
+        params = {k: v for k, v in meta["params"].items() if k in cls().get_params()}
+        obj = cls(**params)
+        obj.forest_ = Forest.from_arrays(arrays)
+        obj.classes_ = np.asarray(meta["classes"], dtype=object)
+        obj.n_features_in_ = int(meta["n_features"])
+        obj.n_iter_ = int(meta["params"].get("max_iter", 0))
+        obj.feature_names_ = tuple(meta["feature_names"])
+        if obj.input == "grids" and obj.feature_names_ != feature_names():
+            raise YieldkitValueError(
+                f"{source}: the model was trained on features that differ from this yieldkit's "
+                "extract_features; retrain it with scripts/train_pattern_classifier.py.")
+        obj.metadata_ = meta
+        return obj
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
