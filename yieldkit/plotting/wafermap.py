@@ -75,7 +75,7 @@ def plot_wafer_map(
     if len(dies) == 0:
         raise SchemaError("plot_wafer_map needs at least one die")
     from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Circle, Patch, Polygon
+    from matplotlib.patches import Patch
 
     ax = get_ax(ax)
     handles = []
@@ -117,14 +117,7 @@ def plot_wafer_map(
         w, h = layout.die_pitch_um
         x0, y0 = layout.origin_um
         extent = (x0 + xmin * w, x0 + (xmax + 1) * w, y0 + ymin * h, y0 + (ymax + 1) * h)
-        r = layout.radius_um
-        ax.add_patch(Circle((0, 0), r, fill=False, lw=1.2, color="black"))
-        ax.add_patch(Circle((0, 0), layout.usable_radius_um, fill=False, lw=0.6, ls="--", color="grey"))
-        ax.add_patch(Polygon([(-0.02 * r, -r), (0.02 * r, -r), (0, -0.97 * r)], closed=True, color="black"))
-        ax.set_xlim(-1.03 * r, 1.03 * r)
-        ax.set_ylim(-1.03 * r, 1.03 * r)
-        ax.set_xlabel("x [um]")
-        ax.set_ylabel("y [um]")
+        _wafer_outline(ax, layout)
     else:
         extent = (xmin - 0.5, xmax + 0.5, ymin - 0.5, ymax + 0.5)
         ax.set_xlabel("die x")
@@ -136,7 +129,7 @@ def plot_wafer_map(
     if value == "value":
         ax.figure.colorbar(img, ax=ax, shrink=0.8, label=column)
     elif legend and handles:
-        ax.legend(handles=handles, loc="upper right", fontsize=6, frameon=False, bbox_to_anchor=(1.0, 1.0))
+        ax.legend(handles=handles, loc="upper left", fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1.0))
     if title:
         ax.set_title(title, fontsize=9)
     return ax
@@ -155,8 +148,14 @@ def _wafer_outline(ax: Any, layout: Any) -> list[Any]:
     ax.set_xlim(-1.03 * r, 1.03 * r)
     ax.set_ylim(-1.03 * r, 1.03 * r)
     ax.set_aspect("equal")
-    ax.set_xlabel("x [um]")
-    ax.set_ylabel("y [um]")
+    # data stay in the wafer frame [um]; the ticks read in mm
+    from matplotlib.ticker import FuncFormatter
+
+    mm = FuncFormatter(lambda v, _pos: f"{v / 1000:g}")
+    ax.xaxis.set_major_formatter(mm)
+    ax.yaxis.set_major_formatter(mm)
+    ax.set_xlabel("x [mm]")
+    ax.set_ylabel("y [mm]")
     return patches
 
 
