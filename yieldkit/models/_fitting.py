@@ -42,9 +42,9 @@ def half_chi2(level: float) -> float:
 
 def garwood(k: float, exposure: float, conf_level: float) -> tuple[float, float]:
     """Exact (Garwood) two-sided interval of a Poisson rate from ``k`` events in ``exposure``."""
-    a = 1 - conf_level
-    lo = 0.0 if k == 0 else stats.chi2.ppf(a / 2, 2 * k) / 2 / exposure
-    hi = stats.chi2.ppf(1 - a / 2, 2 * k + 2) / 2 / exposure
+    from ..intervals import garwood as _garwood
+
+    lo, hi = _garwood(k, exposure, conf_level)
     return float(lo), float(hi)
 
 

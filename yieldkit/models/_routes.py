@@ -89,6 +89,18 @@ def count_cells(
                 "pass count_col= or a plain array of counts",
                 column=count_col,
             )
+        die_cols = ["lot_id", "wafer_id", "die_x", "die_y"]
+        if all(c in frame.columns for c in die_cols) and len(frame):
+            from ..keys import die_keys, duplicated_keys
+
+            if duplicated_keys(die_keys(frame)).any():
+                extra = [c for c in frame.columns if c not in die_cols + [count_col, "passed"]]
+                raise SchemaError(
+                    f"{where}: the counts table holds several rows for one die (split by "
+                    f"{', '.join(extra) or 'another column'}?); fit one category at a time, e.g. "
+                    f"table[table[{(extra or ['defect_class'])[0]!r}] == value]",
+                    column=count_col,
+                )
         col = frame[count_col]
         raw = (col.to_numpy(dtype=np.int64) if pd.api.types.is_integer_dtype(col) and not col.hasnans
                else col.to_numpy(dtype=float, na_value=np.nan))
