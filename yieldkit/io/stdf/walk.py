@@ -7,13 +7,14 @@ of test records, so :func:`walk` does it with numpy:
 
 1. in a chunk of the file, every byte offset whose (REC_TYP, REC_SUB) pair names a known
    record type is a *candidate* record start (the true starts are among them);
-2. each candidate points to its successor ``offset + 4 + REC_LEN``;
-3. candidates that no other live candidate points to (other than the chunk's known first
-   record) are removed, repeatedly, until nothing changes: what remains is exactly the set
-   reachable from the first record, i.e. the true chain;
-4. the result is verified link by link; where the verification fails (an unknown record
-   type, a pathological chunk) the chunk is walked in plain Python instead, so the result
-   is always exact.
+2. each candidate points to its successor ``offset + 4 + REC_LEN``; nearly always that is the
+   next candidate, so runs of linked candidates are taken in bulk;
+3. from the chunk's first record (known), the chain follows a run to its end, then jumps
+   to the exact successor of the run's last record, and so on: candidates off the chain
+   (bytes inside records that happen to look like a header) are skipped, and every link of
+   the result is checked;
+4. where a successor is not a known record type the chunk is walked in plain Python
+   instead, so the result is always exact.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import logging
 import lzma
 import os
 import zipfile
+from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +39,6 @@ log = logging.getLogger(__name__)
 __all__ = ["Records", "load_bytes", "walk"]
 
 _CHUNK = 1 << 22
-_MAX_PRUNE = 64
 
 # Exact pair test with two byte-translation tables: every REC_TYP value gets its own bit (there
 # are 8 of them), and a REC_SUB byte maps to the bits of the REC_TYPs it pairs with.
@@ -130,7 +131,7 @@ def _walk_python(buf: np.ndarray, start: int, stop: int, little: bool) -> tuple[
     return out, p
 
 
-def _walk_chunk(raw: memoryview, buf: np.ndarray, a: int, b: int, little: bool, scratch: np.ndarray) -> tuple[np.ndarray, int] | None:
+def _walk_chunk(raw: memoryview, buf: np.ndarray, a: int, b: int, little: bool) -> tuple[np.ndarray, int] | None:
     """Vectorised walk of the records starting in [a, b); None when it cannot be verified."""
     n = len(buf)
     hi = min(b, n - 3)  # a header needs 4 bytes
@@ -145,33 +146,34 @@ def _walk_chunk(raw: memoryview, buf: np.ndarray, a: int, b: int, little: bool, 
         return None
     cand += a
     nxt = cand + 4 + _lengths(buf, cand, little)
-    # successor of each candidate among the candidates, through a reused dense map
     m = len(cand)
-    scratch[cand - a] = np.arange(m, dtype=np.int32)
-    inside = nxt < b
-    j = np.full(m, -2, dtype=np.int64)  # -2: leaves the chunk
-    jn = scratch[nxt[inside] - a].astype(np.int64)
-    np.clip(jn, 0, m - 1, out=jn)
-    j[inside] = np.where(cand[jn] == nxt[inside], jn, -1)  # -1: no candidate there
-    alive = np.ones(m, dtype=bool)
-    count = m
-    for _ in range(_MAX_PRUNE):
-        t = j[alive]
-        has_pred = np.zeros(m, dtype=bool)
-        has_pred[t[t >= 0]] = True
-        has_pred[0] = True
-        alive &= has_pred
-        new = int(np.count_nonzero(alive))
-        if new == count:
+    # Most candidates are records and link to the next candidate; follow those runs in bulk and
+    # jump over the breaks (false candidates) one by one, in Python, from the chunk's first record.
+    brk = np.flatnonzero(nxt[:-1] != cand[1:])
+    brk = np.append(brk, m - 1)
+    bn = nxt[brk]
+    js = np.minimum(np.searchsorted(cand, bn), m - 1)
+    succ = np.where(cand[js] == bn, js, -1)  # -1: no known record there
+    succ[bn >= b] = -2  # -2: the next record starts after the chunk
+    brk_l = brk.tolist()
+    succ_l = succ.tolist()
+    entries: list[int] = []
+    ends: list[int] = []
+    e = 0
+    while True:
+        k = bisect_left(brk_l, e)
+        end = brk_l[k]
+        entries.append(e)
+        ends.append(end)
+        nxt_e = succ_l[k]
+        if nxt_e == -2:
             break
-        count = new
-    else:
-        return None
-    chain = cand[alive]
-    cn = nxt[alive]
-    if not (np.array_equal(cn[:-1], chain[1:]) and cn[-1] >= b):
-        return None
-    return chain, int(cn[-1])
+        if nxt_e <= end:  # an unknown record type: walk this chunk record by record
+            return None
+        e = nxt_e
+    mark = np.bincount(np.asarray(entries), minlength=m + 1) - np.bincount(np.asarray(ends) + 1, minlength=m + 1)
+    alive = np.cumsum(mark[:m]) > 0
+    return cand[alive], int(nxt[ends[-1]])
 
 
 def walk(
@@ -209,7 +211,6 @@ def walk(
     """
     n = len(buf)
     raw = memoryview(np.ascontiguousarray(buf))  # type: ignore[arg-type]
-    scratch = np.empty(_CHUNK + 1, dtype=np.int32)
     if keep is None:
         keep = np.ones(65536, dtype=bool)
     offs: list[np.ndarray] = []
@@ -220,7 +221,7 @@ def walk(
     slow = 0
     while s < n:
         b = min(s + _CHUNK, n)
-        res = _walk_chunk(raw, buf, s, b, little, scratch)
+        res = _walk_chunk(raw, buf, s, b, little)
         if res is None:
             slow += 1
             starts, s_next = _walk_python(buf, s, b, little)
@@ -228,8 +229,7 @@ def walk(
         else:
             chain, s_next = res
         if len(chain):
-            key = buf[chain + 2].astype(np.int64) | (buf[chain + 3].astype(np.int64) << 8)
-            key = ((key & 255) << 8) | (key >> 8)  # REC_TYP << 8 | REC_SUB
+            key = (buf[chain + 2].astype(np.int32) << 8) | buf[chain + 3]  # REC_TYP << 8 | REC_SUB
             if counts is not None:
                 counts += np.bincount(key, minlength=65536)
             k = np.flatnonzero(keep[key])
