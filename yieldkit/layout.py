@@ -53,7 +53,7 @@ class WaferLayout:
     >>> lay = WaferLayout(diameter_mm=200, die_pitch_um=(10_000, 10_000), edge_exclusion_mm=3)
     >>> round(lay.die_area_cm2, 3)
     1.0
-    >>> lay.locate([0.0, 5_000.0], [0.0, -5_000.0])[["die_x", "die_y"]].to_numpy().tolist()
+    >>> lay.locate([0.0, 5_000.0], [0.0, -5_001.0])[["die_x", "die_y"]].to_numpy().tolist()
     [[0, 0], [1, -1]]
     """
 

@@ -91,8 +91,8 @@ def wafer_yield(dies: pd.DataFrame, *, conf_level: float = 0.95) -> pd.DataFrame
     >>> import pandas as pd, yieldkit as yk
     >>> d = yk.read_dies(pd.DataFrame({"lot": ["L"] * 4, "wafer": ["1"] * 4, "x": [0, 1, 2, 3], "y": [0] * 4,
     ...                                "bin": [1, 1, 1, 3]}))
-    >>> yk.wafer_yield(d)[["tested", "good", "yield"]].iloc[0].tolist()
-    [4, 3, 0.75]
+    >>> yk.wafer_yield(d)[["tested", "good", "yield"]].to_dict("records")
+    [{'tested': 4, 'good': 3, 'yield': 0.75}]
     """
     _check(dies, "wafer_yield")
     codes, wafers = wafer_codes(dies)

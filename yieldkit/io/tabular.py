@@ -260,8 +260,8 @@ def read_defects(
     >>> import pandas as pd, yieldkit as yk
     >>> lay = yk.WaferLayout(diameter_mm=100, die_pitch_um=(5000, 5000))
     >>> raw = pd.DataFrame({"lot": ["L"], "wafer": ["1"], "x_um": [100.0], "y_um": [-100.0], "class": ["particle"]})
-    >>> yk.read_defects(raw, layout=lay)[["die_x", "die_y", "xrel_um", "yrel_um"]].iloc[0].tolist()
-    [0, 0, 2600.0, 2400.0]
+    >>> yk.read_defects(raw, layout=lay)[["die_x", "die_y", "xrel_um", "yrel_um"]].to_dict("records")
+    [{'die_x': 0, 'die_y': 0, 'xrel_um': 2600.0, 'yrel_um': 2400.0}]
     """
     try:
         df, name, line_base = read_table(source, "defect", columns)
