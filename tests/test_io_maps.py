@@ -211,7 +211,9 @@ def test_malformed_and_inconsistent_maps(tmp_path: Path, shared_samples: Path) -
 
 
 FUZZ = [("g85", "SEMI_G85_1101_ALL.xml"), ("e142", "G6P139.14-E142.xml"), ("sinf", "HEX_S1M040120B_B004549_01.txt"),
-        ("ascii", "S1M040120B_B004549_01_mapEx.txt"), ("coord", "S1M040120B_B004549_01.WaferMap")]
+        ("ascii", "S1M040120B_B004549_01_mapEx.txt"), ("coord", "S1M040120B_B004549_01.WaferMap"),
+        ("ascii", "P0094B_B003332_01.txt"), ("tsk", "FMYK0-01-map.txt"), ("coord", "C1X328W24G0.esc"),
+        ("other", "WMAP_1HQ2WM40.01_Q2WM40-01F4_YY")]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -306,3 +308,47 @@ def test_e142_coordinate_map_and_g85_maps_root(tmp_path: Path) -> None:
     assert gm.wafers.wafer_id.tolist() == ["1", "2"]
     assert gm.dies.groupby("wafer_id").size().to_dict() == {"1": 3, "2": 1}
     assert gm.dies[gm.dies.wafer_id == "1"].passed.sum() == 2
+
+
+def test_gtk_zip_lots_match_summary_csv(shared_samples: Path) -> None:
+    import io
+    import zipfile
+
+    # the CP2 (retest) summary lists only the wafer it retested
+    for name, n_wafers, n_summary in (("QR646.04_CP1_2022_03_10_17_07_12.map.zip", 5, 5),
+                                      ("U69Y0.00_CP2_2025_11_05_15_49_59.map.zip", 25, 1)):
+        path = shared_samples / "ascii" / name
+        m = read_map(path)
+        assert len(m.wafers) == n_wafers and set(m.dies.lot_id) == {name.split("_")[0]}
+        with zipfile.ZipFile(path) as zf:
+            summary = pd.read_csv(io.BytesIO(zf.read("SUMMARY.CSV")), skipinitialspace=True)
+        summary = summary[summary["WAFER_ID"].isin(m.wafers.wafer_id)].set_index("WAFER_ID")
+        assert len(summary) == n_summary
+        counts = m.dies.groupby(["wafer_id", "hbin"]).size()
+        for wafer, row in summary.iterrows():
+            assert (m.dies.wafer_id == wafer).sum() == row["TEST"]
+            assert m.dies[m.dies.wafer_id == wafer].passed.sum() == row["PASS"]
+            for col in [c for c in summary.columns if c.startswith("BIN")]:
+                assert counts.get((wafer, int(col[3:])), 0) == row[col], (wafer, col)
+    one = read_map(shared_samples / "ascii" / "DTEST.1_CP1_1995_05_06_17_41_12.map.zip")  # sub-folder, no summary
+    assert len(one.dies) == 3276 and one.dies.passed.sum() == 3230  # TOTAL_TEST / TOTAL_PASS
+
+
+def test_vendor_grids_match_their_headers(shared_samples: Path) -> None:
+    p = read_map(shared_samples / "ascii" / "P0094B_B003332_01.txt")
+    assert p.format == "notchgrid" and len(p.dies) == 805 and p.dies.passed.sum() == 777  # Gross Die / Pass Die
+    assert (p.dies.lot_id.iloc[0], p.dies.wafer_id.iloc[0]) == ("B003332", "1")
+    tsk = read_map(shared_samples / "tsk" / "FMYK0-01-map.txt")
+    declared = tsk.bins.set_index("hbin")["declared_count"]
+    got = tsk.dies.groupby("hbin").size()
+    assert len(tsk.dies) == 2134 and all(got.get(b, 0) == n for b, n in declared.items())  # PDPW, BIN table
+    assert tsk.dies.passed.sum() == 1544 and tsk.layouts[("FMYK0-0129A", "FMYK0-0129A-02")].die_pitch_um == (3250, 3986)
+    wm_path = shared_samples / "other" / "WMAP_1HQ2WM40.01_Q2WM40-01F4_YY"
+    wm = read_map(wm_path)
+    cells = [c for r in re.findall(r"^MAP\d+ (\S+)", wm_path.read_text(), re.M) for c in re.findall("..", r)]
+    assert len(wm.dies) == sum(c not in ("00", "XX") for c in cells)
+    assert wm.dies.passed.sum() == 10966  # SUMPAS
+    esc_path = shared_samples / "coord" / "C1X328W24G0.esc"
+    esc = read_map(esc_path)
+    assert len(esc.dies) == len(re.findall(r"^X-?\d+Y-?\d+\t\d", esc_path.read_text(), re.M))
+    assert esc.metadata[("C1X328", "24")]["marks"] == {"Z": 22}

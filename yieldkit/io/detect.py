@@ -40,6 +40,14 @@ def _head(path: Path, n: int = 4096) -> bytes:
         if raw.startswith(b"PK\x03\x04"):
             with zipfile.ZipFile(path) as zf:
                 names = [i for i in zf.infolist() if not i.is_dir()]
+                # a zip of text wafer maps (one per wafer, maybe beside a summary) is a map
+                from .textmap import textmap_flavour
+
+                for info in names[:64]:
+                    with zf.open(info) as fh:
+                        head = fh.read(n)
+                    if textmap_flavour(head.decode("utf-8-sig", errors="replace")) is not None:
+                        return head
                 if names:
                     with zf.open(names[0]) as fh:
                         return fh.read(n)

@@ -53,7 +53,9 @@ def textmap_flavour(text: str) -> str | None:
         return "coord"
     if re.search(r"^\s*map column\s*:", low, re.M) and re.search(r"^\s*map row\s*:", low, re.M):
         return "mapex"
-    return None
+    from .textmap_grids import flavour_of
+
+    return flavour_of(text)
 
 
 def _sinf(text: str, p: Path) -> dict[str, Any]:
@@ -205,20 +207,66 @@ def _coord(text: str, p: Path) -> dict[str, Any]:
             "diameter_mm": diameter, "product": header.get("product"), "meta": dict(header)}
 
 
-def read_textmap(path: str | os.PathLike[str]) -> MapData:
-    """Read a SINF, mapEx or coordinate-list text map; see :func:`yieldkit.read_map`."""
-    p = Path(path)
-    text = _text(p)
+def _parts(text: str, p: Path) -> tuple[str, list[dict[str, Any]]]:
+    from .textmap_grids import FLAVOURS
+
     flavour = textmap_flavour(text)
     if flavour == "sinf":
-        part = _sinf(text, p)
-    elif flavour == "mapex":
-        part = _mapex(text, p)
-    elif flavour == "coord":
-        part = _coord(text, p)
-    else:
-        raise ParseError("not a text wafer map yieldkit reads (SINF RowData, mapEx grid or [MAP]: list)", path=p)
-    if not part["lot_id"]:
-        part["lot_id"] = p.name.split(".")[0]
-        log.warning("%s: no lot in the header; using the file name", p)
-    return build_map([part], fmt=flavour, path=p)
+        return flavour, [_sinf(text, p)]
+    if flavour == "mapex":
+        return flavour, [_mapex(text, p)]
+    if flavour == "coord":
+        return flavour, [_coord(text, p)]
+    if flavour in FLAVOURS:
+        return flavour, FLAVOURS[flavour](text, p)
+    raise ParseError("not a text wafer map yieldkit reads (SINF RowData, mapEx, GTK, TSK text, WMAP, Electroglas "
+                     "or [MAP]: coordinate list)", path=p)
+
+
+def _zip_members(p: Path) -> list[tuple[str, str]]:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(p) as zf:
+            out = []
+            for info in zf.infolist():
+                if info.is_dir() or info.file_size > 64 << 20:
+                    continue
+                raw = zf.read(info)
+                if b"\x00" in raw[:4096]:
+                    continue
+                text = raw.decode("utf-8-sig", errors="replace")
+                if textmap_flavour(text) is not None:
+                    out.append((info.filename, text))
+            return out
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ParseError(f"cannot read the zip archive: {exc}", path=p) from None
+
+
+def read_textmap(path: str | os.PathLike[str]) -> MapData:
+    """Read a text map (SINF, mapEx, coordinate list, GTK, TSK text, WMAP, Electroglas), or a zip
+    of such maps (one wafer per member); see :func:`yieldkit.read_map`."""
+    p = Path(path)
+    with open(p, "rb") as fh:
+        is_zip = fh.read(4) == b"PK\x03\x04"
+    if is_zip:
+        members = _zip_members(p)
+        if not members:
+            raise ParseError("the zip archive holds no text wafer map", path=p)
+        flavours = set()
+        parts = []
+        for name, text in members:
+            flavour, ps = _parts(text, Path(f"{p}!{name}"))
+            flavours.add(flavour)
+            parts += ps
+        lot = p.name.split("_")[0]
+        for part in parts:
+            if not part["lot_id"]:
+                part["lot_id"] = lot
+        return build_map(parts, fmt="/".join(sorted(flavours)), path=p)
+    flavour, parts = _parts(_text(p), p)
+    for part in parts:
+        if not part["lot_id"]:
+            part["lot_id"] = p.name.split(".")[0]
+            log.warning("%s: no lot in the header; using the file name", p)
+    return build_map(parts, fmt=flavour, path=p)
