@@ -51,6 +51,28 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # warnings (data quality, convergence) become one log line each instead of source excerpts
+    logging.captureWarnings(True)
+    pyw = logging.getLogger("py.warnings")
+    pyw.handlers[:] = [_WarningHandler(handler)]
+    pyw.setLevel(logging.WARNING)
+    pyw.propagate = False
+
+
+class _WarningHandler(logging.Handler):
+    """Shortens 'path:line: Category: message' from the warnings module to 'Category: message'."""
+
+    def __init__(self, inner: logging.Handler) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().strip().splitlines()[0]
+        parts = text.split(": ", 1)
+        if len(parts) == 2 and ":" in parts[0] and parts[0].rsplit(":", 1)[-1].isdigit():
+            text = parts[1]
+        record = logging.makeLogRecord({**record.__dict__, "msg": text, "args": None})
+        self.inner.emit(record)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,6 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _configure_logging(args.verbose, args.quiet)
+    try:
+        return _run(args)
+    finally:
+        logging.captureWarnings(False)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except YieldkitError as exc:
