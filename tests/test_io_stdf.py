@@ -193,6 +193,18 @@ def test_samples_tests_table(shared_samples, name):
     ok = np.array([(fl & 0x12) == 0 for fl in flags])
     np.testing.assert_array_equal(ptr["value"].to_numpy()[ok], np.array([v[1] for v in vals], dtype=np.float32)[ok])
     assert "first_fail_test" in f.dies
+    # TEST_TXT where the PTR carries one (struct decode), else the test's first name
+    ptr_bodies = [b for _, tt, s, b in recs if (tt, s) == (15, 10)]
+    got_names = ptr["test_name"].tolist()
+    seen: dict[int, str] = {}
+    for b, got in zip(ptr_bodies, got_names):
+        num = struct.unpack_from(e + "I", b, 0)[0]
+        txt = b[13:13 + b[12]].decode("latin-1").rstrip("\x00") if len(b) > 12 else ""
+        if txt:
+            seen.setdefault(num, txt)
+            assert got == txt
+        else:
+            assert (got if isinstance(got, str) else None) == seen.get(num)
 
 
 # -- generated files --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ...errors import ParseError
 from ...schema import STRING
-from ._vec import float_field, int_field
+from ._vec import float_field, gather_strings, int_field
 from .records import REC_TYPES, decode_record
 from .walk import Records
 
@@ -42,6 +42,58 @@ def _limits(f: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
     elif opt & 0x20 or hi is None:
         hi_given, hi = False, np.nan
     return lo, hi, lo_given, hi_given
+
+
+def _cn(buf: np.ndarray, p: np.ndarray, end: np.ndarray, path: str, off: np.ndarray, field: str):
+    """A C*n field at absolute positions ``p`` (absent where ``p >= end``): (present, start, length, next p)."""
+    present = p < end
+    ln = np.where(present, buf[np.minimum(p, len(buf) - 1)], 0).astype(np.int64)
+    over = present & (p + 1 + ln > end)
+    if over.any():
+        i = int(np.flatnonzero(over)[0])
+        raise ParseError(f"field {field} runs past the end of the record", path=path, offset=int(off[i]), record="PTR")
+    return present, p + 1, ln, np.where(present, p + 1 + ln, end)
+
+
+def _strings_codes(buf: np.ndarray, start: np.ndarray, ln: np.ndarray, names: dict[str, int]) -> np.ndarray:
+    """Codes (into ``names``, extended) of the strings at ``start``; -1 for empty ones."""
+    arr = gather_strings(buf, start, ln).dictionary_encode()
+    vocab = arr.dictionary.to_pylist()
+    codes = np.array([names.setdefault(v, len(names)) if v else -1 for v in vocab], dtype=np.int64)
+    idx = arr.indices.to_numpy(zero_copy_only=False)
+    return codes[idx] if len(codes) else np.full(len(idx), -1, np.int64)
+
+
+def _ptr_tails(
+    buf: np.ndarray, off: np.ndarray, length: np.ndarray, little: bool, path: str, names: dict[str, int],
+    rows: np.ndarray, name_c: np.ndarray, units_c: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    lo_given: np.ndarray, hi_given: np.ndarray,
+) -> None:
+    """Decode the optional fields of PTRs longer than 12 bytes, all at once, into the row arrays."""
+    end = off + 4 + length
+    present, st, ln, p = _cn(buf, off + 16, end, path, off, "TEST_TXT")
+    name_c[rows] = np.where(present, _strings_codes(buf, st, np.where(present, ln, 0), names), -1)
+    _, _, _, p = _cn(buf, p, end, path, off, "ALARM_ID")
+    has_opt = p < end
+    opt = np.where(has_opt, buf[np.minimum(p, len(buf) - 1)], 0).astype(np.int64)
+    p = np.where(has_opt, p + 1, end)
+    p = np.where(p + 3 <= end, p + 3, end)  # RES_SCAL, LLM_SCAL, HLM_SCAL
+    big = np.full(len(p), 1 << 20)
+    lo_v, lo_ok = float_field(buf, p, np.where(p + 4 <= end, big, 0), 0, little=little)
+    p = np.where(lo_ok, p + 4, end)
+    hi_v, hi_ok = float_field(buf, p, np.where(p + 4 <= end, big, 0), 0, little=little)
+    p = np.where(hi_ok, p + 4, end)
+    present, st, ln, p = _cn(buf, p, end, path, off, "UNITS")
+    units_c[rows] = np.where(present, _strings_codes(buf, st, np.where(present, ln, 0), names), -1)
+    # OPT_FLAG bit 6/7: no low/high limit; bit 4/5: the limit is the test's default
+    no_lo = has_opt & ((opt & 0x40) != 0)
+    no_hi = has_opt & ((opt & 0x80) != 0)
+    lg = no_lo | (has_opt & ((opt & 0x10) == 0) & lo_ok)
+    hg = no_hi | (has_opt & ((opt & 0x20) == 0) & hi_ok)
+    lo[rows] = np.where(lg & ~no_lo, lo_v, np.nan)
+    hi[rows] = np.where(hg & ~no_hi, hi_v, np.nan)
+    lo_given[rows] = lg
+    hi_given[rows] = hg
 
 
 def read_tests(
@@ -97,53 +149,51 @@ def read_tests(
         log.warning("%s: %d test record(s) belong to no complete part and are dropped", path, int((~ok).sum()))
     # -- names, limits, units: per record where given, else the test's first record --------
     m = len(sel)
-    name = np.full(m, None, dtype=object)
-    units = np.full(m, None, dtype=object)
+    names: dict[str, int] = {}
+    name_c = np.full(m, -1, np.int64)  # codes into `names`; -1: not given
+    units_c = np.full(m, -1, np.int64)
     lo = np.full(m, np.nan)
     hi = np.full(m, np.nan)
     lo_given = np.zeros(m, bool)
     hi_given = np.zeros(m, bool)
+    ptr_tail = np.flatnonzero(is_ptr & (length > 12))
+    if len(ptr_tail):
+        _ptr_tails(buf, off[ptr_tail], length[ptr_tail], little, path, names, ptr_tail,
+                   name_c, units_c, lo, hi, lo_given, hi_given)
     extra_rows: list[dict[str, Any]] = []
     mpr_rows = np.zeros(m, bool)
-    tails = np.flatnonzero((length > 12) | ~is_ptr)
-    for i in tails:
-        rname = "PTR" if kind[i] == _k("PTR") else ("MPR" if kind[i] == _k("MPR") else "FTR")
+
+    def code(text: Any) -> int:
+        return -1 if not text else names.setdefault(text, len(names))
+
+    for i in np.flatnonzero(~is_ptr).tolist():
+        rname = "MPR" if kind[i] == _k("MPR") else "FTR"
         o = int(off[i])
         f = decode_record(rname, buf[o + 4: o + 4 + int(length[i])].tobytes(), endian, path=path, offset=o)
-        name[i] = f.get("TEST_TXT") or None
-        if rname != "FTR":
-            lo[i], hi[i], lo_given[i], hi_given[i] = _limits(f)
-            units[i] = f.get("UNITS") or None
+        name_c[i] = code(f.get("TEST_TXT"))
         if rname == "MPR":
+            lo[i], hi[i], lo_given[i], hi_given[i] = _limits(f)
+            units_c[i] = code(f.get("UNITS"))
             mpr_rows[i] = True
             res = f.get("RTN_RSLT") or []
             idx = f.get("RTN_INDX") or []
             for k, v in enumerate(res):
                 extra_rows.append({"src": i, "pin": idx[k] if k < len(idx) else k, "value": v})
-    default: dict[tuple[int, int], list[Any]] = {}
-    for i in tails:
-        d = default.setdefault((int(kind[i]), int(test_num[i])), [None, None, np.nan, np.nan, False, False])
-        if d[0] is None and name[i] is not None:
-            d[0] = name[i]
-        if d[1] is None and units[i] is not None:
-            d[1] = units[i]
-        if not d[4] and lo_given[i]:
-            d[2], d[4] = lo[i], True
-        if not d[5] and hi_given[i]:
-            d[3], d[5] = hi[i], True
-    if default:
-        tk = pd.Series(list(zip(kind.tolist(), test_num.tolist())))
-        dd = {k: v for k, v in default.items()}
-        looked = tk.map(dd)
-        has = looked.notna().to_numpy()
-        for pos, arr in ((0, name), (1, units)):
-            need = has & pd.isna(arr)
-            if need.any():
-                arr[need] = [v[pos] for v in looked[need]]
-        for pos, arr, given in ((2, lo, lo_given), (3, hi, hi_given)):
-            need = has & ~given
-            if need.any():
-                arr[need] = [v[pos] for v in looked[need]]
+    tkey = kind.astype(np.int64) << 32 | test_num
+    for arr, given in ((name_c, name_c >= 0), (units_c, units_c >= 0), (lo, lo_given), (hi, hi_given)):
+        if given.all() or not given.any():
+            continue
+        # the first record (in file order) that gives the value, NaN ("no limit") included
+        gi = np.flatnonzero(given)
+        uk, fi = np.unique(tkey[gi], return_index=True)
+        need = np.flatnonzero(~given)
+        j = np.minimum(np.searchsorted(uk, tkey[need]), len(uk) - 1)
+        found = uk[j] == tkey[need]
+        arr[need[found]] = arr[gi[fi]][j[found]]
+    vocab = np.empty(len(names) + 1, dtype=object)  # the last entry (code -1) is None
+    vocab[: len(names)] = list(names)
+    name = vocab[name_c]
+    units = vocab[units_c]
     rec_name = np.where(is_ptr, "PTR", np.where(kind == _k("MPR"), "MPR", "FTR"))
     passed = pd.array(np.where(flg & 0x80, False, True), dtype="boolean")
     passed[(flg & 0x40) != 0] = pd.NA
