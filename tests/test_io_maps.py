@@ -352,3 +352,29 @@ def test_vendor_grids_match_their_headers(shared_samples: Path) -> None:
     esc = read_map(esc_path)
     assert len(esc.dies) == len(re.findall(r"^X-?\d+Y-?\d+\t\d", esc_path.read_text(), re.M))
     assert esc.metadata[("C1X328", "24")]["marks"] == {"Z": 22}
+
+
+def test_run_length_lot_file_matches_bin_counts(shared_samples: Path) -> None:
+    path = shared_samples / "other" / "2925151WG1.002"
+    m = read_map(path)
+    assert m.format == "rle" and len(m.wafers) == 25  # WAFERS=25
+    text = path.read_text()
+    wafer_ids = dict(re.findall(r"^WAFERID\.(\d+)=(\S+)", text, re.M))
+    declared = {(wafer_ids[w], int(b)): int(n) for w, b, n in re.findall(r"^BIN_COUNT\.(\d+)\.(\d+)=(\d+)", text, re.M)}
+    got = m.dies.groupby(["wafer_id", "hbin"]).size().to_dict()
+    assert got == declared
+    assert m.dies.passed.sum() == sum(n for (_, b), n in declared.items() if b == 1)
+
+
+def test_run_length_lot_file_damage(shared_samples: Path, tmp_path: Path) -> None:
+    text = (shared_samples / "other" / "2925151WG1.002").read_text()
+    p = tmp_path / "r.002"
+    p.write_text(text[: text.index("MAP_XY.01.09") + 60])  # cut inside a quoted run list
+    with pytest.raises(ParseError, match=r"line 64, record MAP_XY.01.09: the quoted value .* not closed"):
+        read_map(p)
+    p.write_text(text.replace("Y-10 36/83", "Y-10 36/8x", 1))
+    with pytest.raises(ParseError, match=r"line 36, record MAP_XY.01.01: bad run '36/8x'"):
+        read_map(p)
+    p.write_text(text.replace("BIN_COUNT.01.01=17211", "BIN_COUNT.01.01=17z11", 1))
+    with pytest.raises(ParseError, match=r"line 35, record BIN_COUNT.01.01"):
+        read_map(p)

@@ -9,6 +9,8 @@
   BIN table).
 * ``wmap``: fixed keywords (``ROWCNT``, ``COLCNT``, ``COMPRE`` characters per die, ``PASBIN``,
   ``SKIPDI``), then ``MAPnnn`` rows.
+* ``rle``: 80-column ``KEY=VALUE`` lot file, ``MAP_XY.<wafer>.<bin>="Y<row> x1/x2 x ..."`` runs per
+  bin, rows listed top first (y grows downwards), ``BIN_COUNT.<wafer>.<bin>`` totals; bin 1 passes.
 * ``esc``: Electroglas ``WAFER TEST DATA FILE``: tab-separated header, then ``X<i>Y<j>`` per die
   with its bin (``Z`` = mark); ``PRQUAD`` gives the quadrant the axes point to.
 
@@ -44,6 +46,8 @@ def flavour_of(text: str) -> str | None:
         return "wmap"
     if "wafer test data file" in low and re.search(r"^X-?\d+Y-?\d+\t", text, re.M):
         return "esc"
+    if re.search(r"^map_xy\.\d+\.\d+\s*=", text.lower(), re.M) and re.search(r"^wafers\s*=", low, re.M):
+        return "rle"
     if re.search(r"^row\s*=\s*\d+", low, re.M) and re.search(r"^col\s*=\s*\d+", low, re.M):
         return "gtk"
     if re.search(r"^\s*notch-(down|up|left|right)\s*$", low, re.M):
@@ -261,4 +265,88 @@ def _esc(text: str, p: Path) -> list[dict[str, Any]]:
              "product": hdr.get("PRODUCT"), "meta": {**hdr, "marks": marks, "notch_deg": angle}}]
 
 
-FLAVOURS = {"gtk": _gtk, "notchgrid": _notchgrid, "tsktext": _tsktext, "wmap": _wmap, "esc": _esc}
+def _rle_values(text: str, p: Path) -> list[tuple[str, str, int]]:
+    """KEY=VALUE statements; a quoted value may continue over lines. Returns (key, value, line)."""
+    out = []
+    lines = text.splitlines()
+    k = 0
+    while k < len(lines):
+        ln = lines[k].rstrip()
+        start = k + 1
+        k += 1
+        if not ln.strip() or ln.strip() == "END.":
+            continue
+        key, sep, value = ln.partition("=")
+        if not sep:
+            raise ParseError(f"expected KEY=VALUE, got {ln.strip()[:40]!r}", path=p, line=start, record="statement")
+        value = value.strip()
+        if value.startswith('"'):
+            while value.count('"') < 2:
+                if k >= len(lines):
+                    raise ParseError(f"the quoted value of {key.strip()} is not closed (truncated?)", path=p,
+                                     line=start, record=key.strip())
+                value += " " + lines[k].strip()
+                k += 1
+            value = value.strip()[1:-1]
+        out.append((key.strip().upper(), value, start))
+    return out
+
+
+_RANGE = re.compile(r"Y(-?\d+)|(-?\d+)(?:/(-?\d+))?")
+
+
+def _rle(text: str, p: Path) -> list[dict[str, Any]]:
+    stmts = _rle_values(text, p)
+    hdr = {k: v for k, v, _ in stmts if "." not in k}
+    wafers: dict[str, dict[str, Any]] = {}
+    for key, value, line in stmts:
+        parts = key.split(".")
+        if parts[0] == "WAFERID" and len(parts) == 2:
+            wafers.setdefault(parts[1], {"bins": {}, "counts": {}})["id"] = value
+        elif parts[0] in ("BIN_COUNT", "MAP_XY") and len(parts) == 3:
+            try:
+                b = int(parts[2])
+                w = wafers.setdefault(parts[1], {"bins": {}, "counts": {}})
+                if parts[0] == "BIN_COUNT":
+                    w["counts"][b] = int(value)
+                else:
+                    w["bins"][b] = (value, line)
+            except ValueError:
+                raise ParseError(f"{key}={value[:20]!r}: expected an integer bin and count", path=p, line=line,
+                                 record=key) from None
+    out = []
+    for ww, w in wafers.items():
+        xs, ys, bs = [], [], []
+        for b, (value, line) in w["bins"].items():
+            y = None
+            for tok in value.split():
+                m = _RANGE.fullmatch(tok)
+                if m is None or (m.group(1) is None and y is None):
+                    raise ParseError(f"bad run {tok!r} in MAP_XY.{ww}.{b:02d} (expected 'Y<row>' then 'x' or "
+                                     "'x1/x2')", path=p, line=line, record=f"MAP_XY.{ww}.{b:02d}")
+                if m.group(1) is not None:
+                    y = int(m.group(1))
+                    continue
+                a = int(m.group(2))
+                e = int(m.group(3)) if m.group(3) is not None else a
+                xs.append(np.arange(min(a, e), max(a, e) + 1))
+                ys.append(np.full(abs(e - a) + 1, y))
+                bs.append(np.full(abs(e - a) + 1, b))
+        x = np.concatenate(xs) if xs else np.zeros(0, np.int64)
+        yv = -(np.concatenate(ys) if ys else np.zeros(0, np.int64))  # rows listed top first: y grows downwards
+        hb = np.concatenate(bs) if bs else np.zeros(0, np.int64)
+        if len(x):
+            x, yv = x - x.min(), yv - yv.min()
+        names = {int(k.split(".")[1]): v for k, v, _ in stmts if k.startswith("BIN_NAME.")}
+        bins = [{"bin_code": f"{b:02d}", "hbin": b, "description": names.get(b), "passed": b == 1,
+                 "declared_count": w["counts"].get(b)} for b in sorted(set(w["counts"]) | set(w["bins"]))]
+        out.append({"lot_id": hdr.get("LOT", ""), "wafer_id": w.get("id", ww), "die_x": x, "die_y": yv,
+                    "code": np.char.zfill(hb.astype(str), 2).astype(object), "hbin": hb, "good": {1}, "bins": bins,
+                    "pitch_um": None, "diameter_mm": None, "product": hdr.get("DEVICE"),
+                    "meta": {**hdr, "wafer_key": ww}})
+    if not out:
+        raise ParseError("no WAFERID / MAP_XY statements", path=p, record="MAP_XY")
+    return out
+
+
+FLAVOURS = {"rle": _rle, "gtk": _gtk, "notchgrid": _notchgrid, "tsktext": _tsktext, "wmap": _wmap, "esc": _esc}
