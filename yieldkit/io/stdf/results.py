@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ...errors import ParseError
 from ...schema import STRING
@@ -42,6 +43,12 @@ def _limits(f: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
     elif opt & 0x20 or hi is None:
         hi_given, hi = False, np.nan
     return lo, hi, lo_given, hi_given
+
+
+def _text(codes: np.ndarray, vocab: pa.Array) -> pd.Series:
+    """Arrow-backed strings ``vocab[codes]``, missing where the code is -1."""
+    idx = pa.array(codes, mask=codes < 0, type=pa.int64())
+    return pd.Series(vocab.take(idx), dtype=STRING)
 
 
 def _cn(buf: np.ndarray, p: np.ndarray, end: np.ndarray, path: str, off: np.ndarray, field: str):
@@ -190,17 +197,14 @@ def read_tests(
         j = np.minimum(np.searchsorted(uk, tkey[need]), len(uk) - 1)
         found = uk[j] == tkey[need]
         arr[need[found]] = arr[gi[fi]][j[found]]
-    vocab = np.empty(len(names) + 1, dtype=object)  # the last entry (code -1) is None
-    vocab[: len(names)] = list(names)
-    name = vocab[name_c]
-    units = vocab[units_c]
-    rec_name = np.where(is_ptr, "PTR", np.where(kind == _k("MPR"), "MPR", "FTR"))
-    passed = pd.array(np.where(flg & 0x80, False, True), dtype="boolean")
-    passed[(flg & 0x40) != 0] = pd.NA
+    vocab = pa.array(list(names), type=pa.string())
+    rec_code = np.where(is_ptr, 0, np.where(kind == _k("MPR"), 1, 2)).astype(np.int8)
+    passed = pd.arrays.BooleanArray((flg & 0x80) == 0, (flg & 0x40) != 0)
     tab = pd.DataFrame({
-        "seq": seq, "part_index": part, "record": rec_name, "test_num": test_num, "test_name": name,
-        "pin": pd.array([pd.NA] * m, dtype="Int32"), "value": value, "lo_limit": lo, "hi_limit": hi,
-        "units": units, "passed": passed, "test_flg": flg.astype(np.int16), "head": head, "site": site,
+        "seq": seq, "part_index": part, "record": rec_code, "test_num": test_num, "test_name": name_c,
+        "pin": pd.arrays.IntegerArray(np.zeros(m, np.int32), np.ones(m, bool)), "value": value,
+        "lo_limit": lo, "hi_limit": hi, "units": units_c, "passed": passed, "test_flg": flg.astype(np.int16),
+        "head": head, "site": site,
     })
     if extra_rows:
         ex = pd.DataFrame(extra_rows)
@@ -214,7 +218,7 @@ def read_tests(
         tab = tab.drop(columns="sub")
     # first failing test of each part, before dropping orphans
     fails = tab[(tab["passed"] == False) & (tab["part_index"] >= 0)]  # noqa: E712
-    first = pd.array([pd.NA] * len(dies), dtype="Int64")
+    first = pd.arrays.IntegerArray(np.zeros(len(dies), np.int64), np.ones(len(dies), bool))
     if len(fails):
         ff = fails.groupby("part_index", sort=False)["test_num"].first()
         first[ff.index.to_numpy()] = ff.to_numpy()
@@ -228,11 +232,11 @@ def read_tests(
         "head": tab["head"].astype(np.int16), "site": tab["site"].astype(np.int16),
         "test_seq": dies["test_seq"].take(pi).reset_index(drop=True),
         "part_index": pi.astype(np.int64),
-        "record": tab["record"].astype(STRING),
+        "record": _text(tab["record"].to_numpy(np.int64), pa.array(["PTR", "MPR", "FTR"])),
         "test_num": tab["test_num"].astype(np.int64),
-        "test_name": tab["test_name"].astype(STRING),
+        "test_name": _text(tab["test_name"].to_numpy(np.int64), vocab),
         "pin": tab["pin"], "value": tab["value"].astype(np.float64),
         "lo_limit": tab["lo_limit"].astype(np.float64), "hi_limit": tab["hi_limit"].astype(np.float64),
-        "units": tab["units"].astype(STRING), "passed": tab["passed"], "test_flg": tab["test_flg"],
+        "units": _text(tab["units"].to_numpy(np.int64), vocab), "passed": tab["passed"], "test_flg": tab["test_flg"],
     })
     return out, first
