@@ -27,7 +27,11 @@ EXPECTED = {
     "stdf/d10_1.std": "stdf",
     "stdf/lot2.stdf.gz": "stdf",
     "ascii/product_config.csv": "csv",
-    "tsk/FMYK0-0129A-02": "unknown",
+    "tsk/FMYK0-0129A-02": "tsk",
+    "tsk/FMYK0-01-map.txt": "textmap",
+    "other/2925151WG1.002": "textmap",
+    "coord/C1X328W24G0.esc": "textmap",
+    "ascii/QR646.04_CP1_2022_03_10_17_07_12.map.zip": "textmap",
 }
 
 
@@ -57,7 +61,7 @@ def test_content_not_extension(shared_samples: Path, tmp_path: Path) -> None:
 
 def test_unknown_and_registry(tmp_path: Path) -> None:
     p = tmp_path / "x.bin"
-    p.write_bytes(b"\x07\x08garbage without structure")
+    p.write_bytes(b"\x07\x08garbage without structure" * 20)
     with pytest.raises(ParseError, match="unrecognised file format"):
         read(p)
     p.write_text('<?xml version="1.0"?><Other/>')

@@ -213,7 +213,7 @@ def test_malformed_and_inconsistent_maps(tmp_path: Path, shared_samples: Path) -
 FUZZ = [("g85", "SEMI_G85_1101_ALL.xml"), ("e142", "G6P139.14-E142.xml"), ("sinf", "HEX_S1M040120B_B004549_01.txt"),
         ("ascii", "S1M040120B_B004549_01_mapEx.txt"), ("coord", "S1M040120B_B004549_01.WaferMap"),
         ("ascii", "P0094B_B003332_01.txt"), ("tsk", "FMYK0-01-map.txt"), ("coord", "C1X328W24G0.esc"),
-        ("other", "WMAP_1HQ2WM40.01_Q2WM40-01F4_YY")]
+        ("other", "WMAP_1HQ2WM40.01_Q2WM40-01F4_YY"), ("tsk", "FMYK0-0129A-02")]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -378,3 +378,25 @@ def test_run_length_lot_file_damage(shared_samples: Path, tmp_path: Path) -> Non
     p.write_text(text.replace("BIN_COUNT.01.01=17211", "BIN_COUNT.01.01=17z11", 1))
     with pytest.raises(ParseError, match=r"line 35, record BIN_COUNT.01.01"):
         read_map(p)
+
+
+def test_tsk_binary_matches_its_text_twin(shared_samples: Path, tmp_path: Path) -> None:
+    path = shared_samples / "tsk" / "FMYK0-0129A-02"
+    m = read_map(path)
+    assert m.format == "tsk" and (m.dies.lot_id.iloc[0], m.dies.wafer_id.iloc[0]) == ("FMYK0-0129A", "FMYK0-0129A-02")
+    meta = m.metadata[("FMYK0-0129A", "FMYK0-0129A-02")]
+    assert len(m.dies) == meta["total_tested"] == 2134 and m.dies.passed.sum() == meta["total_pass"] == 1544
+    assert m.layouts[("FMYK0-0129A", "FMYK0-0129A-02")].die_pitch_um == (3250.0, 3986.0)  # 325000 x 398600 x 0.01 um
+    text = read_map(shared_samples / "tsk" / "FMYK0-01-map.txt").dies
+    a = m.dies.assign(die_x=m.dies.die_x - m.dies.die_x.min(), die_y=m.dies.die_y - m.dies.die_y.min())
+    b = text.assign(die_x=text.die_x - text.die_x.min(), die_y=text.die_y - text.die_y.min())
+    j = a.merge(b, on=["die_x", "die_y"], how="outer", indicator=True)
+    assert (j["_merge"] == "both").all() and (j.hbin_x == j.hbin_y).all() and (j.passed_x == j.passed_y).all()
+    data = path.read_bytes()
+    p = tmp_path / "cut"
+    p.write_bytes(data[:5000])
+    with pytest.raises(ParseError, match=r"byte 5000, record die records: .*60 x 49 grid"):
+        read_map(p, format="tsk")
+    p.write_bytes(data[:100])
+    with pytest.raises(ParseError, match=r"byte 100, record header"):
+        read_map(p, format="tsk")

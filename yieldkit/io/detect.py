@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["FORMATS", "read", "sniff_format"]
 
+HEAD_BINARY = 256
+
 #: format name -> (module, reader function)
 FORMATS: dict[str, tuple[str, str]] = {
     "klarf": ("yieldkit.io.klarf", "read_klarf"),
@@ -24,6 +26,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "e142": ("yieldkit.io.maps", "read_map"),
     "g85": ("yieldkit.io.maps", "read_map"),
     "textmap": ("yieldkit.io.maps", "read_map"),
+    "tsk": ("yieldkit.io.maps", "read_map"),
 }
 
 
@@ -65,7 +68,7 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
     """Name the format of a file from its first bytes.
 
     Returns one of ``"parquet"``, ``"stdf"``, ``"klarf"``, ``"e142"``, ``"g85"``,
-    ``"textmap"``, ``"csv"`` or ``"unknown"``. Compressed files (gzip, bzip2, zip) are
+    ``"textmap"``, ``"tsk"`` (binary probe map), ``"csv"`` or ``"unknown"``. Compressed files (gzip, bzip2, zip) are
     looked into.
     """
     p = Path(path)
@@ -78,6 +81,10 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
         return "parquet"
     if _is_stdf_far(b):
         return "stdf"
+    from .tsk import is_tsk
+
+    if b"\x00" in b[:HEAD_BINARY] and is_tsk(b, p.stat().st_size):
+        return "tsk"
     text = b.decode("utf-8-sig", errors="replace").lstrip()
     low = text.lower()
     if low.startswith("<"):

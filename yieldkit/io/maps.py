@@ -292,7 +292,7 @@ def read_map(path: str | os.PathLike[str], *, format: str | None = None) -> MapD
     ----------
     path : path-like
         The map file; its format is recognised from the content.
-    format : {"e142", "g85", "textmap"}, optional
+    format : {"e142", "g85", "textmap", "tsk"}, optional
         Skip recognition and read as this format.
 
     Returns
@@ -337,6 +337,10 @@ def read_map(path: str | os.PathLike[str], *, format: str | None = None) -> MapD
         from .textmap import read_textmap
 
         return read_textmap(p)
+    if fmt == "tsk":
+        from .tsk import read_tsk
+
+        return read_tsk(p)
     raise ParseError(f"not a wafer map yieldkit reads (recognised as {fmt!r}; expected SEMI E142 or G85 XML "
                      "or a text map)", path=p)
 
