@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from statsmodels.sandbox.stats.runs import runstest_1samp
 
 import yieldkit as yk
@@ -123,15 +124,78 @@ def test_clustering_flags_signatures_and_nominal_rate():
     """Seeded simulation with known truth, >= 200 wafers: signatures flagged, random wafers near the nominal 5%."""
     sig = {k: ("edge-ring", "center", "scratch")[k % 3] for k in range(60)}
     fab = yk.simulate_fab(n_lots=10, wafers_per_lot=25, seed=99, signatures=sig)
-    res = clustering_stats(fab.dies)
+    res = clustering_stats(fab.dies, permutations=99)
     truth = fab.truth["wafers"]["signature"].to_numpy()
     m = res.merge(fab.truth["wafers"], on=["lot_id", "wafer_id"])
     for s in ("edge-ring", "center", "scratch"):
         assert m.loc[m.signature == s, "clustered"].mean() >= (0.7 if s == "scratch" else 0.9), s
+        assert (m.loc[m.signature == s, "p_i"] < 0.05).mean() >= (0.7 if s == "scratch" else 0.9), s
     none = m.loc[m.signature == "none", "clustered"]
     assert len(none) >= 180
-    assert none.mean() <= 0.09  # nominal 5 %; 180 wafers give a standard error of 1.6 %
+    assert none.sum() <= stats.binom.ppf(0.99, len(none), 0.05)
     assert (truth == "none").sum() == len(none)
+
+
+def test_permutation_flags_calibrated_with_few_fails():
+    """Calibration: 250 random wafers with ~3 % fails, where the normal approximation over-rejects.
+
+    Every permutation flag at the nominal 5 % stays within the binomial 99 % upper bound; the
+    power on signature wafers of the same fab stays 1.
+    """
+    sig = {k: ("edge-ring", "center", "scratch")[k // 6 % 3] for k in range(0, 300, 6)}
+    fab = yk.simulate_fab(n_lots=12, wafers_per_lot=25, seed=5, d0=0.05, y0=0.995, signatures=sig)
+    res = clustering_stats(fab.dies, permutations=99, seed=np.random.default_rng(8))
+    assert res.attrs["permutations"] == 99
+    m = res.merge(fab.truth["wafers"], on=["lot_id", "wafer_id"])
+    none = m[m.signature == "none"]
+    assert len(none) >= 200
+    bound = stats.binom.ppf(0.99, len(none), 0.05)
+    for col in ("p_bb", "p_bw", "p_i", "p_log_odds", "p_runs"):
+        assert (none[col] < 0.05).sum() <= bound, col
+        assert none[col].min() >= 1 / 100  # (1 + hits) / (1 + R)
+    for s in ("edge-ring", "center", "scratch"):
+        assert (m.loc[m.signature == s, ["p_bw", "p_i", "p_log_odds"]] < 0.05).to_numpy().mean() >= 0.9, s
+
+
+def test_permutation_p_value_matches_exact_enumeration():
+    """Reference: the exact randomisation p-values of BB, BW, Moran's I and runs over all C(16, 4)
+    placements of 4 fails on a 4 x 4 grid; the permutation p-value agrees within 4 Monte Carlo SEs."""
+    x, y = _grid(4, 4)
+    b = np.zeros(16, bool)
+    b[[0, 1, 4, 10]] = True
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": "1", "die_x": x, "die_y": y, "passed": ~b})
+    r = 4000
+    res = clustering_stats(d, permutations=r, seed=3).iloc[0]
+    w = _dense_w(x, y)
+    iu = np.triu_indices(16, 1)
+    ei, ej = iu[0][w[iu] > 0], iu[1][w[iu] > 0]
+    combos = np.array(list(itertools.combinations(range(16), 4)))
+    bs = np.zeros((len(combos), 16), bool)
+    bs[np.arange(len(combos))[:, None], combos] = True
+    bb = (bs[:, ei] & bs[:, ej]).sum(1)
+    bw = (bs[:, ei] != bs[:, ej]).sum(1)
+    order = np.lexsort((np.where(y % 2 == 0, x, -x), y))
+    runs = 1 + (bs[:, order][:, 1:] != bs[:, order][:, :-1]).sum(1)
+    obs = {"bb": res.bb, "bw": res.bw, "runs": res.runs}
+    exact = {"p_bb": (bb >= obs["bb"]).mean(), "p_bw": (bw <= obs["bw"]).mean(), "p_runs": (runs <= obs["runs"]).mean()}
+    for col, p in exact.items():
+        assert 0 < p < 0.5
+        assert res[col] == pytest.approx(p, abs=4 * np.sqrt(p * (1 - p) / r) + 1 / r), col
+
+
+def test_permutation_count_map_and_normal_fallback(fab):
+    """Count maps are permuted as values; permutations=0 gives the normal approximation of the z scores."""
+    counts = yk.die_defect_counts(fab.defects.dropna(subset=["die_x"]), fab.dies)
+    res = clustering_stats(counts, value="n_defects", permutations=199, seed=1)
+    again = clustering_stats(counts, value="n_defects", permutations=199, seed=1)
+    pd.testing.assert_frame_equal(res, again)
+    assert ((res["p_i"] >= 1 / 200) & (res["p_i"] <= 1)).all()
+    normal = clustering_stats(counts, value="n_defects", permutations=0)
+    np.testing.assert_allclose(normal["p_i"], stats.norm.sf(normal["z_i"]))
+    np.testing.assert_allclose(normal["p_bw"], stats.norm.cdf(normal["z_bw"]))
+    assert normal.attrs["permutations"] == 0
+    # the signature wafers are the most significant under both
+    assert set(res.nsmallest(2, "p_i")["wafer_id"]) == set(normal.nsmallest(2, "p_i")["wafer_id"])
 
 
 def test_clustering_stats_errors(fab):
@@ -141,6 +205,8 @@ def test_clustering_stats_errors(fab):
         clustering_stats(fab.dies, contiguity="bishop")
     with pytest.raises(YieldkitValueError, match="'significance'"):
         clustering_stats(fab.dies, significance=0)
+    with pytest.raises(YieldkitValueError, match="'permutations'"):
+        clustering_stats(fab.dies, permutations=-1)
 
 
 def test_detect_clusters_against_truth():

@@ -17,6 +17,7 @@ from scipy import stats
 from ..errors import SchemaError, YieldkitValueError
 from ..maps._keys import joint_wafer_codes
 from .adjacency import grid_edges
+from .permutation import decompose, neighbour_table, pair_sums, permuted_pair_sums
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ def clustering_stats(
     contiguity: str = "rook",
     value: str = "fail",
     significance: float = 0.05,
+    permutations: int = 199,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Spatial clustering statistics of every wafer's map, in one vectorised pass.
 
@@ -135,15 +138,24 @@ def clustering_stats(
         ``passed`` exists, else ``value > 0``.
     significance : float
         Level of the one-sided join-count test behind ``clustered`` (BW lower tail).
+    permutations : int
+        Random permutations of each wafer's values behind the p-values (conditional
+        randomisation); 0 gives the normal approximation instead, which rejects too often on
+        maps with few fails (see Notes).
+    seed : int, numpy Generator or None
+        Seed of the permutations (default 0: the same table gives the same p-values; None:
+        fresh entropy).
 
     Returns
     -------
     DataFrame
         One row per wafer: ``lot_id``, ``wafer_id``, ``n_dies``, ``n_fail``, ``n_joins``;
         ``bb``, ``bw``, ``ww`` with ``e_*``, ``z_*``; ``p_bb`` (upper tail: fails touching more
-        than at random), ``p_bw`` (lower tail: fewer mixed joins); ``morans_i``, ``e_i``, ``z_i``, ``p_i`` (upper tail); ``log_odds``,
-        ``log_odds_se`` (Taam-Hamada); ``runs``, ``z_runs``, ``p_runs`` (lower tail: fewer
-        runs than at random, in serpentine raster order); ``clustered`` (``p_bw < significance``).
+        than at random), ``p_bw`` (lower tail: fewer mixed joins); ``morans_i``, ``e_i``,
+        ``z_i``, ``p_i`` (upper tail); ``log_odds``, ``log_odds_se``, ``p_log_odds`` (upper tail;
+        Taam-Hamada); ``runs``, ``z_runs``, ``p_runs`` (lower tail: fewer runs than at random,
+        in serpentine raster order); ``clustered`` (``p_bw < significance``).
+        ``attrs["permutations"]`` is the number of permutations behind the p-values.
 
     Notes
     -----
@@ -156,9 +168,27 @@ def clustering_stats(
     the dependence between pairs. Runs: Wald-Wolfowitz, ``E[R] = 1 + 2 n1 n2 / n``,
     ``Var[R] = 2 n1 n2 (2 n1 n2 - n) / (n^2 (n-1))``.
 
-    ``clustered`` uses the BW count: its normal approximation holds better than BB's, whose
-    small expectation makes it right-skewed, so that BB's upper tail rejects too often on
-    random maps (9 % at a nominal 5 % on 180 simulated random wafers, against 6 % for BW).
+    The z scores use the exact randomisation moments. The p-values are conditional
+    randomisation (permutation) p-values: each wafer's values are permuted over its own dies
+    ``R = permutations`` times, and ``p = (1 + #{T_perm at least as extreme as T}) / (1 + R)``
+    (Hope 1968; Besag & Diggle 1977), the p-value PySAL reports as ``p_sim``. The test is exact
+    at any R: on random maps ``P(p <= a) <= a`` for every ``a`` that is a multiple of
+    ``1/(1 + R)``; R only sets the resolution (smallest p ``1/(1 + R)``) and the Monte Carlo
+    error, about ``sqrt(p (1 - p) / R)``. The permutation condition on each wafer's number of
+    fails (and, for a numeric ``value``, on its multiset of values), as do the moments.
+    With ``permutations=0`` the p-values come from the normal approximation, which misjudges
+    binary maps with few fails: their BB, Moran's I and log odds are right-skewed, so that
+    on simulated random wafers with 1 % fails the Moran's I flag fired on 9 % at a nominal
+    5 %, BW on 8 %, runs on 9 % and the log odds (``log_odds / log_odds_se`` against a normal
+    quantile) on 16 %; the permutation p-values give 5 % or less on every statistic.
+
+    Cost: each permutation moves only the dies that differ from their wafer's most frequent
+    value (the fails, or the passes when they are fewer; the defective dies of a count map),
+    so one pass costs about ``R x min(n_fail, n_pass) x neighbours`` operations over all
+    wafers at once, in memory-bounded chunks of permutations.
+
+    ``clustered`` uses the BW count, the join count test recommended for clustering of a
+    binary map (fewer mixed joins than at random).
 
     References
     ----------
@@ -166,6 +196,10 @@ def clustering_stats(
     Taam, W., & Hamada, M. (1993). Detecting spatial effects from factorial experiments: an
     application from integrated-circuit manufacturing. Technometrics 35(2), 149-160.
     https://doi.org/10.1080/00401706.1993.10485037
+    Hope, A. C. A. (1968). A simplified Monte Carlo significance test procedure. J. R. Stat.
+    Soc. B 30(3), 582-598. https://doi.org/10.1111/j.2517-6161.1968.tb00759.x
+    Besag, J., & Diggle, P. J. (1977). Simple Monte Carlo tests for spatial pattern. J. R.
+    Stat. Soc. C 26(3), 327-333. https://doi.org/10.2307/2346974
     Wald, A., & Wolfowitz, J. (1940). On a test whether two samples are from the same
     population. Ann. Math. Stat. 11(2), 147-162. https://doi.org/10.1214/aoms/1177731909
 
@@ -174,9 +208,14 @@ def clustering_stats(
     >>> import yieldkit as yk
     >>> from yieldkit.spatial import clustering_stats
     >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, signatures={0: "edge-ring"}, seed=3)
-    >>> clustering_stats(fab.dies)["clustered"].tolist()
-    [True, False]
+    >>> res = clustering_stats(fab.dies, permutations=199, seed=1)
+    >>> res["clustered"].tolist(), res["p_bw"].round(3).tolist()
+    ([True, False], [0.005, 0.965])
     """
+    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or permutations < 0:
+        raise YieldkitValueError(
+            f"The 'permutations' argument of clustering_stats must be an integer >= 0. Got {permutations!r} instead."
+        )
     if not 0 < significance < 1:
         raise YieldkitValueError(
             f"The 'significance' argument of clustering_stats must be in (0, 1). Got {significance!r} instead."
@@ -229,22 +268,26 @@ def clustering_stats(
         e_i, var_i = morans_i_moments(n, s0, s1, s2, b2)
         z_i = (mi - e_i) / np.sqrt(var_i)
         # neighbour log odds ratio (Taam & Hamada)
-        cells = np.stack([bb, ww, bw / 2, bw / 2])
-        cells = np.where((cells == 0).any(axis=0), cells + 0.5, cells)
-        lor = np.log(cells[0] * cells[1] / (cells[2] * cells[3]))
-        lor_se = np.sqrt((1.0 / cells).sum(axis=0))
+        lor, lor_se = _log_odds(bb, ww, bw)
         # runs in serpentine raster order
         xs = np.where(y % 2 == 0, x, -x)
         order = np.lexsort((xs, y, w))
         bo, wo = b[order], w[order]
-        change = (bo[1:] != bo[:-1]) & (wo[1:] == wo[:-1])
+        same = wo[1:] == wo[:-1]
+        change = (bo[1:] != bo[:-1]) & same
         runs = np.where(n > 0, 1 + np.bincount(wo[1:], weights=change, minlength=n_w), 0)
         n2 = n - n1
         e_r = 1 + 2 * n1 * n2 / n
         var_r = 2 * n1 * n2 * (2 * n1 * n2 - n) / (n**2 * (n - 1))
         z_r = (runs - e_r) / np.sqrt(var_r)
-    p_bb = stats.norm.sf(z_bb)
-    p_bw = stats.norm.cdf(z_bw)
+        p_lor = stats.norm.sf(lor / lor_se)
+    p_bb, p_bw, p_i, p_r = stats.norm.sf(z_bb), stats.norm.cdf(z_bw), stats.norm.sf(z_i), stats.norm.cdf(z_r)
+    if permutations:
+        chain = (order[:-1][same], order[1:][same])
+        p_bb, p_bw, p_i, p_lor, p_r = _permutation_p_values(
+            w, n_w, b, None if value == "fail" else v, (i, j), chain, n, n_e, mean, m2,
+            int(permutations), np.random.default_rng(seed),
+        )
     out = pd.DataFrame(
         {
             "lot_id": wafers["lot_id"].astype(_STRING).to_numpy(),
@@ -255,11 +298,77 @@ def clustering_stats(
             "bb": bb.astype(np.int64), "e_bb": m["e_bb"], "z_bb": z_bb, "p_bb": p_bb,
             "bw": bw.astype(np.int64), "e_bw": m["e_bw"], "z_bw": z_bw, "p_bw": p_bw,
             "ww": ww.astype(np.int64), "e_ww": m["e_ww"], "z_ww": z_ww,
-            "morans_i": mi, "e_i": e_i, "z_i": z_i, "p_i": stats.norm.sf(z_i),
-            "log_odds": lor, "log_odds_se": lor_se,
-            "runs": runs.astype(np.int64), "z_runs": z_r, "p_runs": stats.norm.cdf(z_r),
+            "morans_i": mi, "e_i": e_i, "z_i": z_i, "p_i": p_i,
+            "log_odds": lor, "log_odds_se": lor_se, "p_log_odds": p_lor,
+            "runs": runs.astype(np.int64), "z_runs": z_r, "p_runs": p_r,
             "clustered": np.nan_to_num(p_bw, nan=1.0) < significance,
         }
     )
+    out.attrs["permutations"] = int(permutations)
     log.debug("clustering_stats: %d wafers, %d clustered", n_w, int(out["clustered"].sum()))
     return out
+
+
+def _log_odds(bb: np.ndarray, ww: np.ndarray, bw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbour log odds ratio and its naive standard error, 0.5 added to a table with an empty cell."""
+    cells = np.stack(np.broadcast_arrays(bb, ww, bw / 2, bw / 2)).astype(float)
+    cells = np.where((cells == 0).any(axis=0), cells + 0.5, cells)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lor = np.log(cells[0] * cells[1] / (cells[2] * cells[3]))
+        se = np.sqrt((1.0 / cells).sum(axis=0))
+    return lor, se
+
+
+def _binary_stats(
+    background: np.ndarray, sums: list[tuple[np.ndarray, np.ndarray]], n: np.ndarray, n_e: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """BB, BW, WW and runs from the (D, J) sums of the minority colour over joins and the run chain."""
+    (d, j), (dc, jc) = sums
+    bw = np.abs(d) - 2 * j
+    bb = np.where(background == 0, j, n_e - j - bw)
+    ww = n_e - bb - bw
+    runs = np.where(n > 0, 1 + np.abs(dc) - 2 * jc, 0)
+    return bb, bw, ww, runs
+
+
+def _moran_from_sums(background: np.ndarray, d: np.ndarray, j: np.ndarray, n: np.ndarray, n_e: np.ndarray,
+                     mean: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    """Moran's I from the departures of a map from its background value ``c``.
+
+    With ``z = a + e`` (``a = c - mean``, ``e`` zero off the departures), the sum over joins is
+    ``sum z_i z_j = E a^2 + a D + J`` with ``D = sum_i deg_i e_i`` and ``J = sum_joins e_i e_j``.
+    """
+    a = background - mean
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return n / (2 * n_e) * 2 * (n_e * a * a + a * d + j) / m2
+
+
+def _permutation_p_values(
+    w: np.ndarray, n_w: int, b: np.ndarray, v: np.ndarray | None, joins: tuple[np.ndarray, np.ndarray],
+    chain: tuple[np.ndarray, np.ndarray], n: np.ndarray, n_e: np.ndarray, mean: np.ndarray, m2: np.ndarray,
+    permutations: int, rng: np.random.Generator,
+) -> tuple[np.ndarray, ...]:
+    """Conditional randomisation p-values of BB, BW, Moran's I, the log odds ratio and runs."""
+    n_rows = len(w)
+    tables = [neighbour_table(n_rows, *joins), neighbour_table(n_rows, *chain)]
+    decs = [decompose(w, b.astype(float), n_w)]
+    tabs = [tables]
+    if v is not None:
+        decs.append(decompose(w, v, n_w))
+        tabs.append(tables[:1])
+    scratch = np.zeros(n_rows + 1)
+
+    def statistics(sums: list[list[tuple[np.ndarray, np.ndarray]]]) -> tuple[np.ndarray, ...]:
+        bb, bw, ww, runs = _binary_stats(decs[0].background, sums[0], n, n_e)
+        dm = decs[-1]
+        mi = _moran_from_sums(dm.background, *sums[-1][0], n, n_e, mean, m2)
+        return bb, bw, mi, _log_odds(bb, ww, bw)[0], runs
+
+    obs = statistics([pair_sums(d.rows[None, :], d, t, n_w, scratch) for d, t in zip(decs, tabs, strict=True)])
+    upper = (True, False, True, True, False)  # BB, Moran, log odds: large; BW, runs: small
+    hits = [np.zeros(n_w) for _ in obs]
+    for sums in permuted_pair_sums(w, n_w, decs, tabs, permutations, rng):
+        for k, t in enumerate(statistics(sums)):
+            tol = 1e-9 * np.maximum(np.abs(obs[k]), 1e-300)
+            hits[k] += (t >= obs[k] - tol).sum(axis=0) if upper[k] else (t <= obs[k] + tol).sum(axis=0)
+    return tuple(np.where(np.isfinite(o), (1 + h) / (1 + permutations), np.nan)[0] for o, h in zip(obs, hits, strict=True))
