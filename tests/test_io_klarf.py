@@ -398,3 +398,23 @@ def test_fast_and_token_paths_agree(shared_samples: Path, tmp_path: Path) -> Non
     p.write_text("\n".join(lines))
     slow = read_klarf(p).defects
     pd.testing.assert_frame_equal(fast, slow)
+
+
+@pytest.mark.parametrize(("angle", "word"), [("180", "UP"), ("90", "LEFT"), ("270", "RIGHT")])
+def test_klarf18_orientation_angles_match_12_words(tmp_path: Path, angle: str, word: str) -> None:
+    """KLARF 1.8 gives the mark location as an angle (0 = DOWN, counter-clockwise)."""
+    lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(1000.0, 2000.0), origin_um=(-300.0, -700.0))
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": "W", "defect_id": [1, 2], "die_x": [2, -3], "die_y": [1, 0],
+                      "xrel_um": [10.0, 900.0], "yrel_um": [5.0, 1500.0]})
+    p12, p18 = tmp_path / "a.klarf", tmp_path / "b.klarf"
+    write_klarf(d, p12, version="1.2", layout=lay)
+    write_klarf(d, p18, version="1.8", layout=lay)
+    p12.write_text(p12.read_text().replace("OrientationMarkLocation DOWN", f"OrientationMarkLocation {word}"))
+    p18.write_text(p18.read_text().replace("OrientationMarkLocation 1 {0}", f"OrientationMarkLocation 1 {{{angle}}}"))
+    a, b = read_klarf(p12).defects, read_klarf(p18).defects
+    np.testing.assert_allclose(a[["x_um", "y_um"]], b[["x_um", "y_um"]], atol=1e-9)
+    assert a.die_x.tolist() == b.die_x.tolist() and a.die_y.tolist() == b.die_y.tolist()
+    x, y = lay.position(d.die_x, d.die_y, d.xrel_um, d.yrel_um)  # positions with the mark DOWN
+    expect = {"UP": (-x, -y), "LEFT": (-y, x), "RIGHT": (y, -x)}[word]
+    np.testing.assert_allclose(a["x_um"], expect[0], atol=1e-9)
+    np.testing.assert_allclose(a["y_um"], expect[1], atol=1e-9)

@@ -176,13 +176,13 @@ def write_klarf(
         raise YieldkitValueError("write_klarf needs at least one defect or a wafers table naming the wafers")
     nums, lookup = _class_numbers(d) if len(d) else (np.zeros(0, np.int64), {0: UNCLASSIFIED})
     d = d.assign(_cls=nums)
-    lot_key = d["lot_id"].astype(str) + "\x1f" + d["wafer_id"].astype(str)
+    rows_of = d.groupby([d["lot_id"].astype(str), d["wafer_id"].astype(str)], sort=False).indices if len(d) else {}
     parts = []
     if version == "1.2":
         parts.append(_header_12(ts))
     for lot, wafer in groups:
         lay = _layout_for(layout, (lot, wafer))
-        sub = d[(lot_key == f"{lot}\x1f{wafer}").to_numpy()]
+        sub = d.iloc[rows_of.get((lot, wafer), np.zeros(0, np.int64))]
         info = wafer_info.get((lot, wafer), {})
         if version == "1.2":
             parts.append(_wafer_12(sub, lot, wafer, lay, info, lookup, ts))
