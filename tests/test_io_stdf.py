@@ -552,3 +552,15 @@ def test_fuzz_only_parse_errors(shared_samples, tmp_path, which, edits, cut, tes
                 read_stdf(p, tests=tests, on_error=mode)
         except ParseError:
             pass
+
+
+def test_final_test_parts_without_positions_count_as_units(shared_samples):
+    """testcaseSmall: 32 parts on four sites, all at X=Y=0 -- 32 units, not 32 retests of one die;
+    d10_1: X/Y = -32768 -- the coordinates are missing."""
+    import yieldkit as yk
+
+    small = yk.read_stdf(shared_samples / "stdf" / "testcaseSmall.stdf.gz")
+    assert small.dies["die_x"].isna().all() and (small.dies["test_seq"] == 1).all()
+    assert yk.wafer_yield(small.dies)["tested"].sum() == 32
+    d10 = yk.read_stdf(shared_samples / "stdf" / "d10_1.std")
+    assert d10.dies["die_x"].isna().all() and yk.wafer_yield(d10.dies)["tested"].sum() == 1

@@ -67,3 +67,20 @@ def test_wafer_order_is_first_appearance():
     w = yk.wafer_yield(d)
     assert list(zip(w["lot_id"], w["wafer_id"])) == [("B", "2"), ("A", "1"), ("B", "1")]
     assert np.all(w["yield"] == 1.0)
+
+
+def test_parts_without_a_wafer_position_are_units_of_their_own():
+    """Final-test data: missing die_x/die_y with missing_xy='unit' -- every row counts, none is a retest."""
+    from yieldkit.schema import validate_dies
+
+    raw = pd.DataFrame({"lot": ["L"] * 4, "wafer": ["1"] * 4, "x": [None, None, 0, 0], "y": [None, None, 0, 0],
+                        "bin": [1, 2, 5, 1], "test_seq": [1, 1, 1, 2]})
+    with pytest.raises(SchemaError, match="die_x"):
+        validate_dies(raw)
+    d = validate_dies(raw, missing_xy="unit")
+    assert str(d["die_x"].dtype) == "Int32" and d["die_x"].isna().sum() == 2
+    w = yk.wafer_yield(d)
+    assert w[["tested", "good", "first_pass_good"]].iloc[0].tolist() == [3, 2, 1]
+    assert len(yk.final_results(d)) == 3
+    lay = yk.WaferLayout.from_dies(d)
+    assert lay.n_dies == 1

@@ -120,17 +120,26 @@ def wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id") 
 
 
 def die_keys(df: pd.DataFrame) -> np.ndarray:
-    """One int64 per row identifying (lot, wafer, die_x, die_y); dense when the grid is compact."""
+    """One int64 per row identifying (lot, wafer, die_x, die_y); dense when the grid is compact.
+
+    A row without a die position (missing ``die_x`` or ``die_y``: a part tested without a
+    wafer location) gets a key of its own, so it is never taken for another row's retest.
+    """
     codes, _ = wafer_codes(df)
-    x = df["die_x"].to_numpy(dtype="int64", na_value=0)
-    y = df["die_y"].to_numpy(dtype="int64", na_value=0)
+    sx, sy = df["die_x"], df["die_y"]
+    x = sx.to_numpy(dtype="int64", na_value=0)
+    y = sy.to_numpy(dtype="int64", na_value=0)
     if len(x) == 0:
         return np.zeros(0, np.int64)
     x = x - x.min()
     y = y - y.min()
     nx = int(x.max()) + 1
     ny = int(y.max()) + 1
-    return (codes * nx + x) * ny + y
+    keys = (codes * nx + x) * ny + y
+    if sx.hasnans or sy.hasnans:
+        na = sx.isna().to_numpy() | sy.isna().to_numpy()
+        keys = np.where(na, int(keys.max()) + 1 + np.cumsum(na), keys)
+    return keys
 
 
 def duplicated_keys(keys: np.ndarray) -> np.ndarray:

@@ -258,10 +258,11 @@ class WaferLayout:
         the middle of the index range, and the die set is exactly the distinct dies present.
         The result has ``inferred=True``.
         """
-        if len(dies) == 0:
-            raise SchemaError("cannot infer a wafer layout from an empty die table")
-        ix = dies[die_x].to_numpy(dtype=np.int64)
-        jy = dies[die_y].to_numpy(dtype=np.int64)
+        placed = dies[[die_x, die_y]].dropna()  # parts without a wafer position have no place on it
+        if len(placed) == 0:
+            raise SchemaError("cannot infer a wafer layout from an empty die table (or one without die positions)")
+        ix = placed[die_x].to_numpy(dtype=np.int64)
+        jy = placed[die_y].to_numpy(dtype=np.int64)
         cx = (ix.min() + ix.max() + 1) / 2.0
         cy = (jy.min() + jy.max() + 1) / 2.0
         origin = (-cx, -cy)

@@ -402,6 +402,7 @@ def validate_dies(
     good_bins: Iterable[int] = (1,),
     retests: str = "error",
     line_base: int | None = None,
+    missing_xy: str = "error",
 ) -> pd.DataFrame:
     """Map, coerce and validate a die table; return it in canonical form.
 
@@ -421,6 +422,10 @@ def validate_dies(
     line_base : int, optional
         Added to a 0-based row position to give the file line in messages (2 for a CSV with
         one header line); ``None`` reports row positions.
+    missing_xy : {"error", "unit"}
+        An empty ``die_x``/``die_y``: an error (the default), or a part tested without a wafer
+        position (final test): the coordinates stay missing (nullable Int32) and every such row
+        is a unit of its own, never paired with another as a retest.
 
     Returns
     -------
@@ -430,6 +435,7 @@ def validate_dies(
     from .errors import check_choice
 
     check_choice(retests, ("error", "order"), name="retests", where="validate_dies")
+    check_choice(missing_xy, ("error", "unit"), name="missing_xy", where="validate_dies")
     if len(df.columns) == 0:
         raise SchemaError("the die table has no columns (empty file?)", source=source)
     found = list(df.columns)
@@ -445,6 +451,9 @@ def validate_dies(
             minimum = 0 if spec.name in ("hbin", "sbin", "site", "head") else None
             if spec.name == "test_seq":
                 minimum = 0
+            if spec.name in ("die_x", "die_y") and missing_xy == "unit":
+                out[spec.name] = _coerce_int(df[spec.name], "int32", nullable=True, source=source, line_base=line_base)
+                continue
             out[spec.name] = _coerce(df, spec, source=source, line_base=line_base, minimum=minimum)
     if "passed" not in out:
         out["passed"] = pd.Series(_in_bins(out["hbin"].to_numpy(), good_bins), index=df.index, name="passed")

@@ -478,8 +478,20 @@ def read_stdf(
         fy = np.where(missing_xy, _MISSING_XY, fy)
         if ((np.abs(fx) > 32767) & ~missing_xy).any() or ((np.abs(fy) > 32767) & ~missing_xy).any():
             fx, fy = np.where(missing_xy, _MISSING_XY, prr["x"]), np.where(missing_xy, _MISSING_XY, prr["y"])
+        # a wafer whose parts all sit at one (X, Y) yet were tested on several sites at once --
+        # final-test files write 0, 0 -- has no positions: one die cannot be on two sites
+        same = pd.DataFrame({"w": wcode, "x": fx, "y": fy, "s": prr["site"], "h": prr["head"]}).groupby("w")[
+            ["x", "y", "s", "h"]].nunique()
+        flat = same.index[(same["x"] == 1) & (same["y"] == 1) & ((same["s"] > 1) | (same["h"] > 1))].to_numpy()
+        if len(flat):
+            one_spot = np.isin(wcode, flat) & ~missing_xy
+            if one_spot.any():
+                log.info("%s: every part of %d wafer(s) is at one X/Y; the parts are treated as units "
+                         "without a wafer position, not as retests of one die", spath, len(flat))
+                missing_xy = missing_xy | one_spot
         dkey = (wcode << 32) | ((fx + 32768) << 16) | (fy + 32768)
         tseq = pd.Series(dkey).groupby(dkey, sort=False).cumcount().to_numpy() + 1
+        tseq = np.where(missing_xy, 1, tseq)  # a part without a position is its own unit
         if tseq.max() > 32767:
             i = int(np.argmax(tseq > 32767))
             raise ParseError(f"more than 32767 parts at die ({int(prr['x'][i])}, {int(prr['y'][i])})",
@@ -504,12 +516,12 @@ def read_stdf(
             "part_flg": flg.astype(np.int16), "num_test": prr["num_test"].astype(np.int32),
             "test_time_ms": tt,
         })
-        dies = validate_dies(raw, source=spath)
         if missing_xy.any():
             for c in ("die_x", "die_y"):
-                col = pd.array(dies[c].to_numpy(), dtype="Int32")
+                col = pd.array(raw[c].to_numpy(), dtype="Int32")
                 col[missing_xy] = pd.NA
-                dies[c] = col
+                raw[c] = col
+        dies = validate_dies(raw, source=spath, missing_xy="unit" if missing_xy.any() else "error")
     else:
         dies = _empty_dies()
 
