@@ -111,3 +111,21 @@ def test_convert_maps(shared_samples: Path, tmp_path: Path) -> None:
                                       check_dtype=False)
     assert len(pd.read_csv(tmp_path / "m.csv")) == len(ref)
     assert main(["-q", "convert", str(src), "-o", str(tmp_path / "m.unknownext")]) == 1
+
+
+def test_xz_compressed_stdf_is_recognised(tmp_path):
+    """An xz-compressed STDF is looked into, like gzip and bzip2."""
+    import lzma
+
+    import pandas as pd
+
+    import yieldkit as yk
+    from yieldkit.io.detect import sniff_format
+
+    dies = yk.read_dies(pd.DataFrame({"lot": ["L"] * 2, "wafer": ["1"] * 2, "x": [0, 1], "y": [0, 0], "bin": [1, 2]}))
+    plain = tmp_path / "a.stdf"
+    yk.write_stdf(dies, plain)
+    xz = tmp_path / "a.stdf.xz"
+    xz.write_bytes(lzma.compress(plain.read_bytes()))
+    assert sniff_format(xz) == "stdf"
+    assert yk.read_dies(xz)["hbin"].tolist() == [1, 2]

@@ -569,11 +569,15 @@ def validate_defects(
         result["defect_id"] = (wafer.groupby(wafer, sort=False).cumcount() + 1).astype("int64")
         log.info("%s: no defect_id column; numbered defects within each wafer", source or "defect table")
     else:
-        from .keys import wafer_codes
+        from .keys import duplicated_keys, wafer_codes
 
         codes, _ = wafer_codes(result)
-        key = pd.DataFrame({"w": codes, "d": result["defect_id"].to_numpy()})
-        dup = key.duplicated().to_numpy()
+        ids = result["defect_id"].to_numpy()
+        lo, hi = (int(ids.min()), int(ids.max())) if len(ids) else (0, 0)
+        if hi - lo < 2**40 // max(1, int(codes.max(initial=0)) + 1):
+            dup = duplicated_keys(codes * (hi - lo + 1) + (ids - lo))
+        else:
+            dup = pd.DataFrame({"w": codes, "d": ids}).duplicated().to_numpy()
         if dup.any():
             pos = int(np.flatnonzero(dup)[0])
             raise SchemaError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import logging
+import lzma
 import os
 import re
 import zipfile
@@ -40,6 +41,9 @@ def _head(path: Path, n: int = 4096) -> bytes:
         if raw.startswith(b"BZh"):
             with bz2.open(path, "rb") as fh:
                 return fh.read(n)
+        if raw.startswith(b"\xfd7zXZ\x00"):
+            with lzma.open(path, "rb") as fh:
+                return fh.read(n)
         if raw.startswith(b"PK\x03\x04"):
             with zipfile.ZipFile(path) as zf:
                 names = [i for i in zf.infolist() if not i.is_dir()]
@@ -54,7 +58,7 @@ def _head(path: Path, n: int = 4096) -> bytes:
                 if names:
                     with zf.open(names[0]) as fh:
                         return fh.read(n)
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as exc:
         raise ParseError(f"cannot decompress: {exc}", path=path) from exc
     return raw
 
