@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from yieldkit.classify.features import extract_features, feature_names
 from yieldkit.classify.forest import Forest
@@ -156,9 +157,10 @@ def test_forest_matches_sklearn(rng):
     X = rng.normal(size=(600, 6))
     X[rng.random(X.shape) < 0.05] = np.nan
     y3 = np.digitize(X[:, 0] + 0.5 * np.nan_to_num(X[:, 1]) + rng.normal(0, 0.3, 600), [-0.5, 0.5])
-    m = HistGradientBoostingClassifier(max_iter=15, random_state=0).fit(X, y3)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        m = HistGradientBoostingClassifier(max_iter=15, random_state=0).fit(X, y3)
+        m2 = HistGradientBoostingClassifier(max_iter=15, random_state=0).fit(X, y3 > 0)
     np.testing.assert_allclose(Forest.from_hgb([m]).predict_proba(X), m.predict_proba(X), rtol=1e-9, atol=1e-12)
-    m2 = HistGradientBoostingClassifier(max_iter=15, random_state=0).fit(X, y3 > 0)
     np.testing.assert_allclose(Forest.from_hgb([m2]).predict_proba(X)[:, 0], m2.predict_proba(X)[:, 1], rtol=1e-9)
 
 
@@ -174,7 +176,7 @@ def synth_data():
 @pytest.fixture(scope="module")
 def fitted(synth_data):
     (Xtr, ytr), _ = synth_data
-    return WaferPatternClassifier(max_iter=40, min_samples_leaf=5, random_state=0).fit(Xtr, ytr)
+    return WaferPatternClassifier(max_iter=40, min_samples_leaf=5, random_state=0, n_threads=1).fit(Xtr, ytr)
 
 
 def test_classifier_learns_synthetic_patterns(synth_data, fitted):
@@ -225,7 +227,7 @@ def test_multilabel_mode(rng):
         grids.append(g)
         Y.append((c, e))
     Y = pd.DataFrame(Y, columns=["Center", "Edge-Ring"])
-    clf = WaferPatternClassifier(multilabel=True, max_iter=20, min_samples_leaf=5).fit(grids[:120], Y[:120])
+    clf = WaferPatternClassifier(multilabel=True, max_iter=20, min_samples_leaf=5, n_threads=1).fit(grids[:120], Y[:120])
     pred = clf.predict(grids[120:])
     assert pred.shape == (40, 2)
     assert np.mean(pred == Y[120:].to_numpy()) >= 0.95
@@ -254,7 +256,7 @@ def test_sklearn_estimator_checks():
     """scikit-learn's estimator checks, on precomputed features (where they apply)."""
     from sklearn.utils.estimator_checks import check_estimator
 
-    check_estimator(WaferPatternClassifier(input="features", max_iter=3, min_samples_leaf=1))
+    check_estimator(WaferPatternClassifier(input="features", max_iter=3, min_samples_leaf=1, n_threads=1))
 
 
 def test_real_wm811k_subset(shared_samples):
@@ -269,7 +271,7 @@ def test_real_wm811k_subset(shared_samples):
     y = d["label"].to_numpy()
     idx = np.random.default_rng(0).permutation(len(y))
     tr, te = idx[: len(idx) * 2 // 3], idx[len(idx) * 2 // 3:]
-    clf = WaferPatternClassifier(max_iter=60, min_samples_leaf=5, random_state=0)
+    clf = WaferPatternClassifier(max_iter=60, min_samples_leaf=5, random_state=0, n_threads=1)
     clf.fit([grids[i] for i in tr], y[tr])
     acc = np.mean(clf.predict([grids[i] for i in te]) == y[te])
     assert acc > 0.7  # 9 balanced classes: chance is 0.11
