@@ -131,3 +131,64 @@ def test_joint_wafer_codes_against_concat(fab):
     np.testing.assert_array_equal(a, ra)
     np.testing.assert_array_equal(b, rb)
     assert w.astype(str).values.tolist() == rw.astype(str).values.tolist()
+
+
+def test_run_wafer_codes_equal_wafer_codes(rng):
+    """Reference: keys.wafer_codes (hash factorization of every row) on run-structured tables,
+    wafers split over several runs, chunked Arrow columns; None where runs do not apply."""
+    from yieldkit.keys import wafer_codes
+    from yieldkit.maps._keys import run_wafer_codes
+
+    s = pd.StringDtype("pyarrow")
+    lots = np.repeat(["B", "A", "B", "C", "A"], [700, 300, 500, 900, 600])
+    wafers = np.repeat(["01", "02", "01", "02", "03"], [700, 300, 500, 900, 600])
+    df = pd.DataFrame({"lot_id": pd.array(lots, dtype=s), "wafer_id": pd.array(wafers, dtype=s)})
+    chunked = pd.concat([df.iloc[:1234], df.iloc[1234:]], ignore_index=True)
+    for t in (df, chunked):
+        got = run_wafer_codes(t)
+        assert got is not None
+        ref_codes, ref_w = wafer_codes(t)
+        np.testing.assert_array_equal(got[0], ref_codes)
+        assert got[1].astype(str).values.tolist() == ref_w.astype(str).values.tolist()
+    shuffled = df.iloc[rng.permutation(len(df))].reset_index(drop=True)
+    assert run_wafer_codes(shuffled) is None  # no runs: hash factorization
+    assert run_wafer_codes(df.astype(object)) is None  # not Arrow-backed
+    nulls = df.copy()
+    nulls.loc[5, "wafer_id"] = None
+    assert run_wafer_codes(nulls) is None
+
+
+def test_counts_dense_keys_equal_row_lookup(fab, monkeypatch):
+    """Reference: the row-lookup path (lookup_rows + bincount over rows) gives the same counts,
+    zero-count dies and off-die report as counting on dense die keys."""
+    import yieldkit.maps.counts as counts
+
+    plan = pd.DataFrame({"lot_id": ["L"] * 3, "wafer_id": ["1"] * 3, "die_x": [0, 1, 1], "die_y": [0, 0, 0]})
+    d = pd.DataFrame({"lot_id": ["L"] * 4, "wafer_id": ["1", "1", "1", "9"], "defect_id": [1, 2, 3, 1],
+                      "die_x": pd.array([0, 5, None, 0], dtype="Int32"), "die_y": pd.array([0, 0, None, 0], dtype="Int32")})
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)
+            return [yk.die_defect_counts(fab.defects, fab.dies), yk.die_defect_counts(fab.defects, fab.layout, by="layer"),
+                    yk.die_defect_counts(d, plan)]
+
+    dense = run()
+    monkeypatch.setattr(counts, "dense_die_keys", lambda *a: None)
+    rows = run()
+    for a, b in zip(dense, rows, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+        assert a.attrs == b.attrs
+    assert (dense[0]["n_defects"] == 0).any() and dense[2].attrs["n_off_die"] == 3
+
+
+def test_counts_do_not_share_memory_with_the_die_table(fab):
+    """Writing to the result leaves the die table unchanged."""
+    dies = yk.final_results(fab.dies).copy()
+    before = dies[["die_x", "passed"]].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        c = yk.die_defect_counts(fab.defects, dies)
+    c.loc[0, "die_x"] = 999
+    c.loc[0, "passed"] = not bool(c.loc[0, "passed"])
+    pd.testing.assert_frame_equal(dies[["die_x", "passed"]], before)

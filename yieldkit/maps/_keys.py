@@ -6,25 +6,69 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from ..keys import wafer_codes
 
 _STRING: Any = pd.StringDtype("pyarrow")
 
-__all__ = ["joint_wafer_codes", "lookup_rows", "position_codes"]
+__all__ = ["dense_die_keys", "joint_wafer_codes", "lookup_rows", "position_codes", "run_wafer_codes"]
+
+
+def _changes(col: pd.Series) -> np.ndarray | None:
+    """``col[i + 1] != col[i]`` for an Arrow-backed string column without nulls, else None."""
+    buf = getattr(col.array, "_pa_array", None)
+    if buf is None or buf.null_count:
+        return None
+    n = len(buf)
+    return pc.not_equal(buf.slice(1), buf.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+
+
+def run_wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id") -> tuple[np.ndarray, pd.DataFrame] | None:
+    """:func:`~yieldkit.keys.wafer_codes` of a table stored wafer by wafer, from its runs.
+
+    Die tables hold each wafer's dies in one or a few contiguous runs. Comparing each row
+    with the previous one (a string comparison, no hashing) finds the runs; only the first row
+    of each run is factorized, and the codes are repeated over the runs. The codes and the
+    wafer order equal those of ``wafer_codes``. Returns None (use ``wafer_codes``) when the
+    columns are not Arrow-backed strings without nulls or the table is not run-structured.
+    """
+    n = len(df)
+    if n < 2:
+        return None
+    head = min(n, 4096)
+    probe = [_changes(df[c].iloc[:head]) for c in (lot, wafer)]
+    if probe[0] is None or probe[1] is None or (probe[0] | probe[1]).sum() > head // 16:
+        return None
+    lc, wc = _changes(df[lot]), _changes(df[wafer])
+    if lc is None or wc is None:
+        return None
+    starts = np.flatnonzero(lc | wc) + 1
+    if len(starts) > n // 16:
+        return None
+    starts = np.r_[0, starts]
+    run_codes, wafers = wafer_codes(df.iloc[starts][[lot, wafer]].reset_index(drop=True), lot, wafer)
+    codes = np.repeat(run_codes, np.diff(np.r_[starts, n]))
+    codes.flags.writeable = False
+    return codes, wafers
+
+
+def _wafer_codes(df: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    runs = run_wafer_codes(df)
+    return runs if runs is not None else wafer_codes(df)
 
 
 def joint_wafer_codes(*tables: pd.DataFrame) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Wafer codes of several tables in one code space (order of first appearance across them)."""
     if len(tables) == 1:
-        codes, wafers = wafer_codes(tables[0])
+        codes, wafers = _wafer_codes(tables[0])
         return [codes], wafers
-    first, wafers = wafer_codes(tables[0])
+    first, wafers = _wafer_codes(tables[0])
     out = [first]
     n_known = len(wafers)
     for t in tables[1:]:
         # factorize the (usually smaller) table, then match its distinct wafers to the known ones
-        c, u = wafer_codes(t)
+        c, u = _wafer_codes(t)
         known = pd.MultiIndex.from_arrays([wafers["lot_id"].to_numpy(object), wafers["wafer_id"].to_numpy(object)])
         q = pd.MultiIndex.from_arrays([u["lot_id"].to_numpy(object), u["wafer_id"].to_numpy(object)])
         hit = known.get_indexer(q)
@@ -67,6 +111,37 @@ def position_codes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, pd.DataFra
     uniq, codes = np.unique(flat, return_inverse=True)
     pos = pd.DataFrame({"die_x": (uniq % nx + xmin).astype(np.int32), "die_y": (uniq // nx + ymin).astype(np.int32)})
     return codes.astype(np.int64).ravel(), pos
+
+
+def dense_die_keys(
+    w_tab: np.ndarray, x_tab: np.ndarray, y_tab: np.ndarray,
+    w_q: np.ndarray, x_q: np.ndarray, y_q: np.ndarray, valid_q: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """Keys ``(wafer * ny + y) * nx + x`` in the table's bounding box of dies, for table and queries.
+
+    Returns ``(k_tab, k_q, ok_q, space)``: ``ok_q`` marks the valid queries inside the box (their
+    keys are meaningful), ``space`` the number of possible keys; None when ``space`` is large
+    compared with the data (then use :func:`lookup_rows`).
+    """
+    n_tab = len(w_tab)
+    if n_tab == 0:
+        return None
+    xmin, xmax = int(x_tab.min()), int(x_tab.max())
+    ymin, ymax = int(y_tab.min()), int(y_tab.max())
+    nx, ny = xmax - xmin + 1, ymax - ymin + 1
+    n_w = int(w_tab.max()) + 1
+    space = n_w * nx * ny
+    if space > 4 * (n_tab + len(w_q)) + 1_000_000:
+        return None
+    k_tab = w_tab.astype(np.int64) * ny  # in place from here on, in int64 whatever the index dtype
+    k_tab += y_tab
+    k_tab -= ymin
+    k_tab *= nx
+    k_tab += x_tab
+    k_tab -= xmin
+    ok = valid_q & (x_q >= xmin) & (x_q <= xmax) & (y_q >= ymin) & (y_q <= ymax) & (w_q >= 0) & (w_q < n_w)
+    k_q = ((w_q[ok] * ny + (y_q[ok] - ymin)) * nx + (x_q[ok] - xmin)).astype(np.int64, copy=False)
+    return k_tab, k_q, ok, space
 
 
 def lookup_rows(

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
 from ..layout import WaferLayout
-from ._keys import joint_wafer_codes, lookup_rows
+from ._keys import dense_die_keys, joint_wafer_codes, lookup_rows
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,12 @@ def _strings(s: pd.Series) -> Any:
     if s.dtype == _STRING:
         return s.array
     return pd.array(s.astype(str).to_numpy(), dtype=_STRING)
+
+
+def _ints(s: pd.Series) -> np.ndarray:
+    """An integer die index column as a numpy array, without a copy when it already is one."""
+    a = s.to_numpy()
+    return a if a.dtype.kind == "i" else s.to_numpy(dtype=np.int64)
 
 
 def _die_positions(defects: pd.DataFrame, layout: WaferLayout | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -178,14 +184,12 @@ def die_defect_counts(
         w_tab = np.repeat(np.arange(n_w, dtype=np.int64), n_g)
         x_tab = np.tile(grid["die_x"].to_numpy(np.int64), n_w)
         y_tab = np.tile(grid["die_y"].to_numpy(np.int64), n_w)
-        base = pd.DataFrame(
-            {
-                "lot_id": _strings(wafers["lot_id"]).take(w_tab),
-                "wafer_id": _strings(wafers["wafer_id"]).take(w_tab),
-                "die_x": x_tab.astype(np.int32),
-                "die_y": y_tab.astype(np.int32),
-            }
-        )
+        base = {
+            "lot_id": _strings(wafers["lot_id"]).take(w_tab),
+            "wafer_id": _strings(wafers["wafer_id"]).take(w_tab),
+            "die_x": x_tab.astype(np.int32),
+            "die_y": y_tab.astype(np.int32),
+        }
         passed = None
     elif isinstance(dies_or_layout, pd.DataFrame):
         tab = dies_or_layout
@@ -203,8 +207,8 @@ def die_defect_counts(
             tab = final_results(tab)
         dx, dy, valid = _die_positions(defects, layout)
         (w_tab, dw), wafers = joint_wafer_codes(tab, defects)
-        x_tab = tab["die_x"].to_numpy(dtype=np.int64)
-        y_tab = tab["die_y"].to_numpy(dtype=np.int64)
+        x_tab = _ints(tab["die_x"])
+        y_tab = _ints(tab["die_y"])
         if not canonical and len(tab):
             # an inspected-die table may repeat dies: keep the first row of each
             nx = int(x_tab.max() - x_tab.min()) + 1
@@ -215,42 +219,57 @@ def die_defect_counts(
                 keep = np.sort(first)
                 tab = tab.iloc[keep]
                 w_tab, x_tab, y_tab = w_tab[keep], x_tab[keep], y_tab[keep]
-        base = pd.DataFrame(
-            {
-                "lot_id": _strings(tab["lot_id"]),
-                "wafer_id": _strings(tab["wafer_id"]),
-                "die_x": x_tab.astype(np.int32),
-                "die_y": y_tab.astype(np.int32),
-            }
-        )
-        passed = tab["passed"].to_numpy(dtype=bool) if canonical else None
+        base = {  # own copies of the die indices: the result is built without copying (copy=False)
+            "lot_id": _strings(tab["lot_id"]),
+            "wafer_id": _strings(tab["wafer_id"]),
+            "die_x": x_tab.astype(np.int32),
+            "die_y": y_tab.astype(np.int32),
+        }
+        passed = tab["passed"].to_numpy(dtype=bool, copy=True) if canonical else None
     else:
         raise YieldkitValueError(
             "The 'dies_or_layout' argument of die_defect_counts must be a DataFrame or a WaferLayout. "
             f"Got {type(dies_or_layout).__name__} instead."
         )
 
-    row = lookup_rows(w_tab, x_tab, y_tab, dw, dx, dy, valid)
-    on = row >= 0
-    n_rows = len(base)
-    if by is None:
-        n = np.bincount(row[on], minlength=n_rows).astype(np.int64)
-        out = base
-        out["n_defects"] = n
-        if passed is not None:
-            out["passed"] = passed
-    else:
+    n_rows = len(w_tab)
+    n_c = 1
+    if by is not None:
         cat, labels = _categories(defects, by, bins)
         n_c = len(labels)
-        n = np.bincount(row[on] * n_c + cat[on], minlength=n_rows * n_c).astype(np.int64)
+    dense = dense_die_keys(w_tab, x_tab, y_tab, dw, dx, dy, valid)
+    if dense is not None:
+        # count on the dense key space, then read every table row's count (no row lookup)
+        k_tab, k_q, ok, space = dense
+        present = np.zeros(space, bool)
+        present[k_tab] = True
+        hit = present[k_q]
+        on = ok.copy()
+        on[ok] = hit
+        keys = k_q[hit] if by is None else k_q[hit] * n_c + cat[on]
+        per_key = np.bincount(keys, minlength=space * n_c)
+        n = per_key[k_tab] if n_c == 1 else per_key.reshape(space, n_c)[k_tab].ravel()
+    else:
+        row = lookup_rows(w_tab, x_tab, y_tab, dw, dx, dy, valid)
+        on = row >= 0
+        keys = row[on] if by is None else row[on] * n_c + cat[on]
+        n = np.bincount(keys, minlength=n_rows * n_c)
+    n = n.astype(np.int64, copy=False)
+    cols: dict[str, Any]
+    if by is None:
+        cols = dict(base)
+    else:
         idx = np.repeat(np.arange(n_rows), n_c)
-        out = base.iloc[idx].reset_index(drop=True)
+        cols = {k: c.take(idx) for k, c in base.items()}
         lab = np.tile(np.asarray(labels, dtype=object), n_rows)
-        out[by] = pd.array(lab.astype(str), dtype=_STRING) if bins is not None or not pd.api.types.is_numeric_dtype(
+        cols[by] = pd.array(lab.astype(str), dtype=_STRING) if bins is not None or not pd.api.types.is_numeric_dtype(
             defects[by]) else lab
-        out["n_defects"] = n
         if passed is not None:
-            out["passed"] = passed[idx]
+            passed = passed[idx]
+    cols["n_defects"] = n
+    if passed is not None:
+        cols["passed"] = passed
+    out = pd.DataFrame(cols, copy=False)
 
     off = ~on
     n_off = int(off.sum())
