@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["dictionary_codes", "die_keys", "duplicated_keys", "remember_codes", "wafer_codes"]
 
@@ -94,6 +95,22 @@ def wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id") 
         hit = _CACHE.get(key)
         if hit is not None and hit[0]() is la and hit[1]() is wa and len(hit[2]) == len(df):
             return hit[2], hit[3].copy()
+    runs = _run_codes(df, lot, wafer) if la is not None and wa is not None else None
+    codes, wafers = runs if runs is not None else _hash_codes(df, lot, wafer)
+    if la is not None and wa is not None:
+        try:
+            refs = (weakref.ref(la), weakref.ref(wa))
+        except TypeError:
+            return codes, wafers
+        codes.flags.writeable = False
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = (refs[0], refs[1], codes, wafers.copy())
+    return codes, wafers
+
+
+def _hash_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """Wafer codes by factorizing both identifier columns."""
     lc, lu = _factorize(df[lot])
     wc, wu = _factorize(df[wafer])
     base = len(wu) + 1
@@ -107,16 +124,42 @@ def wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id") 
         }
     )
     codes = codes.astype(np.int64, copy=False)
-    if la is not None and wa is not None:
-        try:
-            refs = (weakref.ref(la), weakref.ref(wa))
-        except TypeError:
-            return codes, wafers
-        codes.flags.writeable = False
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = (refs[0], refs[1], codes, wafers.copy())
     return codes, wafers
+
+
+def _changes(buf: Any) -> np.ndarray | None:
+    """``buf[i + 1] != buf[i]`` of an Arrow string array without nulls (None otherwise)."""
+    if buf.null_count:
+        return None
+    n = len(buf)
+    return pc.not_equal(buf.slice(1), buf.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+
+
+def _run_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.DataFrame] | None:
+    """Wafer codes of a table stored wafer by wafer, from its runs.
+
+    Die tables hold each wafer's rows in one or a few contiguous runs. Comparing each row with
+    the previous one (a string comparison, no hashing) finds the runs; only the first row of
+    each run is factorized. Same codes and wafer order as hashing; None when the table is not
+    run-structured (then hashing is cheaper).
+    """
+    n = len(df)
+    if n < 2:
+        return None
+    la, wa = _arrow_buffer(df[lot]), _arrow_buffer(df[wafer])
+    head = min(n, 4096)
+    pl, pw = _changes(la.slice(0, head)), _changes(wa.slice(0, head))
+    if pl is None or pw is None or int((pl | pw).sum()) > head // 16:
+        return None
+    lc, wc = _changes(la), _changes(wa)
+    if lc is None or wc is None:
+        return None
+    starts = np.flatnonzero(lc | wc) + 1
+    if len(starts) > n // 16:
+        return None
+    starts = np.r_[0, starts]
+    run_codes, wafers = _hash_codes(df.iloc[starts][[lot, wafer]].reset_index(drop=True), lot, wafer)
+    return np.repeat(run_codes, np.diff(np.r_[starts, n])), wafers
 
 
 def die_keys(df: pd.DataFrame) -> np.ndarray:

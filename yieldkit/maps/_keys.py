@@ -54,8 +54,8 @@ def run_wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_i
 
 
 def _wafer_codes(df: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-    runs = run_wafer_codes(df)
-    return runs if runs is not None else wafer_codes(df)
+    # keys.wafer_codes uses the same run scan and remembers the codes for the next caller
+    return wafer_codes(df)
 
 
 def joint_wafer_codes(*tables: pd.DataFrame) -> tuple[list[np.ndarray], pd.DataFrame]:
