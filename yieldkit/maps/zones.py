@@ -293,9 +293,10 @@ def zonal_yield(
     key = w * n_z + z
     passed = d["passed"].to_numpy(dtype=bool)
     tested = np.bincount(key, minlength=n_w * n_z)
-    good = np.bincount(key, weights=passed, minlength=n_w * n_z).astype(np.int64)
-    wt = np.repeat(np.bincount(w, minlength=n_w), n_z)
-    wg = np.repeat(np.bincount(w, weights=passed, minlength=n_w).astype(np.int64), n_z)
+    good = np.bincount(key[passed], minlength=n_w * n_z)
+    # wafer totals from the zone counts: no further pass over the dies
+    wt = np.repeat(tested.reshape(n_w, n_z).sum(axis=1), n_z)
+    wg = np.repeat(good.reshape(n_w, n_z).sum(axis=1), n_z)
     keep = tested > 0
     tested, good, wt, wg = tested[keep], good[keep], wt[keep], wg[keep]
     widx = (np.arange(n_w * n_z) // n_z)[keep]
