@@ -15,7 +15,13 @@ The model, wafer by wafer:
    ``cluster_alpha`` (exactly so for ``"die"``; marginally, per die, for ``"wafer"``). Each
    defect draws a class (by ``share``), a log-normal size, and kills its die with the class's
    ``kill_prob``.
-3. **Systematic loss.** Independently of defects, each die fails with probability ``1 - y0``.
+3. **Systematic loss.** Independently of defects, with ``systematic="die"`` each die fails with
+   probability ``1 - y0``; with ``systematic="wafer"`` each wafer is lost whole (gross yield
+   loss) with probability ``1 - y0``. Both give a die yield of ``y0`` times the defect-limited
+   yield. They differ for groups of dies: a block of m dies survives die-level loss with
+   probability ``y0**m`` -- to the window method this looks like an extra Poisson density
+   ``-ln(y0) / A`` -- but wafer-level loss with probability ``y0``, the ``Y0`` of
+   ``Y(m) = Y0 * f(m*A*D0)``.
 4. **Signatures.** Chosen wafers carry a spatial failure signature (center, donut,
    edge-ring, edge-loc, loc, scratch, random, near-full): dies in the pattern fail with high
    probability; scratch and loc signatures also leave a cluster of defects.
@@ -113,7 +119,10 @@ class SimulatedFab:
     layout : WaferLayout
         The die grid.
     truth : dict
-        Parameters and hidden state: ``d0``, ``cluster_alpha``, ``y0``, ``coverage``,
+        Parameters and hidden state: ``d0`` (density of all inspected defects), ``killer_d0``
+        (density of killer defects, ``d0 * sum(share * kill_prob)``: the D0 a yield model fitted
+        to pass/fail data estimates), ``window_d0`` (the density the window method sees: with
+        die-level systematic loss, ``killer_d0 - ln(y0) / A``), ``cluster_alpha``, ``y0``, ``coverage``,
         ``die_area_cm2``, ``classes`` (DataFrame), ``wafers`` (DataFrame: density, signature,
         excursion), ``dies`` (DataFrame: n_defects, n_killer, defective, escaped), ``defects``
         (DataFrame: defect_id, killer, cluster_id).
@@ -196,6 +205,7 @@ def simulate_fab(
     cluster_alpha: float = 2.0,
     clustering: str = "wafer",
     y0: float = 0.95,
+    systematic: str = "die",
     classes: Sequence[DefectClass] = DEFAULT_CLASSES,
     signatures: Mapping[int, str] | None = None,
     signature_rate: float = 0.0,
@@ -224,6 +234,8 @@ def simulate_fab(
         Whether the gamma density varies from wafer to wafer or from die to die.
     y0 : float
         Systematic (non-defect) yield [0, 1].
+    systematic : {"die", "wafer"}
+        Whether systematic loss strikes dies independently or whole wafers (see the module notes).
     classes : sequence of DefectClass
         Defect classes with shares, kill probabilities and size distributions.
     signatures : mapping, optional
@@ -261,6 +273,7 @@ def simulate_fab(
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     check_choice(clustering, ("wafer", "die", "none"), name="clustering", where="simulate_fab")
+    check_choice(systematic, ("die", "wafer"), name="systematic", where="simulate_fab")
     if n_lots < 1 or wafers_per_lot < 1:
         raise YieldkitValueError(
             f"The 'n_lots' and 'wafers_per_lot' arguments of simulate_fab must be >= 1. Got {n_lots}, {wafers_per_lot} instead."
@@ -454,7 +467,10 @@ def simulate_fab(
     n_per_die = np.bincount(flat_w[ok], minlength=n_w * n_d)
     n_kill = np.bincount(flat_w[ok], weights=dkill[ok], minlength=n_w * n_d).astype(np.int64)
     detected_defect = rng.random(n_w * n_d) < -np.expm1(n_kill * np.log1p(-coverage)) if coverage < 1 else n_kill > 0
-    sys_fail = rng.random(n_w * n_d) >= y0
+    if systematic == "die":
+        sys_fail = rng.random(n_w * n_d) >= y0
+    else:
+        sys_fail = np.repeat(rng.random(n_w) >= y0, n_d)
     sig_fail_f = sig_fail.ravel()
     hbin = np.ones(n_w * n_d, dtype=np.int32)
     hbin = np.where(sys_fail, 3, hbin)
@@ -508,8 +524,12 @@ def simulate_fab(
     truth_wafers["excursion"] = on_excursion
     class_table = pd.DataFrame([asdict(c) for c in (*classes, _SCRATCH_CLASS)])
     class_table.loc[:, "share"] = list(shares) + [0.0]
+    killer_d0 = float(d0 * np.sum(shares * np.array([c.kill_prob for c in classes])))
     truth = {
         "d0": float(d0),
+        "killer_d0": killer_d0,
+        "systematic": systematic,
+        "window_d0": killer_d0 + (-math.log(y0) / area if systematic == "die" and y0 > 0 else 0.0),
         "cluster_alpha": float(cluster_alpha),
         "clustering": clustering,
         "y0": y0,
