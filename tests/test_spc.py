@@ -99,6 +99,53 @@ def test_rules_fire_on_patterns():
     assert western_electric_rules(np.full(8, 0.5))["WE4"].tolist() == [False] * 7 + [True]
 
 
+def test_flat_chart_violates_no_rule():
+    """100 % yield or zero defects on every wafer: sigma = 0, every z is NaN, no rule fires.
+
+    Nelson's N7 ("15 in a row within 1 sigma") must not read the undefined points as z = 0.
+    """
+    n = 20
+    charts = [
+        p_chart(pd.DataFrame({"tested": [100] * n, "good": [100] * n})),
+        p_chart(pd.DataFrame({"tested": [100] * n, "good": [100] * n}), statistic="fraction_defective"),
+        p_chart(pd.DataFrame({"tested": [100] * n, "good": [0] * n})),
+        u_chart(pd.DataFrame({"n_defects": [0] * n})),
+        u_chart(pd.DataFrame({"n_defects": [0] * n, "area": np.linspace(1.0, 2.0, n)}), exposure="area"),
+    ]
+    for c in charts:
+        assert c.table["z"].isna().all()
+        assert c.table["rules"].tolist() == [""] * n, c
+        assert len(c.excursions()) == 0
+    # a single wafer is a chart too
+    assert p_chart(pd.DataFrame({"tested": [100], "good": [97]})).table["rules"].tolist() == [""]
+
+
+def test_nan_breaks_runs():
+    """A NaN point is never flagged and ends every run through it (N3, N4, N7, WE4/N2, N8)."""
+    nan = np.nan
+    # steadily increasing around a gap: -0.5 .. -0.3, NaN, 0.1, 0.2 is no run of six
+    z = np.array([-0.5, -0.4, -0.3, nan, 0.1, 0.2])
+    assert not nelson_rules(z)["N3"].any()
+    assert not nelson_rules(-z)["N3"].any()
+    # alternating 14 points with the 7th missing
+    z = np.tile([1.0, -1.0], 7)
+    z[6] = nan
+    assert not nelson_rules(z)["N4"].any()
+    # 15 points within 1 sigma with one missing in the middle, then the run restarts
+    z = np.r_[np.full(7, 0.5), nan, np.full(7, -0.5)]
+    assert not nelson_rules(z)["N7"].any()
+    z = np.r_[z, np.full(8, 0.2)]  # 15 in a row after the gap complete at the last point
+    assert nelson_rules(z)["N7"].tolist() == [False] * 22 + [True]
+    # runs on one side and beyond 1 sigma
+    z = np.r_[np.full(4, 1.5), nan, np.full(5, 1.5)]
+    we, ne = western_electric_rules(z), nelson_rules(z)
+    assert not we["WE4"].any() and not ne["N2"].any() and not ne["N8"].any()
+    # a NaN point itself violates nothing
+    z = np.r_[np.full(20, 0.1), nan, np.full(5, 4.0), nan]
+    flags = pd.concat([western_electric_rules(z), nelson_rules(z)], axis=1)
+    assert not flags.iloc[[20, 26]].to_numpy().any()
+
+
 def test_excursions_on_simulated_excursion_wafers():
     """Wafers run on a 4x-density excursion tool show up as u-chart excursions."""
     fab = yk.simulate_fab(n_lots=2, wafers_per_lot=25, cluster_alpha=50.0, seed=3,

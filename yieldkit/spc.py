@@ -61,13 +61,30 @@ def _and_last(rule: np.ndarray, point: np.ndarray) -> np.ndarray:
     return rule & point
 
 
+def _steps(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per point: up from the previous point, down from it, and a change of direction there.
+
+    ``alt[i]`` is true when the steps into ``i - 1`` and into ``i`` have opposite signs, so
+    12 of them in a row make 14 points alternating up and down. A NaN takes no step.
+    """
+    n = len(z)
+    inc, dec, alt = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+    d = np.diff(z)
+    inc[1:] = d > 0
+    dec[1:] = d < 0
+    alt[2:] = (d[1:] * d[:-1]) < 0
+    return inc, dec, alt
+
+
 def western_electric_rules(z: Any) -> pd.DataFrame:
     """Western Electric rules WE1-WE4 on standardised points, flagged at the completing point.
 
     Parameters
     ----------
     z : array_like
-        ``(x - centre) / sigma`` in time order; NaN never counts.
+        ``(x - centre) / sigma`` in time order. A NaN point (e.g. ``sigma = 0`` on a flat
+        chart) never counts: it violates no rule, is never beyond or within a zone and
+        breaks every run through it.
 
     Returns
     -------
@@ -80,18 +97,30 @@ def western_electric_rules(z: Any) -> pd.DataFrame:
     [True, True]
     """
     z = np.asarray(z, dtype=np.float64)
-    zn = np.nan_to_num(z, nan=0.0)
-    up2, lo2, up1, lo1 = zn > 2, zn < -2, zn > 1, zn < -1
+    # comparisons with NaN are False, so a NaN point neither counts nor continues a run
+    up2, lo2, up1, lo1 = z > 2, z < -2, z > 1, z < -1
     return pd.DataFrame({
-        "WE1": np.abs(zn) > 3,
+        "WE1": np.abs(z) > 3,
         "WE2": _and_last(_window_count(up2, 3, 2), up2) | _and_last(_window_count(lo2, 3, 2), lo2),
         "WE3": _and_last(_window_count(up1, 5, 4), up1) | _and_last(_window_count(lo1, 5, 4), lo1),
-        "WE4": _window_count(zn > 0, 8, 8) | _window_count(zn < 0, 8, 8),
+        "WE4": _window_count(z > 0, 8, 8) | _window_count(z < 0, 8, 8),
     })
 
 
 def nelson_rules(z: Any) -> pd.DataFrame:
     """Nelson's eight rules N1-N8 on standardised points, flagged at the completing point.
+
+    Parameters
+    ----------
+    z : array_like
+        ``(x - centre) / sigma`` in time order; NaN points are treated as in
+        :func:`western_electric_rules` (a NaN also ends any increasing, decreasing or
+        alternating run).
+
+    Returns
+    -------
+    DataFrame
+        Boolean columns ``N1`` .. ``N8``.
 
     Examples
     --------
@@ -99,22 +128,17 @@ def nelson_rules(z: Any) -> pd.DataFrame:
     True
     """
     z = np.asarray(z, dtype=np.float64)
-    zn = np.nan_to_num(z, nan=0.0)
-    d = np.diff(zn)
-    inc = np.r_[False, d > 0]
-    dec = np.r_[False, d < 0]
-    # alternating: consecutive differences change sign; 14 points = 13 differences, 12 sign changes
-    alt = np.r_[False, False, (d[1:] * d[:-1]) < 0]
-    up2, lo2, up1, lo1 = zn > 2, zn < -2, zn > 1, zn < -1
+    inc, dec, alt = _steps(z)
+    up2, lo2, up1, lo1 = z > 2, z < -2, z > 1, z < -1
     return pd.DataFrame({
-        "N1": np.abs(zn) > 3,
-        "N2": _window_count(zn > 0, 9, 9) | _window_count(zn < 0, 9, 9),
+        "N1": np.abs(z) > 3,
+        "N2": _window_count(z > 0, 9, 9) | _window_count(z < 0, 9, 9),
         "N3": _window_count(inc, 5, 5) | _window_count(dec, 5, 5),
         "N4": _window_count(alt, 12, 12),
         "N5": _and_last(_window_count(up2, 3, 2), up2) | _and_last(_window_count(lo2, 3, 2), lo2),
         "N6": _and_last(_window_count(up1, 5, 4), up1) | _and_last(_window_count(lo1, 5, 4), lo1),
-        "N7": _window_count(np.abs(zn) < 1, 15, 15),
-        "N8": _window_count(np.abs(zn) > 1, 8, 8),
+        "N7": _window_count(np.abs(z) < 1, 15, 15),
+        "N8": _window_count(np.abs(z) > 1, 8, 8),
     })
 
 
