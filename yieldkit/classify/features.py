@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 __all__ = ["extract_features", "feature_names"]
 
 _S = 32  # side of the resampled map used for radon projections and pooling
-_N_ANGLES = 90  # projection angles 0, 2, ..., 178 deg
+_N_ANGLES = 60  # projection angles 0, 3, ..., 177 deg
 _N_DET = 20  # detector positions per projection
 _RINGS = np.array([0.0, 0.2, 0.35, 0.5, 0.62, 0.74, 0.84, 0.92, np.inf])
 _EDGE = np.array([0.0, 1.5, 2.5, 3.5, 5.5, 8.5, np.inf])  # distance to the edge [dies]
@@ -77,12 +77,15 @@ def feature_names() -> tuple[str, ...]:
              "glob_fail_logit"]
     names += [f"reg13_{i}" for i in range(13)]
     names += [f"radon_mean_{i}" for i in range(_N_DET)] + [f"radon_std_{i}" for i in range(_N_DET)]
+    names += ["radon_peak", "radon_contrast", "radon_anisotropy"]
     names += [f"ring_{i}" for i in range(len(_RINGS) - 1)]
     names += [f"edge_{i}" for i in range(len(_EDGE) - 1)]
     names += [f"sect_sorted_{i}" for i in range(_N_SECT)] + ["sect_fft1", "sect_fft2", "sect_cv"]
     for r in range(len(_POLAR_RINGS) - 1):
         names += [f"polar{r}_sorted_{i}" for i in range(_N_SECT)] + [f"polar{r}_fft1", f"polar{r}_fft2"]
-    names += _region_names("lr") + _region_names("mj")
+    names += _region_names("lr")
+    names += [f"line_{n}" for n in ("length", "width", "elongation", "area", "radius", "mean_width")]
+    names += _region_names("mj")
     names += [f"pool_{i}" for i in range(_POOL * _POOL)]
     return tuple(names)
 
@@ -144,9 +147,8 @@ def _region13(h: int, w: int) -> np.ndarray:
 
 _STRUCT8 = np.zeros((3, 3, 3), bool)
 _STRUCT8[1] = True
-_K3 = np.zeros((3, 3, 3), np.float32)
-_K3[1] = 1.0
-_K3[1, 1, 1] = 0.0
+_K3 = np.ones((1, 3, 3), np.float32)  # 8 neighbours in the plane of each wafer
+_K3[0, 1, 1] = 0.0
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -177,12 +179,50 @@ def _group_max(slot: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _line_props(lab: np.ndarray, on: np.ndarray, sizes: np.ndarray, wafer_of: np.ndarray,
+                geo: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """The most line-like region per wafer (longest elongated region of >= 4 cells)."""
+    nl1 = len(sizes)
+    x = geo["x"].ravel()[on]
+    y = geo["y"].ravel()[on]
+    c = np.maximum(sizes, 1)
+    mx = np.bincount(lab, x, nl1) / c
+    my = np.bincount(lab, y, nl1) / c
+    dx = x - mx[lab]
+    dy = y - my[lab]
+    sxx = np.bincount(lab, dx * dx, nl1) / c + 1 / 12
+    syy = np.bincount(lab, dy * dy, nl1) / c + 1 / 12
+    sxy = np.bincount(lab, dx * dy, nl1) / c
+    disc = np.sqrt(np.maximum((sxx - syy) ** 2 / 4 + sxy**2, 0))
+    major = 4 * np.sqrt((sxx + syy) / 2 + disc)
+    minor = 4 * np.sqrt(np.maximum((sxx + syy) / 2 - disc, 1e-12))
+    score = np.where(sizes >= 4, major * (1 - minor / major), -1.0)
+    score[0] = -2.0
+    best = np.full(n, -2.0)
+    np.maximum.at(best, wafer_of[1:], score[1:])
+    is_best = (score == best[wafer_of]) & (score >= 0)
+    pick = np.zeros(n, np.int64)
+    ids = np.flatnonzero(is_best)
+    pick[wafer_of[ids]] = ids
+    has = pick > 0
+    R = geo["R"]
+    out = np.zeros((n, 6))
+    out[:, 0] = np.where(has, major[pick] / (2 * R), 0)
+    out[:, 1] = np.where(has, minor[pick], 0)
+    out[:, 2] = np.where(has, major[pick] / np.maximum(minor[pick], 1e-6), 0)
+    out[:, 3] = np.where(has, sizes[pick] / geo["n_die"], 0)
+    out[:, 4] = np.where(has, np.hypot(mx[pick] - geo["cx"], my[pick] - geo["cy"]) / R, -1)
+    out[:, 5] = np.where(has, sizes[pick] / np.maximum(major[pick], 1), 0)
+    return out
+
+
 def _region_props(
-    mask: np.ndarray, widx: np.ndarray, geo: dict[str, np.ndarray], n: int, n_fail: np.ndarray
+    mask: np.ndarray, widx: np.ndarray, geo: dict[str, np.ndarray], n: int, n_fail: np.ndarray,
+    line: bool = False,
 ) -> np.ndarray:
     """Geometry of the largest 8-connected region of ``mask`` (n, H, W) per wafer."""
     labels, nl = ndimage.label(mask, structure=_STRUCT8)
-    out = np.zeros((n, 15))
+    out = np.zeros((n, 15 + (6 if line else 0)))
     if nl == 0:
         return out
     flat = labels.ravel()
@@ -191,6 +231,8 @@ def _region_props(
     sizes = np.bincount(lab, minlength=nl + 1).astype(np.float64)
     wafer_of = np.zeros(nl + 1, np.int64)
     wafer_of[lab] = widx.ravel()[on]
+    if line:
+        out[:, 15:] = _line_props(lab, on, sizes, wafer_of, geo, n)
     ids = np.arange(1, nl + 1)
     order = np.lexsort((-sizes[1:], wafer_of[1:]))
     w_sorted = wafer_of[1:][order]
@@ -308,7 +350,14 @@ def _batch(g: np.ndarray) -> np.ndarray:
     dxx = (xx[None] - cx[:, None, None])
     r = (np.sqrt(dxx**2 + dyy**2) / R[:, None, None]).astype(np.float32)
     phi = np.arctan2(-dyy, dxx).astype(np.float32)
-    edist = ndimage.distance_transform_edt(die, sampling=(1e4, 1.0, 1.0)).astype(np.float32)
+    # wafers of one product share their die mask: one distance transform per distinct mask
+    packed = np.packbits(die.reshape(n, -1), axis=1)
+    seen: dict[bytes, int] = {}
+    inverse = np.array([seen.setdefault(row.tobytes(), len(seen)) for row in packed], dtype=np.int64)
+    first = np.zeros(len(seen), np.int64)
+    first[inverse[::-1]] = np.arange(n)[::-1]
+    edist = ndimage.distance_transform_edt(die[first], sampling=(1e4, 1.0, 1.0)).astype(np.float32)
+    edist = edist[inverse]
     widx = np.broadcast_to(np.arange(n)[:, None, None], gp.shape)
 
     feats: list[np.ndarray] = []
@@ -333,6 +382,10 @@ def _batch(g: np.ndarray) -> np.ndarray:
     sino = (_radon_matrix() @ fs.reshape(n, -1).T).T.reshape(n, _N_ANGLES, _N_DET)
     feats.append(sino.mean(axis=1))
     feats.append(sino.std(axis=1))
+    smean = sino.mean(axis=(1, 2)) + 1e-6
+    contrast = sino.std(axis=2)  # (n, angles): how peaked each projection is
+    cmean = contrast.mean(axis=1) + 1e-9
+    feats.append(np.c_[sino.max(axis=(1, 2)) / smean, contrast.max(axis=1) / smean, contrast.max(axis=1) / cmean])
     py = _resample_matrix(_S, _POOL)
     pool = np.einsum("ih,nhw,jw->nij", py, fs, py, optimize=True).reshape(n, -1)
     # polar profiles over die cells
@@ -357,7 +410,7 @@ def _batch(g: np.ndarray) -> np.ndarray:
     # connected fail regions
     geo = {"x": np.broadcast_to(xx, gp.shape), "y": np.broadcast_to(-yy, gp.shape), "cx": cx, "cy": -cy,
            "R": R, "phi": phi, "r": r, "edist": edist, "n_die": n_die}
-    feats.append(_region_props(fail & (nbr > 0), widx, geo, n, n_fail))
+    feats.append(_region_props(fail & (nbr > 0), widx, geo, n, n_fail, line=True))
     nine = nbr + failf
     feats.append(_region_props((nine >= 4.5) & die, widx, geo, n, n_fail))
     feats.append(pool)
