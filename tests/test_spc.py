@@ -48,48 +48,111 @@ def test_u_chart_worked_example():
     assert (u_chart(pd.DataFrame({"n_defects": [0, 1, 2]})).table["lcl"] == 0).all()
 
 
-def _brute(z: np.ndarray) -> dict[str, np.ndarray]:
-    """Reference: each rule by its textbook wording, one point at a time."""
+def _reference_rules(z: list[float]) -> dict[str, list[bool]]:
+    """Every run rule by its published wording, checked over every stretch of the series.
+
+    Western Electric rules as in Montgomery (2009), sec. 5.3 (sensitizing rules); Nelson (1984),
+    tests 1-8.
+    "k in a row": every stretch of k consecutive points meeting the condition flags its
+    last point. "k of m on one side": every stretch of at most m consecutive points (so the
+    start of the series counts) holding k points beyond the limit on one side flags the last
+    of those k points. "Beyond" is strict; a NaN point meets no condition, so it is never
+    beyond, never within, and no run passes through it.
+    """
     n = len(z)
-    out = {k: np.zeros(n, bool) for k in ("WE1", "WE2", "WE3", "WE4", "N2", "N3", "N4", "N7", "N8")}
-    for i in range(n):
-        out["WE1"][i] = abs(z[i]) > 3
-        for side in (1, -1):
-            w = side * z[max(0, i - 2): i + 1]
-            if i >= 2 and side * z[i] > 2 and (w > 2).sum() >= 2:
-                out["WE2"][i] = True
-            w = side * z[max(0, i - 4): i + 1]
-            if i >= 4 and side * z[i] > 1 and (w > 1).sum() >= 4:
-                out["WE3"][i] = True
-            if i >= 7 and np.all(side * z[i - 7: i + 1] > 0):
-                out["WE4"][i] = True
-            if i >= 8 and np.all(side * z[i - 8: i + 1] > 0):
-                out["N2"][i] = True
-            if i >= 5 and np.all(side * np.diff(z[i - 5: i + 1]) > 0):
-                out["N3"][i] = True
-        if i >= 13:
-            d = np.diff(z[i - 13: i + 1])
-            out["N4"][i] = bool(np.all(d[1:] * d[:-1] < 0))
-        if i >= 14:
-            out["N7"][i] = bool(np.all(np.abs(z[i - 14: i + 1]) < 1))
-        if i >= 7:
-            out["N8"][i] = bool(np.all(np.abs(z[i - 7: i + 1]) > 1))
+    out = {rule: [False] * n for rule in
+           ("WE1", "WE2", "WE3", "WE4", "N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8")}
+
+    def in_a_row(rule, k, condition):
+        for start in range(n - k + 1):
+            if all(condition(x) for x in z[start:start + k]):
+                out[rule][start + k - 1] = True
+
+    def k_of_m(rule, k, m, beyond):
+        for start in range(n):
+            for length in range(1, m + 1):
+                stretch = range(start, min(start + length, n))
+                hits = [i for i in stretch if beyond(z[i])]
+                if len(hits) >= k:
+                    out[rule][hits[-1]] = True
+
+    def steadily(rule, k, step):
+        for start in range(n - k + 1):
+            pts = z[start:start + k]
+            if all(step(b - a) for a, b in zip(pts, pts[1:])):
+                out[rule][start + k - 1] = True
+
+    for rule in ("WE1", "N1"):
+        in_a_row(rule, 1, lambda x: abs(x) > 3)
+    for rule in ("WE2", "N5"):
+        k_of_m(rule, 2, 3, lambda x: x > 2)
+        k_of_m(rule, 2, 3, lambda x: x < -2)
+    for rule in ("WE3", "N6"):
+        k_of_m(rule, 4, 5, lambda x: x > 1)
+        k_of_m(rule, 4, 5, lambda x: x < -1)
+    for rule, k in (("WE4", 8), ("N2", 9)):
+        in_a_row(rule, k, lambda x: x > 0)
+        in_a_row(rule, k, lambda x: x < 0)
+    steadily("N3", 6, lambda d: d > 0)
+    steadily("N3", 6, lambda d: d < 0)
+    for start in range(n - 14 + 1):  # N4: 14 points, each step opposite in sign to the one before
+        steps = [b - a for a, b in zip(z[start:start + 14], z[start + 1:start + 14])]
+        if all(s * t < 0 for s, t in zip(steps, steps[1:])):
+            out["N4"][start + 13] = True
+    in_a_row("N7", 15, lambda x: abs(x) < 1)
+    in_a_row("N8", 8, lambda x: abs(x) > 1)
     return out
 
 
-def test_rules_match_brute_force(rng):
-    for _ in range(20):
-        z = np.cumsum(rng.normal(0, 0.6, 120)) * 0.3 + rng.normal(0, 1, 120)
-        z[rng.integers(0, 120, 3)] = rng.choice([-4, 4], 3)
-        we = western_electric_rules(z)
-        ne = nelson_rules(z)
-        ref = _brute(z)
-        for k in ("WE1", "WE2", "WE3", "WE4"):
-            np.testing.assert_array_equal(we[k], ref[k], err_msg=k)
-        for k in ("N2", "N3", "N4", "N7", "N8"):
-            np.testing.assert_array_equal(ne[k], ref[k], err_msg=k)
-        np.testing.assert_array_equal(ne["N5"], ref["WE2"])
-        np.testing.assert_array_equal(ne["N6"], ref["WE3"])
+def _random_series(rng: np.random.Generator) -> np.ndarray:
+    """Short and long series with drifts, shifts, ties on the zone edges and missing points."""
+    n = int(rng.choice([rng.integers(0, 16), rng.integers(16, 80)]))
+    kind = rng.choice(["in control", "near centre", "drifting", "shifted", "alternating", "ramp"])
+    if kind == "in control":  # rounded to halves so that z = 1, 2, 3 and equal neighbours occur
+        z = np.round(rng.normal(0, 1.3, n) * 2) / 2
+    elif kind == "near centre":
+        z = rng.normal(0, 0.45, n)
+    elif kind == "drifting":
+        z = np.cumsum(rng.normal(0, 0.5, n)) * 0.4 + rng.normal(0, 0.8, n)
+    elif kind == "shifted":  # patterns from the first point to the last
+        z = rng.normal(rng.choice([-1.8, 1.8]), 0.9, n)
+    elif kind == "alternating":
+        z = np.where(np.arange(n) % 2, 1.0, -1.0) * rng.uniform(0.2, 2.5, n)
+    else:
+        z = np.arange(n) * rng.choice([-0.3, 0.3]) + rng.normal(0, 0.05, n)
+    z[rng.random(n) < 0.04] = np.nan
+    if n and rng.random() < 0.2:
+        z[rng.integers(0, n)] = rng.choice([-4.0, 4.0])
+    return z
+
+
+def test_rules_match_reference(rng):
+    """Every rule on 400 random series, first and last points included, against the reference."""
+    for _ in range(400):
+        z = _random_series(rng)
+        got = pd.concat([western_electric_rules(z), nelson_rules(z)], axis=1)
+        assert len(got) == len(z)
+        for rule, expected in _reference_rules(z.tolist()).items():
+            np.testing.assert_array_equal(got[rule].to_numpy(), expected, err_msg=f"{rule} on {z.tolist()}")
+
+
+def test_k_of_m_rules_at_the_start_of_the_series():
+    """2 of 3 beyond 2 sigma and 4 of 5 beyond 1 sigma count from the first point.
+
+    The same pattern one point later was always flagged; at the start it was missed.
+    """
+    for shift in range(3):
+        z = np.r_[np.zeros(shift), 2.5, 2.5, np.zeros(3)]
+        for flags in (western_electric_rules(z)["WE2"], nelson_rules(z)["N5"]):
+            assert flags.tolist() == [i == shift + 1 for i in range(len(z))]
+        assert western_electric_rules(-z)["WE2"].tolist() == [i == shift + 1 for i in range(len(z))]
+    z = [2.5, 0.0, -2.5, 2.5]  # 2 of 3 needs both on one side: 2.5, 0, -2.5 / 0, -2.5, 2.5 are not
+    assert not western_electric_rules(z)["WE2"].any()
+    z = [1.5, 1.5, 0.0, 1.5, 1.5, 0.0, 0.0]  # 4 of the first 5, flagged at the 4th beyond
+    assert western_electric_rules(z)["WE3"].tolist() == [False, False, False, False, True, False, False]
+    z = [1.5, 1.5, 1.5, 1.5]  # a series shorter than the window
+    assert nelson_rules(z)["N6"].tolist() == [False, False, False, True]
+    assert western_electric_rules([2.5, 2.5])["WE2"].tolist() == [False, True]
 
 
 def test_rules_fire_on_patterns():

@@ -47,18 +47,25 @@ RULES = {
 }
 
 
-def _window_count(flags: np.ndarray, m: int, need: int) -> np.ndarray:
-    """True at i when at least ``need`` of flags[i-m+1 .. i] are true (the point completing it)."""
+def _run(flags: np.ndarray, k: int) -> np.ndarray:
+    """True at i when flags[i-k+1 .. i] are all true (the point completing a run of k)."""
     out = np.zeros(len(flags), bool)
-    if len(flags) >= m:
-        s = sliding_window_view(flags.astype(np.int64), m).sum(axis=1)
-        out[m - 1:] = s >= need
+    if len(flags) >= k:
+        out[k - 1:] = sliding_window_view(flags, k).all(axis=1)
     return out
 
 
-def _and_last(rule: np.ndarray, point: np.ndarray) -> np.ndarray:
-    # the completing point must itself be one of the counted points (e.g. beyond 2 sigma)
-    return rule & point
+def _k_of_m(flags: np.ndarray, m: int, need: int) -> np.ndarray:
+    """True at i when flags[i] and at least ``need`` of flags[max(0, i-m+1) .. i] are true.
+
+    This flags the last counted point of every window of at most ``m`` consecutive points
+    holding ``need`` counted points, windows cut short by the start of the series included
+    (two points beyond 2 sigma as the first two of the series are "2 of 3").
+    """
+    c = np.cumsum(flags, dtype=np.int64)
+    before = np.zeros(len(flags), np.int64)  # counted points up to i - m
+    before[m:] = c[:-m]
+    return flags & (c - before >= need)
 
 
 def _steps(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -91,6 +98,16 @@ def western_electric_rules(z: Any) -> pd.DataFrame:
     DataFrame
         Boolean columns ``WE1`` .. ``WE4``.
 
+    Notes
+    -----
+    A violation is flagged at the point completing the pattern: for "k in a row" rules the
+    k-th point of the run (and every later point while the run lasts); for "k of m" rules
+    (WE2: 2 of 3 beyond 2 sigma, WE3: 4 of 5 beyond 1 sigma, each on one side) the last
+    point beyond the limit in a window of m consecutive points holding k such points. Windows
+    cut short by the start of the series count, so the first two points both beyond
+    +2 sigma violate WE2 at the second. Zone boundaries do not count as beyond: z = 2 is
+    not beyond 2 sigma.
+
     Examples
     --------
     >>> western_electric_rules([0, 3.5, 0, 2.1, 2.2])[["WE1", "WE2"]].any().tolist()
@@ -101,9 +118,9 @@ def western_electric_rules(z: Any) -> pd.DataFrame:
     up2, lo2, up1, lo1 = z > 2, z < -2, z > 1, z < -1
     return pd.DataFrame({
         "WE1": np.abs(z) > 3,
-        "WE2": _and_last(_window_count(up2, 3, 2), up2) | _and_last(_window_count(lo2, 3, 2), lo2),
-        "WE3": _and_last(_window_count(up1, 5, 4), up1) | _and_last(_window_count(lo1, 5, 4), lo1),
-        "WE4": _window_count(z > 0, 8, 8) | _window_count(z < 0, 8, 8),
+        "WE2": _k_of_m(up2, 3, 2) | _k_of_m(lo2, 3, 2),
+        "WE3": _k_of_m(up1, 5, 4) | _k_of_m(lo1, 5, 4),
+        "WE4": _run(z > 0, 8) | _run(z < 0, 8),
     })
 
 
@@ -122,6 +139,12 @@ def nelson_rules(z: Any) -> pd.DataFrame:
     DataFrame
         Boolean columns ``N1`` .. ``N8``.
 
+    Notes
+    -----
+    Flagged at the completing point, as in :func:`western_electric_rules`: N5 and N6 are
+    WE2 and WE3; N3 (6 points, each above the one before, or each below) and N4 (14 points
+    whose consecutive steps alternate in sign) are flagged at the 6th and 14th point.
+
     Examples
     --------
     >>> bool(nelson_rules([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])["N3"].iloc[-1])
@@ -132,13 +155,13 @@ def nelson_rules(z: Any) -> pd.DataFrame:
     up2, lo2, up1, lo1 = z > 2, z < -2, z > 1, z < -1
     return pd.DataFrame({
         "N1": np.abs(z) > 3,
-        "N2": _window_count(z > 0, 9, 9) | _window_count(z < 0, 9, 9),
-        "N3": _window_count(inc, 5, 5) | _window_count(dec, 5, 5),
-        "N4": _window_count(alt, 12, 12),
-        "N5": _and_last(_window_count(up2, 3, 2), up2) | _and_last(_window_count(lo2, 3, 2), lo2),
-        "N6": _and_last(_window_count(up1, 5, 4), up1) | _and_last(_window_count(lo1, 5, 4), lo1),
-        "N7": _window_count(np.abs(z) < 1, 15, 15),
-        "N8": _window_count(np.abs(z) > 1, 8, 8),
+        "N2": _run(z > 0, 9) | _run(z < 0, 9),
+        "N3": _run(inc, 5) | _run(dec, 5),
+        "N4": _run(alt, 12),
+        "N5": _k_of_m(up2, 3, 2) | _k_of_m(lo2, 3, 2),
+        "N6": _k_of_m(up1, 5, 4) | _k_of_m(lo1, 5, 4),
+        "N7": _run(np.abs(z) < 1, 15),
+        "N8": _run(np.abs(z) > 1, 8),
     })
 
 
