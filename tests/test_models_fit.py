@@ -190,6 +190,47 @@ def test_murphy_count_pmf_against_quadrature(kind):
     assert m.count_pmf(ks)[0] == pytest.approx(yk.murphy_yield(0.8, 1.5, kind), rel=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["triangular", "rectangular"])
+def test_murphy_log_pmf_small_mean_against_mpmath(kind):
+    """Reference: mpmath.quad at 30 digits of the Poisson mixed over the triangular / uniform
+    density on [0, 2 mu] (rescaled to lam = mu t so the integrand is of order one). log P(k) agrees
+    to 1e-13 relative over mu in 1e-12..50 and k in 0..20; e.g. mu = 1e-4, k = 3 gives -29.0175
+    (an upper-gamma difference gave -27.43), and mu = 1e-8, k = 0 gives -1.00e-8 (not -1.44e-8)."""
+    mpmath = pytest.importorskip("mpmath")
+    from yieldkit.models._likelihood import murphy_log_pmf
+
+    mpmath.mp.dps = 30
+
+    def ref(k, mu):
+        mu = mpmath.mpf(mu)
+        if kind == "rectangular":
+            v = mpmath.quad(lambda t: t**k * mpmath.exp(-mu * t), [0, 2]) / 2
+        else:
+            v = (mpmath.quad(lambda t: t ** (k + 1) * mpmath.exp(-mu * t), [0, 1])
+                 + mpmath.quad(lambda t: (2 - t) * t**k * mpmath.exp(-mu * t), [1, 2]))
+        return float(mpmath.log(v * mu**k / mpmath.factorial(k)))
+
+    mus = [1e-12, 1e-8, 1e-6, 1e-4, 1e-2, 0.3, 1.0, 3.0, 12.0, 50.0]
+    ks = [0, 1, 2, 3, 5, 8, 13, 20]
+    K, M = (g.ravel() for g in np.meshgrid(ks, mus))
+    expected = np.array([ref(int(k), m) for k, m in zip(K, M)])
+    np.testing.assert_allclose(murphy_log_pmf(K, M, kind), expected, rtol=1e-13, atol=0)
+    assert murphy_log_pmf(np.array([0, 1]), np.zeros(2), kind).tolist() == [0.0, -math.inf]
+
+
+def test_murphy_fit_small_mean_per_die():
+    """100,000 dies of 0.01 cm^2, 15 with one defect and 3 with three: the MLE from the exact
+    triangular pmf in mpmath (40 digits, root of the score) is d0 = 0.0240000879686 with
+    log-likelihood -228.196194331744 (the upper-gamma difference gave 0.02753 and -228.14)."""
+    counts = np.zeros(100_000, dtype=int)
+    counts[:15] = 1
+    counts[15:18] = 3
+    m = yk.MurphyYield().fit(counts, area=0.01)
+    assert m.converged_
+    assert m.d0_ == pytest.approx(0.0240000879686, rel=1e-7)
+    assert m.loglik_ == pytest.approx(-228.196194331744, rel=1e-12)
+
+
 def test_murphy_fit_recovers_truth(rng):
     dens = 0.5 * rng.triangular(0, 1, 2, size=20000)
     m = yk.MurphyYield().fit(rng.poisson(dens * 2.0), area=2.0)

@@ -26,8 +26,10 @@ class MurphyYield(YieldModel):
     -----
     From counts the likelihood is that of the Poisson count mixed over the density
     distribution: rectangular ``P(k) = P(k+1, 2 mu) / (2 mu)``; triangular
-    ``P(k) = [(k+1)(2 P(k+2, mu) - P(k+2, 2 mu)) + 2 mu (Q(k+1, mu) - Q(k+1, 2 mu))] / mu^2``, with
-    ``P``/``Q`` the regularised lower/upper incomplete gamma functions and ``mu = A d0``.
+    ``P(k) = [(k+1)(2 P(k+2, mu) - P(k+2, 2 mu)) + 2 mu (P(k+1, 2 mu) - P(k+1, mu))] / mu^2``, with
+    ``P`` the regularised lower incomplete gamma function and ``mu = A d0``. Both are evaluated in
+    log space (a series where ``P`` underflows; the equivalent upper-gamma form where ``mu`` is
+    large against ``k``), so that the likelihood stays exact for tiny mean counts per die.
     ``cluster_alpha_`` is ``inf`` (the model has no clustering parameter).
 
     References
