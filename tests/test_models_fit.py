@@ -78,7 +78,8 @@ def test_alpha_infinite_when_variance_not_above_mean():
 
 def test_all_zero_counts_exact_upper_bound():
     """All zeros: D0 = 0; the upper limit solves P(all zero | d) = (1 - conf)/2, which for the Poisson
-    is Garwood's -ln(0.025)/exposure (Garwood 1936)."""
+    is Garwood's -ln(0.025)/exposure (Garwood 1936); for the other models the yield formula written
+    out in the test (Murphy 1964 both kinds, Bose-Einstein (1 + A d)^-n), 1e-10."""
     zeros = np.zeros(250, dtype=int)
     with pytest.warns(BoundaryWarning, match="every count is zero"):
         p = yk.PoissonYield().fit(zeros, area=0.4)
@@ -93,6 +94,21 @@ def test_all_zero_counts_exact_upper_bound():
     d_up = s.ci_.loc["d0", "ci_upper"]
     assert (1 + 0.4 * d_up) ** -250 == pytest.approx(0.025, rel=1e-9)
     assert p.predict_interval(0.4)["ci_lower"].iloc[0] == pytest.approx(math.exp(-0.4 * p.ci_.loc["d0", "ci_upper"]))
+    # every model: P(all zero | d_up) = P0(0.4 d_up)^250 = 0.025, with P0 written out here
+    p0 = {
+        "triangular": lambda x: ((1 - math.exp(-x)) / x) ** 2,
+        "rectangular": lambda x: (1 - math.exp(-2 * x)) / (2 * x),
+        "bose-einstein": lambda x: (1 + x) ** -3,
+    }
+    for name, model in [("triangular", yk.MurphyYield()), ("rectangular", yk.MurphyYield("rectangular")),
+                        ("bose-einstein", yk.BoseEinsteinYield(n_layers=3))]:
+        with pytest.warns(BoundaryWarning, match="every count is zero"):
+            model.fit(zeros, area=0.4)
+        assert model.d0_ == 0.0 and model.ci_.loc["d0", "ci_lower"] == 0.0
+        d_up = model.ci_.loc["d0", "ci_upper"]
+        assert p0[name](0.4 * d_up) ** 250 == pytest.approx(0.025, rel=1e-10), name
+        assert model.predict(0.4) == 1.0
+        assert model.predict_interval(0.4)["ci_lower"].iloc[0] == pytest.approx(p0[name](0.4 * d_up), rel=1e-12)
 
 
 def test_poisson_garwood_interval():

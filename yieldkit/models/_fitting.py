@@ -163,10 +163,7 @@ def fit_counts(model: YieldModel, c: CountCells, *, with_ci: bool = True) -> dic
     alpha = res["params"].get("cluster_alpha", math.inf)
     if c.total == 0:
         warnings.warn(f"{who}: every count is zero; d0 = 0 with the exact upper limit", BoundaryWarning, stacklevel=4)
-        ll0 = _ll_one(model, c) if not model._free_shape else (lambda d: nb_loglik(c, d, math.inf))
-        target = math.log((1 - level) / 2)
-        s_up = optimize.brentq(lambda s: ll0(math.exp(s)) - target, -60.0, 60.0, xtol=1e-13)
-        hi[0] = math.exp(s_up)
+        hi[0] = _all_zero_upper(model, c, level)
         if model._free_shape:
             lo[1], hi[1] = 0.0, math.inf
         return {**res, "cov": np.full((p, p), np.nan), "cov_u": cov_u, "ci_lower": lo, "ci_upper": hi,
@@ -202,6 +199,29 @@ def fit_counts(model: YieldModel, c: CountCells, *, with_ci: bool = True) -> dic
     elif method == "bootstrap":
         return {**res, "cov": cov, "cov_u": cov_u, **_bootstrap_ci(model, c, names, level)}
     return {**res, "cov": cov, "cov_u": cov_u, "ci_lower": lo, "ci_upper": hi, "ci_method": method}
+
+
+def _all_zero_upper(model: YieldModel, c: CountCells, level: float) -> float:
+    """Exact upper limit of d0 from all-zero counts: ``P(all zero | d0) = (1 - level) / 2``.
+
+    With every count zero the log-likelihood of any model is ``sum_cells w log P0(area d0)``
+    (the model's own yield function; the negative binomial at its boundary ``cluster_alpha = inf``),
+    which falls monotonically from 0 at ``d0 = 0``; its root in ``log d0`` is bracketed from the
+    Poisson solution outwards.
+    """
+    target = math.log((1 - level) / 2)
+
+    def h(s: float) -> float:
+        lam = c.area * math.exp(s)
+        return float((c.w * model._log_p0(lam, model._fixed_alpha)).sum()) - target
+
+    s0 = math.log(-target / c.exposure)
+    lo, hi = s0 - 1.0, s0 + 1.0
+    while h(lo) <= 0:
+        lo -= 2.0 * (s0 - lo)
+    while h(hi) >= 0:
+        hi += 2.0 * (hi - s0)
+    return math.exp(optimize.brentq(h, lo, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps))
 
 
 def _alpha_profile(c: CountCells, alpha: float, ll_hat: float, q: float) -> tuple[float, float]:
