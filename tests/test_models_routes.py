@@ -121,6 +121,48 @@ def test_die_size_route(rng):
         yk.PoissonYield().fit_die_sizes(tab.drop(columns="tested"))
 
 
+def test_loglinear_intervals_on_the_log_scale():
+    """Reference: numpy.polyfit with sqrt weights and cov='unscaled' ((X'WX)^-1). The d0 interval is
+    d0 exp(+-z se/d0) (never negative: the natural-scale one was [-0.111, 0.221]); an intercept above
+    1 puts y0 on its bound: y0 = 1, d0 from the weighted line through the origin, and the y0
+    interval [min(1, exp(b - z se_b)), 1], 1e-10."""
+    z = 1.959963984540054
+
+    def prep(t):
+        y = (t["good"] + 0.5) / (t["tested"] + 1.0)
+        w = t["tested"] * y / (1 - y)
+        return t["die_area_cm2"].to_numpy(float), np.log(y).to_numpy(), w.to_numpy()
+
+    t = pd.DataFrame({"die_area_cm2": [0.2, 0.5, 1.0], "tested": [40, 30, 20], "good": [39, 28, 19]})
+    m = yk.PoissonYield().fit_die_sizes(t, method="loglinear")
+    a, ly, w = prep(t)
+    (slope, icpt), cov = np.polyfit(a, ly, 1, w=np.sqrt(w), cov="unscaled")
+    se = math.sqrt(cov[0, 0])
+    assert m.d0_ == pytest.approx(-slope, rel=1e-10)
+    lo, hi = m.ci_.loc["d0"]
+    assert 0 < lo < m.d0_ < hi
+    assert lo == pytest.approx(-slope * math.exp(-z * se / -slope), rel=1e-10)
+    assert hi == pytest.approx(-slope * math.exp(z * se / -slope), rel=1e-10)
+    assert m.ci_.loc["y0", "ci_lower"] == pytest.approx(math.exp(icpt - z * math.sqrt(cov[1, 1])), rel=1e-10)
+    assert m.ci_.loc["y0", "ci_upper"] == 1.0
+
+    t = pd.DataFrame({"die_area_cm2": [0.2, 0.5, 1.0], "tested": [100, 100, 100], "good": [98, 90, 75]})
+    with pytest.warns(BoundaryWarning, match="intercept is above 1"):
+        m = yk.PoissonYield().fit_die_sizes(t, method="loglinear")
+    a, ly, w = prep(t)
+    (slope, icpt), cov = np.polyfit(a, ly, 1, w=np.sqrt(w), cov="unscaled")
+    assert icpt > 0
+    d0 = -(w * a * ly).sum() / (w * a * a).sum()
+    se = math.sqrt(1 / (w * a * a).sum())
+    assert m.y0_ == 1.0 and m.d0_ == pytest.approx(d0, rel=1e-10)
+    assert tuple(m.ci_.loc["d0"]) == pytest.approx((d0 * math.exp(-z * se / d0), d0 * math.exp(z * se / d0)),
+                                                   rel=1e-10)
+    y0_lo, y0_hi = m.ci_.loc["y0"]
+    assert y0_lo == pytest.approx(min(1.0, math.exp(icpt - z * math.sqrt(cov[1, 1]))), rel=1e-10)
+    assert y0_lo <= m.y0_ <= y0_hi == 1.0
+    assert m.predict(1.0) == pytest.approx(math.exp(-d0), rel=1e-10)
+
+
 def test_compare_models_ranks_and_tests(rng):
     counts = rng.poisson(rng.gamma(1.2, 0.6 / 1.2, size=5000))
     table, fitted = yk.compare_models(counts, area=1.0, predict_areas=[0.5, 2.0], return_models=True)

@@ -368,29 +368,62 @@ def fit_binomial(model: YieldModel, cells: BinomialCells, *, with_ci: bool = Tru
 
 
 def _loglinear(model: YieldModel, cells: BinomialCells, names: list[str]) -> dict[str, Any]:
-    """Weighted least squares ``ln Y = ln y0 - A d0`` with weights ``n Y / (1 - Y)``."""
+    """Weighted least squares ``ln Y = ln y0 - A d0`` with weights ``n Y / (1 - Y)``.
+
+    Intervals are Wald intervals on the log scale: ``d0 exp(+-z se(ln d0))`` with
+    ``se(ln d0) = se(d0) / d0``, and ``exp(ln y0 +- z se(ln y0))`` for ``y0``. When the free line
+    has an intercept above 1 (``ln y0 > 0``), ``y0`` sits on its bound: it is set to 1 with a
+    :class:`BoundaryWarning`, ``d0`` is refitted on the line through the origin (the constrained
+    least-squares solution) with its interval from that fit, and the ``y0`` interval is the part
+    of the free line's interval inside ``(0, 1]``, ``[min(1, exp(ln y0 - z se)), 1]``.
+    """
+    who = type(model).__name__
     y = (cells.good + 0.5) / (cells.tested + 1.0)
     wts = cells.tested * y / (1 - y)
     fit_y0 = "y0" in names
-    X = np.column_stack([-cells.exposure, np.ones_like(y)]) if fit_y0 else -cells.exposure[:, None]
-    sw = np.sqrt(wts)
-    beta, *_ = np.linalg.lstsq(X * sw[:, None], np.log(y) * sw, rcond=None)
-    cov_b = np.linalg.inv((X * wts[:, None]).T @ X)
-    d0 = float(beta[0])
-    y0 = float(math.exp(min(beta[1], 0.0))) if fit_y0 else 1.0
     level = float(model.conf_level)
     z = float(stats.norm.ppf(0.5 + level / 2))
-    se_d0 = math.sqrt(cov_b[0, 0])
+    sw = np.sqrt(wts)
+
+    def wls(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        beta = np.linalg.lstsq(X * sw[:, None], np.log(y) * sw, rcond=None)[0]
+        return beta, np.linalg.inv((X * wts[:, None]).T @ X)
+
+    X = np.column_stack([-cells.exposure, np.ones_like(y)]) if fit_y0 else -cells.exposure[:, None]
+    beta, cov_b = wls(X)
+    on_bound = fit_y0 and beta[1] > 0
+    if on_bound:
+        warnings.warn(f"{who}.fit_die_sizes: the log-linear intercept is above 1 (ln y0 = {beta[1]:.3g}); "
+                      "y0 = 1 and d0 from the line through the origin", BoundaryWarning, stacklevel=4)
+        y0_lo = min(1.0, math.exp(beta[1] - z * math.sqrt(cov_b[1, 1])))
+        beta1, cov1 = wls(-cells.exposure[:, None])
+        beta = np.array([beta1[0], 0.0])
+        cov_b = np.array([[cov1[0, 0], np.nan], [np.nan, np.nan]])
+    d0 = float(beta[0])
+    if d0 <= 0:
+        raise YieldkitValueError(f"{who}.fit_die_sizes: the log-linear fit gives d0 = {d0:.3g} <= 0 "
+                                 "(yield does not fall with die area); use method='binomial'.")
+    y0 = float(math.exp(beta[1])) if fit_y0 else 1.0
+    se_log_d0 = math.sqrt(cov_b[0, 0]) / d0
+    lo = [d0 * math.exp(-z * se_log_d0)]
+    hi = [d0 * math.exp(z * se_log_d0)]
+    if fit_y0:
+        if on_bound:
+            lo.append(y0_lo)
+            hi.append(1.0)
+        else:
+            se_log_y0 = math.sqrt(cov_b[1, 1])
+            lo.append(math.exp(beta[1] - z * se_log_y0))
+            hi.append(min(1.0, math.exp(beta[1] + z * se_log_y0)))
     params = {"d0": d0, **({"y0": y0} if fit_y0 else {})}
     jac = np.array([1.0] + ([y0] if fit_y0 else []))
     cov = cov_b * np.outer(jac, jac)
-    lo = [d0 - z * se_d0] + ([y0 * math.exp(-z * math.sqrt(cov_b[1, 1]))] if fit_y0 else [])
-    hi = [d0 + z * se_d0] + ([min(1.0, y0 * math.exp(z * math.sqrt(cov_b[1, 1])))] if fit_y0 else [])
-    if d0 <= 0:
-        raise YieldkitValueError(f"{type(model).__name__}.fit_die_sizes: the log-linear fit gives d0 = {d0:.3g} <= 0 "
-                                 "(yield does not fall with die area); use method='binomial'.")
     logy = math.log(y0) + model._log_p0(cells.exposure * d0, math.inf)
-    cov_u = cov / np.outer([d0] + ([y0 * (1 - y0)] if fit_y0 else []), [d0] + ([y0 * (1 - y0)] if fit_y0 else []))
+    scale = np.array([d0] + ([y0 * (1 - y0)] if fit_y0 else []))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov_u = cov / np.outer(scale, scale)
+    if on_bound:
+        cov_u[1, :] = cov_u[:, 1] = np.nan
     return {"params": params, "loglik": binomial_loglik(logy, cells.tested, cells.good), "converged": True,
             "cov": cov, "cov_u": cov_u, "ci_lower": np.array(lo), "ci_upper": np.array(hi), "ci_method": "wald"}
 

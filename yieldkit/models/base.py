@@ -262,6 +262,13 @@ class YieldModel:
             Fewer distinct areas than parameters; ``loglinear`` for a non-Poisson model.
         SchemaError
             Missing columns or invalid values (naming column and row).
+
+        Notes
+        -----
+        The log-linear line reports log-scale Wald intervals (``d0 exp(+-z se / d0)``, never
+        negative). An intercept above 1 puts ``y0`` on its bound: ``y0 = 1`` with a
+        :class:`BoundaryWarning`, ``d0`` from the weighted line through the origin, and the ``y0``
+        interval is the part of the free line's interval inside ``(0, 1]``.
         """
         where = self._where("fit_die_sizes")
         self._validate_hyper(where)
