@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import yieldkit as yk
 from yieldkit.cli import main
@@ -179,6 +180,20 @@ def test_compare_models_ranks_and_tests(rng):
         yk.compare_models(counts, area=1.0, route="maps")
     with pytest.raises(YieldkitValueError, match="'models' argument must name models"):
         yk.compare_models(counts, area=1.0, models=["gamma"])
+
+
+def test_compare_models_lr_test_only_for_true_likelihoods(rng):
+    """The Poisson-vs-NB boundary LR test (0.5 P(chi2_1 > LR), Self & Liang 1987) is reported on the
+    die-size route (independent dies) and not on the window route, whose blocks share dies."""
+    dies = sim_maps(rng, n_w=30, nx=12)
+    win = yk.compare_models(dies, area=0.5, route="window", models=["poisson", "nb"])
+    assert not {"lr_stat", "lr_pvalue", "lr_against"} & set(win.columns)
+    tab = _products(rng)
+    ds, fitted = yk.compare_models(tab, route="die-size", models=["poisson", "nb"], return_models=True)
+    row = ds.set_index("model").loc["poisson"]
+    lr = max(0.0, 2 * (fitted["nb"].loglik_ - fitted["poisson"].loglik_))
+    assert row["lr_stat"] == pytest.approx(lr, rel=1e-12)
+    assert row["lr_pvalue"] == pytest.approx(1.0 if lr == 0 else 0.5 * stats.chi2.sf(lr, 1), rel=1e-12)
 
 
 def test_cli_counts_window_and_die_size(tmp_path, rng, capsys):

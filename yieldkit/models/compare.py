@@ -23,6 +23,8 @@ __all__ = ["MODEL_NAMES", "ROUTES", "compare_models", "make_model"]
 
 MODEL_NAMES = ("poisson", "nb", "murphy", "seeds", "bose-einstein")
 ROUTES = ("counts", "window", "die-size")
+#: Routes whose log-likelihood is that of independent data, so that a likelihood-ratio test applies.
+_LR_ROUTES = ("counts", "die-size")
 
 
 def make_model(name: str, **kwargs: Any) -> YieldModel:
@@ -98,7 +100,10 @@ def compare_models(
         One row per model, best first: ``model, n_params, loglik, aic, bic, d0, cluster_alpha, y0,
         lambda_per_cm2`` (mean defects per cm^2: ``n_layers d0`` for Bose--Einstein), ``yield@<A>``
         columns, and for Poisson the likelihood-ratio test against the nesting negative binomial
-        (``lr_stat``, ``lr_pvalue`` with the boundary-corrected ``0.5 P(chi2_1 > LR)``).
+        (``lr_stat``, ``lr_pvalue`` with the boundary-corrected ``0.5 P(chi2_1 > LR)``) on the counts
+        and die-size routes. The window route has no such test: its blocks of different sizes share
+        dies, so its block likelihood is not the likelihood of independent data (compare its fits
+        by the bootstrap intervals instead).
         Models that fail to fit are listed with an ``error`` message.
 
     Raises
@@ -153,8 +158,7 @@ def compare_models(
         m = fitted.get(row["model"])
         for a in predict_areas:
             row[f"yield@{a:g}"] = m.predict(a) if m is not None else math.nan
-    if "poisson" in fitted and "nb" in fitted and route != "die-size" or (
-            "poisson" in fitted and "nb" in fitted):
+    if route in _LR_ROUTES and "poisson" in fitted and "nb" in fitted:
         lr = max(0.0, 2 * (fitted["nb"].loglik_ - fitted["poisson"].loglik_))
         p = 1.0 if lr == 0 else float(0.5 * stats.chi2.sf(lr, 1))
         for row in rows:
