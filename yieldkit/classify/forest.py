@@ -56,6 +56,36 @@ class Forest:
         if link not in ("softmax", "sigmoid"):
             raise YieldkitValueError(f"link must be 'softmax' or 'sigmoid'. Got {link!r} instead.")
         self.link = link
+        self._compile()
+
+    def _compile(self) -> None:
+        """Lay the nodes out for fast traversal: the children of a split are adjacent (``child``,
+        ``child + 1``) and a leaf is its own child, so one step is ``node = child[node] + goes_right``."""
+        n_nodes = len(self.feature)
+        n_trees = len(self.roots)
+        internal = np.flatnonzero(~self.is_leaf)
+        pos = np.empty(n_nodes, np.int64)
+        pos[self.roots] = np.arange(n_trees)
+        k = np.arange(len(internal))
+        pos[self.left[internal]] = n_trees + 2 * k
+        pos[self.right[internal]] = n_trees + 2 * k + 1
+        child = np.empty(n_nodes, np.int64)
+        child[pos] = pos  # leaves point to themselves
+        child[pos[internal]] = n_trees + 2 * k
+        feat = np.zeros(n_nodes, np.int64)
+        feat[pos[internal]] = self.feature[internal]
+        thr = np.full(n_nodes, np.inf)
+        thr[pos[internal]] = self.threshold[internal]
+        miss = np.ones(n_nodes, bool)
+        miss[pos[internal]] = self.missing_left[internal]
+        leaf = np.zeros(n_nodes, bool)
+        leaf[pos] = self.is_leaf
+        value = np.zeros(n_nodes)
+        value[pos] = self.value
+        self._c_child, self._c_feat, self._c_thr, self._c_miss, self._c_leaf, self._c_value = (
+            child, feat, thr, miss, leaf, value)
+        self._c_onehot = np.zeros((n_trees, self.n_outputs))
+        self._c_onehot[np.arange(n_trees), self.tree_out] = 1.0
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -97,33 +127,30 @@ class Forest:
     def n_outputs(self) -> int:
         return len(self.baseline)
 
-    def raw_predict(self, X: np.ndarray, *, chunk: int = 512) -> np.ndarray:
+    def raw_predict(self, X: np.ndarray, *, chunk: int = 1024) -> np.ndarray:
         """Raw scores (n_samples, n_outputs): baseline plus the sum of leaf values."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         n, nf = X.shape
         n_trees = len(self.roots)
         out = np.tile(self.baseline, (n, 1))
-        onehot = np.zeros((n_trees, self.n_outputs))
-        onehot[np.arange(n_trees), self.tree_out] = 1.0
         flat = X.ravel()
-        feat, thr, lft, rgt, leaf, miss = (self.feature, self.threshold, self.left, self.right, self.is_leaf,
-                                           self.missing_left)
+        child, feat, thr, miss, leaf = self._c_child, self._c_feat, self._c_thr, self._c_miss, self._c_leaf
+        any_nan = bool(np.isnan(flat).any())
         for a in range(0, n, chunk):
             m = min(chunk, n - a)
-            node = np.tile(self.roots, m)
+            node = np.tile(np.arange(n_trees, dtype=np.int64), m)
             base = np.repeat(np.arange(a, a + m, dtype=np.int64) * nf, n_trees)
-            active = np.flatnonzero(~leaf[node])
+            active = np.arange(m * n_trees)
             while active.size:
                 nd = node[active]
                 xv = flat[base[active] + feat[nd]]
-                go_left = xv <= thr[nd]
-                nan = np.isnan(xv)
-                if nan.any():
-                    go_left = np.where(nan, miss[nd], go_left)
-                nxt = np.where(go_left, lft[nd], rgt[nd])
-                node[active] = nxt
-                active = active[~leaf[nxt]]
-            out[a:a + m] += self.value[node].reshape(m, n_trees) @ onehot
+                right = ~(xv <= thr[nd])
+                if any_nan:
+                    right = np.where(np.isnan(xv), ~miss[nd], right)
+                nd = child[nd] + right
+                node[active] = nd
+                active = active[~leaf[nd]]
+            out[a:a + m] += self._c_value[node].reshape(m, n_trees) @ self._c_onehot
         return out
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
