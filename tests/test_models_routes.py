@@ -88,6 +88,28 @@ def test_window_poisson_limit_and_errors():
         yk.PoissonYield(ci_method="profile").fit_window(dies, 1.0)
 
 
+def test_window_no_clustering_rule_with_y0():
+    """Under Y(m) = y0 (1 + m A d0 / alpha)^-alpha, Y(2) y0 >= Y(1)^2 for every finite alpha
+    (Stapper, Armstrong & Saji 1983). Y(2) < Y(1)^2 breaks it for every y0 <= 1, fitted or fixed at 1:
+    alpha = inf; when only Y(2) y0_hat < Y(1)^2 <= Y(2), alpha comes from the likelihood of all sizes."""
+    x, y = np.meshgrid(np.arange(12), np.arange(12))
+    dies = pd.DataFrame({"lot_id": "L", "wafer_id": np.repeat(["1", "2"], x.size),
+                         "die_x": np.tile(x.ravel(), 2), "die_y": np.tile(y.ravel(), 2),
+                         "passed": np.tile((x.ravel() % 2 == 0) | (y.ravel() % 3 == 0), 2)})
+    for fit_y0 in (True, False):
+        with pytest.warns(BoundaryWarning, match=r"Y\(2\) y0 < Y\(1\)\^2 for every y0 <= 1"):
+            m = yk.NegativeBinomialYield(ci_method="wald", fit_y0=fit_y0).fit_window(dies, 1.0)
+        assert m.cluster_alpha_ == math.inf
+    rng = np.random.default_rng(0)
+    dies = sim_maps(rng, n_w=80, nx=16, alpha=1e12, d0=0.3, area=0.5, y0=0.8)
+    y1, y2 = block_yields(dies, [(1, 1), (2, 1)])["block_yield"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BoundaryWarning)
+        m = yk.NegativeBinomialYield(ci_method="wald").fit_window(dies, 0.5)
+    assert y2 >= y1**2 and y2 * m.y0_ < y1**2
+    assert math.isfinite(m.cluster_alpha_) and m.y0_ < 1
+
+
 def _products(rng, d0=0.4, alpha=2.0, y0=0.92):
     areas = np.array([0.2, 0.5, 1.0, 1.5, 2.5])
     tested = np.full(5, 20000)

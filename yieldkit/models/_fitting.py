@@ -326,9 +326,11 @@ def fit_binomial(model: YieldModel, cells: BinomialCells, *, with_ci: bool = Tru
         y = cells.good / cells.tested
         e = cells.exposure / cells.exposure.min()
         i1, i2 = np.flatnonzero(np.isclose(e, 1.0)), np.flatnonzero(np.isclose(e, 2.0))
+        # the model gives Y(2) y0 >= Y(1)^2; with y0 <= 1, Y(2) < Y(1)^2 contradicts it for every y0
         if len(i1) and len(i2) and y[i2[0]] < y[i1[0]] ** 2:
-            warnings.warn(f"{who}: the yield of 2-die blocks is below the square of the die yield "
-                          "(no clustering); cluster_alpha = inf", BoundaryWarning, stacklevel=4)
+            warnings.warn(f"{who}: the yield of 2-die blocks is below the square of the die yield, so "
+                          "Y(2) y0 < Y(1)^2 for every y0 <= 1 (no clustering); cluster_alpha = inf",
+                          BoundaryWarning, stacklevel=4)
             infinite_alpha = True
     fit_names = [n for n in names if not (infinite_alpha and n == "cluster_alpha")]
     res = _binomial_core(model, cells, fit_names)

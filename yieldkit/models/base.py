@@ -219,9 +219,14 @@ class YieldModel:
         Notes
         -----
         Blocks of different sizes share dies, so the likelihood is not that of independent data:
-        intervals come from a wafer-level bootstrap (``ci_method="auto"``). For the negative
-        binomial, ``Y(2) * y0 < Y(1)^2`` (no clustering left once y0 is set aside) gives
-        ``cluster_alpha = inf`` with a :class:`BoundaryWarning`.
+        intervals come from a wafer-level bootstrap (``ci_method="auto"``). Under the model
+        ``Y(2) / y0 >= (Y(1) / y0)^2``, i.e. ``Y(2) y0 >= Y(1)^2``, for every finite
+        ``cluster_alpha``. Since ``y0 <= 1``, observed block yields with ``Y(2) < Y(1)^2`` break it
+        for every admissible ``y0`` (fitted or 1): the negative binomial is then fitted with
+        ``cluster_alpha = inf`` and a :class:`BoundaryWarning`. Otherwise ``cluster_alpha`` and
+        ``y0`` are estimated together from all block sizes, and an estimate that runs to infinity
+        is refitted with ``cluster_alpha = inf`` (also with a warning); the two-block rule is not
+        re-applied at the fitted ``y0``, whose estimate uses the larger blocks as well.
 
         References
         ----------
