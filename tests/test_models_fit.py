@@ -312,6 +312,27 @@ def _count_table(rng, n_wafers=30, n_dies=200, d0=0.4, alpha=0.8):
     })
 
 
+def test_information_criteria_count_the_fitted_units(rng):
+    """BIC = p log(n) - 2 loglik (Schwarz 1978) with n the units whose likelihood is fitted: dies, or
+    wafers / lots when pooled; cluster_alpha counts in p even at its boundary inf, where the
+    log-likelihood is the Poisson one (scipy.stats.poisson.logpmf, 1e-12)."""
+    table = _count_table(rng)
+    for pooling, n_units in [("die", 6000), ("wafer", 30), ("lot", 3)]:
+        m = yk.NegativeBinomialYield(ci_method="wald").fit(table, area=0.5, pooling=pooling)
+        assert m.n_obs_ == 6000 and m.n_units_ == n_units
+        assert m.bic_ == pytest.approx(2 * math.log(n_units) - 2 * m.loglik_, rel=1e-12)
+        assert m.summary().attrs["n_units"] == n_units
+        assert yk.NegativeBinomialYield.from_dict(m.to_dict()).bic_ == pytest.approx(m.bic_, rel=1e-12)
+    counts = np.array([0, 2] * 50)
+    with pytest.warns(BoundaryWarning):
+        nb = yk.NegativeBinomialYield().fit(counts, area=2.0)
+    ll = stats.poisson.logpmf(counts, 1.0).sum()
+    assert nb.cluster_alpha_ == math.inf and nb.n_params_ == 2
+    assert nb.loglik_ == pytest.approx(ll, rel=1e-12)
+    assert nb.aic_ == pytest.approx(4 - 2 * ll, rel=1e-12)
+    assert nb.bic_ == pytest.approx(2 * math.log(100) - 2 * ll, rel=1e-12)
+
+
 def test_dataframe_input_exclusion_and_pooling(rng):
     table = _count_table(rng)
     labels = np.where(rng.random(len(table)) < 0.1, "scratch", None)

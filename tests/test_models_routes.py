@@ -69,6 +69,15 @@ def test_window_recovers_clustering(rng):
     assert b.shape == (20, 3)
 
 
+def test_window_counts_dies_for_bic(rng):
+    """The window fit's n_obs is the number of dies (final results), whatever the first block size;
+    BIC = p log(n_dies) - 2 loglik (Schwarz 1978)."""
+    dies = sim_maps(rng, n_w=20, nx=10)
+    m = yk.NegativeBinomialYield(ci_method="wald").fit_window(dies, 0.5, block_sizes=[(2, 1), (2, 2), (3, 2)])
+    assert m.n_obs_ == m.n_units_ == len(dies)
+    assert m.bic_ == pytest.approx(3 * math.log(len(dies)) - 2 * m.loglik_, rel=1e-12)
+
+
 def test_window_poisson_limit_and_errors():
     """Y2 < Y1^2 (alternate failing columns: Y1 = 1/2, Y2 = 0) -> cluster_alpha = inf with a warning."""
     x, y = np.meshgrid(np.arange(12), np.arange(12))

@@ -59,7 +59,7 @@ def model_to_dict(model) -> dict[str, Any]:
     names = list(model.params_.index)
     d["fit"] = {
         "route": model.route_, "method": model.method_, "pooling": model.pooling_,
-        "area_cm2": _enc(model.area_), "n_obs": model.n_obs_, "n_groups": model.n_groups_,
+        "area_cm2": _enc(model.area_), "n_obs": model.n_obs_, "n_units": model.n_units_, "n_groups": model.n_groups_,
         "n_excluded": model.n_excluded_, "converged": model.converged_, "loglik": _enc(model.loglik_),
         "ci_method": model.ci_method_, "parameters": names,
         "estimate": _enc(model.params_.to_numpy()),
@@ -90,6 +90,7 @@ def model_from_dict(d: dict[str, Any], expected: type | None = None):
     model.route_, model.method_, model.pooling_ = f["route"], f["method"], f["pooling"]
     model.area_ = _dec(f["area_cm2"])
     model.n_obs_, model.n_groups_, model.n_excluded_ = f["n_obs"], f["n_groups"], f["n_excluded"]
+    model.n_units_ = int(f.get("n_units") or f["n_obs"])
     model._cells = None
     res = {
         "params": {"cluster_alpha": _dec(f["fixed_cluster_alpha"]), "y0": _dec(f["y0"]),

@@ -175,8 +175,8 @@ def count_cells(
         k, area_arr = k[present], area_arr[present]
         group = np.arange(len(k))
     cells = CountCells.from_arrays(k, area_arr, group)
-    info = {"n_dies": int(keep.sum()), "n_excluded": n_excl, "pooling": pooling, "n_groups": n_groups,
-            "area": a}
+    info = {"n_dies": int(keep.sum()), "n_units": int(len(k)), "n_excluded": n_excl, "pooling": pooling,
+            "n_groups": n_groups, "area": a}
     return cells, info
 
 
@@ -250,7 +250,11 @@ def block_yields(
     sizes = [(int(bx), int(by)) for bx, by in block_sizes]
     if any(bx < 1 or by < 1 for bx, by in sizes):
         raise YieldkitValueError(f"The 'block_sizes' argument of {where} must hold positive (columns, rows).")
-    d = _final_dies(dies, passed_col, where)
+    return _block_table(_final_dies(dies, passed_col, where), sizes, per_wafer)
+
+
+def _block_table(d: pd.DataFrame, sizes: list[tuple[int, int]], per_wafer: bool) -> pd.DataFrame:
+    """Block counts of :func:`block_yields` from the final result of each die (``w, x, y, p``)."""
     w, x, y, p = d["w"].to_numpy(), d["x"].to_numpy(), d["y"].to_numpy(), d["p"].to_numpy()
     nw = int(w.max()) + 1 if len(w) else 0
     xmin = np.full(nw, np.iinfo(np.int64).max)
@@ -288,7 +292,11 @@ def window_cells(
     dies: pd.DataFrame, area, block_sizes: Sequence[tuple[int, int]], passed_col: str, where: str
 ) -> tuple[BinomialCells, pd.DataFrame, dict]:
     a = _area_scalar(area, where)
-    per = block_yields(dies, block_sizes, passed_col=passed_col, per_wafer=True)
+    sizes = [(int(bx), int(by)) for bx, by in block_sizes]
+    if any(bx < 1 or by < 1 for bx, by in sizes):
+        raise YieldkitValueError(f"The 'block_sizes' argument of {where} must hold positive (columns, rows).")
+    final = _final_dies(dies, passed_col, where)
+    per = _block_table(final, sizes, per_wafer=True)
     nsz = len(block_sizes)
     nw = len(per) // nsz if nsz else 0
     gt = per["n_blocks"].to_numpy(float).reshape(nsz, nw).T
@@ -307,8 +315,7 @@ def window_cells(
         good=pooled["n_good"].to_numpy(float)[usable],
         group_tested=gt[:, usable], group_good=gg[:, usable],
     )
-    info = {"n_dies": int(pooled["n_blocks"].iloc[0]) if len(pooled) else 0, "n_groups": nw, "area": a,
-            "pooling": "wafer"}
+    info = {"n_dies": len(final), "n_groups": nw, "area": a, "pooling": "wafer"}
     return cells, pooled, info
 
 

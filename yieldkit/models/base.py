@@ -298,6 +298,7 @@ class YieldModel:
         self.pooling_ = info.get("pooling")
         self.area_ = info.get("area")
         self.n_obs_ = int(info.get("n_dies") or 0)
+        self.n_units_ = int(info.get("n_units") or self.n_obs_)
         self.n_groups_ = info.get("n_groups")
         self.n_excluded_ = int(info.get("n_excluded", 0))
 
@@ -323,7 +324,7 @@ class YieldModel:
         self.ci_method_ = res["ci_method"]
         self.loglik_ = float(res["loglik"])
         self.n_params_ = len(names)
-        n_eff = max(self.n_obs_, 1)
+        n_eff = max(self.n_units_, 1)
         self.aic_ = 2 * self.n_params_ - 2 * self.loglik_
         self.bic_ = self.n_params_ * math.log(n_eff) - 2 * self.loglik_
         self.converged_ = bool(res["converged"])
@@ -336,8 +337,16 @@ class YieldModel:
     def summary(self) -> pd.DataFrame:
         """Parameter table: ``estimate, std_err, ci_lower, ci_upper, unit`` (one row per parameter).
 
-        ``DataFrame.attrs`` holds the model, route, pooling level, ``n_obs``, ``loglik``, ``aic``,
-        ``bic``, ``conf_level`` and the interval method.
+        ``DataFrame.attrs`` holds the model, route, pooling level, ``n_obs`` (dies), ``n_units``
+        (the units whose likelihood was fitted: dies, or wafers / lots when pooled), ``loglik``,
+        ``aic``, ``bic``, ``conf_level`` and the interval method.
+
+        Notes
+        -----
+        ``aic = 2 p - 2 loglik`` and ``bic = p log(n_units) - 2 loglik``, with ``p`` the number of
+        free parameters of the model (``n_params_``). ``cluster_alpha`` counts as a parameter even
+        when its estimate is on the boundary ``inf`` (the fit searched over it; the Poisson fit is
+        then a negative binomial one with one more parameter and the same log-likelihood).
         """
         self._check_fitted()
         names = list(self.params_.index)
@@ -352,7 +361,8 @@ class YieldModel:
         }, index=pd.Index(names, name="parameter"))
         out.attrs.update({
             "model": type(self).__name__, "formula": self._formula, "route": self.route_,
-            "method": self.method_, "pooling": self.pooling_, "n_obs": self.n_obs_, "n_groups": self.n_groups_,
+            "method": self.method_, "pooling": self.pooling_, "n_obs": self.n_obs_, "n_units": self.n_units_,
+            "n_groups": self.n_groups_,
             "n_excluded": self.n_excluded_, "loglik": self.loglik_, "aic": self.aic_, "bic": self.bic_,
             "conf_level": self.conf_level, "ci_method": self.ci_method_, "area_cm2": self.area_,
         })
