@@ -51,6 +51,22 @@ def test_block_tiling_by_hand():
         block_yields(d.drop(columns="passed"))
 
 
+def test_window_final_result_as_final_results():
+    """Retests in the window route follow yieldkit.final_results: a row with a missing test_seq is
+    the first insertion, so the passing retest (test_seq 1) at die (0, 0) is its final result."""
+    d = pd.DataFrame({
+        "lot_id": "L", "wafer_id": "1", "die_x": [0, 0, 1, 0, 1], "die_y": [0, 0, 0, 1, 1],
+        "passed": [True, False, True, True, True],
+        "test_seq": pd.array([1, None, 1, 1, 1], dtype="Int64"),
+    })
+    final = yk.final_results(d)
+    assert final.loc[(final["die_x"] == 0) & (final["die_y"] == 0), "passed"].tolist() == [True]
+    t = block_yields(d, [(1, 1), (2, 2)])
+    assert t["n_blocks"].tolist() == [4, 1] and t["n_good"].tolist() == [4, 1]
+    renamed = d.rename(columns={"passed": "ok"})
+    assert block_yields(renamed, [(2, 2)], passed_col="ok")["n_good"].tolist() == [1]
+
+
 def test_window_recovers_clustering(rng):
     """Seeded simulation with known truth (alpha = 1.5, d0 = 0.5, y0 = 0.9): the wafer-bootstrap
     intervals of the window method cover every parameter."""

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
 from ..keys import wafer_codes
+from ..yields import final_results
 from ._likelihood import BinomialCells, CountCells
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,9 @@ def _final_dies(dies: pd.DataFrame, passed_col: str, where: str) -> pd.DataFrame
         )
     df = dies[[*need, *(["test_seq"] if "test_seq" in dies.columns else [])]]
     if "test_seq" in df.columns:
-        df = df.sort_values("test_seq", kind="stable")
+        # the same final result as everywhere else (a missing test_seq counts as the first insertion)
+        df = final_results(df.rename(columns={passed_col: "passed"}) if passed_col != "passed" else df)
+        df = df.rename(columns={"passed": passed_col}) if passed_col != "passed" else df
     codes, _ = wafer_codes(df)
     out = pd.DataFrame({
         "w": codes,
@@ -199,7 +202,7 @@ def _final_dies(dies: pd.DataFrame, passed_col: str, where: str) -> pd.DataFrame
         "p": df[passed_col].to_numpy(dtype=bool, na_value=False),
     })
     dup = out.duplicated(["w", "x", "y"], keep="last")
-    if dup.any():
+    if dup.any():  # repeated rows without test_seq: the last row at a die counts
         log.info("%s: %d retest rows superseded by the last result at their die", where, int(dup.sum()))
         out = out[~dup.to_numpy()]
     return out
@@ -218,7 +221,8 @@ def block_yields(
     ``floor((die_x - x_min) / bx), floor((die_y - y_min) / by)`` equal, where ``x_min`` and
     ``y_min`` are the wafer's smallest die indices. A block is kept only when all its
     ``bx * by`` dies were tested (incomplete blocks at the edge or around missing dies are
-    dropped); it is good when all its dies passed. The last result at a die counts.
+    dropped); it is good when all its dies passed. The final result at a die counts, as in
+    :func:`yieldkit.final_results` (highest ``test_seq``; a missing ``test_seq`` is the first).
 
     Parameters
     ----------
