@@ -343,6 +343,36 @@ def test_defect_level_from_poisson_fit_matches_williams_brown():
     assert res2["mean_faults"].tolist() == pytest.approx([0.5, 2.0])
 
 
+def test_defect_level_all_zero_counts_exact_upper_limit():
+    """All-zero counts (d0 = 0): the exact d0 interval [0, -ln(0.025) / exposure] (Garwood 1936)
+    maps through the defect level, DL = Williams-Brown 1 - exp(-(1 - T) A d) for the Poisson and
+    1 - Y(A d) / Y(T A d) with Murphy's yield; no NaN bounds and no warning, 1e-12."""
+    import warnings
+
+    zeros = np.zeros(250, dtype=int)
+    t = np.array([0.5, 0.9, 1.0])
+    for level in (0.95, 0.9):
+        d_up = -math.log((1 - level) / 2) / 100.0
+        with pytest.warns(yieldkit.errors.BoundaryWarning):
+            fit = yieldkit.PoissonYield().fit(zeros, area=0.4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            res = defect_level(fit, t, conf_level=level)
+        assert res["defect_level"].tolist() == [0.0, 0.0, 0.0]
+        assert res["ci_lower"].tolist() == [0.0, 0.0, 0.0]
+        assert res["ci_upper"].to_numpy() == pytest.approx(-np.expm1(-(1 - t) * 0.4 * d_up), rel=1e-12)
+    with pytest.warns(yieldkit.errors.BoundaryWarning):
+        murphy = yieldkit.MurphyYield().fit(zeros, area=0.4)
+    d_up = murphy.ci_.loc["d0", "ci_upper"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = defect_level(murphy, t)
+    y = yieldkit.murphy_yield
+    expected = 1 - y(d_up, 0.4) / y(d_up, t * 0.4)
+    assert res["ci_upper"].to_numpy() == pytest.approx(expected, rel=1e-12)
+    assert (res["ci_lower"] == 0).all() and res["ci_upper"].iloc[-1] == 0.0
+
+
 def test_defect_level_y0_convention():
     """Y0 (systematic failures, always detected) scales the shipped fraction, not the defect level."""
     base = defect_level(StandInFit(0.4, 1.5), 0.95)

@@ -172,7 +172,9 @@ def defect_level(
     gradient of logit DL in the fitted parameters (analytic for the closed form, central
     differences otherwise); it stays in (0, 1). A parameter
     held on its boundary (cluster_alpha = inf) does not contribute. At T = 1 the defect level
-    and both bounds are 0.
+    and both bounds are 0. A fit to all-zero counts (d0 = 0, no covariance) has the exact
+    interval [0, D0_up] of d0 instead; the defect level rises with d0, so its interval is
+    [0, DL(D0_up)] (as for ``predict_interval``).
 
     References
     ----------
@@ -226,7 +228,17 @@ def defect_level(
     dl = -np.expm1(u)
     lower = np.full_like(dl, np.nan)
     upper = np.full_like(dl, np.nan)
-    if interval == "delta":
+    zero_upper = _all_zero_upper_d0(fitted_model, d0, level) if interval == "delta" else None
+    if zero_upper is not None:
+        # d0 = 0 from all-zero counts: DL rises with d0, so the exact d0 interval [0, d_up] maps through
+        lower = np.zeros_like(dl)
+        if closed:
+            _, u_up, _ = _point(zero_upper, a_arr, t_arr, alpha)
+        else:
+            ly_up, lp_up = _generic(fitted_model, {"d0": zero_upper}, a_arr, t_arr)
+            u_up = ly_up - lp_up
+        upper = -np.expm1(u_up)
+    elif interval == "delta":
         if closed:
             lower, upper = _delta_interval(fitted_model, lam, t_arr, a_arr, alpha, dl, level)
         else:
@@ -256,6 +268,26 @@ def defect_level(
     )
     res.attrs.update(conf_level=level, interval=interval)
     return res
+
+
+def _all_zero_upper_d0(model: Any, d0: float, level: float) -> float | None:
+    """Exact upper limit of d0 of a fit to all-zero counts (``d0_ = 0``) at ``level``, else None.
+
+    Taken from the fit's ``ci_`` at its own level, or recomputed from its counts at another level.
+    """
+    if d0 != 0.0 or getattr(model, "route_", "counts") != "counts":
+        return None
+    cells = getattr(model, "_cells", None)
+    if cells is not None and getattr(cells, "total", None) == 0 and hasattr(model, "_log_p0"):
+        from ..models._fitting import _all_zero_upper
+
+        return _all_zero_upper(model, cells, level)
+    ci = getattr(model, "ci_", None)
+    model_level = getattr(model, "conf_level", None)
+    if ci is not None and model_level == level and "d0" in ci.index:
+        upper = float(ci.loc["d0", "ci_upper"])
+        return upper if math.isfinite(upper) and upper > 0 else None
+    return None
 
 
 def _delta_interval(
