@@ -244,6 +244,8 @@ def test_classifier_errors(synth_data):
         WaferPatternClassifier(max_iter=0).fit(Xtr, ytr)
     with pytest.raises(YieldkitValueError, match="'learning_rate'"):
         WaferPatternClassifier(learning_rate=2.0).fit(Xtr, ytr)
+    with pytest.raises(YieldkitValueError, match="'max_features' argument of WaferPatternClassifier must be in"):
+        WaferPatternClassifier(max_features=0).fit(Xtr, ytr)
     with pytest.raises(YieldkitValueError, match="at least 2 classes"):
         WaferPatternClassifier(max_iter=2).fit(Xtr[:3], ["none"] * 3)
     with pytest.raises(YieldkitValueError, match="one label per wafer"):

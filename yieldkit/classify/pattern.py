@@ -65,6 +65,8 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         Minimum samples per leaf (>= 1).
     l2_regularization : float
         L2 penalty on leaf values (>= 0).
+    max_features : float
+        Share of the features drawn at random for each split, in (0, 1] (1 = all).
     class_weight : dict, "balanced" or None
         Passed to scikit-learn's ``HistGradientBoostingClassifier``.
     random_state : int, Generator or None
@@ -111,6 +113,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         max_leaf_nodes: int = 31,
         min_samples_leaf: int = 20,
         l2_regularization: float = 1.0,
+        max_features: float = 1.0,
         class_weight: Any = None,
         random_state: Any = None,
         n_threads: int | None = None,
@@ -122,6 +125,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
+        self.max_features = max_features
         self.class_weight = class_weight
         self.random_state = random_state
         self.n_threads = n_threads
@@ -137,6 +141,9 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         if not (0 < float(self.learning_rate) <= 1):
             raise YieldkitValueError(
                 f"The 'learning_rate' argument of {where} must be in (0, 1]. Got {self.learning_rate!r} instead.")
+        if not (0 < float(self.max_features) <= 1):
+            raise YieldkitValueError(
+                f"The 'max_features' argument of {where} must be in (0, 1]. Got {self.max_features!r} instead.")
         if float(self.l2_regularization) < 0:
             raise YieldkitValueError(
                 f"The 'l2_regularization' argument of {where} must be >= 0. Got {self.l2_regularization!r} instead.")
@@ -157,7 +164,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         return HistGradientBoostingClassifier(
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
-            class_weight=self.class_weight, early_stopping=False, random_state=self.random_state,
+            max_features=self.max_features, class_weight=self.class_weight, early_stopping=False, random_state=self.random_state,
         )
 
     # ------------------------------------------------------------------ API

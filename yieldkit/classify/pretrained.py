@@ -1,0 +1,112 @@
+"""The wafer-map pattern classifier shipped with yieldkit, trained on real WM-811K maps.
+
+The model file ``yieldkit/classify/data/wm811k_patterns.npz`` holds the boosted trees as plain
+numpy arrays plus JSON metadata (no pickle) and is checked against the SHA-256 recorded below
+before it is used. It was trained by ``scripts/train_pattern_classifier.py`` on the training part of
+the WM-811K development maps; the split is :func:`wm811k_heldout` (seed-free, by map hash, so
+duplicate maps stay on one side).
+
+Data licence and citation
+-------------------------
+WM-811K (LSWMD) is Copyright 2015 Jyh-Shing Roger Jang, MIR Lab, National Taiwan University
+(http://mirlab.org/dataset/public/MIR-WM811K.zip). Its licence allows redistribution with or
+without modification provided the copyright notice and conditions are kept and both of these are
+cited:
+
+1. M.-J. Wu, J.-S. R. Jang, J.-L. Chen, "Wafer map failure pattern recognition and similarity
+   ranking for large-scale data sets," IEEE Trans. Semicond. Manuf. 28(1):1-12, 2015.
+   doi:10.1109/TSM.2014.2364237
+2. MIR-WM811K: Dataset for wafer map failure pattern recognition, 2015,
+   http://mirlab.org/dataset/public/
+
+The same notice is stored in the model's metadata (``metadata_["data_citation"]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from ..errors import YieldkitError
+from .pattern import WaferPatternClassifier
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DATA_CITATION", "load_pretrained", "wm811k_heldout"]
+
+MODEL_FILE = "wm811k_patterns.npz"
+#: SHA-256 of the shipped model file; written by scripts/train_pattern_classifier.py --update-hash.
+MODEL_SHA256 = "f0444a559cd69b0046402a173db32bbae1846d7477e7879d1d95d11e8805e8b3"
+
+DATA_CITATION = (
+    "WM-811K (LSWMD), Copyright 2015 Jyh-Shing Roger Jang, MIR Lab, National Taiwan University. "
+    "Cite: M.-J. Wu, J.-S. R. Jang, J.-L. Chen, 'Wafer Map Failure Pattern Recognition and Similarity "
+    "Ranking for Large-Scale Data Sets', IEEE Trans. Semicond. Manuf. 28(1):1-12, 2015, "
+    "doi:10.1109/TSM.2014.2364237; and MIR-WM811K: Dataset for wafer map failure pattern recognition, "
+    "2015, http://mirlab.org/dataset/public/"
+)
+
+
+class ModelIntegrityError(YieldkitError):
+    """The shipped model file is missing or its SHA-256 does not match the recorded one."""
+
+
+def wm811k_heldout(map_sha1: Any, *, fold: int = 0, n_folds: int = 5) -> np.ndarray:
+    """Held-out mask of the WM-811K development maps: ``int(map_sha1[:8], 16) % n_folds == fold``.
+
+    The split depends only on each map's content hash, so identical maps always fall on the same side,
+    and it needs no seed and no library version to be reproduced.
+
+    >>> wm811k_heldout(["0000000b", "00000005"]).tolist()
+    [False, True]
+    """
+    keys = np.array([int(str(s)[:8], 16) for s in np.asarray(map_sha1, dtype=object)], dtype=np.int64)
+    return (keys % n_folds) == fold
+
+
+def load_pretrained() -> WaferPatternClassifier:
+    """Load the pattern classifier shipped with yieldkit (9 WM-811K classes).
+
+    Returns
+    -------
+    WaferPatternClassifier
+        Fitted, ``input="grids"``; classes ``Center, Donut, Edge-Loc, Edge-Ring, Loc, Near-full,
+        Random, Scratch, none``. ``metadata_`` holds the training split, the held-out metrics,
+        the scikit-learn version used for training and the WM-811K citation.
+
+    Raises
+    ------
+    ModelIntegrityError
+        When the model file is missing or its SHA-256 differs from :data:`MODEL_SHA256`.
+
+    Notes
+    -----
+    The file is a compressed ``.npz`` of numpy arrays and JSON read with ``allow_pickle=False``;
+    prediction runs in numpy, so the installed scikit-learn version does not matter.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> clf = load_pretrained()
+    >>> g = np.ones((30, 30), np.uint8)
+    >>> yy, xx = np.mgrid[:30, :30]
+    >>> g[np.hypot(yy - 14.5, xx - 14.5) > 15] = 0      # a round wafer
+    >>> g[np.hypot(yy - 14.5, xx - 14.5) < 5] = 2       # failing centre
+    >>> str(clf.predict([g])[0])
+    'Center'
+    """
+    ref = resources.files("yieldkit.classify").joinpath("data", MODEL_FILE)
+    try:
+        data = ref.read_bytes()
+    except (FileNotFoundError, OSError) as exc:
+        raise ModelIntegrityError(f"the shipped pattern model {MODEL_FILE} is missing ({exc})") from None
+    got = hashlib.sha256(data).hexdigest()
+    if got != MODEL_SHA256:
+        raise ModelIntegrityError(
+            f"the shipped pattern model {MODEL_FILE} has SHA-256 {got}, expected {MODEL_SHA256}; the file is "
+            "corrupt or was replaced. Reinstall yieldkit or retrain with scripts/train_pattern_classifier.py.")
+    return WaferPatternClassifier.from_bytes(data, source=MODEL_FILE)
