@@ -119,6 +119,17 @@ def test_features_shape_finite_and_batch_invariant(rng):
         np.testing.assert_allclose(extract_features([grids[i]])[0], X[i], rtol=1e-5, atol=1e-6)
 
 
+def test_features_do_not_depend_on_batch_mates(rng):
+    """Wafers of one shape are featurised together; a wafer's row must not depend on the others."""
+    kinds = ["none", "Scratch", "Center", "Random", "Edge-Ring"]
+    grids = [synth(k, rng, n=34) for k in kinds]
+    grids[0][grids[0] == 2] = 1  # no fail at all
+    X = extract_features(grids)
+    for i in range(len(grids)):
+        np.testing.assert_allclose(extract_features([grids[i]])[0], X[i], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(extract_features([grids[0], grids[0]]), X[[0, 0]], rtol=1e-5, atol=1e-6)
+
+
 def test_features_known_values(rng):
     """Fail rate, 13-region densities and the largest region of a hand-made grid."""
     g = np.ones((40, 40), np.uint8)

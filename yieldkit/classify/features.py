@@ -147,8 +147,6 @@ def _region13(h: int, w: int) -> np.ndarray:
 
 _STRUCT8 = np.zeros((3, 3, 3), bool)
 _STRUCT8[1] = True
-_K3 = np.ones((1, 3, 3), np.float32)  # 8 neighbours in the plane of each wafer
-_K3[0, 1, 1] = 0.0
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -177,6 +175,12 @@ def _group_max(slot: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
     out[s[starts]] = np.maximum.reduceat(vals[order], starts, axis=0)
     return out
+
+
+# feature values of a wafer without any region (radius and angular span -1, everything else 0)
+_EMPTY_REGION = np.zeros(15)
+_EMPTY_REGION[[7, 8]] = -1.0
+_EMPTY_LINE = np.array([0.0, 0.0, 0.0, 0.0, -1.0, 0.0])
 
 
 def _line_props(lab: np.ndarray, on: np.ndarray, sizes: np.ndarray, wafer_of: np.ndarray,
@@ -223,6 +227,9 @@ def _region_props(
     """Geometry of the largest 8-connected region of ``mask`` (n, H, W) per wafer."""
     labels, nl = ndimage.label(mask, structure=_STRUCT8)
     out = np.zeros((n, 15 + (6 if line else 0)))
+    out[:, :15] = _EMPTY_REGION
+    if line:
+        out[:, 15:] = _EMPTY_LINE
     if nl == 0:
         return out
     flat = labels.ravel()
@@ -326,6 +333,20 @@ def _region_props(
     out[:, 12] = count
     out[:, 13] = second_area / nd
     out[:, 14] = cnt / np.maximum(major, 1)  # mean width [dies]
+    out[cnt == 0, :15] = _EMPTY_REGION  # no region: the same values whatever the rest of the batch
+    return out
+
+
+def _neighbours(mask: np.ndarray) -> np.ndarray:
+    """Number of the 8 in-plane neighbours set in ``mask`` (n, H, W) whose border is empty."""
+    m = mask.view(np.uint8) if mask.dtype == bool else mask
+    out = np.zeros(mask.shape, np.uint8)
+    inner = out[:, 1:-1, 1:-1]
+    h, w = mask.shape[1] - 2, mask.shape[2] - 2
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if dy != 1 or dx != 1:
+                inner += m[:, dy:dy + h, dx:dx + w]
     return out
 
 
@@ -346,10 +367,10 @@ def _batch(g: np.ndarray) -> np.ndarray:
     cy = (die.sum(axis=2) @ yy[:, 0]) / n_die
     cx = (die.sum(axis=1) @ xx[0]) / n_die
     R = np.sqrt(n_die / np.pi) * 1.0
-    dyy = (yy[None] - cy[:, None, None])
-    dxx = (xx[None] - cx[:, None, None])
-    r = (np.sqrt(dxx**2 + dyy**2) / R[:, None, None]).astype(np.float32)
-    phi = np.arctan2(-dyy, dxx).astype(np.float32)
+    dyy = (yy[None] - cy[:, None, None]).astype(np.float32)
+    dxx = (xx[None] - cx[:, None, None]).astype(np.float32)
+    r = np.sqrt(dxx * dxx + dyy * dyy) / R[:, None, None].astype(np.float32)
+    phi = np.arctan2(-dyy, dxx)
     # wafers of one product share their die mask: one distance transform per distinct mask
     packed = np.packbits(die.reshape(n, -1), axis=1)
     seen: dict[bytes, int] = {}
@@ -362,10 +383,10 @@ def _batch(g: np.ndarray) -> np.ndarray:
 
     feats: list[np.ndarray] = []
     # global
-    nbr = ndimage.correlate(failf, _K3, mode="constant")
-    dnb = ndimage.correlate(die.astype(np.float32), _K3, mode="constant")
-    fn = np.sum(nbr * failf, axis=(1, 2))
-    fd = np.sum(dnb * failf, axis=(1, 2))
+    nbr = _neighbours(fail)
+    dnb = _neighbours(die)
+    fn = np.sum(nbr * fail, axis=(1, 2), dtype=np.float64)
+    fd = np.sum(dnb * fail, axis=(1, 2), dtype=np.float64)
     join = np.divide(fn, fd, out=np.zeros(n), where=fd > 0) - rate
     isolated = np.divide(np.sum((nbr == 0) & fail, axis=(1, 2)), n_fail, out=np.zeros(n), where=n_fail > 0)
     feats.append(np.c_[np.log1p(n_die_raw), rate, np.full(n, h / w), join, isolated,
@@ -411,7 +432,7 @@ def _batch(g: np.ndarray) -> np.ndarray:
     geo = {"x": np.broadcast_to(xx, gp.shape), "y": np.broadcast_to(-yy, gp.shape), "cx": cx, "cy": -cy,
            "R": R, "phi": phi, "r": r, "edist": edist, "n_die": n_die}
     feats.append(_region_props(fail & (nbr > 0), widx, geo, n, n_fail, line=True))
-    nine = nbr + failf
+    nine = nbr + fail
     feats.append(_region_props((nine >= 4.5) & die, widx, geo, n, n_fail))
     feats.append(pool)
     return np.concatenate([np.asarray(f, np.float64).reshape(n, -1) for f in feats], axis=1)

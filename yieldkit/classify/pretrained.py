@@ -40,7 +40,7 @@ __all__ = ["DATA_CITATION", "load_pretrained", "wm811k_heldout"]
 
 MODEL_FILE = "wm811k_patterns.npz"
 #: SHA-256 of the shipped model file; written by scripts/train_pattern_classifier.py --update-hash.
-MODEL_SHA256 = "f0444a559cd69b0046402a173db32bbae1846d7477e7879d1d95d11e8805e8b3"
+MODEL_SHA256 = "4e664d0cb8825290a129736d38612b60f2153552094da32f42afbd09406ceca7"
 
 DATA_CITATION = (
     "WM-811K (LSWMD), Copyright 2015 Jyh-Shing Roger Jang, MIR Lab, National Taiwan University. "
