@@ -199,6 +199,12 @@ def test_classifier_learns_synthetic_patterns(synth_data, fitted):
     assert list(fitted.classes_) == sorted(KINDS)
 
 
+def test_classifier_accepts_die_tables(synth_data, fitted):
+    _, (Xte, _) = synth_data
+    dies = grids_to_dies(Xte[:6], lot_id="L", wafer_id=[str(i) for i in range(6)])
+    np.testing.assert_array_equal(fitted.predict(dies), fitted.predict(Xte[:6]))
+
+
 def test_classifier_save_load_round_trip(tmp_path, synth_data, fitted):
     _, (Xte, _) = synth_data
     path = tmp_path / "m.npz"

@@ -43,14 +43,24 @@ class PatternNotFittedError(NotFittedError, SkNotFittedError):
 _FORMAT_VERSION = 1
 
 
+def _grids_of(X: Any) -> Any:
+    """Grids as given, or one grid per wafer of a canonical die table (in order of first appearance)."""
+    if isinstance(X, pd.DataFrame):
+        from .grid import dies_to_grids
+
+        return dies_to_grids(X)[1]
+    return X
+
+
 class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
     """Classify wafer-map failure patterns (Center, Donut, Edge-Ring, Scratch, ...).
 
     Parameters
     ----------
     input : {"grids", "features"}
-        ``"grids"``: ``X`` is a sequence of 2-D wafer grids (0 = no die, 1 = pass, 2 = fail) or a
-        3-D array. ``"features"``: ``X`` is a precomputed feature matrix
+        ``"grids"``: ``X`` is a sequence of 2-D wafer grids (0 = no die, 1 = pass, 2 = fail), a
+        3-D array, or a canonical die table (one grid per wafer, see
+        :func:`yieldkit.classify.dies_to_grids`). ``"features"``: ``X`` is a precomputed feature matrix
         (:func:`yieldkit.classify.extract_features`).
     multilabel : bool
         Learn several patterns per wafer (mixed patterns as in MixedWM38): ``y`` is an indicator
@@ -150,7 +160,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
 
     def _features(self, X: Any, *, reset: bool) -> np.ndarray:
         if self.input == "grids":
-            F = extract_features(X)
+            F = extract_features(_grids_of(X))
             if reset:
                 self.n_features_in_ = F.shape[1]
             return F
@@ -248,7 +258,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "forest_"):
             raise PatternNotFittedError(
                 "This WaferPatternClassifier instance is not fitted yet. Call 'fit' or load a model first.")
-        F = self._features(X, reset=False) if self.input == "features" else extract_features(X)
+        F = self._features(X, reset=False) if self.input == "features" else extract_features(_grids_of(X))
         if F.shape[1] != self.n_features_in_:
             raise YieldkitValueError(
                 f"X has {F.shape[1]} features, but WaferPatternClassifier was fitted with {self.n_features_in_}.")
