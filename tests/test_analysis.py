@@ -44,3 +44,18 @@ def test_u_chart_counts_match_groupby(fab):
     ref = fab.defects.groupby(["lot_id", "wafer_id"]).size()
     t = r.u_chart.table.set_index(["lot_id", "wafer_id"])
     np.testing.assert_allclose(t["value"] * t["n"], ref.reindex(t.index).to_numpy())
+
+
+def test_pattern_classes_per_wafer_and_per_lot(fab):
+    """The pretrained classifier names each wafer's signature; the lot table counts them with causes."""
+    r = analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names)
+    assert r.patterns is not None and len(r.patterns) == 10
+    lots = r.pattern_lots
+    assert set(lots.columns) >= {"lot_id", "pattern", "wafers", "share", "candidate_causes"}
+    assert lots.groupby("lot_id")["wafers"].sum().tolist() == [5, 5]
+    names = {"center": "Center", "donut": "Donut", "edge-loc": "Edge-Loc", "edge-ring": "Edge-Ring", "loc": "Loc",
+             "scratch": "Scratch", "random": "Random", "near-full": "Near-full", "none": "none"}
+    truth = fab.truth["wafers"].set_index(["lot_id", "wafer_id"])["signature"].map(names)
+    pred = r.patterns.set_index(["lot_id", "wafer_id"])["pattern"]
+    assert (truth != "none").sum() == 3  # center, donut, edge-loc in this seeded fab
+    assert (pred.reindex(truth.index) == truth).mean() >= 0.9

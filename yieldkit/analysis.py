@@ -75,6 +75,7 @@ class AnalysisResults:
     models: pd.DataFrame | None = None
     dppm: pd.DataFrame | None = None
     patterns: pd.DataFrame | None = None
+    pattern_lots: pd.DataFrame | None = None
     commonality: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     layout: Any = None
@@ -297,9 +298,12 @@ def _patterns(res: AnalysisResults, final: pd.DataFrame, wafers: pd.DataFrame | 
     except ImportError:
         _note(res.notes, "pattern classes: yieldkit.classify has no pretrained classifier yet")
         return
+    from .classify.causes import pattern_summary
+
     clf = load_pretrained()
     ids, grids = dies_to_grids(final)
     res.patterns = clf.predict_table(grids, wafers=ids[["lot_id", "wafer_id"]], causes=True)
+    res.pattern_lots = pattern_summary(res.patterns, by="lot_id")
 
 
 def _commonality(res: AnalysisResults, wy: pd.DataFrame, wafers: pd.DataFrame | None) -> None:

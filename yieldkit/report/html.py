@@ -271,7 +271,11 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int
         "zonal": _table(res.zonal, table_id="zonal-table"),
         "models": _table(res.models, table_id="models-table"),
         "dppm": _table(res.dppm, table_id="dppm-table"),
-        "patterns": _table(res.patterns, table_id="patterns-table"),
+        "patterns": _table(
+            None if res.patterns is None else res.patterns[[c for c in res.patterns.columns if not str(c).startswith("p_")]],
+            table_id="patterns-table",
+        ),
+        "pattern_lots": _table(res.pattern_lots, table_id="pattern-lots-table"),
         "commonality": _table(res.commonality, table_id="commonality-table"),
     }
     return _ENV.get_template("report.html.j2").render(
