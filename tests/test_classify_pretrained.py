@@ -62,3 +62,14 @@ def test_pretrained_on_heldout_subset(shared_samples):
     pred = load_pretrained().predict(grids)
     acc = np.mean(pred == d["label"].to_numpy())
     assert acc > 0.85  # class-balanced sample: the weak classes weigh as much as 'none'
+
+
+def test_predict_table_on_a_die_table_names_the_wafers():
+    """A canonical die table in, one row per wafer out, led by lot_id and wafer_id."""
+    import yieldkit as yk
+    from yieldkit.classify import load_pretrained
+
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, signatures={1: "edge-ring"}, seed=8)
+    t = load_pretrained().predict_table(fab.dies, causes=True)
+    assert t[["lot_id", "wafer_id"]].values.tolist() == [["L0001", "01"], ["L0001", "02"], ["L0001", "03"]]
+    assert t.loc[1, "pattern"] == "Edge-Ring" and "candidate_causes" in t.columns

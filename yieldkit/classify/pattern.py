@@ -288,8 +288,9 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : grids or features
-            As for :meth:`predict`.
+        X : grids, features or a canonical die table
+            As for :meth:`predict`. A die table gives one row per wafer, led by its ``lot_id`` and
+            ``wafer_id``.
         wafers : DataFrame, optional
             Identifier columns (e.g. ``lot_id``, ``wafer_id``) placed before the predictions.
         causes : bool
@@ -297,6 +298,12 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         """
         if self.multilabel:
             raise YieldkitValueError("predict_table is for single-label models; use predict_proba instead.")
+        if wafers is None and isinstance(X, pd.DataFrame) and {"lot_id", "wafer_id"} <= set(X.columns):
+            # a die table: one row per wafer, identified by its lot and wafer
+            from .grid import dies_to_grids
+
+            ids, X = dies_to_grids(X)
+            wafers = ids[["lot_id", "wafer_id"]]
         p = self._proba(X)
         k = np.argmax(p, axis=1)
         out = pd.DataFrame({"pattern": pd.array(self.classes_[k].astype(str), dtype=pd.StringDtype("pyarrow")),
