@@ -133,31 +133,6 @@ def test_joint_wafer_codes_against_concat(fab):
     assert w.astype(str).values.tolist() == rw.astype(str).values.tolist()
 
 
-def test_run_wafer_codes_equal_wafer_codes(rng):
-    """Reference: keys.wafer_codes (hash factorization of every row) on run-structured tables,
-    wafers split over several runs, chunked Arrow columns; None where runs do not apply."""
-    from yieldkit.keys import wafer_codes
-    from yieldkit.maps._keys import run_wafer_codes
-
-    s = pd.StringDtype("pyarrow")
-    lots = np.repeat(["B", "A", "B", "C", "A"], [700, 300, 500, 900, 600])
-    wafers = np.repeat(["01", "02", "01", "02", "03"], [700, 300, 500, 900, 600])
-    df = pd.DataFrame({"lot_id": pd.array(lots, dtype=s), "wafer_id": pd.array(wafers, dtype=s)})
-    chunked = pd.concat([df.iloc[:1234], df.iloc[1234:]], ignore_index=True)
-    for t in (df, chunked):
-        got = run_wafer_codes(t)
-        assert got is not None
-        ref_codes, ref_w = wafer_codes(t)
-        np.testing.assert_array_equal(got[0], ref_codes)
-        assert got[1].astype(str).values.tolist() == ref_w.astype(str).values.tolist()
-    shuffled = df.iloc[rng.permutation(len(df))].reset_index(drop=True)
-    assert run_wafer_codes(shuffled) is None  # no runs: hash factorization
-    assert run_wafer_codes(df.astype(object)) is None  # not Arrow-backed
-    nulls = df.copy()
-    nulls.loc[5, "wafer_id"] = None
-    assert run_wafer_codes(nulls) is None
-
-
 def test_counts_dense_keys_equal_row_lookup(fab, monkeypatch):
     """Reference: the row-lookup path (lookup_rows + bincount over rows) gives the same counts,
     zero-count dies and off-die report as counting on dense die keys."""

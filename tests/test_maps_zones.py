@@ -13,14 +13,8 @@ from statsmodels.stats.proportion import proportions_ztest
 
 import yieldkit as yk
 from yieldkit.errors import SchemaError, YieldkitValueError
-from yieldkit.maps.zones import (
-    _ztest,
-    assign_zones,
-    benjamini_hochberg,
-    fisher_exact_2x2,
-    zonal_density,
-    zonal_yield,
-)
+from yieldkit.maps.zones import assign_zones, zonal_density, zonal_yield
+from yieldkit.significance import benjamini_hochberg, fisher_exact_2x2, two_proportion_ztest
 
 
 def _brute_zone(x, y, scheme, R, n=None, radii=None):
@@ -85,7 +79,7 @@ def test_ztest_against_statsmodels(rng):
     n1, n2 = rng.integers(50, 300, 20), rng.integers(50, 300, 20)
     k1, k2 = rng.binomial(n1, 0.8), rng.binomial(n2, 0.75)
     ref = [proportions_ztest([a, b], [c, d])[1] for a, b, c, d in zip(k1, k2, n1, n2, strict=True)]
-    np.testing.assert_allclose(_ztest(k1, n1, k2, n2), ref, rtol=1e-10)
+    np.testing.assert_allclose(two_proportion_ztest(k1, n1, k2, n2), ref, rtol=1e-10)
 
 
 def test_bh_against_statsmodels(rng):

@@ -35,34 +35,13 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
+from ..significance import benjamini_hochberg
 
 log = logging.getLogger(__name__)
 
 __all__ = ["benjamini_hochberg", "commonality"]
 
 _MISSING = "<missing>"
-
-
-def benjamini_hochberg(p: Any) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (step-up, monotone, capped at 1; NaN kept).
-
-    >>> benjamini_hochberg([0.01, 0.04, 0.03]).round(3).tolist()
-    [0.03, 0.04, 0.04]
-    """
-    p = np.asarray(p, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    q = p[ok]
-    m = q.size
-    if m == 0:
-        return out
-    order = np.argsort(q)
-    ranked = q[order] * m / np.arange(1, m + 1)
-    adj = np.minimum.accumulate(ranked[::-1])[::-1]
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
 
 
 def _default_factors(wafers: pd.DataFrame) -> list[str]:

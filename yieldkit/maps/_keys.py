@@ -6,51 +6,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 
 from ..keys import wafer_codes
 
 _STRING: Any = pd.StringDtype("pyarrow")
 
-__all__ = ["dense_die_keys", "joint_wafer_codes", "lookup_rows", "position_codes", "run_wafer_codes"]
-
-
-def _changes(col: pd.Series) -> np.ndarray | None:
-    """``col[i + 1] != col[i]`` for an Arrow-backed string column without nulls, else None."""
-    buf = getattr(col.array, "_pa_array", None)
-    if buf is None or buf.null_count:
-        return None
-    n = len(buf)
-    return pc.not_equal(buf.slice(1), buf.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-
-
-def run_wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id") -> tuple[np.ndarray, pd.DataFrame] | None:
-    """:func:`~yieldkit.keys.wafer_codes` of a table stored wafer by wafer, from its runs.
-
-    Die tables hold each wafer's dies in one or a few contiguous runs. Comparing each row
-    with the previous one (a string comparison, no hashing) finds the runs; only the first row
-    of each run is factorized, and the codes are repeated over the runs. The codes and the
-    wafer order equal those of ``wafer_codes``. Returns None (use ``wafer_codes``) when the
-    columns are not Arrow-backed strings without nulls or the table is not run-structured.
-    """
-    n = len(df)
-    if n < 2:
-        return None
-    head = min(n, 4096)
-    probe = [_changes(df[c].iloc[:head]) for c in (lot, wafer)]
-    if probe[0] is None or probe[1] is None or (probe[0] | probe[1]).sum() > head // 16:
-        return None
-    lc, wc = _changes(df[lot]), _changes(df[wafer])
-    if lc is None or wc is None:
-        return None
-    starts = np.flatnonzero(lc | wc) + 1
-    if len(starts) > n // 16:
-        return None
-    starts = np.r_[0, starts]
-    run_codes, wafers = wafer_codes(df.iloc[starts][[lot, wafer]].reset_index(drop=True), lot, wafer)
-    codes = np.repeat(run_codes, np.diff(np.r_[starts, n]))
-    codes.flags.writeable = False
-    return codes, wafers
+__all__ = ["dense_die_keys", "joint_wafer_codes", "lookup_rows", "position_codes"]
 
 
 def _wafer_codes(df: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:

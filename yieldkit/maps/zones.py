@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
 
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..intervals import clopper_pearson, garwood
 from ..layout import WaferLayout
+from ..significance import benjamini_hochberg, fisher_exact_2x2, two_proportion_ztest
 from ._keys import joint_wafer_codes
 
 log = logging.getLogger(__name__)
@@ -130,77 +130,6 @@ def _check_n(n: int | None, default: int) -> int:
     if int(n) != n or n < 1:
         raise YieldkitValueError(f"The 'n_zones' argument of assign_zones must be an integer >= 1. Got {n!r} instead.")
     return int(n)
-
-
-def fisher_exact_2x2(a: Any, b: Any, c: Any, d: Any) -> np.ndarray:
-    """Two-sided Fisher exact test of many 2x2 tables ``[[a, b], [c, d]]`` at once.
-
-    Notes
-    -----
-    With row sums fixed, ``a`` is hypergeometric; the two-sided p-value sums the
-    probabilities of all tables no more likely than the observed one (relative tolerance
-    1e-7, as :func:`scipy.stats.fisher_exact`). Evaluated on a 2-D grid of the support, so
-    meant for the small counts where the normal approximation fails.
-
-    References
-    ----------
-    Fisher, R. A. (1922). On the interpretation of chi-square from contingency tables.
-    J. R. Stat. Soc. 85(1), 87-94. https://doi.org/10.2307/2340521
-    """
-    a, b, c, d = (np.asarray(v, dtype=np.int64).ravel() for v in (a, b, c, d))
-    n_tot = a + b + c + d
-    k_tot = a + c  # first-column total
-    n_row = a + b  # first-row total
-    lo = np.maximum(0, n_row - (n_tot - k_tot))
-    hi = np.minimum(k_tot, n_row)
-    p = np.ones(len(a))
-    if len(a) == 0:
-        return p
-    width = int((hi - lo).max()) + 1
-    chunk = max(1, 4_000_000 // width)
-    for s in range(0, len(a), chunk):
-        sl = slice(s, s + chunk)
-        j = lo[sl, None] + np.arange(width)[None, :]
-        valid = j <= hi[sl, None]
-        lp = stats.hypergeom.logpmf(np.where(valid, j, lo[sl, None]), n_tot[sl, None], k_tot[sl, None], n_row[sl, None])
-        lobs = stats.hypergeom.logpmf(a[sl], n_tot[sl], k_tot[sl], n_row[sl])
-        keep = valid & (lp <= lobs[:, None] + 1e-7)
-        ps = np.minimum(1.0, np.exp(special.logsumexp(np.where(keep, lp, -np.inf), axis=1)))
-        p[sl] = np.where(np.isfinite(lobs) & (n_tot[sl] > 0), ps, 1.0)
-    return p
-
-
-def _ztest(k1: np.ndarray, n1: np.ndarray, k2: np.ndarray, n2: np.ndarray) -> np.ndarray:
-    """Two-sided pooled two-proportion z-test."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pool = (k1 + k2) / (n1 + n2)
-        se = np.sqrt(pool * (1 - pool) * (1 / n1 + 1 / n2))
-        z = (k1 / n1 - k2 / n2) / se
-    p = 2 * stats.norm.sf(np.abs(z))
-    return np.where(se > 0, p, 1.0)
-
-
-def benjamini_hochberg(p: Any, groups: Any = None) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values), within each group (vectorised).
-
-    References
-    ----------
-    Benjamini, Y., & Hochberg, Y. (1995). Controlling the false discovery rate. J. R. Stat.
-    Soc. B 57(1), 289-300. https://doi.org/10.1111/j.2517-6161.1995.tb02031.x
-    """
-    p = np.asarray(p, dtype=float)
-    g = np.zeros(len(p), np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
-    order = np.lexsort((-p, g))  # within group, largest p first
-    gs = g[order]
-    m = np.bincount(g)[gs]
-    start = np.r_[0, np.flatnonzero(gs[1:] != gs[:-1]) + 1]
-    pos = np.arange(len(p)) - np.repeat(start, np.diff(np.r_[start, len(p)]))
-    rank = m - pos  # rank of p within its group, ascending
-    raw = p[order] * m / rank
-    q_sorted = pd.Series(raw).groupby(gs).cummin().to_numpy()
-    q = np.empty(len(p))
-    q[order] = np.minimum(q_sorted, 1.0)
-    return q
 
 
 def _die_table(dies: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -319,7 +248,7 @@ def zonal_yield(
                                      rt * fails / tot, rt * (tot - fails) / tot])
         use_f = exp_min < 5
     p = np.ones(len(a))
-    p[~use_f] = _ztest(good[~use_f], tested[~use_f], rg[~use_f], rt[~use_f])
+    p[~use_f] = two_proportion_ztest(good[~use_f], tested[~use_f], rg[~use_f], rt[~use_f])
     if use_f.any():
         p[use_f] = fisher_exact_2x2(a[use_f], b[use_f], c[use_f], e[use_f])
     p = np.where(rt > 0, p, 1.0)
