@@ -59,3 +59,13 @@ def test_pattern_classes_per_wafer_and_per_lot(fab):
     pred = r.patterns.set_index(["lot_id", "wafer_id"])["pattern"]
     assert (truth != "none").sum() == 3  # center, donut, edge-loc in this seeded fab
     assert (pred.reindex(truth.index) == truth).mean() >= 0.9
+
+
+def test_clustered_wafers_are_the_signature_wafers():
+    """Wafers with a spatial signature are flagged as clustered; random-defect wafers rarely are."""
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=12, signatures={0: "edge-ring", 1: "center", 2: "scratch"}, seed=6)
+    r = analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names)
+    flagged = set(r.clustering["wafer_id"])
+    assert {"01", "02"} <= flagged
+    assert len(flagged - {"01", "02", "03"}) <= 1
+    assert r.clustering.attrs["wafers_tested"] == 12

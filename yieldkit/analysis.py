@@ -72,6 +72,7 @@ class AnalysisResults:
     kill_ratios: pd.DataFrame | None = None
     u_chart: ControlChart | None = None
     zonal: pd.DataFrame | None = None
+    clustering: pd.DataFrame | None = None
     models: pd.DataFrame | None = None
     dppm: pd.DataFrame | None = None
     patterns: pd.DataFrame | None = None
@@ -83,7 +84,7 @@ class AnalysisResults:
 
     def __repr__(self) -> str:
         s = self.summary
-        present = [k for k in ("defect_pareto", "kill_ratios", "u_chart", "zonal", "models", "dppm", "patterns",
+        present = [k for k in ("defect_pareto", "kill_ratios", "u_chart", "zonal", "clustering", "models", "dppm", "patterns",
                                "commonality") if getattr(self, k) is not None]
         return (f"AnalysisResults({s['lots']} lots, {s['wafers']} wafers, yield={s['yield']:.4f}, "
                 f"sections={present}, notes={len(self.notes)})")
@@ -244,6 +245,7 @@ def analyze(
         per_wafer = _defects_per_wafer(defects, ordered, area)
         res.u_chart = u_chart(per_wafer, exposure="area_cm2" if area else None, rules=spc_rules)
     _zonal(res, dies, layout, conf_level)
+    _clustering(res, dies)
     _models(res, dies, defects, layout, coverage, conf_level)
     _patterns(res, final, wafers, layout)
     _commonality(res, wy, wafers)
@@ -259,6 +261,25 @@ def _zonal(res: AnalysisResults, dies: pd.DataFrame, layout: Any, conf_level: fl
     z = zonal_yield(dies, layout, conf_level=conf_level)
     res.zonal = z[z["flagged"]].reset_index(drop=True)
     res.zonal.attrs["zones_tested"] = len(z)
+
+
+def _clustering(res: AnalysisResults, dies: pd.DataFrame, fdr: float = 0.05) -> None:
+    """Wafers whose fails cluster: join-count and Moran's I permutation p-values, BH across wafers."""
+    try:
+        from .spatial import clustering_stats
+    except ImportError:
+        _note(res.notes, "spatial clustering: yieldkit.spatial is not available")
+        return
+    from .significance import benjamini_hochberg
+
+    c = clustering_stats(dies)
+    c["q_bw"] = benjamini_hochberg(c["p_bw"].to_numpy())
+    c["q_i"] = benjamini_hochberg(c["p_i"].to_numpy())
+    flagged = (c["q_bw"] < fdr) | (c["q_i"] < fdr)
+    cols = ["lot_id", "wafer_id", "n_dies", "n_fail", "bb", "e_bb", "bw", "e_bw", "p_bw", "q_bw",
+            "morans_i", "p_i", "q_i", "log_odds", "p_runs"]
+    res.clustering = c.loc[flagged, [k for k in cols if k in c.columns]].reset_index(drop=True)
+    res.clustering.attrs["wafers_tested"] = len(c)
 
 
 def _models(res: AnalysisResults, dies: pd.DataFrame, defects: pd.DataFrame | None, layout: Any,

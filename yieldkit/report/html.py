@@ -269,6 +269,7 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int
         "p_excursions": _table(res.p_chart.excursions(), table_id="p-excursions"),
         "u_excursions": _table(res.u_chart.excursions(), table_id="u-excursions") if res.u_chart is not None else None,
         "zonal": _table(res.zonal, table_id="zonal-table"),
+        "clustering": _table(res.clustering, table_id="clustering-table"),
         "models": _table(res.models, table_id="models-table"),
         "dppm": _table(res.dppm, table_id="dppm-table"),
         "patterns": _table(
@@ -283,5 +284,6 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int
         summary=summary, tables=tables, images=images, maps=maps, notes=res.notes,
         p_centre=res.p_chart.centre, u_centre=None if res.u_chart is None else res.u_chart.centre,
         zonal_tested=None if res.zonal is None else res.zonal.attrs.get("zones_tested"),
+        clustering_tested=None if res.clustering is None else res.clustering.attrs.get("wafers_tested"),
         y_clean_joint=None if res.kill_ratios is None else res.kill_ratios.attrs.get("y_clean_joint"),
     )
