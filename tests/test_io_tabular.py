@@ -188,3 +188,9 @@ def test_failed_write_leaves_nothing_behind(tmp_path):
         yk.write_parquet(bad, target)
     assert os.listdir(tmp_path) == ["out.parquet"]  # the previous file survives, no temporary left
     pd.testing.assert_frame_equal(pd.read_parquet(target), good)
+
+
+def test_a_file_that_is_no_table_says_so(tmp_path):
+    p = _write(tmp_path, "notes.md", "# Notes\n\nSome text, with a comma.\nMore text\n")
+    with pytest.raises(ParseError, match="unrecognised file format"):
+        yk.read_dies(p)

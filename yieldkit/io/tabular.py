@@ -178,6 +178,17 @@ def read_table(source: Source, table: str, columns: Mapping[str, str] | None = N
     fmt = sniff_format(path)
     if fmt not in ("csv", "unknown"):
         raise _OtherFormat(fmt, path)
+    if fmt == "unknown":
+        # no delimiter on the first line: a one-column CSV, or not a table at all
+        try:
+            return _read_csv(path, kind, table, columns), str(path), 2
+        except ParseError as exc:
+            detail = str(exc).removeprefix(f"{path}: ")
+            raise ParseError(
+                "unrecognised file format: expected CSV, Parquet, KLARF, STDF V4, SEMI E142/G85 or a text "
+                f"wafer map (read as CSV: {detail})",
+                path=path,
+            ) from None
     return _read_csv(path, kind, table, columns), str(path), 2
 
 
