@@ -241,14 +241,16 @@ def die_defect_counts(
     if dense is not None:
         # count on the dense key space, then read every table row's count (no row lookup)
         k_tab, k_q, ok, space = dense
-        present = np.zeros(space, bool)
-        present[k_tab] = True
-        hit = present[k_q]
-        on = ok.copy()
-        on[ok] = hit
-        keys = k_q[hit] if by is None else k_q[hit] * n_c + cat[on]
+        keys = k_q if by is None else k_q * n_c + cat[ok]
         per_key = np.bincount(keys, minlength=space * n_c)
         n = per_key[k_tab] if n_c == 1 else per_key.reshape(space, n_c)[k_tab].ravel()
+        on = ok
+        if int(n.sum()) < len(k_q):
+            # some keys fall in the grid's box but on no die of the table: mark them off-die
+            present = np.zeros(space, bool)
+            present[k_tab] = True
+            on = ok.copy()
+            on[ok] = present[k_q]
     else:
         row = lookup_rows(w_tab, x_tab, y_tab, dw, dx, dy, valid)
         on = row >= 0
