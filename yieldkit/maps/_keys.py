@@ -95,8 +95,9 @@ def dense_die_keys(
     if space > 4 * (n_tab + len(w_q)) + 1_000_000:
         return None
     # int32 arithmetic when the key space allows it (half the memory traffic of int64)
-    kt = np.int32 if space < 2**31 - 1 else np.int64
-    k_tab = w_tab.astype(kt) * kt(ny)  # in place from here on
+    kt: Any = np.int32 if space < 2**31 - 1 else np.int64
+    k_tab: np.ndarray = w_tab.astype(kt)
+    k_tab *= kt(ny)  # in place from here on
     k_tab += y_tab.astype(kt, copy=False)
     k_tab -= kt(ymin)
     k_tab *= kt(nx)
