@@ -400,3 +400,41 @@ def test_tsk_binary_matches_its_text_twin(shared_samples: Path, tmp_path: Path) 
     p.write_bytes(data[:100])
     with pytest.raises(ParseError, match=r"byte 100, record header"):
         read_map(p, format="tsk")
+
+
+# -- wafer diameter of XML maps ------------------------------------------------------------------
+@pytest.mark.parametrize(("sub", "name", "diameter", "pitch", "grid", "corners_out"), [
+    ("g85", "SEMI_G85_1101_ALL.xml", 300.0, (5000.0, 5000.0), (60, 60), True),
+    ("e142", "G6P139.14-E142.xml", 200.0, (3900.0, 3000.0), (47, 61), False),
+])
+def test_xml_map_keeps_the_file_wafer_size(shared_samples: Path, caplog: pytest.LogCaptureFixture, sub: str,
+                                           name: str, diameter: float, pitch: tuple[float, float],
+                                           grid: tuple[int, int], corners_out: bool) -> None:
+    """G85 WaferSize="300" and the E142 top-level DeviceSize 200 mm are the wafer diameter, not the
+    diagonal of the die grid (424.26 mm and 259.01 mm)."""
+    with caplog.at_level("WARNING", logger="yieldkit.io.maps"):
+        m = read_map(shared_samples / sub / name)
+    for key, lay in m.layouts.items():
+        assert lay.diameter_mm == pytest.approx(diameter)
+        assert lay.die_pitch_um == pitch
+        # grid assumed centred on the wafer, and said so in the metadata
+        assert lay.origin_um == pytest.approx((-grid[0] * pitch[0] / 2, -grid[1] * pitch[1] / 2))
+        assert m.metadata[key]["grid_origin"] == "assumed centred on the wafer"
+        # dies whose corners leave the wafer stay in the die set
+        assert lay.n_dies == len(m.dies[(m.dies.lot_id == key[0]) & (m.dies.wafer_id == key[1])])
+    assert ("corners outside the" in caplog.text) == corners_out
+    if sub == "e142":  # kept as found, not used for the offset
+        assert m.metadata[key]["LowerLeft"] == {"X": "-9.78", "Y": "-10.53", "Units": "mm"}
+
+
+def test_xml_map_without_wafer_size_takes_the_grid_diagonal(tmp_path: Path) -> None:
+    dies = yk.read_dies(pd.DataFrame({"lot_id": "L", "wafer_id": "1", "die_x": [0, 1, 2], "die_y": [0, 1, 0],
+                                      "hbin": 1}))
+    lay = yk.WaferLayout(diameter_mm=100.0, die_pitch_um=(4000.0, 3000.0), origin_um=(-6000.0, -3000.0))
+    p = tmp_path / "m.xml"
+    write_map(dies, p, format="g85", layout=lay)
+    back = read_map(p).layouts[("L", "1")]
+    assert back.diameter_mm == 100.0 and back.origin_um == (-6000.0, -3000.0)
+    p.write_text(p.read_text().replace(' WaferSize="100.0"', ""))
+    back = read_map(p).layouts[("L", "1")]
+    assert back.diameter_mm == pytest.approx(np.hypot(3 * 4000.0, 2 * 3000.0) / 1000.0)

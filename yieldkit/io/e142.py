@@ -67,6 +67,7 @@ def _layouts(root: Any) -> dict[str, dict[str, Any]]:
         out[a.get("LayoutId", "")] = {
             "top": a.get("TopLevel", "").lower() == "true",
             "device_um": _size_um(child(lay, "DeviceSize"), units),
+            "lower_left": attrs(child(lay, "LowerLeft")) or None,
             "children": [attrs(c).get("LayoutId", "") for c in children(child(lay, "ChildLayouts"), "ChildLayout")]
             if child(lay, "ChildLayouts") is not None else [],
             "product": (child(lay, "ProductId").text or "").strip() if child(lay, "ProductId") is not None else None,
@@ -168,7 +169,7 @@ def read_e142(path: str | os.PathLike[str]) -> MapData:
                     refs.append((attrs(c).get("X"), attrs(c).get("Y")))
             meta = {**{f"SubstrateMap.{k}": v for k, v in a.items()}, "MapName": attrs(ov).get("MapName"),
                     "MapVersion": attrs(ov).get("MapVersion"), "BinType": bin_type, "NullBin": null,
-                    "ReferenceDevices": refs, "form": form, "notch_deg": angle,
+                    "ReferenceDevices": refs, "LowerLeft": device["lower_left"] if device else None, "form": form, "notch_deg": angle,
                     "null_count": int(sum((np.asarray(split_row(r.text or "", width)) == null).sum() for r in rows))
                     if form == "2DArray" and null else None}
             parts.append({

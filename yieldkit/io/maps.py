@@ -197,16 +197,30 @@ def build_map(
         if n == 0:
             continue
         if pitch and pitch[0] > 0 and pitch[1] > 0:
+            w, h = float(pitch[0]), float(pitch[1])
             ncol = int(ds.die_x.max()) + 1
             nrow = int(ds.die_y.max()) + 1
+            origin = (-ncol * w / 2.0, -nrow * h / 2.0)
+            diagonal = float(np.hypot(ncol * w, nrow * h)) / 1000.0
             diam = p.get("diameter_mm")
-            if not diam:
-                diam = float(np.hypot(ncol * pitch[0], nrow * pitch[1])) / 1000.0 + 1e-6
+            if not diam or not np.isfinite(diam) or diam <= 0:
+                diam = diagonal + 1e-6
                 log.info("%s: wafer %r: no wafer size; taking the array's diagonal (%.1f mm)", path, key[1], diam)
-            diam = max(float(diam), float(np.hypot(ncol * pitch[0], nrow * pitch[1])) / 1000.0 + 1e-6)
+            else:
+                diam = float(diam)
+                # the farthest corner of each die from the wafer centre
+                fx = np.maximum(np.abs(origin[0] + ds.die_x.to_numpy() * w), np.abs(origin[0] + (ds.die_x.to_numpy() + 1) * w))
+                fy = np.maximum(np.abs(origin[1] + ds.die_y.to_numpy() * h), np.abs(origin[1] + (ds.die_y.to_numpy() + 1) * h))
+                outside = int((np.hypot(fx, fy) > diam * 500.0).sum())
+                if outside:
+                    log.warning("%s: wafer %r: %d of %d dies have corners outside the %.6g mm wafer (with the "
+                                "die grid centred on the wafer); they are kept as listed in the map", path, key[1],
+                                outside, n, diam)
+            # E142 LowerLeft / G85 OriginLocation and reference dies do not fix the grid's offset from
+            # the wafer centre unambiguously: the grid is taken as centred, and the metadata says so
+            metadata[key]["grid_origin"] = "assumed centred on the wafer"
             log.debug("%s: die grid centred on the wafer centre (the map gives no grid offset)", path)
-            layouts[key] = WaferLayout(diameter_mm=diam, die_pitch_um=(float(pitch[0]), float(pitch[1])),
-                                       origin_um=(-ncol * pitch[0] / 2.0, -nrow * pitch[1] / 2.0),
+            layouts[key] = WaferLayout(diameter_mm=diam, die_pitch_um=(w, h), origin_um=origin,
                                        edge_exclusion_mm=0.0, die_set=ds)
         else:
             layouts[key] = WaferLayout.from_dies(ds)
