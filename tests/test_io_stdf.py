@@ -11,6 +11,7 @@ import bz2
 import gzip
 import logging
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -564,3 +565,38 @@ def test_final_test_parts_without_positions_count_as_units(shared_samples):
     assert yk.wafer_yield(small.dies)["tested"].sum() == 32
     d10 = yk.read_stdf(shared_samples / "stdf" / "d10_1.std")
     assert d10.dies["die_x"].isna().all() and yk.wafer_yield(d10.dies)["tested"].sum() == 1
+
+
+@pytest.mark.parametrize(("origin", "pitch"), [
+    ((-12500.0, -17500.0), (5000.0, 5000.0)),  # wafer centre at the centre of die (2, 3)
+    ((-2500.0, -4500.0), (5000.0, 3000.0)),    # ... of die (0, 1)
+    ((7500.0, 2500.0), (5000.0, 5000.0)),      # ... of die (-2, -1)
+])
+def test_wcr_centre_die_round_trip_exact(tmp_path, rng, origin, pitch):
+    """The reader puts the wafer centre at the centre of die CENTER_X/Y: a layout whose centre is a
+    die centre comes back unchanged."""
+    dies = make_dies(rng, n_wafers=1)
+    layout = WaferLayout(diameter_mm=200, die_pitch_um=pitch, origin_um=origin, edge_exclusion_mm=0)
+    p = tmp_path / "c.stdf"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        write_stdf(dies, p, layout=layout)
+    assert read_stdf(p).layout == layout
+
+
+@pytest.mark.parametrize(("origin", "back"), [
+    ((-10000.0, -15000.0), (-12500.0, -17500.0)),
+    ((-1234.0, -100.0), (-2500.0, -2500.0)),
+    ((-4000.0, -6000.0), (-2500.0, -7500.0)),
+])
+def test_wcr_centre_off_die_centre_warns(tmp_path, rng, origin, back):
+    """WCR CENTER_X/Y cannot hold a sub-die offset: the nearest die centre is written (at most half a
+    die off, not up to a whole die as before) and a DataQualityWarning says so."""
+    dies = make_dies(rng, n_wafers=1)
+    layout = WaferLayout(diameter_mm=200, die_pitch_um=(5000.0, 5000.0), origin_um=origin, edge_exclusion_mm=0)
+    p = tmp_path / "c.stdf"
+    with pytest.warns(DataQualityWarning, match="not at the centre of a die"):
+        write_stdf(dies, p, layout=layout)
+    got = read_stdf(p).layout.origin_um
+    assert got == pytest.approx(back)
+    assert all(abs(g - o) <= 2500.0 for g, o in zip(got, origin))

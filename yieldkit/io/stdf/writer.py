@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ...errors import YieldkitValueError, check_choice
+from ...errors import DataQualityWarning, YieldkitValueError, check_choice
 from ...layout import WaferLayout
 from ...schema import validate_dies
 from ..atomic import atomic_path
@@ -120,7 +121,9 @@ def write_stdf(
     path : str or path-like
         Output file; written through a temporary file and renamed.
     layout : WaferLayout, optional
-        Written as the WCR (millimetres, flat down, x right, y up, centre die from the origin).
+        Written as the WCR (millimetres, flat down, x right, y up; CENTER_X/Y the die whose centre
+        is nearest the wafer centre: a DataQualityWarning when the wafer centre is not a die centre,
+        since the WCR cannot hold the sub-die offset).
     tests : DataFrame, optional
         Long table of parametric results: ``lot_id, wafer_id, die_x, die_y`` (and
         ``test_seq`` when there are retests), ``test_num``, ``value``, and optionally
@@ -291,8 +294,19 @@ def _mir_fields() -> set[str]:
 def _wcr(layout: WaferLayout, e: str) -> bytes:
     w, h = layout.die_pitch_um
     x0, y0 = layout.origin_um  # type: ignore[misc]
-    cx = int(np.floor(-x0 / w))
-    cy = int(np.floor(-y0 / h))
+    # CENTER_X/Y name the die whose centre is the wafer centre (the reader puts the centre there):
+    # the wafer centre sits at (vx, vy) die pitches from the centre of die (0, 0)
+    vx, vy = -x0 / w - 0.5, -y0 / h - 0.5
+    cx, cy = int(np.floor(vx + 0.5)), int(np.floor(vy + 0.5))  # the nearest die centre
+    off = (vx - cx) * w, (vy - cy) * h
+    if max(abs(off[0]), abs(off[1])) > 1e-6 * max(w, h):
+        warnings.warn(
+            f"the wafer centre is not at the centre of a die (it is ({off[0]:.6g}, {off[1]:.6g}) um from "
+            f"the centre of die ({cx}, {cy})); STDF WCR CENTER_X/CENTER_Y name a die, so the layout read back "
+            f"has its origin at ({-(cx + 0.5) * w:.6g}, {-(cy + 0.5) * h:.6g}) um instead of "
+            f"({x0:.6g}, {y0:.6g}) um",
+            DataQualityWarning, stacklevel=3,
+        )
     return encode_record("WCR", {
         "WAFR_SIZ": float(layout.diameter_mm), "DIE_HT": h / 1000.0, "DIE_WID": w / 1000.0, "WF_UNITS": 3,
         "WF_FLAT": "D", "CENTER_X": cx, "CENTER_Y": cy, "POS_X": "R", "POS_Y": "U",
