@@ -243,3 +243,31 @@ def test_cluster_shapes_synthetic(rng):
         detect_clusters(d.drop(columns="x_um"))
     with pytest.raises(YieldkitValueError, match="eps_um"):
         detect_clusters(d, eps_um=-1)
+
+
+def test_detect_clusters_wafers_independent(rng):
+    """Per-wafer labels equal running each wafer alone, on wafers of very different densities.
+
+    A sparse wafer followed by a dense one used to reach into each other's neighbourhoods in
+    the side-by-side layout (the spacing accounted for one wafer's width only), so random
+    defects of different wafers formed joint clusters.
+    """
+    radius = 150_000.0
+    frames = []
+    for k, n in enumerate([3, 3000, 30, 3000, 100, 20_000, 8]):
+        ang, rad = rng.uniform(0, 2 * np.pi, n), radius * np.sqrt(rng.random(n))
+        xy = np.column_stack([rad * np.cos(ang), rad * np.sin(ang)])
+        if k in (1, 4):  # a local blob on two wafers, so that there is something to find
+            xy = np.vstack([xy, rng.normal((50_000.0, -30_000.0), 800.0, (40, 2))])
+        frames.append(pd.DataFrame({"lot_id": "L", "wafer_id": f"W{k:02d}", "x_um": xy[:, 0], "y_um": xy[:, 1]}))
+    lab = detect_clusters(pd.concat(frames, ignore_index=True))
+    assert lab.loc[lab.clustered].groupby("cluster")["wafer_id"].nunique().max() == 1
+    for f in frames:
+        alone = detect_clusters(f)
+        joint = lab.loc[lab["wafer_id"] == f["wafer_id"].iloc[0]]
+        np.testing.assert_array_equal(joint["clustered"].to_numpy(), alone["clustered"].to_numpy())
+        # the same partition into clusters, up to the numbering
+        pairs = set(zip(joint["cluster"], alone["cluster"], strict=True))
+        assert len(pairs) == len(set(alone["cluster"])) == len(set(joint["cluster"]))
+        assert lab.attrs["eps_um"][("L", f["wafer_id"].iloc[0])] == alone.attrs["eps_um"][("L", f["wafer_id"].iloc[0])]
+    assert lab["clustered"].sum() >= 70

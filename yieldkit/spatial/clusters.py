@@ -2,8 +2,9 @@
 
 Random defects (the ones that feed D0) are separated from clustered ones (scratches, local
 blobs: signatures). All wafers are run through one DBSCAN call: each wafer's coordinates are
-scaled by its own radius and the wafers are laid side by side far apart, so that a unit
-radius in the scaled space is each wafer's own ``eps``.
+scaled by its own radius and the wafers are laid side by side, each pair of neighbours
+apart by the sum of their half-widths plus a margin, so that a unit radius in the scaled
+space is each wafer's own ``eps`` and no two wafers ever share a neighbourhood.
 """
 
 from __future__ import annotations
@@ -127,9 +128,10 @@ def detect_clusters(
     reach = radius.copy()
     if ok.any():
         np.maximum.at(reach, w[ok], r[ok])
-    # lay wafers side by side in eps-scaled space
-    span = 2 * (reach + 1.0) / eps + 10.0
-    offset = np.concatenate([[0.0], np.cumsum(span)[:-1]])
+    # lay wafers side by side in eps-scaled space: wafer k spans offset[k] +- reach/eps, so
+    # neighbours are kept apart by both half-widths plus a margin far above the unit radius
+    half = reach / eps + 1.0
+    offset = np.concatenate([[0.0], np.cumsum(half[:-1] + half[1:] + 10.0)])
     label = np.full(len(x), -1, dtype=np.int64)
     if ok.any():
         pts = np.column_stack([x[ok] / eps[w[ok]] + offset[w[ok]], y[ok] / eps[w[ok]]])
