@@ -181,7 +181,8 @@ def test_samples_tests_table(shared_samples, name):
             belongs.append((s, (b[4], b[5]) in prr_after, b))
     n_ptr = sum(1 for s, ok, _ in belongs if s == 10 and ok)
     n_ftr = sum(1 for s, ok, _ in belongs if s == 20 and ok)
-    n_mpr_res = sum(struct.unpack_from(e + "H", b, 10)[0] for s, ok, b in belongs if s == 15 and ok)
+    # one row per MPR result; an MPR without results keeps one row
+    n_mpr_res = sum(max(struct.unpack_from(e + "H", b, 10)[0], 1) for s, ok, b in belongs if s == 15 and ok)
     t = f.tests
     assert (t["record"] == "PTR").sum() == n_ptr
     assert (t["record"] == "FTR").sum() == n_ftr
@@ -600,3 +601,50 @@ def test_wcr_centre_off_die_centre_warns(tmp_path, rng, origin, back):
     got = read_stdf(p).layout.origin_um
     assert got == pytest.approx(back)
     assert all(abs(g - o) <= 2500.0 for g, o in zip(got, origin))
+
+
+def mpr(num, head, site, results, e="<", flg=0, indx=None, stat=None, **kw):
+    indx = [] if indx is None else indx
+    stat = [0] * len(indx) if stat is None else stat
+    fields = dict(TEST_NUM=num, HEAD_NUM=head, SITE_NUM=site, TEST_FLG=flg, PARM_FLG=0, RTN_ICNT=len(indx),
+                  RSLT_CNT=len(results), RTN_STAT=stat, RTN_RSLT=results, **kw)
+    if indx:
+        fields.update(TEST_TXT="", ALARM_ID="", OPT_FLAG=0xFF, RES_SCAL=0, LLM_SCAL=0, HLM_SCAL=0, LO_LIMIT=0.0,
+                      HI_LIMIT=0.0, START_IN=0.0, INCR_IN=0.0, RTN_INDX=indx)
+    return rec("MPR", e, **fields)
+
+
+def test_encode_record_arrays_round_trip():
+    from yieldkit.io.stdf.records import decode_record
+
+    body = mpr(7, 1, 2, [1.5, -2.0, 3.25], indx=[4, 5, 6], stat=[1, 15, 3])[4:]
+    f = decode_record("MPR", body, "<")
+    assert f["RTN_STAT"] == [1, 15, 3] and f["RTN_RSLT"] == [1.5, -2.0, 3.25] and f["RTN_INDX"] == [4, 5, 6]
+    with pytest.raises(ParseError, match="RTN_RSLT holds 1 elements but RSLT_CNT is 2"):
+        rec("MPR", TEST_NUM=1, HEAD_NUM=1, SITE_NUM=0, TEST_FLG=0, PARM_FLG=0, RTN_ICNT=0, RSLT_CNT=2,
+            RTN_RSLT=[1.0])
+
+
+def test_mpr_without_results_and_default_pin_indexes(tmp_path):
+    """STDF V4, MPR: RTN_ICNT/RTN_INDX "need only appear in the first MPR for the test" -- a later MPR
+    of the test with RTN_ICNT = 0 has the first one's pins; an MPR with RSLT_CNT = 0 still carries
+    its pass/fail (TEST_FLG)."""
+    body = [mir(), rec("WIR", HEAD_NUM=1, SITE_GRP=255, START_T=0, WAFER_ID="W")]
+    for part, (x, flg) in enumerate([(0, 0), (1, 0x80)]):
+        body += [rec("PIR", HEAD_NUM=1, SITE_NUM=0),
+                 mpr(500, 1, 0, [1.0 + part, 2.0 + part], indx=[7, 9] if part == 0 else None),
+                 mpr(600, 1, 0, [], flg=flg),  # no results, only pass/fail
+                 prr(x=x, hb=1 if flg == 0 else 5, flg=0x08 if flg else 0)]
+    body += [rec("WRR", HEAD_NUM=1, SITE_GRP=255, FINISH_T=0, PART_CNT=2), rec("MRR", FINISH_T=0)]
+    p = tmp_path / "m.stdf"
+    p.write_bytes(build(body))
+    f = read_stdf(p, tests=True)
+    t = f.tests
+    assert t["test_num"].tolist() == [500, 500, 600, 500, 500, 600]
+    assert (t["record"] == "MPR").all()
+    assert t["pin"].tolist()[:2] == [7, 9] and t["pin"].tolist()[3:5] == [7, 9]
+    assert t["value"].tolist()[:2] == [1.0, 2.0] and t["value"].tolist()[3:5] == [2.0, 3.0]
+    no_res = t[t["test_num"] == 600]
+    assert no_res["value"].isna().all() and no_res["pin"].isna().all()
+    assert no_res["passed"].tolist() == [True, False]
+    assert pd.isna(f.dies["first_fail_test"].iloc[0]) and f.dies["first_fail_test"].iloc[1] == 600

@@ -230,12 +230,21 @@ def _enc_text(value: Any, field: str, name: str) -> bytes:
     return bytes([len(raw)]) + raw
 
 
+def _enc_array(vals: list[Any], et: str, field: str, name: str, endian: str) -> bytes:
+    if et == "N1":  # two nibbles a byte, the first in the low nibble
+        padded = [int(v) & 0x0F for v in vals] + [0] * (len(vals) % 2)
+        return bytes(lo | (hi << 4) for lo, hi in zip(padded[::2], padded[1::2]))
+    if et == _CN:
+        return b"".join(_enc_text(v, field, name) for v in vals)
+    return struct.pack(f"{endian}{len(vals)}{_NUM[et]}", *vals)
+
+
 def encode_record(name: str, values: dict[str, Any], endian: str) -> bytes:
     """Encode one record (header included) from ``{field: value}``.
 
     Fields are written in specification order up to the last one given in ``values``;
-    earlier missing fields get zero / empty / space. Array fields are not supported (the
-    writer never writes MPR or FTR).
+    earlier missing fields get zero / empty / space. An array field is a sequence whose
+    length must equal its count field (a missing array is empty).
     """
     spec = FIELDS[name]
     given = [i for i, (f, _) in enumerate(spec) if values.get(f) is not None]
@@ -244,7 +253,12 @@ def encode_record(name: str, values: dict[str, Any], endian: str) -> bytes:
     for field, ftype in spec[: last + 1]:
         v = values.get(field)
         if isinstance(ftype, tuple):
-            raise NotImplementedError("array fields are not encoded")
+            vals = list(v) if v is not None else []
+            count = values.get(ftype[1]) or 0
+            if len(vals) != count:
+                raise ParseError(f"field {field} holds {len(vals)} elements but {ftype[1]} is {count}", record=name)
+            parts.append(_enc_array(vals, ftype[2], field, name, endian))
+            continue
         if ftype == _CN:
             parts.append(_enc_text("" if v is None else v, field, name))
         elif ftype == "Bn":

@@ -117,7 +117,9 @@ def read_tests(
     tests : DataFrame
         ``lot_id, wafer_id, die_x, die_y, head, site, test_seq, part_index`` (row of the part
         in the die table), ``record`` ("PTR", "MPR", "FTR"), ``test_num``, ``test_name``,
-        ``pin`` (MPR pin index, else missing), ``value`` (missing for FTR and invalid results),
+        ``pin`` (MPR pin: its PMR index from RTN_INDX, or from the test's first MPR that gives
+        them; missing when unknown and for other records), ``value`` (missing for FTR, invalid
+        results and an MPR without results, which keeps one row for its pass/fail),
         ``lo_limit``, ``hi_limit`` (missing when the test has none), ``units``, ``passed``
         (nullable: missing when the test gives no pass/fail), ``test_flg``.
     first_fail : IntegerArray
@@ -173,6 +175,9 @@ def read_tests(
     def code(text: Any) -> int:
         return -1 if not text else names.setdefault(text, len(names))
 
+    # RTN_INDX of the first MPR of a test that gives them: per (test, head, site), and per test
+    pins_hs: dict[tuple[int, int, int], list[int]] = {}
+    pins_t: dict[int, list[int]] = {}
     for i in np.flatnonzero(~is_ptr).tolist():
         rname = "MPR" if kind[i] == _k("MPR") else "FTR"
         o = int(off[i])
@@ -181,11 +186,19 @@ def read_tests(
         if rname == "MPR":
             lo[i], hi[i], lo_given[i], hi_given[i] = _limits(f)
             units_c[i] = code(f.get("UNITS"))
-            mpr_rows[i] = True
-            res = f.get("RTN_RSLT") or []
+            tn, hs_key = int(test_num[i]), (int(test_num[i]), int(head[i]), int(site[i]))
             idx = f.get("RTN_INDX") or []
-            for k, v in enumerate(res):
-                extra_rows.append({"src": i, "pin": idx[k] if k < len(idx) else k, "value": v})
+            if f.get("RTN_ICNT") and idx:
+                pins_hs.setdefault(hs_key, idx)
+                pins_t.setdefault(tn, idx)
+            else:
+                # V4: RTN_ICNT/RTN_INDX need only appear in the first MPR of the test
+                idx = pins_hs.get(hs_key) or pins_t.get(tn) or []
+            res = f.get("RTN_RSLT") or []
+            if res:  # one row per result; an MPR without results keeps its own row (pass/fail)
+                mpr_rows[i] = True
+                for k, v in enumerate(res):
+                    extra_rows.append({"src": i, "pin": idx[k] if k < len(idx) else None, "value": v})
     tkey = kind.astype(np.int64) << 32 | test_num
     for arr, given in ((name_c, name_c >= 0), (units_c, units_c >= 0), (lo, lo_given), (hi, hi_given)):
         if given.all() or not given.any():
@@ -210,7 +223,7 @@ def read_tests(
         ex = pd.DataFrame(extra_rows)
         src = ex["src"].to_numpy()
         rows = tab.iloc[src].reset_index(drop=True)
-        rows["pin"] = pd.array(ex["pin"].to_numpy(dtype=np.int64), dtype="Int32")
+        rows["pin"] = pd.array(ex["pin"].tolist(), dtype="Int32")
         rows["value"] = ex["value"].to_numpy(dtype=np.float64)
         rows["sub"] = np.arange(len(rows))
         keep_rows = tab[~mpr_rows].assign(sub=-1)
