@@ -240,17 +240,18 @@ def die_defect_counts(
     dense = dense_die_keys(w_tab, x_tab, y_tab, dw, dx, dy, valid)
     if dense is not None:
         # count on the dense key space, then read every table row's count (no row lookup)
+        # a row number for every key of the table, then the row of each defect: one scatter over
+        # the dies and one gather over the defects (no gather over the dies from a key-sized array)
         k_tab, k_q, ok, space = dense
-        keys = k_q if by is None else k_q * n_c + cat[ok]
-        per_key = np.bincount(keys, minlength=space * n_c)
-        n = per_key[k_tab] if n_c == 1 else per_key.reshape(space, n_c)[k_tab].ravel()
-        on = ok
-        if int(n.sum()) < len(k_q):
-            # some keys fall in the grid's box but on no die of the table: mark them off-die
-            present = np.zeros(space, bool)
-            present[k_tab] = True
-            on = ok.copy()
-            on[ok] = present[k_q]
+        row_of_key = np.full(space, -1, dtype=np.int32 if n_rows < 2**31 - 1 else np.int64)
+        row_of_key[k_tab] = np.arange(n_rows, dtype=row_of_key.dtype)
+        row_q = row_of_key[k_q]
+        hit = row_q >= 0
+        on = ok.copy()
+        on[ok] = hit
+        rows = row_q[hit].astype(np.int64, copy=False)
+        keys = rows if by is None else rows * n_c + cat[on]
+        n = np.bincount(keys, minlength=n_rows * n_c)
     else:
         row = lookup_rows(w_tab, x_tab, y_tab, dw, dx, dy, valid)
         on = row >= 0
