@@ -648,3 +648,18 @@ def test_mpr_without_results_and_default_pin_indexes(tmp_path):
     assert no_res["value"].isna().all() and no_res["pin"].isna().all()
     assert no_res["passed"].tolist() == [True, False]
     assert pd.isna(f.dies["first_fail_test"].iloc[0]) and f.dies["first_fail_test"].iloc[1] == 600
+
+
+@pytest.mark.parametrize(("flg", "expect"), [
+    (0x00, True), (0x80, False), (0x40, None),  # bit 6: pass/fail not valid
+    (0x10, None), (0x90, None),                 # bit 4: test not executed
+    (0x20, None), (0xA0, None),                 # bit 5: test aborted
+])
+def test_ptr_passed_missing_when_not_executed_or_aborted(tmp_path, flg, expect):
+    """STDF V4 TEST_FLG: bit 4 "test not executed", bit 5 "test aborted", bit 6 "no pass/fail
+    indication" -- none of them is a pass."""
+    p = tmp_path / "f.stdf"
+    p.write_bytes(build([mir(), rec("PIR", HEAD_NUM=1, SITE_NUM=0), ptr(1, 1, 0, 1.0, flg=flg), prr(),
+                         rec("MRR", FINISH_T=0)]))
+    got = read_stdf(p, tests=True).tests["passed"].iloc[0]
+    assert (None if pd.isna(got) else bool(got)) is expect

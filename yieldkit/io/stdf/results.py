@@ -121,7 +121,8 @@ def read_tests(
         them; missing when unknown and for other records), ``value`` (missing for FTR, invalid
         results and an MPR without results, which keeps one row for its pass/fail),
         ``lo_limit``, ``hi_limit`` (missing when the test has none), ``units``, ``passed``
-        (nullable: missing when the test gives no pass/fail), ``test_flg``.
+        (nullable: missing when the test gives no pass/fail or was not executed or aborted,
+        TEST_FLG bits 4-6), ``test_flg``.
     first_fail : IntegerArray
         Per die row, the number of its first failing test, or missing.
     """
@@ -212,7 +213,8 @@ def read_tests(
         arr[need[found]] = arr[gi[fi]][j[found]]
     vocab = pa.array(list(names), type=pa.string())
     rec_code = np.where(is_ptr, 0, np.where(kind == _k("MPR"), 1, 2)).astype(np.int8)
-    passed = pd.arrays.BooleanArray((flg & 0x80) == 0, (flg & 0x40) != 0)
+    # TEST_FLG bit 4 "not executed", bit 5 "aborted", bit 6 "no pass/fail indication": missing
+    passed = pd.arrays.BooleanArray((flg & 0x80) == 0, (flg & 0x70) != 0)
     tab = pd.DataFrame({
         "seq": seq, "part_index": part, "record": rec_code, "test_num": test_num, "test_name": name_c,
         "pin": pd.arrays.IntegerArray(np.zeros(m, np.int32), np.ones(m, bool)), "value": value,
