@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,3 +84,118 @@ def test_cli_report_and_pareto(fab, tmp_path):
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["pareto", str(d / "defects.parquet"), "--weight", "kill"]) == 1
     assert main(["pareto", str(d / "defects.parquet"), "-o", str(tmp_path / "p.txt")]) == 1
+
+
+# -- degenerate inputs: every section renders or is left out with a note, never a crash -------------------
+
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class _Structure(HTMLParser):
+    """Checks that every non-void element is closed in order; collects the section ids."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.sections: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "section":
+            self.sections.append(dict(attrs).get("id") or "")
+        if tag not in _VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes <{self.stack[-1] if self.stack else None}>")
+            return
+        self.stack.pop()
+
+
+def _check_html(out: str) -> _Structure:
+    p = _Structure()
+    p.feed(out)
+    p.close()
+    assert not p.errors, p.errors[:3]
+    assert p.stack == [], p.stack
+    assert "summary" in p.sections and "wafers" in p.sections
+    return p
+
+
+def _set_result(d: pd.DataFrame, passed: bool) -> pd.DataFrame:
+    d = d.copy()
+    d["passed"] = passed
+    d["hbin"] = np.int32(1 if passed else 5)
+    d["sbin"] = d["hbin"].astype("Int32")
+    return d
+
+
+@pytest.fixture(scope="module")
+def small():
+    return yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=2)
+
+
+def _degenerate(small, case: str) -> dict:
+    d, f, lay = small.dies, small.defects, small.layout
+    w1 = d[d["wafer_id"] == "01"].reset_index(drop=True)
+    f1 = f[f["wafer_id"] == "01"].reset_index(drop=True)
+    if case == "one_wafer":
+        return {"dies": w1, "defects": f1, "layout": lay}
+    if case == "one_die":
+        one = w1.iloc[[0]].reset_index(drop=True)
+        fd = f1.iloc[:2].copy()
+        fd["die_x"], fd["die_y"] = one["die_x"].iloc[0], one["die_y"].iloc[0]
+        return {"dies": one, "defects": fd, "layout": lay}
+    if case == "one_die_no_layout":
+        return {"dies": w1.iloc[[0]].reset_index(drop=True)}
+    if case == "all_pass":
+        return {"dies": _set_result(d, True), "defects": f, "wafers": small.wafers, "layout": lay}
+    if case == "all_fail":
+        return {"dies": _set_result(d, False), "defects": f, "wafers": small.wafers, "layout": lay}
+    if case == "defects_none":
+        return {"dies": d, "layout": lay}
+    if case == "defects_empty":
+        return {"dies": d, "defects": f.iloc[:0], "layout": lay}
+    if case == "defects_without_class":
+        return {"dies": d, "defects": f.drop(columns=["defect_class"]), "layout": lay}
+    if case == "layout_inferred":
+        return {"dies": d, "defects": f}
+    if case == "defects_xy_only_no_layout":
+        return {"dies": d, "defects": f.drop(columns=["die_x", "die_y", "xrel_um", "yrel_um"])}
+    if case == "retests_only":
+        first = _set_result(w1, False).assign(test_seq=np.int16(1))
+        return {"dies": pd.concat([first, w1.assign(test_seq=np.int16(2))], ignore_index=True), "defects": f1,
+                "layout": lay}
+    raise AssertionError(case)
+
+
+DEGENERATE = ["one_wafer", "one_die", "one_die_no_layout", "all_pass", "all_fail", "defects_none", "defects_empty",
+              "defects_without_class", "layout_inferred", "defects_xy_only_no_layout", "retests_only"]
+
+
+@pytest.mark.parametrize("case", DEGENERATE)
+def test_report_on_degenerate_inputs(small, case):
+    """A chart that is not drawn leaves its section out (or says why); the document stays well formed."""
+    c = _degenerate(small, case)
+    res = analyze(c["dies"], c.get("defects"), c.get("wafers"), c.get("layout"))
+    out = build_report(res, max_maps=2)
+    p = _check_html(out)
+    assert p.sections[0] == "summary"
+    if res.u_chart is None:
+        assert "u-chart of defects" not in out and "No defect u-chart" in out
+    if not len(res.bin_pareto):
+        assert "No failing dies" in out and "bin Pareto chart" not in out
+
+
+def test_cli_report_on_an_all_pass_lot(small, tmp_path, capsys):
+    """``yieldkit report allpass.csv`` writes the report (it used to exit 1 with a traceback)."""
+    csv = tmp_path / "allpass.csv"
+    _set_result(small.dies, True).to_csv(csv, index=False)
+    rc = main(["--quiet", "report", str(csv), "--max-maps", "1", "-o", str(tmp_path / "r.html")])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "Traceback" not in err
+    _check_html((tmp_path / "r.html").read_text())

@@ -215,6 +215,8 @@ def build_report(
 
 _LAST_PLOT = [0.0]
 
+_IMAGE_KEYS = ("bin_pareto", "defect_pareto", "defect_pareto_kill", "kill_ratios", "p_chart", "u_chart", "stacked")
+
 
 def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int, pdf: Any) -> str:
     from ..plotting.pareto import plot_kill_ratios, plot_pareto
@@ -222,7 +224,8 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int
     from ..plotting.wafermap import plot_wafer_map
 
     figs = _Figures(pdf, dpi)
-    images: dict[str, str] = {}
+    # every chart key is present (None when not drawn): the template runs with StrictUndefined
+    images: dict[str, str | None] = dict.fromkeys(_IMAGE_KEYS)
     if len(res.bin_pareto):
         images["bin_pareto"] = figs.render(lambda ax: plot_pareto(res.bin_pareto, ax=ax, title="Failing bins (final)"),
                                            (6.5, 3.6))
