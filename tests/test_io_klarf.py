@@ -418,3 +418,18 @@ def test_klarf18_orientation_angles_match_12_words(tmp_path: Path, angle: str, w
     expect = {"UP": (-x, -y), "LEFT": (-y, x), "RIGHT": (y, -x)}[word]
     np.testing.assert_allclose(a["x_um"], expect[0], atol=1e-9)
     np.testing.assert_allclose(a["y_um"], expect[1], atol=1e-9)
+
+
+# -- KLARF 1.1/1.2 statement syntax ---------------------------------------------------------------
+def test_quoted_semicolon_inside_defect_list(tmp_path: Path) -> None:
+    """A string value holding ';' does not end the DefectList."""
+    text = KLARF12.format(loc="DOWN", mir="NO").replace(
+        "DefectRecordSpec 6 DEFECTID XREL YREL XINDEX YINDEX DSIZE;",
+        "DefectRecordSpec 7 DEFECTID XREL YREL XINDEX YINDEX DSIZE NOTE;").replace(
+        " 1 10.0 20.0 1 2 0.5\n 2 50.0 50.0 0 0 1.5;", ' 1 10.0 20.0 1 2 0.5 "a;b"\n 2 50.0 50.0 0 0 1.5 "c";')
+    p = tmp_path / "q.klarf"
+    p.write_text(text)
+    k = read_klarf(p)
+    assert k.defects["defect_id"].tolist() == [1, 2]
+    assert k.defects["size_um"].tolist() == [0.5, 1.5]
+    assert k.defects["note"].tolist() == ["a;b", "c"]

@@ -312,6 +312,20 @@ def parse_block(
 _TOK12 = re.compile(r'[ \t\r\n\f\v]*(?:"([^"]*)"|(;)|([^\s;"]+)|(\Z))')
 
 
+_QUOTE_OR_END = re.compile(r'"[^"]*"|;')
+
+
+def _list_end(text: str, pos: int) -> int:
+    """Position of the ';' ending a list that starts at ``pos``, skipping quoted strings; -1 if none."""
+    end = text.find(";", pos)
+    if end < 0 or text.find('"', pos, end) < 0:
+        return end
+    for m in _QUOTE_OR_END.finditer(text, pos):
+        if m.group() == ";":
+            return m.start()
+    return -1
+
+
 class _Lines:
     """Incremental position -> line number."""
 
@@ -383,7 +397,7 @@ def _parse_12(text: str, path: Any) -> RawFile:
         if seen_eof:
             raise ParseError("content after EndOfFile", path=path, line=line, record=keyword)
         if kw == "defectlist":
-            end = text.find(";", pos)
+            end = _list_end(text, pos)
             if end < 0:
                 raise ParseError("the DefectList has no terminating ';' (truncated file?)", path=path,
                                  line=line, record="DefectList")
