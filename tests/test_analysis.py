@@ -69,3 +69,17 @@ def test_clustered_wafers_are_the_signature_wafers():
     assert {"01", "02"} <= flagged
     assert len(flagged - {"01", "02", "03"}) <= 1
     assert r.clustering.attrs["wafers_tested"] == 12
+
+
+@pytest.mark.parametrize("n_wafers", [1, 2])
+def test_commonality_needs_three_wafers_in_both_tables(fab, n_wafers):
+    """Fewer than 3 wafers in both the die and the wafer table: the section is left out with a note."""
+    keep = fab.wafers[["lot_id", "wafer_id"]].iloc[:n_wafers]
+    dies = fab.dies.merge(keep, on=["lot_id", "wafer_id"])
+    r = analyze(dies, wafers=fab.wafers, layout=fab.layout)  # the wafer table has all 10 wafers
+    assert r.commonality is None
+    assert any(f"commonality: {n_wafers} wafer(s) are in both" in n for n in r.notes), r.notes
+    r = analyze(fab.dies, wafers=fab.wafers.iloc[:n_wafers], layout=fab.layout)
+    assert r.commonality is None and any("commonality" in n for n in r.notes)
+    r = analyze(fab.dies, wafers=fab.wafers.iloc[:3], layout=fab.layout)
+    assert r.commonality is not None

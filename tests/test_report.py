@@ -143,7 +143,7 @@ def _degenerate(small, case: str) -> dict:
     w1 = d[d["wafer_id"] == "01"].reset_index(drop=True)
     f1 = f[f["wafer_id"] == "01"].reset_index(drop=True)
     if case == "one_wafer":
-        return {"dies": w1, "defects": f1, "layout": lay}
+        return {"dies": w1, "defects": f1, "wafers": small.wafers, "layout": lay}
     if case == "one_die":
         one = w1.iloc[[0]].reset_index(drop=True)
         fd = f1.iloc[:2].copy()

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AnalysisResults", "analyze"]
 
+_MIN_COMMONALITY_WAFERS = 3  # fewest wafers yieldkit.classify.commonality ranks factors on
+
 
 @dataclass
 class AnalysisResults:
@@ -335,5 +337,15 @@ def _commonality(res: AnalysisResults, wy: pd.DataFrame, wafers: pd.DataFrame | 
         from .classify.commonality import commonality  # type: ignore[import-not-found]
     except ImportError:
         _note(res.notes, "commonality: yieldkit.classify.commonality is not available")
+        return
+    key = ["lot_id", "wafer_id"]
+    if not set(key) <= set(wafers.columns):
+        _note(res.notes, "commonality: the wafer table has no lot_id/wafer_id columns")
+        return
+    tested = wy.loc[np.isfinite(wy["yield"].to_numpy(np.float64)), key].astype(str).drop_duplicates()
+    n = len(tested.merge(wafers[key].astype(str).drop_duplicates(), on=key, how="inner"))
+    if n < _MIN_COMMONALITY_WAFERS:
+        _note(res.notes, f"commonality: {n} wafer(s) are in both the die and the wafer table; "
+                         f"needs at least {_MIN_COMMONALITY_WAFERS}")
         return
     res.commonality = commonality(wy, wafers)
