@@ -121,3 +121,50 @@ def test_reticle_stack_against_groupby(fab):
         reticle_stack(c, shot=(0, 2))
     with pytest.raises(SchemaError, match="'passed' or 'n_defects'"):
         reticle_stack(c.drop(columns=["passed", "n_defects"]), shot=(2, 2))
+
+
+def _uniform_disc(rng, n, radius):
+    r, t = radius * np.sqrt(rng.random(n)), rng.uniform(0, 2 * np.pi, n)
+    return r * np.cos(t), r * np.sin(t)
+
+
+def test_kde_pooled_is_per_wafer_and_edge_corrected(rng):
+    """Uniform defects on the usable disc: the corrected map is flat up to the edge (Diggle 1985).
+
+    Reference: the true intensity n / (pi R_usable^2) per wafer; a pooled or lot map is the mean
+    over its wafers (not their sum), and each map integrates to its defects per wafer. The
+    uncorrected map falls off within a bandwidth of the edge (about 0.6 of the centre there).
+    """
+    lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(5000, 5000), edge_exclusion_mm=3)
+    ru, n, h = lay.usable_radius_um, 20_000, 6000.0
+    parts = []
+    for wid in ("1", "2", "3"):
+        x, y = _uniform_disc(rng, n, ru)
+        parts.append(pd.DataFrame({"lot_id": "L", "wafer_id": wid, "x_um": x, "y_um": y}))
+    d = pd.concat(parts, ignore_index=True)
+    true = n / (np.pi * ru**2 * 1e-8)
+    k = defect_kde(d, lay, bandwidth=h, grid_size=128)
+    assert k.edge_corrected and k.n_wafers.tolist() == [3.0]
+    X, Y = np.meshgrid(k.x_um, k.y_um)
+    r = np.hypot(X, Y)
+    cell = (k.x_um[1] - k.x_um[0]) * (k.y_um[1] - k.y_um[0]) * 1e-8
+    centre, edge = r < ru - 3 * h, (r <= ru) & (r > ru - h)
+    dens = k.density[0]
+    assert np.isnan(dens[r > ru]).all() and np.isfinite(dens[r <= ru]).all()
+    assert abs(dens[centre].mean() / true - 1) < 0.02
+    assert abs(dens[edge].mean() / true - 1) < 0.04
+    # integrates to the defects of one wafer over the usable disc
+    assert abs(np.nansum(dens) * cell / n - 1) < 0.02
+    # agrees with radial_profile (a ring inside the usable disc), and per-wafer maps average to it
+    ring = radial_profile(d, yk.WaferLayout(diameter_mm=2 * ru / 1000, die_pitch_um=(5000, 5000), edge_exclusion_mm=0),
+                          n_rings=1)
+    assert abs(dens[r <= ru].mean() / ring["density"].iloc[0] - 1) < 0.02
+    kw = defect_kde(d, lay, bandwidth=h, grid_size=128, level="wafer")
+    np.testing.assert_allclose(kw.density.mean(axis=0), dens, rtol=1e-9)
+    kl = defect_kde(d, lay, bandwidth=h, grid_size=128, level="lot")
+    np.testing.assert_allclose(kl.density[0], dens, rtol=1e-9)
+    # without the correction: biased low at the edge, and no NaN
+    raw = defect_kde(d, lay, bandwidth=h, grid_size=128, edge_correction=False)
+    assert not raw.edge_corrected and np.isfinite(raw.density).all()
+    assert raw.density[0][edge].mean() / true < 0.75
+    assert abs(raw.density[0][centre].mean() / true - 1) < 0.02
