@@ -433,3 +433,18 @@ def test_quoted_semicolon_inside_defect_list(tmp_path: Path) -> None:
     assert k.defects["defect_id"].tolist() == [1, 2]
     assert k.defects["size_um"].tolist() == [0.5, 1.5]
     assert k.defects["note"].tolist() == ["a;b", "c"]
+
+
+@pytest.mark.parametrize("where", ["defect", "plan"])
+def test_die_index_out_of_int32_range(tmp_path: Path, where: str) -> None:
+    text = KLARF12.format(loc="DOWN", mir="NO")
+    if where == "defect":
+        text = text.replace(" 2 50.0 50.0 0 0 1.5;", " 2 50.0 50.0 99999999999 0 1.5;")
+        match = r"line 15, record DefectList: die index XINDEX 99999999999 is outside"
+    else:
+        text = text.replace("DefectRecordSpec", "SampleTestPlan 2 0 0 1 -99999999999;\nDefectRecordSpec")
+        match = r"line 12, record SampleTestPlan: die index -99999999999 is outside"
+    p = tmp_path / "big.klarf"
+    p.write_text(text)
+    with pytest.raises(ParseError, match=match):
+        read_klarf(p)

@@ -48,6 +48,7 @@ _ANGLES = {"0": "DOWN", "90": "LEFT", "180": "UP", "270": "RIGHT"}
 _MIRROR = np.array([[-1, 0], [0, 1]])
 
 #: record-spec columns that become canonical columns
+_INT32_MAX = 2**31 - 1
 _CANONICAL = {"DEFECTID", "XREL", "YREL", "XINDEX", "YINDEX", "DSIZE", "CLASSNUMBER"}
 #: KLARF 1.8 lengths are in nm and areas in nm^2
 _LENGTHS = {"XREL", "YREL", "DSIZE", "XSIZE", "YSIZE", "X", "Y"}
@@ -357,6 +358,12 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
             conv[c] = _column(data[c], c, kind, path, lines)
         i = _as_float(conv["XINDEX"])
         j = _as_float(conv["YINDEX"])
+        for name, v in (("XINDEX", i), ("YINDEX", j)):
+            big = np.abs(v) > _INT32_MAX  # NaN (missing) compares False
+            if big.any():
+                k = int(np.flatnonzero(big)[0])
+                raise ParseError(f"die index {name} {v[k]:.0f} is outside the 32-bit range of die indices",
+                                 path=path, line=int(lines[k]) if k < len(lines) else rw.line, record="DefectList")
         xr = _as_float(conv["XREL"]) / div
         yr = _as_float(conv["YREL"]) / div
         ij = np.vstack([i, j])

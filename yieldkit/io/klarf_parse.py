@@ -359,6 +359,12 @@ def _pairs(values: list[str], path: Any, line: int, record: str, declared: int |
         arr = np.asarray([int(v) for v in values], dtype=np.int64).reshape(-1, 2)
     except ValueError as exc:
         raise ParseError(f"die indices must be integers: {exc}", path=path, line=line, record=record) from None
+    except OverflowError:  # beyond int64
+        arr = None
+    if arr is None or (np.abs(arr) > 2**31 - 1).any():
+        big = next(v for v in values if abs(int(v)) > 2**31 - 1)
+        raise ParseError(f"die index {big} is outside the 32-bit range of die indices", path=path, line=line,
+                         record=record)
     if declared is not None and declared != len(arr):
         log.warning("%s line %d: %s declares %d dies but lists %d; using the %d listed",
                     path, line, record, declared, len(arr), len(arr))

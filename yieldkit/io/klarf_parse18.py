@@ -325,6 +325,10 @@ def parse_18(text: str, path: Any) -> RawFile:
                         raise ParseError("SampleTestPlanList needs integer XINDEX and YINDEX columns", path=path,
                                          line=stp["line"], record="SampleTestPlanList") from None
                     plan = np.column_stack([xs, ys]).astype(np.int64)
+                    if (np.abs(plan) > 2**31 - 1).any():
+                        big = int(plan.ravel()[np.argmax(np.abs(plan.ravel()) > 2**31 - 1)])
+                        raise ParseError(f"die index {big} is outside the 32-bit range of die indices", path=path,
+                                         line=stp["line"], record="SampleTestPlanList")
                 rw.tests.append((tno, plan, area))
             wafers.append(rw)
     return RawFile(version=version, header=file_header, wafers=wafers, class_lookup=class_lookup)
