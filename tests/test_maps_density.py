@@ -168,3 +168,33 @@ def test_kde_pooled_is_per_wafer_and_edge_corrected(rng):
     assert not raw.edge_corrected and np.isfinite(raw.density).all()
     assert raw.density[0][edge].mean() / true < 0.75
     assert abs(raw.density[0][centre].mean() / true - 1) < 0.02
+
+
+def test_defect_free_wafer_counts_in_the_area():
+    """One of three wafers has no defects: with ``wafers=`` its area counts (3 discs, not 2).
+
+    Reference: the disc area pi R^2 per inspected wafer; without ``wafers`` only the two wafers
+    with defects are known (the documented fallback, 1.5 times too high here).
+    """
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=1)
+    lay = fab.layout
+    d = fab.defects.loc[fab.defects["wafer_id"] != "02"]
+    disc_cm2 = np.pi * lay.radius_um**2 * 1e-8
+    p = radial_profile(d, lay, n_rings=1, wafers=fab.dies)
+    assert p["area_cm2"].iloc[0] == pytest.approx(3 * disc_cm2)
+    assert p["n_defects"].iloc[0] == (np.hypot(d["x_um"], d["y_um"]) < lay.radius_um).sum()
+    p2 = radial_profile(d, lay, n_rings=1)
+    assert p2["area_cm2"].iloc[0] == pytest.approx(2 * disc_cm2)
+    pw = radial_profile(d, lay, n_rings=2, level="wafer", wafers=fab.wafers)
+    assert pw["wafer_id"].tolist() == ["01", "01", "02", "02", "03", "03"]
+    assert pw.loc[pw["wafer_id"] == "02", "n_defects"].tolist() == [0, 0]
+    k = defect_kde(d, lay, grid_size=64, wafers=fab.wafers)
+    k2 = defect_kde(d, lay, grid_size=64)
+    assert k.n_wafers.tolist() == [3.0]
+    np.testing.assert_allclose(k.density * 3, k2.density * 2, rtol=1e-12)
+    kw = defect_kde(d, lay, grid_size=64, level="wafer", wafers=fab.wafers)
+    assert kw.density.shape[0] == 3 and np.nanmax(kw.density[1]) == 0
+    with pytest.warns(DataQualityWarning, match="not in 'wafers'"):
+        radial_profile(fab.defects, lay, wafers=fab.wafers.iloc[:2])
+    with pytest.raises(SchemaError, match="'wafer_id'"):
+        radial_profile(d, lay, wafers=fab.wafers[["lot_id"]])

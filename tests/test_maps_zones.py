@@ -162,3 +162,21 @@ def test_false_positive_rate_random_wafers():
     assert len(per_wafer) > 0
     assert rate <= 0.05
     assert isinstance(z["zone"].dtype, pd.CategoricalDtype)
+
+
+def test_zonal_density_counts_defect_free_wafers(fab):
+    """A wafer without defects counts in the area when the inspected wafers are given.
+
+    Reference: the on-wafer die area per zone times the 6 inspected wafers; without ``wafers``
+    the defect-free wafer is unknown (5 wafers' area, the documented fallback).
+    """
+    d = fab.defects.loc[fab.defects["wafer_id"] != "04"]
+    zp = zonal_density(d, fab.layout, level="pooled", wafers=fab.dies)
+    full = zonal_density(fab.defects, fab.layout, level="pooled")
+    np.testing.assert_allclose(zp["area_cm2"], full["area_cm2"])
+    np.testing.assert_allclose(zonal_density(d, fab.layout, level="pooled")["area_cm2"], full["area_cm2"] * 5 / 6)
+    zl = zonal_density(d, fab.layout, level="lot", wafers=fab.dies)
+    np.testing.assert_allclose(zl["area_cm2"], full["area_cm2"])
+    zw = zonal_density(d, fab.layout, level="wafer", wafers=fab.dies)
+    assert len(zw) == 18
+    assert (zw.loc[zw["wafer_id"] == "04", "n_defects"] == 0).all()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..errors import DataQualityWarning, SchemaError, check_choice
 from ..keys import wafer_codes
 
 _STRING: Any = pd.StringDtype("pyarrow")
 
-__all__ = ["dense_die_keys", "joint_wafer_codes", "lookup_rows", "position_codes"]
+__all__ = ["dense_die_keys", "joint_wafer_codes", "lookup_rows", "position_codes", "wafer_groups"]
 
 
 def _wafer_codes(df: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
@@ -40,6 +42,41 @@ def joint_wafer_codes(*tables: pd.DataFrame) -> tuple[list[np.ndarray], pd.DataF
             n_known = len(wafers)
         out.append(hit[c].astype(np.int64))
     return out, wafers
+
+
+def wafer_groups(
+    defects: pd.DataFrame, level: str, where: str, wafers: pd.DataFrame | None = None
+) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """Group code per defect, the groups, and the number of wafers in each group (the area divisor).
+
+    ``wafers`` lists the inspected wafers (``lot_id``, ``wafer_id``: a wafer or die table,
+    repeats allowed), so that wafers without defects count; without it only the wafers that
+    appear in ``defects`` are known. Defects of wafers missing from ``wafers`` are kept (their
+    wafers are added) with a :class:`DataQualityWarning`.
+    """
+    check_choice(level, ("wafer", "lot", "pooled"), name="level", where=where)
+    if wafers is None:
+        (w,), table = joint_wafer_codes(defects)
+    else:
+        for col in ("lot_id", "wafer_id"):
+            if col not in wafers.columns:
+                raise SchemaError(f"The 'wafers' argument of {where} needs the column {col!r}", column=col)
+        (_, w), table = joint_wafer_codes(wafers, defects)
+        n_listed = len(wafer_codes(wafers)[1])
+        if len(table) > n_listed:
+            warnings.warn(
+                f"{where}: {len(table) - n_listed} wafer(s) with defects are not in 'wafers'; they are "
+                "counted as inspected",
+                DataQualityWarning,
+                stacklevel=3,
+            )
+    if level == "wafer":
+        return w, table, np.ones(len(table))
+    if level == "lot":
+        lc, lots = pd.factorize(table["lot_id"])
+        groups = pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object), dtype=_STRING)})
+        return lc[w].astype(np.int64), groups, np.bincount(lc, minlength=len(groups)).astype(float)
+    return np.zeros(len(w), np.int64), pd.DataFrame(index=[0]), np.array([float(len(table))])
 
 
 def _joint_wafer_codes_concat(*tables: pd.DataFrame) -> tuple[list[np.ndarray], pd.DataFrame]:

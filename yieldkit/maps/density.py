@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..intervals import garwood
 from ..layout import WaferLayout
-from ._keys import joint_wafer_codes
+from ._keys import wafer_groups
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +37,6 @@ def _xy(defects: pd.DataFrame, where: str) -> tuple[np.ndarray, np.ndarray, np.n
     return x, y, np.isfinite(x) & np.isfinite(y)
 
 
-def _group_codes(defects: pd.DataFrame, level: str, where: str) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
-    """Group code per defect, the groups, and the number of wafers in each group."""
-    check_choice(level, ("wafer", "lot", "pooled"), name="level", where=where)
-    (w,), wafers = joint_wafer_codes(defects)
-    if level == "wafer":
-        return w, wafers, np.ones(len(wafers))
-    if level == "lot":
-        lc, lots = pd.factorize(wafers["lot_id"])
-        groups = pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object), dtype=_STRING)})
-        return lc[w].astype(np.int64), groups, np.bincount(lc, minlength=len(groups)).astype(float)
-    return np.zeros(len(w), np.int64), pd.DataFrame(index=[0]), np.array([float(len(wafers))])
-
-
 def radial_profile(
     defects: pd.DataFrame,
     layout: WaferLayout,
@@ -57,6 +44,7 @@ def radial_profile(
     n_rings: int = 5,
     level: str = "pooled",
     conf_level: float = 0.95,
+    wafers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Defect density in ``n_rings`` rings of equal area out to the wafer radius.
 
@@ -70,6 +58,11 @@ def radial_profile(
         Number of rings; ring k spans ``R sqrt((k-1)/n) <= r < R sqrt(k/n)``.
     level : {"pooled", "lot", "wafer"}
         Profile over all wafers, per lot or per wafer.
+    wafers : DataFrame, optional
+        The inspected wafers (``lot_id``, ``wafer_id``: a wafer table or a die table), so that
+        wafers without defects count in the area. Without it the wafers are those of
+        ``defects``, and a defect-free wafer is left out: the density is then too high by
+        (wafers inspected) / (wafers with defects).
 
     Returns
     -------
@@ -77,12 +70,13 @@ def radial_profile(
         [group columns], ``ring``, ``r_inner_um``, ``r_outer_um``, ``r_mid_um`` (radius
         halving the ring's area), ``n_defects``, ``area_cm2`` (ring area times the wafers
         pooled), ``density``, ``ci_lower``, ``ci_upper`` [defects/cm^2] (Garwood).
-        Defects beyond R are left out.
+        Defects beyond R are left out. With ``level="wafer"`` every wafer of ``wafers`` has
+        its rows, with zero counts when it has no defects.
     """
     if int(n_rings) != n_rings or n_rings < 1:
         raise YieldkitValueError(f"The 'n_rings' argument of radial_profile must be an integer >= 1. Got {n_rings!r} instead.")
     x, y, ok = _xy(defects, "radial_profile")
-    g, groups, n_wafers = _group_codes(defects, level, "radial_profile")
+    g, groups, n_wafers = wafer_groups(defects, level, "radial_profile", wafers)
     R = layout.radius_um
     r = np.hypot(x, y)
     ring = np.floor(n_rings * (r / R) ** 2).astype(np.int64, copy=False) if len(r) else np.zeros(0, np.int64)
@@ -149,6 +143,7 @@ def defect_kde(
     level: str = "pooled",
     extent_um: tuple[float, float, float, float] | None = None,
     edge_correction: bool = True,
+    wafers: pd.DataFrame | None = None,
 ) -> DefectKDE:
     """Gaussian kernel density of defect positions by linear binning and FFT filtering.
 
@@ -172,12 +167,17 @@ def defect_kde(
         With a layout, divide by the kernel-smoothed usable disc (default); defects outside
         the usable disc are then left out and the map is NaN there. Without a layout there is
         no window and no correction.
+    wafers : DataFrame, optional
+        The inspected wafers (``lot_id``, ``wafer_id``), so that wafers without defects count
+        in the per-wafer divisor (and get a map of their own with ``level="wafer"``). Without
+        it only wafers with defects are known, and a lot or pooled map is too high by
+        (wafers inspected) / (wafers with defects).
 
     Returns
     -------
     DefectKDE
         One map per group, each per wafer: a lot or pooled map is divided by its number of
-        wafers (the wafers that have defects).
+        wafers (those of ``wafers``, else those with defects).
 
     Notes
     -----
@@ -217,7 +217,7 @@ def defect_kde(
     elif not (float(bandwidth) > 0 and np.isfinite(float(bandwidth))):
         raise YieldkitValueError(f"The 'bandwidth' argument of defect_kde must be 'scott', 'silverman' or > 0 [um]. Got {bandwidth!r} instead.")
     x, y, ok = _xy(defects, "defect_kde")
-    g, groups, n_wafers = _group_codes(defects, level, "defect_kde")
+    g, groups, n_wafers = wafer_groups(defects, level, "defect_kde", wafers)
     correct = bool(edge_correction) and layout is not None
     r_win = layout.usable_radius_um if layout is not None else np.inf
     if correct:
@@ -235,7 +235,8 @@ def defect_kde(
         cov[:, 0, 0] = np.bincount(g, weights=dx * dx, minlength=n_g) / den
         cov[:, 1, 1] = np.bincount(g, weights=dy * dy, minlength=n_g) / den
         cov[:, 0, 1] = cov[:, 1, 0] = np.bincount(g, weights=dx * dy, minlength=n_g) / den
-        factor = n ** (-1.0 / 6.0) if bandwidth == "scott" else (n * 4 / 4) ** (-1.0 / 6.0)
+        n1 = np.maximum(n, 1)  # a wafer without defects takes the fallback below
+        factor = n1 ** (-1.0 / 6.0) if bandwidth == "scott" else (n1 * 4 / 4) ** (-1.0 / 6.0)
         cov = cov * (factor**2)[:, None, None]
         bad = (n < 3) | ~np.isfinite(cov).all(axis=(1, 2)) | (np.linalg.det(cov) <= 0)
         if bad.any():

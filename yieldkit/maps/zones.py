@@ -19,7 +19,7 @@ from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..intervals import clopper_pearson, garwood
 from ..layout import WaferLayout
 from ..significance import benjamini_hochberg, fisher_exact_2x2, two_proportion_ztest
-from ._keys import joint_wafer_codes
+from ._keys import joint_wafer_codes, wafer_groups
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +288,7 @@ def zonal_density(
     radii_um: Any = None,
     conf_level: float = 0.95,
     level: str = "wafer",
+    wafers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Defect density of every zone [defects/cm^2] with a Garwood interval.
 
@@ -302,6 +303,11 @@ def zonal_density(
         Die grid (not inferred: the area must be known).
     level : {"wafer", "lot", "pooled"}
         One row per zone of each wafer, of each lot (wafers of the lot pooled), or overall.
+    wafers : DataFrame, optional
+        The inspected wafers (``lot_id``, ``wafer_id``: a wafer table or a die table), so that
+        wafers without defects count in the area. Without it the wafers are those of
+        ``defects``, and a defect-free wafer is left out: a lot or pooled density is then too
+        high by (wafers inspected) / (wafers with defects), and the wafer has no rows.
 
     Returns
     -------
@@ -325,20 +331,8 @@ def zonal_density(
     on = loc["die_x"].notna().to_numpy()
     cx, cy = layout.die_centers(loc["die_x"].to_numpy("float64", na_value=0), loc["die_y"].to_numpy("float64", na_value=0))
     dz, _ = assign_zones(cx, cy, scheme=scheme, radius_um=layout.usable_radius_um, n_zones=n_zones, radii_um=radii_um)
-    (w,), wafers = joint_wafer_codes(defects)
-    if level == "wafer":
-        groups = wafers
-        g = w
-    elif level == "lot":
-        g, lots = pd.factorize(wafers["lot_id"].to_numpy()[w]) if len(w) else (np.zeros(0, np.int64), [])
-        g = np.asarray(g, np.int64)
-        groups = pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object), dtype=_STRING)})
-    else:
-        g = np.zeros(len(w), np.int64)
-        groups = pd.DataFrame(index=[0])
+    g, groups, n_wafers = wafer_groups(defects, level, "zonal_density", wafers)
     n_g = len(groups)
-    n_wafers = np.ones(n_g) if level == "wafer" else (
-        np.bincount(pd.factorize(wafers["lot_id"])[0], minlength=n_g) if level == "lot" else np.array([len(wafers)]))
     k = np.bincount(g[on] * n_z + dz[on], minlength=n_g * n_z).astype(np.int64)
     area = np.repeat(n_wafers, n_z) * np.tile(area_zone, n_g)
     lo, hi = garwood(k, area, conf_level)
