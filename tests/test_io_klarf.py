@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import yieldkit as yk
 from yieldkit.errors import DataQualityWarning, ParseError, YieldkitValueError
+from yieldkit.io.detect import sniff_format
 from yieldkit.io.klarf import read_klarf, write_klarf
 
 GOOD = [
@@ -448,3 +449,25 @@ def test_die_index_out_of_int32_range(tmp_path: Path, where: str) -> None:
     p.write_text(text)
     with pytest.raises(ParseError, match=match):
         read_klarf(p)
+
+
+def test_header_statements_before_file_version(tmp_path: Path) -> None:
+    """Header statements may precede FileVersion (as in files that sniff_format takes for KLARF);
+    FileVersion must still be present, known, and come before the wafers."""
+    body = KLARF12.format(loc="DOWN", mir="NO")
+    p = tmp_path / "h.klarf"
+    p.write_text('FileTimestamp 01-02-24 10:11:12;\n' + body)
+    assert sniff_format(p) == "klarf"
+    k = read_klarf(p)
+    assert k.version == "1.2" and len(k.defects) == 2
+    assert k.metadata["FileTimestamp"] == ["01-02-24", "10:11:12"]
+    p.write_text(body.replace("FileVersion 1 2;\n", "").replace('StepID "S";', 'StepID "S";\nFileVersion 1 1;'))
+    assert read_klarf(p).version == "1.1"
+    p.write_text(body.replace("FileVersion 1 2;\n", ""))
+    with pytest.raises(ParseError, match=r"line 8, record WaferID: not a KLARF file: WaferID before any "
+                                         r"FileVersion statement \(expected FileVersion"):
+        read_klarf(p)
+    p.write_text('FileTimestamp 01-02-24 10:11:12;\n' + body.replace("FileVersion 1 2", "FileVersion 3 0"))
+    with pytest.raises(ParseError, match=r"line 2, record FileVersion: unsupported KLARF FileVersion 3 0"):
+        read_klarf(p)
+

@@ -527,6 +527,8 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
     and the original orientation is kept in ``wafer_metadata[...]["_orientation"]``.
     Repeated or missing DEFECTIDs are renumbered 1..n (with a warning), the file's ids kept
     as ``klarf_defectid``. Integer-looking columns come back as Int64, others as float64.
+    KLARF 1.1/1.2 header statements may come in any order, before ``FileVersion`` too;
+    ``FileVersion`` must be present, known, and come before the first ``WaferID``.
 
     Examples
     --------

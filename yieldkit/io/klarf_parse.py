@@ -312,6 +312,9 @@ def parse_block(
 _TOK12 = re.compile(r'[ \t\r\n\f\v]*(?:"([^"]*)"|(;)|([^\s;"]+)|(\Z))')
 
 
+#: statements that cannot come before FileVersion (header statements may, in any order)
+_AFTER_VERSION = frozenset({"waferid", "defectrecordspec", "defectlist", "summaryspec", "summarylist",
+                            "endoffile"})
 _QUOTE_OR_END = re.compile(r'"[^"]*"|;')
 
 
@@ -402,6 +405,9 @@ def _parse_12(text: str, path: Any) -> RawFile:
         pos = m.end()
         if seen_eof:
             raise ParseError("content after EndOfFile", path=path, line=line, record=keyword)
+        if version is None and kw in _AFTER_VERSION:
+            raise ParseError(f"not a KLARF file: {keyword} before any FileVersion statement (expected FileVersion "
+                             "among the header statements)", path=path, line=line, record=keyword)
         if kw == "defectlist":
             end = _list_end(text, pos)
             if end < 0:
@@ -436,10 +442,7 @@ def _parse_12(text: str, path: Any) -> RawFile:
             if m.group(2) is not None:
                 break
             values.append(m.group(1) if m.group(1) is not None else m.group(3))
-        if version is None:
-            if kw != "fileversion":
-                raise ParseError(f"not a KLARF file: the first statement is {keyword!r}, expected FileVersion",
-                                 path=path, line=line, record=keyword)
+        if kw == "fileversion" and version is None:
             version = ".".join(values[:2])
             if values[:2] not in (["1", "0"], ["1", "1"], ["1", "2"]):
                 raise ParseError(
@@ -516,7 +519,10 @@ def _parse_12(text: str, path: Any) -> RawFile:
         elif not current.closed or kw == "summarylist":
             current.header[kw] = stmt
     if version is None:
-        raise ParseError("empty file: no KLARF statements", path=path, line=1, record="FileVersion")
+        if not state:
+            raise ParseError("empty file: no KLARF statements", path=path, line=1, record="FileVersion")
+        raise ParseError("not a KLARF file: no FileVersion statement (expected FileVersion among the header "
+                         "statements)", path=path, line=1, record="FileVersion")
     if not seen_eof:
         raise ParseError("the file ends without EndOfFile (truncated?)", path=path, line=lines.at(n),
                          record="EndOfFile")
