@@ -83,3 +83,36 @@ def test_commonality_needs_three_wafers_in_both_tables(fab, n_wafers):
     assert r.commonality is None and any("commonality" in n for n in r.notes)
     r = analyze(fab.dies, wafers=fab.wafers.iloc[:3], layout=fab.layout)
     assert r.commonality is not None
+
+
+def test_u_chart_inspected_wafers_without_defects(fab):
+    """A wafer inspected with no defect is on the u-chart with zero defects when the caller lists it."""
+    key = ["lot_id", "wafer_id"]
+    clean = tuple(fab.wafers[key].iloc[2])
+    defects = fab.defects[~((fab.defects["lot_id"] == clean[0]) & (fab.defects["wafer_id"] == clean[1]))]
+    r = analyze(fab.dies, defects, layout=fab.layout)
+    charted = set(map(tuple, r.u_chart.table[key].astype(str).to_numpy()))
+    assert len(charted) == 9 and clean not in charted
+    assert "treated as not inspected" in r.u_chart_note
+
+    inspected = fab.wafers[key].astype(object)  # e.g. the wafers of a KLARF file; key dtype may differ
+    r = analyze(fab.dies, defects, layout=fab.layout, inspected_wafers=inspected)
+    t = r.u_chart.table.assign(**{k: r.u_chart.table[k].astype(str) for k in key}).set_index(key)
+    assert len(t) == 10 and r.u_chart_note is None
+    assert t.loc[clean, "value"] == 0.0
+    ref = defects.groupby(key).size()
+    ref.index = ref.index.map(lambda k: (str(k[0]), str(k[1])))
+    np.testing.assert_allclose((t["value"] * t["n"]).to_numpy(), ref.reindex(t.index, fill_value=0).to_numpy())
+    # the same order as the p-chart: wafers are not re-sorted by the join
+    assert list(map(tuple, r.u_chart.table[key].astype(str).to_numpy())) == \
+        list(map(tuple, r.p_chart.table[key].astype(str).to_numpy()))
+
+
+def test_u_chart_empty_defect_table_with_inspected_wafers(fab):
+    """Inspected wafers and no defect at all: a u-chart of zeros, not 'no defect table'."""
+    key = ["lot_id", "wafer_id"]
+    r = analyze(fab.dies, fab.defects.iloc[:0], layout=fab.layout, inspected_wafers=fab.wafers[key])
+    assert r.u_chart is not None and len(r.u_chart.table) == 10 and r.u_chart.centre == 0.0
+    assert r.defect_pareto is None and any("the defect table is empty" in n for n in r.notes)
+    with pytest.raises(yk.errors.SchemaError, match="'inspected_wafers' argument of analyze"):
+        analyze(fab.dies, fab.defects, inspected_wafers=fab.wafers[["lot_id"]])

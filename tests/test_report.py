@@ -199,3 +199,13 @@ def test_cli_report_on_an_all_pass_lot(small, tmp_path, capsys):
     assert rc == 0, err
     assert "Traceback" not in err
     _check_html((tmp_path / "r.html").read_text())
+
+
+def test_u_chart_note_on_inspected_wafers(small):
+    """The SPC section says how wafers without a defect record were treated."""
+    res = analyze(small.dies, small.defects, layout=small.layout)
+    out = build_report(res, max_maps=0)
+    assert 'id="u-chart-note"' in out and "treated as not inspected" in out
+    res = analyze(small.dies, small.defects, layout=small.layout,
+                  inspected_wafers=small.wafers[["lot_id", "wafer_id"]])
+    assert 'id="u-chart-note"' not in build_report(res, max_maps=0)

@@ -52,6 +52,8 @@ class AnalysisResults:
         Defect Paretos by count and kill-weighted impact, and the kill ratios per class.
     p_chart, u_chart : ControlChart or None
         Wafer yield and defects per wafer (per cm^2 with a layout).
+    u_chart_note : str or None
+        Which wafers the u-chart counts as inspected, when that was assumed rather than given.
     zonal, models, dppm, patterns, commonality : DataFrame or None
         Optional sections (see :func:`analyze`).
     notes : list of str
@@ -80,6 +82,7 @@ class AnalysisResults:
     patterns: pd.DataFrame | None = None
     pattern_lots: pd.DataFrame | None = None
     commonality: pd.DataFrame | None = None
+    u_chart_note: str | None = None
     notes: list[str] = field(default_factory=list)
     layout: Any = None
     bin_names: dict[int, str] | None = None
@@ -131,11 +134,33 @@ def _order_wafers(wy: pd.DataFrame, wafers: pd.DataFrame | None) -> tuple[pd.Dat
     return wy.sort_values(["lot_id", "wafer_id"], kind="stable").reset_index(drop=True), None
 
 
-def _defects_per_wafer(defects: pd.DataFrame, wy: pd.DataFrame, area: float | None) -> pd.DataFrame:
-    codes, w = wafer_codes(defects)
-    t = w.copy()
-    t["n_defects"] = np.bincount(codes, minlength=len(w))
-    t = wy[["lot_id", "wafer_id", "tested"]].merge(t, on=["lot_id", "wafer_id"], how="inner")
+_NOT_INSPECTED_NOTE = ("wafers without any defect record are treated as not inspected (pass inspected_wafers "
+                       "to chart inspected wafers that had no defect)")
+
+
+def _defects_per_wafer(defects: pd.DataFrame, wy: pd.DataFrame, area: float | None,
+                       inspected: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Defects per tested wafer, over the inspected wafers in ``wy`` order.
+
+    The inspected wafers are those with a defect record, and those in ``inspected`` (with
+    zero defects when they have no record); wafers that were not tested have no exposure and
+    are left out.
+    """
+    key = ["lot_id", "wafer_id"]
+    t = wy[key + ["tested"]].reset_index(drop=True)
+    keys = t[key].astype(str)
+    if len(defects):
+        codes, w = wafer_codes(defects)
+        counted = w[key].astype(str).assign(n_defects=np.bincount(codes, minlength=len(w)))
+    else:
+        counted = pd.DataFrame({"lot_id": [], "wafer_id": [], "n_defects": []}, dtype=object)
+    n = keys.merge(counted, on=key, how="left")["n_defects"]
+    keep = n.notna().to_numpy()
+    if inspected is not None:
+        listed = inspected[key].astype(str).drop_duplicates().assign(_inspected=True)
+        keep = keep | keys.merge(listed, on=key, how="left")["_inspected"].notna().to_numpy()
+    t["n_defects"] = n.fillna(0).to_numpy(np.int64)
+    t = t[keep].reset_index(drop=True)
     if area:
         t["area_cm2"] = t["tested"] * area
     return t
@@ -158,6 +183,7 @@ def analyze(
     coverage: Sequence[float] = (0.9, 0.95, 0.99, 0.999),
     conf_level: float = 0.95,
     spc_rules: str = "both",
+    inspected_wafers: pd.DataFrame | None = None,
 ) -> AnalysisResults:
     """Compute every result of the yield report.
 
@@ -183,6 +209,12 @@ def analyze(
         Confidence level of all intervals.
     spc_rules : {"both", "western_electric", "nelson", "none"}
         Run rules of the control charts.
+    inspected_wafers : DataFrame, optional
+        ``lot_id``, ``wafer_id`` of every wafer that went through defect inspection (e.g. the
+        ``wafers`` table of :func:`yieldkit.read_klarf`). The u-chart covers these wafers and
+        those in the defect table, a listed wafer without a defect record counting zero
+        defects. Without it a wafer with no defect record is treated as not inspected and left
+        off the u-chart (the report says so).
 
     Returns
     -------
@@ -232,7 +264,9 @@ def analyze(
         log.info("control charts in %s order", time_col)
     area = _real_area(layout)
     if defects is None or len(defects) == 0:
-        _note(res.notes, "defect Paretos, kill ratios, defect u-chart and yield models: no defect table given")
+        what = "no defect table given" if defects is None else "the defect table is empty"
+        u = "" if defects is not None and inspected_wafers is not None else ", defect u-chart"
+        _note(res.notes, f"defect Paretos, kill ratios{u} and yield models: {what}")
     else:
         if "die_x" not in defects.columns and layout is not None:
             from .schema import complete_positions
@@ -244,14 +278,30 @@ def analyze(
             res.kill_ratios = kill_ratio(dies, defects, conf_level=conf_level)
         else:
             _note(res.notes, "kill ratios: the defect table has no die positions and no layout was given")
-        per_wafer = _defects_per_wafer(defects, ordered, area)
-        res.u_chart = u_chart(per_wafer, exposure="area_cm2" if area else None, rules=spc_rules)
+    if defects is not None and (len(defects) or inspected_wafers is not None):
+        _defect_u_chart(res, defects, ordered, area, inspected_wafers, spc_rules)
     _zonal(res, dies, layout, conf_level)
     _clustering(res, dies)
     _models(res, dies, defects, layout, coverage, conf_level)
     _patterns(res, final, wafers, layout)
     _commonality(res, wy, wafers)
     return res
+
+
+def _defect_u_chart(res: AnalysisResults, defects: pd.DataFrame, ordered: pd.DataFrame, area: float | None,
+                    inspected: pd.DataFrame | None, spc_rules: str) -> None:
+    if inspected is not None:
+        from .errors import SchemaError
+
+        if not isinstance(inspected, pd.DataFrame) or not {"lot_id", "wafer_id"} <= set(inspected.columns):
+            raise SchemaError("The 'inspected_wafers' argument of analyze must be a DataFrame with lot_id and "
+                              f"wafer_id columns. Got {type(inspected).__name__} instead.")
+    per_wafer = _defects_per_wafer(defects, ordered, area, inspected)
+    if len(per_wafer) == 0:
+        _note(res.notes, "defect u-chart: no inspected wafer is in the die table")
+        return
+    res.u_chart = u_chart(per_wafer, exposure="area_cm2" if area else None, rules=spc_rules)
+    res.u_chart_note = _NOT_INSPECTED_NOTE if inspected is None else None
 
 
 def _zonal(res: AnalysisResults, dies: pd.DataFrame, layout: Any, conf_level: float) -> None:
