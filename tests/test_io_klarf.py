@@ -471,3 +471,19 @@ def test_header_statements_before_file_version(tmp_path: Path) -> None:
     with pytest.raises(ParseError, match=r"line 2, record FileVersion: unsupported KLARF FileVersion 3 0"):
         read_klarf(p)
 
+
+def test_lot_level_sample_test_plan(tmp_path: Path) -> None:
+    """KLARF statements hold until redefined: a SampleTestPlan/AreaPerTest before the first WaferID
+    is the lot's plan, used by every wafer that declares none of its own."""
+    body = KLARF12.format(loc="DOWN", mir="NO")
+    lot_plan = "InspectionTest 1;\nSampleTestPlan 3 0 0 1 2 1 0;\nAreaPerTest 4.0e6;\n"
+    second = ('WaferID "W2";\nSampleTestPlan 1 5 5;\nAreaPerTest 1.0e6;\n'
+              "DefectList\n 1 1.0 1.0 5 5 0.1;\nEndOfFile;\n")
+    p = tmp_path / "lot.klarf"
+    p.write_text(body.replace('WaferID "W";', lot_plan + 'WaferID "W";').replace("EndOfFile;\n", second))
+    k = read_klarf(p)
+    ins = k.inspected_dies
+    w1 = ins[ins.wafer_id == "W"]
+    w2 = ins[ins.wafer_id == "W2"]
+    assert sorted(zip(w1.die_x, w1.die_y)) == [(0, 0), (1, 0), (1, 2)]
+    assert sorted(zip(w2.die_x, w2.die_y)) == [(5, 5)]

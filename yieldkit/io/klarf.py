@@ -528,7 +528,9 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
     Repeated or missing DEFECTIDs are renumbered 1..n (with a warning), the file's ids kept
     as ``klarf_defectid``. Integer-looking columns come back as Int64, others as float64.
     KLARF 1.1/1.2 header statements may come in any order, before ``FileVersion`` too;
-    ``FileVersion`` must be present, known, and come before the first ``WaferID``.
+    ``FileVersion`` must be present, known, and come before the first ``WaferID``. As
+    KLARF statements hold until redefined, a ``SampleTestPlan``/``AreaPerTest`` before the
+    first ``WaferID`` is the lot's plan: every wafer that declares none of its own uses it.
 
     Examples
     --------

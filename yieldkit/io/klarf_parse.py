@@ -385,6 +385,10 @@ def _parse_12(text: str, path: Any) -> RawFile:
     current: RawWafer | None = None
     test_no = 1
     version = None
+    # SampleTestPlan / AreaPerTest before the first WaferID: the lot's plan, used by every wafer
+    # that declares none of its own (KLARF statements hold until redefined)
+    lot_tests: list[tuple[int, np.ndarray, float | None]] = []
+    inherited = False  # the current wafer's tests are the lot's
     seen_eof = False
     while True:
         m = _TOK12.match(text, pos)
@@ -463,6 +467,8 @@ def _parse_12(text: str, path: Any) -> RawFile:
                 log.warning("%s line %d: WaferID has %d values %r; using the first", path, line, len(values), values)
             current = RawWafer(wafer_id=values[0], line=line, header=dict(state))
             current.class_lookup = dict(class_lookup)
+            current.tests = list(lot_tests)
+            inherited = bool(lot_tests)
             wafers.append(current)
             test_no = 1
         if kw == "classlookup":
@@ -482,23 +488,36 @@ def _parse_12(text: str, path: Any) -> RawFile:
                 class_lookup.update(lookup)
         elif kw == "inspectiontest":
             test_no = _int(values, 0, path, line, keyword)
-        elif kw in ("sampletestplan", "sampledietestplan"):
-            declared = _int(values, 0, path, line, keyword)
-            plan = _pairs(values[1:], path, line, keyword, declared)
-            if current is not None and not current.closed:
-                current.tests.append((test_no, plan, None))
-        elif kw == "areapertest":
-            try:
-                area = float(values[0])
-            except (IndexError, ValueError):
-                raise ParseError(f"AreaPerTest must be a number, got {values!r}", path=path, line=line,
-                                 record=keyword) from None
-            if current is not None and not current.closed:
-                if current.tests and current.tests[-1][0] == test_no and current.tests[-1][2] is None:
-                    t, plan, _ = current.tests[-1]
-                    current.tests[-1] = (t, plan, area)
+        elif kw in ("sampletestplan", "sampledietestplan", "areapertest"):
+            if kw == "areapertest":
+                try:
+                    area = float(values[0])
+                except (IndexError, ValueError):
+                    raise ParseError(f"AreaPerTest must be a number, got {values!r}", path=path, line=line,
+                                     record=keyword) from None
+            else:
+                declared = _int(values, 0, path, line, keyword)
+                plan = _pairs(values[1:], path, line, keyword, declared)
+            tests = None
+            if current is None:
+                tests = lot_tests
+                log.info("%s line %d: %s before the first WaferID is the lot's, for every wafer without its own",
+                         path, line, keyword)
+            elif not current.closed:
+                if inherited:  # the wafer's own plan replaces the lot's
+                    current.tests, inherited = [], False
+                tests = current.tests
+            else:
+                log.warning("%s line %d: %s after the SummaryList of wafer %r is ignored", path, line, keyword,
+                            current.wafer_id)
+            if tests is not None and kw != "areapertest":
+                tests.append((test_no, plan, None))
+            elif tests is not None:
+                if tests and tests[-1][0] == test_no and tests[-1][2] is None:
+                    t, plan, _ = tests[-1]
+                    tests[-1] = (t, plan, area)
                 else:
-                    current.tests.append((test_no, np.zeros((0, 2), np.int64), area))
+                    tests.append((test_no, np.zeros((0, 2), np.int64), area))
         elif kw == "defectrecordspec":
             declared = _int(values, 0, path, line, keyword)
             names = [v.upper() for v in values[1:]]
