@@ -487,3 +487,28 @@ def test_lot_level_sample_test_plan(tmp_path: Path) -> None:
     w2 = ins[ins.wafer_id == "W2"]
     assert sorted(zip(w1.die_x, w1.die_y)) == [(0, 0), (1, 0), (1, 2)]
     assert sorted(zip(w2.die_x, w2.die_y)) == [(5, 5)]
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.8"])
+def test_writer_declares_every_test_used(tmp_path: Path, version: str) -> None:
+    """Defects of inspection tests 1 and 5: both tests are declared (InspectionTest / TestRecord and
+    a SummaryList row each), not only test 1."""
+    lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(5000, 5000)).with_die_set(
+        pd.DataFrame({"die_x": [0, 1, 2], "die_y": [0, 0, 0]}))
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": "W", "defect_id": [1, 2, 3], "die_x": [0, 1, 1],
+                      "die_y": [0, 0, 0], "xrel_um": 10.0, "yrel_um": 20.0, "test": [1, 5, 5]})
+    p = tmp_path / "t.klarf"
+    write_klarf(d, p, version=version, layout=lay)
+    text = p.read_text()
+    if version == "1.2":
+        assert re.findall(r"InspectionTest (\d+);", text) == ["1", "5"]
+        rows = re.search(r"SummaryList\n(.*?);", text, re.S).group(1).split("\n")
+        assert [r.split()[:2] for r in rows] == [["1", "1"], ["5", "2"]]
+        assert [r.split()[4] for r in rows] == ["1", "1"]  # NDEFDIE per test
+    else:
+        assert re.findall(r'Record TestRecord "(\d+)"', text) == ["1", "5"]
+    k = read_klarf(p)
+    assert k.defects["test"].tolist() == [1, 5, 5]
+    ins = k.inspected_dies
+    assert ins.groupby("test").size().to_dict() == {1: 3, 5: 3}
+    assert k.layouts[("L", "W")].n_dies == 3

@@ -4,6 +4,9 @@ The output is what :func:`yieldkit.read_klarf` reads back identically, and what 
 line-oriented peers accept: one statement per line, one defect per line starting with a
 space, quoted identifiers, and the usual DefectRecordSpec columns (XSIZE, YSIZE,
 DEFECTAREA, DSIZE, CLASSNUMBER, TEST are always written; 0 where the table has no value).
+Every inspection test named in the ``test`` column (test 1 when there is none; a missing
+value is the first test) is declared: one InspectionTest block and SummaryList row (1.2), or
+one TestRecord (1.8), per test.
 """
 
 from __future__ import annotations
@@ -251,8 +254,7 @@ def _value_cols(sub: pd.DataFrame, lay: WaferLayout, nm: bool) -> tuple[list[str
             vals.append(_fmt_float(v))
     names += ["DSIZE", "CLASSNUMBER", "TEST"]
     types += ["double", "int32", "int32"]
-    test = sub["test"] if "test" in sub.columns else pd.Series(np.ones(n, np.int64))
-    vals += [length(size), _fmt_int(sub["_cls"]), _fmt_int(test.to_numpy(dtype="float64", na_value=np.nan))]
+    vals += [length(size), _fmt_int(sub["_cls"]), _fmt_int(_tests_used(sub)[1])]
     for c in _extra_columns(sub):
         s = sub[c]
         names.append(str(c).upper())
@@ -277,6 +279,20 @@ def _header_12(ts: datetime) -> str:
         'InspectionStationID "yieldkit" "export" "1";\n'
         "SampleType WAFER;\n"
     )
+
+
+def _tests_used(sub: pd.DataFrame) -> tuple[list[int], np.ndarray]:
+    """The inspection tests the defects belong to (sorted; [1] when none is given) and each
+    defect's test (missing -> the first)."""
+    n = len(sub)
+    if "test" not in sub.columns:
+        return [1], np.ones(n, np.int64)
+    t = sub["test"].to_numpy(dtype="float64", na_value=np.nan)
+    given = t[~np.isnan(t)]
+    if len(given) and not np.array_equal(given, np.round(given)):
+        raise YieldkitValueError("The 'test' column of write_klarf must hold whole test numbers.")
+    used = sorted({int(v) for v in given}) or [1]
+    return used, np.where(np.isnan(t), used[0], t).astype(np.int64)
 
 
 def _test_plan(lay: WaferLayout) -> np.ndarray | None:
@@ -311,25 +327,31 @@ def _wafer_12(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: d
     ]
     cl = "".join(f"\n {k} {_quote(v)}" for k, v in sorted(lookup.items()))
     out.append(f"ClassLookup {len(lookup)}{cl};\n")
-    out.append("InspectionTest 1;\n")
     plan = _test_plan(lay)
-    if plan is not None:
-        rows = "".join(f"\n {a} {b}" for a, b in plan.tolist())
-        out.append(f"SampleTestPlan {len(plan)}{rows};\n")
-    out.append(f"AreaPerTest {repr(float(lay.n_dies) * w * h)};\n")
+    used, test_of = _tests_used(sub)
+    for t in used:  # every test declared, each over the same dies
+        out.append(f"InspectionTest {t};\n")
+        if plan is not None:
+            rows = "".join(f"\n {a} {b}" for a, b in plan.tolist())
+            out.append(f"SampleTestPlan {len(plan)}{rows};\n")
+        out.append(f"AreaPerTest {repr(float(lay.n_dies) * w * h)};\n")
     names, _, vals = _value_cols(sub, lay, nm=False)
     out.append(f"DefectRecordSpec {len(names)} {' '.join(names)} ;\n")
     body = _rows(vals)
     out.append(f"DefectList\n{body};\n" if body else "DefectList;\n")
     ndie = len(plan) if plan is not None else lay.n_dies
+    pi = pj = np.zeros(0, np.int64)
     if len(sub):
         pi, pj, _, _ = _positions(sub, lay)
-        ndef_die = len(np.unique(np.column_stack([pi, pj]), axis=0))
-    else:
-        ndef_die = 0
-    dens = len(sub) / (ndie * w * h * 1e-8) if ndie else 0.0
+    summary = []
+    for t in used:
+        sel = test_of == t
+        ndef = int(sel.sum())
+        ndef_die = len(np.unique(np.column_stack([pi[sel], pj[sel]]), axis=0)) if ndef else 0
+        dens = ndef / (ndie * w * h * 1e-8) if ndie else 0.0
+        summary.append(f"\n {t} {ndef} {dens:.6e} {ndie} {ndef_die}")
     out.append("SummarySpec 5 TESTNO NDEFECT DEFDENSITY NDIE NDEFDIE;\n")
-    out.append(f"SummaryList\n 1 {len(sub)} {dens:.6e} {ndie} {ndef_die};\n")
+    out.append(f"SummaryList{''.join(summary)};\n")
     return "".join(out)
 
 
@@ -369,19 +391,20 @@ def _wafer_18(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: d
         text += body + ";\n"
     text += "          }\n        }\n"
     plan = _test_plan(lay)
-    test = [
-        '        Record TestRecord "1"',
-        "        {",
-        "          " + _field("AreaPerTest", [repr(float(lay.n_dies) * w * h * 1e6)]),
-    ]
-    if plan is not None:
-        rows = "".join(f"            {a} {b};\n" for a, b in plan.tolist())
-        test += ["          List SampleTestPlanList", "          {",
-                 "            Columns 2 { int32 XINDEX, int32 YINDEX }", f"            Data {len(plan)}",
-                 "            {"]
-        text += "\n".join(test) + "\n" + rows + "            }\n          }\n        }\n"
-    else:
-        text += "\n".join(test) + "\n        }\n"
+    for t in _tests_used(sub)[0]:  # one TestRecord per test used, each over the same dies
+        test = [
+            f'        Record TestRecord "{t}"',
+            "        {",
+            "          " + _field("AreaPerTest", [repr(float(lay.n_dies) * w * h * 1e6)]),
+        ]
+        if plan is not None:
+            rows = "".join(f"            {a} {b};\n" for a, b in plan.tolist())
+            test += ["          List SampleTestPlanList", "          {",
+                     "            Columns 2 { int32 XINDEX, int32 YINDEX }", f"            Data {len(plan)}",
+                     "            {"]
+            text += "\n".join(test) + "\n" + rows + "            }\n          }\n        }\n"
+        else:
+            text += "\n".join(test) + "\n        }\n"
     return text + "      }\n"
 
 
