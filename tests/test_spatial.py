@@ -271,3 +271,31 @@ def test_detect_clusters_wafers_independent(rng):
         assert len(pairs) == len(set(alone["cluster"])) == len(set(joint["cluster"]))
         assert lab.attrs["eps_um"][("L", f["wafer_id"].iloc[0])] == alone.attrs["eps_um"][("L", f["wafer_id"].iloc[0])]
     assert lab["clustered"].sum() >= 70
+
+
+def test_log_odds_nan_on_one_colour_wafers():
+    """All-pass, all-fail and single-fail wafers have no log odds (NaN, not a large value).
+
+    BB (or WW) is 0 there whatever the pattern, so the 0.5-corrected ratio measured only the
+    correction: an all-pass 30 x 30 wafer read as log odds 8.2 with z = 3.3.
+    """
+    x, y = _grid(30, 30)
+    n = len(x)
+    fails = {"pass": [], "fail": list(range(n)), "one": [435], "one_pass": [k for k in range(n) if k != 435],
+             "two": [155, 775], "block": [k for k in range(n) if x[k] < 5 and y[k] < 5]}
+    frames = []
+    for wid, f in fails.items():
+        passed = np.ones(n, bool)
+        passed[f] = False
+        frames.append(pd.DataFrame({"lot_id": "L", "wafer_id": wid, "die_x": x, "die_y": y, "passed": passed}))
+    res = clustering_stats(pd.concat(frames, ignore_index=True), permutations=49).set_index("wafer_id")
+    for wid in ("pass", "fail", "one", "one_pass"):
+        assert np.isnan(res.loc[wid, ["log_odds", "log_odds_se", "p_log_odds"]].astype(float)).all(), wid
+    # two interior fails far apart: defined (BB = 0, corrected) and not significant
+    assert np.isfinite(res.loc["two", "log_odds"]) and res.loc["two", "p_log_odds"] > 0.5
+    blk = res.loc["block"]
+    assert blk.log_odds == pytest.approx(np.log(blk.bb * blk.ww / (blk.bw / 2) ** 2), rel=1e-12)
+    assert blk.log_odds_se == pytest.approx(np.sqrt(1 / blk.bb + 1 / blk.ww + 4 / blk.bw), rel=1e-12)
+    assert blk.p_log_odds <= 0.05
+    normal = clustering_stats(pd.concat(frames, ignore_index=True), permutations=0).set_index("wafer_id")
+    assert np.isnan(normal.loc["pass", "log_odds"]) and np.isfinite(normal.loc["block", "log_odds"])
