@@ -198,3 +198,22 @@ def test_defect_free_wafer_counts_in_the_area():
         radial_profile(fab.defects, lay, wafers=fab.wafers.iloc[:2])
     with pytest.raises(SchemaError, match="'wafer_id'"):
         radial_profile(d, lay, wafers=fab.wafers[["lot_id"]])
+
+
+def test_bin_frequency_missing_bins(fab):
+    """A nullable soft bin with missing values counts them as the bin "missing" (no crash).
+
+    Reference: pandas value counts per die position with dropna=False.
+    """
+    final = yk.final_results(fab.dies)
+    sbin = pd.array(final["hbin"].to_numpy(), dtype="Int32")
+    sbin[::7] = pd.NA
+    d = final.assign(sbin=sbin)
+    f = bin_frequency(d, column="sbin")
+    assert "missing" in set(f["sbin"])
+    ref = (d.assign(sbin=d["sbin"].astype(object).where(d["sbin"].notna(), "missing"))
+           .groupby(["die_x", "die_y", "sbin"]).size().rename("ref").reset_index())
+    m = f.merge(ref, on=["die_x", "die_y", "sbin"], how="left")
+    np.testing.assert_array_equal(m["n"], m["ref"].fillna(0))
+    assert m["ref"].sum() == len(d)
+    np.testing.assert_allclose(f.groupby(["die_x", "die_y"])["frequency"].sum(), 1.0)

@@ -100,11 +100,16 @@ def bin_frequency(dies: pd.DataFrame, *, level: str = "pooled", column: str = "h
     -------
     DataFrame
         [``lot_id``], ``die_x``, ``die_y``, ``<column>``, ``n``, ``n_wafers``, ``frequency``.
+        Dies without a bin (a missing soft bin) are counted under the bin ``"missing"``.
     """
     d = _final(dies, "bin_frequency", (column,))
     g, groups = _groups(d, level, "bin_frequency")
     pos, positions = position_codes(d["die_x"].to_numpy(), d["die_y"].to_numpy())
-    bcode, bins = pd.factorize(d[column], sort=True)
+    bcode, uniques = pd.factorize(d[column], sort=True)
+    bins: Any = uniques
+    if (bcode < 0).any():  # missing bins are a category of their own, as in die_defect_counts
+        bins = pd.Index(uniques).astype(object).append(pd.Index(["missing"]))
+        bcode = np.where(bcode < 0, len(bins) - 1, bcode)
     n_p, n_b, n_g = len(positions), len(bins), len(groups)
     cnt = np.bincount((g * n_p + pos) * n_b + bcode, minlength=n_g * n_p * n_b)
     tot = np.bincount(g * n_p + pos, minlength=n_g * n_p)
