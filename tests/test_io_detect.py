@@ -129,3 +129,15 @@ def test_xz_compressed_stdf_is_recognised(tmp_path):
     xz.write_bytes(lzma.compress(plain.read_bytes()))
     assert sniff_format(xz) == "stdf"
     assert yk.read_dies(xz)["hbin"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(("text", "fmt"), [
+    ("lot:,wafer,x,y,hbin\nL1,1,0,0,1\nL1,1,1,0,3\n", "csv"),      # a CSV whose first cell is 'lot:'
+    ("Lot:;Wafer;X;Y;Bin\nL1;1;0;0;1\n", "csv"),
+    ("Device:ABC\nLot:L1\nWafer:01\n" + "Note:x\n" * 1500 + "RowData:01 01\n", "textmap"),  # header past the sniff window
+    ("LOT:L1\n", "unknown"),                                          # one KEY:VALUE line is no map header
+])
+def test_textmap_needs_a_header_shape(tmp_path: Path, text: str, fmt: str) -> None:
+    p = tmp_path / "f.txt"
+    p.write_text(text)
+    assert sniff_format(p) == fmt

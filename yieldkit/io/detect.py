@@ -68,6 +68,19 @@ def _is_stdf_far(b: bytes) -> bool:
     return len(b) >= 6 and b[2] == 0 and b[3] == 10 and b[5] == 4 and b[:2] in (b"\x02\x00", b"\x00\x02")
 
 
+#: a text-map header line: a key, ':' and a value without table delimiters
+_HEADER_LINE = re.compile(r"[a-z][\w .#/-]*:[^,;\t|]*")
+
+
+def _map_header(low: str) -> bool:
+    """Whether lower-cased text opens like a text map header (``DEVICE:``/``LOT:``/``WAFER:`` first,
+    then at least one more ``KEY:VALUE`` line), not like a table whose first cell ends in ':'."""
+    if not low.startswith(("device:", "lot:", "wafer:")):
+        return False
+    lines = [ln.strip() for ln in low.splitlines()[:10] if ln.strip()]
+    return sum(bool(_HEADER_LINE.fullmatch(ln)) for ln in lines[:10]) >= 2 and bool(_HEADER_LINE.fullmatch(lines[0]))
+
+
 def sniff_format(path: str | os.PathLike[str]) -> str:
     """Name the format of a file from its first bytes.
 
@@ -109,7 +122,7 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
         return "klarf"
     from .textmap import textmap_flavour
 
-    if textmap_flavour(text) is not None or low.startswith(("device:", "lot:", "wafer:")):
+    if textmap_flavour(text) is not None or _map_header(low):
         return "textmap"
     first = text.splitlines()[0] if text else ""
     if any(d in first for d in (",", ";", "\t", "|")):
