@@ -44,4 +44,19 @@ def test_map_errors(fab_dir, tmp_path, capsys):
     assert "matches no wafer" in capsys.readouterr().err
     assert main(["map", str(fab_dir / "dies.csv"), "-o", str(tmp_path / "x.png"), "--value", "density"]) == 1
     assert "needs --defects" in capsys.readouterr().err
+    for dpi in ("-5", "0"):
+        assert main(["map", str(fab_dir / "dies.csv"), "-o", str(tmp_path / "x.png"), "--dpi", dpi]) == 1
+        err = capsys.readouterr().err
+        assert err == f"yieldkit: error: --dpi must be > 0; got {dpi}\n"
+    assert not (tmp_path / "x.png").exists()
     assert json.loads((fab_dir / "layout.json").read_text())["diameter_mm"] == 200
+
+
+def test_map_dpi_sets_the_resolution(fab_dir, tmp_path):
+    """--dpi reaches the PNG: twice the dpi, about twice the width (read from the IHDR chunk)."""
+    widths = []
+    for dpi in (50, 100):
+        out = tmp_path / f"w{dpi}.png"
+        assert main(["map", str(fab_dir / "dies.csv"), "-o", str(out), "--value", "pass", "--dpi", str(dpi)]) == 0
+        widths.append(int.from_bytes(out.read_bytes()[16:20], "big"))
+    assert widths[1] == pytest.approx(2 * widths[0], rel=0.05)

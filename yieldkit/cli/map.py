@@ -32,16 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--defects", help="defect table (for --value density)")
     p.add_argument("--layout", help="layout JSON (as written by 'yieldkit simulate')")
     p.add_argument("--bin-names", help="JSON mapping hard bin -> name")
-    p.add_argument("--dpi", type=int, default=120)
+    p.add_argument("--dpi", type=int, default=120, help="resolution of raster output (> 0, default 120)")
     p.set_defaults(func=run)
 
 
-def _save(fig: Any, path: Path) -> None:
+def _save(fig: Any, path: Path, dpi: int) -> None:
     from ..io.atomic import atomic_path
 
     fmt = path.suffix.lower()
     with atomic_path(path, suffix=fmt) as tmp:
-        fig.savefig(tmp, format=fmt[1:], bbox_inches="tight")
+        fig.savefig(tmp, format=fmt[1:], dpi=dpi, bbox_inches="tight")
 
 
 def _slug(s: str) -> str:
@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if not args.all and out.suffix.lower() not in _FORMATS:
         raise YieldkitValueError(f"--output must end in one of {', '.join(_FORMATS)} (or use --all with a directory); got {out}")
+    if args.dpi <= 0:
+        raise YieldkitValueError(f"--dpi must be > 0; got {args.dpi}")
     if args.value == "density" and not args.defects:
         raise YieldkitValueError("--value density needs --defects DEFECTS")
     layout = WaferLayout.from_dict(json.loads(Path(args.layout).read_text())) if args.layout else None
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         fig, ax = plt.subplots(figsize=(6, 5))
         plot_stacked_map(st, value=col, layout=layout, ax=ax,
                          title=f"stacked: {col} over {int(st['n_wafers'].max())} wafers")
-        _save(fig, path)
+        _save(fig, path, args.dpi)
         plt.close(fig)
         log.info("wrote %s", path)
 
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         fig, ax = plt.subplots(figsize=(6, 5))
         WaferMapDisplay.from_dies(d, value=value, column=column, layout=layout, bin_names=bin_names, ax=ax,
                                   title=f"lot {lot} wafer {wafer}")
-        _save(fig, path)
+        _save(fig, path, args.dpi)
         plt.close(fig)
         log.info("wrote %s", path)
 
