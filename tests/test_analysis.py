@@ -116,3 +116,24 @@ def test_u_chart_empty_defect_table_with_inspected_wafers(fab):
     assert r.defect_pareto is None and any("the defect table is empty" in n for n in r.notes)
     with pytest.raises(yk.errors.SchemaError, match="'inspected_wafers' argument of analyze"):
         analyze(fab.dies, fab.defects, inspected_wafers=fab.wafers[["lot_id"]])
+
+
+def test_parts_without_a_wafer_position_stay_off_the_spatial_sections():
+    """Final-test units (no die_x/die_y) count in the yields but not in maps, zones, clustering or patterns."""
+    import pandas as pd
+
+    from yieldkit.schema import validate_dies
+
+    raw = pd.DataFrame({"lot": ["L"] * 6, "wafer": ["1"] * 6, "x": [None, None, None, 0, 0, 1],
+                        "y": [None, None, None, 0, 0, 0], "bin": [1, 2, 5, 1, 5, 1], "test_seq": [1, 1, 1, 1, 2, 1]})
+    dies = validate_dies(raw, missing_xy="unit")
+    r = analyze(dies)
+    assert r.summary["dies"] == 5
+    assert sorted(zip(r.stacked["die_x"], r.stacked["die_y"])) == [(0, 0), (1, 0)]
+    assert r.stacked.set_index(["die_x", "die_y"]).loc[(0, 0), "fail_rate"] == 1.0  # the retest's result
+    assert r.clustering.attrs["wafers_tested"] == 1 and r.patterns is not None
+    assert any("3 test record(s) without a wafer position" in n for n in r.notes), r.notes
+    r = analyze(validate_dies(raw.assign(x=None, y=None, test_seq=1), missing_xy="unit"))
+    assert r.summary["dies"] == 6 and len(r.stacked) == 0
+    assert r.zonal is None and r.clustering is None and r.patterns is None
+    assert any("no die has a wafer position" in n for n in r.notes), r.notes

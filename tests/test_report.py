@@ -169,11 +169,20 @@ def _degenerate(small, case: str) -> dict:
         first = _set_result(w1, False).assign(test_seq=np.int16(1))
         return {"dies": pd.concat([first, w1.assign(test_seq=np.int16(2))], ignore_index=True), "defects": f1,
                 "layout": lay}
+    if case in ("final_test_units", "final_test_no_positions"):
+        from yieldkit.schema import validate_dies
+
+        raw = pd.DataFrame({"lot": ["L"] * 6, "wafer": ["1"] * 6, "x": [None, None, None, 0, 0, 1],
+                            "y": [None, None, None, 0, 0, 0], "bin": [1, 2, 5, 1, 5, 1], "test_seq": [1, 1, 1, 1, 2, 1]})
+        if case == "final_test_no_positions":
+            raw = raw.assign(x=None, y=None, test_seq=1)
+        return {"dies": validate_dies(raw, missing_xy="unit")}
     raise AssertionError(case)
 
 
 DEGENERATE = ["one_wafer", "one_die", "one_die_no_layout", "all_pass", "all_fail", "defects_none", "defects_empty",
-              "defects_without_class", "layout_inferred", "defects_xy_only_no_layout", "retests_only"]
+              "defects_without_class", "layout_inferred", "defects_xy_only_no_layout", "retests_only",
+              "final_test_units", "final_test_no_positions"]
 
 
 @pytest.mark.parametrize("case", DEGENERATE)

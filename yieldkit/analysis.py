@@ -114,8 +114,15 @@ def _stacked(final: pd.DataFrame) -> pd.DataFrame:
                          "tested": tested, "fails": fails, "fail_rate": fails / tested})
 
 
-def _stacked_map(dies: pd.DataFrame, final: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
-    """Pooled stacked map from :func:`yieldkit.maps.stack_map`, or a local fail-rate count without it."""
+def _stacked_map(dies: pd.DataFrame | None, final: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
+    """Pooled stacked map from :func:`yieldkit.maps.stack_map`, or a local fail-rate count without it.
+
+    ``dies`` and ``final`` are the dies with a wafer position; None (no die has one) gives an
+    empty map.
+    """
+    if dies is None or final is None:
+        return pd.DataFrame({"die_x": pd.Series([], dtype="int32"), "die_y": pd.Series([], dtype="int32"),
+                             "fail_rate": pd.Series([], dtype="float64")})
     try:
         from .maps import stack_map
     except ImportError:
@@ -251,12 +258,14 @@ def analyze(
     }
     ordered, time_col = _order_wafers(wy, wafers)
     notes: list[str] = []
+    placed = _placed(dies, notes)
+    placed_final = final if placed is dies else (None if placed is None else final_results(placed))
     res = AnalysisResults(
         summary=summary, final_dies=final, lot_yield=ly, wafer_yield=wy,
         bin_pareto=bin_pareto(dies, bin_names=bin_names, top=top),
         first_pass_bin_pareto=bin_pareto(dies, bin_names=bin_names, top=top, first_pass=True),
         retest=retest_recovery(dies, bin_names=bin_names),
-        stacked=_stacked_map(dies, final, notes),
+        stacked=_stacked_map(placed, placed_final, notes),
         p_chart=p_chart(ordered, rules=spc_rules),
         layout=layout, bin_names=names, notes=notes,
     )
@@ -280,10 +289,15 @@ def analyze(
             _note(res.notes, "kill ratios: the defect table has no die positions and no layout was given")
     if defects is not None and (len(defects) or inspected_wafers is not None):
         _defect_u_chart(res, defects, ordered, area, inspected_wafers, spc_rules)
-    _zonal(res, dies, layout, conf_level)
-    _clustering(res, dies)
+    if placed is None or placed_final is None:
+        _note(res.notes, "stacked map, zonal flags, spatial clustering and pattern classes: no die has a wafer "
+                         "position")
+    else:
+        _zonal(res, placed, layout, conf_level)
+        _clustering(res, placed)
     _models(res, dies, defects, layout, coverage, conf_level)
-    _patterns(res, final, wafers, layout)
+    if placed_final is not None:
+        _patterns(res, placed_final, wafers, layout)
     _commonality(res, wy, wafers)
     return res
 
@@ -302,6 +316,19 @@ def _defect_u_chart(res: AnalysisResults, defects: pd.DataFrame, ordered: pd.Dat
         return
     res.u_chart = u_chart(per_wafer, exposure="area_cm2" if area else None, rules=spc_rules)
     res.u_chart_note = _NOT_INSPECTED_NOTE if inspected is None else None
+
+
+def _placed(dies: pd.DataFrame, notes: list[str]) -> pd.DataFrame | None:
+    """The dies with a wafer position (final-test parts may have none), or None when no die has one."""
+    missing = (dies["die_x"].isna() | dies["die_y"].isna()).to_numpy(bool)
+    if not missing.any():
+        return dies
+    if missing.all():
+        return None
+    n_units = int(missing.sum())
+    _note(notes, f"stacked map, zonal flags, spatial clustering and pattern classes: {n_units} test record(s) "
+                 "without a wafer position are left out")
+    return dies.loc[~missing].reset_index(drop=True)
 
 
 def _zonal(res: AnalysisResults, dies: pd.DataFrame, layout: Any, conf_level: float) -> None:

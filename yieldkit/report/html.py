@@ -105,6 +105,9 @@ def _gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> 
     if len(shown) == 0:
         return []
     final = res.final_dies
+    unplaced = (final["die_x"].isna() | final["die_y"].isna()).to_numpy(bool)
+    if unplaced.any():  # final-test parts without a wafer position have no place on a map
+        final = final.loc[~unplaced].reset_index(drop=True)
     from ..keys import wafer_codes
 
     codes, w = wafer_codes(final)
@@ -116,7 +119,10 @@ def _gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> 
     from tqdm import tqdm
 
     for row in tqdm(shown.to_dict("records"), desc="wafer maps", unit="map", disable=not progress, leave=False):
-        d = final.iloc[order[lookup[(row["lot_id"], row["wafer_id"])]]]
+        i = lookup.get((row["lot_id"], row["wafer_id"]))
+        if i is None:
+            continue
+        d = final.iloc[order[i]]
         ax.clear()
         plot_wafer_map(d, value="bin", layout=res.layout, bin_names=res.bin_names, ax=ax,
                        title=f"{row['lot_id']} / {row['wafer_id']}  Y={row['yield']:.1%}", legend=False)
@@ -246,15 +252,16 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int
             lambda ax: plot_control_chart(res.u_chart, ax=ax, title=f"u-chart: {res.u_chart.statistic.replace('_', ' ')}"),
             (9.0, 3.0))
     stacked_title = f"Stacked map: fail rate over {res.summary['wafers']} wafers"
-    try:
-        from ..plotting.maps import plot_stacked_map
+    if len(res.stacked):  # empty when no die has a wafer position
+        try:
+            from ..plotting.maps import plot_stacked_map
 
-        images["stacked"] = figs.render(
-            lambda ax: plot_stacked_map(res.stacked, layout=res.layout, ax=ax, title=stacked_title), (5.0, 4.6))
-    except ImportError:
-        images["stacked"] = figs.render(
-            lambda ax: plot_wafer_map(res.stacked, value="value", column="fail_rate", layout=res.layout, ax=ax,
-                                      title=stacked_title, cmap="magma_r"), (5.0, 4.6))
+            images["stacked"] = figs.render(
+                lambda ax: plot_stacked_map(res.stacked, layout=res.layout, ax=ax, title=stacked_title), (5.0, 4.6))
+        except ImportError:
+            images["stacked"] = figs.render(
+                lambda ax: plot_wafer_map(res.stacked, value="value", column="fail_rate", layout=res.layout, ax=ax,
+                                          title=stacked_title, cmap="magma_r"), (5.0, 4.6))
     maps = _gallery(res, figs, max_maps, progress)
     _LAST_PLOT[0] = figs.seconds
     s = res.summary
