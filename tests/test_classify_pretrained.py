@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import pickle
 from importlib import resources
 
 import numpy as np
@@ -10,8 +12,9 @@ import pandas as pd
 import pytest
 
 from yieldkit.classify import pretrained
-from yieldkit.classify.pattern import PATTERNS
+from yieldkit.classify.pattern import PATTERNS, WaferPatternClassifier
 from yieldkit.classify.pretrained import ModelIntegrityError, load_pretrained, wm811k_heldout
+from yieldkit.errors import YieldkitValueError
 
 
 def test_shipped_file_hash_and_size():
@@ -73,3 +76,25 @@ def test_predict_table_on_a_die_table_names_the_wafers():
     t = load_pretrained().predict_table(fab.dies, causes=True)
     assert t[["lot_id", "wafer_id"]].values.tolist() == [["L0001", "01"], ["L0001", "02"], ["L0001", "03"]]
     assert t.loc[1, "pattern"] == "Edge-Ring" and "candidate_causes" in t.columns
+
+
+@pytest.mark.parametrize("kind", ["pickle", "object_npz", "junk"])
+def test_bad_model_bytes_message_does_not_suggest_unpickling(kind):
+    """A file that fails to load as a model: a short message, numpy's own text only in the cause.
+
+    numpy's errors end in "... when allow_pickle=False"; repeated to the user, they read as
+    advice to load an untrusted file with unpickling enabled.
+    """
+    if kind == "pickle":
+        data = pickle.dumps({"format": "yieldkit"})
+    elif kind == "object_npz":
+        buf = io.BytesIO()
+        np.savez(buf, meta_json=np.array([{"a": 1}], dtype=object))
+        data = buf.getvalue()
+    else:
+        data = b"not a model"
+    with pytest.raises(YieldkitValueError) as info:
+        WaferPatternClassifier.from_bytes(data, source="m.npz")
+    assert str(info.value) == "m.npz: not a yieldkit pattern model"
+    assert "pickle" not in str(info.value).lower()
+    assert info.value.__cause__ is not None

@@ -375,7 +375,8 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         try:
             arrays, meta = loadz(data)
         except (ValueError, OSError, KeyError) as exc:
-            raise YieldkitValueError(f"{source}: not a yieldkit pattern model ({exc})") from None
+            # the loader's own text (numpy suggests allow_pickle) stays in the chained exception only
+            raise YieldkitValueError(f"{source}: not a yieldkit pattern model") from exc
         if meta.get("format") != _FORMAT:
             raise YieldkitValueError(f"{source}: not a yieldkit pattern model (format {meta.get('format')!r})")
         if int(meta.get("format_version", 0)) > _FORMAT_VERSION:
