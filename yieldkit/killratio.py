@@ -319,7 +319,9 @@ def joint_kill_ratio(
     a, sa = theta[0], se[0]
     return {
         "kill_prob": k, "ci_lower": k_lo, "ci_upper": k_hi, "std_err": sb,
-        "y_clean": float(np.exp(a)), "y_clean_ci": (float(np.exp(a - z * sa)), float(min(np.exp(a + z * sa), 1.0))),
+        "y_clean": float(np.exp(a)),
+        # log Y_clean <= 0: the upper limit is capped at 1 before exponentiating (no overflow)
+        "y_clean_ci": (float(np.exp(min(a - z * sa, 0.0))), float(np.exp(min(a + z * sa, 0.0)))),
         "loglik": -float(res.fun),
     }
 
