@@ -84,3 +84,29 @@ def test_parts_without_a_wafer_position_are_units_of_their_own():
     assert len(yk.final_results(d)) == 3
     lay = yk.WaferLayout.from_dies(d)
     assert lay.n_dies == 1
+
+
+def test_spatial_analyses_leave_out_parts_without_a_position():
+    """Parts without a wafer position are left out of maps, zones, clustering and grids with a
+    warning -- never put at some die (a stacked map must not invent positions)."""
+    import warnings
+
+    from yieldkit.classify import dies_to_grids
+    from yieldkit.errors import DataQualityWarning
+    from yieldkit.maps import stack_map
+    from yieldkit.schema import validate_dies
+    from yieldkit.spatial import clustering_stats
+
+    d = validate_dies(pd.DataFrame({"lot": ["L"] * 3, "wafer": ["1"] * 3, "x": [None, 0, 1], "y": [None, 0, 0],
+                                    "bin": [5, 1, 1]}), missing_xy="unit")
+    with pytest.warns(DataQualityWarning, match="1 of 3 rows have no wafer position"):
+        st = stack_map(d, level="pooled")
+    assert sorted(zip(st["die_x"], st["die_y"])) == [(0, 0), (1, 0)]
+    assert st["n_fail"].sum() == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        z = yk.zonal_yield(d)
+        c = clustering_stats(d)
+        ids, grids = dies_to_grids(d)
+    assert z["tested"].sum() == 2 and c["n_dies"].tolist() == [2]
+    assert grids[0].shape == (1, 2) and (grids[0] == 1).all()

@@ -7,14 +7,16 @@ tested dies, counted on final results; first-pass yield uses first results.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
-from .errors import SchemaError
+from .errors import DataQualityWarning, SchemaError
 from .intervals import clopper_pearson
 from .keys import die_keys, wafer_codes
 
-__all__ = ["final_results", "first_pass_results", "lot_yield", "wafer_yield"]
+__all__ = ["final_results", "first_pass_results", "lot_yield", "placed", "wafer_yield"]
 
 
 def _check(dies: pd.DataFrame, where: str) -> None:
@@ -39,6 +41,28 @@ def _pick(dies: pd.DataFrame, last: bool) -> np.ndarray:
         sel = np.ones(len(order), bool)
         sel[1:] = k_sorted[1:] != k_sorted[:-1]
     return np.sort(order[sel])
+
+
+def placed(dies: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The rows that have a wafer position (``die_x`` and ``die_y`` present).
+
+    Spatial analyses (maps, zones, clustering, wafer grids) need a position; parts tested
+    without one (final test, ``validate_dies(missing_xy="unit")``) are left out of them with a
+    :class:`~yieldkit.errors.DataQualityWarning` naming how many -- never put at some die.
+    """
+    if not (dies["die_x"].hasnans or dies["die_y"].hasnans):
+        return dies
+    ok = dies["die_x"].notna().to_numpy() & dies["die_y"].notna().to_numpy()
+    warnings.warn(
+        f"{where}: {int((~ok).sum())} of {len(dies)} rows have no wafer position (missing die_x/die_y) "
+        "and are left out of this spatial analysis",
+        DataQualityWarning,
+        stacklevel=3,
+    )
+    out = dies[ok].reset_index(drop=True)
+    for c in ("die_x", "die_y"):
+        out[c] = out[c].to_numpy(dtype=np.int32)
+    return out
 
 
 def final_results(dies: pd.DataFrame) -> pd.DataFrame:

@@ -142,10 +142,11 @@ def dies_to_grids(
             f"dies_to_grids needs a canonical die table (yieldkit.read_dies); missing column(s) "
             f"{', '.join(missing)}; found {', '.join(map(str, dies.columns))}"
         )
-    if "test_seq" in dies.columns:
-        from ..yields import final_results
+    from ..yields import final_results, placed
 
+    if "test_seq" in dies.columns:
         dies = final_results(dies)
+    dies = placed(dies, "dies_to_grids")
     if len(dies) == 0:
         return (
             pd.DataFrame({"lot_id": pd.array([], _STRING), "wafer_id": pd.array([], _STRING),

@@ -20,11 +20,11 @@ def _final(dies: pd.DataFrame, where: str, need: tuple[str, ...] = ("passed",)) 
     missing = [c for c in ("lot_id", "wafer_id", "die_x", "die_y", *need) if c not in dies.columns]
     if missing:
         raise SchemaError(f"{where} needs column(s) {', '.join(missing)}", column=missing[0])
-    if "passed" in dies.columns and "hbin" in dies.columns:
-        from ..yields import final_results
+    from ..yields import final_results, placed
 
-        return final_results(dies)
-    return dies
+    if "passed" in dies.columns and "hbin" in dies.columns:
+        dies = final_results(dies)
+    return placed(dies, where)
 
 
 def _groups(d: pd.DataFrame, level: str, where: str) -> tuple[np.ndarray, pd.DataFrame]:

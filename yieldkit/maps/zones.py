@@ -136,9 +136,9 @@ def _die_table(dies: pd.DataFrame, where: str) -> pd.DataFrame:
     missing = [c for c in ("lot_id", "wafer_id", "die_x", "die_y", "passed") if c not in dies.columns]
     if missing:
         raise SchemaError(f"{where} needs a canonical die table; missing column(s) {', '.join(missing)}", column=missing[0])
-    from ..yields import final_results
+    from ..yields import final_results, placed
 
-    return final_results(dies)
+    return placed(final_results(dies), where)
 
 
 def _layout(dies: pd.DataFrame, layout: WaferLayout | None) -> WaferLayout:

@@ -30,8 +30,12 @@ def die_grid(dies: pd.DataFrame, values: np.ndarray) -> tuple[np.ndarray, tuple[
 
     Returns the grid and ``(xmin, xmax, ymin, ymax)`` of the die indices.
     """
-    x = dies["die_x"].to_numpy(dtype=np.int64)
-    y = dies["die_y"].to_numpy(dtype=np.int64)
+    ok = dies["die_x"].notna().to_numpy() & dies["die_y"].notna().to_numpy()
+    if not ok.any():
+        raise SchemaError("a wafer map needs dies with a wafer position (die_x and die_y); none has one")
+    x = dies["die_x"].to_numpy(dtype=np.int64, na_value=0)[ok]
+    y = dies["die_y"].to_numpy(dtype=np.int64, na_value=0)[ok]
+    values = np.asarray(values)[ok]
     xmin, xmax, ymin, ymax = int(x.min()), int(x.max()), int(y.min()), int(y.max())
     grid = np.full((ymax - ymin + 1, xmax - xmin + 1), np.nan)
     grid[y - ymin, x - xmin] = values

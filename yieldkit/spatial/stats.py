@@ -237,11 +237,12 @@ def clustering_stats(
         missing.append(value)
     if missing:
         raise SchemaError(f"clustering_stats needs column(s) {', '.join(missing)}", column=missing[0])
+    from ..yields import final_results, placed
+
     d = dies
     if "passed" in d.columns and "hbin" in d.columns:
-        from ..yields import final_results
-
         d = final_results(d)
+    d = placed(d, "clustering_stats")
     (w,), wafers = joint_wafer_codes(d)
     n_w = len(wafers)
     x = d["die_x"].to_numpy(np.int64)
