@@ -98,3 +98,18 @@ def test_bad_model_bytes_message_does_not_suggest_unpickling(kind):
     assert str(info.value) == "m.npz: not a yieldkit pattern model"
     assert "pickle" not in str(info.value).lower()
     assert info.value.__cause__ is not None
+
+
+def test_damaged_model_file_is_a_clear_error():
+    """A truncated zip is 'not a yieldkit pattern model', not a raw zipfile error."""
+    import io
+    import zipfile
+
+    from yieldkit.classify import WaferPatternClassifier
+    from yieldkit.errors import YieldkitValueError
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.npy", b"x" * 10)
+    with pytest.raises(YieldkitValueError, match="not a yieldkit pattern model"):
+        WaferPatternClassifier.from_bytes(buf.getvalue()[:-10])

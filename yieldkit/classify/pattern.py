@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -374,7 +375,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         """Rebuild a model from :meth:`to_bytes` output (never unpickles)."""
         try:
             arrays, meta = loadz(data)
-        except (ValueError, OSError, KeyError) as exc:
+        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             # the loader's own text (numpy suggests allow_pickle) stays in the chained exception only
             raise YieldkitValueError(f"{source}: not a yieldkit pattern model") from exc
         if meta.get("format") != _FORMAT:
