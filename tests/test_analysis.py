@@ -137,3 +137,11 @@ def test_parts_without_a_wafer_position_stay_off_the_spatial_sections():
     assert r.summary["dies"] == 6 and len(r.stacked) == 0
     assert r.zonal is None and r.clustering is None and r.patterns is None
     assert any("no die has a wafer position" in n for n in r.notes), r.notes
+
+
+def test_too_few_dies_for_yield_models_gives_a_note():
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, seed=2)
+    few = fab.dies.iloc[:10]
+    keep = fab.defects.merge(few[["die_x", "die_y"]], on=["die_x", "die_y"])
+    r = analyze(few, keep, None, fab.layout, fab.bin_names)
+    assert r.models is None and any("at least 30" in n for n in r.notes)

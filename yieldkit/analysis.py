@@ -361,6 +361,10 @@ def _clustering(res: AnalysisResults, dies: pd.DataFrame, fdr: float = 0.05) -> 
     res.clustering.attrs["wafers_tested"] = len(c)
 
 
+#: fewer dies than this carry too little information for a yield-model comparison to mean anything
+MIN_DIES_FOR_MODELS = 30
+
+
 def _models(res: AnalysisResults, dies: pd.DataFrame, defects: pd.DataFrame | None, layout: Any,
             coverage: Sequence[float], conf_level: float) -> None:
     area = _real_area(layout)
@@ -374,6 +378,10 @@ def _models(res: AnalysisResults, dies: pd.DataFrame, defects: pd.DataFrame | No
         _note(res.notes, "yield-model comparison: yieldkit.models or yieldkit.maps is not available")
         return
     counts = die_defect_counts(defects, dies)
+    if len(counts) < MIN_DIES_FOR_MODELS:
+        _note(res.notes, f"yield-model comparison and DPPM: {len(counts)} die(s) with defect counts; "
+                         f"fitting needs at least {MIN_DIES_FOR_MODELS}")
+        return
     table, fitted = compare_models(counts, area=area, conf_level=conf_level, return_models=True)
     res.models = table
     try:
