@@ -140,7 +140,7 @@ def test_parts_without_a_wafer_position_stay_off_the_spatial_sections():
 
 
 def test_too_few_dies_for_yield_models_gives_a_note():
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, seed=2)
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, d0=20.0, seed=2)  # every die has defects
     few = fab.dies.iloc[:10]
     keep = fab.defects.merge(few[["die_x", "die_y"]], on=["die_x", "die_y"])
     r = analyze(few, keep, None, fab.layout, fab.bin_names)
