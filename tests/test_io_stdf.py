@@ -663,3 +663,13 @@ def test_ptr_passed_missing_when_not_executed_or_aborted(tmp_path, flg, expect):
                          rec("MRR", FINISH_T=0)]))
     got = read_stdf(p, tests=True).tests["passed"].iloc[0]
     assert (None if pd.isna(got) else bool(got)) is expect
+
+
+def test_read_dies_with_other_good_bins_keeps_final_test_parts(shared_samples):
+    """read_dies(stdf, good_bins=...) re-derives pass/fail and keeps parts without a position."""
+    import yieldkit as yk
+
+    path = shared_samples / "stdf" / "testcaseSmall.stdf.gz"
+    d = yk.read_dies(path, good_bins=(456,))
+    assert len(d) == 32 and d["passed"].all() and d["die_x"].isna().all()
+    assert not yk.read_dies(path, good_bins=(7,))["passed"].any()

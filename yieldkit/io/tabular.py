@@ -198,6 +198,25 @@ class _OtherFormat(Exception):
         self.path = path
 
 
+def _load(source: Source, table: str, columns: Mapping[str, str] | None) -> tuple[pd.DataFrame, str, int | None, bool]:
+    """The raw table of a source; an industry format is read by its own reader.
+
+    Returns the table, its name for messages, the CSV line base, and whether a format reader
+    produced it (its table is already canonical).
+    """
+    try:
+        df, name, line_base = read_table(source, table, columns)
+        return df, name, line_base, False
+    except _OtherFormat as other:
+        from .detect import read
+
+        attr = {"die": "dies", "defect": "defects", "wafer": "wafers"}[table]
+        tab = getattr(read(other.path), attr, None)
+        if tab is None:
+            raise SchemaError(f"a {other.fmt} file holds no {table} table", source=str(other.path)) from None
+        return tab, str(other.path), None, True
+
+
 def read_dies(
     source: Source,
     *,
@@ -239,18 +258,15 @@ def read_dies(
     >>> yk.read_dies(raw)[["lot_id", "wafer_id", "die_x", "hbin", "passed"]].to_dict("list")
     {'lot_id': ['L1', 'L1'], 'wafer_id': ['01', '01'], 'die_x': [0, 1], 'hbin': [1, 7], 'passed': [True, False]}
     """
-    try:
-        df, name, line_base = read_table(source, "die", columns)
-    except _OtherFormat as other:
-        from .detect import read
-
-        obj = read(other.path)
-        dies = getattr(obj, "dies", None)
-        if dies is None:
-            raise SchemaError(f"a {other.fmt} file holds no die table", source=str(other.path)) from None
-        df, name, line_base = dies, str(other.path), None
+    df, name, line_base, from_reader = _load(source, "die", columns)
+    if from_reader:
         if columns is None and tuple(good_bins) == (1,) and "passed" in df.columns:
-            return df
+            return df  # canonical already
+        if tuple(good_bins) != (1,):
+            df = df.drop(columns="passed")  # re-derive pass/fail from the bins asked for
+        # the reader has decided which parts have no wafer position (final test)
+        return validate_dies(df, source=name, columns=columns, good_bins=good_bins, retests=retests,
+                             missing_xy="unit")
     return validate_dies(df, source=name, columns=columns, good_bins=good_bins, retests=retests, line_base=line_base)
 
 
@@ -274,31 +290,13 @@ def read_defects(
     >>> yk.read_defects(raw, layout=lay)[["die_x", "die_y", "xrel_um", "yrel_um"]].to_dict("records")
     [{'die_x': 0, 'die_y': 0, 'xrel_um': 2600.0, 'yrel_um': 2400.0}]
     """
-    try:
-        df, name, line_base = read_table(source, "defect", columns)
-    except _OtherFormat as other:
-        from .detect import read
-
-        obj = read(other.path)
-        defects = getattr(obj, "defects", None)
-        if defects is None:
-            raise SchemaError(f"a {other.fmt} file holds no defect table", source=str(other.path)) from None
-        df, name, line_base = defects, str(other.path), None
+    df, name, line_base, _ = _load(source, "defect", columns)
     return validate_defects(df, source=name, columns=columns, layout=layout, line_base=line_base)
 
 
 def read_wafers(source: Source, *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read a wafer table (one row per wafer: product, slot, process history ``tool_<step>`` ...)."""
-    try:
-        df, name, _ = read_table(source, "wafer", columns)
-    except _OtherFormat as other:
-        from .detect import read
-
-        obj = read(other.path)
-        wafers = getattr(obj, "wafers", None)
-        if wafers is None:
-            raise SchemaError(f"a {other.fmt} file holds no wafer table", source=str(other.path)) from None
-        df, name = wafers, str(other.path)
+    df, name, _, _ = _load(source, "wafer", columns)
     return validate_wafers(df, source=name, columns=columns)
 
 
