@@ -31,12 +31,16 @@ if which == "yieldkit":
 else:
     from klarf_reader.klarf import Klarf
 t1 = time.perf_counter()
-if which == "yieldkit":
-    n = len(read_klarf(path).defects)
-else:
-    n = sum(len(w.defects) for w in Klarf.load_from_file(path).wafers)
-dt = time.perf_counter() - t1
-print(json.dumps({"seconds": round(dt, 3), "import_seconds": round(t1 - t0, 3), "defects": n,
+times = []
+for _ in range(2):  # first call (cold: JIT compilation, first-touch memory), then warm
+    t = time.perf_counter()
+    if which == "yieldkit":
+        n = len(read_klarf(path).defects)
+    else:
+        n = sum(len(w.defects) for w in Klarf.load_from_file(path).wafers)
+    times.append(time.perf_counter() - t)
+print(json.dumps({"seconds": round(times[1], 3), "first_call_seconds": round(times[0], 3),
+                  "import_seconds": round(t1 - t0, 3), "defects": n,
                   "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 """
 
@@ -92,8 +96,9 @@ def main() -> None:
         peer = run(path, "klarf-reader")
         print(f"klarf-reader        : {peer}")
         if "seconds" in ours and "seconds" in peer:
-            print(f"speed ratio (klarf-reader / yieldkit): {peer['seconds'] / ours['seconds']:.1f}x "
-                  f"(target >= 10x); peak memory {ours['peak_mb']:.0f} MB vs {peer['peak_mb']:.0f} MB")
+            print(f"speed ratio (klarf-reader / yieldkit), warm calls: {peer['seconds'] / ours['seconds']:.1f}x "
+                  f"(target >= 10x); first calls: {peer['first_call_seconds'] / ours['first_call_seconds']:.1f}x; "
+                  f"peak memory {ours['peak_mb']:.0f} MB vs {peer['peak_mb']:.0f} MB (two reads each)")
 
 
 if __name__ == "__main__":
