@@ -121,7 +121,11 @@ def _die_zones(x: np.ndarray, y: np.ndarray, lay: WaferLayout, **kw: Any) -> tup
     gx, gy = np.meshgrid(np.arange(xmin, xmin + nx), np.arange(ymin, ymin + ny))
     cx, cy = lay.die_centers(gx.ravel(), gy.ravel())
     lut, labels = assign_zones(cx, cy, radius_um=lay.usable_radius_um, **kw)
-    return lut[(y - ymin) * nx + (x - xmin)], labels
+    idx = y - y.dtype.type(ymin)  # stays in the indices' own integer type (int32 for canonical tables)
+    idx *= nx
+    idx += x.astype(idx.dtype, copy=False)
+    idx -= xmin
+    return lut[idx], labels
 
 
 def _check_n(n: int | None, default: int) -> int:
@@ -216,7 +220,7 @@ def zonal_yield(
     d = _die_table(dies, "zonal_yield")
     lay = _layout(d, layout)
     (w,), wafers = joint_wafer_codes(d)
-    z, labels = _die_zones(d["die_x"].to_numpy(np.int64), d["die_y"].to_numpy(np.int64), lay,
+    z, labels = _die_zones(d["die_x"].to_numpy(), d["die_y"].to_numpy(), lay,
                            scheme=scheme, n_zones=n_zones, radii_um=radii_um)
     n_z, n_w = len(labels), len(wafers)
     key = w * n_z + z
