@@ -194,3 +194,20 @@ def test_a_file_that_is_no_table_says_so(tmp_path):
     p = _write(tmp_path, "notes.md", "# Notes\n\nSome text, with a comma.\nMore text\n")
     with pytest.raises(ParseError, match="unrecognised file format"):
         yk.read_dies(p)
+
+
+def test_changing_the_result_leaves_the_input_alone():
+    """Columns are shared copy-on-write with the input where no conversion is needed; writing to the
+    result must never reach the caller's table."""
+    raw = pd.DataFrame({"lot_id": pd.array(["L", "L"], dtype="string[pyarrow]"), "wafer_id": ["1", "1"],
+                        "die_x": np.array([0, 1], dtype=np.int32), "die_y": np.array([0, 0], dtype=np.int32),
+                        "hbin": np.array([1, 2], dtype=np.int32), "size": [0.5, 1.0]})
+    d = yk.read_dies(raw)
+    d.loc[0, "die_x"] = 99
+    d.loc[1, "hbin"] = 7
+    assert raw["die_x"].tolist() == [0, 1] and raw["hbin"].tolist() == [1, 2]
+    f = yk.read_defects(pd.DataFrame({"lot": ["L"], "wafer": ["1"], "x_um": [1.0], "y_um": [2.0]}))
+    src = pd.DataFrame({"lot_id": ["L"], "wafer_id": ["1"], "x_um": [1.0], "y_um": [2.0]})
+    f = yk.read_defects(src)
+    f.loc[0, "x_um"] = -5.0
+    assert src["x_um"].tolist() == [1.0]

@@ -33,13 +33,24 @@ def _arrow_buffer(s: pd.Series) -> Any:
 _COLUMN_CACHE: dict[int, tuple[Any, np.ndarray, np.ndarray]] = {}
 
 
+def _cached_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """The remembered factorization of an Arrow-backed column, if any."""
+    buf = _arrow_buffer(s)
+    if buf is None:
+        return None
+    hit = _COLUMN_CACHE.get(id(buf))
+    if hit is not None and hit[0]() is buf:
+        return hit[1], hit[2]
+    return None
+
+
 def _factorize(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Codes (-1 for missing) and uniques of a column; Arrow strings via pyarrow's dictionary encoding."""
     buf = _arrow_buffer(s)
     if buf is not None:
-        hit = _COLUMN_CACHE.get(id(buf))
-        if hit is not None and hit[0]() is buf:
-            return hit[1], hit[2]
+        hit = _cached_codes(s)
+        if hit is not None:
+            return hit
         enc = pa.chunked_array(buf).dictionary_encode().unify_dictionaries()
         codes, uniques = dictionary_codes(enc)
         remember_codes(s, codes, uniques)
@@ -95,8 +106,11 @@ def wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id") 
         hit = _CACHE.get(key)
         if hit is not None and hit[0]() is la and hit[1]() is wa and len(hit[2]) == len(df):
             return hit[2], hit[3].copy()
-    runs = _run_codes(df, lot, wafer) if la is not None and wa is not None else None
-    codes, wafers = runs if runs is not None else _hash_codes(df, lot, wafer)
+    if _cached_codes(df[lot]) is not None and _cached_codes(df[wafer]) is not None:
+        codes, wafers = _hash_codes(df, lot, wafer)  # the column codes are known: no string work at all
+    else:
+        runs = _run_codes(df, lot, wafer) if la is not None and wa is not None else None
+        codes, wafers = runs if runs is not None else _hash_codes(df, lot, wafer)
     if la is not None and wa is not None:
         try:
             refs = (weakref.ref(la), weakref.ref(wa))
@@ -115,8 +129,7 @@ def _hash_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.
     wc, wu = _factorize(df[wafer])
     base = len(wu) + 1
     combined = lc * base + wc
-    codes, uniq = pd.factorize(combined)  # hash-based, order of first appearance
-    uniq = np.asarray(uniq, dtype=np.int64)
+    codes, uniq = _factorize_ints(combined)
     wafers = pd.DataFrame(
         {
             lot: pd.array(lu[uniq // base], dtype=pd.StringDtype("pyarrow")),
@@ -125,6 +138,20 @@ def _hash_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.
     )
     codes = codes.astype(np.int64, copy=False)
     return codes, wafers
+
+
+def _factorize_ints(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes (order of first appearance) and uniques of int64 values; a table stored wafer by
+    wafer is done from its runs (one comparison of neighbours), anything else by hashing."""
+    n = len(v)
+    if n > 1:
+        starts = np.flatnonzero(v[1:] != v[:-1]) + 1
+        if len(starts) <= n // 16:
+            starts = np.r_[0, starts]
+            run_codes, uniq = pd.factorize(v[starts])
+            return np.repeat(run_codes.astype(np.int64), np.diff(np.r_[starts, n])), np.asarray(uniq, dtype=np.int64)
+    codes, uniq = pd.factorize(v)
+    return codes.astype(np.int64, copy=False), np.asarray(uniq, dtype=np.int64)
 
 
 def _changes(buf: Any) -> np.ndarray | None:

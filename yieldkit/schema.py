@@ -264,8 +264,12 @@ def _coerce_int(
                 raise _bad(s, na, "a value on every row (found an empty value)", source, line_base)
             return s.astype(_PD_INT[kind])
         if nullable:
-            return pd.Series(pd.array(values.astype(kind, copy=False), dtype=_PD_INT[kind]), index=s.index, name=s.name)
-        return pd.Series(values.astype(kind, copy=False), index=s.index, name=s.name)
+            if s.dtype == _PD_INT[kind]:
+                return s  # shared copy-on-write, never modified in place
+            return pd.Series(pd.array(values.astype(kind), dtype=_PD_INT[kind]), index=s.index, name=s.name, copy=False)
+        if values.dtype == np.dtype(kind):
+            return s
+        return pd.Series(values.astype(kind), index=s.index, name=s.name, copy=False)
     # floats, strings, objects: parse and check integrality
     if pd.api.types.is_float_dtype(s.dtype):
         num = s.to_numpy(dtype="float64", na_value=np.nan)
@@ -318,7 +322,9 @@ def _coerce_float(
             low = num < minimum
         if low.any():
             raise _bad(s, low, f"numbers >= {minimum}", source, line_base)
-    return pd.Series(num, index=s.index, name=s.name)
+    if s.dtype == np.float64:
+        return s  # shared copy-on-write, never modified in place
+    return pd.Series(num, index=s.index, name=s.name, copy=False)
 
 
 def _coerce_string(s: pd.Series, *, source: str | None, line_base: int | None, required: bool) -> pd.Series:
@@ -332,8 +338,16 @@ def _coerce_string(s: pd.Series, *, source: str | None, line_base: int | None, r
                 s = pd.Series(pd.array(num, dtype="Int64"), index=s.index, name=s.name)
         out = s.astype(STRING)
     if required:
-        arr = pa.chunked_array(out.array.__arrow_array__())
-        if arr.null_count or pc.any(pc.equal(pc.utf8_length(arr), 0)).as_py():
+        from .keys import _cached_codes
+
+        known = _cached_codes(out)
+        if known is not None:  # a column read as a dictionary: look at its few distinct values
+            codes, uniques = known
+            empty = bool((codes < 0).any()) or any(u is None or u == "" for u in uniques)
+        else:
+            arr = pa.chunked_array(out.array.__arrow_array__())
+            empty = bool(arr.null_count) or bool(pc.any(pc.equal(pc.utf8_length(arr), 0)).as_py())
+        if empty:
             na = out.isna().to_numpy() | (out.str.len() == 0).to_numpy(dtype=bool, na_value=True)
             raise _bad(s, na, "a non-empty identifier on every row", source, line_base)
     return out
