@@ -64,14 +64,12 @@ def dictionary_codes(chunked: Any) -> tuple[np.ndarray, np.ndarray]:
     chunks share one dictionary (``unify_dictionaries``)."""
     if chunked.num_chunks == 0:
         return np.zeros(0, np.int64), np.zeros(0, dtype=object)
-    parts = []
-    for c in chunked.chunks:
-        idx = c.indices
-        if idx.null_count:
-            idx = idx.fill_null(-1)
-        parts.append(idx.to_numpy(zero_copy_only=False).astype(np.int64, copy=False))
-    codes = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    uniques = chunked.chunks[0].dictionary.to_numpy(zero_copy_only=False).astype(object)
+    arr = chunked.chunk(0) if chunked.num_chunks == 1 else pa.concat_arrays(chunked.chunks)
+    idx = arr.indices
+    if idx.null_count:
+        idx = idx.fill_null(-1)
+    codes = idx.to_numpy(zero_copy_only=False).astype(np.int64)
+    uniques = arr.dictionary.to_numpy(zero_copy_only=False).astype(object)
     return codes, uniques
 
 
