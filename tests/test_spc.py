@@ -236,3 +236,33 @@ def test_errors():
         u_chart(pd.DataFrame({"n_defects": [1], "a": [0.0]}), exposure="a")
     with pytest.raises(YieldkitValueError, match="sigma_level"):
         u_chart(pd.DataFrame({"n_defects": [1]}), sigma_level=0)
+
+
+def test_laney_sigma_z_by_hand_and_limits():
+    """Laney (2002): z_i = (p_i - p_bar)/sigma_i, sigma_z = mean moving range of z / 1.128,
+    limits p_bar +/- 3 sigma_i sigma_z -- recomputed by hand on a small table."""
+    t = pd.DataFrame({"tested": [200, 150, 300, 250, 100], "good": [180, 120, 285, 200, 95]})
+    c = p_chart(t, laney=True)
+    p_bar = t["good"].sum() / t["tested"].sum()
+    s = np.sqrt(p_bar * (1 - p_bar) / t["tested"].to_numpy())
+    z = (t["good"] / t["tested"] - p_bar).to_numpy() / s
+    sz = np.mean(np.abs(np.diff(z))) / 1.128
+    assert c.sigma_z == pytest.approx(sz, rel=1e-12)
+    np.testing.assert_allclose(c.table["ucl"], np.minimum(1, p_bar + 3 * s * sz), rtol=1e-12)
+    assert p_chart(t).sigma_z == 1.0
+
+
+def test_laney_charts_stop_flagging_overdispersed_but_stable_processes(rng):
+    """Wafer yields that vary beta-binomially (stable, but more than binomial): the classic p-chart
+    flags most wafers, Laney's p'-chart about as few as chance; on purely binomial data sigma_z ~ 1."""
+    n = np.full(400, 900)
+    p = rng.beta(40, 8, 400)  # mean 0.83, sd 0.05 between wafers
+    good = rng.binomial(n, p)
+    t = pd.DataFrame({"tested": n, "good": good})
+    classic, laney = p_chart(t, rules="none"), p_chart(t, rules="none", laney=True)
+    out = lambda ch: ((ch.table["value"] > ch.table["ucl"]) | (ch.table["value"] < ch.table["lcl"])).mean()  # noqa: E731
+    assert out(classic) > 0.3 and out(laney) < 0.02 and laney.sigma_z > 2
+    binom = pd.DataFrame({"tested": n, "good": rng.binomial(n, 0.83)})
+    assert 0.85 < p_chart(binom, laney=True).sigma_z < 1.15
+    counts = pd.DataFrame({"n_defects": rng.negative_binomial(2, 2 / (2 + 50.0), 400)})
+    assert out(u_chart(counts, rules="none")) > 0.3 and out(u_chart(counts, rules="none", laney=True)) < 0.03

@@ -190,6 +190,7 @@ def analyze(
     coverage: Sequence[float] = (0.9, 0.95, 0.99, 0.999),
     conf_level: float = 0.95,
     spc_rules: str = "both",
+    laney: bool = True,
     inspected_wafers: pd.DataFrame | None = None,
 ) -> AnalysisResults:
     """Compute every result of the yield report.
@@ -216,6 +217,10 @@ def analyze(
         Confidence level of all intervals.
     spc_rules : {"both", "western_electric", "nelson", "none"}
         Run rules of the control charts.
+    laney : bool
+        Laney's p'- and u'-charts (limits widened by the between-wafer variation factor
+        sigma_z), the default: wafer yields and defect densities vary more than binomially or
+        Poisson (clustering, lot effects), and the classic charts then flag almost every wafer.
     inspected_wafers : DataFrame, optional
         ``lot_id``, ``wafer_id`` of every wafer that went through defect inspection (e.g. the
         ``wafers`` table of :func:`yieldkit.read_klarf`). The u-chart covers these wafers and
@@ -266,7 +271,7 @@ def analyze(
         first_pass_bin_pareto=bin_pareto(dies, bin_names=bin_names, top=top, first_pass=True),
         retest=retest_recovery(dies, bin_names=bin_names),
         stacked=_stacked_map(placed, placed_final, notes),
-        p_chart=p_chart(ordered, rules=spc_rules),
+        p_chart=p_chart(ordered, rules=spc_rules, laney=laney),
         layout=layout, bin_names=names, notes=notes,
     )
     if time_col:
@@ -288,7 +293,7 @@ def analyze(
         else:
             _note(res.notes, "kill ratios: the defect table has no die positions and no layout was given")
     if defects is not None and (len(defects) or inspected_wafers is not None):
-        _defect_u_chart(res, defects, ordered, area, inspected_wafers, spc_rules)
+        _defect_u_chart(res, defects, ordered, area, inspected_wafers, spc_rules, laney)
     if placed is None or placed_final is None:
         _note(res.notes, "stacked map, zonal flags, spatial clustering and pattern classes: no die has a wafer "
                          "position")
@@ -303,7 +308,7 @@ def analyze(
 
 
 def _defect_u_chart(res: AnalysisResults, defects: pd.DataFrame, ordered: pd.DataFrame, area: float | None,
-                    inspected: pd.DataFrame | None, spc_rules: str) -> None:
+                    inspected: pd.DataFrame | None, spc_rules: str, laney: bool = True) -> None:
     if inspected is not None:
         from .errors import SchemaError
 
@@ -314,7 +319,7 @@ def _defect_u_chart(res: AnalysisResults, defects: pd.DataFrame, ordered: pd.Dat
     if len(per_wafer) == 0:
         _note(res.notes, "defect u-chart: no inspected wafer is in the die table")
         return
-    res.u_chart = u_chart(per_wafer, exposure="area_cm2" if area else None, rules=spc_rules)
+    res.u_chart = u_chart(per_wafer, exposure="area_cm2" if area else None, rules=spc_rules, laney=laney)
     res.u_chart_note = _NOT_INSPECTED_NOTE if inspected is None else None
 
 

@@ -28,7 +28,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import SchemaError, YieldkitValueError, check_choice
 
-__all__ = ["ControlChart", "nelson_rules", "p_chart", "u_chart", "western_electric_rules"]
+__all__ = [
+    "ControlChart", "laney_sigma_z", "nelson_rules", "p_chart", "u_chart", "western_electric_rules"]
 
 #: Rule name -> description.
 RULES = {
@@ -184,6 +185,8 @@ class ControlChart:
         rules violated, "" for none).
     sigma_level : float
         Width of the limits in sigmas.
+    sigma_z : float
+        Laney's between-sample variation factor (1 for the classic chart).
     """
 
     kind: str
@@ -191,6 +194,7 @@ class ControlChart:
     centre: float
     table: pd.DataFrame
     sigma_level: float = 3.0
+    sigma_z: float = 1.0
 
     def excursions(self) -> pd.DataFrame:
         """The points that violate at least one rule, with the rules named."""
@@ -245,6 +249,27 @@ def _check_cols(table: pd.DataFrame, cols: Sequence[str], where: str) -> None:
                           column=missing[0])
 
 
+def laney_sigma_z(value: np.ndarray, sigma: np.ndarray, centre: float) -> float:
+    """Laney's sigma_z: the average moving range of the z-scores divided by d2 = 1.128.
+
+    ``z_i = (value_i - centre) / sigma_i``; ``sigma_z = mean(|z_i - z_(i-1)|) / 1.128`` over
+    consecutive finite z. About 1 when the within-sample (binomial or Poisson) variation explains
+    the data; above 1 when samples differ more than that (overdispersion), which makes the
+    classic p- and u-charts flag almost every point.
+
+    References
+    ----------
+    Laney, D. B. (2002). Improved control charts for attributes. Quality Engineering 14(4),
+    531-537. https://doi.org/10.1081/QEN-120003555
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (np.asarray(value, float) - centre) / np.asarray(sigma, float)
+    z = z[np.isfinite(z)]
+    if len(z) < 2:
+        return 1.0
+    return float(np.mean(np.abs(np.diff(z))) / 1.128)
+
+
 def p_chart(
     table: pd.DataFrame,
     *,
@@ -255,6 +280,7 @@ def p_chart(
     label: Sequence[str] | None = None,
     rules: str = "both",
     sigma_level: float = 3.0,
+    laney: bool = False,
 ) -> ControlChart:
     """p-chart of wafer yield (or fraction defective) with limits for varying sample sizes.
 
@@ -275,6 +301,9 @@ def p_chart(
         Run rules to flag.
     sigma_level : float
         Limits at ``centre +/- sigma_level * sigma_i`` (rules always use the 1-2-3 sigma zones).
+    laney : bool
+        Laney's p'-chart: ``sigma_i`` multiplied by :func:`laney_sigma_z`, for wafers whose
+        yields vary more than binomially (large-area clustering, lot effects).
 
     Returns
     -------
@@ -283,7 +312,8 @@ def p_chart(
     Notes
     -----
     ``p_bar = sum(good) / sum(n)``, ``sigma_i = sqrt(p_bar (1 - p_bar) / n_i)``,
-    ``UCL_i = min(1, p_bar + 3 sigma_i)``, ``LCL_i = max(0, p_bar - 3 sigma_i)``.
+    ``UCL_i = min(1, p_bar + 3 sigma_i)``, ``LCL_i = max(0, p_bar - 3 sigma_i)``; with
+    ``laney=True``, ``sigma_i`` is multiplied by ``sigma_z`` (Laney 2002).
 
     Examples
     --------
@@ -309,8 +339,9 @@ def p_chart(
         value = 1.0 - value
         centre = 1.0 - p_bar
     sigma = np.sqrt(p_bar * (1 - p_bar) / nn)
-    out = _finish(t, _labels(t, label), value, nn, sigma, centre, 0.0, 1.0, sigma_level, rules)
-    return ControlChart("p", statistic, float(centre), out, sigma_level)
+    sz = laney_sigma_z(value, sigma, centre) if laney else 1.0
+    out = _finish(t, _labels(t, label), value, nn, sigma * sz, centre, 0.0, 1.0, sigma_level, rules)
+    return ControlChart("p", statistic, float(centre), out, sigma_level, sz)
 
 
 def u_chart(
@@ -322,6 +353,7 @@ def u_chart(
     label: Sequence[str] | None = None,
     rules: str = "both",
     sigma_level: float = 3.0,
+    laney: bool = False,
 ) -> ControlChart:
     """u-chart of defects per wafer or per unit of exposure (e.g. inspected area [cm^2]).
 
@@ -334,8 +366,9 @@ def u_chart(
     exposure : str, optional
         Column of exposure per wafer (inspected area [cm^2]); without it every wafer has
         exposure 1 and the chart is of defects per wafer (a c-chart).
-    order_by, label, rules, sigma_level
-        As in :func:`p_chart`.
+    order_by, label, rules, sigma_level, laney
+        As in :func:`p_chart` (``laney=True``: Laney's u'-chart, for defect densities that vary
+        more than Poisson from wafer to wafer -- clustered defects).
 
     Returns
     -------
@@ -364,6 +397,7 @@ def u_chart(
         raise YieldkitValueError(f"u_chart needs {count!r} >= 0 and exposure > 0 on every row.")
     u_bar = c.sum() / a.sum()
     sigma = np.sqrt(u_bar / a)
-    out = _finish(t, _labels(t, label), c / a, a, sigma, u_bar, 0.0, np.inf, sigma_level, rules)
+    sz = laney_sigma_z(c / a, sigma, u_bar) if laney else 1.0
+    out = _finish(t, _labels(t, label), c / a, a, sigma * sz, u_bar, 0.0, np.inf, sigma_level, rules)
     stat = "defects_per_cm2" if exposure else "defects_per_wafer"
-    return ControlChart("u", stat, float(u_bar), out, sigma_level)
+    return ControlChart("u", stat, float(u_bar), out, sigma_level, sz)

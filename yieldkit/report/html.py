@@ -293,6 +293,7 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int
         title=title, version=__version__, generated=pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"),
         summary=summary, tables=tables, images=images, maps=maps, notes=res.notes,
         p_centre=res.p_chart.centre, u_centre=None if res.u_chart is None else res.u_chart.centre,
+        p_sigma_z=res.p_chart.sigma_z, u_sigma_z=None if res.u_chart is None else res.u_chart.sigma_z,
         u_note=res.u_chart_note,
         zonal_tested=None if res.zonal is None else res.zonal.attrs.get("zones_tested"),
         clustering_tested=None if res.clustering is None else res.clustering.attrs.get("wafers_tested"),
