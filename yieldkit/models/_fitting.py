@@ -302,7 +302,14 @@ def _binomial_core(model: YieldModel, cells: BinomialCells, names: list[str], u0
     else:
         lb, ub = np.array(bounds).T
         fits = [newton_minimize(negll, s, lb, ub) for s in starts]
-        u_hat, _, ok = min(fits, key=lambda r: r[1])
+        u_hat, f_hat, ok = min(fits, key=lambda r: r[1])
+        if not ok:
+            # a narrow curved valley (Y0 against D0) can stall the finite-difference Newton steps:
+            # polish with a quasi-Newton search from where it stopped
+            res = optimize.minimize(negll, u_hat, method="L-BFGS-B", bounds=list(zip(lb, ub)),
+                                    options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
+            if res.success and res.fun <= f_hat + 1e-9 * (1 + abs(f_hat)):
+                u_hat, ok = res.x, True
     at_bound = {n: bool(np.isclose(u_hat[i], bounds[i][1]) or np.isclose(u_hat[i], bounds[i][0]))
                 for i, n in enumerate(names)}
     return {"u": u_hat, "params": _to_nat(names, u_hat), "loglik": -negll(u_hat), "converged": ok,
