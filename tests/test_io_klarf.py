@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fuzzing import EDITS, mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -359,25 +360,12 @@ FUZZ = ["klarf12Example.klarf", "bad12.klarf", "simple18.klarf", "klarfWithImage
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     name=st.sampled_from(FUZZ),
-    edits=st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert", "delete"]), st.floats(0, 1), st.binary(min_size=1, max_size=4)),
-                   min_size=1, max_size=3),
+    edits=EDITS,
 )
 def test_fuzz_only_parse_errors_escape(shared_samples: Path, tmp_path: Path, name: str, edits: list) -> None:
-    data = bytearray((shared_samples / "klarf" / name).read_bytes())
-    for op, where, payload in edits:
-        if not data:
-            break
-        i = int(where * (len(data) - 1))
-        if op == "flip":
-            data[i] ^= payload[0] or 1
-        elif op == "cut":
-            del data[i:]
-        elif op == "insert":
-            data[i:i] = payload
-        else:
-            del data[i : i + len(payload)]
+    data = mutate((shared_samples / "klarf" / name).read_bytes(), edits)
     p = tmp_path / "fuzz.klarf"
-    p.write_bytes(bytes(data))
+    p.write_bytes(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

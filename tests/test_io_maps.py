@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fuzzing import EDITS, mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -219,26 +220,13 @@ FUZZ = [("g85", "SEMI_G85_1101_ALL.xml"), ("e142", "G6P139.14-E142.xml"), ("sinf
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     sample=st.sampled_from(FUZZ),
-    edits=st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert", "delete"]), st.floats(0, 1),
-                             st.binary(min_size=1, max_size=4)), min_size=1, max_size=3),
+    edits=EDITS,
 )
 def test_fuzz_only_parse_errors_escape(shared_samples: Path, tmp_path: Path, sample: tuple[str, str],
                                        edits: list) -> None:
-    data = bytearray((shared_samples / sample[0] / sample[1]).read_bytes())
-    for op, where, payload in edits:
-        if not data:
-            break
-        i = int(where * (len(data) - 1))
-        if op == "flip":
-            data[i] ^= payload[0] or 1
-        elif op == "cut":
-            del data[i:]
-        elif op == "insert":
-            data[i:i] = payload
-        else:
-            del data[i : i + len(payload)]
+    data = mutate((shared_samples / sample[0] / sample[1]).read_bytes(), edits)
     p = tmp_path / "fuzz.map"
-    p.write_bytes(bytes(data))
+    p.write_bytes(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
