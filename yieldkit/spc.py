@@ -249,6 +249,15 @@ def _check_cols(table: pd.DataFrame, cols: Sequence[str], where: str) -> None:
                           column=missing[0])
 
 
+def _ordered(table: pd.DataFrame, order_by: str | Sequence[str] | None, sigma_level: float, where: str) -> pd.DataFrame:
+    """The chart's rows in plotting order, after checking the limit width."""
+    if not sigma_level > 0:
+        raise YieldkitValueError(f"The 'sigma_level' argument of {where} must be > 0. Got {sigma_level!r} instead.")
+    if order_by is None:
+        return table
+    return table.sort_values([order_by] if isinstance(order_by, str) else list(order_by), kind="stable")
+
+
 def laney_sigma_z(value: np.ndarray, sigma: np.ndarray, centre: float) -> float:
     """Laney's sigma_z: the average moving range of the z-scores divided by d2 = 1.128.
 
@@ -324,10 +333,7 @@ def p_chart(
     """
     check_choice(statistic, ("yield", "fraction_defective"), name="statistic", where="p_chart")
     _check_cols(table, [n, good], "p_chart")
-    if not sigma_level > 0:
-        raise YieldkitValueError(f"The 'sigma_level' argument of p_chart must be > 0. Got {sigma_level!r} instead.")
-    t = table.sort_values(list([order_by] if isinstance(order_by, str) else order_by), kind="stable") \
-        if order_by is not None else table
+    t = _ordered(table, order_by, sigma_level, "p_chart")
     nn = t[n].to_numpy(dtype=np.float64)
     gg = t[good].to_numpy(dtype=np.float64)
     if np.any(nn <= 0) or np.any(gg < 0) or np.any(gg > nn):
@@ -387,10 +393,7 @@ def u_chart(
     (5.0, 11.7082)
     """
     _check_cols(table, [count] + ([exposure] if exposure else []), "u_chart")
-    if not sigma_level > 0:
-        raise YieldkitValueError(f"The 'sigma_level' argument of u_chart must be > 0. Got {sigma_level!r} instead.")
-    t = table.sort_values(list([order_by] if isinstance(order_by, str) else order_by), kind="stable") \
-        if order_by is not None else table
+    t = _ordered(table, order_by, sigma_level, "u_chart")
     c = t[count].to_numpy(dtype=np.float64)
     a = t[exposure].to_numpy(dtype=np.float64) if exposure else np.ones(len(t))
     if np.any(a <= 0) or np.any(c < 0):
