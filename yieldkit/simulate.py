@@ -481,12 +481,15 @@ def simulate_fab(
     escaped = defective & (hbin == 1)
     wafer_of = np.repeat(np.arange(n_w), n_d)
     die_idx = np.tile(np.arange(n_d), n_w)
+    die_ids = {
+        "lot_id": lot_ids[wafer_of],
+        "wafer_id": wafer_ids[wafer_of],
+        "die_x": grid["die_x"].to_numpy()[die_idx],
+        "die_y": grid["die_y"].to_numpy()[die_idx],
+    }
     dies = pd.DataFrame(
         {
-            "lot_id": lot_ids[wafer_of],
-            "wafer_id": wafer_ids[wafer_of],
-            "die_x": grid["die_x"].to_numpy()[die_idx],
-            "die_y": grid["die_y"].to_numpy()[die_idx],
+            **die_ids,
             "hbin": hbin,
             "sbin": sbin,
             "site": (die_idx % 4).astype(np.int16),
@@ -506,10 +509,7 @@ def simulate_fab(
 
     truth_dies = pd.DataFrame(
         {
-            "lot_id": lot_ids[wafer_of],
-            "wafer_id": wafer_ids[wafer_of],
-            "die_x": grid["die_x"].to_numpy()[die_idx],
-            "die_y": grid["die_y"].to_numpy()[die_idx],
+            **die_ids,
             "n_defects": n_per_die,
             "n_killer": n_kill,
             "systematic_fail": sys_fail,

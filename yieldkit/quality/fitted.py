@@ -314,6 +314,12 @@ def _delta_interval(
         warnings.warn(
             f"The fit's covariance is not finite; the {_WHERE} intervals are NaN.", ConvergenceWarning, stacklevel=3
         )
+    return _logit_interval(dl, g, sigma, level)
+
+
+def _logit_interval(dl: np.ndarray, g: np.ndarray, sigma: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Delta-method interval of the defect level on the logit scale, from the gradient ``g`` of
+    logit(DL) in the parameters and their covariance ``sigma``."""
     var = np.einsum("ni,ij,nj->n", g, sigma, g)
     z = stats.norm.ppf(0.5 + level / 2.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -342,12 +348,7 @@ def _delta_interval_generic(
             ly_dn, lp_dn = _generic(model, {name: p - h}, area, t)
             grads.append((special.logit(-np.expm1(ly_up - lp_up)) - special.logit(-np.expm1(ly_dn - lp_dn))) / (2 * h))
     g = np.stack(grads, axis=-1) if grads else np.zeros((t.size, 0))
-    var = np.einsum("ni,ij,nj->n", g, sigma, g)
-    z = stats.norm.ppf(0.5 + level / 2.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        centre = special.logit(dl)
-        half = z * np.sqrt(np.maximum(var, 0.0))
-    return special.expit(centre - half), special.expit(centre + half)
+    return _logit_interval(dl, g, sigma, level)
 
 
 def _bootstrap_interval(
