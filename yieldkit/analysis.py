@@ -22,7 +22,7 @@ from .keys import wafer_codes
 from .killratio import kill_ratio
 from .pareto import bin_pareto, pareto, retest_recovery
 from .spc import ControlChart, p_chart, u_chart
-from .yields import final_results, lot_yield, wafer_yield
+from .yields import final_results, lots_from_wafers, wafer_yield
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def analyze(
     names = _bin_names(bin_names, "hbin") if bin_names is not None else None
     final = final_results(dies)
     wy = wafer_yield(dies, conf_level=conf_level)
-    ly = lot_yield(dies, conf_level=conf_level)
+    ly = lots_from_wafers(wy, conf_level=conf_level)
     tested = int(wy["tested"].sum())
     summary = {
         "lots": int(len(ly)), "wafers": int(len(wy)), "dies": tested,

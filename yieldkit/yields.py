@@ -14,7 +14,7 @@ import pandas as pd
 
 from .errors import DataQualityWarning, SchemaError
 from .intervals import clopper_pearson
-from .keys import die_keys, wafer_codes
+from .keys import die_keys, duplicated_keys, wafer_codes
 
 __all__ = ["final_results", "first_pass_results", "lot_yield", "placed", "wafer_yield"]
 
@@ -30,6 +30,8 @@ def _check(dies: pd.DataFrame, where: str) -> None:
 def _pick(dies: pd.DataFrame, last: bool) -> np.ndarray:
     """Row positions of the last (or first) insertion at each die, in original order."""
     keys = die_keys(dies)
+    if not duplicated_keys(keys).any():
+        return np.arange(len(keys))  # one result per die already (e.g. a table of final results)
     seq = dies["test_seq"].to_numpy(dtype="int64", na_value=-1)
     # sort by die then insertion order; stable so ties keep row order
     order = np.lexsort((np.arange(len(keys)), seq, keys))
@@ -82,7 +84,10 @@ def final_results(dies: pd.DataFrame) -> pd.DataFrame:
     _check(dies, "final_results")
     if "test_seq" not in dies.columns:
         return dies
-    return dies.iloc[_pick(dies, last=True)].reset_index(drop=True)
+    rows = _pick(dies, last=True)
+    if len(rows) == len(dies):
+        return dies
+    return dies.iloc[rows].reset_index(drop=True)
 
 
 def first_pass_results(dies: pd.DataFrame) -> pd.DataFrame:
@@ -158,7 +163,11 @@ def lot_yield(dies: pd.DataFrame, *, conf_level: float = 0.95) -> pd.DataFrame:
         variation makes it optimistic), ``wafer_yield_mean``, ``wafer_yield_std``,
         ``wafer_yield_min``.
     """
-    w = wafer_yield(dies, conf_level=conf_level)
+    return lots_from_wafers(wafer_yield(dies, conf_level=conf_level), conf_level=conf_level)
+
+
+def lots_from_wafers(w: pd.DataFrame, *, conf_level: float = 0.95) -> pd.DataFrame:
+    """:func:`lot_yield` from a table that :func:`wafer_yield` already computed."""
     g = w.groupby("lot_id", sort=False)
     out = g.agg(
         wafers=("wafer_id", "size"),
