@@ -123,11 +123,17 @@ def test_density(fab):
 
 def test_joint_wafer_codes_against_concat(fab):
     """Reference: factorizing the concatenated key columns of both tables."""
-    from yieldkit.maps._keys import _joint_wafer_codes_concat, joint_wafer_codes
+    from yieldkit.keys import wafer_codes
+    from yieldkit.maps._keys import joint_wafer_codes
 
     extra = pd.DataFrame({"lot_id": ["ZZ", "L0001"], "wafer_id": ["9", "01"]})
     (a, b), w = joint_wafer_codes(fab.dies, extra)
-    (ra, rb), rw = _joint_wafer_codes_concat(fab.dies, extra)
+    # reference: one code space by concatenating the two tables
+    s = pd.StringDtype("pyarrow")
+    both = pd.DataFrame({c: pd.concat([fab.dies[c].astype(s), extra[c].astype(s)], ignore_index=True)
+                         for c in ("lot_id", "wafer_id")})
+    codes, rw = wafer_codes(both)
+    ra, rb = np.split(codes, [len(fab.dies)])
     np.testing.assert_array_equal(a, ra)
     np.testing.assert_array_equal(b, rb)
     assert w.astype(str).values.tolist() == rw.astype(str).values.tolist()

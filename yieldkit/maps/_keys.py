@@ -79,24 +79,6 @@ def wafer_groups(
     return np.zeros(len(w), np.int64), pd.DataFrame(index=[0]), np.array([float(len(table))])
 
 
-def _joint_wafer_codes_concat(*tables: pd.DataFrame) -> tuple[list[np.ndarray], pd.DataFrame]:
-    """Reference implementation of :func:`joint_wafer_codes` by concatenation (kept for tests)."""
-    sizes = [len(t) for t in tables]
-    both = pd.DataFrame(
-        {
-            "lot_id": pd.concat([_as_str(t["lot_id"]) for t in tables], ignore_index=True),
-            "wafer_id": pd.concat([_as_str(t["wafer_id"]) for t in tables], ignore_index=True),
-        }
-    )
-    codes, wafers = wafer_codes(both)
-    out = np.split(codes, np.cumsum(sizes)[:-1])
-    return out, wafers
-
-
-def _as_str(s: pd.Series) -> pd.Series:
-    return s if s.dtype == _STRING else s.astype(_STRING)
-
-
 def position_codes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
     """Dense code per (die_x, die_y) pair, and the distinct positions (sorted by y, then x)."""
     x = np.asarray(x, dtype=np.int64)
