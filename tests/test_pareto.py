@@ -53,7 +53,7 @@ def test_layer_and_size_bins(fab):
 def test_kill_weighted_matches_kill_ratio(fab):
     """With dies, the Pareto's kill columns equal kill_ratio's, and ranking by impact sorts KR*dies."""
     p = pareto(fab.defects, dies=fab.dies, weight="kill").set_index("category")
-    kr = kill_ratio(fab.dies, fab.defects, method="contingency").set_index("category")
+    kr = kill_ratio(fab.dies, fab.defects, method="contingency").table.set_index("category")
     for c in kr.index:
         assert p.loc[c, "kill_ratio"] == pytest.approx(kr.loc[c, "kill_ratio"], nan_ok=True)
         assert p.loc[c, "limited_yield"] == pytest.approx(kr.loc[c, "limited_yield"])
@@ -67,7 +67,7 @@ def test_group_by_lot_uses_the_lots_dies(fab):
     p = pareto(fab.defects, dies=fab.dies, group="lot_id")
     lot = "L0002"
     one = kill_ratio(fab.dies[fab.dies["lot_id"] == lot], fab.defects[fab.defects["lot_id"] == lot],
-                     method="contingency").set_index("category")
+                     method="contingency").table.set_index("category")
     sub = p[p["lot_id"] == lot].set_index("category")
     for c in one.index:
         assert sub.loc[c, "kill_ratio"] == pytest.approx(one.loc[c, "kill_ratio"])
