@@ -394,7 +394,8 @@ def _models(res: AnalysisResults, dies: pd.DataFrame, defects: pd.DataFrame | No
         _note(res.notes, f"yield-model comparison and DPPM: {len(counts)} die(s) with defect counts; "
                          f"fitting needs at least {MIN_DIES_FOR_MODELS}")
         return
-    table, fitted = compare_models(counts, area=area, conf_level=conf_level, return_models=True)
+    comparison = compare_models(counts, area=area, conf_level=conf_level)
+    table, fitted = comparison.table, comparison.models
     res.models = table
     try:
         from .quality import defect_level
