@@ -24,6 +24,7 @@ from .bose_einstein import BoseEinsteinYield
 from .compare import ModelComparison, compare_models, make_model
 from .critical_area import critical_area_yield
 from .dispersion import (
+    GoodnessOfFit,
     TestResult,
     cameron_trivedi_test,
     count_goodness_of_fit,
@@ -58,6 +59,7 @@ __all__ = [
     "DEFAULT_BLOCKS",
     "MODEL_CLASSES",
     "BoseEinsteinYield",
+    "GoodnessOfFit",
     "ModelComparison",
     "MurphyYield",
     "NegativeBinomialYield",
