@@ -446,4 +446,4 @@ def _commonality(res: AnalysisResults, wy: pd.DataFrame, wafers: pd.DataFrame | 
         _note(res.notes, f"commonality: {n} wafer(s) are in both the die and the wafer table; "
                          f"needs at least {_MIN_COMMONALITY_WAFERS}")
         return
-    res.commonality = commonality(wy, wafers)
+    res.commonality = commonality(wy, wafers).table
