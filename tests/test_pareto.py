@@ -125,3 +125,18 @@ def test_retest_recovery_against_truth(fab):
     assert (w["good"] - w["first_pass_good"]).sum() == r["recovered"].sum()
     assert r.loc[5, "name"] == "CONTINUITY"
     assert final["passed"].sum() - first["passed"].sum() == r.loc[5, "recovered"]
+
+
+def test_plot_pareto_draws_the_ranking_weight(fab):
+    """Without value=, the bars are the column the table was ranked by (read from its shares)."""
+    from yieldkit.plotting.pareto import plot_pareto
+
+    kill = pareto(fab.defects, dies=fab.dies, weight="kill")
+    assert kill.attrs == {}
+    ax, _ = plot_pareto(kill)
+    np.testing.assert_allclose([b.get_height() for b in ax.patches], kill["impact"].to_numpy(dtype=float))
+    assert ax.get_ylabel() == "impact"
+    count = pareto(fab.defects, dies=fab.dies)
+    ax, _ = plot_pareto(count)
+    np.testing.assert_allclose([b.get_height() for b in ax.patches], count["count"].to_numpy(dtype=float))
+    assert ax.get_ylabel() == "count"
