@@ -71,12 +71,12 @@ def bench_commonality(reps: int) -> None:
 
     rng = np.random.default_rng(2026)
     t = time.perf_counter()
-    flagged = sum(bool(commonality(*simulate_history(rng, n_lots=10, bad=None), importance=False)["significant"].any())
+    flagged = sum(bool(commonality(*simulate_history(rng, n_lots=10, bad=None), importance=False).table["significant"].any())
                   for _ in range(reps))
     dt = time.perf_counter() - t
     hits = 0
     for _ in range(reps // 4):
-        top = commonality(*simulate_history(rng, n_lots=10, effect=0.04), importance=False).iloc[0]
+        top = commonality(*simulate_history(rng, n_lots=10, effect=0.04), importance=False).table.iloc[0]
         hits += top["factor"] == "chamber_etch" and top["p_adj"] < 0.01
     print(f"[commonality] null: any factor flagged in {flagged}/{reps} data sets ({flagged / reps:.1%}, nominal 5 %); "
           f"{reps / dt:.0f} analyses/s (250 wafers, 10 factors, no importance)")

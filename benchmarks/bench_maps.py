@@ -93,7 +93,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        ours = die_defect_counts(defects, dies)
+        ours = die_defect_counts(defects, dies).table
     t1 = time.perf_counter()
     zy = zonal_yield(dies, lay)
     t2 = time.perf_counter()

@@ -68,7 +68,7 @@ def test_clustered_wafers_are_the_signature_wafers():
     flagged = set(r.clustering["wafer_id"])
     assert {"01", "02"} <= flagged
     assert len(flagged - {"01", "02", "03"}) <= 1
-    assert r.clustering.attrs["wafers_tested"] == 12
+    assert r.clustering_tested == 12
 
 
 @pytest.mark.parametrize("n_wafers", [1, 2])
@@ -131,7 +131,7 @@ def test_parts_without_a_wafer_position_stay_off_the_spatial_sections():
     assert r.summary["dies"] == 5
     assert sorted(zip(r.stacked["die_x"], r.stacked["die_y"])) == [(0, 0), (1, 0)]
     assert r.stacked.set_index(["die_x", "die_y"]).loc[(0, 0), "fail_rate"] == 1.0  # the retest's result
-    assert r.clustering.attrs["wafers_tested"] == 1 and r.patterns is not None
+    assert r.clustering_tested == 1 and r.patterns is not None
     assert any("3 test record(s) without a wafer position" in n for n in r.notes), r.notes
     r = analyze(validate_dies(raw.assign(x=None, y=None, test_seq=1), missing_xy="unit"))
     assert r.summary["dies"] == 6 and len(r.stacked) == 0

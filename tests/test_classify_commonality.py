@@ -38,7 +38,7 @@ def simulate_history(rng: np.random.Generator, n_lots: int = 20, per_lot: int = 
 
 def test_bad_chamber_ranks_first(rng):
     wy, w = simulate_history(rng)
-    t = commonality(wy, w, random_state=0)
+    t = commonality(wy, w, random_state=0).table
     top = t.iloc[0]
     assert top["factor"] == "chamber_etch"
     assert top["worst_level"] == "ET2/B"
@@ -53,11 +53,13 @@ def test_bad_chamber_ranks_first(rng):
 def test_kruskal_and_chi2_match_scipy(rng):
     """The per-factor tests equal scipy's on the same groups (independent computation here)."""
     wy, w = simulate_history(rng)
-    t = commonality(wy, w, factors=["tool_cmp"], importance=False).iloc[0]
+    res = commonality(wy, w, factors=["tool_cmp"], importance=False)
+    t = res.table.iloc[0]
     groups = [wy["yield"][w["tool_cmp"] == lv] for lv in sorted(w["tool_cmp"].unique())]
     h, p = stats.kruskal(*groups)
     assert t["kw_stat"] == pytest.approx(h) and t["kw_p"] == pytest.approx(p)
     bad = wy["yield"] < np.quantile(wy["yield"], 0.25)
+    assert res.bad_threshold == np.quantile(wy["yield"], 0.25) and res.fdr == 0.05
     c2, p2, _, _ = stats.chi2_contingency(pd.crosstab(w["tool_cmp"], bad).to_numpy(), correction=False)
     assert t["chi2_stat"] == pytest.approx(c2) and t["chi2_p"] == pytest.approx(p2)
 
@@ -70,7 +72,7 @@ def test_null_false_positive_rate():
     per_test = []
     for _ in range(reps):
         wy, w = simulate_history(rng, n_lots=8, per_lot=25, bad=None)
-        t = commonality(wy, w, importance=False)
+        t = commonality(wy, w, importance=False).table
         flagged += bool(t["significant"].any())
         per_test.append(t["kw_p"].to_numpy())
     rate = flagged / reps

@@ -39,7 +39,7 @@ def test_contingency_matches_hand_computed_2x2():
     neither table. Dies affected: A 3 (6, 7, 8), B 2 (8, 9).
     """
     dies, defects = _toy()
-    kr = kill_ratio(dies, defects, method="contingency").set_index("category")
+    kr = kill_ratio(dies, defects, method="contingency").table.set_index("category")
     assert kr.loc["A", "pure_dies"] == 2 and kr.loc["A", "pure_passed"] == 1
     assert kr.loc["B", "pure_dies"] == 1 and kr.loc["B", "pure_passed"] == 0
     assert kr.loc["A", "y_clean"] == pytest.approx(5 / 6)
@@ -55,9 +55,10 @@ def test_contingency_matches_hand_computed_2x2():
 def test_limited_yield_identity_exact(rng):
     """limited yield = 1 - KR * fraction affected, exactly, for every class."""
     fab = yk.simulate_fab(n_lots=1, wafers_per_lot=6, seed=rng)
-    kr = kill_ratio(fab.dies, fab.defects, method="contingency")
+    res = kill_ratio(fab.dies, fab.defects, method="contingency")
+    kr = res.table
     lhs = kr["limited_yield"].to_numpy()
-    rhs = 1 - kr["kill_ratio"].to_numpy() * kr["dies_affected"].to_numpy() / kr.attrs["tested_dies"]
+    rhs = 1 - kr["kill_ratio"].to_numpy() * kr["dies_affected"].to_numpy() / res.tested_dies
     np.testing.assert_allclose(lhs, rhs, rtol=0, atol=1e-15)
     np.testing.assert_allclose(kr["yield_loss"], 1 - kr["limited_yield"], atol=1e-15)
 
@@ -67,7 +68,7 @@ def test_raw_negative_kill_ratio_is_clipped():
     dies = yk.read_dies(pd.DataFrame({"lot": "L", "wafer": "W", "x": np.arange(4), "y": 0, "bin": [1, 2, 1, 1]}))
     defects = yk.read_defects(pd.DataFrame({"lot_id": "L", "wafer_id": "W", "defect_id": [1, 2], "die_x": [2, 3],
                                             "die_y": 0, "xrel_um": 0.0, "yrel_um": 0.0, "defect_class": "N"}))
-    kr = kill_ratio(dies, defects, method="contingency")
+    kr = kill_ratio(dies, defects, method="contingency").table
     assert kr.loc[0, "kill_ratio_raw"] == pytest.approx(1 - 1 / 0.5)
     assert kr.loc[0, "kill_ratio"] == 0.0
 
@@ -78,7 +79,7 @@ def test_undefined_kill_ratio_is_nan_with_warning():
     defects = yk.read_defects(pd.DataFrame({"lot_id": "L", "wafer_id": "W", "defect_id": [1, 2], "die_x": [1, 1],
                                             "die_y": 0, "xrel_um": 0.0, "yrel_um": 0.0, "defect_class": ["A", "B"]}))
     with pytest.warns(DataQualityWarning, match="kill ratio undefined for 2"):
-        kr = kill_ratio(dies, defects, method="contingency")
+        kr = kill_ratio(dies, defects, method="contingency").table
     assert kr["kill_ratio"].isna().all() and kr["kr_ci_lower"].isna().all()
 
 
@@ -88,13 +89,14 @@ def test_joint_estimate_recovers_simulated_kill_probabilities():
     joint 95 % interval, and Y_clean recovers y0; the contingency KR of single-defect dies
     agrees with the truth within its interval for the big classes."""
     fab = yk.simulate_fab(n_lots=3, wafers_per_lot=25, coverage=1.0, y0=0.95, seed=11)
-    kr = kill_ratio(fab.dies, fab.defects).set_index("category")
+    res = kill_ratio(fab.dies, fab.defects)
+    kr = res.table.set_index("category")
     truth = fab.truth["classes"].set_index("name")["kill_prob"]
     for c in kr.index:
         k = truth[c]
         assert kr.loc[c, "kill_prob_ci_lower"] <= k <= kr.loc[c, "kill_prob_ci_upper"], c
         assert kr.loc[c, "kill_prob_ci_upper"] - kr.loc[c, "kill_prob_ci_lower"] < 0.1
-    lo, hi = kr.attrs["y_clean_joint_ci"]
+    lo, hi = res.y_clean_joint_ci
     assert lo <= 0.95 <= hi
     # joint-limited yield: mean of (1 - k)^n is close to the contingency limited yield
     np.testing.assert_allclose(kr["joint_limited_yield"], kr["limited_yield"], atol=2e-3)
@@ -121,7 +123,7 @@ def test_joint_handles_mixed_dies_exact_likelihood():
 def test_capture_rate_correction():
     """Poisson correction f_true = 1 - (1 - f)^(1/r); r = 1 changes nothing."""
     dies, defects = _toy()
-    kr = kill_ratio(dies, defects, method="contingency", capture_rate={"A": 0.5}).set_index("category")
+    kr = kill_ratio(dies, defects, method="contingency", capture_rate={"A": 0.5}).table.set_index("category")
     assert kr.loc["A", "fraction_affected_corrected"] == pytest.approx(1 - (1 - 0.3) ** 2)
     assert kr.loc["B", "fraction_affected_corrected"] == pytest.approx(0.2)
     assert kr.loc["A", "limited_yield_corrected"] == pytest.approx(1 - 0.4 * 0.51)
@@ -146,6 +148,6 @@ def test_off_die_and_untested_defects_are_left_out_and_counted():
     extra = yk.read_defects(pd.DataFrame({"lot_id": "L1", "wafer_id": "W1", "defect_id": [7, 8],
                                           "die_x": [None, 50], "die_y": [None, 0], "xrel_um": 0.0, "yrel_um": 0.0,
                                           "defect_class": "A"}))
-    kr = kill_ratio(dies, pd.concat([defects, extra], ignore_index=True), method="contingency")
-    assert kr.attrs["defects_off_die"] == 1 and kr.attrs["defects_on_untested_dies"] == 1
-    assert kr.set_index("category").loc["A", "defects"] == 3
+    res = kill_ratio(dies, pd.concat([defects, extra], ignore_index=True), method="contingency")
+    assert res.defects_off_die == 1 and res.defects_on_untested_dies == 1
+    assert res.table.set_index("category").loc["A", "defects"] == 3

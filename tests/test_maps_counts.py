@@ -30,7 +30,8 @@ def test_counts_match_simulator_truth(fab):
     """Reference: the simulator's own per-die count (truth['dies'].n_defects), off-die defects aside."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.dies)
+        res = yk.die_defect_counts(fab.defects, fab.dies)
+    c = res.table
     assert list(c.columns) == ["lot_id", "wafer_id", "die_x", "die_y", "n_defects", "passed"]
     t = fab.truth["dies"]
     assert len(c) == len(t)
@@ -41,7 +42,7 @@ def test_counts_match_simulator_truth(fab):
     m2 = c.merge(final, on=["lot_id", "wafer_id", "die_x", "die_y"])
     np.testing.assert_array_equal(m2["passed_x"], m2["passed_y"])
     n_off = int(fab.defects["die_x"].isna().sum())
-    assert c.attrs["n_off_die"] == n_off
+    assert res.n_off_die == n_off
     assert int(c["n_defects"].sum()) + n_off == len(fab.defects)
 
 
@@ -49,7 +50,7 @@ def test_counts_by_class_against_groupby(fab):
     """Reference: pandas groupby(lot, wafer, die_x, die_y, defect_class).size()."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.layout, by="defect_class")
+        c = yk.die_defect_counts(fab.defects, fab.layout, by="defect_class").table
     classes = sorted(fab.defects["defect_class"].unique())
     n_w = fab.defects[["lot_id", "wafer_id"]].drop_duplicates().shape[0]
     assert len(c) == n_w * fab.layout.n_dies * len(classes)
@@ -64,7 +65,7 @@ def test_counts_size_bins(fab):
     edges = [0, 0.2, 0.5, np.inf]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.dies, by="size_um", bins=edges)
+        c = yk.die_defect_counts(fab.defects, fab.dies, by="size_um", bins=edges).table
     on = fab.defects.dropna(subset=["die_x"])
     ref = np.histogram(on["size_um"], bins=edges)[0]
     got = c.groupby("size_um", sort=False)["n_defects"].sum()
@@ -79,8 +80,9 @@ def test_off_die_defects_reported():
     d = pd.DataFrame({"lot_id": ["L"] * 4, "wafer_id": ["1", "1", "1", "2"], "defect_id": [1, 2, 3, 1],
                       "x_um": [1.0, 1.0, 49_000.0, 5.0], "y_um": [1.0, 2.0, 0.0, 5.0]})
     with pytest.warns(DataQualityWarning, match="1 of 4 defects fall on no inspected die"):
-        c = yk.die_defect_counts(d, lay)
-    assert c.attrs["off_die"] == {("L", "1"): 1}
+        res = yk.die_defect_counts(d, lay)
+    c = res.table
+    assert res.off_die == {("L", "1"): 1}
     assert len(c) == 2 * lay.n_dies
     assert c.loc[(c.wafer_id == "1") & (c.die_x == 0) & (c.die_y == 0), "n_defects"].item() == 2
 
@@ -90,9 +92,10 @@ def test_inspected_die_table_and_missing_wafer():
     d = pd.DataFrame({"lot_id": ["L"] * 4, "wafer_id": ["1", "1", "1", "9"], "defect_id": [1, 2, 3, 1],
                       "die_x": pd.array([0, 5, None, 0], dtype="Int32"), "die_y": pd.array([0, 0, None, 0], dtype="Int32")})
     with pytest.warns(DataQualityWarning, match="3 of 4"):
-        c = yk.die_defect_counts(d, plan)
+        res = yk.die_defect_counts(d, plan)
+    c = res.table
     assert c[["die_x", "die_y", "n_defects"]].to_numpy().tolist() == [[0, 0, 1], [1, 0, 0]]
-    assert c.attrs["off_die"] == {("L", "1"): 2, ("L", "9"): 1}
+    assert res.off_die == {("L", "1"): 2, ("L", "9"): 1}
     assert "passed" not in c.columns
 
 
@@ -114,7 +117,7 @@ def test_counts_errors(fab):
 def test_density(fab):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.layout)
+        c = yk.die_defect_counts(fab.defects, fab.layout).table
     d = die_defect_density(c, fab.layout)
     np.testing.assert_allclose(d["density_per_cm2"], c["n_defects"] / fab.layout.die_area_cm2)
     with pytest.raises(YieldkitValueError, match="die_area_cm2"):
@@ -158,9 +161,9 @@ def test_counts_dense_keys_equal_row_lookup(fab, monkeypatch):
     monkeypatch.setattr(counts, "dense_die_keys", lambda *a: None)
     rows = run()
     for a, b in zip(dense, rows, strict=True):
-        pd.testing.assert_frame_equal(a, b)
-        assert a.attrs == b.attrs
-    assert (dense[0]["n_defects"] == 0).any() and dense[2].attrs["n_off_die"] == 3
+        pd.testing.assert_frame_equal(a.table, b.table)
+        assert (a.n_off_die, a.off_die) == (b.n_off_die, b.off_die)
+    assert (dense[0].table["n_defects"] == 0).any() and dense[2].n_off_die == 3
 
 
 def test_counts_do_not_share_memory_with_the_die_table(fab):
@@ -169,7 +172,7 @@ def test_counts_do_not_share_memory_with_the_die_table(fab):
     before = dies[["die_x", "passed"]].copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, dies)
+        c = yk.die_defect_counts(fab.defects, dies).table
     c.loc[0, "die_x"] = 999
     c.loc[0, "passed"] = not bool(c.loc[0, "passed"])
     pd.testing.assert_frame_equal(dies[["die_x", "passed"]], before)

@@ -213,7 +213,8 @@ def test_loglinear_intervals_on_the_log_scale():
 
 def test_compare_models_ranks_and_tests(rng):
     counts = rng.poisson(rng.gamma(1.2, 0.6 / 1.2, size=5000))
-    table, fitted = yk.compare_models(counts, area=1.0, predict_areas=[0.5, 2.0], return_models=True)
+    comp = yk.compare_models(counts, area=1.0, predict_areas=[0.5, 2.0])
+    table, fitted = comp.table, comp.models
     assert table["model"].iloc[0] == "nb"
     assert list(table["aic"]) == sorted(table["aic"])
     assert {"yield@0.5", "yield@2", "lr_stat", "lr_pvalue"} <= set(table.columns)
@@ -221,8 +222,8 @@ def test_compare_models_ranks_and_tests(rng):
     assert row["lr_pvalue"] < 1e-6
     assert row["lr_stat"] == pytest.approx(2 * (fitted["nb"].loglik_ - fitted["poisson"].loglik_))
     tab = _products(rng)
-    t2 = yk.compare_models(tab, route="die-size", models=["poisson", "nb"], criterion="bic")
-    assert set(t2["model"]) == {"poisson", "nb"} and t2.attrs["route"] == "die-size"
+    c2 = yk.compare_models(tab, route="die-size", models=["poisson", "nb"], criterion="bic")
+    assert set(c2.table["model"]) == {"poisson", "nb"} and c2.route == "die-size"
     with pytest.raises(YieldkitValueError, match="'route' argument of compare_models"):
         yk.compare_models(counts, area=1.0, route="maps")
     with pytest.raises(YieldkitValueError, match="'models' argument must name models"):
@@ -233,10 +234,11 @@ def test_compare_models_lr_test_only_for_true_likelihoods(rng):
     """The Poisson-vs-NB boundary LR test (0.5 P(chi2_1 > LR), Self & Liang 1987) is reported on the
     die-size route (independent dies) and not on the window route, whose blocks share dies."""
     dies = sim_maps(rng, n_w=30, nx=12)
-    win = yk.compare_models(dies, area=0.5, route="window", models=["poisson", "nb"])
+    win = yk.compare_models(dies, area=0.5, route="window", models=["poisson", "nb"]).table
     assert not {"lr_stat", "lr_pvalue", "lr_against"} & set(win.columns)
     tab = _products(rng)
-    ds, fitted = yk.compare_models(tab, route="die-size", models=["poisson", "nb"], return_models=True)
+    comp = yk.compare_models(tab, route="die-size", models=["poisson", "nb"])
+    ds, fitted = comp.table, comp.models
     row = ds.set_index("model").loc["poisson"]
     lr = max(0.0, 2 * (fitted["nb"].loglik_ - fitted["poisson"].loglik_))
     assert row["lr_stat"] == pytest.approx(lr, rel=1e-12)
@@ -295,7 +297,7 @@ def test_split_counts_table_must_be_fitted_one_category_at_a_time():
     import yieldkit as yk
 
     fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=4)
-    split = yk.die_defect_counts(fab.defects, fab.dies, by="defect_class")
+    split = yk.die_defect_counts(fab.defects, fab.dies, by="defect_class").table
     with pytest.raises(SchemaError, match="several rows for one die"):
         yk.NegativeBinomialYield().fit(split, area=fab.layout.die_area_cm2)
     one = split[split["defect_class"] == "particle"]
@@ -309,7 +311,7 @@ def test_simulated_fab_recovers_d0_and_cluster_alpha():
     import yieldkit as yk
 
     fab = yk.simulate_fab(n_lots=2, wafers_per_lot=25, d0=0.8, cluster_alpha=1.5, clustering="die", seed=21)
-    counts = yk.die_defect_counts(fab.defects, fab.dies)
+    counts = yk.die_defect_counts(fab.defects, fab.dies).table
     nb = yk.NegativeBinomialYield().fit(counts, area=fab.layout.die_area_cm2)
     s = nb.summary()
     assert s.loc["d0", "ci_lower"] <= 0.8 <= s.loc["d0", "ci_upper"]

@@ -53,7 +53,7 @@ def test_layer_and_size_bins(fab):
 def test_kill_weighted_matches_kill_ratio(fab):
     """With dies, the Pareto's kill columns equal kill_ratio's, and ranking by impact sorts KR*dies."""
     p = pareto(fab.defects, dies=fab.dies, weight="kill").set_index("category")
-    kr = kill_ratio(fab.dies, fab.defects, method="contingency").set_index("category")
+    kr = kill_ratio(fab.dies, fab.defects, method="contingency").table.set_index("category")
     for c in kr.index:
         assert p.loc[c, "kill_ratio"] == pytest.approx(kr.loc[c, "kill_ratio"], nan_ok=True)
         assert p.loc[c, "limited_yield"] == pytest.approx(kr.loc[c, "limited_yield"])
@@ -67,7 +67,7 @@ def test_group_by_lot_uses_the_lots_dies(fab):
     p = pareto(fab.defects, dies=fab.dies, group="lot_id")
     lot = "L0002"
     one = kill_ratio(fab.dies[fab.dies["lot_id"] == lot], fab.defects[fab.defects["lot_id"] == lot],
-                     method="contingency").set_index("category")
+                     method="contingency").table.set_index("category")
     sub = p[p["lot_id"] == lot].set_index("category")
     for c in one.index:
         assert sub.loc[c, "kill_ratio"] == pytest.approx(one.loc[c, "kill_ratio"])
@@ -125,3 +125,18 @@ def test_retest_recovery_against_truth(fab):
     assert (w["good"] - w["first_pass_good"]).sum() == r["recovered"].sum()
     assert r.loc[5, "name"] == "CONTINUITY"
     assert final["passed"].sum() - first["passed"].sum() == r.loc[5, "recovered"]
+
+
+def test_plot_pareto_draws_the_ranking_weight(fab):
+    """Without value=, the bars are the column the table was ranked by (read from its shares)."""
+    from yieldkit.plotting.pareto import plot_pareto
+
+    kill = pareto(fab.defects, dies=fab.dies, weight="kill")
+    assert kill.attrs == {}
+    ax, _ = plot_pareto(kill)
+    np.testing.assert_allclose([b.get_height() for b in ax.patches], kill["impact"].to_numpy(dtype=float))
+    assert ax.get_ylabel() == "impact"
+    count = pareto(fab.defects, dies=fab.dies)
+    ax, _ = plot_pareto(count)
+    np.testing.assert_allclose([b.get_height() for b in ax.patches], count["count"].to_numpy(dtype=float))
+    assert ax.get_ylabel() == "count"

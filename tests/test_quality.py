@@ -194,41 +194,41 @@ def test_required_coverage_inverts_forward(y, t, a, n0):
     for model, kw, dl in cases:
         if not 1e-300 < dl < 1 - y - 1e-12:  # a subnormal DL carries too few digits
             continue
-        got = float(required_coverage(y, 1e6 * dl, model, **kw))
+        got = float(required_coverage(y, 1e6 * dl, model, **kw).coverage)
         assert 1 - got == pytest.approx(1 - t, rel=1e-6, abs=1e-12), model
 
 
 def test_required_coverage_closed_forms():
     """Williams-Brown: 1 - T = ln(1 - d) / ln Y; Y = 0.5 at 6,907.5 DPPM needs T = 0.99."""
-    assert float(required_coverage(0.5, 1e6 * float(williams_brown(0.5, 0.99)))) == pytest.approx(0.99, rel=1e-12)
-    assert float(required_coverage(0.85, 100)) == pytest.approx(1 - math.log1p(-1e-4) / math.log(0.85), rel=1e-12)
+    assert float(required_coverage(0.5, 1e6 * float(williams_brown(0.5, 0.99))).coverage) == pytest.approx(0.99, rel=1e-12)
+    assert float(required_coverage(0.85, 100).coverage) == pytest.approx(1 - math.log1p(-1e-4) / math.log(0.85), rel=1e-12)
 
 
 def test_required_coverage_status_and_edges():
     """Already met -> 0; zero target -> 1 (needs complete coverage); vectorised with a status table."""
-    res = required_coverage([0.8, 0.8, 0.8, 1.0, 0.0], [3e5, 100, 0, 0, 100], full_output=True)
+    res = required_coverage([0.8, 0.8, 0.8, 1.0, 0.0], [3e5, 100, 0, 0, 100]).table
     assert res["coverage"].tolist()[0] == 0.0 and res["status"][0] == "met without test"
     assert 0 < res["coverage"][1] < 1 and res["status"][1] == "reachable"
     assert res["coverage"][2] == 1.0 and res["status"][2] == "needs complete coverage"
     assert res["coverage"][3] == 0.0 and res["status"][3] == "met without test"
     assert res["coverage"][4] == 1.0 and res["status"][4] == "needs complete coverage"
     # Y -> 0 under clustering: DL -> 1 - T^alpha, so T = (1 - d)^(1/alpha)
-    assert float(required_coverage(0.0, 100, "nb", cluster_alpha=2.0)) == pytest.approx((1 - 1e-4) ** 0.5, rel=1e-15)
-    assert float(required_coverage(0.0, 100, "nb", cluster_alpha=math.inf)) == 1.0
+    assert float(required_coverage(0.0, 100, "nb", cluster_alpha=2.0).coverage) == pytest.approx((1 - 1e-4) ** 0.5, rel=1e-15)
+    assert float(required_coverage(0.0, 100, "nb", cluster_alpha=math.inf).coverage) == 1.0
     # exactly at the no-test defect level
-    assert float(required_coverage(0.8, 2e5, "asa", n0=3.0)) == 0.0
+    assert float(required_coverage(0.8, 2e5, "asa", n0=3.0).coverage) == 0.0
 
 
 def test_required_coverage_large_n0_no_overflow():
     """n0 = 5000 (Lambert W argument ~ e^5000) still inverts."""
     dl = float(agrawal_seth_agrawal(0.7, 0.0005, 5000.0))
-    assert float(required_coverage(0.7, 1e6 * dl, "asa", n0=5000.0)) == pytest.approx(0.0005, rel=1e-6)
+    assert float(required_coverage(0.7, 1e6 * dl, "asa", n0=5000.0).coverage) == pytest.approx(0.0005, rel=1e-6)
 
 
 def test_required_coverage_asa_tiny_targets():
     """Tiny targets keep their relative precision (no underflow to T = 1), on every Lambert-W branch."""
     for n0, target in ((1.0, 1e-3), (20.0, 1e-3), (1.5, 1e-6)):
-        t = float(required_coverage(0.9, target, "asa", n0=n0))
+        t = float(required_coverage(0.9, target, "asa", n0=n0).coverage)
         # T itself is a double near 1: 1 - T carries ~1e-16 / (1 - T) relative error
         assert 0 < 1 - t and float(agrawal_seth_agrawal(0.9, t, n0)) * 1e6 == pytest.approx(target, rel=1e-4)
 
@@ -238,7 +238,7 @@ def test_broadcasting_shapes():
     t = np.array([0.0, 0.5, 0.9, 0.99])
     assert williams_brown(y, t).shape == (3, 4)
     assert agrawal_seth_agrawal(y, t, np.array([1.0, 2.0, 3.0, 4.0])).shape == (3, 4)
-    assert required_coverage(y, [10.0, 100.0]).shape == (3, 2)
+    assert required_coverage(y, [10.0, 100.0]).coverage.shape == (3, 2)
     assert np.all(np.diff(williams_brown(y, t), axis=1) <= 0)
 
 
@@ -401,7 +401,7 @@ def test_delta_interval_against_numerical_gradient():
     centre = logit_dl(p)
     assert res["ci_lower"].iloc[0] == pytest.approx(1 / (1 + math.exp(-(centre - z * se))), rel=1e-6)
     assert res["ci_upper"].iloc[0] == pytest.approx(1 / (1 + math.exp(-(centre + z * se))), rel=1e-6)
-    assert res.attrs == {"conf_level": 0.9, "interval": "delta"}
+    assert res.attrs == {}  # the table is the whole result
 
 
 def test_bootstrap_interval_agrees_with_delta_for_small_variance():

@@ -59,7 +59,7 @@ def test_monte_carlo_clustered_fallout(rng):
     lam, alpha = 0.6, 1.2
     faults = rng.negative_binomial(alpha, alpha / (alpha + lam), size=40_000)
     dies = _simulate_dies(rng, faults)
-    curve = fallout_curve(dies, TESTS)
+    curve = fallout_curve(dies, TESTS).table
     assert curve["fail_fraction"].to_numpy() == pytest.approx(
         negative_binomial_fallout(lam, TESTS["coverage"].to_numpy(), alpha), abs=0.006)
     fit = FalloutFit("nb").fit(curve)
@@ -116,19 +116,20 @@ def test_fallout_curve_table_and_systematic_screen():
     dies = pd.DataFrame({"first_fail_test": [1, 2, None, None, 2, 0, None, 0],
                          "passed": [False, False, True, True, False, False, True, False]})
     tests = pd.DataFrame({"test_num": [0, 1, 2], "coverage": [0.0, 0.5, 0.9]})
-    curve = fallout_curve(dies, tests)
+    res = fallout_curve(dies, tests)
+    curve = res.table
     assert curve["test_num"].tolist() == [1, 2]
     assert curve["n_fail"].tolist() == [1, 2]
     assert curve["n_tested"].tolist() == [6, 6]
     assert curve["fail_fraction"].tolist() == pytest.approx([1 / 6, 3 / 6])
-    assert curve.attrs == {"n_systematic": 2, "n_dropped": 0}
+    assert (res.n_systematic, res.n_dropped) == (2, 0)
 
 
 def test_fallout_curve_errors_and_warnings():
     tests = pd.DataFrame({"test_num": [1, 2], "coverage": [0.5, 0.9]})
     with pytest.warns(DataQualityWarning, match=r"contradicts 'first_fail_test'"):
         curve = fallout_curve(pd.DataFrame({"first_fail_test": [1, None, None], "passed": [False, False, True]}), tests)
-    assert curve.attrs["n_dropped"] == 1 and curve["n_tested"][0] == 2
+    assert curve.n_dropped == 1 and curve.table["n_tested"][0] == 2
     with pytest.raises(SchemaError, match=r"lacks column\(s\) \['first_fail_test'\]"):
         fallout_curve(pd.DataFrame({"x": [1]}), tests)
     with pytest.raises(SchemaError, match=r"'tests' table of fallout_curve lacks"):

@@ -81,7 +81,7 @@ def fab():
 
 def test_clustering_stats_against_direct_formulas(fab):
     """Reference: dense O(n^2) weights per wafer for Moran's I and join counts; statsmodels runs test."""
-    counts = yk.die_defect_counts(fab.defects.dropna(subset=["die_x"]), fab.dies)
+    counts = yk.die_defect_counts(fab.defects.dropna(subset=["die_x"]), fab.dies).table
     for queen in (False, True):
         res = clustering_stats(fab.dies, contiguity="queen" if queen else "rook")
         res_c = clustering_stats(counts, value="n_defects", contiguity="queen" if queen else "rook")
@@ -145,7 +145,7 @@ def test_permutation_flags_calibrated_with_few_fails():
     sig = {k: ("edge-ring", "center", "scratch")[k // 6 % 3] for k in range(0, 300, 6)}
     fab = yk.simulate_fab(n_lots=12, wafers_per_lot=25, seed=5, d0=0.05, y0=0.995, signatures=sig)
     res = clustering_stats(fab.dies, permutations=99, seed=np.random.default_rng(8))
-    assert res.attrs["permutations"] == 99
+    assert res.attrs == {}  # the table is the whole result
     m = res.merge(fab.truth["wafers"], on=["lot_id", "wafer_id"])
     none = m[m.signature == "none"]
     assert len(none) >= 200
@@ -185,7 +185,7 @@ def test_permutation_p_value_matches_exact_enumeration():
 
 def test_permutation_count_map_and_normal_fallback(fab):
     """Count maps are permuted as values; permutations=0 gives the normal approximation of the z scores."""
-    counts = yk.die_defect_counts(fab.defects.dropna(subset=["die_x"]), fab.dies)
+    counts = yk.die_defect_counts(fab.defects.dropna(subset=["die_x"]), fab.dies).table
     res = clustering_stats(counts, value="n_defects", permutations=199, seed=1)
     again = clustering_stats(counts, value="n_defects", permutations=199, seed=1)
     pd.testing.assert_frame_equal(res, again)
@@ -193,7 +193,7 @@ def test_permutation_count_map_and_normal_fallback(fab):
     normal = clustering_stats(counts, value="n_defects", permutations=0)
     np.testing.assert_allclose(normal["p_i"], stats.norm.sf(normal["z_i"]))
     np.testing.assert_allclose(normal["p_bw"], stats.norm.cdf(normal["z_bw"]))
-    assert normal.attrs["permutations"] == 0
+    assert normal.attrs == {}
     # the signature wafers are the most significant under both
     assert set(res.nsmallest(2, "p_i")["wafer_id"]) == set(normal.nsmallest(2, "p_i")["wafer_id"])
 
@@ -213,16 +213,18 @@ def test_detect_clusters_against_truth():
     """Seeded simulation with known truth: clustered defects (truth cluster_id >= 0) are recovered."""
     sig = {k: ("scratch", "loc")[k % 2] for k in range(0, 40, 2)}
     fab = yk.simulate_fab(n_lots=2, wafers_per_lot=20, seed=4, signatures=sig)
-    lab = detect_clusters(fab.defects, fab.layout)
+    res = detect_clusters(fab.defects, fab.layout)
+    lab = res.table
     t = fab.truth["defects"]["cluster_id"].to_numpy() >= 0
     c = lab["clustered"].to_numpy()
     assert (c & t).sum() / t.sum() >= 0.80  # recall
     assert (c & ~t).sum() / (~t).sum() <= 0.01  # random defects labelled clustered
-    summ = cluster_summary(lab)
+    summ = cluster_summary(res)
     assert summ["n_defects"].sum() == c.sum()
     assert set(summ["shape"]) <= {"line", "blob"}
     assert (lab.loc[~lab.clustered, "cluster"] == -1).all()
-    assert len(lab.attrs["eps_um"]) == 40
+    assert len(res.eps_um) == 40
+    assert cluster_summary(lab).equals(summ)
 
 
 def test_cluster_shapes_synthetic(rng):
@@ -234,7 +236,7 @@ def test_cluster_shapes_synthetic(rng):
     bg = rng.uniform(-90_000, 90_000, (80, 2))
     xy = np.vstack([line, blob, bg])
     d = pd.DataFrame({"lot_id": "L", "wafer_id": "1", "x_um": xy[:, 0], "y_um": xy[:, 1]})
-    lab = detect_clusters(d)
+    lab = detect_clusters(d).table
     shapes = lab["cluster_shape"].to_numpy()
     assert (shapes[:60] == "line").mean() > 0.9
     assert (shapes[60:120] == "blob").mean() > 0.9
@@ -260,16 +262,18 @@ def test_detect_clusters_wafers_independent(rng):
         if k in (1, 4):  # a local blob on two wafers, so that there is something to find
             xy = np.vstack([xy, rng.normal((50_000.0, -30_000.0), 800.0, (40, 2))])
         frames.append(pd.DataFrame({"lot_id": "L", "wafer_id": f"W{k:02d}", "x_um": xy[:, 0], "y_um": xy[:, 1]}))
-    lab = detect_clusters(pd.concat(frames, ignore_index=True))
+    res = detect_clusters(pd.concat(frames, ignore_index=True))
+    lab = res.table
     assert lab.loc[lab.clustered].groupby("cluster")["wafer_id"].nunique().max() == 1
     for f in frames:
-        alone = detect_clusters(f)
+        alone_res = detect_clusters(f)
+        alone = alone_res.table
         joint = lab.loc[lab["wafer_id"] == f["wafer_id"].iloc[0]]
         np.testing.assert_array_equal(joint["clustered"].to_numpy(), alone["clustered"].to_numpy())
         # the same partition into clusters, up to the numbering
         pairs = set(zip(joint["cluster"], alone["cluster"], strict=True))
         assert len(pairs) == len(set(alone["cluster"])) == len(set(joint["cluster"]))
-        assert lab.attrs["eps_um"][("L", f["wafer_id"].iloc[0])] == alone.attrs["eps_um"][("L", f["wafer_id"].iloc[0])]
+        assert res.eps_um[("L", f["wafer_id"].iloc[0])] == alone_res.eps_um[("L", f["wafer_id"].iloc[0])]
     assert lab["clustered"].sum() >= 70
 
 

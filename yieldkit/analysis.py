@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .keys import wafer_codes
-from .killratio import kill_ratio
+from .killratio import KillRatioResult, kill_ratio
 from .pareto import bin_pareto, pareto, retest_recovery
 from .spc import ControlChart, p_chart, u_chart
 from .yields import final_results, lots_from_wafers, wafer_yield
@@ -48,14 +48,19 @@ class AnalysisResults:
     stacked : DataFrame
         Per die position: ``die_x``, ``die_y``, ``fail_rate`` (pooled over wafers; from
         :func:`yieldkit.maps.stack_map` when available).
-    defect_pareto, defect_pareto_kill, kill_ratios : DataFrame or None
-        Defect Paretos by count and kill-weighted impact, and the kill ratios per class.
+    defect_pareto, defect_pareto_kill : DataFrame or None
+        Defect Paretos by count and kill-weighted impact.
+    kill_ratios : KillRatioResult or None
+        The kill ratios per class (:func:`yieldkit.kill_ratio`).
     p_chart, u_chart : ControlChart or None
         Wafer yield and defects per wafer (per cm^2 with a layout).
     u_chart_note : str or None
         Which wafers the u-chart counts as inspected, when that was assumed rather than given.
-    zonal, models, dppm, patterns, commonality : DataFrame or None
-        Optional sections (see :func:`analyze`).
+    zonal, clustering, models, dppm, patterns, commonality : DataFrame or None
+        Optional sections (see :func:`analyze`); ``zonal`` and ``clustering`` hold the flagged
+        zones and wafers only.
+    zonal_tested, clustering_tested : int or None
+        How many wafer zones, and how many wafers, were tested for those flags.
     notes : list of str
         Why optional sections were left out.
     layout, bin_names
@@ -73,7 +78,7 @@ class AnalysisResults:
     p_chart: ControlChart
     defect_pareto: pd.DataFrame | None = None
     defect_pareto_kill: pd.DataFrame | None = None
-    kill_ratios: pd.DataFrame | None = None
+    kill_ratios: KillRatioResult | None = None
     u_chart: ControlChart | None = None
     zonal: pd.DataFrame | None = None
     clustering: pd.DataFrame | None = None
@@ -83,6 +88,8 @@ class AnalysisResults:
     pattern_lots: pd.DataFrame | None = None
     commonality: pd.DataFrame | None = None
     u_chart_note: str | None = None
+    zonal_tested: int | None = None
+    clustering_tested: int | None = None
     notes: list[str] = field(default_factory=list)
     layout: Any = None
     bin_names: dict[int, str] | None = None
@@ -344,7 +351,7 @@ def _zonal(res: AnalysisResults, dies: pd.DataFrame, layout: Any, conf_level: fl
         return
     z = zonal_yield(dies, layout, conf_level=conf_level)
     res.zonal = z[z["flagged"]].reset_index(drop=True)
-    res.zonal.attrs["zones_tested"] = len(z)
+    res.zonal_tested = len(z)
 
 
 def _clustering(res: AnalysisResults, dies: pd.DataFrame, fdr: float = 0.05) -> None:
@@ -363,7 +370,7 @@ def _clustering(res: AnalysisResults, dies: pd.DataFrame, fdr: float = 0.05) -> 
     cols = ["lot_id", "wafer_id", "n_dies", "n_fail", "bb", "e_bb", "bw", "e_bw", "p_bw", "q_bw",
             "morans_i", "p_i", "q_i", "log_odds", "p_runs"]
     res.clustering = c.loc[flagged, [k for k in cols if k in c.columns]].reset_index(drop=True)
-    res.clustering.attrs["wafers_tested"] = len(c)
+    res.clustering_tested = len(c)
 
 
 #: fewer dies than this carry too little information for a yield-model comparison to mean anything
@@ -382,12 +389,13 @@ def _models(res: AnalysisResults, dies: pd.DataFrame, defects: pd.DataFrame | No
     except ImportError:
         _note(res.notes, "yield-model comparison: yieldkit.models or yieldkit.maps is not available")
         return
-    counts = die_defect_counts(defects, dies)
+    counts = die_defect_counts(defects, dies).table
     if len(counts) < MIN_DIES_FOR_MODELS:
         _note(res.notes, f"yield-model comparison and DPPM: {len(counts)} die(s) with defect counts; "
                          f"fitting needs at least {MIN_DIES_FOR_MODELS}")
         return
-    table, fitted = compare_models(counts, area=area, conf_level=conf_level, return_models=True)
+    comparison = compare_models(counts, area=area, conf_level=conf_level)
+    table, fitted = comparison.table, comparison.models
     res.models = table
     try:
         from .quality import defect_level
@@ -438,4 +446,4 @@ def _commonality(res: AnalysisResults, wy: pd.DataFrame, wafers: pd.DataFrame | 
         _note(res.notes, f"commonality: {n} wafer(s) are in both the die and the wafer table; "
                          f"needs at least {_MIN_COMMONALITY_WAFERS}")
         return
-    res.commonality = commonality(wy, wafers)
+    res.commonality = commonality(wy, wafers).table

@@ -43,12 +43,13 @@ from scipy import optimize, stats
 from .errors import ConvergenceWarning, DataQualityWarning, SchemaError, YieldkitValueError, check_choice
 from .intervals import clopper_pearson, wilson
 from .keys import die_keys
+from .results import TableResult
 from .schema import UNCLASSIFIED
 from .yields import final_results
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DieDefects", "die_defects", "joint_kill_ratio", "kill_ratio"]
+__all__ = ["DieDefects", "KillRatioResult", "die_defects", "joint_kill_ratio", "kill_ratio"]
 
 _INTERVALS = {"wilson": wilson, "clopper-pearson": clopper_pearson}
 
@@ -101,6 +102,38 @@ def _category(defects: pd.DataFrame, by: str) -> pd.Series:
     if by == "defect_class":
         s = s.fillna(UNCLASSIFIED)
     return s
+
+
+@dataclass(frozen=True, repr=False)
+class KillRatioResult(TableResult):
+    """Kill ratios per defect class and the counts behind them (from :func:`kill_ratio`).
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per category, by decreasing yield loss (columns in :func:`kill_ratio`).
+    tested_dies : int
+        Tested dies (final results) the ratios are over.
+    defects_off_die : int
+        Defects on no die of the die table.
+    defects_on_untested_dies : int
+        Defects on a die without a test result.
+    y_clean_joint : float
+        Yield of a defect-free die from the joint estimate (NaN without it).
+    y_clean_joint_ci : tuple of float
+        Its confidence interval (NaN, NaN without the joint estimate).
+    """
+
+    table: pd.DataFrame
+    tested_dies: int
+    defects_off_die: int
+    defects_on_untested_dies: int
+    y_clean_joint: float = float("nan")
+    y_clean_joint_ci: tuple[float, float] = (float("nan"), float("nan"))
+
+    def __repr__(self) -> str:
+        return (f"KillRatioResult(categories={len(self.table)}, tested_dies={self.tested_dies}, "
+                f"y_clean_joint={self.y_clean_joint:.4g}, defects_off_die={self.defects_off_die})")
 
 
 def die_defects(dies: pd.DataFrame, defects: pd.DataFrame, *, by: str = "defect_class") -> DieDefects:
@@ -335,7 +368,7 @@ def kill_ratio(
     interval: str = "wilson",
     conf_level: float = 0.95,
     capture_rate: float | Mapping[str, float] | None = None,
-) -> pd.DataFrame:
+) -> KillRatioResult:
     """Kill ratio and defect-limited yield of each defect class.
 
     Parameters
@@ -358,15 +391,16 @@ def kill_ratio(
 
     Returns
     -------
-    DataFrame
-        One row per category, by decreasing yield loss: ``category``, ``defects``,
+    KillRatioResult
+        ``.table`` has one row per category, by decreasing yield loss: ``category``, ``defects``,
         ``dies_affected``, ``fraction_affected`` ``f``, ``pure_dies``, ``pure_passed``,
         ``y_defective``, ``y_clean``, ``kill_ratio_raw``, ``kill_ratio`` (clipped to [0, 1]),
         ``kr_ci_lower``, ``kr_ci_upper``, ``limited_yield`` (``1 - KR * f``), ``yield_loss``;
         with the joint estimate ``kill_prob``, ``kill_prob_ci_lower``, ``kill_prob_ci_upper``,
-        ``joint_limited_yield`` (mean over dies of ``(1 - k)^n``) and the column
-        attribute ``df.attrs["y_clean_joint"]``; with ``capture_rate`` also
+        ``joint_limited_yield`` (mean over dies of ``(1 - k)^n``); with ``capture_rate`` also
         ``capture_rate``, ``fraction_affected_corrected``, ``limited_yield_corrected``.
+        Beside it: ``tested_dies``, ``defects_off_die``, ``defects_on_untested_dies`` and, with
+        the joint estimate, ``y_clean_joint`` and ``y_clean_joint_ci``.
 
     Raises
     ------
@@ -389,12 +423,13 @@ def kill_ratio(
     --------
     >>> import yieldkit as yk
     >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=5, seed=3)
-    >>> kr = yk.kill_ratio(fab.dies, fab.defects)
+    >>> kr = yk.kill_ratio(fab.dies, fab.defects).table
     >>> bool(((kr["limited_yield"] - (1 - kr["kill_ratio"] * kr["fraction_affected"])).abs() < 1e-12).all())
     True
     """
     check_choice(method, ("both", "contingency", "joint"), name="method", where="kill_ratio")
     check_choice(interval, tuple(_INTERVALS), name="interval", where="kill_ratio")
+    joint: dict[str, Any] = {}
     dd = die_defects(dies, defects, by=by)
     n_d, n_c = len(dd.dies), len(dd.categories)
     cc = contingency_counts(dd.die, dd.category, np.zeros(len(dd.die), np.int64), dd.passed, 1, n_c,
@@ -423,8 +458,7 @@ def kill_ratio(
         out["kill_prob_ci_upper"] = j["ci_upper"]
         out["joint_limited_yield"] = (np.mean(np.power(1.0 - j["kill_prob"][None, :], counts), axis=0)
                                       if n_d else np.nan)
-        out.attrs["y_clean_joint"] = j["y_clean"]
-        out.attrs["y_clean_joint_ci"] = j["y_clean_ci"]
+        joint = {"y_clean_joint": j["y_clean"], "y_clean_joint_ci": j["y_clean_ci"]}
     if method == "joint":
         out = out.drop(columns=["pure_dies", "pure_passed", "y_defective", "kill_ratio_raw", "kill_ratio",
                                 "kr_ci_lower", "kr_ci_upper", "limited_yield", "yield_loss"])
@@ -441,7 +475,5 @@ def kill_ratio(
             out["limited_yield_corrected"] = 1.0 - out["kill_ratio"] * out["fraction_affected_corrected"]
     sort_col = "yield_loss" if "yield_loss" in out.columns else "kill_prob"
     out = out.sort_values([sort_col, "defects"], ascending=False, kind="stable", na_position="last")
-    out.attrs["tested_dies"] = n_d
-    out.attrs["defects_off_die"] = dd.n_off_die
-    out.attrs["defects_on_untested_dies"] = dd.n_untested
-    return out.reset_index(drop=True)
+    return KillRatioResult(out.reset_index(drop=True), tested_dies=n_d, defects_off_die=dd.n_off_die,
+                           defects_on_untested_dies=dd.n_untested, **joint)

@@ -213,10 +213,7 @@ def pareto(
     if dies is not None:
         counted = _with_dies(counted, t, dies, by, gcols, interval, conf_level, die_area_cm2)
     value = {"count": "count", "density": "density", "kill": "impact"}[weight]
-    out = _rank(counted, gcols, value, top)
-    out.attrs["weight"] = weight
-    out.attrs["by"] = by
-    return out
+    return _rank(counted, gcols, value, top)
 
 
 def _with_dies(counted: pd.DataFrame, t: pd.DataFrame, dies: pd.DataFrame, by: str, gcols: list[str],
@@ -356,9 +353,7 @@ def bin_pareto(
         counted["yield_loss"] = counted["count"] / len(d)
     out = _rank(counted, gcols, "count", top)
     out["name"] = out["name"].fillna("")
-    out = out[[*gcols, "category", "name", *[c for c in out.columns if c not in (*gcols, "category", "name")]]]
-    out.attrs["by"] = by
-    return out
+    return out[[*gcols, "category", "name", *[c for c in out.columns if c not in (*gcols, "category", "name")]]]
 
 
 def retest_recovery(dies: pd.DataFrame, *, by: str = "hbin",

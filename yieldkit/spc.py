@@ -27,6 +27,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import SchemaError, YieldkitValueError, check_choice
+from .results import TableResult
 
 __all__ = [
     "ControlChart", "laney_sigma_z", "nelson_rules", "p_chart", "u_chart", "western_electric_rules"]
@@ -166,8 +167,8 @@ def nelson_rules(z: Any) -> pd.DataFrame:
     })
 
 
-@dataclass
-class ControlChart:
+@dataclass(frozen=True, repr=False)
+class ControlChart(TableResult):
     """A control chart: one row per point plus the centre line.
 
     Attributes

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,11 +36,37 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
+from ..results import TableResult
 from ..significance import benjamini_hochberg
 
 log = logging.getLogger(__name__)
 
-__all__ = ["benjamini_hochberg", "commonality"]
+__all__ = ["CommonalityResult", "benjamini_hochberg", "commonality"]
+
+
+@dataclass(frozen=True, repr=False)
+class CommonalityResult(TableResult):
+    """Process factors ranked by their association with low yield (from :func:`commonality`).
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per factor, best-ranked first (columns in :func:`commonality`).
+    bad_threshold : float
+        Wafers with a yield below it counted as bad (the chi-square test and
+        ``worst_level_bad_share``).
+    fdr : float
+        False-discovery rate behind the ``significant`` column.
+    """
+
+    table: pd.DataFrame
+    bad_threshold: float
+    fdr: float = 0.05
+
+    def __repr__(self) -> str:
+        top = str(self.table["factor"].iloc[0]) if len(self.table) else None
+        return (f"CommonalityResult(factors={len(self.table)}, significant={int(self.table['significant'].sum())}, "
+                f"top={top!r}, bad_threshold={self.bad_threshold:.4g}, fdr={self.fdr:g})")
 
 _MISSING = "<missing>"
 
@@ -161,8 +188,8 @@ def commonality(
 
     Returns
     -------
-    DataFrame
-        One row per factor, best-ranked first: ``rank``, ``factor``, ``n_levels``, ``n_wafers``,
+    CommonalityResult
+        ``.bad_threshold``, ``.fdr`` and ``.table``, one row per factor, best-ranked first: ``rank``, ``factor``, ``n_levels``, ``n_wafers``,
         ``worst_level``, ``worst_level_wafers``, ``worst_level_yield`` (mean),
         ``other_yield`` (mean of the other wafers), ``yield_delta``, ``worst_level_bad_share``,
         ``kw_stat``, ``kw_p``, ``epsilon_sq``, ``chi2_stat``, ``chi2_p``, ``cramers_v``,
@@ -194,7 +221,7 @@ def commonality(
     ...                   "tool_cmp": rng.choice(["C1", "C2"], 200)})
     >>> y = w[["lot_id", "wafer_id"]].assign(
     ...     **{"yield": 0.9 - 0.1 * (w["tool_etch"] == "E2") + rng.normal(0, 0.02, 200)})
-    >>> t = commonality(y, w, importance=False)
+    >>> t = commonality(y, w, importance=False).table
     >>> t.loc[0, ["factor", "worst_level"]].tolist(), bool(t.loc[0, "p_adj"] < 0.01)
     (['tool_etch', 'E2'], True)
     """
@@ -305,7 +332,4 @@ def commonality(
     cols = ["rank", "factor", "n_levels", "n_wafers", "worst_level", "worst_level_wafers", "worst_level_yield",
             "other_yield", "yield_delta", "worst_level_bad_share", "kw_stat", "kw_p", "epsilon_sq", "chi2_stat",
             "chi2_p", "cramers_v", "kw_p_adj", "chi2_p_adj", "p_adj", "significant", "importance", "importance_std"]
-    out = out[cols]
-    out.attrs["bad_threshold"] = thr
-    out.attrs["fdr"] = fdr
-    return out
+    return CommonalityResult(out[cols], bad_threshold=thr, fdr=fdr)

@@ -35,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import YieldkitValueError
 
     factors = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None
-    table = commonality(wafer_yield(read_dies(args.dies)), read_wafers(args.wafers), factors=factors,
-                        bad_threshold=args.bad_threshold, fdr=args.fdr, importance=not args.no_importance)
+    result = commonality(wafer_yield(read_dies(args.dies)), read_wafers(args.wafers), factors=factors,
+                         bad_threshold=args.bad_threshold, fdr=args.fdr, importance=not args.no_importance)
+    table = result.table
     if args.output:
         ext = args.output.rsplit(".", 1)[-1].lower()
         if ext not in ("csv", "json"):
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         from ..plotting.classify import plot_commonality
 
         plt = pyplot()
-        bars = plot_commonality(table)
+        bars = plot_commonality(result)
         fig = bars.patches[0].figure if len(bars.patches) else plt.gcf()
         with atomic_path(args.plot) as tmp:
             fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")

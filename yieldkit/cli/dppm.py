@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
         y = np.repeat(args.yield_, len(args.target_dppm))
         d = np.tile(args.target_dppm, len(args.yield_))
-        table = required_coverage(y, d, args.model, n0=args.n0, cluster_alpha=args.cluster_alpha, full_output=True)
+        table = required_coverage(y, d, args.model, n0=args.n0, cluster_alpha=args.cluster_alpha).table
         emit_table(table, args.format, args.output)
         return 0
     if not args.coverage:

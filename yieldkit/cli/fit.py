@@ -80,7 +80,7 @@ def _read_counts(args: argparse.Namespace):
             target = read_dies(dies_path)
             area = args.area
         table = die_defect_counts(read_defects(path, layout=target if not isinstance(target, pd.DataFrame) else None),
-                                  target)
+                                  target).table
         return table, args.area or area
     table, _, _ = read_table(path, "die", None)
     if args.count_col not in table.columns:
@@ -114,8 +114,9 @@ def run(args: argparse.Namespace) -> int:
         area = None
     if args.route != "die-size" and area is None:
         raise YieldkitValueError("--area (the die area in cm^2) is required for the counts and window routes")
-    table, fitted = compare_models(data, area, route=args.route, models=models, n_layers=args.n_layers,
-                                   conf_level=args.conf_level, return_models=True, **kw)
+    comparison = compare_models(data, area, route=args.route, models=models, n_layers=args.n_layers,
+                                conf_level=args.conf_level, **kw)
+    table, fitted = comparison.table, comparison.models
     if not fitted:
         raise YieldkitValueError("no model could be fitted: " + "; ".join(table["error"].astype(str)))
     shown = table.drop(columns=["warnings"]) if args.format == "table" else table

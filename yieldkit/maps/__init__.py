@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .counts import die_defect_counts, die_defect_density
+from .counts import DieDefectCounts, die_defect_counts, die_defect_density
 from .density import DefectKDE, defect_kde, radial_profile
 from .stacking import bin_frequency, reticle_stack, stack_map
 from .zones import (
@@ -17,6 +17,7 @@ from .zones import (
 __all__ = [
     "ZONE_SCHEMES",
     "DefectKDE",
+    "DieDefectCounts",
     "assign_zones",
     "benjamini_hochberg",
     "bin_frequency",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,11 +18,12 @@ import pandas as pd
 
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
 from ..layout import WaferLayout
+from ..results import TableResult
 from ._keys import dense_die_keys, joint_wafer_codes, lookup_rows
 
 log = logging.getLogger(__name__)
 
-__all__ = ["die_defect_counts", "die_defect_density"]
+__all__ = ["DieDefectCounts", "die_defect_counts", "die_defect_density"]
 
 _STRING: Any = pd.StringDtype("pyarrow")
 
@@ -110,6 +112,29 @@ def _categories(defects: pd.DataFrame, by: str, bins: Any) -> tuple[np.ndarray, 
     return codes, labels
 
 
+@dataclass(frozen=True, repr=False)
+class DieDefectCounts(TableResult):
+    """Defects per inspected die and the defects on no inspected die (from :func:`die_defect_counts`).
+
+    Attributes
+    ----------
+    table : DataFrame
+        ``lot_id``, ``wafer_id``, ``die_x``, ``die_y`` [, ``by``], ``n_defects`` (int64)
+        [, ``passed``]: one row per inspected die (and category), zero-defect dies included.
+    n_off_die : int
+        Defects on no inspected die (including defects of wafers absent from the die set).
+    off_die : dict
+        ``(lot_id, wafer_id)`` to that wafer's off-die count (wafers with at least one).
+    """
+
+    table: pd.DataFrame
+    n_off_die: int = 0
+    off_die: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"DieDefectCounts(dies={len(self.table)}, defects={int(self.table['n_defects'].sum())}, n_off_die={self.n_off_die})"
+
+
 def die_defect_counts(
     defects: pd.DataFrame,
     dies_or_layout: pd.DataFrame | WaferLayout,
@@ -117,7 +142,7 @@ def die_defect_counts(
     by: str | None = None,
     bins: Any = None,
     layout: WaferLayout | None = None,
-) -> pd.DataFrame:
+) -> DieDefectCounts:
     """Number of defects on every inspected die, zero-defect dies included.
 
     Parameters
@@ -145,11 +170,11 @@ def die_defect_counts(
 
     Returns
     -------
-    DataFrame
-        ``lot_id``, ``wafer_id``, ``die_x``, ``die_y`` [, ``by``], ``n_defects`` (int64)
-        [, ``passed``]. ``attrs["n_off_die"]`` is the number of defects on no inspected die
-        (including defects of wafers absent from the die set) and ``attrs["off_die"]`` maps
-        ``(lot_id, wafer_id)`` to that wafer's off-die count (wafers with at least one).
+    DieDefectCounts
+        ``.table``: ``lot_id``, ``wafer_id``, ``die_x``, ``die_y`` [, ``by``], ``n_defects``
+        (int64) [, ``passed``]; ``.n_off_die``: the number of defects on no inspected die
+        (including defects of wafers absent from the die set); ``.off_die``: ``(lot_id,
+        wafer_id)`` to that wafer's off-die count (wafers with at least one).
 
     Warns
     -----
@@ -169,8 +194,8 @@ def die_defect_counts(
     >>> d = pd.DataFrame({"lot_id": ["L", "L"], "wafer_id": ["1", "1"], "defect_id": [1, 2],
     ...                   "die_x": [0, 0], "die_y": [0, 0]})
     >>> c = yk.die_defect_counts(d, lay)
-    >>> len(c), int(c["n_defects"].sum()), int(c["n_defects"].max())
-    (9, 2, 2)
+    >>> len(c.table), int(c.table["n_defects"].sum()), int(c.table["n_defects"].max()), c.n_off_die
+    (9, 2, 2, 0)
     """
     for col in ("lot_id", "wafer_id"):
         if col not in defects.columns:
@@ -285,26 +310,31 @@ def die_defect_counts(
         off_map = {(str(a), str(b)): int(c) for a, b, c in zip(lots, wids, per[nz], strict=True)}
         warnings.warn(
             f"die_defect_counts: {n_off} of {len(defects)} defects fall on no inspected die "
-            f"(on {len(off_map)} wafers); they are not in n_defects (see result.attrs['off_die'])",
+            f"(on {len(off_map)} wafers); they are not in n_defects (see the result's off_die)",
             DataQualityWarning,
             stacklevel=2,
         )
-    out.attrs["n_off_die"] = n_off
-    out.attrs["off_die"] = off_map
     log.debug("counted %d defects on %d dies (%d off-die)", int(on.sum()), n_rows, n_off)
-    return out
+    return DieDefectCounts(out, n_off_die=n_off, off_die=off_map)
 
 
-def die_defect_density(counts: pd.DataFrame, die_area_cm2: float | WaferLayout) -> pd.DataFrame:
+def die_defect_density(counts: Any, die_area_cm2: float | WaferLayout) -> Any:
     """Add the per-die defect density ``density_per_cm2`` = ``n_defects / die_area`` [defects/cm^2].
 
     Parameters
     ----------
-    counts : DataFrame
-        Output of :func:`die_defect_counts`.
+    counts : DieDefectCounts or DataFrame
+        Output of :func:`die_defect_counts` (or its table).
     die_area_cm2 : float or WaferLayout
         Die area [cm^2] (or the layout that gives it).
+
+    Returns
+    -------
+    DieDefectCounts or DataFrame
+        The same kind as ``counts``, its table with ``density_per_cm2`` added.
     """
+    if isinstance(counts, DieDefectCounts):
+        return replace(counts, table=die_defect_density(counts.table, die_area_cm2))
     area = die_area_cm2.die_area_cm2 if isinstance(die_area_cm2, WaferLayout) else float(die_area_cm2)
     if isinstance(die_area_cm2, WaferLayout) and die_area_cm2.inferred:
         raise YieldkitValueError("die_defect_density: an inferred layout has no die area; give die_area_cm2 [cm^2]")
@@ -314,5 +344,4 @@ def die_defect_density(counts: pd.DataFrame, die_area_cm2: float | WaferLayout) 
         raise SchemaError("die_defect_density needs the 'n_defects' column of die_defect_counts", column="n_defects")
     out = counts.copy()
     out["density_per_cm2"] = out["n_defects"].to_numpy(dtype=float) / area
-    out.attrs = dict(counts.attrs)
     return out

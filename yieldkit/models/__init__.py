@@ -21,9 +21,10 @@ from ._persist import load_fit, save_fit
 from ._routes import DEFAULT_BLOCKS, block_yields
 from .base import YieldModel
 from .bose_einstein import BoseEinsteinYield
-from .compare import compare_models, make_model
+from .compare import ModelComparison, compare_models, make_model
 from .critical_area import critical_area_yield
 from .dispersion import (
+    GoodnessOfFit,
     TestResult,
     cameron_trivedi_test,
     count_goodness_of_fit,
@@ -58,6 +59,8 @@ __all__ = [
     "DEFAULT_BLOCKS",
     "MODEL_CLASSES",
     "BoseEinsteinYield",
+    "GoodnessOfFit",
+    "ModelComparison",
     "MurphyYield",
     "NegativeBinomialYield",
     "PoissonYield",

@@ -337,9 +337,9 @@ class YieldModel:
     def summary(self) -> pd.DataFrame:
         """Parameter table: ``estimate, std_err, ci_lower, ci_upper, unit`` (one row per parameter).
 
-        ``DataFrame.attrs`` holds the model, route, pooling level, ``n_obs`` (dies), ``n_units``
-        (the units whose likelihood was fitted: dies, or wafers / lots when pooled), ``loglik``,
-        ``aic``, ``bic``, ``conf_level`` and the interval method.
+        The fit's other results are the model's attributes: ``route_``, ``pooling_``, ``n_obs_``
+        (dies), ``n_units_`` (the units whose likelihood was fitted: dies, or wafers / lots when
+        pooled), ``loglik_``, ``aic_``, ``bic_``, ``ci_method_``.
 
         Notes
         -----
@@ -359,13 +359,6 @@ class YieldModel:
             "ci_upper": self.ci_["ci_upper"].to_numpy(),
             "unit": [UNITS[n] for n in names],
         }, index=pd.Index(names, name="parameter"))
-        out.attrs.update({
-            "model": type(self).__name__, "formula": self._formula, "route": self.route_,
-            "method": self.method_, "pooling": self.pooling_, "n_obs": self.n_obs_, "n_units": self.n_units_,
-            "n_groups": self.n_groups_,
-            "n_excluded": self.n_excluded_, "loglik": self.loglik_, "aic": self.aic_, "bic": self.bic_,
-            "conf_level": self.conf_level, "ci_method": self.ci_method_, "area_cm2": self.area_,
-        })
         return out
 
     def _log_yield(self, area, d0: float, cluster_alpha: float, y0: float) -> np.ndarray:

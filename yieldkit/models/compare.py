@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import YieldkitValueError
+from ..results import TableResult
 from .base import YieldModel
 from .bose_einstein import BoseEinsteinYield
 from .murphy import MurphyYield
@@ -19,12 +21,50 @@ from .negative_binomial import NegativeBinomialYield
 from .poisson import PoissonYield
 from .seeds import SeedsYield
 
-__all__ = ["MODEL_NAMES", "ROUTES", "compare_models", "make_model"]
+__all__ = ["MODEL_NAMES", "ROUTES", "ModelComparison", "compare_models", "make_model"]
 
 MODEL_NAMES = ("poisson", "nb", "murphy", "seeds", "bose-einstein")
 ROUTES = ("counts", "window", "die-size")
 #: Routes whose log-likelihood is that of independent data, so that a likelihood-ratio test applies.
 _LR_ROUTES = ("counts", "die-size")
+
+
+@dataclass(frozen=True, repr=False)
+class ModelComparison(TableResult):
+    """Yield models fitted by one route and ranked (from :func:`compare_models`).
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per model, best first (columns in :func:`compare_models`).
+    models : dict of str to YieldModel
+        The fitted models by name (models that failed to fit are absent).
+    route : str
+        Fitting route: ``"counts"``, ``"window"`` or ``"die-size"``.
+    criterion : str
+        Ranking criterion: ``"aic"``, ``"bic"`` or ``"loglik"``.
+    conf_level : float
+        Confidence level of the fits.
+    """
+
+    table: pd.DataFrame
+    models: dict[str, YieldModel] = field(default_factory=dict)
+    route: str = "counts"
+    criterion: str = "aic"
+    conf_level: float = 0.95
+
+    @property
+    def best(self) -> YieldModel | None:
+        """The best-ranked fitted model (None when none could be fitted)."""
+        for name in self.table.get("model", ()):
+            if name in self.models:
+                return self.models[name]
+        return None
+
+    def __repr__(self) -> str:
+        ranked = [m for m in self.table.get("model", ()) if m in self.models]
+        return (f"ModelComparison(route={self.route!r}, criterion={self.criterion!r}, ranking={ranked}, "
+                f"failed={len(self.table) - len(ranked)})")
 
 
 def make_model(name: str, **kwargs: Any) -> YieldModel:
@@ -64,9 +104,8 @@ def compare_models(
     n_layers: int = 1,
     kind: str = "triangular",
     conf_level: float = 0.95,
-    return_models: bool = False,
     **route_kwargs: Any,
-):
+) -> ModelComparison:
     """Fit several yield models by one route and rank them.
 
     Parameters
@@ -89,15 +128,13 @@ def compare_models(
         Hyperparameters of the Bose--Einstein and Murphy models.
     conf_level : float
         Confidence level of the fits.
-    return_models : bool
-        Also return the fitted models (a dict by name).
     **route_kwargs
         Passed to the route's fit method (``count_col``, ``exclude``, ``block_sizes`` ...).
 
     Returns
     -------
-    DataFrame
-        One row per model, best first: ``model, n_params, loglik, aic, bic, d0, cluster_alpha, y0,
+    ModelComparison
+        ``.models``: the fitted models by name; ``.table``: one row per model, best first: ``model, n_params, loglik, aic, bic, d0, cluster_alpha, y0,
         lambda_per_cm2`` (mean defects per cm^2: ``n_layers d0`` for Bose--Einstein), ``yield@<A>``
         columns, and for Poisson the likelihood-ratio test against the nesting negative binomial
         (``lr_stat``, ``lr_pvalue`` with the boundary-corrected ``0.5 P(chi2_1 > LR)``) on the counts
@@ -116,9 +153,9 @@ def compare_models(
     >>> import numpy as np, yieldkit as yk
     >>> rng = np.random.default_rng(11)
     >>> counts = rng.poisson(rng.gamma(1.5, 0.6 / 1.5, size=8000))
-    >>> table = yk.compare_models(counts, area=1.0, models=["poisson", "nb", "seeds"])
-    >>> table["model"].iloc[0]
-    'nb'
+    >>> comp = yk.compare_models(counts, area=1.0, models=["poisson", "nb", "seeds"])
+    >>> comp.table["model"].iloc[0], type(comp.best).__name__
+    ('nb', 'NegativeBinomialYield')
     """
     if route not in ROUTES:
         raise YieldkitValueError(f"The 'route' argument of compare_models must be one of "
@@ -172,5 +209,4 @@ def compare_models(
     if criterion in out.columns:
         asc = criterion != "loglik"
         out = out.sort_values(criterion, ascending=asc, na_position="last", kind="stable").reset_index(drop=True)
-    out.attrs.update({"route": route, "criterion": criterion, "conf_level": conf_level})
-    return (out, fitted) if return_models else out
+    return ModelComparison(out, models=fitted, route=route, criterion=criterion, conf_level=conf_level)

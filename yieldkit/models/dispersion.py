@@ -14,10 +14,12 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import NotFittedError, YieldkitValueError
+from ..results import TableResult
 from ._likelihood import CountCells, nb_fit, nb_loglik
 from ._routes import count_cells
 
 __all__ = [
+    "GoodnessOfFit",
     "TestResult",
     "cameron_trivedi_test",
     "count_goodness_of_fit",
@@ -39,6 +41,36 @@ class TestResult:
     def to_series(self) -> pd.Series:
         return pd.Series({"statistic": self.statistic, "pvalue": self.pvalue, "df": self.df,
                           "alternative": self.alternative}, name=self.name)
+
+
+@dataclass(frozen=True, repr=False)
+class GoodnessOfFit(TableResult):
+    """Observed against fitted count frequencies and Pearson's chi-square (from :func:`count_goodness_of_fit`).
+
+    Attributes
+    ----------
+    table : DataFrame
+        ``count, label, observed, expected``: one row per count class, the last one ``>= k``.
+    chi2 : float
+        Pearson's chi-square statistic.
+    df : int
+        Degrees of freedom: classes - 1 - fitted parameters.
+    pvalue : float
+        ``P(chi2_df > chi2)`` (NaN when ``df`` <= 0).
+    zero_fraction_observed, zero_fraction_fitted : float
+        Share of defect-free dies in the data and under the fitted model.
+    """
+
+    table: pd.DataFrame
+    chi2: float
+    df: int
+    pvalue: float
+    zero_fraction_observed: float
+    zero_fraction_fitted: float
+
+    def __repr__(self) -> str:
+        return (f"GoodnessOfFit(classes={len(self.table)}, chi2={self.chi2:.4g}, df={self.df}, "
+                f"pvalue={self.pvalue:.4g})")
 
 
 def _cells(counts, area, count_col: str, where: str) -> CountCells:
@@ -148,7 +180,7 @@ def poisson_nb_lr_test(counts, area=1.0, *, count_col: str = "n_defects") -> Tes
 
 
 def count_goodness_of_fit(model, counts=None, area=None, *, count_col: str = "n_defects",
-                          min_expected: float = 5.0) -> pd.DataFrame:
+                          min_expected: float = 5.0) -> GoodnessOfFit:
     """Observed vs fitted frequencies of each defect count, with Pearson's chi-square.
 
     Classes ``k = 0, 1, ...`` are merged from the top into a final ``>= k`` class until every
@@ -163,8 +195,8 @@ def count_goodness_of_fit(model, counts=None, area=None, *, count_col: str = "n_
 
     Returns
     -------
-    DataFrame
-        ``count, label, observed, expected`` rows; ``attrs`` holds ``chi2``, ``df``
+    GoodnessOfFit
+        ``.table``: ``count, label, observed, expected`` rows; beside it ``chi2``, ``df``
         (classes - 1 - fitted parameters), ``pvalue``, ``zero_fraction_observed`` and
         ``zero_fraction_fitted``.
 
@@ -207,7 +239,6 @@ def count_goodness_of_fit(model, counts=None, area=None, *, count_col: str = "n_
     e = np.concatenate([exp[:last], [exp[last] + tail_exp]])
     chi2 = float(((o - e) ** 2 / np.where(e > 0, e, np.nan)).sum())
     df = len(o) - 1 - model.n_params_
-    out = pd.DataFrame({"count": np.arange(len(o)), "label": labels, "observed": o, "expected": e})
-    out.attrs.update({"chi2": chi2, "df": df, "pvalue": float(stats.chi2.sf(chi2, df)) if df > 0 else math.nan,
-                      "zero_fraction_observed": float(obs[0] / n), "zero_fraction_fitted": float(p[0])})
-    return out
+    table = pd.DataFrame({"count": np.arange(len(o)), "label": labels, "observed": o, "expected": e})
+    return GoodnessOfFit(table, chi2=chi2, df=df, pvalue=float(stats.chi2.sf(chi2, df)) if df > 0 else math.nan,
+                         zero_fraction_observed=float(obs[0] / n), zero_fraction_fitted=float(p[0]))

@@ -75,22 +75,33 @@ def plot_confusion(confusion: Any, ax: Any = None, *, labels: Any = None, normal
     return im
 
 
-def plot_commonality(table: pd.DataFrame, ax: Any = None, *, top: int = 10) -> Any:
+def plot_commonality(table: Any, ax: Any = None, *, top: int = 10) -> Any:
     """Bar chart of the top factors of :func:`yieldkit.commonality`: -log10 of the adjusted p-value.
 
     Significant factors are drawn in red, the FDR level as a dashed line; each bar is labelled with
     the worst level and its yield difference.
 
+    Parameters
+    ----------
+    table : CommonalityResult or DataFrame
+        The result of :func:`yieldkit.commonality` (its ``fdr`` places the line), or its table
+        (line at 0.05).
+
     Returns
     -------
     matplotlib.container.BarContainer
     """
+    from ..results import TableResult
+
+    fdr = 0.05
+    if isinstance(table, TableResult):
+        fdr = float(getattr(table, "fdr", fdr))
+        table = table.table
     need = {"factor", "p_adj", "worst_level", "yield_delta"}
     if not need <= set(table.columns):
         raise SchemaError(f"plot_commonality needs the columns {', '.join(sorted(need))} (yieldkit.commonality output)")
     t = table.head(top).iloc[::-1]
     score = -np.log10(np.clip(t["p_adj"].to_numpy(np.float64, na_value=1.0), 1e-300, 1))
-    fdr = float(table.attrs.get("fdr", 0.05))
     sig = t["p_adj"].to_numpy(np.float64, na_value=1.0) < fdr
     ax = get_ax(ax, figsize=(7.0, 0.45 * len(t) + 1.2))
     bars = ax.barh(range(len(t)), score, color=np.where(sig, "#d62728", "#7f7f7f"))

@@ -32,7 +32,7 @@ def plot_count_fit(models: Any, ax: Any = None, *, max_count: int | None = None)
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     ax = get_ax(ax, figsize=(6.0, 4.0))
     first = models[0]
-    table = count_goodness_of_fit(first, min_expected=0.0)
+    table = count_goodness_of_fit(first, min_expected=0.0).table
     cells = first._cells
     kmax = int(min(cells.k.max(), 30 if max_count is None else max_count))
     ks = np.arange(kmax + 1)

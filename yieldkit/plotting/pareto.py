@@ -13,6 +13,19 @@ from ._mpl import get_ax
 __all__ = ["plot_kill_ratios", "plot_pareto"]
 
 
+def _ranking_column(table: pd.DataFrame) -> str:
+    """The weight a Pareto table was ranked by: the column whose shares are its ``share``."""
+    if "share" in table.columns:
+        share = table["share"].to_numpy(dtype=float)
+        for col in ("count", "impact", "density"):
+            if col in table.columns:
+                v = table[col].to_numpy(dtype=float)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    if np.allclose(v / np.nansum(v), share, rtol=1e-9, atol=0.0, equal_nan=True):
+                        return col
+    return "count"
+
+
 def plot_pareto(
     table: pd.DataFrame,
     *,
@@ -32,7 +45,7 @@ def plot_pareto(
         ``cum_share``.
     value : str, optional
         Bar height column; default the ranking weight the table was made with (``count``,
-        ``density`` or ``impact``).
+        ``impact`` or ``density``: the column whose shares are the table's ``share``).
     label : str, optional
         Column of bar labels; default ``category`` with ``name`` appended when present.
     ax : matplotlib Axes, optional
@@ -48,7 +61,7 @@ def plot_pareto(
         The bar axes and the twin axes of the cumulative line ([%]).
     """
     if value is None:
-        value = {"count": "count", "density": "density", "kill": "impact"}.get(table.attrs.get("weight", "count"), "count")
+        value = _ranking_column(table)
     missing = [c for c in ("category", value, "cum_share") if c not in table.columns]
     if missing:
         raise SchemaError(f"plot_pareto needs a Pareto table with column(s) {missing}.", column=missing[0])

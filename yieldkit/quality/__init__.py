@@ -21,9 +21,9 @@ level, which depends only on the defect-limited part of the yield.
 
 from __future__ import annotations
 
-from .fallout import FalloutFit, fallout_curve
+from .fallout import FalloutCurve, FalloutFit, fallout_curve
 from .fitted import defect_level
-from .inverse import required_coverage
+from .inverse import CoverageRequirement, required_coverage
 from .models import (
     MODELS,
     agrawal_seth_agrawal,
@@ -39,6 +39,8 @@ from .models import (
 
 __all__ = [
     "MODELS",
+    "CoverageRequirement",
+    "FalloutCurve",
     "FalloutFit",
     "agrawal_seth_agrawal",
     "agrawal_seth_agrawal_fallout",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from ..errors import (
     YieldkitValueError,
     check_choice,
 )
+from ..results import TableResult
 from ._checks import as_fraction, check_conf_level, out
 from .models import (
     agrawal_seth_agrawal,
@@ -33,9 +35,34 @@ from .models import (
     negative_binomial_fallout,
 )
 
-__all__ = ["FalloutFit", "fallout_curve"]
+__all__ = ["FalloutCurve", "FalloutFit", "fallout_curve"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, repr=False)
+class FalloutCurve(TableResult):
+    """A fallout curve and the dies left out of it (from :func:`fallout_curve`).
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per test with coverage > 0, in test order: ``test_num``, ``coverage``,
+        ``n_fail``, ``cum_fail``, ``n_tested``, ``fail_fraction``.
+    n_systematic : int
+        Dies left out as systematic failures (failing first at a zero-coverage test).
+    n_dropped : int
+        Dies dropped because their ``passed`` flag contradicts their first failing test.
+    """
+
+    table: pd.DataFrame
+    n_systematic: int = 0
+    n_dropped: int = 0
+
+    def __repr__(self) -> str:
+        n = int(self.table["n_tested"].iloc[0]) if len(self.table) else 0
+        return (f"FalloutCurve(tests={len(self.table)}, n_tested={n}, n_systematic={self.n_systematic}, "
+                f"n_dropped={self.n_dropped})")
 
 
 def fallout_curve(
@@ -46,7 +73,7 @@ def fallout_curve(
     test: str = "test_num",
     coverage: str = "coverage",
     passed: str = "passed",
-) -> pd.DataFrame:
+) -> FalloutCurve:
     """Build the fallout curve (cumulative fail fraction against coverage) from a die table.
 
     Parameters
@@ -67,11 +94,11 @@ def fallout_curve(
 
     Returns
     -------
-    pandas.DataFrame
-        One row per test with coverage > 0, in test order: ``test_num``, ``coverage``,
-        ``n_fail`` (dies failing first at this test), ``cum_fail``, ``n_tested`` (dies in the
-        curve) and ``fail_fraction`` (cum_fail / n_tested). ``attrs["n_systematic"]`` counts the
-        dies left out as systematic failures, ``attrs["n_dropped"]`` the inconsistent rows.
+    FalloutCurve
+        ``.table``: one row per test with coverage > 0, in test order: ``test_num``,
+        ``coverage``, ``n_fail`` (dies failing first at this test), ``cum_fail``, ``n_tested``
+        (dies in the curve) and ``fail_fraction`` (cum_fail / n_tested); ``.n_systematic``
+        counts the dies left out as systematic failures, ``.n_dropped`` the inconsistent rows.
 
     Raises
     ------
@@ -97,7 +124,7 @@ def fallout_curve(
     --------
     >>> dies = pd.DataFrame({"first_fail_test": [1, 2, None, None, 2, None]})
     >>> tests = pd.DataFrame({"test_num": [1, 2], "coverage": [0.5, 0.9]})
-    >>> fallout_curve(dies, tests)[["coverage", "cum_fail", "fail_fraction"]].to_dict("list")
+    >>> fallout_curve(dies, tests).table[["coverage", "cum_fail", "fail_fraction"]].to_dict("list")
     {'coverage': [0.5, 0.9], 'cum_fail': [1, 3], 'fail_fraction': [0.16666666666666666, 0.5]}
     """
     where = "fallout_curve"
@@ -154,7 +181,7 @@ def fallout_curve(
         log.info("%d die(s) failed zero-coverage tests first and are left out as systematic failures.", n_systematic)
     counts = counts[~screen]
     cum = np.cumsum(counts)
-    res = pd.DataFrame(
+    table = pd.DataFrame(
         {
             "test_num": ids.to_numpy()[~screen],
             "coverage": cov[~screen],
@@ -164,8 +191,7 @@ def fallout_curve(
             "fail_fraction": cum / n_tested,
         }
     )
-    res.attrs.update(n_systematic=n_systematic, n_dropped=n_dropped)
-    return res
+    return FalloutCurve(table, n_systematic=n_systematic, n_dropped=n_dropped)
 
 
 def _num_hessian(f: Any, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
@@ -289,7 +315,7 @@ class FalloutFit:
     # -- fitting ---------------------------------------------------------------------------
     def fit(
         self,
-        curve: pd.DataFrame,
+        curve: FalloutCurve | pd.DataFrame,
         *,
         coverage: str = "coverage",
         fail_fraction: str = "fail_fraction",
@@ -299,8 +325,8 @@ class FalloutFit:
 
         Parameters
         ----------
-        curve : pandas.DataFrame
-            Points of the curve, e.g. from :func:`fallout_curve`: cumulative coverage [-]
+        curve : FalloutCurve or pandas.DataFrame
+            Points of the curve, e.g. from :func:`fallout_curve` (or its table): cumulative coverage [-]
             (strictly increasing, in (0, 1]) and cumulative fail fraction [-] (non-decreasing,
             in [0, 1]).
         coverage, fail_fraction : str
@@ -322,6 +348,8 @@ class FalloutFit:
             If the model name, the coverages, the fractions or ``n_tested`` are invalid.
         """
         where = "FalloutFit.fit"
+        if isinstance(curve, FalloutCurve):
+            curve = curve.table
         check_choice(self.model, tuple(self._PARAMS), name="model", where="FalloutFit")
         level = check_conf_level(self.conf_level, "FalloutFit")
         missing = [c for c in (coverage, fail_fraction) if c not in curve.columns]

@@ -134,8 +134,7 @@ def defect_level(
         One row per broadcast (coverage, area): ``coverage``, ``area_cm2``, ``mean_faults``
         (lambda = D0 A), ``yield`` (Y0 x defect-limited yield), ``shipped_fraction`` (dies that
         pass the test), ``fallout`` (1 - shipped_fraction), ``defect_level``, ``ci_lower``,
-        ``ci_upper``, ``dppm``, ``dppm_lower``, ``dppm_upper``. ``attrs`` holds
-        ``conf_level`` and ``interval``.
+        ``ci_upper``, ``dppm``, ``dppm_lower``, ``dppm_upper``.
 
     Raises
     ------
@@ -266,7 +265,6 @@ def defect_level(
             "dppm_upper": 1e6 * upper,
         }
     )
-    res.attrs.update(conf_level=level, interval=interval)
     return res
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,14 +11,15 @@ import pandas as pd
 from scipy import special
 
 from ..errors import YieldkitValueError, check_choice
+from ..results import TableResult
 from ._checks import as_at_least, as_fraction, as_nonnegative, as_positive, out
 from .models import MODELS, mean_faults_from_yield
 
-__all__ = ["required_coverage"]
+__all__ = ["CoverageRequirement", "required_coverage"]
 
 log = logging.getLogger(__name__)
 
-#: Status labels of :func:`required_coverage` with ``full_output=True``.
+#: Status labels of :func:`required_coverage` (its table's ``status`` column).
 STATUS_MET = "met without test"
 STATUS_REACHABLE = "reachable"
 STATUS_UNREACHABLE = "needs complete coverage"
@@ -65,6 +67,36 @@ def _asa_uncovered(y: np.ndarray, d: np.ndarray, n0: np.ndarray) -> np.ndarray:
     return u
 
 
+@dataclass(frozen=True, repr=False)
+class CoverageRequirement(TableResult):
+    """The fault coverage DPPM targets need (from :func:`required_coverage`).
+
+    Attributes
+    ----------
+    coverage : float or numpy.ndarray
+        The smallest coverage T in [0, 1] meeting each target, in the broadcast shape of the
+        inputs (a float for scalar inputs).
+    table : DataFrame
+        One row per (yield, target) pair, flattened: ``model``, ``yield``, ``dppm_target``,
+        ``coverage``, ``dppm_at_zero_coverage`` (1e6 (1 - Y), what ships without any test) and
+        ``status``: ``"met without test"`` (coverage 0 suffices), ``"reachable"`` (0 < T < 1)
+        or ``"needs complete coverage"`` (only T = 1 meets it: a zero target with Y < 1, or a
+        target so small that 1 - T underflows).
+    model : str
+        Defect-level model: ``"wb"``, ``"asa"`` or ``"nb"``.
+    """
+
+    coverage: Any
+    table: pd.DataFrame
+    model: str
+
+    def __repr__(self) -> str:
+        counts = self.table["status"].value_counts()
+        return (f"CoverageRequirement(model={self.model!r}, targets={len(self.table)}, "
+                f"reachable={int(counts.get(STATUS_REACHABLE, 0))}, met={int(counts.get(STATUS_MET, 0))}, "
+                f"complete_coverage={int(counts.get(STATUS_UNREACHABLE, 0))})")
+
+
 def required_coverage(
     yield_: Any,
     dppm_target: Any,
@@ -72,8 +104,7 @@ def required_coverage(
     *,
     n0: Any = None,
     cluster_alpha: Any = None,
-    full_output: bool = False,
-) -> Any:
+) -> CoverageRequirement:
     """Fault coverage needed to ship at or below a DPPM target.
 
     Parameters
@@ -89,18 +120,13 @@ def required_coverage(
         Mean number of faults on a faulty die [-], >= 1 (model ``"asa"``).
     cluster_alpha : array_like, optional
         Clustering parameter [-], > 0, infinity allowed (model ``"nb"``).
-    full_output : bool, default False
-        Return a table with a ``status`` column instead of the bare coverage.
 
     Returns
     -------
-    float, numpy.ndarray or pandas.DataFrame
-        The smallest coverage T in [0, 1] whose defect level does not exceed the target. With
-        ``full_output=True``: a DataFrame with ``yield``, ``dppm_target``, ``coverage``,
-        ``dppm_at_zero_coverage`` (1e6 (1 - Y), what ships without any test) and ``status``:
-        ``"met without test"`` (coverage 0 suffices), ``"reachable"`` (0 < T < 1) or
-        ``"needs complete coverage"`` (only T = 1 meets it: a zero target with Y < 1, or a target
-        so small that 1 - T underflows).
+    CoverageRequirement
+        ``.coverage``: the smallest coverage T in [0, 1] whose defect level does not exceed the
+        target (float or array in the broadcast shape); ``.table``: one row per target with
+        ``yield``, ``dppm_target``, ``coverage``, ``dppm_at_zero_coverage`` and ``status``.
 
     Raises
     ------
@@ -125,11 +151,11 @@ def required_coverage(
 
     Examples
     --------
-    >>> round(float(required_coverage(0.5, 6907.5)), 4)
+    >>> round(float(required_coverage(0.5, 6907.5).coverage), 4)
     0.99
-    >>> float(required_coverage(0.8, 300000))
+    >>> float(required_coverage(0.8, 300000).coverage)
     0.0
-    >>> required_coverage(0.85, [100, 1000], full_output=True)["status"].tolist()
+    >>> required_coverage(0.85, [100, 1000]).table["status"].tolist()
     ['reachable', 'reachable']
     """
     where = "required_coverage"
@@ -189,10 +215,8 @@ def required_coverage(
     unreachable = ~met & (coverage >= 1.0)
     if np.any(unreachable):
         log.info("%d DPPM target(s) can only be met with complete (T = 1) coverage.", int(unreachable.sum()))
-    if not full_output:
-        return out(coverage.reshape(shape))
     status = np.where(met, STATUS_MET, np.where(unreachable, STATUS_UNREACHABLE, STATUS_REACHABLE))
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "model": model,
             "yield": y.ravel(),
@@ -202,3 +226,4 @@ def required_coverage(
             "status": status.ravel(),
         }
     )
+    return CoverageRequirement(out(coverage.reshape(shape)), table, model)

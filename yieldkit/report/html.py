@@ -242,9 +242,10 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int
         images["defect_pareto_kill"] = figs.render(
             lambda ax: plot_pareto(res.defect_pareto_kill, ax=ax, title="Defects by class (kill-weighted)",
                                    color="#9467bd"), (6.5, 3.6))
-    if res.kill_ratios is not None and len(res.kill_ratios):
-        images["kill_ratios"] = figs.render(lambda ax: plot_kill_ratios(res.kill_ratios, ax=ax, title="Kill ratios"),
-                                            (6.5, 0.45 * len(res.kill_ratios) + 1.5))
+    kr = None if res.kill_ratios is None else res.kill_ratios.table
+    if kr is not None and len(kr):
+        images["kill_ratios"] = figs.render(lambda ax: plot_kill_ratios(kr, ax=ax, title="Kill ratios"),
+                                            (6.5, 0.45 * len(kr) + 1.5))
     images["p_chart"] = figs.render(lambda ax: plot_control_chart(res.p_chart, ax=ax, title="p-chart: wafer yield"),
                                     (9.0, 3.0))
     if res.u_chart is not None:
@@ -275,7 +276,7 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int
         "retest": _table(res.retest, table_id="retest-table") if len(res.retest) else None,
         "defect_pareto": _table(res.defect_pareto, table_id="defect-pareto-table"),
         "defect_pareto_kill": _table(res.defect_pareto_kill, table_id="defect-kill-table"),
-        "kill_ratios": _table(res.kill_ratios, table_id="kill-ratio-table"),
+        "kill_ratios": _table(None if res.kill_ratios is None else res.kill_ratios.table, table_id="kill-ratio-table"),
         "p_excursions": _table(res.p_chart.excursions(), table_id="p-excursions"),
         "u_excursions": _table(res.u_chart.excursions(), table_id="u-excursions") if res.u_chart is not None else None,
         "zonal": _table(res.zonal, table_id="zonal-table"),
@@ -295,7 +296,7 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int
         p_centre=res.p_chart.centre, u_centre=None if res.u_chart is None else res.u_chart.centre,
         p_sigma_z=res.p_chart.sigma_z, u_sigma_z=None if res.u_chart is None else res.u_chart.sigma_z,
         u_note=res.u_chart_note,
-        zonal_tested=None if res.zonal is None else res.zonal.attrs.get("zones_tested"),
-        clustering_tested=None if res.clustering is None else res.clustering.attrs.get("wafers_tested"),
-        y_clean_joint=None if res.kill_ratios is None else res.kill_ratios.attrs.get("y_clean_joint"),
+        zonal_tested=res.zonal_tested, clustering_tested=res.clustering_tested,
+        y_clean_joint=None if res.kill_ratios is None or pd.isna(res.kill_ratios.y_clean_joint)
+        else res.kill_ratios.y_clean_joint,
     )

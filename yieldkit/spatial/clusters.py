@@ -10,6 +10,7 @@ space is each wafer's own ``eps`` and no two wafers ever share a neighbourhood.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,10 +19,11 @@ from scipy import optimize, stats
 
 from ..errors import SchemaError, YieldkitValueError
 from ..maps._keys import joint_wafer_codes
+from ..results import TableResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cluster_summary", "csr_eps", "detect_clusters"]
+__all__ = ["DefectClusters", "cluster_summary", "csr_eps", "detect_clusters"]
 
 _STRING: Any = pd.StringDtype("pyarrow")
 
@@ -45,6 +47,27 @@ def csr_eps(n_points: Any, area_um2: Any, *, min_samples: int = 4, tail: float =
         return np.sqrt(mu / (np.pi * lam))
 
 
+@dataclass(frozen=True, repr=False)
+class DefectClusters(TableResult):
+    """Defects labelled clustered or random, and the radius used per wafer (from :func:`detect_clusters`).
+
+    Attributes
+    ----------
+    table : DataFrame
+        The defects with ``cluster``, ``clustered``, ``cluster_size`` and ``cluster_shape``.
+    eps_um : dict
+        ``(lot_id, wafer_id)`` to the DBSCAN radius [um] used on that wafer.
+    """
+
+    table: pd.DataFrame
+    eps_um: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        t = self.table
+        return (f"DefectClusters(defects={len(t)}, clustered={int(t['clustered'].sum())}, "
+                f"clusters={int(t.loc[t['clustered'], 'cluster'].nunique())}, wafers={len(self.eps_um)})")
+
+
 def detect_clusters(
     defects: pd.DataFrame,
     layout: Any = None,
@@ -54,7 +77,7 @@ def detect_clusters(
     min_cluster_size: int = 8,
     tail: float = 0.01,
     line_elongation: float = 3.0,
-) -> pd.DataFrame:
+) -> DefectClusters:
     """Label every defect as clustered or random (DBSCAN, data-driven radius per wafer).
 
     Parameters
@@ -78,11 +101,11 @@ def detect_clusters(
 
     Returns
     -------
-    DataFrame
-        The defects with ``cluster`` (int64, unique over the table, -1 for random),
+    DefectClusters
+        ``.table``: the defects with ``cluster`` (int64, unique over the table, -1 for random),
         ``clustered`` (bool), ``cluster_size`` (0 for random) and ``cluster_shape``
-        (``"line"``, ``"blob"`` or ``"random"``); ``attrs["eps_um"]`` maps
-        ``(lot_id, wafer_id)`` to the radius used.
+        (``"line"``, ``"blob"`` or ``"random"``); ``.eps_um`` maps ``(lot_id, wafer_id)`` to
+        the radius used [um].
 
     References
     ----------
@@ -93,7 +116,7 @@ def detect_clusters(
     --------
     >>> import yieldkit as yk
     >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, signatures={0: "loc"}, seed=2)
-    >>> lab = detect_clusters(fab.defects, fab.layout)
+    >>> lab = detect_clusters(fab.defects, fab.layout).table
     >>> truth = fab.truth["defects"]["cluster_id"].to_numpy() >= 0
     >>> bool((lab["clustered"].to_numpy() == truth).mean() > 0.9)
     True
@@ -153,9 +176,9 @@ def detect_clusters(
         summ = _shape_moments(x[clustered], y[clustered], label[clustered], line_elongation)
         shape[clustered] = summ["shape"].to_numpy()[label[clustered]]
     out["cluster_shape"] = pd.array(shape.astype(str), dtype=_STRING)
-    out.attrs["eps_um"] = {(str(a), str(b)): float(e) for a, b, e in zip(wafers["lot_id"], wafers["wafer_id"], eps, strict=True)}
+    radii = {(str(a), str(b)): float(e) for a, b, e in zip(wafers["lot_id"], wafers["wafer_id"], eps, strict=True)}
     log.debug("detect_clusters: %d of %d defects clustered in %d clusters", int(clustered.sum()), len(x), len(size))
-    return out
+    return DefectClusters(out, eps_um=radii)
 
 
 def _shape_moments(x: np.ndarray, y: np.ndarray, lab: np.ndarray, line_elongation: float) -> pd.DataFrame:
@@ -187,8 +210,8 @@ def _shape_moments(x: np.ndarray, y: np.ndarray, lab: np.ndarray, line_elongatio
     )
 
 
-def cluster_summary(labelled: pd.DataFrame, *, line_elongation: float = 3.0) -> pd.DataFrame:
-    """One row per cluster of :func:`detect_clusters`' output.
+def cluster_summary(labelled: DefectClusters | pd.DataFrame, *, line_elongation: float = 3.0) -> pd.DataFrame:
+    """One row per cluster of :func:`detect_clusters`' output (the result or its table).
 
     Returns
     -------
@@ -198,6 +221,8 @@ def cluster_summary(labelled: pd.DataFrame, *, line_elongation: float = 3.0) -> 
         principal axes) [um], ``elongation`` (axis ratio), ``angle_deg`` (of the major axis,
         counter-clockwise from +x), ``shape``.
     """
+    if isinstance(labelled, DefectClusters):
+        labelled = labelled.table
     for col in ("cluster", "x_um", "y_um", "lot_id", "wafer_id"):
         if col not in labelled.columns:
             raise SchemaError(f"cluster_summary needs the output of detect_clusters (column {col!r} missing)", column=col)

@@ -155,7 +155,6 @@ def clustering_stats(
         ``z_i``, ``p_i`` (upper tail); ``log_odds``, ``log_odds_se``, ``p_log_odds`` (upper tail;
         NaN with fewer than two fails or two passes); ``runs``, ``z_runs``, ``p_runs`` (lower tail: fewer runs than at random,
         in serpentine raster order); ``clustered`` (``p_bw < significance``).
-        ``attrs["permutations"]`` is the number of permutations behind the p-values.
 
     Notes
     -----
@@ -315,7 +314,6 @@ def clustering_stats(
             "clustered": np.nan_to_num(p_bw, nan=1.0) < significance,
         }
     )
-    out.attrs["permutations"] = int(permutations)
     log.debug("clustering_stats: %d wafers, %d clustered", n_w, int(out["clustered"].sum()))
     return out
 
