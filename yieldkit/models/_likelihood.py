@@ -309,11 +309,15 @@ def murphy_log_pmf(k: np.ndarray, mu: np.ndarray, kind: str) -> np.ndarray:
 
 
 # -------------------------------------------------------------------- numerics
-def numerical_hessian(f, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian of a scalar function (steps relative to ``max(1, |x|)``)."""
+def numerical_hessian(f, x: np.ndarray, step: float = 1e-4, *, relative: bool = True) -> np.ndarray:
+    """Central-difference Hessian of a scalar function.
+
+    The step in coordinate ``i`` is ``step * max(1, |x_i|)``, or ``step`` itself when ``relative``
+    is false.
+    """
     x = np.asarray(x, dtype=float)
     n = len(x)
-    h = step * np.maximum(1.0, np.abs(x))
+    h = step * np.maximum(1.0, np.abs(x)) if relative else np.full(n, float(step))
     H = np.empty((n, n))
     f0 = f(x)
     for i in range(n):
