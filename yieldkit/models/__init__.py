@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ._persist import load_fit, save_fit
 from ._routes import DEFAULT_BLOCKS, block_yields
-from .base import YieldModel
+from .base import YieldModel, model_class, registered_models
 from .bose_einstein import BoseEinsteinYield
 from .compare import compare_models, make_model
 from .critical_area import critical_area_yield
@@ -75,6 +75,7 @@ __all__ = [
     "load_fit",
     "log_murphy_factor",
     "make_model",
+    "model_class",
     "moore_d0",
     "moore_yield",
     "murphy_d0",
@@ -86,6 +87,7 @@ __all__ = [
     "poisson_yield",
     "price_d0",
     "price_yield",
+    "registered_models",
     "save_fit",
     "seeds_d0",
     "seeds_yield",

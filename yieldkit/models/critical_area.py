@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import YieldkitValueError
 from .._validation import as_nonnegative, as_positive, as_yield_fraction, check_choice
+from ..errors import YieldkitValueError
 from .functions import _log_nb, _out
 
 __all__ = ["CRITICAL_AREA_MODELS", "critical_area_yield"]
