@@ -11,6 +11,10 @@ Three layers, as in pvlib:
   and products of different die sizes (``fit_die_sizes``);
 * orchestration: :func:`compare_models`, the dispersion tests, :func:`save_fit`/:func:`load_fit`.
 
+Every fitted class registers under a public name (``class PoissonYield(YieldModel, name="poisson")``);
+:func:`model_class` and :func:`registered_models` look them up, so a new model is one new module
+(see :mod:`yieldkit.models.base`, "Writing a model").
+
 Units: densities in defects/cm^2, areas in cm^2, yields as fractions. The clustering
 parameter is always ``cluster_alpha``; the confidence level is always ``conf_level``.
 """
