@@ -165,8 +165,9 @@ def defect_level(
     Other yield models (Murphy, Bose-Einstein, any model with ``predict(area)``) are mixtures of
     Poisson fault counts over a random defect density; detecting each fault with probability T
     thins the mean from D A to D T A, so P(pass) = Y(T A) and DL = 1 - Y(A) / Y(T A), computed
-    from the model's own ``predict`` (Y0 cancels). Poisson, negative-binomial and Seeds fits use
-    the closed form above.
+    from the model's own ``predict`` (Y0 cancels). Fits whose ``negative_binomial_form`` holds with a
+    ``mean_factor`` of 1 (Poisson, negative binomial, Seeds, Bose-Einstein with one layer) use the
+    closed form above.
 
     The delta-method interval is expit(logit DL +/- z se), se^2 = g' Sigma g with g the
     gradient of logit DL in the fitted parameters (analytic for the closed form, central
