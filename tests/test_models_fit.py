@@ -213,7 +213,7 @@ def test_murphy_log_pmf_small_mean_against_mpmath(kind):
     to 1e-13 relative over mu in 1e-12..50 and k in 0..20; e.g. mu = 1e-4, k = 3 gives -29.0175
     (an upper-gamma difference gave -27.43), and mu = 1e-8, k = 0 gives -1.00e-8 (not -1.44e-8)."""
     mpmath = pytest.importorskip("mpmath")
-    from yieldkit.models._likelihood import murphy_log_pmf
+    from yieldkit.models.murphy import murphy_log_pmf
 
     mpmath.mp.dps = 30
 
@@ -382,7 +382,7 @@ def test_summary_predict_and_contract(rng):
         pi = est.predict_interval([0.5, 1.0, 4.0])
         assert (pi["ci_lower"] <= pi["yield"]).all() and (pi["yield"] <= pi["ci_upper"]).all()
         assert np.all(np.diff(est.predict(np.array([0.5, 1.0, 4.0]))) < 0)
-        assert est.defect_lambda(2.0) == pytest.approx(2.0 * est._mean_factor() * est.d0_)
+        assert est.defect_lambda(2.0) == pytest.approx(2.0 * est.mean_factor * est.d0_)
         assert "fitted on 3,000 dies" in repr(est)
         assert model().get_params()["conf_level"] == 0.95
 

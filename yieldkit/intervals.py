@@ -21,17 +21,10 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from ._validation import check_conf_level
 from .errors import YieldkitValueError
 
 __all__ = ["clopper_pearson", "garwood", "wilson"]
-
-
-def _check_conf(conf_level: float, where: str) -> float:
-    if not (0.0 < conf_level < 1.0):
-        raise YieldkitValueError(
-            f"The 'conf_level' argument of {where} must be in (0, 1). Got {conf_level!r} instead."
-        )
-    return float(conf_level)
 
 
 def _check_kn(k: Any, n: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +60,7 @@ def clopper_pearson(k: Any, n: Any, conf_level: float = 0.95) -> tuple[np.ndarra
     >>> float(lo), round(float(hi), 4)
     (0.0, 0.3085)
     """
-    conf_level = _check_conf(conf_level, "clopper_pearson")
+    conf_level = check_conf_level(conf_level, "clopper_pearson")
     k, n = _check_kn(k, n, "clopper_pearson")
     a = 1.0 - conf_level
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -85,7 +78,7 @@ def wilson(k: Any, n: Any, conf_level: float = 0.95) -> tuple[np.ndarray, np.nda
     -----
     (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n) with p = k/n.
     """
-    conf_level = _check_conf(conf_level, "wilson")
+    conf_level = check_conf_level(conf_level, "wilson")
     k, n = _check_kn(k, n, "wilson")
     z = special.ndtri(0.5 + conf_level / 2)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -125,7 +118,7 @@ def garwood(k: Any, exposure: Any = 1.0, conf_level: float = 0.95) -> tuple[np.n
     >>> float(lo), round(float(hi), 4)
     (0.0, 3.6889)
     """
-    conf_level = _check_conf(conf_level, "garwood")
+    conf_level = check_conf_level(conf_level, "garwood")
     k = np.asarray(k, dtype=np.float64)
     e = np.asarray(exposure, dtype=np.float64)
     if np.any(k < 0):

@@ -11,6 +11,10 @@ Three layers, as in pvlib:
   and products of different die sizes (``fit_die_sizes``);
 * orchestration: :func:`compare_models`, the dispersion tests, :func:`save_fit`/:func:`load_fit`.
 
+Every fitted class registers under a public name (``class PoissonYield(YieldModel, name="poisson")``);
+:func:`model_class` and :func:`registered_models` look them up, so a new model is one new module
+(see :mod:`yieldkit.models.base`, "Writing a model").
+
 Units: densities in defects/cm^2, areas in cm^2, yields as fractions. The clustering
 parameter is always ``cluster_alpha``; the confidence level is always ``conf_level``.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from ._persist import load_fit, save_fit
 from ._routes import DEFAULT_BLOCKS, block_yields
-from .base import YieldModel
+from .base import YieldModel, model_class, registered_models
 from .bose_einstein import BoseEinsteinYield
 from .compare import ModelComparison, compare_models, make_model
 from .critical_area import critical_area_yield
@@ -78,6 +82,7 @@ __all__ = [
     "load_fit",
     "log_murphy_factor",
     "make_model",
+    "model_class",
     "moore_d0",
     "moore_yield",
     "murphy_d0",
@@ -89,6 +94,7 @@ __all__ = [
     "poisson_yield",
     "price_d0",
     "price_yield",
+    "registered_models",
     "save_fit",
     "seeds_d0",
     "seeds_yield",

@@ -17,9 +17,7 @@ from ..errors import BoundaryWarning, ConvergenceWarning, YieldkitValueError
 from ._likelihood import (
     BinomialCells,
     CountCells,
-    _c_term,
     binomial_loglik,
-    murphy_log_pmf,
     nb_fit,
     nb_loglik,
     nb_mean_hat,
@@ -31,7 +29,7 @@ from ._likelihood import (
 if TYPE_CHECKING:
     from .base import YieldModel
 
-__all__ = ["bootstrap_params", "count_log_pmf", "delta_yield_interval", "fit_binomial", "fit_counts", "garwood"]
+__all__ = ["bootstrap_params", "delta_yield_interval", "fit_binomial", "fit_counts", "garwood"]
 
 _S_LO = -60.0  # log d0 below which a lower limit is reported as 0
 
@@ -49,33 +47,19 @@ def garwood(k: float, exposure: float, conf_level: float) -> tuple[float, float]
 
 
 # --------------------------------------------------------------------------- counts
-def count_log_pmf(model: YieldModel, k: np.ndarray, mu: np.ndarray, alpha: float) -> np.ndarray:
-    kind, _, _ = model._count_spec()
-    k = np.asarray(k, dtype=np.int64)
-    mu = np.asarray(mu, dtype=float)
-    if kind == "murphy":
-        return murphy_log_pmf(k, mu, model.kind)  # type: ignore[attr-defined]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        klogmu = np.where(k > 0, k * np.log(mu), 0.0)
-    if np.isinf(alpha):
-        return klogmu - mu - special.gammaln(k + 1.0)
-    return _c_term(k.ravel(), alpha).reshape(k.shape) - special.gammaln(k + 1.0) - (alpha + k) * np.log1p(mu / alpha) + klogmu
-
-
 def _ll_one(model: YieldModel, c: CountCells):
     """Log-likelihood of d0 for a model without a free shape parameter."""
-    kind, alpha, factor = model._count_spec()
-    if kind == "nb":
+    if model.negative_binomial_form:
+        alpha, factor = model.fixed_cluster_alpha, model.mean_factor
         return lambda d0: nb_loglik(c, factor * d0, alpha)
-    return lambda d0: float((c.w * count_log_pmf(model, c.k, c.area * d0, math.inf)).sum())
+    return lambda d0: float((c.w * model._count_log_pmf(c.k, c.area * d0, math.inf)).sum())
 
 
 def _mle_one(model: YieldModel, c: CountCells) -> tuple[float, bool]:
-    kind, alpha, factor = model._count_spec()
     if c.total == 0:
         return 0.0, True
-    if kind == "nb":
-        return nb_mean_hat(c, alpha) / factor, True
+    if model.negative_binomial_form:
+        return nb_mean_hat(c, model.fixed_cluster_alpha) / model.mean_factor, True
     ll = _ll_one(model, c)
     s0 = math.log(c.total / c.exposure)
     r = optimize.minimize_scalar(lambda s: -ll(math.exp(s)), bounds=(s0 - 4, s0 + 4), method="bounded",
@@ -125,9 +109,9 @@ def _resolve_ci(model: YieldModel, route: str) -> str:
     m = model.ci_method
     if m == "auto":
         if route == "counts":
-            return "exact" if model._model == "poisson" else "profile"
+            return "exact" if model.poisson_form else "profile"
         return "bootstrap" if route == "window" else "wald"
-    if m == "exact" and not (route == "counts" and model._model == "poisson"):
+    if m == "exact" and not (route == "counts" and model.poisson_form):
         raise YieldkitValueError(f"ci_method='exact' (Garwood) is for PoissonYield fitted to counts; "
                                  f"{type(model).__name__} by the {route} route needs 'profile', 'wald' or 'bootstrap'.")
     if m == "profile" and route != "counts":
@@ -213,7 +197,7 @@ def _all_zero_upper(model: YieldModel, c: CountCells, level: float) -> float:
 
     def h(s: float) -> float:
         lam = c.area * math.exp(s)
-        return float((c.w * model._log_p0(lam, model._fixed_alpha)).sum()) - target
+        return float((c.w * model._log_p0(lam, model.fixed_cluster_alpha)).sum()) - target
 
     s0 = math.log(-target / c.exposure)
     lo, hi = s0 - 1.0, s0 + 1.0
@@ -256,7 +240,7 @@ def _to_nat(names: list[str], u: np.ndarray) -> dict[str, float]:
 
 
 def _binomial_logy(model: YieldModel, cells: BinomialCells, par: dict[str, float]) -> np.ndarray:
-    alpha = par.get("cluster_alpha", model._fixed_alpha)
+    alpha = par.get("cluster_alpha", model.fixed_cluster_alpha)
     y0 = par.get("y0", 1.0)
     return math.log(y0) + model._log_p0(cells.exposure * par["d0"], alpha)
 

@@ -14,9 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import optimize, sparse, special
 
-from .functions import log_murphy_factor
-
-__all__ = ["BinomialCells", "CountCells", "nb_fit", "nb_loglik", "nb_mean_hat", "numerical_hessian"]
+__all__ = ["BinomialCells", "CountCells", "nb_fit", "nb_log_pmf", "nb_loglik", "nb_mean_hat", "numerical_hessian"]
 
 _CUMSUM_MAX = 200_000
 
@@ -124,18 +122,21 @@ def _c_term(k: np.ndarray, alpha: float) -> np.ndarray:
     return special.gammaln(k + alpha) - special.gammaln(alpha) - k * np.log(alpha)
 
 
-def nb_loglik(c: CountCells, m: float, alpha: float) -> float:
-    """NB2 log-likelihood with mean ``m * area`` and shape ``alpha`` (Poisson at ``inf``)."""
-    k, w = c.k, c.w
-    mu = m * c.area
+def nb_log_pmf(k: np.ndarray, mu: np.ndarray, alpha: float) -> np.ndarray:
+    """NB2 log-probability of counts ``k`` with mean ``mu`` and shape ``alpha`` (Poisson at ``inf``)."""
+    k = np.asarray(k, dtype=np.int64)
+    mu = np.asarray(mu, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         klogmu = np.where(k > 0, k * np.log(mu), 0.0)
     if np.isinf(alpha):
-        ll = klogmu - mu - special.gammaln(k + 1.0)
-    else:
-        l1 = np.log1p(mu / alpha)
-        ll = _c_term(k, alpha) - special.gammaln(k + 1.0) - (alpha + k) * l1 + klogmu
-    return float((w * ll).sum())
+        return klogmu - mu - special.gammaln(k + 1.0)
+    l1 = np.log1p(mu / alpha)
+    return _c_term(k.ravel(), alpha).reshape(k.shape) - special.gammaln(k + 1.0) - (alpha + k) * l1 + klogmu
+
+
+def nb_loglik(c: CountCells, m: float, alpha: float) -> float:
+    """NB2 log-likelihood with mean ``m * area`` and shape ``alpha`` (Poisson at ``inf``)."""
+    return float((c.w * nb_log_pmf(c.k, m * c.area, alpha)).sum())
 
 
 def _nb_alpha_score(c: CountCells, m: float, alpha: float) -> float:
@@ -229,91 +230,16 @@ def nb_fit(c: CountCells, *, t_lo: float = -30.0, t_hi: float = 40.0) -> NBFit:
 
 
 
-# ------------------------------------------------------------------ Murphy count pmf
-_UNDERFLOW = 1e-250
-
-
-def log_gammainc(a: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``log P(a, x)``, the log of the regularised lower incomplete gamma function (``x >= 0``).
-
-    Where ``P`` would underflow (``x`` far below ``a``) it is summed in log space from the series
-    ``P(a, x) = x^a e^{-x} / Gamma(a + 1) * sum_n x^n / ((a + 1) ... (a + n))`` (positive terms).
-    """
-    a, x = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(a, x))
-    g = special.gammainc(a, x)
-    with np.errstate(divide="ignore"):
-        out = np.log(g)
-    tiny = (g < _UNDERFLOW) & (x > 0)
-    if tiny.any():
-        aa, xx = a[tiny], x[tiny]
-        s = np.ones_like(aa)
-        t = np.ones_like(aa)
-        for n in range(1, 100_000):
-            t = t * xx / (aa + n)
-            s += t
-            if np.all(t <= 1e-17 * s):
-                break
-        out[tiny] = aa * np.log(xx) - xx - special.gammaln(aa + 1.0) + np.log(s)
-    return out
-
-
-def murphy_log_pmf(k: np.ndarray, mu: np.ndarray, kind: str) -> np.ndarray:
-    """Log-probability of ``k`` defects under Murphy's triangular/rectangular mixing with mean ``mu``.
-
-    The count is Poisson with a mean ``lam`` spread over ``[0, 2 mu]``: uniformly (rectangular),
-    ``P(k) = P(k+1, 2 mu) / (2 mu)``, or with the triangular density ``min(lam, 2 mu - lam) / mu^2``,
-
-    ``P(k) = [(k+1) (2 P(k+2, mu) - P(k+2, 2 mu)) + 2 mu (P(k+1, 2 mu) - P(k+1, mu))] / mu^2``
-
-    with ``P`` the regularised lower incomplete gamma function. The triangular sum is taken in
-    log space in this lower form (its terms cancel by a factor of at most about ``2k + 3``), or in
-    the equivalent upper form ``(k+1)(1 - 2 Q(k+2, mu) + Q(k+2, 2 mu)) + 2 mu (Q(k+1, mu) - Q(k+1, 2 mu))``
-    where that cancels less (``mu`` large against ``k``); ``k = 0`` is the closed yield formula.
-    Exact at ``mu = 0`` (``P(0) = 1``).
-    """
-    k, mu = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(k, mu))
-    out = np.where(k == 0, 0.0, -np.inf)
-    live = (mu > 0) & np.isfinite(mu)
-    zero_k = live & (k == 0)
-    if kind == "rectangular":
-        out[zero_k] = log_murphy_factor(2.0 * mu[zero_k])
-        pos = live & (k > 0)
-        kk, mm = k[pos], mu[pos]
-        out[pos] = log_gammainc(kk + 1.0, 2.0 * mm) - np.log(2.0 * mm)
-        return out
-    out[zero_k] = 2.0 * log_murphy_factor(mu[zero_k])
-    pos = live & (k > 0)
-    kk, mm = k[pos], mu[pos]
-    l2m = np.log(2.0 * mm)
-    # lower form: signed terms with their logs, summed relative to the largest one
-    logs = np.stack([np.log(2.0 * (kk + 1.0)) + log_gammainc(kk + 2.0, mm),
-                     np.log(kk + 1.0) + log_gammainc(kk + 2.0, 2.0 * mm),
-                     l2m + log_gammainc(kk + 1.0, 2.0 * mm),
-                     l2m + log_gammainc(kk + 1.0, mm)])
-    top = logs.max(axis=0)
-    e = np.exp(logs - top)
-    s_low = e[0] - e[1] + e[2] - e[3]
-    # upper form
-    terms = np.stack([kk + 1.0, -2.0 * (kk + 1.0) * special.gammaincc(kk + 2.0, mm),
-                      (kk + 1.0) * special.gammaincc(kk + 2.0, 2.0 * mm),
-                      2.0 * mm * special.gammaincc(kk + 1.0, mm), -2.0 * mm * special.gammaincc(kk + 1.0, 2.0 * mm)])
-    s_up = terms.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cond_low = e.sum(axis=0) / np.abs(s_low)
-        cond_up = np.abs(terms).sum(axis=0) / np.abs(s_up)
-        use_up = (cond_up < cond_low) & (s_up > 0)
-        log_p = np.where(use_up, np.log(np.where(use_up, s_up, 1.0)),
-                         top + np.log(np.where(use_up, 1.0, s_low))) - 2.0 * np.log(mm)
-    out[pos] = log_p
-    return out
-
-
 # -------------------------------------------------------------------- numerics
-def numerical_hessian(f, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian of a scalar function (steps relative to ``max(1, |x|)``)."""
+def numerical_hessian(f, x: np.ndarray, step: float = 1e-4, *, relative: bool = True) -> np.ndarray:
+    """Central-difference Hessian of a scalar function.
+
+    The step in coordinate ``i`` is ``step * max(1, |x_i|)``, or ``step`` itself when ``relative``
+    is false.
+    """
     x = np.asarray(x, dtype=float)
     n = len(x)
-    h = step * np.maximum(1.0, np.abs(x))
+    h = step * np.maximum(1.0, np.abs(x)) if relative else np.full(n, float(step))
     H = np.empty((n, n))
     f0 = f(x)
     for i in range(n):

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ParseError, YieldkitValueError
 from ..io.atomic import atomic_write
+from .base import model_class, registered_models
 
 __all__ = ["load_fit", "model_from_dict", "model_to_dict", "save_fit"]
 
@@ -44,12 +45,6 @@ def _dec(x: Any) -> Any:
     return x
 
 
-def _classes() -> dict[str, type]:
-    from . import MODEL_CLASSES
-
-    return {c.__name__: c for c in MODEL_CLASSES}
-
-
 def model_to_dict(model) -> dict[str, Any]:
     d: dict[str, Any] = {"format": FORMAT, "model": type(model).__name__,
                          "hyperparameters": {k: _enc(v) for k, v in model.get_params().items()
@@ -74,11 +69,14 @@ def model_to_dict(model) -> dict[str, Any]:
 def model_from_dict(d: dict[str, Any], expected: type | None = None):
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise YieldkitValueError(f"not a yieldkit fit (expected format {FORMAT!r}, got {d.get('format') if isinstance(d, dict) else d!r})")
-    classes = _classes()
     name = d.get("model")
-    if name not in classes:
-        raise YieldkitValueError(f"unknown model {name!r}; known: {sorted(classes)}")
-    cls = classes[name]
+    try:
+        cls = model_class(name) if isinstance(name, str) else None
+    except YieldkitValueError:
+        cls = None
+    if cls is None:
+        known = sorted(c.__name__ for c in registered_models().values())
+        raise YieldkitValueError(f"unknown model {name!r}; known: {known}")
     if expected is not None and expected.__name__ != "YieldModel" and cls is not expected:
         raise YieldkitValueError(f"{expected.__name__}.from_dict was given a {name} fit")
     model = cls(**{k: _dec(v) for k, v in d.get("hyperparameters", {}).items()})

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._validation import check_choice
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
 from ..keys import wafer_codes
 from ..yields import final_results
@@ -77,11 +78,7 @@ def count_cells(
 
     Returns the cells and a description (``n_dies``, ``n_excluded``, ``pooling``, ``n_wafers``).
     """
-    if pooling not in POOLING_LEVELS:
-        raise YieldkitValueError(
-            f"The 'pooling' argument of {where} must be one of {', '.join(map(repr, POOLING_LEVELS))}. "
-            f"Got {pooling!r} instead."
-        )
+    check_choice(pooling, POOLING_LEVELS, name="pooling", where=where)
     frame = data if isinstance(data, pd.DataFrame) else None
     if frame is not None:
         if count_col not in frame.columns:

@@ -4,6 +4,23 @@ A concrete model (:mod:`~yieldkit.models.poisson`, ...) only states its paramete
 log-yield ``log P(no defect)`` as a function of ``lam = area * d0``, and its defect-count
 distribution. Everything else -- the three fitting routes, profile-likelihood and log-scale
 Wald intervals, the wafer bootstrap, ``summary``, ``predict``, JSON round trips -- lives here.
+
+Writing a model
+---------------
+A new yield model is one module with one subclass, registered under a public name by the class
+statement ``class PriceYield(YieldModel, name="price")``; :func:`~yieldkit.models.compare_models`,
+:func:`~yieldkit.models.make_model` and :func:`~yieldkit.models.load_fit` then find it. The
+subclass states
+
+* ``_formula`` (a class attribute, shown by ``summary``) and, when ``cluster_alpha`` is estimated,
+  ``_free_shape = True``;
+* ``_log_p0(lam, cluster_alpha)``: ``log P(no defect)`` at ``lam = area * d0`` (use the kernels of
+  :mod:`yieldkit.models.functions`);
+* the count distribution: by default the counts are negative binomial with mean
+  ``mean_factor * d0 * area`` and shape ``fixed_cluster_alpha`` (override these two properties);
+  a model with another count distribution overrides ``_count_log_pmf(k, mu, cluster_alpha)``;
+* its hyperparameters as keyword arguments of ``__init__`` (and their checks in
+  ``_validate_hyper``).
 """
 
 from __future__ import annotations
@@ -18,23 +35,45 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from .._validation import check_choice, check_conf_level
 from ..errors import ConvergenceWarning, NotFittedError, YieldkitValueError
 from . import _fitting
-from ._likelihood import BinomialCells
+from ._likelihood import BinomialCells, nb_log_pmf
 from ._routes import DEFAULT_BLOCKS, count_cells, die_size_cells, window_cells
 
 log = logging.getLogger(__name__)
 
-__all__ = ["YieldModel"]
+__all__ = ["YieldModel", "model_class", "registered_models"]
 
 UNITS = {"d0": "defects/cm^2", "cluster_alpha": "1", "y0": "1"}
 CI_METHODS = ("auto", "profile", "wald", "exact", "bootstrap")
 
 
-def _check_conf(conf_level: float, where: str) -> float:
-    if not (isinstance(conf_level, (int, float)) and 0 < conf_level < 1):
-        raise YieldkitValueError(f"The 'conf_level' argument of {where} must be in (0, 1). Got {conf_level!r} instead.")
-    return float(conf_level)
+#: The fitted model classes by public name, filled by ``YieldModel.__init_subclass__``.
+_REGISTRY: dict[str, type[YieldModel]] = {}
+
+
+def registered_models() -> dict[str, type[YieldModel]]:
+    """The registered yield-model classes by public name (``"poisson"``, ``"nb"``, ...), in
+    the order of registration."""
+    return dict(_REGISTRY)
+
+
+def model_class(name: str) -> type[YieldModel]:
+    """The yield-model class registered as ``name`` (its public name, or its class name).
+
+    Raises
+    ------
+    YieldkitValueError
+        No such model; the message lists the registered names.
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    for cls in _REGISTRY.values():
+        if cls.__name__ == name:
+            return cls
+    raise YieldkitValueError(f"The 'models' argument must name models among {', '.join(map(repr, _REGISTRY))}. "
+                             f"Got {name!r} instead.")
 
 
 class YieldModel:
@@ -57,9 +96,21 @@ class YieldModel:
         Seed of that bootstrap.
     """
 
-    _model: ClassVar[str] = ""
+    #: Public name under which the class is registered (``None`` for a class not registered).
+    model_name: ClassVar[str | None] = None
     _formula: ClassVar[str] = ""
     _free_shape: ClassVar[bool] = False  # cluster_alpha estimated
+
+    def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
+        """Register a concrete model under its public ``name`` (``class M(YieldModel, name="m")``)."""
+        super().__init_subclass__(**kwargs)
+        cls.model_name = name
+        if name is None:
+            return
+        known = _REGISTRY.get(name)
+        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise YieldkitValueError(f"A yield model named {name!r} is already registered ({known.__qualname__}).")
+        _REGISTRY[name] = cls
 
     def __init__(self, *, conf_level: float = 0.95, ci_method: str = "auto", fit_y0: bool = True,
                  n_boot: int = 200, random_state: Any = None) -> None:
@@ -73,20 +124,35 @@ class YieldModel:
     def _log_p0(self, lam: np.ndarray, cluster_alpha: Any) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def _count_spec(self) -> tuple[str, float, float]:
-        """('nb', alpha, mean factor) for negative-binomial-family counts, or ('murphy', nan, 1)."""
-        raise NotImplementedError  # pragma: no cover
-
-    def _count_log_pmf(self, k: np.ndarray, mu: np.ndarray) -> np.ndarray:
-        raise NotImplementedError  # pragma: no cover
+    def _count_log_pmf(self, k: np.ndarray, mu: np.ndarray, cluster_alpha: float) -> np.ndarray:
+        """Log-probability of ``k`` defects on a unit with mean count ``mu``: negative binomial with
+        shape ``cluster_alpha`` (Poisson at ``inf``) unless a model overrides it."""
+        return nb_log_pmf(k, mu, cluster_alpha)
 
     @property
-    def _fixed_alpha(self) -> float:
-        """The cluster_alpha implied by the model when it is not estimated (``inf`` for Poisson)."""
+    def fixed_cluster_alpha(self) -> float:
+        """The ``cluster_alpha`` the model implies when it does not estimate it [1] (``inf``: Poisson)."""
         return math.inf
 
-    def _mean_factor(self) -> float:
+    @property
+    def mean_factor(self) -> float:
+        """Mean defects per die over ``d0 * area`` [1] (the number of layers for Bose--Einstein)."""
         return 1.0
+
+    @property
+    def negative_binomial_form(self) -> bool:
+        """Whether counts are negative binomial with mean ``mean_factor * d0 * area`` and shape
+        ``cluster_alpha`` (Poisson at ``inf``), so that ``Y / y0 = (1 + lam / cluster_alpha)^(-cluster_alpha)``
+        with ``lam`` the mean defects per die (:meth:`defect_lambda`). False for a model with its own
+        count distribution (Murphy)."""
+        return type(self)._count_log_pmf is YieldModel._count_log_pmf
+
+    @property
+    def poisson_form(self) -> bool:
+        """Whether the model is the Poisson one: ``Y = y0 exp(-d0 area)`` with Poisson counts (which
+        allows the exact Garwood interval and the log-linear die-size line)."""
+        return (self.negative_binomial_form and not self._free_shape and math.isinf(self.fixed_cluster_alpha)
+                and self.mean_factor == 1.0)
 
     # ------------------------------------------------------------ sklearn-style
     @classmethod
@@ -120,12 +186,8 @@ class YieldModel:
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' first.")
 
     def _validate_hyper(self, where: str) -> None:
-        _check_conf(self.conf_level, where)
-        if self.ci_method not in CI_METHODS:
-            raise YieldkitValueError(
-                f"The 'ci_method' argument of {type(self).__name__} must be one of "
-                f"{', '.join(map(repr, CI_METHODS))}. Got {self.ci_method!r} instead."
-            )
+        check_conf_level(self.conf_level, where)
+        check_choice(self.ci_method, CI_METHODS, name="ci_method", where=type(self).__name__)
         if not (isinstance(self.n_boot, (int, np.integer)) and self.n_boot >= 10):
             raise YieldkitValueError(
                 f"The 'n_boot' argument of {type(self).__name__} must be an integer >= 10. Got {self.n_boot!r} instead."
@@ -235,8 +297,7 @@ class YieldModel:
         """
         where = self._where("fit_window")
         self._validate_hyper(where)
-        if method not in ("binomial", "wls"):
-            raise YieldkitValueError(f"The 'method' argument of {where} must be 'binomial' or 'wls'. Got {method!r} instead.")
+        check_choice(method, ("binomial", "wls"), name="method", where=where)
         cells, table, info = window_cells(dies, area, block_sizes, passed_col, where)
         self._set_route("window", cells, info, method=method)
         self.block_table_ = table
@@ -277,10 +338,8 @@ class YieldModel:
         """
         where = self._where("fit_die_sizes")
         self._validate_hyper(where)
-        if method not in ("binomial", "loglinear"):
-            raise YieldkitValueError(
-                f"The 'method' argument of {where} must be 'binomial' or 'loglinear'. Got {method!r} instead.")
-        if method == "loglinear" and self._model != "poisson":
+        check_choice(method, ("binomial", "loglinear"), name="method", where=where)
+        if method == "loglinear" and not self.poisson_form:
             raise YieldkitValueError(f"The 'method' argument of {where}: 'loglinear' is the Poisson line; "
                                      f"{type(self).__name__} needs method='binomial'.")
         cells, info = die_size_cells(table, area_col, tested_col, good_col, where)
@@ -314,7 +373,7 @@ class YieldModel:
         names = self._free_names()
         est = res["params"]
         self.d0_ = float(est["d0"])
-        self.cluster_alpha_ = float(est.get("cluster_alpha", self._fixed_alpha))
+        self.cluster_alpha_ = float(est.get("cluster_alpha", self.fixed_cluster_alpha))
         self.y0_ = float(est.get("y0", 1.0))
         self.params_ = pd.Series({n: float(est[n]) for n in names}, name="estimate", dtype=float)
         cov = np.asarray(res["cov"], dtype=float)
@@ -372,6 +431,13 @@ class YieldModel:
                 f"The 'area' argument of {self._where(method)} must be >= 0 [cm^2]. Got {area!r} instead.")
         return a
 
+    def log_yield(self, area):
+        """Natural log of the predicted yield, ``log y0 + log P0(area * d0)`` [1], at area(s) ``area`` [cm^2]."""
+        self._check_fitted()
+        a = self._check_area(area, "log_yield")
+        ly = self._log_yield(a, self.d0_, self.cluster_alpha_, self.y0_)
+        return float(ly) if np.ndim(ly) == 0 else ly
+
     def predict(self, area):
         """Predicted yield ``y0 * P0(area * d0)`` [1] for die area(s) ``area`` [cm^2]."""
         self._check_fitted()
@@ -384,7 +450,7 @@ class YieldModel:
         Bose--Einstein)."""
         self._check_fitted()
         a = self._check_area(area, "defect_lambda")
-        lam = self._mean_factor() * self.d0_ * a
+        lam = self.mean_factor * self.d0_ * a
         return float(lam) if np.ndim(lam) == 0 else lam
 
     def predict_interval(self, area, conf_level: float | None = None) -> pd.DataFrame:
@@ -396,7 +462,7 @@ class YieldModel:
         method on the logit of the yield.
         """
         self._check_fitted()
-        level = self.conf_level if conf_level is None else _check_conf(conf_level, self._where("predict_interval"))
+        level = self.conf_level if conf_level is None else check_conf_level(conf_level, self._where("predict_interval"))
         a = np.atleast_1d(self._check_area(area, "predict_interval")).astype(float)
         y = np.atleast_1d(self.predict(a))
         names = list(self.params_.index)
@@ -476,6 +542,22 @@ class YieldModel:
         if a is None:
             raise YieldkitValueError(f"The 'area' argument of {self._where('count_pmf')} is required for this fit.")
         k = np.asarray(k, dtype=np.int64)
-        mu = self._mean_factor() * self.d0_ * float(a) * np.ones(k.shape)
-        return np.exp(_fitting.count_log_pmf(self, k, mu, self.cluster_alpha_))
+        mu = self.mean_factor * self.d0_ * float(a) * np.ones(k.shape)
+        return np.exp(self._count_log_pmf(k, mu, self.cluster_alpha_))
+
+    def zero_count_upper_d0(self, conf_level: float | None = None) -> float | None:
+        """Exact upper limit of ``d0`` [defects/cm^2] of a fit to all-zero counts, else None.
+
+        ``P(all zero | d0) = (1 - conf_level) / 2`` on the fitted data; a model loaded from a file
+        (which holds no data) gives the limit of its own ``ci_`` at its own level only.
+        """
+        self._check_fitted()
+        level = self.conf_level if conf_level is None else check_conf_level(conf_level, self._where("zero_count_upper_d0"))
+        if self.d0_ != 0.0 or self.route_ != "counts":
+            return None
+        cells = getattr(self, "_cells", None)
+        if cells is not None and cells.total == 0:
+            return _fitting._all_zero_upper(self, cells, level)
+        upper = float(self.ci_.loc["d0", "ci_upper"])
+        return upper if level == self.conf_level and math.isfinite(upper) and upper > 0 else None
 

@@ -6,11 +6,12 @@ import numpy as np
 
 from ..errors import YieldkitValueError
 from .base import YieldModel
+from .functions import _log_bose_einstein
 
 __all__ = ["BoseEinsteinYield"]
 
 
-class BoseEinsteinYield(YieldModel):
+class BoseEinsteinYield(YieldModel, name="bose-einstein"):
     """Bose--Einstein yield model ``Y = y0 (1 + A d0)^(-n_layers)``, ``d0`` per critical layer.
 
     Parameters
@@ -41,7 +42,6 @@ class BoseEinsteinYield(YieldModel):
     (0.2, True)
     """
 
-    _model = "bose_einstein"
     _formula = "Y = y0 (1 + A d0)^(-n_layers)"
 
     def __init__(self, n_layers: int = 1, *, conf_level: float = 0.95, ci_method: str = "auto",
@@ -57,14 +57,12 @@ class BoseEinsteinYield(YieldModel):
                                      f"Got {self.n_layers!r} instead.")
 
     @property
-    def _fixed_alpha(self) -> float:
+    def fixed_cluster_alpha(self) -> float:
         return float(self.n_layers)
 
-    def _mean_factor(self) -> float:
+    @property
+    def mean_factor(self) -> float:
         return float(self.n_layers)
 
     def _log_p0(self, lam, cluster_alpha):
-        return -float(self.n_layers) * np.log1p(np.asarray(lam, dtype=float))
-
-    def _count_spec(self):
-        return ("nb", float(self.n_layers), float(self.n_layers))
+        return _log_bose_einstein(np.asarray(lam, dtype=float), float(self.n_layers))

@@ -12,17 +12,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._validation import check_choice
 from ..errors import YieldkitValueError
 from ..results import TableResult
-from .base import YieldModel
-from .bose_einstein import BoseEinsteinYield
-from .murphy import MurphyYield
-from .negative_binomial import NegativeBinomialYield
-from .poisson import PoissonYield
-from .seeds import SeedsYield
+from .base import YieldModel, model_class
 
 __all__ = ["MODEL_NAMES", "ROUTES", "ModelComparison", "compare_models", "make_model"]
 
+#: The package's models, compared by ``models="all"`` (other registered models are compared when named).
 MODEL_NAMES = ("poisson", "nb", "murphy", "seeds", "bose-einstein")
 ROUTES = ("counts", "window", "die-size")
 #: Routes whose log-likelihood is that of independent data, so that a likelihood-ratio test applies.
@@ -68,21 +65,16 @@ class ModelComparison(TableResult):
 
 
 def make_model(name: str, **kwargs: Any) -> YieldModel:
-    """A model by its short name: ``poisson``, ``nb``, ``murphy``, ``seeds``, ``bose-einstein``."""
-    n_layers = kwargs.pop("n_layers", 1)
-    kind = kwargs.pop("kind", "triangular")
-    if name == "poisson":
-        return PoissonYield(**kwargs)
-    if name == "nb":
-        return NegativeBinomialYield(**kwargs)
-    if name == "murphy":
-        return MurphyYield(kind, **kwargs)
-    if name == "seeds":
-        return SeedsYield(**kwargs)
-    if name == "bose-einstein":
-        return BoseEinsteinYield(n_layers, **kwargs)
-    raise YieldkitValueError(f"The 'models' argument must name models among {', '.join(map(repr, MODEL_NAMES))}. "
-                             f"Got {name!r} instead.")
+    """A model by its registered name: ``poisson``, ``nb``, ``murphy``, ``seeds``, ``bose-einstein``
+    or the name of any other :class:`~yieldkit.models.YieldModel` subclass.
+
+    The hyperparameters ``n_layers`` (default 1) and ``kind`` (default ``"triangular"``) go to the
+    models that take them; other keywords go to every model.
+    """
+    cls = model_class(name)
+    shared = {"n_layers": kwargs.pop("n_layers", 1), "kind": kwargs.pop("kind", "triangular")}
+    accepted = cls._param_names_init()
+    return cls(**{k: v for k, v in shared.items() if k in accepted}, **kwargs)
 
 
 def _fit(model: YieldModel, route: str, data, area, route_kwargs: dict) -> YieldModel:
@@ -157,12 +149,8 @@ def compare_models(
     >>> comp.table["model"].iloc[0], type(comp.best).__name__
     ('nb', 'NegativeBinomialYield')
     """
-    if route not in ROUTES:
-        raise YieldkitValueError(f"The 'route' argument of compare_models must be one of "
-                                 f"{', '.join(map(repr, ROUTES))}. Got {route!r} instead.")
-    if criterion not in ("aic", "bic", "loglik"):
-        raise YieldkitValueError(f"The 'criterion' argument of compare_models must be 'aic', 'bic' or 'loglik'. "
-                                 f"Got {criterion!r} instead.")
+    check_choice(route, ROUTES, name="route", where="compare_models")
+    check_choice(criterion, ("aic", "bic", "loglik"), name="criterion", where="compare_models")
     names = list(MODEL_NAMES) if models == "all" else ([models] if isinstance(models, str) else list(models))
     fitted: dict[str, YieldModel] = {}
     rows: list[dict[str, Any]] = []
@@ -176,7 +164,7 @@ def compare_models(
             rows.append({"model": name, "error": str(exc)})
             continue
         fitted[name] = model
-        lam_factor = model._mean_factor()
+        lam_factor = model.mean_factor
         row: dict[str, Any] = {
             "model": name, "n_params": model.n_params_, "loglik": model.loglik_, "aic": model.aic_,
             "bic": model.bic_, "d0": model.d0_, "cluster_alpha": model.cluster_alpha_, "y0": model.y0_,
@@ -195,13 +183,16 @@ def compare_models(
         m = fitted.get(row["model"])
         for a in predict_areas:
             row[f"yield@{a:g}"] = m.predict(a) if m is not None else math.nan
-    if route in _LR_ROUTES and "poisson" in fitted and "nb" in fitted:
-        lr = max(0.0, 2 * (fitted["nb"].loglik_ - fitted["poisson"].loglik_))
-        p = 1.0 if lr == 0 else float(0.5 * stats.chi2.sf(lr, 1))
+    # the Poisson fit is the negative binomial one on its boundary cluster_alpha = inf
+    nesting = next((n for n, m in fitted.items() if m.negative_binomial_form and m._free_shape
+                    and m.mean_factor == 1.0), None)
+    if route in _LR_ROUTES and nesting is not None:
         for row in rows:
-            if row["model"] == "poisson":
-                row["lr_stat"], row["lr_pvalue"] = lr, p
-                row["lr_against"] = "nb"
+            m = fitted.get(row["model"])
+            if m is not None and m.poisson_form:
+                lr = max(0.0, 2 * (fitted[nesting].loglik_ - m.loglik_))
+                row["lr_stat"], row["lr_pvalue"] = lr, 1.0 if lr == 0 else float(0.5 * stats.chi2.sf(lr, 1))
+                row["lr_against"] = nesting
     out = pd.DataFrame(rows)
     if "error" not in out.columns:
         out["error"] = ""

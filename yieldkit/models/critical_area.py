@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import as_nonnegative, as_positive, as_yield_fraction, check_choice
 from ..errors import YieldkitValueError
-from .functions import _arr, _log_nb, _out, _y0
+from .functions import _log_nb, _out
 
 __all__ = ["CRITICAL_AREA_MODELS", "critical_area_yield"]
 
@@ -63,20 +64,16 @@ def critical_area_yield(critical_area, d0, *, model: str = "poisson", cluster_al
     0.694444
     """
     where = "critical_area_yield"
-    if model not in CRITICAL_AREA_MODELS:
-        raise YieldkitValueError(
-            f"The 'model' argument of {where} must be one of "
-            f"{', '.join(map(repr, CRITICAL_AREA_MODELS))}. Got {model!r} instead."
-        )
-    ac = np.atleast_1d(_arr(critical_area, "critical_area", where))
-    d = np.atleast_1d(_arr(d0, "d0", where))
+    check_choice(model, CRITICAL_AREA_MODELS, name="model", where=where)
+    ac = np.atleast_1d(as_nonnegative(critical_area, "critical_area", where))
+    d = np.atleast_1d(as_nonnegative(d0, "d0", where))
     lam = ac * d
-    yy0 = _y0(y0, where)
+    yy0 = as_yield_fraction(y0, "y0", where)
     if model == "poisson":
         return _out(yy0 * np.exp(-lam.sum(axis=-1)))
     if cluster_alpha is None:
         raise YieldkitValueError(f"The 'cluster_alpha' argument of {where} is required for model={model!r}.")
-    a = _arr(cluster_alpha, "cluster_alpha", where, positive=True, allow_inf=True)
+    a = as_positive(cluster_alpha, "cluster_alpha", where, allow_inf=True)
     if model == "nb-common":
         if a.ndim != 0:
             raise YieldkitValueError(

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._validation import check_choice
 from ..errors import NotFittedError, YieldkitValueError
 from ..results import TableResult
 from ._likelihood import CountCells, nb_fit, nb_loglik
@@ -136,8 +137,7 @@ def cameron_trivedi_test(counts, area=1.0, *, count_col: str = "n_defects", form
     .. [1] A. C. Cameron, P. K. Trivedi, "Regression-based tests for overdispersion in the
        Poisson model", J. Econometrics 46(3), 347-364 (1990). doi:10.1016/0304-4076(90)90014-K
     """
-    if form not in ("nb2", "nb1"):
-        raise YieldkitValueError(f"The 'form' argument of cameron_trivedi_test must be 'nb2' or 'nb1'. Got {form!r} instead.")
+    check_choice(form, ("nb2", "nb1"), name="form", where="cameron_trivedi_test")
     c = _cells(counts, area, count_col, "cameron_trivedi_test")
     if c.total == 0:
         raise YieldkitValueError("cameron_trivedi_test: every count is zero.")

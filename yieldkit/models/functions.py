@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import as_nonnegative, as_positive, as_yield_fraction, check_choice
 from ..errors import YieldkitValueError
 
 __all__ = [
@@ -51,33 +52,6 @@ MURPHY_KINDS = ("triangular", "rectangular")
 
 
 # --------------------------------------------------------------------------- checks
-def _arr(value, name: str, where: str, *, positive: bool = False, allow_inf: bool = False) -> np.ndarray:
-    try:
-        x = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise YieldkitValueError(
-            f"The {name!r} argument of {where} must be numeric. Got {value!r} instead."
-        ) from None
-    bad = np.isnan(x) | (x <= 0 if positive else x < 0)
-    if not allow_inf:
-        bad |= np.isinf(x)
-    if np.any(bad):
-        first = x[bad].ravel()[0] if x.ndim else float(x)
-        rel = "> 0" if positive else ">= 0"
-        raise YieldkitValueError(
-            f"The {name!r} argument of {where} must be {rel}{'' if allow_inf else ' and finite'}. "
-            f"Got {first!r} instead."
-        )
-    return x
-
-
-def _y0(y0, where: str) -> np.ndarray:
-    x = np.asarray(y0, dtype=float)
-    if np.any(np.isnan(x) | (x <= 0) | (x > 1)):
-        raise YieldkitValueError(f"The 'y0' argument of {where} must be in (0, 1]. Got {y0!r} instead.")
-    return x
-
-
 def _out(x: np.ndarray):
     x = np.asarray(x, dtype=float)
     return float(x) if x.ndim == 0 else x
@@ -86,7 +60,7 @@ def _out(x: np.ndarray):
 def _log_target(yield_, y0, where: str) -> np.ndarray:
     """log(yield_/y0) <= 0, validated."""
     y = np.asarray(yield_, dtype=float)
-    y0a = _y0(y0, where)
+    y0a = as_yield_fraction(y0, "y0", where)
     if np.any(np.isnan(y) | (y < 0) | (y > y0a)):
         raise YieldkitValueError(
             f"The 'yield_' argument of {where} must be in [0, y0]. Got {yield_!r} instead (y0 = {y0!r})."
@@ -110,6 +84,21 @@ def log_murphy_factor(x) -> np.ndarray:
     return np.where(small, ser, big)
 
 
+def _log_poisson(lam: np.ndarray) -> np.ndarray:
+    """``-lam``: the Poisson log-yield."""
+    return -lam
+
+
+def _log_seeds(lam: np.ndarray) -> np.ndarray:
+    """``-log1p(lam)``: Seeds' log-yield."""
+    return -np.log1p(lam)
+
+
+def _log_bose_einstein(lam: np.ndarray, n_layers) -> np.ndarray:
+    """``-n log1p(lam)`` with ``lam`` the mean defects per die of one layer."""
+    return -n_layers * np.log1p(lam)
+
+
 def _log_nb(lam: np.ndarray, cluster_alpha: np.ndarray) -> np.ndarray:
     """``-a log1p(lam/a)``, and ``-lam`` where ``a`` is infinite."""
     inf = np.isinf(cluster_alpha)
@@ -126,12 +115,7 @@ def _log_murphy(lam: np.ndarray, kind: str) -> np.ndarray:
 
 
 def _check_kind(kind: str, where: str) -> str:
-    if kind not in MURPHY_KINDS:
-        raise YieldkitValueError(
-            f"The 'kind' argument of {where} must be one of {', '.join(map(repr, MURPHY_KINDS))}. "
-            f"Got {kind!r} instead."
-        )
-    return kind
+    return check_choice(kind, MURPHY_KINDS, name="kind", where=where)
 
 
 # ----------------------------------------------------------------------- forwards
@@ -174,8 +158,8 @@ def poisson_yield(d0, area, y0=1.0):
     0.606531
     """
     where = "poisson_yield"
-    lam = _arr(d0, "d0", where) * _arr(area, "area", where)
-    return _out(_y0(y0, where) * np.exp(-lam))
+    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
+    return _out(as_yield_fraction(y0, "y0", where) * np.exp(_log_poisson(lam)))
 
 
 def negative_binomial_yield(d0, area, cluster_alpha, y0=1.0):
@@ -224,9 +208,9 @@ def negative_binomial_yield(d0, area, cluster_alpha, y0=1.0):
     True
     """
     where = "negative_binomial_yield"
-    lam = _arr(d0, "d0", where) * _arr(area, "area", where)
-    a = _arr(cluster_alpha, "cluster_alpha", where, positive=True, allow_inf=True)
-    return _out(_y0(y0, where) * np.exp(_log_nb(lam, a)))
+    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
+    a = as_positive(cluster_alpha, "cluster_alpha", where, allow_inf=True)
+    return _out(as_yield_fraction(y0, "y0", where) * np.exp(_log_nb(lam, a)))
 
 
 def murphy_yield(d0, area, kind: str = "triangular", y0=1.0):
@@ -278,8 +262,8 @@ def murphy_yield(d0, area, kind: str = "triangular", y0=1.0):
     """
     where = "murphy_yield"
     _check_kind(kind, where)
-    lam = _arr(d0, "d0", where) * _arr(area, "area", where)
-    return _out(_y0(y0, where) * np.exp(_log_murphy(lam, kind)))
+    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
+    return _out(as_yield_fraction(y0, "y0", where) * np.exp(_log_murphy(lam, kind)))
 
 
 def seeds_yield(d0, area, y0=1.0):
@@ -316,8 +300,8 @@ def seeds_yield(d0, area, y0=1.0):
     0.5
     """
     where = "seeds_yield"
-    lam = _arr(d0, "d0", where) * _arr(area, "area", where)
-    return _out(_y0(y0, where) * np.exp(-np.log1p(lam)))
+    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
+    return _out(as_yield_fraction(y0, "y0", where) * np.exp(_log_seeds(lam)))
 
 
 def bose_einstein_yield(d0, area, n_layers, y0=1.0):
@@ -356,9 +340,9 @@ def bose_einstein_yield(d0, area, n_layers, y0=1.0):
     0.64
     """
     where = "bose_einstein_yield"
-    lam = _arr(d0, "d0", where) * _arr(area, "area", where)
-    n = _arr(n_layers, "n_layers", where, positive=True)
-    return _out(_y0(y0, where) * np.exp(-n * np.log1p(lam)))
+    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
+    n = as_positive(n_layers, "n_layers", where)
+    return _out(as_yield_fraction(y0, "y0", where) * np.exp(_log_bose_einstein(lam, n)))
 
 
 def price_yield(d0_per_layer, area, y0=1.0):
@@ -390,10 +374,10 @@ def price_yield(d0_per_layer, area, y0=1.0):
     0.582751
     """
     where = "price_yield"
-    d = np.atleast_1d(_arr(d0_per_layer, "d0_per_layer", where))
-    a = _arr(area, "area", where)
+    d = np.atleast_1d(as_nonnegative(d0_per_layer, "d0_per_layer", where))
+    a = as_nonnegative(area, "area", where)
     logy = -np.log1p(np.expand_dims(a, -1) * d).sum(axis=-1)
-    return _out(_y0(y0, where) * np.exp(logy))
+    return _out(as_yield_fraction(y0, "y0", where) * np.exp(logy))
 
 
 def moore_yield(d0, area, y0=1.0):
@@ -429,13 +413,13 @@ def moore_yield(d0, area, y0=1.0):
     0.135335
     """
     where = "moore_yield"
-    lam = _arr(d0, "d0", where) * _arr(area, "area", where)
-    return _out(_y0(y0, where) * np.exp(-np.sqrt(lam)))
+    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
+    return _out(as_yield_fraction(y0, "y0", where) * np.exp(-np.sqrt(lam)))
 
 
 # ------------------------------------------------------------------------ inverses
 def _area(area, where: str) -> np.ndarray:
-    return _arr(area, "area", where, positive=True)
+    return as_positive(area, "area", where)
 
 
 def poisson_d0(yield_, area, y0=1.0):
@@ -459,7 +443,7 @@ def negative_binomial_d0(yield_, area, cluster_alpha, y0=1.0):
     """
     where = "negative_binomial_d0"
     r = _log_target(yield_, y0, where)
-    a = _arr(cluster_alpha, "cluster_alpha", where, positive=True, allow_inf=True)
+    a = as_positive(cluster_alpha, "cluster_alpha", where, allow_inf=True)
     inf = np.isinf(a)
     af = np.where(inf, 1.0, a)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -479,7 +463,7 @@ def bose_einstein_d0(yield_, area, n_layers, y0=1.0):
     """Per-layer density from a Bose--Einstein yield: ``D0 = ((Y/Y0)^(-1/n) - 1) / A``."""
     where = "bose_einstein_d0"
     r = _log_target(yield_, y0, where)
-    n = _arr(n_layers, "n_layers", where, positive=True)
+    n = as_positive(n_layers, "n_layers", where)
     with np.errstate(over="ignore"):
         return _out(np.expm1(-r / n) / _area(area, where))
 
@@ -557,7 +541,7 @@ def price_d0(yield_, area, weights, y0=1.0):
     where = "price_d0"
     r = np.asarray(_log_target(yield_, y0, where), dtype=float)
     a = float(_area(area, where))
-    w = np.atleast_1d(_arr(weights, "weights", where, positive=True))
+    w = np.atleast_1d(as_positive(weights, "weights", where))
     zero = r == 0.0
     neg_inf = np.isneginf(r)
     t = np.where(zero | neg_inf, -1.0, r)

@@ -10,7 +10,7 @@ from .functions import _log_nb
 __all__ = ["NegativeBinomialYield"]
 
 
-class NegativeBinomialYield(YieldModel):
+class NegativeBinomialYield(YieldModel, name="nb"):
     """Negative-binomial (clustered) yield model ``Y = y0 (1 + A d0 / cluster_alpha)^(-cluster_alpha)``.
 
     Parameters
@@ -55,12 +55,8 @@ class NegativeBinomialYield(YieldModel):
     ['estimate', 'std_err', 'ci_lower', 'ci_upper', 'unit']
     """
 
-    _model = "negative_binomial"
     _formula = "Y = y0 (1 + A d0 / cluster_alpha)^(-cluster_alpha)"
     _free_shape = True
 
     def _log_p0(self, lam, cluster_alpha):
         return _log_nb(np.asarray(lam, dtype=float), np.asarray(cluster_alpha, dtype=float))
-
-    def _count_spec(self):
-        return ("nb", np.nan, 1.0)

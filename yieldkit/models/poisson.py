@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from .base import YieldModel
+from .functions import _log_poisson
 
 __all__ = ["PoissonYield"]
 
 
-class PoissonYield(YieldModel):
+class PoissonYield(YieldModel, name="poisson"):
     """Poisson (unclustered) yield model ``Y = y0 exp(-A d0)``.
 
     Parameters
@@ -40,11 +41,7 @@ class PoissonYield(YieldModel):
     0.667
     """
 
-    _model = "poisson"
     _formula = "Y = y0 exp(-A d0)"
 
     def _log_p0(self, lam, cluster_alpha):
-        return -np.asarray(lam, dtype=float)
-
-    def _count_spec(self):
-        return ("nb", np.inf, 1.0)
+        return _log_poisson(np.asarray(lam, dtype=float))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from .base import YieldModel
+from .functions import _log_seeds
 
 __all__ = ["SeedsYield"]
 
 
-class SeedsYield(YieldModel):
+class SeedsYield(YieldModel, name="seeds"):
     """Seeds' yield model ``Y = y0 / (1 + A d0)``: an exponential density distribution.
 
     The negative binomial with ``cluster_alpha = 1`` (``cluster_alpha_`` reports 1.0);
@@ -26,15 +27,11 @@ class SeedsYield(YieldModel):
     (0.3, 1.0)
     """
 
-    _model = "seeds"
     _formula = "Y = y0 / (1 + A d0)"
 
     @property
-    def _fixed_alpha(self) -> float:
+    def fixed_cluster_alpha(self) -> float:
         return 1.0
 
     def _log_p0(self, lam, cluster_alpha):
-        return -np.log1p(np.asarray(lam, dtype=float))
-
-    def _count_spec(self):
-        return ("nb", 1.0, 1.0)
+        return _log_seeds(np.asarray(lam, dtype=float))

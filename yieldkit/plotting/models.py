@@ -32,11 +32,10 @@ def plot_count_fit(models: Any, ax: Any = None, *, max_count: int | None = None)
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     ax = get_ax(ax, figsize=(6.0, 4.0))
     first = models[0]
-    table = count_goodness_of_fit(first, min_expected=0.0).table
-    cells = first._cells
-    kmax = int(min(cells.k.max(), 30 if max_count is None else max_count))
+    table = count_goodness_of_fit(first, min_expected=0.0).table  # one class per count 0..max: nothing merged
+    kmax = int(min(len(table) - 1, 30 if max_count is None else max_count))
     ks = np.arange(kmax + 1)
-    obs = np.bincount(cells.k[cells.k <= kmax], weights=cells.w[cells.k <= kmax], minlength=kmax + 1)
+    obs = table["observed"].to_numpy(dtype=float)[: kmax + 1]
     ax.bar(ks, obs, color="0.8", edgecolor="0.4", label="observed")
     n = float(table["observed"].sum())
     for m in models:
@@ -64,8 +63,7 @@ def plot_window_fit(models: Any, ax: Any = None) -> Any:
     grid = np.linspace(0, float(t["block_area_cm2"].max()) * 1.05, 200)
     area = float(models[0].area_)
     for m in models:
-        ax.plot(grid, np.log(m.y0_) + m._log_p0(grid * m.d0_, m.cluster_alpha_),
-                label=type(m).__name__.removesuffix("Yield"))
+        ax.plot(grid, m.log_yield(grid), label=type(m).__name__.removesuffix("Yield"))
     ax.set_xlabel("block area [cm$^2$]")
     ax.set_ylabel("ln Y")
     ax.set_title(f"window method, die area {area:g} cm$^2$")

@@ -27,6 +27,7 @@ from ..errors import (
     YieldkitValueError,
     check_choice,
 )
+from ..models._likelihood import numerical_hessian
 from ..results import TableResult
 from ._checks import as_fraction, check_conf_level, out
 from .models import (
@@ -192,22 +193,6 @@ def fallout_curve(
         }
     )
     return FalloutCurve(table, n_systematic=n_systematic, n_dropped=n_dropped)
-
-
-def _num_hessian(f: Any, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian of a scalar function."""
-    k = x.size
-    hess = np.empty((k, k))
-    eye = np.eye(k) * h
-    f0 = f(x)
-    for i in range(k):
-        hess[i, i] = (f(x + eye[i]) - 2.0 * f0 + f(x - eye[i])) / h**2
-        for j in range(i + 1, k):
-            v = (
-                f(x + eye[i] + eye[j]) - f(x + eye[i] - eye[j]) - f(x - eye[i] + eye[j]) + f(x - eye[i] - eye[j])
-            ) / (4.0 * h**2)
-            hess[i, j] = hess[j, i] = v
-    return hess
 
 
 class FalloutFit:
@@ -386,7 +371,7 @@ class FalloutFit:
                 full[idx] = x
                 return self._nll(full)
 
-            hess = _num_hessian(sub, theta[idx])
+            hess = numerical_hessian(sub, theta[idx], relative=False)
             try:
                 inv = np.linalg.inv(hess) / n
                 if not np.all(np.isfinite(inv)) or np.any(np.diag(inv) <= 0):

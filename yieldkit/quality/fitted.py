@@ -66,14 +66,14 @@ def _logit_gradient(lam: np.ndarray, t: np.ndarray, alpha: float, dl: np.ndarray
         return -du_dlam / dl, -du_da / dl
 
 
-#: Models whose defect level has the negative-binomial closed form in (d0_ * area, cluster_alpha_).
-_CLOSED_FORM = {"poisson", "negative_binomial", "seeds"}
-
-
 def _uses_closed_form(model: Any) -> bool:
-    """Closed form for Poisson / negative-binomial fits and for objects without ``predict``."""
+    """Closed form for objects without ``predict`` and for models whose yield is the negative
+    binomial one in ``d0_ * area`` and ``cluster_alpha_`` (their ``negative_binomial_form`` with a
+    ``mean_factor`` of 1: Poisson, negative binomial, Seeds)."""
     predict = getattr(model, "predict", None)
-    return not callable(predict) or getattr(type(model), "_model", None) in _CLOSED_FORM
+    if not callable(predict):
+        return True
+    return bool(getattr(model, "negative_binomial_form", False)) and getattr(model, "mean_factor", None) == 1.0
 
 
 def _generic(model: Any, values: dict[str, float] | None, area: np.ndarray, t: np.ndarray):
@@ -164,8 +164,9 @@ def defect_level(
     Other yield models (Murphy, Bose-Einstein, any model with ``predict(area)``) are mixtures of
     Poisson fault counts over a random defect density; detecting each fault with probability T
     thins the mean from D A to D T A, so P(pass) = Y(T A) and DL = 1 - Y(A) / Y(T A), computed
-    from the model's own ``predict`` (Y0 cancels). Poisson, negative-binomial and Seeds fits use
-    the closed form above.
+    from the model's own ``predict`` (Y0 cancels). Fits whose ``negative_binomial_form`` holds with a
+    ``mean_factor`` of 1 (Poisson, negative binomial, Seeds, Bose-Einstein with one layer) use the
+    closed form above.
 
     The delta-method interval is expit(logit DL +/- z se), se^2 = g' Sigma g with g the
     gradient of logit DL in the fitted parameters (analytic for the closed form, central
@@ -271,15 +272,15 @@ def defect_level(
 def _all_zero_upper_d0(model: Any, d0: float, level: float) -> float | None:
     """Exact upper limit of d0 of a fit to all-zero counts (``d0_ = 0``) at ``level``, else None.
 
-    Taken from the fit's ``ci_`` at its own level, or recomputed from its counts at another level.
+    Asked of the model's ``zero_count_upper_d0(level)`` when it has one (a yieldkit model recomputes
+    it from its counts at another level), else taken from the fit's ``ci_`` at its own level.
     """
     if d0 != 0.0 or getattr(model, "route_", "counts") != "counts":
         return None
-    cells = getattr(model, "_cells", None)
-    if cells is not None and getattr(cells, "total", None) == 0 and hasattr(model, "_log_p0"):
-        from ..models._fitting import _all_zero_upper
-
-        return _all_zero_upper(model, cells, level)
+    own = getattr(model, "zero_count_upper_d0", None)
+    if callable(own):
+        upper = own(level)
+        return None if upper is None else float(upper)
     ci = getattr(model, "ci_", None)
     model_level = getattr(model, "conf_level", None)
     if ci is not None and model_level == level and "d0" in ci.index:
