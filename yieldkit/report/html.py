@@ -175,6 +175,8 @@ def build_report(
 
             figs.pdf = stack.enter_context(pdf_pages(pdf))
         html = _render(results, title, max_maps, progress, figs)
+    if pdf is not None:
+        log.info("wrote %s", pdf)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(output) as fh:
