@@ -33,7 +33,10 @@ def figure_of(obj: Any) -> Any:
     for attr in ("figure_", "figure"):
         fig = getattr(obj, attr, None)
         if fig is not None:
-            return fig.get_figure(root=True) if hasattr(fig, "get_figure") else fig
+            for _ in range(8):  # a SubFigure's parent, up to the root Figure
+                if isinstance(fig, Figure):
+                    return fig
+                fig = fig.figure
     axes = getattr(obj, "axes", None)
     if axes is not None and not isinstance(axes, list):
         return axes.figure
