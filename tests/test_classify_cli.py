@@ -76,16 +76,16 @@ def test_plots(rng):
     from yieldkit.classify.defect import classification_report_table
     from yieldkit.plotting.classify import plot_commonality, plot_confusion, plot_grid, plot_pattern_counts
 
-    im = plot_grid(synth("Scratch", rng))
+    im = plot_grid(synth("Scratch", rng)).images[-1]
     assert isinstance(im, matplotlib.image.AxesImage)
     rep = classification_report_table(["a", "b", "b"], ["a", "a", "b"])
-    im = plot_confusion(rep.confusion)
+    im = plot_confusion(rep.confusion).images[-1]
     assert im.get_array()[1, 0] == pytest.approx(0.5)
-    assert isinstance(rep.plot(), matplotlib.image.AxesImage)
+    assert isinstance(rep.plot().images[-1], matplotlib.image.AxesImage)
     wy, w = simulate_history(rng, n_lots=6)
-    bars = plot_commonality(commonality(wy, w, importance=False), top=5)
+    bars = plot_commonality(commonality(wy, w, importance=False), top=5).containers[0]
     assert len(bars.patches) == 5
     s = pattern_summary(pd.DataFrame({"lot_id": ["A", "A", "B"], "pattern": ["Center", "none", "none"]}))
-    drawn = plot_pattern_counts(s)
+    drawn = plot_pattern_counts(s).containers
     assert len(drawn) == 2
     matplotlib.pyplot.close("all")

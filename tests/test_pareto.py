@@ -133,10 +133,10 @@ def test_plot_pareto_draws_the_ranking_weight(fab):
 
     kill = pareto(fab.defects, dies=fab.dies, weight="kill")
     assert kill.attrs == {}
-    ax, _ = plot_pareto(kill)
+    ax = plot_pareto(kill)
     np.testing.assert_allclose([b.get_height() for b in ax.patches], kill["impact"].to_numpy(dtype=float))
     assert ax.get_ylabel() == "impact"
     count = pareto(fab.defects, dies=fab.dies)
-    ax, _ = plot_pareto(count)
+    ax = plot_pareto(count)
     np.testing.assert_allclose([b.get_height() for b in ax.patches], count["count"].to_numpy(dtype=float))
     assert ax.get_ylabel() == "count"

@@ -25,8 +25,7 @@ def fab():
 
 @pytest.fixture(scope="module")
 def html(fab):
-    return build_report(fab.dies, defects=fab.defects, wafers=fab.wafers, layout=fab.layout,
-                        bin_names=fab.bin_names, max_maps=4)
+    return build_report(analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names), max_maps=4)
 
 
 def test_sections_and_images(html):
@@ -51,7 +50,7 @@ def test_data_strings_are_escaped(fab, tmp_path):
         "string[pyarrow]")
     defects["defect_class"] = defects["defect_class"].astype(object).where(
         defects["defect_class"] != "void", '"><img src=x onerror=alert(2)>').astype("string[pyarrow]")
-    out = build_report(dies, defects=defects, layout=fab.layout, title=EVIL, max_maps=2,
+    out = build_report(analyze(dies, defects, layout=fab.layout), title=EVIL, max_maps=2,
                        output=tmp_path / "evil.html")
     assert EVIL not in out and "<img src=x" not in out
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out

@@ -50,15 +50,9 @@ def run(args: argparse.Namespace) -> int:
                 "importance"]
         emit_table(table[cols], args.format)
     if args.plot:
-        from ..io.atomic import atomic_path
-        from ..plotting._mpl import pyplot
         from ..plotting.classify import plot_commonality
+        from ..plotting.export import save_figure
 
-        plt = pyplot()
-        bars = plot_commonality(result)
-        fig = bars.patches[0].figure if len(bars.patches) else plt.gcf()
-        with atomic_path(args.plot) as tmp:
-            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save_figure(plot_commonality(result), args.plot, dpi=110, format="png")
         log.info("wrote %s", args.plot)
     return 0

@@ -129,14 +129,10 @@ def run(args: argparse.Namespace) -> int:
         save_fit(chosen, args.output)
         log.info("saved the %s fit to %s", best, args.output)
     if args.plot:
-        from ..io.atomic import atomic_path
-        from ..plotting._mpl import pyplot
+        from ..plotting.export import save_figure
         from ..plotting.models import plot_fit
 
-        plt = pyplot()
         order = [fitted[m] for m in table["model"] if m in fitted]
         ax = plot_fit(order, table=data if args.route == "die-size" else None)
-        with atomic_path(args.plot, suffix=".png") as tmp:
-            ax.figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        plt.close(ax.figure)
+        save_figure(ax, args.plot, dpi=120, format="png")
     return 0

@@ -8,7 +8,6 @@ import logging
 import re
 import warnings
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _save(fig: Any, path: Path, dpi: int) -> None:
-    from ..io.atomic import atomic_path
-
-    fmt = path.suffix.lower()
-    with atomic_path(path, suffix=fmt) as tmp:
-        fig.savefig(tmp, format=fmt[1:], dpi=dpi, bbox_inches="tight")
-
-
 def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s)
 
@@ -52,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import WaferLayout, final_results, read_defects, read_dies
     from ..errors import DataQualityWarning, YieldkitValueError
     from ..maps import die_defect_counts, die_defect_density, stack_map
-    from ..plotting._mpl import pyplot
+    from ..plotting.export import save_figure
     from ..plotting.maps import plot_stacked_map
     from ..plotting.wafermap import WaferMapDisplay
 
@@ -82,25 +73,20 @@ def run(args: argparse.Namespace) -> int:
         else:
             column = "n_defects"
         value = "value"
-    plt = pyplot()
 
     def stacked(path: Path) -> None:
         st = stack_map(dies, value=column) if column else stack_map(dies)
         col = f"mean_{column}" if column else "fail_rate"
-        fig, ax = plt.subplots(figsize=(6, 5))
-        plot_stacked_map(st, value=col, layout=layout, ax=ax,
-                         title=f"stacked: {col} over {int(st['n_wafers'].max())} wafers")
-        _save(fig, path, args.dpi)
-        plt.close(fig)
+        ax = plot_stacked_map(st, value=col, layout=layout,
+                              title=f"stacked: {col} over {int(st['n_wafers'].max())} wafers")
+        save_figure(ax, path, dpi=args.dpi)
         log.info("wrote %s", path)
 
     def one(lot: str, wafer: str, path: Path) -> None:
         d = dies[(dies["lot_id"] == lot) & (dies["wafer_id"] == wafer)]
-        fig, ax = plt.subplots(figsize=(6, 5))
-        WaferMapDisplay.from_dies(d, value=value, column=column, layout=layout, bin_names=bin_names, ax=ax,
-                                  title=f"lot {lot} wafer {wafer}")
-        _save(fig, path, args.dpi)
-        plt.close(fig)
+        disp = WaferMapDisplay.from_dies(d, value=value, column=column, layout=layout, bin_names=bin_names,
+                                         title=f"lot {lot} wafer {wafer}")
+        save_figure(disp, path, dpi=args.dpi)
         log.info("wrote %s", path)
 
     wafers = dies[["lot_id", "wafer_id"]].drop_duplicates()
@@ -125,5 +111,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         sel = wafers.iloc[:1]
     lot, wafer = (str(v) for v in sel.iloc[0])
+    if not args.wafer and len(wafers) > 1:
+        log.warning("%s holds %d wafers; drew only lot %s wafer %s. Choose one with --wafer LOT/WAFER, or draw "
+                    "every wafer with --all -o DIRECTORY (or the composite with --stack).", args.dies, len(wafers),
+                    lot, wafer)
     one(lot, wafer, out)
     return 0

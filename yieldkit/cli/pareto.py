@@ -52,24 +52,19 @@ def run(args: argparse.Namespace) -> int:
     if ext in (".csv", ".json"):
         emit_table(table, ext[1:], args.output)
     elif ext in (".png", ".html", ".htm"):
-        from ..io.atomic import atomic_path
-        from ..plotting._mpl import pyplot
+        from ..plotting.export import figure_to_data_uri, new_axes, save_figure
         from ..plotting.pareto import plot_pareto
-        from ..report.html import _ENV, _table, figure_to_data_uri
+        from ..report.html import _ENV, _table
 
-        plt = pyplot()
         first = table
         if args.group:
             first = table[table[args.group] == table[args.group].iloc[0]]
             log.info("chart of the first group %s=%s; the table holds all", args.group, table[args.group].iloc[0])
-        fig, ax = plt.subplots(figsize=(7, 4))
-        plot_pareto(first, ax=ax, title=f"Pareto by {args.by} ({args.weight})")
+        ax = plot_pareto(first, ax=new_axes((7, 4)), title=f"Pareto by {args.by} ({args.weight})")
         if ext == ".png":
-            with atomic_path(args.output) as tmp:
-                fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-            plt.close(fig)
+            save_figure(ax, args.output, dpi=110)
         else:
-            src = figure_to_data_uri(fig, dpi=100)
+            src = figure_to_data_uri(ax, dpi=100)
             html = _ENV.get_template("pareto.html.j2").render(title=f"Pareto by {args.by}", src=src, t=_table(table))
             write_text(args.output, html)
     else:

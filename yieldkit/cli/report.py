@@ -61,6 +61,5 @@ def run(args: argparse.Namespace) -> int:
     inp = load_inputs(args)
     res = analyze(inp["dies"], inp["defects"], inp["wafers"], inp["layout"], inp["bin_names"], top=args.top)
     build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,
-                 progress=progress_enabled(args))
-    log.info("wrote %s", args.output)
+                 progress=progress_enabled(args))  # logs "wrote" and the build time
     return 0

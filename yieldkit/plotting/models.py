@@ -11,7 +11,7 @@ from ._mpl import get_ax
 __all__ = ["plot_count_fit", "plot_die_size_fit", "plot_fit", "plot_window_fit"]
 
 
-def plot_count_fit(models: Any, ax: Any = None, *, max_count: int | None = None) -> Any:
+def plot_count_fit(models: Any, *, ax: Any = None, max_count: int | None = None, **kwargs: Any) -> Any:
     """Observed frequencies of per-die defect counts (bars) and each model's fitted frequencies.
 
     Parameters
@@ -22,6 +22,8 @@ def plot_count_fit(models: Any, ax: Any = None, *, max_count: int | None = None)
         Where to draw; a new figure when absent.
     max_count : int, optional
         Largest count shown (default: largest observed, at most 30).
+    **kwargs
+        Passed to each model's ``ax.plot``.
 
     Returns
     -------
@@ -39,7 +41,8 @@ def plot_count_fit(models: Any, ax: Any = None, *, max_count: int | None = None)
     ax.bar(ks, obs, color="0.8", edgecolor="0.4", label="observed")
     n = float(table["observed"].sum())
     for m in models:
-        ax.plot(ks, n * m.count_pmf(ks), marker="o", ms=3, label=type(m).__name__.removesuffix("Yield"))
+        ax.plot(ks, n * m.count_pmf(ks), **{"marker": "o", "ms": 3, "label": type(m).__name__.removesuffix("Yield"),
+                                            **kwargs})
     ax.set_yscale("log")
     ax.set_xlabel("defects per die")
     ax.set_ylabel("dies")
@@ -48,8 +51,10 @@ def plot_count_fit(models: Any, ax: Any = None, *, max_count: int | None = None)
     return ax
 
 
-def plot_window_fit(models: Any, ax: Any = None) -> Any:
+def plot_window_fit(models: Any, *, ax: Any = None, **kwargs: Any) -> Any:
     """``ln Y`` of pooled blocks against block area (window method) with each model's curve.
+
+    ``kwargs`` go to each model's ``ax.plot``.
 
     Returns
     -------
@@ -63,7 +68,7 @@ def plot_window_fit(models: Any, ax: Any = None) -> Any:
     grid = np.linspace(0, float(t["block_area_cm2"].max()) * 1.05, 200)
     area = float(models[0].area_)
     for m in models:
-        ax.plot(grid, m.log_yield(grid), label=type(m).__name__.removesuffix("Yield"))
+        ax.plot(grid, m.log_yield(grid), **{"label": type(m).__name__.removesuffix("Yield"), **kwargs})
     ax.set_xlabel("block area [cm$^2$]")
     ax.set_ylabel("ln Y")
     ax.set_title(f"window method, die area {area:g} cm$^2$")
@@ -71,9 +76,11 @@ def plot_window_fit(models: Any, ax: Any = None) -> Any:
     return ax
 
 
-def plot_die_size_fit(models: Any, table: Any, ax: Any = None, *, area_col: str = "die_area_cm2",
-                      tested_col: str = "tested", good_col: str = "good") -> Any:
+def plot_die_size_fit(models: Any, table: Any, *, ax: Any = None, area_col: str = "die_area_cm2",
+                      tested_col: str = "tested", good_col: str = "good", **kwargs: Any) -> Any:
     """Product yields against die area with each model's fitted curve.
+
+    ``kwargs`` go to each model's ``ax.plot``.
 
     Returns
     -------
@@ -86,18 +93,18 @@ def plot_die_size_fit(models: Any, table: Any, ax: Any = None, *, area_col: str 
     ax.plot(a, y, "ks", label="products")
     grid = np.linspace(0, a.max() * 1.1, 200)
     for m in models:
-        ax.plot(grid, m.predict(grid), label=type(m).__name__.removesuffix("Yield"))
+        ax.plot(grid, m.predict(grid), **{"label": type(m).__name__.removesuffix("Yield"), **kwargs})
     ax.set_xlabel("die area [cm$^2$]")
     ax.set_ylabel("yield")
     ax.legend(fontsize="small")
     return ax
 
 
-def plot_fit(models: Any, ax: Any = None, *, table: Any = None) -> Any:
-    """The natural plot of a fit's route (counts, window or die sizes)."""
+def plot_fit(models: Any, *, ax: Any = None, table: Any = None, **kwargs: Any) -> Any:
+    """The natural plot of a fit's route (counts, window or die sizes); return the Axes."""
     first = models[0] if isinstance(models, (list, tuple)) else models
     if first.route_ == "counts":
-        return plot_count_fit(models, ax)
+        return plot_count_fit(models, ax=ax, **kwargs)
     if first.route_ == "window":
-        return plot_window_fit(models, ax)
-    return plot_die_size_fit(models, table, ax)
+        return plot_window_fit(models, ax=ax, **kwargs)
+    return plot_die_size_fit(models, table, ax=ax, **kwargs)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SchemaError
-from ._mpl import get_ax
+from ._mpl import get_ax, legend, set_title
 
 __all__ = ["plot_kill_ratios", "plot_pareto"]
 
@@ -34,8 +34,8 @@ def plot_pareto(
     ax: Any = None,
     title: str | None = None,
     marker: float = 0.8,
-    color: str = "#1f77b4",
-) -> tuple[Any, Any]:
+    **kwargs: Any,
+) -> Any:
     """Draw a Pareto table from :func:`yieldkit.pareto` or :func:`yieldkit.bin_pareto`.
 
     Parameters
@@ -52,13 +52,13 @@ def plot_pareto(
     title : str, optional
     marker : float
         Cumulative share of the horizontal marker line (80 % by default).
-    color : str
-        Bar colour.
+    **kwargs
+        Passed to ``ax.bar`` (e.g. ``color``; default a blue).
 
     Returns
     -------
-    (Axes, Axes)
-        The bar axes and the twin axes of the cumulative line ([%]).
+    matplotlib Axes
+        The bar axes. The cumulative line ([%]) is on its twin axes, ``ax.cumulative_ax``.
     """
     if value is None:
         value = _ranking_column(table)
@@ -74,36 +74,42 @@ def plot_pareto(
         labels = table["category"].astype(str).to_numpy()
     x = np.arange(len(table))
     heights = table[value].to_numpy(dtype=float)
-    ax.bar(x, heights, color=color, edgecolor="white")
+    ax.bar(x, heights, **{"color": "#1f77b4", "edgecolor": "white", **kwargs})
     ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel(value.replace("_", " "))
+    ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8, parse_math=False)
+    ax.set_ylabel(value.replace("_", " "), parse_math=False)
     ax.set_xlim(-0.6, len(table) - 0.4)
     ax2 = ax.twinx()
     ax2.plot(x, 100 * table["cum_share"].to_numpy(dtype=float), color="#d62728", marker="o", ms=3, lw=1.2)
     ax2.axhline(100 * marker, color="grey", ls="--", lw=0.8)
     ax2.set_ylim(0, 105)
     ax2.set_ylabel("cumulative [%]")
-    if title:
-        ax.set_title(title, fontsize=10)
-    return ax, ax2
+    ax.cumulative_ax = ax2
+    set_title(ax, title, fontsize=10)
+    return ax
 
 
-def plot_kill_ratios(table: pd.DataFrame, *, ax: Any = None, title: str | None = None) -> Any:
+def plot_kill_ratios(table: Any, *, ax: Any = None, title: str | None = None, **kwargs: Any) -> Any:
     """Kill ratio per class with its interval, and the joint per-defect kill probability.
 
     Parameters
     ----------
-    table : DataFrame
-        From :func:`yieldkit.kill_ratio` (``category``, ``kill_ratio``, ``kr_ci_lower``,
+    table : KillRatioResult or DataFrame
+        From :func:`yieldkit.kill_ratio`, or its table (``category``, ``kill_ratio``, ``kr_ci_lower``,
         ``kr_ci_upper``; ``kill_prob`` and its interval when present).
     ax : matplotlib Axes, optional
     title : str, optional
+    **kwargs
+        Passed to each ``ax.errorbar``.
 
     Returns
     -------
     matplotlib Axes
     """
+    from ..results import TableResult
+
+    if isinstance(table, TableResult):
+        table = table.table
     if "category" not in table.columns or not {"kill_ratio", "kill_prob"} & set(table.columns):
         raise SchemaError("plot_kill_ratios needs a kill_ratio table (category, kill_ratio or kill_prob).")
     ax = get_ax(ax, figsize=(6.0, 0.4 * len(table) + 1.2))
@@ -111,19 +117,18 @@ def plot_kill_ratios(table: pd.DataFrame, *, ax: Any = None, title: str | None =
     if "kill_ratio" in table.columns:
         kr = table["kill_ratio"].to_numpy(dtype=float)
         err = np.vstack([kr - table["kr_ci_lower"].to_numpy(dtype=float), table["kr_ci_upper"].to_numpy(dtype=float) - kr])
-        ax.errorbar(kr, y + 0.12, xerr=np.nan_to_num(err), fmt="o", color="#1f77b4", ms=4, capsize=2,
-                    label="contingency KR (die)")
+        ax.errorbar(kr, y + 0.12, xerr=np.nan_to_num(err), **{"fmt": "o", "color": "#1f77b4", "ms": 4,
+                                                               "capsize": 2, "label": "contingency KR (die)", **kwargs})
     if "kill_prob" in table.columns:
         k = table["kill_prob"].to_numpy(dtype=float)
         err = np.vstack([k - table["kill_prob_ci_lower"].to_numpy(dtype=float),
                          table["kill_prob_ci_upper"].to_numpy(dtype=float) - k])
-        ax.errorbar(k, y - 0.12, xerr=np.nan_to_num(err), fmt="s", color="#d62728", ms=4, capsize=2,
-                    label="joint ML k (defect)")
+        ax.errorbar(k, y - 0.12, xerr=np.nan_to_num(err), **{"fmt": "s", "color": "#d62728", "ms": 4,
+                                                              "capsize": 2, "label": "joint ML k (defect)", **kwargs})
     ax.set_yticks(y)
-    ax.set_yticklabels(table["category"].astype(str).to_numpy(), fontsize=8)
+    ax.set_yticklabels(table["category"].astype(str).to_numpy(), fontsize=8, parse_math=False)
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("kill ratio [-]")
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
-    if title:
-        ax.set_title(title, fontsize=10)
+    legend(ax, fontsize=7, frameon=False, loc="lower right")
+    set_title(ax, title, fontsize=10)
     return ax

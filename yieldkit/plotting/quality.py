@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NotFittedError, SchemaError
-from ._mpl import get_ax
+from ._mpl import get_ax, set_title
 
 __all__ = ["plot_defect_level", "plot_fallout"]
 
@@ -22,6 +22,7 @@ def plot_defect_level(
     ax: Any = None,
     logy: bool = True,
     title: str | None = None,
+    **kwargs: Any,
 ) -> Any:
     """Draw defect level against fault coverage, one line per (model, yield).
 
@@ -39,6 +40,8 @@ def plot_defect_level(
     logy : bool, default True
         Logarithmic y axis (zero values are not drawn).
     title : str, optional
+    **kwargs
+        Passed to each line's ``ax.plot``.
 
     Returns
     -------
@@ -68,7 +71,7 @@ def plot_defect_level(
         v = group[value].to_numpy(dtype=float)
         if logy:
             v = np.where(v > 0, v, np.nan)
-        (line,) = ax.plot(x, v, label=label)
+        (line,) = ax.plot(x, v, **{"label": label, **kwargs})
         if {"ci_lower", "ci_upper"} <= set(group.columns) and value in ("dppm", "defect_level"):
             lo = group["ci_lower"].to_numpy(dtype=float) * scale
             hi = group["ci_upper"].to_numpy(dtype=float) * scale
@@ -79,12 +82,11 @@ def plot_defect_level(
     ax.set_ylabel("defect level [DPPM]" if value == "dppm" else "defect level [-]")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    if title:
-        ax.set_title(title)
+    set_title(ax, title)
     return ax
 
 
-def plot_fallout(fit: Any, *, ax: Any = None, n_points: int = 200, title: str | None = None) -> Any:
+def plot_fallout(fit: Any, *, ax: Any = None, n_points: int = 200, title: str | None = None, **kwargs: Any) -> Any:
     """Draw a fallout curve: the observed cumulative fail fraction and the fitted model.
 
     Parameters
@@ -95,6 +97,8 @@ def plot_fallout(fit: Any, *, ax: Any = None, n_points: int = 200, title: str | 
     n_points : int, default 200
         Points of the fitted curve.
     title : str, optional
+    **kwargs
+        Passed to the ``ax.plot`` of the fitted curve.
 
     Returns
     -------
@@ -110,7 +114,7 @@ def plot_fallout(fit: Any, *, ax: Any = None, n_points: int = 200, title: str | 
     ax = get_ax(ax, figsize=(5.5, 4.0))
     ax.plot(fit.coverage_, fit.fail_fraction_, "o", label="observed")
     grid = np.linspace(0.0, 1.0, int(n_points))
-    ax.plot(grid, fit.predict_fallout(grid), "-", label=f"{_MODEL_NAMES.get(fit.model, fit.model)} fit")
+    ax.plot(grid, fit.predict_fallout(grid), "-", **{"label": f"{_MODEL_NAMES.get(fit.model, fit.model)} fit", **kwargs})
     ax.axhline(1.0 - fit.yield_, linestyle=":", color="grey", label=f"1 - Y = {1.0 - fit.yield_:.4g}")
     ax.axvline(fit.final_coverage_, linestyle="--", color="grey", alpha=0.6)
     ax.set_xlabel("cumulative fault coverage T [-]")
@@ -118,6 +122,5 @@ def plot_fallout(fit: Any, *, ax: Any = None, n_points: int = 200, title: str | 
     ax.set_xlim(0.0, 1.0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", title=f"{fit.dppm_:.4g} DPPM at T = {fit.final_coverage_:g}")
-    if title:
-        ax.set_title(title)
+    set_title(ax, title)
     return ax

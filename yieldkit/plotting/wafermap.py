@@ -1,28 +1,33 @@
 """Wafer-map plots: bin maps, pass/fail maps and per-die values on the die grid.
 
-Dies are drawn as one image over the die grid (one pixel per die), placed in the wafer frame
-when a :class:`~yieldkit.layout.WaferLayout` is given, with the wafer outline, the notch at
-the bottom and the edge-exclusion ring.
+:class:`WaferMapDisplay` computes once what a map shows (the die grid, its extent, colours,
+legend labels and counts); :meth:`WaferMapDisplay.plot` only draws. Dies are drawn as one image
+over the die grid (one cell per die). With a known :class:`~yieldkit.layout.WaferLayout` the
+cells are placed in the wafer frame at the layout's die pitch (rectangles of the die's aspect),
+with the wafer outline, the notch at the bottom and the edge-exclusion ring.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import SchemaError, check_choice
-from ._mpl import get_ax
+from ._mpl import get_ax, set_title
+from ._mpl import legend as _legend
 
 __all__ = ["WaferMapDisplay", "die_grid", "plot_wafer_map"]
 
-# categorical colours for bins: pass green, then distinct colours for fail bins
-_PASS = "#2ca02c"
+# pass bins: distinct greens; fail bins: distinct colours without green
+_PASS_COLOURS = ["#2ca02c", "#98df8a", "#006d2c", "#74c476", "#00441b", "#c7e9c0", "#238b45", "#a1d99b"]
 _FAIL_COLOURS = [
     "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    "#1f77b4", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
+    "#1f77b4", "#aec7e8", "#ffbb78", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d",
 ]
+_PASS = _PASS_COLOURS[0]
 
 
 def die_grid(dies: pd.DataFrame, values: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -42,101 +47,223 @@ def die_grid(dies: pd.DataFrame, values: np.ndarray) -> tuple[np.ndarray, tuple[
     return grid, (xmin, xmax, ymin, ymax)
 
 
+def _known(layout: Any) -> bool:
+    return layout is not None and not getattr(layout, "inferred", False)
+
+
+class WaferMapDisplay:
+    """Wafer-map visualisation of one wafer: bins, pass/fail or a per-die value.
+
+    Compute once (:meth:`from_dies`), plot many times (:meth:`plot`), in the style of
+    scikit-learn's Display objects. The constructor takes what was computed; most callers use
+    :meth:`from_dies`.
+
+    Parameters
+    ----------
+    grid : 2-D array
+        One cell per die position, indexed [row, column] from the bottom-left (NaN: no die).
+        Category codes (indices into ``labels``) for a categorical map, values otherwise.
+    extent : (left, right, bottom, top)
+        Where the grid is drawn: in the wafer frame [um] with a known layout, else in die indices.
+    labels : sequence of str, optional
+        Legend label of each category (categorical map); None for a value map.
+    colours : sequence of str, optional
+        Colour of each category.
+    counts : sequence of int, optional
+        Dies per category (shown in the legend).
+    layout : WaferLayout, optional
+        Known geometry: draws the outline, notch and edge exclusion; ticks in mm.
+    column : str, optional
+        Name of the value (colour-bar label) of a value map.
+    title : str, optional
+        Drawn as given (no mathtext).
+
+    Attributes
+    ----------
+    ax_, figure_, image_ : matplotlib objects
+        Set by :meth:`plot`; ``image_`` holds one cell per die position (masked where no die).
+    legend_ : matplotlib Legend or None
+    colorbar_ : matplotlib Colorbar or None
+
+    Examples
+    --------
+    >>> import yieldkit as yk
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, seed=1)
+    >>> disp = WaferMapDisplay.from_dies(fab.dies, layout=fab.layout, bin_names=fab.bin_names)
+    >>> int(disp.image_.get_array().count()) == fab.layout.n_dies
+    True
+    """
+
+    def __init__(self, grid: np.ndarray, extent: tuple[float, float, float, float], *,
+                 labels: Sequence[str] | None = None, colours: Sequence[str] | None = None,
+                 counts: Sequence[int] | None = None, layout: Any = None, column: str | None = None,
+                 title: str | None = None) -> None:
+        self.grid = np.asarray(grid, dtype=float)
+        self.extent = tuple(float(v) for v in extent)
+        self.labels = None if labels is None else list(labels)
+        self.colours = None if colours is None else list(colours)
+        self.counts = None if counts is None else [int(c) for c in counts]
+        self.layout = layout
+        self.column = column
+        self.title = title
+
+    @property
+    def categorical(self) -> bool:
+        """True for a bin or pass/fail map (legend), False for a value map (colour bar)."""
+        return self.labels is not None
+
+    @classmethod
+    def from_dies(cls, dies: pd.DataFrame, *, value: str = "bin", layout: Any = None,
+                  bin_names: Mapping[int, str] | None = None, bin_labels: Mapping[int, str] | None = None,
+                  column: str | None = None, title: str | None = None, ax: Any = None, legend: bool = True,
+                  **kwargs: Any) -> WaferMapDisplay:
+        """Compute the map of one wafer's dies (final result per die), then plot it.
+
+        Parameters
+        ----------
+        dies : DataFrame
+            One wafer's dies, with ``hbin``/``passed`` or the value column.
+        value : {"bin", "pass", "value"}
+            Categorical bins (legend with bin labels, names and counts; distinct colours for
+            distinct bins, greens for pass bins), pass/fail, or a per-die ``column`` with a
+            colour bar.
+        layout : WaferLayout, optional
+            Places the dies in the wafer frame at the real die pitch, with outline, notch and
+            edge exclusion (an inferred layout is not drawn: die indices are).
+        bin_names : mapping, optional
+            Hard bin -> name.
+        bin_labels : mapping, optional
+            Hard bin -> its code as text (e.g. ``"0x1F"`` as a file writes it); default the
+            decimal bin number.
+        column : str, optional
+            Column for ``value="value"`` (e.g. ``n_defects``, ``density_per_cm2``).
+        title : str, optional
+        ax, legend, **kwargs
+            Passed to :meth:`plot`.
+
+        Raises
+        ------
+        SchemaError
+            When ``dies`` holds more than one wafer (select one first) or no die.
+        """
+        if {"lot_id", "wafer_id"} <= set(dies.columns) and len(dies):
+            n_w = len(dies[["lot_id", "wafer_id"]].drop_duplicates())
+            if n_w > 1:
+                raise SchemaError(f"WaferMapDisplay draws one wafer; the table holds {n_w}. Select one wafer first.")
+        if "passed" in dies.columns and "test_seq" in dies.columns:
+            from ..yields import final_results
+
+            dies = final_results(dies)
+        disp = cls._compute(dies, value=value, layout=layout, bin_names=bin_names, bin_labels=bin_labels,
+                            column=column, title=title)
+        return disp.plot(ax=ax, legend=legend, **kwargs)
+
+    @classmethod
+    def _compute(cls, dies: pd.DataFrame, *, value: str, layout: Any, bin_names: Mapping[int, str] | None,
+                 bin_labels: Mapping[int, str] | None, column: str | None, title: str | None) -> WaferMapDisplay:
+        check_choice(value, ("bin", "pass", "value"), name="value", where="WaferMapDisplay")
+        if len(dies) == 0:
+            raise SchemaError("a wafer map needs at least one die")
+        labels = colours = counts = None
+        if value == "value":
+            if column is None or column not in dies.columns:
+                raise SchemaError(f"a wafer map with value='value' needs column= naming a column; got {column!r}")
+            grid, (xmin, xmax, ymin, ymax) = die_grid(dies, dies[column].to_numpy(dtype=float))
+        else:
+            if value == "pass":
+                codes = np.where(dies["passed"].to_numpy(dtype=bool), 0, 1)
+                colours = [_PASS, _FAIL_COLOURS[0]]
+                labels = ["pass", "fail"]
+            else:
+                hb = dies["hbin"].to_numpy(dtype=np.int64)
+                passed = dies["passed"].to_numpy(dtype=bool) if "passed" in dies.columns else hb == 1
+                bins = np.unique(hb)
+                codes = np.searchsorted(bins, hb)
+                is_pass = np.isin(bins, hb[passed])
+                rank = np.cumsum(is_pass) - 1  # k-th pass bin, and k-th fail bin
+                frank = np.cumsum(~is_pass) - 1
+                colours = [_PASS_COLOURS[rank[i] % len(_PASS_COLOURS)] if is_pass[i]
+                           else _FAIL_COLOURS[frank[i] % len(_FAIL_COLOURS)] for i in range(len(bins))]
+                names = bin_names or {}
+                codes_text = bin_labels or {}
+                labels = [f"{codes_text.get(int(b), str(int(b)))} {names.get(int(b), '')}".strip() for b in bins]
+            counts = np.bincount(codes, minlength=len(labels)).tolist()
+            grid, (xmin, xmax, ymin, ymax) = die_grid(dies, codes.astype(float))
+        if _known(layout):
+            w, h = layout.die_pitch_um
+            x0, y0 = layout.origin_um
+            extent = (x0 + xmin * w, x0 + (xmax + 1) * w, y0 + ymin * h, y0 + (ymax + 1) * h)
+        else:
+            extent = (xmin - 0.5, xmax + 0.5, ymin - 0.5, ymax + 0.5)
+        return cls(grid, extent, labels=labels, colours=colours, counts=counts, layout=layout, column=column,
+                   title=title)
+
+    def plot(self, ax: Any = None, *, legend: bool = True, **kwargs: Any) -> WaferMapDisplay:
+        """Draw on ``ax`` (a new figure when None); ``kwargs`` go to ``ax.imshow``. Return self."""
+        from matplotlib.colors import ListedColormap
+        from matplotlib.patches import Patch
+
+        ax = get_ax(ax)
+        grid = np.ma.masked_invalid(self.grid)
+        style: dict[str, Any] = {"origin": "lower", "extent": self.extent, "interpolation": "nearest",
+                                 "aspect": "equal"}
+        if self.categorical:
+            assert self.colours is not None and self.labels is not None
+            style.update(cmap=ListedColormap(self.colours), vmin=-0.5, vmax=len(self.colours) - 0.5)
+        else:
+            style.update(cmap="viridis", vmin=np.nanmin(self.grid), vmax=np.nanmax(self.grid))
+        img = ax.imshow(grid, **{**style, **kwargs})
+        if _known(self.layout):
+            _wafer_outline(ax, self.layout)
+        else:
+            ax.set_xlabel("die x")
+            ax.set_ylabel("die y")
+        colorbar = leg = None
+        if not self.categorical:
+            colorbar = ax.figure.colorbar(img, ax=ax, shrink=0.8)
+            colorbar.set_label(str(self.column or ""), parse_math=False)
+        elif legend:
+            assert self.colours is not None and self.labels is not None and self.counts is not None
+            handles = [Patch(color=self.colours[i], label=f"{self.labels[i]} ({self.counts[i]})")
+                       for i in range(len(self.labels)) if self.counts[i] > 0]
+            if handles:
+                leg = _legend(ax, handles=handles, loc="upper left", fontsize=7, frameon=False,
+                              bbox_to_anchor=(1.01, 1.0))
+        set_title(ax, self.title, fontsize=9)
+        self.ax_ = ax
+        self.figure_ = ax.figure
+        self.image_ = img
+        self.legend_ = leg
+        self.colorbar_ = colorbar
+        return self
+
+
 def plot_wafer_map(
     dies: pd.DataFrame,
     *,
     value: str = "bin",
     layout: Any = None,
-    bin_names: dict[int, str] | None = None,
+    bin_names: Mapping[int, str] | None = None,
+    bin_labels: Mapping[int, str] | None = None,
     column: str | None = None,
     ax: Any = None,
     title: str | None = None,
     legend: bool = True,
-    cmap: str = "viridis",
+    **kwargs: Any,
 ) -> Any:
-    """Draw one wafer's dies.
+    """Draw one wafer's dies (the rows as given: one per die) and return the Axes.
 
-    Parameters
-    ----------
-    dies : DataFrame
-        Die table of one wafer (final results: one row per die).
-    value : {"bin", "pass", "value"}
-        Colour by hard bin (categorical, with legend), pass/fail, or a numeric ``column``.
-    layout : WaferLayout, optional
-        Places dies in the wafer frame [um] and draws the outline, notch and edge exclusion.
-    bin_names : dict, optional
-        Hard bin -> name, for the legend.
-    column : str, optional
-        Column to show with ``value="value"``.
-    ax : matplotlib Axes, optional
+    The same map as :class:`WaferMapDisplay` (see :meth:`WaferMapDisplay.from_dies` for the
+    parameters); ``kwargs`` go to ``ax.imshow`` (``cmap``, ``vmin``...).
 
     Returns
     -------
     matplotlib Axes
-        The axes drawn on; the die image is ``ax.images[0]``.
+        The axes drawn on; the die image is ``ax.images[-1]``.
     """
-    check_choice(value, ("bin", "pass", "value"), name="value", where="plot_wafer_map")
-    if len(dies) == 0:
-        raise SchemaError("plot_wafer_map needs at least one die")
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    ax = get_ax(ax)
-    handles = []
-    if value == "value":
-        if column is None or column not in dies.columns:
-            raise SchemaError(f"plot_wafer_map(value='value') needs column= naming a column; got {column!r}")
-        vals = dies[column].to_numpy(dtype=float)
-        grid, (xmin, xmax, ymin, ymax) = die_grid(dies, vals)
-        cm = cmap
-        vmin, vmax = np.nanmin(vals), np.nanmax(vals)
-    else:
-        if value == "pass":
-            codes = np.where(dies["passed"].to_numpy(dtype=bool), 0, 1).astype(float)
-            colours = [_PASS, _FAIL_COLOURS[0]]
-            labels = ["pass", "fail"]
-        else:
-            hb = dies["hbin"].to_numpy(dtype=np.int64)
-            passed = dies["passed"].to_numpy(dtype=bool) if "passed" in dies.columns else hb == 1
-            bins = np.unique(hb)
-            pass_bins = set(np.unique(hb[passed]).tolist())
-            codes = np.searchsorted(bins, hb).astype(float)
-            colours = []
-            k = 0
-            for b in bins:
-                if int(b) in pass_bins:
-                    colours.append(_PASS)
-                else:
-                    colours.append(_FAIL_COLOURS[k % len(_FAIL_COLOURS)])
-                    k += 1
-            names = bin_names or {}
-            labels = [f"{int(b)} {names.get(int(b), '')}".strip() for b in bins]
-        grid, (xmin, xmax, ymin, ymax) = die_grid(dies, codes)
-        cm = ListedColormap(colours)  # type: ignore[assignment]
-        vmin, vmax = -0.5, len(colours) - 0.5
-        present = np.unique(codes).astype(int)
-        counts = np.bincount(codes.astype(int), minlength=len(colours))
-        handles = [Patch(color=colours[i], label=f"{labels[i]} ({counts[i]})") for i in present]
-    if layout is not None and not getattr(layout, "inferred", False):
-        w, h = layout.die_pitch_um
-        x0, y0 = layout.origin_um
-        extent = (x0 + xmin * w, x0 + (xmax + 1) * w, y0 + ymin * h, y0 + (ymax + 1) * h)
-        _wafer_outline(ax, layout)
-    else:
-        extent = (xmin - 0.5, xmax + 0.5, ymin - 0.5, ymax + 0.5)
-        ax.set_xlabel("die x")
-        ax.set_ylabel("die y")
-    img = ax.imshow(
-        np.ma.masked_invalid(grid), origin="lower", extent=extent, cmap=cm, vmin=vmin, vmax=vmax,
-        interpolation="nearest", aspect="equal",
-    )
-    if value == "value":
-        ax.figure.colorbar(img, ax=ax, shrink=0.8, label=column)
-    elif legend and handles:
-        ax.legend(handles=handles, loc="upper left", fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1.0))
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax
+    disp = WaferMapDisplay._compute(dies, value=value, layout=layout, bin_names=bin_names, bin_labels=bin_labels,
+                                    column=column, title=title)
+    return disp.plot(ax=ax, legend=legend, **kwargs).ax_
 
 
 def _wafer_outline(ax: Any, layout: Any) -> list[Any]:
@@ -161,84 +288,3 @@ def _wafer_outline(ax: Any, layout: Any) -> list[Any]:
     ax.set_xlabel("x [mm]")
     ax.set_ylabel("y [mm]")
     return patches
-
-
-class WaferMapDisplay:
-    """Wafer-map visualisation of one wafer: bins, pass/fail or a per-die value.
-
-    Compute once (``from_dies``), plot many times (``plot(ax=None)``), in the style of
-    scikit-learn's Display objects.
-
-    Parameters
-    ----------
-    dies : DataFrame
-        One wafer's dies (final results), with ``hbin``/``passed`` or the value column.
-    value : {"bin", "pass", "value"}
-        Categorical bins (legend with bin names and counts), pass/fail, or a continuous
-        per-die value with a colour bar.
-    layout : WaferLayout, optional
-        Places the dies in the wafer frame with the outline, notch and edge exclusion.
-    bin_names : dict, optional
-        Hard bin -> name.
-    column : str, optional
-        Column for ``value="value"`` (e.g. ``n_defects``, ``density_per_cm2``).
-    title : str, optional
-
-    Attributes
-    ----------
-    ax_, figure_, image_ : matplotlib objects
-        Set by :meth:`plot`; ``image_`` holds one pixel per die position (masked where no die).
-    legend_ : matplotlib Legend or None
-    colorbar_ : matplotlib Colorbar or None
-
-    Examples
-    --------
-    >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, seed=1)
-    >>> disp = WaferMapDisplay.from_dies(fab.dies, layout=fab.layout, bin_names=fab.bin_names)
-    >>> int(disp.image_.get_array().count()) == fab.layout.n_dies
-    True
-    """
-
-    def __init__(self, dies: pd.DataFrame, *, value: str = "bin", layout: Any = None,
-                 bin_names: dict[int, str] | None = None, column: str | None = None, title: str | None = None) -> None:
-        check_choice(value, ("bin", "pass", "value"), name="value", where="WaferMapDisplay")
-        self.dies = dies
-        self.value = value
-        self.layout = layout
-        self.bin_names = bin_names
-        self.column = column
-        self.title = title
-
-    @classmethod
-    def from_dies(cls, dies: pd.DataFrame, *, value: str = "bin", layout: Any = None,
-                  bin_names: dict[int, str] | None = None, column: str | None = None, title: str | None = None,
-                  ax: Any = None, legend: bool = True, cmap: str = "viridis") -> WaferMapDisplay:
-        """Keep the final result of each die of one wafer, then plot.
-
-        Raises
-        ------
-        SchemaError
-            When ``dies`` holds more than one wafer (select one first) or no die.
-        """
-        if {"lot_id", "wafer_id"} <= set(dies.columns) and len(dies):
-            n_w = len(dies[["lot_id", "wafer_id"]].drop_duplicates())
-            if n_w > 1:
-                raise SchemaError(f"WaferMapDisplay draws one wafer; the table holds {n_w}. Select one wafer first.")
-        if "passed" in dies.columns and "test_seq" in dies.columns:
-            from ..yields import final_results
-
-            dies = final_results(dies)
-        return cls(dies, value=value, layout=layout, bin_names=bin_names, column=column, title=title).plot(
-            ax=ax, legend=legend, cmap=cmap)
-
-    def plot(self, ax: Any = None, *, legend: bool = True, cmap: str = "viridis") -> WaferMapDisplay:
-        """Draw on ``ax`` (a new figure when None); return self."""
-        ax = plot_wafer_map(self.dies, value=self.value, layout=self.layout, bin_names=self.bin_names,
-                            column=self.column, ax=ax, title=self.title, legend=legend, cmap=cmap)
-        self.ax_ = ax
-        self.figure_ = ax.figure
-        self.image_ = ax.images[-1]
-        self.legend_ = ax.get_legend()
-        self.colorbar_ = getattr(self.image_, "colorbar", None)
-        return self

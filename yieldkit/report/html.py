@@ -1,18 +1,17 @@
 """Render the HTML yield report from an :class:`~yieldkit.analysis.AnalysisResults`.
 
-The report computes nothing: :func:`yieldkit.analyze` fits and tests, this module draws the
-figures (through :mod:`yieldkit.plotting`), embeds them as PNG data URIs and lays out the
+The report computes nothing: :func:`yieldkit.analyze` fits and tests, this module has the
+figures drawn and embedded by :mod:`yieldkit.plotting` (as PNG data URIs) and lays out the
 tables with Jinja2 (autoescaped, so every string from the data shows as text).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import io
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +19,17 @@ import jinja2
 import pandas as pd
 
 from .. import __version__
-from ..io.atomic import atomic_path, atomic_write
+from ..io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build_report", "figure_to_data_uri"]
+__all__ = ["build_report"]
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("yieldkit.report", "templates"),
     autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
     undefined=jinja2.StrictUndefined,
 )
-
-
-def figure_to_data_uri(fig: Any, *, dpi: int = 80, pdf: Any = None, close: bool = True) -> str:
-    """Render a matplotlib figure to an embedded ``data:image/png;base64,...`` URI.
-
-    With ``pdf`` (a ``PdfPages``) the figure is also added as a page. The figure is closed
-    unless ``close=False``.
-    """
-    from ..plotting._mpl import pyplot
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    if pdf is not None:
-        pdf.savefig(fig, bbox_inches="tight")
-    if close:
-        pyplot().close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _fmt(v: Any, floats: int) -> str:
@@ -77,27 +59,24 @@ def _table(df: pd.DataFrame | None, floats: int = 4, drop: tuple[str, ...] = (),
 
 
 class _Figures:
-    """Figure rendering with timing, optional PDF pages."""
+    """Figure rendering (through :mod:`yieldkit.plotting.export`) with its time, optional PDF pages."""
 
     def __init__(self, pdf: Any, dpi: int) -> None:
-        from ..plotting._mpl import pyplot
-
-        self.plt = pyplot()
         self.pdf = pdf
         self.dpi = dpi
         self.seconds = 0.0
 
-    def render(self, draw: Any, figsize: tuple[float, float]) -> str:
+    def render(self, draw: Callable[[Any], Any], figsize: tuple[float, float]) -> str:
+        from ..plotting.export import render_data_uri
+
         t0 = time.perf_counter()
-        fig, ax = self.plt.subplots(figsize=figsize)
-        draw(ax)
-        uri = figure_to_data_uri(fig, dpi=self.dpi, pdf=self.pdf)
+        uri = render_data_uri(draw, figsize=figsize, dpi=self.dpi, pdf=self.pdf)
         self.seconds += time.perf_counter() - t0
         return uri
 
 
 def _gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> list[dict[str, str]]:
-    from ..plotting.wafermap import plot_wafer_map
+    from ..plotting.export import wafer_map_data_uris
 
     wy = res.wafer_yield
     shown = wy if max_maps is None or len(wy) <= max_maps else wy.nsmallest(max_maps, "yield")
@@ -113,26 +92,16 @@ def _gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> 
     codes, w = wafer_codes(final)
     order = pd.Series(range(len(final))).groupby(codes).indices  # rows of each wafer, one pass
     lookup = {(a, b): i for i, (a, b) in enumerate(zip(w["lot_id"], w["wafer_id"]))}
-    t0 = time.perf_counter()
-    fig, ax = figs.plt.subplots(figsize=(3.0, 3.0))
-    maps = []
+    rows = [r for r in shown.to_dict("records") if (r["lot_id"], r["wafer_id"]) in lookup]
+    wafers = ((final.iloc[order[lookup[(r["lot_id"], r["wafer_id"])]]],
+               f"{r['lot_id']} / {r['wafer_id']}  Y={r['yield']:.1%}") for r in rows)
     from tqdm import tqdm
 
-    for row in tqdm(shown.to_dict("records"), desc="wafer maps", unit="map", disable=not progress, leave=False):
-        i = lookup.get((row["lot_id"], row["wafer_id"]))
-        if i is None:
-            continue
-        d = final.iloc[order[i]]
-        ax.clear()
-        plot_wafer_map(d, value="bin", layout=res.layout, bin_names=res.bin_names, ax=ax,
-                       title=f"{row['lot_id']} / {row['wafer_id']}  Y={row['yield']:.1%}", legend=False)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-        maps.append({"lot_id": str(row["lot_id"]), "wafer_id": str(row["wafer_id"]),
-                     "src": figure_to_data_uri(fig, dpi=figs.dpi, close=False)})
-    figs.plt.close(fig)
+    t0 = time.perf_counter()
+    uris = wafer_map_data_uris(wafers, layout=res.layout, bin_names=res.bin_names, dpi=figs.dpi)
+    maps = [{"lot_id": str(r["lot_id"]), "wafer_id": str(r["wafer_id"]), "src": src}
+            for r, src in zip(rows, tqdm(uris, total=len(rows), desc="wafer maps", unit="map", disable=not progress,
+                                         leave=False), strict=True)]
     figs.seconds += time.perf_counter() - t0
     return maps
 
@@ -140,27 +109,22 @@ def _gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> 
 def build_report(
     results: Any,
     *,
-    defects: pd.DataFrame | None = None,
-    wafers: pd.DataFrame | None = None,
-    layout: Any = None,
-    bin_names: Any = None,
     title: str = "Yield report",
     output: str | os.PathLike[str] | None = None,
     max_maps: int | None = 200,
     pdf: str | os.PathLike[str] | None = None,
     progress: bool = False,
     dpi: int = 80,
-    **analyze_kwargs: Any,
+    timings: dict[str, float] | None = None,
 ) -> str:
-    """Build a self-contained HTML yield report.
+    """Build a self-contained HTML yield report from analysis results.
+
+    The report renders; it fits and tests nothing. Call :func:`yieldkit.analyze` first.
 
     Parameters
     ----------
-    results : AnalysisResults or DataFrame
-        The output of :func:`yieldkit.analyze`, or a canonical die table, which is analysed
-        first with ``defects``, ``wafers``, ``layout``, ``bin_names`` and ``analyze_kwargs``.
-    defects, wafers, layout, bin_names
-        Inputs of :func:`yieldkit.analyze` when ``results`` is a die table.
+    results : AnalysisResults
+        The output of :func:`yieldkit.analyze`.
     title : str
         Report title.
     output : path, optional
@@ -168,68 +132,71 @@ def build_report(
     max_maps : int, optional
         At most this many wafer maps in the gallery (the worst-yielding when cut).
     pdf : path, optional
-        Also write the charts (not the gallery) to a PDF through matplotlib's ``PdfPages``.
+        Also write the charts (not the gallery) to a multi-page PDF.
     progress : bool
         Show a progress bar while drawing the gallery.
     dpi : int
         Resolution of the embedded PNGs.
+    timings : dict, optional
+        Filled with ``total_s`` (the wall time of this build, writing included) and
+        ``plotting_s`` [s]. Both are also logged.
 
     Returns
     -------
     str
-        The HTML document. Timings are logged: total and plotting seconds are also kept in
-        ``build_report.last_timing``.
+        The HTML document.
+
+    Raises
+    ------
+    YieldkitValueError
+        When ``results`` is not an AnalysisResults.
 
     Examples
     --------
     >>> import yieldkit as yk
     >>> from yieldkit.report import build_report
     >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, seed=1)
-    >>> html = build_report(fab.dies, defects=fab.defects, layout=fab.layout, max_maps=2)
+    >>> html = build_report(yk.analyze(fab.dies, fab.defects, layout=fab.layout), max_maps=2)
     >>> html.count('<section id="') >= 8
     True
     """
-    from ..analysis import AnalysisResults, analyze
+    from ..analysis import AnalysisResults
 
     t_start = time.perf_counter()
-    res = results
-    if isinstance(results, pd.DataFrame):
-        res = analyze(results, defects, wafers, layout, bin_names, **analyze_kwargs)
-    elif not isinstance(results, AnalysisResults):
+    if not isinstance(results, AnalysisResults):
         from ..errors import YieldkitValueError
 
-        raise YieldkitValueError("The 'results' argument of build_report must be an AnalysisResults (from "
-                                 f"yieldkit.analyze) or a die table. Got {type(results).__name__} instead.")
+        raise YieldkitValueError("The 'results' argument of build_report must be an AnalysisResults (call "
+                                 f"yieldkit.analyze first). Got {type(results).__name__} instead.")
+    figs = _Figures(None, dpi)
     with contextlib.ExitStack() as stack:
-        pdf_pages = None
         if pdf is not None:
-            from matplotlib.backends.backend_pdf import PdfPages
+            from ..plotting.export import pdf_pages
 
-            Path(pdf).parent.mkdir(parents=True, exist_ok=True)
-            pdf_pages = stack.enter_context(PdfPages(stack.enter_context(atomic_path(pdf))))
-        html = _render(res, title, max_maps, progress, dpi, pdf_pages)
+            figs.pdf = stack.enter_context(pdf_pages(pdf))
+        html = _render(results, title, max_maps, progress, figs)
+    if pdf is not None:
+        log.info("wrote %s", pdf)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(output) as fh:
             fh.write(html)
         log.info("wrote report %s", output)
     total = time.perf_counter() - t_start
-    build_report.last_timing = {"total_s": total, "plotting_s": _LAST_PLOT[0]}  # type: ignore[attr-defined]
-    log.info("report built in %.1f s (%.1f s plotting)", total, _LAST_PLOT[0])
+    if timings is not None:
+        timings.update(total_s=total, plotting_s=figs.seconds)
+    log.info("report built in %.1f s (%.1f s plotting)", total, figs.seconds)
     return html
 
-
-_LAST_PLOT = [0.0]
 
 _IMAGE_KEYS = ("bin_pareto", "defect_pareto", "defect_pareto_kill", "kill_ratios", "p_chart", "u_chart", "stacked")
 
 
-def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int, pdf: Any) -> str:
+def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _Figures) -> str:
+    from ..plotting.maps import plot_stacked_map
     from ..plotting.pareto import plot_kill_ratios, plot_pareto
     from ..plotting.spc import plot_control_chart
-    from ..plotting.wafermap import plot_wafer_map
 
-    figs = _Figures(pdf, dpi)
     # every chart key is present (None when not drawn): the template runs with StrictUndefined
     images: dict[str, str | None] = dict.fromkeys(_IMAGE_KEYS)
     if len(res.bin_pareto):
@@ -254,17 +221,9 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, dpi: int
             (9.0, 3.0))
     stacked_title = f"Stacked map: fail rate over {res.summary['wafers']} wafers"
     if len(res.stacked):  # empty when no die has a wafer position
-        try:
-            from ..plotting.maps import plot_stacked_map
-
-            images["stacked"] = figs.render(
-                lambda ax: plot_stacked_map(res.stacked, layout=res.layout, ax=ax, title=stacked_title), (5.0, 4.6))
-        except ImportError:
-            images["stacked"] = figs.render(
-                lambda ax: plot_wafer_map(res.stacked, value="value", column="fail_rate", layout=res.layout, ax=ax,
-                                          title=stacked_title, cmap="magma_r"), (5.0, 4.6))
+        images["stacked"] = figs.render(
+            lambda ax: plot_stacked_map(res.stacked, layout=res.layout, ax=ax, title=stacked_title), (5.0, 4.6))
     maps = _gallery(res, figs, max_maps, progress)
-    _LAST_PLOT[0] = figs.seconds
     s = res.summary
     summary = dict(s)
     summary["retest_recovered"] = int(res.retest["recovered"].sum()) if len(res.retest) else 0
