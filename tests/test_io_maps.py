@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import yieldkit as yk
 from yieldkit.errors import DataQualityWarning, ParseError, YieldkitValueError
-from yieldkit.io.maps import read_map, write_map
+from yieldkit.io.wafermap import read_map, write_map
 
 
 def test_e142_sample_matches_declared_bin_counts(shared_samples: Path) -> None:
@@ -400,7 +400,7 @@ def test_xml_map_keeps_the_file_wafer_size(shared_samples: Path, caplog: pytest.
                                            grid: tuple[int, int], corners_out: bool) -> None:
     """G85 WaferSize="300" and the E142 top-level DeviceSize 200 mm are the wafer diameter, not the
     diagonal of the die grid (424.26 mm and 259.01 mm)."""
-    with caplog.at_level("WARNING", logger="yieldkit.io.maps"):
+    with caplog.at_level("WARNING", logger="yieldkit.io.wafermap.common"):
         m = read_map(shared_samples / sub / name)
     for key, lay in m.layouts.items():
         assert lay.diameter_mm == pytest.approx(diameter)

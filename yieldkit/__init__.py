@@ -40,8 +40,8 @@ _EXPORTS: dict[str, str] = {
     "write_klarf": "yieldkit.io.klarf",
     "read_stdf": "yieldkit.io.stdf",
     "write_stdf": "yieldkit.io.stdf",
-    "read_map": "yieldkit.io.maps",
-    "write_map": "yieldkit.io.maps",
+    "read_map": "yieldkit.io.wafermap",
+    "write_map": "yieldkit.io.wafermap",
     # spatial
     "die_defect_counts": "yieldkit.maps",
     "zonal_yield": "yieldkit.maps",

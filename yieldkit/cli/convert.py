@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     elif layouts is not None and not isinstance(layouts, dict):
         layout = layouts
     if target in ("e142", "g85"):
-        from ..io.maps import write_map
+        from ..io.wafermap import write_map
 
         write_map(dies, args.output, format=target, layout=layout)
     else:

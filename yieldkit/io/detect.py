@@ -24,10 +24,10 @@ HEAD_BINARY = 256
 FORMATS: dict[str, tuple[str, str]] = {
     "klarf": ("yieldkit.io.klarf", "read_klarf"),
     "stdf": ("yieldkit.io.stdf", "read_stdf"),
-    "e142": ("yieldkit.io.maps", "read_map"),
-    "g85": ("yieldkit.io.maps", "read_map"),
-    "textmap": ("yieldkit.io.maps", "read_map"),
-    "tsk": ("yieldkit.io.maps", "read_map"),
+    "e142": ("yieldkit.io.wafermap", "read_map"),
+    "g85": ("yieldkit.io.wafermap", "read_map"),
+    "textmap": ("yieldkit.io.wafermap", "read_map"),
+    "tsk": ("yieldkit.io.wafermap", "read_map"),
 }
 
 
@@ -48,7 +48,7 @@ def _head(path: Path, n: int = 4096) -> bytes:
             with zipfile.ZipFile(path) as zf:
                 names = [i for i in zf.infolist() if not i.is_dir()]
                 # a zip of text wafer maps (one per wafer, maybe beside a summary) is a map
-                from .textmap import textmap_flavour
+                from .wafermap.textmap import textmap_flavour
 
                 for info in names[:64]:
                     with zf.open(info) as fh:
@@ -98,7 +98,7 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
         return "parquet"
     if _is_stdf_far(b):
         return "stdf"
-    from .tsk import is_tsk
+    from .wafermap.tsk import is_tsk
 
     if b"\x00" in b[:HEAD_BINARY] and is_tsk(b, p.stat().st_size):
         return "tsk"
@@ -120,7 +120,7 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
     if (head_kw.startswith("fileversion") or re.match(r"record\s+filerecord\b", head_kw)
             or "defectrecordspec" in low or re.search(r"^\s*fileversion\s+\d", head_kw, re.M)):
         return "klarf"
-    from .textmap import textmap_flavour
+    from .wafermap.textmap import textmap_flavour
 
     if textmap_flavour(text) is not None or _map_header(low):
         return "textmap"

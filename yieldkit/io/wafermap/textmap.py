@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataQualityWarning, ParseError
-from .maps import MapData, build_map, decode_codes, grid_to_dies, orient, read_bytes
+from ...errors import DataQualityWarning, ParseError
+from .common import MapData, build_map, decode_codes, grid_to_dies, orient, read_bytes
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import YieldkitValueError, check_choice
-from ..layout import WaferLayout
-from ..schema import UNCLASSIFIED, validate_defects
-from .atomic import atomic_write
+from ...errors import YieldkitValueError, check_choice
+from ...layout import WaferLayout
+from ...schema import UNCLASSIFIED, validate_defects
+from ..atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParseError
-from .maps import MapData, build_map, orient
+from ...errors import ParseError
+from .common import MapData, build_map, orient
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import pandas as pd
 
-from ..errors import ParseError
-from ..layout import WaferLayout
-from .atomic import atomic_write
-from .maps import (
+from ...errors import ParseError
+from ...layout import WaferLayout
+from ..atomic import atomic_write
+from .common import (
     MapData,
     attrs,
     bin_format,

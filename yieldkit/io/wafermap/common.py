@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputNotFoundError, ParseError, SchemaError, check_choice
-from ..layout import WaferLayout
-from ..schema import validate_dies
+from ...errors import InputNotFoundError, ParseError, SchemaError, check_choice
+from ...layout import WaferLayout
+from ...schema import validate_dies
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +333,7 @@ def read_map(path: str | os.PathLike[str], *, format: str | None = None) -> MapD
     >>> m.format, m.dies[["die_x", "die_y", "hbin", "passed"]].values.tolist()
     ('g85', [[1, 1, 12, False], [0, 0, 1, True], [1, 0, 1, True]])
     """
-    from .detect import sniff_format
+    from ..detect import sniff_format
 
     p = Path(path)
     if not p.exists():

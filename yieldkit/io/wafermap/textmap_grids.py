@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParseError
-from .maps import decode_codes, grid_to_dies, orient
+from ...errors import ParseError
+from .common import decode_codes, grid_to_dies, orient
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ..errors import ParseError
+from ...errors import ParseError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RawFile", "RawWafer", "parse_klarf_text"]
+__all__ = ["RawFile", "RawWafer", "parse_12"]
 
 _NA_VALUES = ("NA", "N/A", "NaN", "nan", "NAN")
 
@@ -374,7 +374,7 @@ def _pairs(values: list[str], path: Any, line: int, record: str, declared: int |
     return arr
 
 
-def _parse_12(text: str, path: Any) -> RawFile:
+def parse_12(text: str, path: Any) -> RawFile:
     lines = _Lines(text)
     pos = 0
     n = len(text)
@@ -547,12 +547,3 @@ def _parse_12(text: str, path: Any) -> RawFile:
                          record="EndOfFile")
     return RawFile(version=version, header=file_header, wafers=wafers, class_lookup=class_lookup)
 
-
-def parse_klarf_text(text: str, path: Any) -> RawFile:
-    """Parse KLARF text (either syntax) into raw wafers."""
-    head = text.lstrip()[:64].lower()
-    if head.startswith("record"):
-        from .klarf_parse18 import parse_18
-
-        return parse_18(text, path)
-    return _parse_12(text, path)

@@ -4,7 +4,7 @@
 nested ``Record``/``Field``/``List`` blocks (1.8, positions in nm) -- into the canonical
 defect table, a wafer table, a :class:`~yieldkit.layout.WaferLayout` per wafer and the set
 of inspected dies (``SampleTestPlan``), all in the wafer frame. :func:`write_klarf` (in
-:mod:`yieldkit.io.klarf_writer`) writes them back.
+:mod:`yieldkit.io.klarf.writer`) writes them back.
 
 Nothing in the file is ever evaluated; every value is tokenised and converted explicitly.
 """
@@ -25,14 +25,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DataQualityWarning, InputNotFoundError, ParseError
-from ..layout import WaferLayout
-from ..schema import UNCLASSIFIED, validate_defects, validate_wafers
-from .klarf_parse import RawFile, RawWafer, parse_klarf_text
+from ...errors import DataQualityWarning, InputNotFoundError, ParseError
+from ...layout import WaferLayout
+from ...schema import UNCLASSIFIED, validate_defects, validate_wafers
+from .parse18 import parse_18
+from .statements import RawFile, RawWafer, parse_12
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KlarfData", "read_klarf", "write_klarf"]
+__all__ = ["KlarfData", "parse_klarf_text", "read_klarf"]
 
 STRING = pd.StringDtype("pyarrow")
 
@@ -473,6 +474,13 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
             "inspected": inspected, "meta": meta}
 
 
+def parse_klarf_text(text: str, path: Any) -> RawFile:
+    """Parse KLARF text (either syntax) into raw wafers."""
+    if text.lstrip()[:64].lower().startswith("record"):
+        return parse_18(text, path)
+    return parse_12(text, path)
+
+
 def _read_text(path: Path) -> str:
     try:
         raw = path.read_bytes()
@@ -613,5 +621,3 @@ def _empty_core() -> pd.DataFrame:
         "defect_class": pd.array([], dtype=STRING), "size_um": np.zeros(0), "layer": pd.array([], dtype=STRING),
     })
 
-
-from .klarf_writer import write_klarf  # noqa: E402  (public name lives in this module)
