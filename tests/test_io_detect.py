@@ -12,7 +12,7 @@ import pytest
 import yieldkit as yk
 from yieldkit.cli import main
 from yieldkit.errors import ParseError
-from yieldkit.io.detect import FORMATS, read, sniff_format
+from yieldkit.io.registry import FORMATS, read, sniff_format
 
 EXPECTED = {
     "klarf/LARGE_KLARF.000": "klarf",
@@ -120,7 +120,7 @@ def test_xz_compressed_stdf_is_recognised(tmp_path):
     import pandas as pd
 
     import yieldkit as yk
-    from yieldkit.io.detect import sniff_format
+    from yieldkit.io.registry import sniff_format
 
     dies = yk.read_dies(pd.DataFrame({"lot": ["L"] * 2, "wafer": ["1"] * 2, "x": [0, 1], "y": [0, 0], "bin": [1, 2]}))
     plain = tmp_path / "a.stdf"

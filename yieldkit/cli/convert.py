@@ -49,8 +49,7 @@ def _target(args: argparse.Namespace) -> str:
 
 
 def _load(args: argparse.Namespace) -> tuple[str, Any]:
-    from ..io.detect import read, sniff_format
-    from ..io.tabular import read_defects, read_dies, read_wafers
+    from ..io.registry import read, read_defects, read_dies, read_wafers, sniff_format
 
     fmt = sniff_format(args.input)
     if fmt in ("csv", "parquet", "unknown"):

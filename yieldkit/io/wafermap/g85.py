@@ -14,6 +14,7 @@ import pandas as pd
 from ...errors import ParseError
 from ...layout import WaferLayout
 from ..atomic import atomic_write
+from ..registry import Format, head_text, register
 from .common import (
     MapData,
     attrs,
@@ -30,11 +31,12 @@ from .common import (
     read_bytes,
     split_row,
     wafer_grids,
+    xml_root,
 )
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read_g85", "write_g85"]
+__all__ = ["read_g85", "sniff", "write_g85"]
 
 NS = "http://www.semi.org"
 
@@ -148,3 +150,20 @@ def write_g85(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: Wafer
     with atomic_write(path) as fh:
         fh.write("\n".join(out) + "\n")
     return Path(path)
+
+
+def sniff(head: bytes) -> bool:
+    """Whether a file opens like a SEMI G85 map: XML with a ``Map``/``Maps`` root (or, when the root
+    says neither E142 nor G85 and no E142 words appear, ``<map``/G85 in the text)."""
+    root = xml_root(head)
+    if root is None:
+        return False
+    if root in ("Map", "Maps"):
+        return True
+    low = head_text(head).lower()
+    if root == "MapData" or "mapdata" in low or "e142" in low or "substratemap" in low:
+        return False
+    return "<map" in low or "g85" in low
+
+
+register(Format("g85", sniff, read_g85, order=40, wafer_map=True))
