@@ -279,6 +279,18 @@ def test_e142_bin_types_and_namespaces(tmp_path: Path, ver: str, bintype: str, n
     assert turned == {(1 - x, 2 - y): h for (x, y), h in hbins.items()}
 
 
+@pytest.mark.parametrize(("orient", "why"), [("45", "is not a multiple of 90 deg"), ("NORTH", "is not an angle")])
+def test_unhonoured_map_orientation_warns_and_keeps_the_frame(tmp_path: Path, orient: str, why: str) -> None:
+    rows = "<BinCode>.A</BinCode><BinCode>AX</BinCode><BinCode>A.</BinCode>"
+    p = tmp_path / "o.xml"
+    p.write_text(E142_VARIANT.format(ver="V0211", bintype="ASCII", null=".", good="A", rows=rows, orient=0))
+    plain = read_map(p).dies
+    p.write_text(E142_VARIANT.format(ver="V0211", bintype="ASCII", null=".", good="A", rows=rows, orient=orient))
+    with pytest.warns(DataQualityWarning, match=f"{re.escape(str(p))}: orientation '{orient}' {why}"):
+        odd = read_map(p).dies
+    pd.testing.assert_frame_equal(odd, plain)
+
+
 def test_e142_coordinate_map_and_g85_maps_root(tmp_path: Path) -> None:
     rows = '<BinCode X="3" Y="1">01</BinCode><BinCode X="4" Y="1">02</BinCode><BinCode X="3" Y="2">01</BinCode>'
     p = tmp_path / "c.xml"

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...errors import DataQualityWarning, InputNotFoundError, ParseError
+from ...frame import ANGLE_WORDS, Orientation, assume, cannot_honour, grid_to_wafer_frame, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import UNCLASSIFIED, validate_defects, validate_wafers
 from .parse18 import parse_18
@@ -37,16 +38,10 @@ __all__ = ["KlarfData", "parse_klarf_text", "read_klarf"]
 
 STRING = pd.StringDtype("pyarrow")
 
-#: orientation-mark location -> rotation taking the file frame to the wafer frame (notch down)
-_ROTATIONS: dict[str, np.ndarray] = {
-    "DOWN": np.array([[1, 0], [0, 1]]),
-    "UP": np.array([[-1, 0], [0, -1]]),
-    "LEFT": np.array([[0, -1], [1, 0]]),
-    "RIGHT": np.array([[0, 1], [-1, 0]]),
-}
 #: KLARF 1.8 gives the mark location as an angle [deg]
-_ANGLES = {"0": "DOWN", "90": "LEFT", "180": "UP", "270": "RIGHT"}
-_MIRROR = np.array([[-1, 0], [0, 1]])
+_ANGLES = {str(a): w for a, w in ANGLE_WORDS.items()}
+#: mark location word -> angle [deg]
+_WORDS = {w: a for a, w in ANGLE_WORDS.items()}
 
 #: record-spec columns that become canonical columns
 _INT32_MAX = 2**31 - 1
@@ -149,17 +144,17 @@ def _timestamp(vals: list[str] | None) -> Any:
     return pd.NaT
 
 
-def _orientation(hdr: dict[str, Any], version: str, path: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """Matrix taking file-frame coordinates to the wafer frame, and a description."""
+def _orientation(hdr: dict[str, Any], version: str, path: Any) -> tuple[Orientation, dict[str, Any]]:
+    """The orientation of the file's coordinates relative to the wafer frame, and a description."""
     loc_vals = _values(hdr, "orientationmarklocation")
     loc = (loc_vals[0] if loc_vals else "").strip().upper()
     loc = _ANGLES.get(loc.split(".")[0], loc) if loc[:1].isdigit() else loc
-    if loc not in _ROTATIONS:
+    if loc not in _WORDS:
         if loc_vals is None:
-            log.info("%s: no OrientationMarkLocation; assuming the mark is DOWN (the wafer frame)", path)
+            assume(path, "no OrientationMarkLocation; assuming the mark is DOWN (the wafer frame)")
         else:
-            warnings.warn(f"{path}: OrientationMarkLocation {loc_vals!r} is not DOWN/UP/LEFT/RIGHT; "
-                          "assuming DOWN (the wafer frame)", DataQualityWarning, stacklevel=4)
+            cannot_honour(path, f"OrientationMarkLocation {loc_vals!r} is not DOWN/UP/LEFT/RIGHT; "
+                          "assuming DOWN (the wafer frame)", stacklevel=5)
         loc = "DOWN"
     mir_vals = _values(hdr, "coordinatesmirrored")
     mir = (mir_vals[0] if mir_vals else "NO").strip().upper()
@@ -168,23 +163,10 @@ def _orientation(hdr: dict[str, Any], version: str, path: Any) -> tuple[np.ndarr
     elif mir in ("NO", "N", "0", "FALSE", ""):
         mirrored = False
     else:
-        warnings.warn(f"{path}: CoordinatesMirrored {mir_vals!r} is not YES/NO; assuming NO",
-                      DataQualityWarning, stacklevel=4)
+        cannot_honour(path, f"CoordinatesMirrored {mir_vals!r} is not YES/NO; assuming NO", stacklevel=5)
         mirrored = False
-    m = _ROTATIONS[loc] @ (_MIRROR if mirrored else np.eye(2, dtype=int))
-    return m.astype(np.int64), {"mark_location": loc, "mirrored": mirrored, "matrix": m.tolist()}
-
-
-def _frame(m: np.ndarray, pitch: tuple[float, float], origin: tuple[float, float]) -> tuple[
-        tuple[float, float], tuple[float, float]]:
-    """Pitch and die-(0, 0) origin of the die grid after the transformation ``m``."""
-    if np.array_equal(m, np.eye(2, dtype=m.dtype)):
-        return pitch, origin
-    w, h = pitch
-    new_pitch = (abs(m[0, 0]) * w + abs(m[0, 1]) * h, abs(m[1, 0]) * w + abs(m[1, 1]) * h)
-    c00 = np.array([origin[0] + w / 2.0, origin[1] + h / 2.0])
-    c = m @ c00
-    return new_pitch, (float(c[0] - new_pitch[0] / 2.0), float(c[1] - new_pitch[1] / 2.0))
+    ori = Orientation(_WORDS[loc], mirrored)
+    return ori, {"mark_location": loc, "mirrored": mirrored, "matrix": ori.matrix.tolist()}
 
 
 def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -> Any:
@@ -284,7 +266,7 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
         log.warning("%s: no LotID; using the file name %r as lot_id", path, stem)
         lot_id = stem
     wafer_id = rw.wafer_id
-    m, orient = _orientation(hdr, raw.version, path)
+    ori, orient = _orientation(hdr, raw.version, path)
 
     # geometry
     pitch = _floats(hdr, "diepitch", 2, path)
@@ -314,7 +296,7 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
             center = (0.0, 0.0)
         origin = ((die_origin[0] - center[0]) / div, (die_origin[1] - center[1]) / div)
         spitch = (pitch[0] / div, pitch[1] / div)
-        new_pitch, new_origin = _frame(m, spitch, origin)
+        new_pitch, new_origin = grid_to_wafer_frame(spitch, origin, ori)
         layout = WaferLayout(diameter_mm=diameter_mm, die_pitch_um=new_pitch, origin_um=new_origin,
                              edge_exclusion_mm=0.0)
     elif pitch is None:
@@ -324,9 +306,9 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
     plans = []
     for test_no, plan, _area in rw.tests:
         if len(plan):
-            ij = plan @ m.T
-            plans.append(pd.DataFrame({"die_x": ij[:, 0].astype(np.int32), "die_y": ij[:, 1].astype(np.int32),
-                                       "test": np.full(len(ij), test_no, np.int16)}))
+            px, py = to_wafer_frame(plan[:, 0], plan[:, 1], ori)
+            plans.append(pd.DataFrame({"die_x": px.astype(np.int32), "die_y": py.astype(np.int32),
+                                       "test": np.full(len(px), test_no, np.int16)}))
     inspected = pd.concat(plans, ignore_index=True) if plans else None
     if layout is not None and inspected is not None:
         layout = layout.with_die_set(inspected[["die_x", "die_y"]].drop_duplicates())
@@ -368,7 +350,7 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
         xr = _as_float(conv["XREL"]) / div
         yr = _as_float(conv["YREL"]) / div
         ij = np.vstack([i, j])
-        if not np.array_equal(m, np.eye(2, dtype=np.int64)):
+        if not ori.is_identity:
             if pitch is None:
                 raise ParseError("a non-DOWN or mirrored orientation needs DiePitch", path=path, line=rw.line,
                                  record="DiePitch")
@@ -377,8 +359,8 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
             x0 = (die_origin[0] - center[0]) / div
             y0 = (die_origin[1] - center[1]) / div
             p = np.vstack([x0 + i * spitch[0] + xr, y0 + j * spitch[1] + yr])
-            q = m @ p
-            ij = m @ ij
+            q = np.vstack(to_wafer_frame(p[0], p[1], ori))
+            ij = np.vstack(to_wafer_frame(ij[0], ij[1], ori))
             assert new_pitch is not None and new_origin is not None
             xr = q[0] - (new_origin[0] + ij[0] * new_pitch[0])
             yr = q[1] - (new_origin[1] + ij[1] * new_pitch[1])

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ...errors import DataQualityWarning, ParseError, check_choice
+from ...frame import Orientation, assume, cannot_honour, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import STRING, validate_dies, validate_wafers
 from ._vec import gather_strings, int_field
@@ -168,39 +169,42 @@ def _u4(v: Any) -> Any:
     return pd.NA if v is None or v == _MISSING_U4 else int(v)
 
 
+_FLAT_DEG = {"D": 0, "L": 90, "U": 180, "R": 270}
+
+
 def _orientation(wcr: dict[str, Any] | None, path: str) -> dict[str, Any]:
     """How STDF die coordinates map into the wafer frame (x right, y up, flat at the bottom)."""
     pos_x = (wcr or {}).get("POS_X") or " "
     pos_y = (wcr or {}).get("POS_Y") or " "
     flat = (wcr or {}).get("WF_FLAT") or " "
     assumed = []
+    stated = []
     if pos_x not in ("L", "R"):
         assumed.append("POS_X=R")
+        stated += [f"POS_X {pos_x!r}"] if pos_x.strip() else []
         pos_x = "R"
     if pos_y not in ("U", "D"):
         assumed.append("POS_Y=U")
+        stated += [f"POS_Y {pos_y!r}"] if pos_y.strip() else []
         pos_y = "U"
     if flat not in ("U", "D", "L", "R"):
         assumed.append("WF_FLAT=D")
+        stated += [f"WF_FLAT {flat!r}"] if flat.strip() else []
         flat = "D"
-    if assumed and wcr is not None:
-        log.info("%s: WCR does not give %s; assumed the wafer frame (x right, y up, flat at the bottom)",
-                 path, ", ".join(assumed))
-    return {"sx": -1 if pos_x == "L" else 1, "sy": -1 if pos_y == "D" else 1, "flat": flat, "assumed": assumed}
+    if stated:
+        cannot_honour(path, f"WCR {', '.join(stated)} not understood; assumed the wafer frame for it (x right, "
+                      "y up, flat at the bottom)", stacklevel=4)
+    elif assumed and wcr is not None:
+        assume(path, "WCR does not give %s; assumed the wafer frame (x right, y up, flat at the bottom)",
+               ", ".join(assumed))
+    sx, sy = -1 if pos_x == "L" else 1, -1 if pos_y == "D" else 1
+    return {"sx": sx, "sy": sy, "flat": flat, "assumed": assumed,
+            "frame": Orientation.from_axes(_FLAT_DEG[flat], sx < 0, sy < 0)}
 
 
 def _to_frame(x: np.ndarray, y: np.ndarray, ori: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Apply POS_X/POS_Y, then rotate the view so that the flat is at the bottom."""
-    x = x * ori["sx"]
-    y = y * ori["sy"]
-    flat = ori["flat"]
-    if flat == "U":
-        return -x, -y
-    if flat == "L":  # rotate 90 degrees counter-clockwise
-        return -y, x
-    if flat == "R":  # rotate 90 degrees clockwise
-        return y, -x
-    return x, y
+    return to_wafer_frame(x, y, ori["frame"])
 
 
 def _layout(wcr: dict[str, Any] | None, ori: dict[str, Any], dies: pd.DataFrame, path: str) -> WaferLayout | None:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputNotFoundError, ParseError, SchemaError
+from ...frame import Orientation, assume, cannot_honour, mark_angle, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import validate_dies
 from ..registry import head_text, reader_of, sniff_format
@@ -33,15 +34,6 @@ log = logging.getLogger(__name__)
 __all__ = ["MapData", "read_map", "xml_root"]
 
 STRING = pd.StringDtype("pyarrow")
-
-#: notch angle [deg] -> rotation of (column, row-from-bottom) into the wafer frame
-_ROT = {
-    0: np.array([[1, 0], [0, 1]]),
-    90: np.array([[0, -1], [1, 0]]),
-    180: np.array([[-1, 0], [0, -1]]),
-    270: np.array([[0, 1], [-1, 0]]),
-}
-
 
 @dataclass
 class MapData:
@@ -136,21 +128,25 @@ def grid_to_dies(grid: np.ndarray, null: set[str] | str | None) -> tuple[np.ndar
 def orient(ix: np.ndarray, iy: np.ndarray, angle: Any, path: Any) -> tuple[np.ndarray, np.ndarray, int]:
     """Rotate die indices so the notch/flat at ``angle`` [deg] (0 = bottom) goes to the bottom,
     then re-base so the lower-left die cell is (0, 0)."""
-    try:
-        a = int(round(float(angle))) % 360 if angle not in (None, "") else 0
-    except (TypeError, ValueError):
-        log.warning("%s: orientation %r is not an angle; assuming the notch at the bottom", path, angle)
+    if angle in (None, ""):
         a = 0
-    if a not in _ROT:
-        log.warning("%s: orientation %r is not a multiple of 90 deg; assuming the notch at the bottom", path, angle)
-        a = 0
+    else:
+        a_or_none = mark_angle(angle, words=False)
+        if a_or_none is None:
+            try:
+                float(angle)
+                why = "is not a multiple of 90 deg"
+            except (TypeError, ValueError):
+                why = "is not an angle"
+            cannot_honour(path, f"orientation {angle!r} {why}; assuming the notch at the bottom", stacklevel=4)
+            a = 0
+        else:
+            a = a_or_none
     if a in (90, 270):
-        log.info("%s: notch at %d deg, taken as counter-clockwise from the bottom of the map as drawn", path, a)
+        assume(path, "notch at %d deg, taken as counter-clockwise from the bottom of the map as drawn", a)
     if len(ix) == 0 or a == 0:
         return ix, iy, a
-    m = _ROT[a]
-    nx = m[0, 0] * ix + m[0, 1] * iy
-    ny = m[1, 0] * ix + m[1, 1] * iy
+    nx, ny = to_wafer_frame(ix, iy, Orientation(a))
     return nx - nx.min(), ny - ny.min(), a
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import ParseError
+from ...frame import WAFER_FRAME
 from ...layout import WaferLayout
 from ..atomic import atomic_write
 from ..registry import Format, head_text, register
@@ -214,7 +215,7 @@ def write_e142(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: Wafe
     out.append("  <SubstrateMaps>")
     for g in grids:
         out.append(f'    <SubstrateMap SubstrateType="Wafer" SubstrateId={quoteattr(g["wafer_id"])} '
-                   'LayoutSpecifier="Wafer/Device" SubstrateSide="TopSide" Orientation="0" '
+                   f'LayoutSpecifier="Wafer/Device" SubstrateSide="TopSide" Orientation="{WAFER_FRAME.mark_deg}" '
                    'OriginLocation="LowerLeft" AxisDirection="UpRight">')
         out.append('      <Overlay MapName="BinCodeMap" MapVersion="1">')
         out.append(f'        <BinCodeMap BinType="{bin_type}" NullBin="{null}">')

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import ParseError
+from ...frame import WAFER_FRAME
 from ...layout import WaferLayout
 from ..atomic import atomic_write
 from ..registry import Format, head_text, register
@@ -135,7 +136,7 @@ def write_g85(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: Wafer
         product = g.get("product")
         prod = f" ProductId={quoteattr(str(product))}" if product is not None and not pd.isna(product) else ""
         out.append(f'  <Device BinType="{bin_type}" LotId={quoteattr(g["lot_id"])} NullBin="{null}" Rows="{nrow}" '
-                   f'Columns="{ncol}" MapType="Array" OriginLocation="0" Orientation="0"{prod}{extra}>')
+                   f'Columns="{ncol}" MapType="Array" OriginLocation="0" Orientation="{WAFER_FRAME.mark_deg}"{prod}{extra}>')
         for b, cnt in sorted(g["counts"].items()):
             code = encode(np.array([[b]]), bin_type, width, null)[0]
             q = "Pass" if b in g["passing"] else "Fail"
