@@ -29,8 +29,9 @@ from ...errors import DataQualityWarning, InputNotFoundError, ParseError
 from ...frame import ANGLE_WORDS, Orientation, assume, cannot_honour, grid_to_wafer_frame, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import UNCLASSIFIED, validate_defects, validate_wafers
+from .parse12 import parse_12
 from .parse18 import parse_18
-from .statements import RawFile, RawWafer, parse_12
+from .statements import RawFile, RawWafer
 
 log = logging.getLogger(__name__)
 
