@@ -141,3 +141,22 @@ def test_textmap_needs_a_header_shape(tmp_path: Path, text: str, fmt: str) -> No
     p = tmp_path / "f.txt"
     p.write_text(text)
     assert sniff_format(p) == fmt
+
+
+def test_registry_dispatch_and_a_new_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from yieldkit.io import registry
+
+    names = [f.name for f in registry.formats()]
+    assert names == ["parquet", "stdf", "tsk", "e142", "g85", "klarf", "textmap", "csv"]
+    assert all(callable(f.sniff) and callable(f.reader) for f in registry.formats())
+    assert [f.name for f in registry.formats() if f.wafer_map] == ["tsk", "e142", "g85", "textmap"]
+    p = tmp_path / "x.zzz"
+    p.write_bytes(b"ZZZ1 payload\n")
+    assert sniff_format(p) == "unknown"
+    fmt = registry.Format("zzz", lambda head: head.startswith(b"ZZZ1"), lambda path, **kw: ("read", str(path)),
+                          order=5)
+    monkeypatch.setitem(registry._REGISTRY, "zzz", fmt)
+    assert sniff_format(p) == "zzz"
+    assert read(p) == ("read", str(p))
+    with pytest.raises(ParseError, match="not a wafer map"):
+        yk.read_map(p)
