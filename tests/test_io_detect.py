@@ -12,7 +12,7 @@ import pytest
 import yieldkit as yk
 from yieldkit.cli import main
 from yieldkit.errors import ParseError
-from yieldkit.io.detect import FORMATS, read, sniff_format
+from yieldkit.io.registry import FORMATS, read, sniff_format
 
 EXPECTED = {
     "klarf/LARGE_KLARF.000": "klarf",
@@ -120,7 +120,7 @@ def test_xz_compressed_stdf_is_recognised(tmp_path):
     import pandas as pd
 
     import yieldkit as yk
-    from yieldkit.io.detect import sniff_format
+    from yieldkit.io.registry import sniff_format
 
     dies = yk.read_dies(pd.DataFrame({"lot": ["L"] * 2, "wafer": ["1"] * 2, "x": [0, 1], "y": [0, 0], "bin": [1, 2]}))
     plain = tmp_path / "a.stdf"
@@ -141,3 +141,22 @@ def test_textmap_needs_a_header_shape(tmp_path: Path, text: str, fmt: str) -> No
     p = tmp_path / "f.txt"
     p.write_text(text)
     assert sniff_format(p) == fmt
+
+
+def test_registry_dispatch_and_a_new_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from yieldkit.io import registry
+
+    names = [f.name for f in registry.formats()]
+    assert names == ["parquet", "stdf", "tsk", "e142", "g85", "klarf", "textmap", "csv"]
+    assert all(callable(f.sniff) and callable(f.reader) for f in registry.formats())
+    assert [f.name for f in registry.formats() if f.wafer_map] == ["tsk", "e142", "g85", "textmap"]
+    p = tmp_path / "x.zzz"
+    p.write_bytes(b"ZZZ1 payload\n")
+    assert sniff_format(p) == "unknown"
+    fmt = registry.Format("zzz", lambda head: head.startswith(b"ZZZ1"), lambda path, **kw: ("read", str(path)),
+                          order=5)
+    monkeypatch.setitem(registry._REGISTRY, "zzz", fmt)
+    assert sniff_format(p) == "zzz"
+    assert read(p) == ("read", str(p))
+    with pytest.raises(ParseError, match="not a wafer map"):
+        yk.read_map(p)

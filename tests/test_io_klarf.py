@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import yieldkit as yk
 from yieldkit.errors import DataQualityWarning, ParseError, YieldkitValueError
-from yieldkit.io.detect import sniff_format
 from yieldkit.io.klarf import read_klarf, write_klarf
+from yieldkit.io.registry import sniff_format
 
 GOOD = [
     "CPS3TwithoutReview.001", "LARGE_KLARF.000", "QUU_NUU.000", "bad12.klarf", "klarf12DefectListExample.klarf",

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import yieldkit as yk
 from yieldkit.errors import DataQualityWarning, ParseError, YieldkitValueError
-from yieldkit.io.maps import read_map, write_map
+from yieldkit.io.wafermap import read_map, write_map
 
 
 def test_e142_sample_matches_declared_bin_counts(shared_samples: Path) -> None:
@@ -279,6 +279,18 @@ def test_e142_bin_types_and_namespaces(tmp_path: Path, ver: str, bintype: str, n
     assert turned == {(1 - x, 2 - y): h for (x, y), h in hbins.items()}
 
 
+@pytest.mark.parametrize(("orient", "why"), [("45", "is not a multiple of 90 deg"), ("NORTH", "is not an angle")])
+def test_unhonoured_map_orientation_warns_and_keeps_the_frame(tmp_path: Path, orient: str, why: str) -> None:
+    rows = "<BinCode>.A</BinCode><BinCode>AX</BinCode><BinCode>A.</BinCode>"
+    p = tmp_path / "o.xml"
+    p.write_text(E142_VARIANT.format(ver="V0211", bintype="ASCII", null=".", good="A", rows=rows, orient=0))
+    plain = read_map(p).dies
+    p.write_text(E142_VARIANT.format(ver="V0211", bintype="ASCII", null=".", good="A", rows=rows, orient=orient))
+    with pytest.warns(DataQualityWarning, match=f"{re.escape(str(p))}: orientation '{orient}' {why}"):
+        odd = read_map(p).dies
+    pd.testing.assert_frame_equal(odd, plain)
+
+
 def test_e142_coordinate_map_and_g85_maps_root(tmp_path: Path) -> None:
     rows = '<BinCode X="3" Y="1">01</BinCode><BinCode X="4" Y="1">02</BinCode><BinCode X="3" Y="2">01</BinCode>'
     p = tmp_path / "c.xml"
@@ -400,7 +412,7 @@ def test_xml_map_keeps_the_file_wafer_size(shared_samples: Path, caplog: pytest.
                                            grid: tuple[int, int], corners_out: bool) -> None:
     """G85 WaferSize="300" and the E142 top-level DeviceSize 200 mm are the wafer diameter, not the
     diagonal of the die grid (424.26 mm and 259.01 mm)."""
-    with caplog.at_level("WARNING", logger="yieldkit.io.maps"):
+    with caplog.at_level("WARNING", logger="yieldkit.io.wafermap.common"):
         m = read_map(shared_samples / sub / name)
     for key, lay in m.layouts.items():
         assert lay.diameter_mm == pytest.approx(diameter)

@@ -435,6 +435,26 @@ def test_wcr_orientation_and_units(tmp_path, flat, pos_x, pos_y, expect):
     assert f.metadata["wcr"]["WF_FLAT"] == flat
 
 
+def test_wcr_orientation_policy(tmp_path, caplog):
+    """A WCR that does not say is assumed in the wafer frame (INFO naming the file); one that says
+    something unreadable is warned about."""
+    def read_with(**kw):
+        wcr = rec("WCR", WAFR_SIZ=8.0, DIE_HT=0.25, DIE_WID=0.5, WF_UNITS=1, CENTER_X=0, CENTER_Y=0, **kw)
+        p = tmp_path / "o.stdf"
+        p.write_bytes(build([mir(), wcr, rec("PIR", HEAD_NUM=1, SITE_NUM=0), prr(x=3, y=1), rec("MRR", FINISH_T=0)]))
+        return p, read_stdf(p)
+
+    with caplog.at_level("INFO", logger="yieldkit.frame"), warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        p, f = read_with(WF_FLAT=" ", POS_X=" ", POS_Y=" ")
+    assert any(r.levelname == "INFO" and str(p) in r.getMessage() and "POS_X=R" in r.getMessage()
+               for r in caplog.records)
+    assert (f.dies["die_x"].iloc[0], f.dies["die_y"].iloc[0]) == (3, 1)
+    with pytest.warns(DataQualityWarning, match="POS_X '5' not understood"):
+        p, f = read_with(WF_FLAT="D", POS_X="5", POS_Y="U")
+    assert (f.dies["die_x"].iloc[0], f.dies["die_y"].iloc[0]) == (3, 1)
+
+
 # -- bad input --------------------------------------------------------------------------------
 def small_file(tmp_path, rng) -> bytes:
     dies = make_dies(rng, n_wafers=1, nx=2, ny=2, retest=1)

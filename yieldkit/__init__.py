@@ -24,9 +24,9 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _EXPORTS: dict[str, str] = {
     # data model, ingestion, layout (foundation)
     "WaferLayout": "yieldkit.layout",
-    "read_dies": "yieldkit.io.tabular",
-    "read_defects": "yieldkit.io.tabular",
-    "read_wafers": "yieldkit.io.tabular",
+    "read_dies": "yieldkit.io.registry",
+    "read_defects": "yieldkit.io.registry",
+    "read_wafers": "yieldkit.io.registry",
     "write_parquet": "yieldkit.io.tabular",
     "write_csv": "yieldkit.io.tabular",
     "final_results": "yieldkit.yields",
@@ -35,13 +35,13 @@ _EXPORTS: dict[str, str] = {
     "lot_yield": "yieldkit.yields",
     "simulate_fab": "yieldkit.simulate",
     # file formats
-    "read": "yieldkit.io.detect",
+    "read": "yieldkit.io.registry",
     "read_klarf": "yieldkit.io.klarf",
     "write_klarf": "yieldkit.io.klarf",
     "read_stdf": "yieldkit.io.stdf",
     "write_stdf": "yieldkit.io.stdf",
-    "read_map": "yieldkit.io.maps",
-    "write_map": "yieldkit.io.maps",
+    "read_map": "yieldkit.io.wafermap",
+    "write_map": "yieldkit.io.wafermap",
     # spatial
     "die_defect_counts": "yieldkit.maps",
     "zonal_yield": "yieldkit.maps",

@@ -49,8 +49,7 @@ def _target(args: argparse.Namespace) -> str:
 
 
 def _load(args: argparse.Namespace) -> tuple[str, Any]:
-    from ..io.detect import read, sniff_format
-    from ..io.tabular import read_defects, read_dies, read_wafers
+    from ..io.registry import read, read_defects, read_dies, read_wafers, sniff_format
 
     fmt = sniff_format(args.input)
     if fmt in ("csv", "parquet", "unknown"):
@@ -118,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     elif layouts is not None and not isinstance(layouts, dict):
         layout = layouts
     if target in ("e142", "g85"):
-        from ..io.maps import write_map
+        from ..io.wafermap import write_map
 
         write_map(dies, args.output, format=target, layout=layout)
     else:

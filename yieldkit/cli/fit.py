@@ -53,7 +53,7 @@ def _read_counts(args: argparse.Namespace):
     import pandas as pd
 
     from ..errors import YieldkitValueError
-    from ..io.detect import sniff_format
+    from ..io.registry import sniff_format
     from ..io.tabular import read_table
 
     path = Path(args.input)

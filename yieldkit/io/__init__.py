@@ -1,10 +1,13 @@
-"""Readers and writers, one module per format.
+"""Readers and writers, one module or package per format.
 
-``tabular`` (CSV, Parquet), ``klarf``, ``stdf``, ``maps`` (SEMI E142, G85, text maps);
-``detect`` recognises a format from the content; ``atomic`` makes every write atomic.
+``tabular`` (CSV, Parquet), ``klarf``, ``stdf``, ``wafermap`` (SEMI E142, G85, text maps, TSK);
+each format registers itself with ``registry``, which recognises a format from the content and
+dispatches :func:`read`, :func:`read_dies`, :func:`read_defects` and :func:`read_wafers`;
+``atomic`` makes every write atomic.
 """
 
-from .detect import read, sniff_format
-from .tabular import read_defects, read_dies, read_wafers, write_csv, write_parquet
+from . import klarf, stdf, wafermap  # noqa: F401  (each format registers itself on import)
+from .registry import read, read_defects, read_dies, read_wafers, sniff_format
+from .tabular import write_csv, write_parquet
 
 __all__ = ["read", "read_defects", "read_dies", "read_wafers", "sniff_format", "write_csv", "write_parquet"]

@@ -2,9 +2,9 @@
 
 ``read_dies``, ``read_defects`` and ``read_wafers`` accept a path to CSV (also gzip- or
 bzip2-compressed), a Parquet file, a directory holding a (possibly hive-partitioned) Parquet
-dataset, or a DataFrame. The format is recognised from the content, not the extension; a
-file in one of the industry formats (STDF, KLARF, E142/G85, text maps) is handed to its
-reader through :func:`yieldkit.io.detect.read`.
+dataset, or a DataFrame. Parquet is recognised from the content, not the extension. Files in
+the industry formats (STDF, KLARF, E142/G85, text maps) are read by the functions of the same
+names in :mod:`yieldkit.io.registry`, which hand CSV and Parquet to this module.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from .atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read_defects", "read_dies", "read_table", "read_wafers", "write_csv", "write_parquet"]
+__all__ = ["is_parquet", "read_defects", "read_dies", "read_table", "read_wafers", "sniff_csv", "sniff_parquet",
+           "write_csv", "write_parquet"]
 
 Source: TypeAlias = "str | os.PathLike[str] | pd.DataFrame"
 
@@ -55,6 +56,26 @@ def _sniff(path: Path) -> str:
     if head.startswith(b"BZh"):
         return "bz2"
     return "text"
+
+
+def is_parquet(path: Path) -> bool:
+    """Whether a file starts with the Parquet magic."""
+    return _sniff(path) == "parquet"
+
+
+def sniff_parquet(head: bytes) -> bool:
+    """Whether the first bytes of a file are the Parquet magic."""
+    return head.startswith(b"PAR1")
+
+
+def sniff_csv(head: bytes) -> bool:
+    """Whether the first bytes of a file read as a delimited text table (a delimiter on the first
+    line, and not markup)."""
+    text = head.decode("utf-8-sig", errors="replace").lstrip()
+    if text.startswith("<"):
+        return False
+    first = text.splitlines()[0] if text else ""
+    return any(d in first for d in (",", ";", "\t", "|"))
 
 
 def _open_text(path: Path, kind: str) -> io.BufferedIOBase:
@@ -173,12 +194,12 @@ def read_table(source: Source, table: str, columns: Mapping[str, str] | None = N
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
         raise ParseError("the file name says Parquet but the content is not Parquet (no PAR1 magic)", path=path)
-    from .detect import sniff_format
-
-    fmt = sniff_format(path)
-    if fmt not in ("csv", "unknown"):
-        raise _OtherFormat(fmt, path)
-    if fmt == "unknown":
+    with _open_text(path, kind) as fh:
+        try:
+            head = fh.read(4096)
+        except (OSError, EOFError) as exc:
+            raise ParseError(f"cannot decompress: {exc}", path=path) from exc
+    if not sniff_csv(head):
         # no delimiter on the first line: a one-column CSV, or not a table at all
         try:
             return _read_csv(path, kind, table, columns), str(path), 2
@@ -190,31 +211,6 @@ def read_table(source: Source, table: str, columns: Mapping[str, str] | None = N
                 path=path,
             ) from None
     return _read_csv(path, kind, table, columns), str(path), 2
-
-
-class _OtherFormat(Exception):
-    def __init__(self, fmt: str, path: Path) -> None:
-        self.fmt = fmt
-        self.path = path
-
-
-def _load(source: Source, table: str, columns: Mapping[str, str] | None) -> tuple[pd.DataFrame, str, int | None, bool]:
-    """The raw table of a source; an industry format is read by its own reader.
-
-    Returns the table, its name for messages, the CSV line base, and whether a format reader
-    produced it (its table is already canonical).
-    """
-    try:
-        df, name, line_base = read_table(source, table, columns)
-        return df, name, line_base, False
-    except _OtherFormat as other:
-        from .detect import read
-
-        attr = {"die": "dies", "defect": "defects", "wafer": "wafers"}[table]
-        tab = getattr(read(other.path), attr, None)
-        if tab is None:
-            raise SchemaError(f"a {other.fmt} file holds no {table} table", source=str(other.path)) from None
-        return tab, str(other.path), None, True
 
 
 def read_dies(
@@ -229,8 +225,8 @@ def read_dies(
     Parameters
     ----------
     source : path or DataFrame
-        CSV (plain, ``.gz`` or ``.bz2``), Parquet file, Parquet dataset directory, a DataFrame,
-        or a file in an industry format (STDF, E142, G85, text map) which is read by its own reader.
+        CSV (plain, ``.gz`` or ``.bz2``), Parquet file, Parquet dataset directory or a DataFrame
+        (:func:`yieldkit.read_dies` also reads the industry formats).
     columns : mapping, optional
         Explicit ``{found_name: canonical_name}``; it wins over the alias guesses.
     good_bins : iterable of int
@@ -249,7 +245,7 @@ def read_dies(
         Missing columns (listing those found and the aliases tried), bad values (naming the
         column and the first bad line), duplicated dies.
     ParseError
-        The file is not readable as the format its content claims.
+        The file is not readable as CSV or Parquet.
 
     Examples
     --------
@@ -258,15 +254,7 @@ def read_dies(
     >>> yk.read_dies(raw)[["lot_id", "wafer_id", "die_x", "hbin", "passed"]].to_dict("list")
     {'lot_id': ['L1', 'L1'], 'wafer_id': ['01', '01'], 'die_x': [0, 1], 'hbin': [1, 7], 'passed': [True, False]}
     """
-    df, name, line_base, from_reader = _load(source, "die", columns)
-    if from_reader:
-        if columns is None and tuple(good_bins) == (1,) and "passed" in df.columns:
-            return df  # canonical already
-        if tuple(good_bins) != (1,):
-            df = df.drop(columns="passed")  # re-derive pass/fail from the bins asked for
-        # the reader has decided which parts have no wafer position (final test)
-        return validate_dies(df, source=name, columns=columns, good_bins=good_bins, retests=retests,
-                             missing_xy="unit")
+    df, name, line_base = read_table(source, "die", columns)
     return validate_dies(df, source=name, columns=columns, good_bins=good_bins, retests=retests, line_base=line_base)
 
 
@@ -280,7 +268,7 @@ def read_defects(
 
     Given a :class:`~yieldkit.layout.WaferLayout`, whichever position form is missing
     (wafer frame ``x_um``/``y_um`` or die index plus in-die offset) is computed from the
-    other. A KLARF file is read by :func:`yieldkit.read_klarf`.
+    other. (:func:`yieldkit.read_defects` also reads KLARF files.)
 
     Examples
     --------
@@ -290,13 +278,13 @@ def read_defects(
     >>> yk.read_defects(raw, layout=lay)[["die_x", "die_y", "xrel_um", "yrel_um"]].to_dict("records")
     [{'die_x': 0, 'die_y': 0, 'xrel_um': 2600.0, 'yrel_um': 2400.0}]
     """
-    df, name, line_base, _ = _load(source, "defect", columns)
+    df, name, line_base = read_table(source, "defect", columns)
     return validate_defects(df, source=name, columns=columns, layout=layout, line_base=line_base)
 
 
 def read_wafers(source: Source, *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read a wafer table (one row per wafer: product, slot, process history ``tool_<step>`` ...)."""
-    df, name, _, _ = _load(source, "wafer", columns)
+    df, name, _ = read_table(source, "wafer", columns)
     return validate_wafers(df, source=name, columns=columns)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ...errors import DataQualityWarning, ParseError, check_choice
+from ...frame import Orientation, assume, cannot_honour, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import STRING, validate_dies, validate_wafers
 from ._vec import gather_strings, int_field
@@ -168,39 +169,42 @@ def _u4(v: Any) -> Any:
     return pd.NA if v is None or v == _MISSING_U4 else int(v)
 
 
+_FLAT_DEG = {"D": 0, "L": 90, "U": 180, "R": 270}
+
+
 def _orientation(wcr: dict[str, Any] | None, path: str) -> dict[str, Any]:
     """How STDF die coordinates map into the wafer frame (x right, y up, flat at the bottom)."""
     pos_x = (wcr or {}).get("POS_X") or " "
     pos_y = (wcr or {}).get("POS_Y") or " "
     flat = (wcr or {}).get("WF_FLAT") or " "
     assumed = []
+    stated = []
     if pos_x not in ("L", "R"):
         assumed.append("POS_X=R")
+        stated += [f"POS_X {pos_x!r}"] if pos_x.strip() else []
         pos_x = "R"
     if pos_y not in ("U", "D"):
         assumed.append("POS_Y=U")
+        stated += [f"POS_Y {pos_y!r}"] if pos_y.strip() else []
         pos_y = "U"
     if flat not in ("U", "D", "L", "R"):
         assumed.append("WF_FLAT=D")
+        stated += [f"WF_FLAT {flat!r}"] if flat.strip() else []
         flat = "D"
-    if assumed and wcr is not None:
-        log.info("%s: WCR does not give %s; assumed the wafer frame (x right, y up, flat at the bottom)",
-                 path, ", ".join(assumed))
-    return {"sx": -1 if pos_x == "L" else 1, "sy": -1 if pos_y == "D" else 1, "flat": flat, "assumed": assumed}
+    if stated:
+        cannot_honour(path, f"WCR {', '.join(stated)} not understood; assumed the wafer frame for it (x right, "
+                      "y up, flat at the bottom)", stacklevel=4)
+    elif assumed and wcr is not None:
+        assume(path, "WCR does not give %s; assumed the wafer frame (x right, y up, flat at the bottom)",
+               ", ".join(assumed))
+    sx, sy = -1 if pos_x == "L" else 1, -1 if pos_y == "D" else 1
+    return {"sx": sx, "sy": sy, "flat": flat, "assumed": assumed,
+            "frame": Orientation.from_axes(_FLAT_DEG[flat], sx < 0, sy < 0)}
 
 
 def _to_frame(x: np.ndarray, y: np.ndarray, ori: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Apply POS_X/POS_Y, then rotate the view so that the flat is at the bottom."""
-    x = x * ori["sx"]
-    y = y * ori["sy"]
-    flat = ori["flat"]
-    if flat == "U":
-        return -x, -y
-    if flat == "L":  # rotate 90 degrees counter-clockwise
-        return -y, x
-    if flat == "R":  # rotate 90 degrees clockwise
-        return y, -x
-    return x, y
+    return to_wafer_frame(x, y, ori["frame"])
 
 
 def _layout(wcr: dict[str, Any] | None, ori: dict[str, Any], dies: pd.DataFrame, path: str) -> WaferLayout | None:
@@ -306,6 +310,9 @@ def _check_open_parts(keys: np.ndarray, recs: Records, hs: dict[str, np.ndarray]
     return None
 
 
+_SALVAGE_NOTE = "returning the complete records before it"
+
+
 def read_stdf(
     path: str | os.PathLike[str],
     *,
@@ -388,10 +395,9 @@ def read_stdf(
         REC_NAMES.get((k >> 8, k & 255), f"{k >> 8}/{k & 255}"): int(counts[k]) for k in np.flatnonzero(counts).tolist()
     }
     salvaged = False
-    sal = "returning the complete records before it"
     if recs.truncated is not None:
         off, rname, msg = recs.truncated
-        _problem(msg, on_error=on_error, path=spath, offset=off, record=rname, salvage_note=sal)
+        _problem(msg, on_error=on_error, path=spath, offset=off, record=rname, salvage_note=_SALVAGE_NOTE)
         salvaged = True
     if recs.n_records <= 1:
         _problem("the file holds no record after the FAR (empty or truncated)", on_error=on_error, path=spath,
@@ -401,10 +407,36 @@ def read_stdf(
     keys = (recs.typ.astype(np.int64) << 8) | recs.sub
     if singles["MIR"] and not singles["MRR"] and not salvaged:
         _problem("the file has a MIR but no MRR: it ends early", on_error=on_error, path=spath, offset=recs.end,
-                 record="MRR", salvage_note=sal)
+                 record="MRR", salvage_note=_SALVAGE_NOTE)
         salvaged = True
 
-    # -- parts ------------------------------------------------------------------------------
+    prr, sel_prr, prr_hs, salvaged = _parts(buf, recs, keys, little, singles, on_error, spath, salvaged)
+    lot, lot_id, product = _lot(singles, spath)
+    wafer_rows, uniq_names, wcode = _wafer_index(singles, lot_id, product, recs, sel_prr, spath)
+    wcr = singles["WCR"][0][2] if singles["WCR"] else None
+    ori = _orientation(wcr, spath)
+    dies = _die_table(prr, wcode, uniq_names, lot_id, ori, singles, good_bins, recs, sel_prr, spath)
+    wafers = _wafer_table(wafer_rows, dies, spath)
+    bins, bin_records = _bins(singles, dies)
+    layout = _layout(wcr, ori, dies, spath) if len(dies) else None
+    tests_df = None
+    if tests:
+        from .results import read_tests
+
+        tests_df, first_fail = read_tests(buf, recs, keys, little, spath, dies, prr_hs, recs.seq[sel_prr])
+        dies["first_fail_test"] = first_fail
+    meta = {
+        "far": far, "byte_order": "little" if little else "big", "wcr": wcr, "source": spath,
+        "orientation": {k: ori[k] for k in ("sx", "sy", "flat", "assumed")}, "record_counts": record_counts,
+        "salvaged": salvaged, "endian": endian,
+    }
+    return StdfFile(dies=dies, wafers=wafers, lot=lot, bins=bins, bin_records=bin_records, layout=layout,
+                    tests=tests_df, metadata=meta)
+
+
+def _parts(buf: np.ndarray, recs: Records, keys: np.ndarray, little: bool, singles: dict[str, list], on_error: str,
+           spath: str, salvaged: bool) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, bool]:
+    """The PRR fields, their record indices and head/site codes; whether the file was cut short."""
     sel_prr = np.flatnonzero(keys == _key("PRR"))
     prr = _decode_prr(buf, recs.offset[sel_prr], recs.length[sel_prr], little, spath)
     sel_pir = np.flatnonzero(keys == _key("PIR"))
@@ -420,10 +452,13 @@ def read_stdf(
     if n_wir > len(singles["WRR"]) and not salvaged:
         off = singles["WIR"][-1][1]
         _problem("the file ends inside a wafer (a WIR without its WRR)", on_error=on_error, path=spath,
-                 offset=off, record="WIR", salvage_note=sal)
+                 offset=off, record="WIR", salvage_note=_SALVAGE_NOTE)
         salvaged = True
+    return prr, sel_prr, prr_hs, salvaged
 
-    # -- lot ----------------------------------------------------------------------------------
+
+def _lot(singles: dict[str, list], spath: str) -> tuple[dict[str, Any], str, str | None]:
+    """The lot fields (MIR, then MRR), the lot id and the product."""
     lot: dict[str, Any] = {}
     if singles["MIR"]:
         lot.update(singles["MIR"][0][2])
@@ -435,8 +470,12 @@ def read_stdf(
         log.warning("%s: no MIR LOT_ID; using %r from the file name as lot_id", spath, lot_id)
     lot["lot_id"] = lot_id
     product = (lot.get("PART_TYP") or "").strip() or None
+    return lot, lot_id, product
 
-    # -- wafers -------------------------------------------------------------------------------
+
+def _wafer_index(singles: dict[str, list], lot_id: str, product: str | None, recs: Records, sel_prr: np.ndarray,
+                 spath: str) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """The wafer rows (WIR/WRR), the wafer names and each part's wafer code into them."""
     wir = singles["WIR"]
     wrr = singles["WRR"]
     wrr_seq = np.array([s for s, _, _ in wrr], dtype=np.int64)
@@ -466,10 +505,13 @@ def read_stdf(
     widx = np.maximum(np.searchsorted(wir_seq, prr_seq, side="right") - 1, 0) if len(wir) else np.zeros(len(sel_prr), np.int64)
     uniq_names, wcode_of_wir = np.unique(np.asarray(wafer_names, dtype=object), return_inverse=True) if wafer_names else (np.zeros(0, object), np.zeros(0, np.int64))
     wcode = wcode_of_wir[widx] if len(sel_prr) else np.zeros(0, np.int64)
+    return wafer_rows, uniq_names, wcode
 
-    # -- die table ----------------------------------------------------------------------------
-    wcr = singles["WCR"][0][2] if singles["WCR"] else None
-    ori = _orientation(wcr, spath)
+
+def _die_table(prr: dict[str, np.ndarray], wcode: np.ndarray, uniq_names: np.ndarray, lot_id: str,
+               ori: dict[str, Any], singles: dict[str, list], good_bins: Any, recs: Records, sel_prr: np.ndarray,
+               spath: str) -> pd.DataFrame:
+    """The canonical die table of the parts, in the wafer frame."""
     n = len(sel_prr)
     if n:
         missing_xy = (prr["x"] == _MISSING_XY) | (prr["y"] == _MISSING_XY)
@@ -521,11 +563,12 @@ def read_stdf(
                 col = pd.array(raw[c].to_numpy(), dtype="Int32")
                 col[missing_xy] = pd.NA
                 raw[c] = col
-        dies = validate_dies(raw, source=spath, missing_xy="unit" if missing_xy.any() else "error")
-    else:
-        dies = _empty_dies()
+        return validate_dies(raw, source=spath, missing_xy="unit" if missing_xy.any() else "error")
+    return _empty_dies()
 
-    # -- wafers table --------------------------------------------------------------------------
+
+def _wafer_table(wafer_rows: list[dict[str, Any]], dies: pd.DataFrame, spath: str) -> pd.DataFrame:
+    """The canonical wafer table, with the parts and good parts counted from the dies."""
     if wafer_rows:
         wdf = pd.DataFrame(wafer_rows)
         if wdf["wafer_id"].duplicated().any():
@@ -541,25 +584,8 @@ def read_stdf(
         for c in ("product", "fabwf_id", "frame_id", "mask_id"):
             if c in wdf:
                 wdf[c] = wdf[c].astype(STRING)
-        wafers = validate_wafers(wdf, source=spath)
-    else:
-        wafers = pd.DataFrame({"lot_id": pd.Series([], dtype=STRING), "wafer_id": pd.Series([], dtype=STRING)})
-
-    bins, bin_records = _bins(singles, dies)
-    layout = _layout(wcr, ori, dies, spath) if len(dies) else None
-    tests_df = None
-    if tests:
-        from .results import read_tests
-
-        tests_df, first_fail = read_tests(buf, recs, keys, little, spath, dies, prr_hs, recs.seq[sel_prr])
-        dies["first_fail_test"] = first_fail
-    meta = {
-        "far": far, "byte_order": "little" if little else "big", "wcr": wcr, "source": spath,
-        "orientation": {k: ori[k] for k in ("sx", "sy", "flat", "assumed")}, "record_counts": record_counts,
-        "salvaged": salvaged, "endian": endian,
-    }
-    return StdfFile(dies=dies, wafers=wafers, lot=lot, bins=bins, bin_records=bin_records, layout=layout,
-                    tests=tests_df, metadata=meta)
+        return validate_wafers(wdf, source=spath)
+    return pd.DataFrame({"lot_id": pd.Series([], dtype=STRING), "wafer_id": pd.Series([], dtype=STRING)})
 
 
 def _bins(singles: dict[str, list], dies: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ...errors import DataQualityWarning, YieldkitValueError, check_choice
+from ...frame import WAFER_FRAME
 from ...layout import WaferLayout
 from ...schema import validate_dies
 from ..atomic import atomic_path
@@ -307,6 +308,8 @@ def _wcr(layout: WaferLayout, e: str) -> bytes:
             f"({x0:.6g}, {y0:.6g}) um",
             DataQualityWarning, stacklevel=3,
         )
+    # written in the wafer frame: flat down, x right, y up
+    assert WAFER_FRAME.is_identity
     return encode_record("WCR", {
         "WAFR_SIZ": float(layout.diameter_mm), "DIE_HT": h / 1000.0, "DIE_WID": w / 1000.0, "WF_UNITS": 3,
         "WF_FLAT": "D", "CENTER_X": cx, "CENTER_Y": cy, "POS_X": "R", "POS_Y": "U",

@@ -1,6 +1,6 @@
 """KLARF 1.8 syntax: nested ``Record``/``Field``/``List`` blocks into raw wafer records.
 
-Used by :func:`yieldkit.io.klarf_parse.parse_klarf_text`; the Data blocks of lists are
+Used by :func:`yieldkit.io.klarf.reader.parse_klarf_text`; the Data blocks of lists are
 parsed with the same vectorised block parser as KLARF 1.1/1.2 defect lists.
 """
 
@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import ParseError
-from .klarf_parse import RawFile, RawWafer, Statement, _Lines, parse_block
+from ...errors import ParseError
+from .statements import RawFile, RawWafer, Statement, _Lines, parse_block
 
 log = logging.getLogger(__name__)
 

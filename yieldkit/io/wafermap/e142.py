@@ -17,10 +17,12 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import pandas as pd
 
-from ..errors import ParseError
-from ..layout import WaferLayout
-from .atomic import atomic_write
-from .maps import (
+from ...errors import ParseError
+from ...frame import WAFER_FRAME
+from ...layout import WaferLayout
+from ..atomic import atomic_write
+from ..registry import Format, head_text, register
+from .common import (
     MapData,
     attrs,
     bin_format,
@@ -36,11 +38,12 @@ from .maps import (
     read_bytes,
     split_row,
     wafer_grids,
+    xml_root,
 )
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read_e142", "write_e142"]
+__all__ = ["read_e142", "sniff", "write_e142"]
 
 NS = "urn:semi-org:xsd.E142-1.V1005.SubstrateMap"
 _MM = {"mm": 1000.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "cm": 1e4, "mil": 25.4, "in": 25400.0}
@@ -212,7 +215,7 @@ def write_e142(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: Wafe
     out.append("  <SubstrateMaps>")
     for g in grids:
         out.append(f'    <SubstrateMap SubstrateType="Wafer" SubstrateId={quoteattr(g["wafer_id"])} '
-                   'LayoutSpecifier="Wafer/Device" SubstrateSide="TopSide" Orientation="0" '
+                   f'LayoutSpecifier="Wafer/Device" SubstrateSide="TopSide" Orientation="{WAFER_FRAME.mark_deg}" '
                    'OriginLocation="LowerLeft" AxisDirection="UpRight">')
         out.append('      <Overlay MapName="BinCodeMap" MapVersion="1">')
         out.append(f'        <BinCodeMap BinType="{bin_type}" NullBin="{null}">')
@@ -232,3 +235,20 @@ def write_e142(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: Wafe
     with atomic_write(path) as fh:
         fh.write("\n".join(out) + "\n")
     return Path(path)
+
+
+def _e142_words(head: bytes) -> bool:
+    low = head_text(head).lower()
+    return "mapdata" in low or "e142" in low or "substratemap" in low
+
+
+def sniff(head: bytes) -> bool:
+    """Whether a file opens like a SEMI E142 map: XML with a ``MapData`` root (or, when the root
+    says neither E142 nor G85, E142 words in the text)."""
+    root = xml_root(head)
+    if root is None:
+        return False
+    return root == "MapData" or (root not in ("Map", "Maps") and _e142_words(head))
+
+
+register(Format("e142", sniff, read_e142, order=30, wafer_map=True))

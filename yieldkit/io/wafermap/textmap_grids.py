@@ -1,4 +1,4 @@
-"""Vendor character-grid and per-die text maps (used by :mod:`yieldkit.io.textmap`).
+"""Vendor character-grid and per-die text maps (used by :mod:`yieldkit.io.wafermap.textmap`).
 
 * ``gtk``: ``KEY=VALUE`` header (``ROW``/``COL``/``FLAT``/``WAFER_ID``), then one character per
   die (``.`` no die, ``#``/``~`` edge or ink marks, a digit or letter the bin); a zip of such
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParseError
-from .maps import decode_codes, grid_to_dies, orient
+from ...errors import ParseError
+from .common import decode_codes, grid_to_dies, orient
 
 log = logging.getLogger(__name__)
 

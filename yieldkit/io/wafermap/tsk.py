@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParseError
-from .maps import MapData, build_map, orient
+from ...errors import ParseError
+from ..registry import Format, register
+from .common import MapData, build_map, orient
 
 log = logging.getLogger(__name__)
 
-__all__ = ["is_tsk", "read_tsk"]
+__all__ = ["is_tsk", "read_tsk", "sniff"]
 
 HEADER = 236
 
@@ -93,3 +94,11 @@ def read_tsk(path: str | os.PathLike[str]) -> MapData:
         log.warning("%s: some categories hold both passing and failing dies; 'passed' follows the category", p)
     part["good"] = passed_bins - failed_bins or passed_bins
     return build_map([part], fmt="tsk", path=p)
+
+
+def sniff(head: bytes, size: int) -> bool:
+    """Whether a file (its first bytes, its size) is a TSK binary map: binary content and a TSK header."""
+    return b"\x00" in head[:256] and is_tsk(head, size)
+
+
+register(Format("tsk", sniff, read_tsk, order=20, sized=True, wafer_map=True))

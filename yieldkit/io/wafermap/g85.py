@@ -11,10 +11,12 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import pandas as pd
 
-from ..errors import ParseError
-from ..layout import WaferLayout
-from .atomic import atomic_write
-from .maps import (
+from ...errors import ParseError
+from ...frame import WAFER_FRAME
+from ...layout import WaferLayout
+from ..atomic import atomic_write
+from ..registry import Format, head_text, register
+from .common import (
     MapData,
     attrs,
     bin_format,
@@ -30,11 +32,12 @@ from .maps import (
     read_bytes,
     split_row,
     wafer_grids,
+    xml_root,
 )
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read_g85", "write_g85"]
+__all__ = ["read_g85", "sniff", "write_g85"]
 
 NS = "http://www.semi.org"
 
@@ -133,7 +136,7 @@ def write_g85(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: Wafer
         product = g.get("product")
         prod = f" ProductId={quoteattr(str(product))}" if product is not None and not pd.isna(product) else ""
         out.append(f'  <Device BinType="{bin_type}" LotId={quoteattr(g["lot_id"])} NullBin="{null}" Rows="{nrow}" '
-                   f'Columns="{ncol}" MapType="Array" OriginLocation="0" Orientation="0"{prod}{extra}>')
+                   f'Columns="{ncol}" MapType="Array" OriginLocation="0" Orientation="{WAFER_FRAME.mark_deg}"{prod}{extra}>')
         for b, cnt in sorted(g["counts"].items()):
             code = encode(np.array([[b]]), bin_type, width, null)[0]
             q = "Pass" if b in g["passing"] else "Fail"
@@ -148,3 +151,20 @@ def write_g85(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: Wafer
     with atomic_write(path) as fh:
         fh.write("\n".join(out) + "\n")
     return Path(path)
+
+
+def sniff(head: bytes) -> bool:
+    """Whether a file opens like a SEMI G85 map: XML with a ``Map``/``Maps`` root (or, when the root
+    says neither E142 nor G85 and no E142 words appear, ``<map``/G85 in the text)."""
+    root = xml_root(head)
+    if root is None:
+        return False
+    if root in ("Map", "Maps"):
+        return True
+    low = head_text(head).lower()
+    if root == "MapData" or "mapdata" in low or "e142" in low or "substratemap" in low:
+        return False
+    return "<map" in low or "g85" in low
+
+
+register(Format("g85", sniff, read_g85, order=40, wafer_map=True))

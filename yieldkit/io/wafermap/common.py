@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,24 +23,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputNotFoundError, ParseError, SchemaError, check_choice
-from ..layout import WaferLayout
-from ..schema import validate_dies
+from ...errors import InputNotFoundError, ParseError, SchemaError
+from ...frame import Orientation, assume, cannot_honour, mark_angle, to_wafer_frame
+from ...layout import WaferLayout
+from ...schema import validate_dies
+from ..registry import head_text, reader_of, sniff_format
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MapData", "read_map", "write_map"]
+__all__ = ["MapData", "read_map", "xml_root"]
 
 STRING = pd.StringDtype("pyarrow")
-
-#: notch angle [deg] -> rotation of (column, row-from-bottom) into the wafer frame
-_ROT = {
-    0: np.array([[1, 0], [0, 1]]),
-    90: np.array([[0, -1], [1, 0]]),
-    180: np.array([[-1, 0], [0, -1]]),
-    270: np.array([[0, 1], [-1, 0]]),
-}
-
 
 @dataclass
 class MapData:
@@ -134,21 +128,25 @@ def grid_to_dies(grid: np.ndarray, null: set[str] | str | None) -> tuple[np.ndar
 def orient(ix: np.ndarray, iy: np.ndarray, angle: Any, path: Any) -> tuple[np.ndarray, np.ndarray, int]:
     """Rotate die indices so the notch/flat at ``angle`` [deg] (0 = bottom) goes to the bottom,
     then re-base so the lower-left die cell is (0, 0)."""
-    try:
-        a = int(round(float(angle))) % 360 if angle not in (None, "") else 0
-    except (TypeError, ValueError):
-        log.warning("%s: orientation %r is not an angle; assuming the notch at the bottom", path, angle)
+    if angle in (None, ""):
         a = 0
-    if a not in _ROT:
-        log.warning("%s: orientation %r is not a multiple of 90 deg; assuming the notch at the bottom", path, angle)
-        a = 0
+    else:
+        a_or_none = mark_angle(angle, words=False)
+        if a_or_none is None:
+            try:
+                float(angle)
+                why = "is not a multiple of 90 deg"
+            except (TypeError, ValueError):
+                why = "is not an angle"
+            cannot_honour(path, f"orientation {angle!r} {why}; assuming the notch at the bottom", stacklevel=4)
+            a = 0
+        else:
+            a = a_or_none
     if a in (90, 270):
-        log.info("%s: notch at %d deg, taken as counter-clockwise from the bottom of the map as drawn", path, a)
+        assume(path, "notch at %d deg, taken as counter-clockwise from the bottom of the map as drawn", a)
     if len(ix) == 0 or a == 0:
         return ix, iy, a
-    m = _ROT[a]
-    nx = m[0, 0] * ix + m[0, 1] * iy
-    ny = m[1, 0] * ix + m[1, 1] * iy
+    nx, ny = to_wafer_frame(ix, iy, Orientation(a))
     return nx - nx.min(), ny - ny.min(), a
 
 
@@ -264,6 +262,16 @@ def parse_xml(path: Path, data: bytes) -> Any:
         raise ParseError(f"malformed XML: {exc}", path=path, line=line, record="XML") from None
 
 
+def xml_root(head: bytes) -> str | None:
+    """The local name of the root element when the first bytes open like XML (comments skipped),
+    ``""`` when no root tag is in sight, None when the content is not XML."""
+    text = head_text(head)
+    if not text.startswith("<"):
+        return None
+    root = re.search(r"<(?![?!])([\w:.-]+)", re.sub(r"<!--.*?-->", "", text, flags=re.S))
+    return root.group(1).rsplit(":", 1)[-1] if root else ""
+
+
 def local(tag: Any) -> str:
     """Element tag without its namespace."""
     return str(tag).rsplit("}", 1)[-1]
@@ -333,77 +341,15 @@ def read_map(path: str | os.PathLike[str], *, format: str | None = None) -> MapD
     >>> m.format, m.dies[["die_x", "die_y", "hbin", "passed"]].values.tolist()
     ('g85', [[1, 1, 12, False], [0, 0, 1, True], [1, 0, 1, True]])
     """
-    from .detect import sniff_format
-
     p = Path(path)
     if not p.exists():
         raise InputNotFoundError(f"{p}: no such file or directory")
     fmt = format or sniff_format(p)
-    if fmt == "e142":
-        from .e142 import read_e142
-
-        return read_e142(p)
-    if fmt == "g85":
-        from .g85 import read_g85
-
-        return read_g85(p)
-    if fmt == "textmap":
-        from .textmap import read_textmap
-
-        return read_textmap(p)
-    if fmt == "tsk":
-        from .tsk import read_tsk
-
-        return read_tsk(p)
+    entry = reader_of(fmt)
+    if entry is not None and entry.wafer_map:
+        return entry.reader(p)
     raise ParseError(f"not a wafer map yieldkit reads (recognised as {fmt!r}; expected SEMI E142 or G85 XML "
                      "or a text map)", path=p)
-
-
-def write_map(
-    dies: pd.DataFrame,
-    path: str | os.PathLike[str],
-    format: str = "e142",
-    *,
-    layout: WaferLayout | None = None,
-) -> Path:
-    """Write a die table as a SEMI E142 or G85 XML wafer map (atomically).
-
-    Parameters
-    ----------
-    dies : DataFrame
-        Die table (one result per die; several wafers allowed: E142 writes one
-        ``SubstrateMap`` per wafer, G85 a ``<Maps>`` root when there is more than one).
-    path : path-like
-        Output file.
-    format : {"e142", "g85"}
-        Map format.
-    layout : WaferLayout, optional
-        Gives the die size and wafer diameter written in the header.
-
-    Returns
-    -------
-    Path
-        The file written.
-
-    Notes
-    -----
-    Hard bins become the bin codes (2-digit hexadecimal when all bins are below 255, else
-    fixed-width decimal); a bin is declared ``Pass`` when all its dies passed. Die indices
-    are re-based so that the lowest ``die_x``/``die_y`` of each wafer is 0: an array map
-    holds no absolute index, so :func:`read_map` returns indices from 0 at the lower-left.
-    """
-    check_choice(format, ("e142", "g85"), name="format", where="write_map")
-    d = validate_dies(dies, source="<dies>", retests="order")
-    if "test_seq" in d.columns:
-        d = d.sort_values("test_seq", kind="stable").drop_duplicates(["lot_id", "wafer_id", "die_x", "die_y"],
-                                                                     keep="last")
-    if format == "e142":
-        from .e142 import write_e142
-
-        return write_e142(d, path, layout=layout)
-    from .g85 import write_g85
-
-    return write_g85(d, path, layout=layout)
 
 
 def wafer_grids(d: pd.DataFrame) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@
 nested ``Record``/``Field``/``List`` blocks (1.8, positions in nm) -- into the canonical
 defect table, a wafer table, a :class:`~yieldkit.layout.WaferLayout` per wafer and the set
 of inspected dies (``SampleTestPlan``), all in the wafer frame. :func:`write_klarf` (in
-:mod:`yieldkit.io.klarf_writer`) writes them back.
+:mod:`yieldkit.io.klarf.writer`) writes them back.
 
 Nothing in the file is ever evaluated; every value is tokenised and converted explicitly.
 """
@@ -25,27 +25,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DataQualityWarning, InputNotFoundError, ParseError
-from ..layout import WaferLayout
-from ..schema import UNCLASSIFIED, validate_defects, validate_wafers
-from .klarf_parse import RawFile, RawWafer, parse_klarf_text
+from ...errors import DataQualityWarning, InputNotFoundError, ParseError
+from ...frame import ANGLE_WORDS, Orientation, assume, cannot_honour, grid_to_wafer_frame, to_wafer_frame
+from ...layout import WaferLayout
+from ...schema import UNCLASSIFIED, validate_defects, validate_wafers
+from .parse12 import parse_12
+from .parse18 import parse_18
+from .statements import RawFile, RawWafer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KlarfData", "read_klarf", "write_klarf"]
+__all__ = ["KlarfData", "parse_klarf_text", "read_klarf"]
 
 STRING = pd.StringDtype("pyarrow")
 
-#: orientation-mark location -> rotation taking the file frame to the wafer frame (notch down)
-_ROTATIONS: dict[str, np.ndarray] = {
-    "DOWN": np.array([[1, 0], [0, 1]]),
-    "UP": np.array([[-1, 0], [0, -1]]),
-    "LEFT": np.array([[0, -1], [1, 0]]),
-    "RIGHT": np.array([[0, 1], [-1, 0]]),
-}
 #: KLARF 1.8 gives the mark location as an angle [deg]
-_ANGLES = {"0": "DOWN", "90": "LEFT", "180": "UP", "270": "RIGHT"}
-_MIRROR = np.array([[-1, 0], [0, 1]])
+_ANGLES = {str(a): w for a, w in ANGLE_WORDS.items()}
+#: mark location word -> angle [deg]
+_WORDS = {w: a for a, w in ANGLE_WORDS.items()}
 
 #: record-spec columns that become canonical columns
 _INT32_MAX = 2**31 - 1
@@ -148,17 +145,17 @@ def _timestamp(vals: list[str] | None) -> Any:
     return pd.NaT
 
 
-def _orientation(hdr: dict[str, Any], version: str, path: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """Matrix taking file-frame coordinates to the wafer frame, and a description."""
+def _orientation(hdr: dict[str, Any], version: str, path: Any) -> tuple[Orientation, dict[str, Any]]:
+    """The orientation of the file's coordinates relative to the wafer frame, and a description."""
     loc_vals = _values(hdr, "orientationmarklocation")
     loc = (loc_vals[0] if loc_vals else "").strip().upper()
     loc = _ANGLES.get(loc.split(".")[0], loc) if loc[:1].isdigit() else loc
-    if loc not in _ROTATIONS:
+    if loc not in _WORDS:
         if loc_vals is None:
-            log.info("%s: no OrientationMarkLocation; assuming the mark is DOWN (the wafer frame)", path)
+            assume(path, "no OrientationMarkLocation; assuming the mark is DOWN (the wafer frame)")
         else:
-            warnings.warn(f"{path}: OrientationMarkLocation {loc_vals!r} is not DOWN/UP/LEFT/RIGHT; "
-                          "assuming DOWN (the wafer frame)", DataQualityWarning, stacklevel=4)
+            cannot_honour(path, f"OrientationMarkLocation {loc_vals!r} is not DOWN/UP/LEFT/RIGHT; "
+                          "assuming DOWN (the wafer frame)", stacklevel=5)
         loc = "DOWN"
     mir_vals = _values(hdr, "coordinatesmirrored")
     mir = (mir_vals[0] if mir_vals else "NO").strip().upper()
@@ -167,23 +164,10 @@ def _orientation(hdr: dict[str, Any], version: str, path: Any) -> tuple[np.ndarr
     elif mir in ("NO", "N", "0", "FALSE", ""):
         mirrored = False
     else:
-        warnings.warn(f"{path}: CoordinatesMirrored {mir_vals!r} is not YES/NO; assuming NO",
-                      DataQualityWarning, stacklevel=4)
+        cannot_honour(path, f"CoordinatesMirrored {mir_vals!r} is not YES/NO; assuming NO", stacklevel=5)
         mirrored = False
-    m = _ROTATIONS[loc] @ (_MIRROR if mirrored else np.eye(2, dtype=int))
-    return m.astype(np.int64), {"mark_location": loc, "mirrored": mirrored, "matrix": m.tolist()}
-
-
-def _frame(m: np.ndarray, pitch: tuple[float, float], origin: tuple[float, float]) -> tuple[
-        tuple[float, float], tuple[float, float]]:
-    """Pitch and die-(0, 0) origin of the die grid after the transformation ``m``."""
-    if np.array_equal(m, np.eye(2, dtype=m.dtype)):
-        return pitch, origin
-    w, h = pitch
-    new_pitch = (abs(m[0, 0]) * w + abs(m[0, 1]) * h, abs(m[1, 0]) * w + abs(m[1, 1]) * h)
-    c00 = np.array([origin[0] + w / 2.0, origin[1] + h / 2.0])
-    c = m @ c00
-    return new_pitch, (float(c[0] - new_pitch[0] / 2.0), float(c[1] - new_pitch[1] / 2.0))
+    ori = Orientation(_WORDS[loc], mirrored)
+    return ori, {"mark_location": loc, "mirrored": mirrored, "matrix": ori.matrix.tolist()}
 
 
 def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -> Any:
@@ -273,19 +257,24 @@ def _kind_18(t: str) -> str:
 # ---------------------------------------------------------------------------------------
 # per wafer
 # ---------------------------------------------------------------------------------------
-def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str, Any]:
-    hdr = rw.header
-    is18 = raw.version.startswith("1.") and raw.version not in ("1.0", "1.1", "1.2")
-    div = 1000.0 if is18 else 1.0
-    lot_vals = _values(hdr, "lotid")
-    lot_id = lot_vals[0] if lot_vals else ""
-    if not lot_id:
-        log.warning("%s: no LotID; using the file name %r as lot_id", path, stem)
-        lot_id = stem
-    wafer_id = rw.wafer_id
-    m, orient = _orientation(hdr, raw.version, path)
+@dataclass
+class _Grid:
+    """A wafer's die grid: as the file states it (``pitch``, ``die_origin``, ``center`` in file units,
+    ``div`` per um) and in the wafer frame (``new_pitch``, ``new_origin`` [um], ``layout``)."""
 
-    # geometry
+    ori: Orientation
+    div: float
+    pitch: tuple[float, ...] | None
+    die_origin: tuple[float, ...]
+    center: tuple[float, ...] | None
+    diameter_mm: float
+    new_pitch: tuple[float, float] | None = None
+    new_origin: tuple[float, float] | None = None
+    layout: WaferLayout | None = None
+
+
+def _grid(hdr: dict[str, Any], ori: Orientation, div: float, is18: bool, path: Any, wafer_id: str) -> _Grid:
+    """The die grid and wafer layout of a wafer's header, in the wafer frame."""
     pitch = _floats(hdr, "diepitch", 2, path)
     die_origin = _floats(hdr, "dieorigin", 2, path) or (0.0, 0.0)
     center = _floats(hdr, "samplecenterlocation", 2, path)
@@ -313,135 +302,157 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
             center = (0.0, 0.0)
         origin = ((die_origin[0] - center[0]) / div, (die_origin[1] - center[1]) / div)
         spitch = (pitch[0] / div, pitch[1] / div)
-        new_pitch, new_origin = _frame(m, spitch, origin)
+        new_pitch, new_origin = grid_to_wafer_frame(spitch, origin, ori)
         layout = WaferLayout(diameter_mm=diameter_mm, die_pitch_um=new_pitch, origin_um=new_origin,
                              edge_exclusion_mm=0.0)
     elif pitch is None:
         log.warning("%s: wafer %r has no DiePitch; no layout and no wafer-frame positions", path, wafer_id)
+    return _Grid(ori=ori, div=div, pitch=pitch, die_origin=die_origin, center=center, diameter_mm=diameter_mm,
+                 new_pitch=new_pitch, new_origin=new_origin, layout=layout)
 
-    # inspected dies (sample test plan), in the wafer frame
+
+def _inspected(rw: RawWafer, grid: _Grid) -> tuple[pd.DataFrame | None, float]:
+    """The inspected dies (sample test plan) in the wafer frame, and the area per test [um^2];
+    the layout's die set becomes the inspected dies."""
+    ori, div = grid.ori, grid.div
     plans = []
     for test_no, plan, _area in rw.tests:
         if len(plan):
-            ij = plan @ m.T
-            plans.append(pd.DataFrame({"die_x": ij[:, 0].astype(np.int32), "die_y": ij[:, 1].astype(np.int32),
-                                       "test": np.full(len(ij), test_no, np.int16)}))
+            px, py = to_wafer_frame(plan[:, 0], plan[:, 1], ori)
+            plans.append(pd.DataFrame({"die_x": px.astype(np.int32), "die_y": py.astype(np.int32),
+                                       "test": np.full(len(px), test_no, np.int16)}))
     inspected = pd.concat(plans, ignore_index=True) if plans else None
-    if layout is not None and inspected is not None:
-        layout = layout.with_die_set(inspected[["die_x", "die_y"]].drop_duplicates())
+    if grid.layout is not None and inspected is not None:
+        grid.layout = grid.layout.with_die_set(inspected[["die_x", "die_y"]].drop_duplicates())
     areas = [a for _, _, a in rw.tests if a is not None]
     area = areas[0] / (div * div) if areas else np.nan
+    return inspected, area
 
-    # defects
-    defects = None
-    n_def: Any = pd.NA
-    if rw.has_defect_list:
-        cols = rw.columns
-        types = rw.types or ["auto"] * len(cols)
-        data = {c: pa.concat_arrays([ch[c] for ch in rw.chunks]) for c in cols}
-        lines = np.concatenate(rw.chunk_lines) if rw.chunk_lines else np.zeros(0, np.int64)
-        n = len(lines)
-        n_def = n
-        missing = [c for c in ("XREL", "YREL", "XINDEX", "YINDEX") if c not in data]
-        if missing:
-            raise ParseError(f"the DefectRecordSpec lacks {', '.join(missing)}: defects cannot be placed",
-                             path=path, line=rw.line, record="DefectRecordSpec")
-        conv: dict[str, Any] = {}
-        for c, t in zip(cols, types):
-            kind = _kind_18(t) if rw.types else "auto"
-            if c in ("DEFECTID", "XINDEX", "YINDEX", "CLASSNUMBER"):
-                kind = "int"
-            elif c in ("XREL", "YREL", "DSIZE"):
-                kind = "float"
-            elif c == "IMAGELIST" or t.lower() == "imagelist":
-                kind = "string"
-            conv[c] = _column(data[c], c, kind, path, lines)
-        i = _as_float(conv["XINDEX"])
-        j = _as_float(conv["YINDEX"])
-        for name, v in (("XINDEX", i), ("YINDEX", j)):
-            big = np.abs(v) > _INT32_MAX  # NaN (missing) compares False
-            if big.any():
-                k = int(np.flatnonzero(big)[0])
-                raise ParseError(f"die index {name} {v[k]:.0f} is outside the 32-bit range of die indices",
-                                 path=path, line=int(lines[k]) if k < len(lines) else rw.line, record="DefectList")
-        xr = _as_float(conv["XREL"]) / div
-        yr = _as_float(conv["YREL"]) / div
-        ij = np.vstack([i, j])
-        if not np.array_equal(m, np.eye(2, dtype=np.int64)):
-            if pitch is None:
-                raise ParseError("a non-DOWN or mirrored orientation needs DiePitch", path=path, line=rw.line,
-                                 record="DiePitch")
-            spitch = (pitch[0] / div, pitch[1] / div)
-            assert center is not None
-            x0 = (die_origin[0] - center[0]) / div
-            y0 = (die_origin[1] - center[1]) / div
-            p = np.vstack([x0 + i * spitch[0] + xr, y0 + j * spitch[1] + yr])
-            q = m @ p
-            ij = m @ ij
-            assert new_pitch is not None and new_origin is not None
-            xr = q[0] - (new_origin[0] + ij[0] * new_pitch[0])
-            yr = q[1] - (new_origin[1] + ij[1] * new_pitch[1])
-        di = pd.array(ij[0], dtype="Float64").astype("Int32")
-        dj = pd.array(ij[1], dtype="Float64").astype("Int32")
-        frame: dict[str, Any] = {
-            "lot_id": _const_str(lot_id, n),
-            "wafer_id": _const_str(wafer_id, n),
-        }
-        renumbered = False
-        if "DEFECTID" in conv:
-            ids = conv["DEFECTID"]
-            dup = pd.Series(ids).duplicated().to_numpy()
-            if ids.isna().any() or dup.any():
-                warnings.warn(f"{path}: wafer {wafer_id!r} has missing or repeated DEFECTIDs; defects are "
-                              "numbered 1..n in file order and the file's ids kept as 'klarf_defectid'",
-                              DataQualityWarning, stacklevel=3)
-                frame["defect_id"] = np.arange(1, n + 1, dtype=np.int64)
-                renumbered = True
-            else:
-                frame["defect_id"] = ids
-        if layout is not None:
-            x, y = layout.position(ij[0], ij[1], xr, yr)
-            frame["x_um"], frame["y_um"] = x, y
-        else:
-            frame["x_um"] = frame["y_um"] = np.full(n, np.nan)
-        frame["die_x"], frame["die_y"] = di, dj
-        frame["xrel_um"], frame["yrel_um"] = xr, yr
-        if "CLASSNUMBER" in conv:
-            num = conv["CLASSNUMBER"]
-            lookup = rw.class_lookup
-            s = pd.Series(num)
-            names = s.map(lookup) if lookup else pd.Series(np.full(n, None, object))
-            unmapped = names.isna() & s.notna()
-            if unmapped.any():
-                if lookup:
-                    log.info("%s: %d defect(s) have class numbers missing from ClassLookup; the number is "
-                             "used as the class name", path, int(unmapped.sum()))
-                names = names.where(~unmapped, s.astype("string"))
-            frame["defect_class"] = pd.array(names.fillna(UNCLASSIFIED).astype(str).to_numpy(), dtype=STRING)
-        else:
-            frame["defect_class"] = pd.array(np.full(n, UNCLASSIFIED, object), dtype=STRING)
-        if "DSIZE" in conv:
-            frame["size_um"] = _as_float(conv["DSIZE"]) / div
-        step = _values(hdr, "stepid")
-        frame["layer"] = _const_str(step[0] if step else None, n)
-        extras: dict[str, Any] = {}
-        if renumbered:
-            extras["klarf_defectid"] = conv["DEFECTID"]
-        for c in cols:
-            if c in _CANONICAL and c != "CLASSNUMBER":
-                continue
-            name = c.lower()
-            if name in _CANON_NAMES:
-                name = "klarf_" + name
-            v = conv[c]
-            if div != 1.0 and c in _LENGTHS | _AREAS:
-                v = _as_float(v) / (div if c in _LENGTHS else div * div)
-            extras[name] = v
-        defects = (pd.DataFrame(frame), pd.DataFrame(extras) if extras else None)
-    elif not rw.has_defect_list:
-        warnings.warn(f"{path}: wafer {wafer_id!r} (line {rw.line}) has no DefectList; it is listed in "
-                      "the wafer table with n_defects missing", DataQualityWarning, stacklevel=3)
 
+def _defect_columns(rw: RawWafer, path: Any) -> tuple[list[str], dict[str, Any], np.ndarray]:
+    """The DefectList columns converted to their kinds, and the file line of each defect."""
+    cols = rw.columns
+    types = rw.types or ["auto"] * len(cols)
+    data = {c: pa.concat_arrays([ch[c] for ch in rw.chunks]) for c in cols}
+    lines = np.concatenate(rw.chunk_lines) if rw.chunk_lines else np.zeros(0, np.int64)
+    missing = [c for c in ("XREL", "YREL", "XINDEX", "YINDEX") if c not in data]
+    if missing:
+        raise ParseError(f"the DefectRecordSpec lacks {', '.join(missing)}: defects cannot be placed",
+                         path=path, line=rw.line, record="DefectRecordSpec")
+    conv: dict[str, Any] = {}
+    for c, t in zip(cols, types):
+        kind = _kind_18(t) if rw.types else "auto"
+        if c in ("DEFECTID", "XINDEX", "YINDEX", "CLASSNUMBER"):
+            kind = "int"
+        elif c in ("XREL", "YREL", "DSIZE"):
+            kind = "float"
+        elif c == "IMAGELIST" or t.lower() == "imagelist":
+            kind = "string"
+        conv[c] = _column(data[c], c, kind, path, lines)
+    return cols, conv, lines
+
+
+def _defect_positions(conv: dict[str, Any], grid: _Grid, rw: RawWafer, path: Any, lines: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray]:
+    """Die indices (2 x n) and in-die offsets [um] of the defects, in the wafer frame."""
+    ori, div, pitch, center, die_origin = grid.ori, grid.div, grid.pitch, grid.center, grid.die_origin
+    new_pitch, new_origin = grid.new_pitch, grid.new_origin
+    i = _as_float(conv["XINDEX"])
+    j = _as_float(conv["YINDEX"])
+    for name, v in (("XINDEX", i), ("YINDEX", j)):
+        big = np.abs(v) > _INT32_MAX  # NaN (missing) compares False
+        if big.any():
+            k = int(np.flatnonzero(big)[0])
+            raise ParseError(f"die index {name} {v[k]:.0f} is outside the 32-bit range of die indices",
+                             path=path, line=int(lines[k]) if k < len(lines) else rw.line, record="DefectList")
+    xr = _as_float(conv["XREL"]) / div
+    yr = _as_float(conv["YREL"]) / div
+    ij = np.vstack([i, j])
+    if not ori.is_identity:
+        if pitch is None:
+            raise ParseError("a non-DOWN or mirrored orientation needs DiePitch", path=path, line=rw.line,
+                             record="DiePitch")
+        spitch = (pitch[0] / div, pitch[1] / div)
+        assert center is not None
+        x0 = (die_origin[0] - center[0]) / div
+        y0 = (die_origin[1] - center[1]) / div
+        p = np.vstack([x0 + i * spitch[0] + xr, y0 + j * spitch[1] + yr])
+        q = np.vstack(to_wafer_frame(p[0], p[1], ori))
+        ij = np.vstack(to_wafer_frame(ij[0], ij[1], ori))
+        assert new_pitch is not None and new_origin is not None
+        xr = q[0] - (new_origin[0] + ij[0] * new_pitch[0])
+        yr = q[1] - (new_origin[1] + ij[1] * new_pitch[1])
+    return ij, xr, yr
+
+
+def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict[str, Any], grid: _Grid,
+                  ij: np.ndarray, xr: np.ndarray, yr: np.ndarray, lot_id: str, wafer_id: str,
+                  path: Any) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The canonical defect columns and the file's other columns (lower-cased, in um)."""
+    n = len(xr)
+    div, layout = grid.div, grid.layout
+    di = pd.array(ij[0], dtype="Float64").astype("Int32")
+    dj = pd.array(ij[1], dtype="Float64").astype("Int32")
+    frame: dict[str, Any] = {
+        "lot_id": _const_str(lot_id, n),
+        "wafer_id": _const_str(wafer_id, n),
+    }
+    renumbered = False
+    if "DEFECTID" in conv:
+        ids = conv["DEFECTID"]
+        dup = pd.Series(ids).duplicated().to_numpy()
+        if ids.isna().any() or dup.any():
+            warnings.warn(f"{path}: wafer {wafer_id!r} has missing or repeated DEFECTIDs; defects are "
+                          "numbered 1..n in file order and the file's ids kept as 'klarf_defectid'",
+                          DataQualityWarning, stacklevel=4)
+            frame["defect_id"] = np.arange(1, n + 1, dtype=np.int64)
+            renumbered = True
+        else:
+            frame["defect_id"] = ids
+    if layout is not None:
+        x, y = layout.position(ij[0], ij[1], xr, yr)
+        frame["x_um"], frame["y_um"] = x, y
+    else:
+        frame["x_um"] = frame["y_um"] = np.full(n, np.nan)
+    frame["die_x"], frame["die_y"] = di, dj
+    frame["xrel_um"], frame["yrel_um"] = xr, yr
+    if "CLASSNUMBER" in conv:
+        num = conv["CLASSNUMBER"]
+        lookup = rw.class_lookup
+        s = pd.Series(num)
+        names = s.map(lookup) if lookup else pd.Series(np.full(n, None, object))
+        unmapped = names.isna() & s.notna()
+        if unmapped.any():
+            if lookup:
+                log.info("%s: %d defect(s) have class numbers missing from ClassLookup; the number is "
+                         "used as the class name", path, int(unmapped.sum()))
+            names = names.where(~unmapped, s.astype("string"))
+        frame["defect_class"] = pd.array(names.fillna(UNCLASSIFIED).astype(str).to_numpy(), dtype=STRING)
+    else:
+        frame["defect_class"] = pd.array(np.full(n, UNCLASSIFIED, object), dtype=STRING)
+    if "DSIZE" in conv:
+        frame["size_um"] = _as_float(conv["DSIZE"]) / div
+    step = _values(hdr, "stepid")
+    frame["layer"] = _const_str(step[0] if step else None, n)
+    extras: dict[str, Any] = {}
+    if renumbered:
+        extras["klarf_defectid"] = conv["DEFECTID"]
+    for c in cols:
+        if c in _CANONICAL and c != "CLASSNUMBER":
+            continue
+        name = c.lower()
+        if name in _CANON_NAMES:
+            name = "klarf_" + name
+        v = conv[c]
+        if div != 1.0 and c in _LENGTHS | _AREAS:
+            v = _as_float(v) / (div if c in _LENGTHS else div * div)
+        extras[name] = v
+    return pd.DataFrame(frame), pd.DataFrame(extras) if extras else None
+
+
+def _wafer_row(hdr: dict[str, Any], lot_id: str, wafer_id: str, n_def: Any, inspected: pd.DataFrame | None,
+               area: float) -> dict[str, Any]:
+    """The wafer table row of a wafer's header."""
     station = _values(hdr, "inspectionstationid")
     setup = _values(hdr, "setupid") or _values(hdr, "recipeid")
     slot_vals = _values(hdr, "slot") or _values(hdr, "slotnumber")
@@ -451,7 +462,7 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
         slot = pd.NA
     device = _values(hdr, "deviceid")
     step = _values(hdr, "stepid")
-    wafer_row = {
+    return {
         "lot_id": lot_id,
         "wafer_id": wafer_id,
         "product": device[0] if device else None,
@@ -464,13 +475,46 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
         "n_inspected_dies": len(inspected[["die_x", "die_y"]].drop_duplicates()) if inspected is not None else pd.NA,
         "area_per_test_um2": area,
     }
+
+
+def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str, Any]:
+    hdr = rw.header
+    is18 = raw.version.startswith("1.") and raw.version not in ("1.0", "1.1", "1.2")
+    div = 1000.0 if is18 else 1.0
+    lot_vals = _values(hdr, "lotid")
+    lot_id = lot_vals[0] if lot_vals else ""
+    if not lot_id:
+        log.warning("%s: no LotID; using the file name %r as lot_id", path, stem)
+        lot_id = stem
+    wafer_id = rw.wafer_id
+    ori, orient = _orientation(hdr, raw.version, path)
+    grid = _grid(hdr, ori, div, is18, path, wafer_id)
+    inspected, area = _inspected(rw, grid)
+    defects = None
+    n_def: Any = pd.NA
+    if rw.has_defect_list:
+        cols, conv, lines = _defect_columns(rw, path)
+        n_def = len(lines)
+        ij, xr, yr = _defect_positions(conv, grid, rw, path, lines)
+        defects = _defect_frame(conv, cols, rw, hdr, grid, ij, xr, yr, lot_id, wafer_id, path)
+    else:
+        warnings.warn(f"{path}: wafer {wafer_id!r} (line {rw.line}) has no DefectList; it is listed in "
+                      "the wafer table with n_defects missing", DataQualityWarning, stacklevel=3)
+    wafer_row = _wafer_row(hdr, lot_id, wafer_id, n_def, inspected, area)
     if inspected is not None:
         inspected.insert(0, "wafer_id", wafer_id)
         inspected.insert(0, "lot_id", lot_id)
     meta: dict[str, Any] = {st[0]: list(st[1]) for st in hdr.values()}
     meta["_orientation"] = orient
-    return {"key": (lot_id, wafer_id), "defects": defects, "wafer": wafer_row, "layout": layout,
+    return {"key": (lot_id, wafer_id), "defects": defects, "wafer": wafer_row, "layout": grid.layout,
             "inspected": inspected, "meta": meta}
+
+
+def parse_klarf_text(text: str, path: Any) -> RawFile:
+    """Parse KLARF text (either syntax) into raw wafers."""
+    if text.lstrip()[:64].lower().startswith("record"):
+        return parse_18(text, path)
+    return parse_12(text, path)
 
 
 def _read_text(path: Path) -> str:
@@ -613,5 +657,3 @@ def _empty_core() -> pd.DataFrame:
         "defect_class": pd.array([], dtype=STRING), "size_um": np.zeros(0), "layer": pd.array([], dtype=STRING),
     })
 
-
-from .klarf_writer import write_klarf  # noqa: E402  (public name lives in this module)

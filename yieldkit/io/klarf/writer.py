@@ -23,10 +23,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import YieldkitValueError, check_choice
-from ..layout import WaferLayout
-from ..schema import UNCLASSIFIED, validate_defects
-from .atomic import atomic_write
+from ...errors import YieldkitValueError, check_choice
+from ...frame import ANGLE_WORDS, WAFER_FRAME, from_wafer_frame
+from ...layout import WaferLayout
+from ...schema import UNCLASSIFIED, validate_defects
+from ..atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,8 @@ def _positions(sub: pd.DataFrame, lay: WaferLayout) -> tuple[np.ndarray, np.ndar
             raise YieldkitValueError("write_klarf: some defects have no position at all")
         i, j, xr, yr = i.copy(), j.copy(), xr.copy(), yr.copy()
         i[gap], j[gap], xr[gap], yr[gap] = gi, gj, gx, gy
+    # the file is written in the wafer frame (OrientationMarkLocation DOWN, not mirrored)
+    i, j = from_wafer_frame(i, j, WAFER_FRAME)
     return i.astype(np.int64), j.astype(np.int64), xr, yr
 
 
@@ -317,13 +320,13 @@ def _wafer_12(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: d
         f"SetupID {_quote(info.get('setup_id') or 'yieldkit')} {stamp};\n",
         f"StepID {_quote(layer if isinstance(layer, str) else '')};\n",
         "SampleOrientationMarkType NOTCH;\n",
-        "OrientationMarkLocation DOWN;\n",
+        f"OrientationMarkLocation {ANGLE_WORDS[WAFER_FRAME.mark_deg]};\n",
         f"DiePitch {repr(float(w))} {repr(float(h))};\n",
         "DieOrigin 0.0 0.0;\n",
         f"WaferID {_quote(wafer)};\n",
         f"Slot {int(slot) if slot is not None and not pd.isna(slot) else 0};\n",
         f"SampleCenterLocation {repr(0.0 - x0)} {repr(0.0 - y0)};\n",
-        "CoordinatesMirrored NO;\n",
+        f"CoordinatesMirrored {'YES' if WAFER_FRAME.mirrored else 'NO'};\n",
     ]
     cl = "".join(f"\n {k} {_quote(v)}" for k, v in sorted(lookup.items()))
     out.append(f"ClassLookup {len(lookup)}{cl};\n")
@@ -418,8 +421,8 @@ def _wrap_18(parts: list[str], groups: list[tuple[str, str]], lookup: dict[int, 
         out += [
             f"  Record LotRecord {_quote(lot)}",
             "  {",
-            "    " + _field("OrientationMarkLocation", ["0"]),
-            "    " + _field("CoordinatesMirrored", ['"NO"']),
+            "    " + _field("OrientationMarkLocation", [str(WAFER_FRAME.mark_deg)]),
+            "    " + _field("CoordinatesMirrored", ['"YES"' if WAFER_FRAME.mirrored else '"NO"']),
             "    " + _field("SampleType", ['"WAFER"']),
             "    " + _field("InspectionStationID", ['"yieldkit"', '"export"', '"1"']),
         ]

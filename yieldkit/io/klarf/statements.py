@@ -1,8 +1,9 @@
-"""KLARF syntax: statements (1.1/1.2) and Record/Field/List blocks (1.8) into raw wafer records.
+"""KLARF raw statements: the raw wafer records both syntaxes produce, and defect-list blocks.
 
-This module knows the two KLARF syntaxes and nothing about the canonical tables; it returns
-:class:`RawWafer` objects (header values as strings, defect columns as Arrow arrays) that
-:mod:`yieldkit.io.klarf` turns into the canonical defect, wafer and layout objects.
+The parsers (:mod:`.parse12` for the 1.1/1.2 statement syntax, :mod:`.parse18` for 1.8
+Record blocks) know nothing about the canonical tables; they return :class:`RawWafer`
+objects (header values as strings, defect columns as Arrow arrays) that :mod:`.reader`
+turns into the canonical defect, wafer and layout objects.
 
 Defect lists are tokenised as a whole (pyarrow's whitespace split and cast, in C), not row
 by row; only files whose defect rows hold quoted strings or 1.8 image lists fall back to a
@@ -22,11 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ..errors import ParseError
+from ...errors import ParseError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RawFile", "RawWafer", "parse_klarf_text"]
+__all__ = ["RawFile", "RawWafer", "Statement", "parse_block"]
 
 _NA_VALUES = ("NA", "N/A", "NaN", "nan", "NAN")
 
@@ -307,28 +308,8 @@ def parse_block(
 
 
 # ---------------------------------------------------------------------------------------
-# KLARF 1.1 / 1.2: statements ending in ';'
+# Positions to line numbers
 # ---------------------------------------------------------------------------------------
-_TOK12 = re.compile(r'[ \t\r\n\f\v]*(?:"([^"]*)"|(;)|([^\s;"]+)|(\Z))')
-
-
-#: statements that cannot come before FileVersion (header statements may, in any order)
-_AFTER_VERSION = frozenset({"waferid", "defectrecordspec", "defectlist", "summaryspec", "summarylist",
-                            "endoffile"})
-_QUOTE_OR_END = re.compile(r'"[^"]*"|;')
-
-
-def _list_end(text: str, pos: int) -> int:
-    """Position of the ';' ending a list that starts at ``pos``, skipping quoted strings; -1 if none."""
-    end = text.find(";", pos)
-    if end < 0 or text.find('"', pos, end) < 0:
-        return end
-    for m in _QUOTE_OR_END.finditer(text, pos):
-        if m.group() == ";":
-            return m.start()
-    return -1
-
-
 class _Lines:
     """Incremental position -> line number."""
 
@@ -343,216 +324,3 @@ class _Lines:
         self.line += self.text.count("\n", self.pos, pos)
         self.pos = pos
         return self.line
-
-
-def _int(values: list[str], k: int, path: Any, line: int, record: str) -> int:
-    try:
-        return int(values[k])
-    except (IndexError, ValueError):
-        raise ParseError(
-            f"expected an integer as value {k + 1}, got {values[k] if k < len(values) else 'nothing'!r}",
-            path=path, line=line, record=record,
-        ) from None
-
-
-def _pairs(values: list[str], path: Any, line: int, record: str, declared: int | None) -> np.ndarray:
-    if len(values) % 2:
-        raise ParseError(f"expected pairs of die indices, got {len(values)} value(s)", path=path, line=line, record=record)
-    try:
-        arr = np.asarray([int(v) for v in values], dtype=np.int64).reshape(-1, 2)
-    except ValueError as exc:
-        raise ParseError(f"die indices must be integers: {exc}", path=path, line=line, record=record) from None
-    except OverflowError:  # beyond int64
-        arr = None
-    if arr is None or (np.abs(arr) > 2**31 - 1).any():
-        big = next(v for v in values if abs(int(v)) > 2**31 - 1)
-        raise ParseError(f"die index {big} is outside the 32-bit range of die indices", path=path, line=line,
-                         record=record)
-    if declared is not None and declared != len(arr):
-        log.warning("%s line %d: %s declares %d dies but lists %d; using the %d listed",
-                    path, line, record, declared, len(arr), len(arr))
-    return arr
-
-
-def _parse_12(text: str, path: Any) -> RawFile:
-    lines = _Lines(text)
-    pos = 0
-    n = len(text)
-    state: dict[str, Statement] = {}
-    file_header: dict[str, Statement] = {}
-    wafers: list[RawWafer] = []
-    class_lookup: dict[int, str] = {}
-    current: RawWafer | None = None
-    test_no = 1
-    version = None
-    # SampleTestPlan / AreaPerTest before the first WaferID: the lot's plan, used by every wafer
-    # that declares none of its own (KLARF statements hold until redefined)
-    lot_tests: list[tuple[int, np.ndarray, float | None]] = []
-    inherited = False  # the current wafer's tests are the lot's
-    seen_eof = False
-    while True:
-        m = _TOK12.match(text, pos)
-        if m is None:
-            raise ParseError("unterminated quoted string", path=path, line=lines.at(pos), record="statement")
-        if m.group(4) is not None:
-            break
-        kw_pos = m.start(1) if m.group(1) is not None else (m.start(2) if m.group(2) is not None else m.start(3))
-        if m.group(3) is None:
-            if m.group(2) is not None:  # stray ';'
-                pos = m.end()
-                continue
-            raise ParseError(f"expected a keyword, found the quoted string {m.group(1)!r}", path=path,
-                             line=lines.at(kw_pos), record="statement")
-        keyword = m.group(3)
-        kw = keyword.lower()
-        line = lines.at(kw_pos)
-        pos = m.end()
-        if seen_eof:
-            raise ParseError("content after EndOfFile", path=path, line=line, record=keyword)
-        if version is None and kw in _AFTER_VERSION:
-            raise ParseError(f"not a KLARF file: {keyword} before any FileVersion statement (expected FileVersion "
-                             "among the header statements)", path=path, line=line, record=keyword)
-        if kw == "defectlist":
-            end = _list_end(text, pos)
-            if end < 0:
-                raise ParseError("the DefectList has no terminating ';' (truncated file?)", path=path,
-                                 line=line, record="DefectList")
-            if current is None:
-                raise ParseError("DefectList before any WaferID", path=path, line=line, record="DefectList")
-            spec = state.get("defectrecordspec")
-            if spec is None:
-                raise ParseError("DefectList without a DefectRecordSpec", path=path, line=line, record="DefectList")
-            if not current.columns:
-                current.columns = [v.upper() for v in spec[1][1:]]
-            block = text[pos:end]
-            chunk, row_lines = parse_block(block, current.columns, path=path, first_line=line, record="DefectList")
-            current.chunks.append(chunk)
-            current.chunk_lines.append(row_lines)
-            current.has_defect_list = True
-            pos = end + 1
-            lines.at(pos)
-            continue
-        values: list[str] = []
-        while True:
-            m = _TOK12.match(text, pos)
-            if m is None:
-                raise ParseError("unterminated quoted string", path=path, line=lines.at(pos), record=keyword)
-            if m.group(4) is not None:
-                if kw == "endoffile":
-                    break
-                raise ParseError(f"the {keyword} statement has no terminating ';' (truncated file?)",
-                                 path=path, line=line, record=keyword)
-            pos = m.end()
-            if m.group(2) is not None:
-                break
-            values.append(m.group(1) if m.group(1) is not None else m.group(3))
-        if kw == "fileversion" and version is None:
-            version = ".".join(values[:2])
-            if values[:2] not in (["1", "0"], ["1", "1"], ["1", "2"]):
-                raise ParseError(
-                    f"unsupported KLARF FileVersion {' '.join(values) or '(empty)'}; yieldkit reads 1.1 and 1.2 "
-                    "(statement syntax) and 1.8 (Record syntax)",
-                    path=path, line=line, record="FileVersion",
-                )
-        stmt: Statement = (keyword, values, line)
-        if kw == "endoffile":
-            seen_eof = True
-            continue
-        if kw == "waferid":
-            if current is not None:
-                current.closed = True
-            if not values:
-                raise ParseError("WaferID without a value", path=path, line=line, record="WaferID")
-            if len(values) > 1:
-                log.warning("%s line %d: WaferID has %d values %r; using the first", path, line, len(values), values)
-            current = RawWafer(wafer_id=values[0], line=line, header=dict(state))
-            current.class_lookup = dict(class_lookup)
-            current.tests = list(lot_tests)
-            inherited = bool(lot_tests)
-            wafers.append(current)
-            test_no = 1
-        if kw == "classlookup":
-            declared = _int(values, 0, path, line, keyword)
-            rest = values[1:]
-            if len(rest) % 2:
-                raise ParseError(f"ClassLookup entries must be number/name pairs; got {len(rest)} value(s)",
-                                 path=path, line=line, record=keyword)
-            lookup = {}
-            for k in range(0, len(rest), 2):
-                lookup[_int(rest, k, path, line, keyword)] = rest[k + 1]
-            if declared != len(lookup):
-                log.warning("%s line %d: ClassLookup declares %d classes but lists %d", path, line, declared, len(lookup))
-            if current is not None and not current.closed:
-                current.class_lookup.update(lookup)
-            else:
-                class_lookup.update(lookup)
-        elif kw == "inspectiontest":
-            test_no = _int(values, 0, path, line, keyword)
-        elif kw in ("sampletestplan", "sampledietestplan", "areapertest"):
-            if kw == "areapertest":
-                try:
-                    area = float(values[0])
-                except (IndexError, ValueError):
-                    raise ParseError(f"AreaPerTest must be a number, got {values!r}", path=path, line=line,
-                                     record=keyword) from None
-            else:
-                declared = _int(values, 0, path, line, keyword)
-                plan = _pairs(values[1:], path, line, keyword, declared)
-            tests = None
-            if current is None:
-                tests = lot_tests
-                log.info("%s line %d: %s before the first WaferID is the lot's, for every wafer without its own",
-                         path, line, keyword)
-            elif not current.closed:
-                if inherited:  # the wafer's own plan replaces the lot's
-                    current.tests, inherited = [], False
-                tests = current.tests
-            else:
-                log.warning("%s line %d: %s after the SummaryList of wafer %r is ignored", path, line, keyword,
-                            current.wafer_id)
-            if tests is not None and kw != "areapertest":
-                tests.append((test_no, plan, None))
-            elif tests is not None:
-                if tests and tests[-1][0] == test_no and tests[-1][2] is None:
-                    t, plan, _ = tests[-1]
-                    tests[-1] = (t, plan, area)
-                else:
-                    tests.append((test_no, np.zeros((0, 2), np.int64), area))
-        elif kw == "defectrecordspec":
-            declared = _int(values, 0, path, line, keyword)
-            names = [v.upper() for v in values[1:]]
-            if declared != len(names):
-                raise ParseError(
-                    f"DefectRecordSpec declares {declared} columns but names {len(names)}",
-                    path=path, line=line, record=keyword,
-                )
-            if current is not None and not current.closed:
-                if current.chunks and names != current.columns:
-                    raise ParseError("DefectRecordSpec changes within a wafer", path=path, line=line, record=keyword)
-                current.columns = names
-        elif kw == "summarylist" and current is not None:
-            current.closed = True
-        state[kw] = stmt
-        if current is None:
-            file_header[kw] = stmt
-        elif not current.closed or kw == "summarylist":
-            current.header[kw] = stmt
-    if version is None:
-        if not state:
-            raise ParseError("empty file: no KLARF statements", path=path, line=1, record="FileVersion")
-        raise ParseError("not a KLARF file: no FileVersion statement (expected FileVersion among the header "
-                         "statements)", path=path, line=1, record="FileVersion")
-    if not seen_eof:
-        raise ParseError("the file ends without EndOfFile (truncated?)", path=path, line=lines.at(n),
-                         record="EndOfFile")
-    return RawFile(version=version, header=file_header, wafers=wafers, class_lookup=class_lookup)
-
-
-def parse_klarf_text(text: str, path: Any) -> RawFile:
-    """Parse KLARF text (either syntax) into raw wafers."""
-    head = text.lstrip()[:64].lower()
-    if head.startswith("record"):
-        from .klarf_parse18 import parse_18
-
-        return parse_18(text, path)
-    return _parse_12(text, path)

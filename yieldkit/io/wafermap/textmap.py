@@ -23,12 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataQualityWarning, ParseError
-from .maps import MapData, build_map, decode_codes, grid_to_dies, orient, read_bytes
+from ...errors import DataQualityWarning, ParseError
+from ..registry import Format, head_text, register
+from .common import MapData, build_map, decode_codes, grid_to_dies, orient, read_bytes
+from .textmap_grids import FLAVOURS, flavour_of
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read_textmap", "textmap_flavour"]
+__all__ = ["read_textmap", "sniff", "textmap_flavour"]
 
 _UNITS = {"MM": 1000.0, "UM": 1.0, "MIL": 25.4, "IN": 25400.0, "CM": 1e4}
 
@@ -53,8 +55,6 @@ def textmap_flavour(text: str) -> str | None:
         return "coord"
     if re.search(r"^\s*map column\s*:", low, re.M) and re.search(r"^\s*map row\s*:", low, re.M):
         return "mapex"
-    from .textmap_grids import flavour_of
-
     return flavour_of(text)
 
 
@@ -208,8 +208,6 @@ def _coord(text: str, p: Path) -> dict[str, Any]:
 
 
 def _parts(text: str, p: Path) -> tuple[str, list[dict[str, Any]]]:
-    from .textmap_grids import FLAVOURS
-
     flavour = textmap_flavour(text)
     if flavour == "sinf":
         return flavour, [_sinf(text, p)]
@@ -270,3 +268,31 @@ def read_textmap(path: str | os.PathLike[str]) -> MapData:
             part["lot_id"] = p.name.split(".")[0]
             log.warning("%s: no lot in the header; using the file name", p)
     return build_map(parts, fmt=flavour, path=p)
+
+
+#: a text-map header line: a key, ':' and a value without table delimiters
+_HEADER_LINE = re.compile(r"[a-z][\w .#/-]*:[^,;\t|]*")
+
+
+def _map_header(low: str) -> bool:
+    """Whether lower-cased text opens like a text map header (``DEVICE:``/``LOT:``/``WAFER:`` first,
+    then at least one more ``KEY:VALUE`` line), not like a table whose first cell ends in ':'."""
+    if not low.startswith(("device:", "lot:", "wafer:")):
+        return False
+    lines = [ln.strip() for ln in low.splitlines()[:10] if ln.strip()]
+    return sum(bool(_HEADER_LINE.fullmatch(ln)) for ln in lines[:10]) >= 2 and bool(_HEADER_LINE.fullmatch(lines[0]))
+
+
+def sniff(head: bytes) -> bool:
+    """Whether a file opens like a text wafer map (a known flavour, or a ``KEY:VALUE`` map header)."""
+    text = head_text(head)
+    if text.startswith("<"):
+        return False
+    return textmap_flavour(text) is not None or _map_header(text.lower())
+
+
+def _member(head: bytes) -> bool:
+    return textmap_flavour(head.decode("utf-8-sig", errors="replace")) is not None
+
+
+register(Format("textmap", sniff, read_textmap, order=60, wafer_map=True, member=_member))

@@ -1,0 +1,26 @@
+"""KLARF (KLA Results File) defect files, versions 1.1/1.2 and 1.8: read and written.
+
+``statements`` splits the text into raw statements and lists, ``parse18`` reads the 1.8
+record syntax, ``reader`` builds the canonical tables, ``writer`` writes them back.
+"""
+
+import re
+
+from ..registry import Format, head_text, register
+from .reader import KlarfData, read_klarf
+from .writer import write_klarf
+
+__all__ = ["KlarfData", "read_klarf", "sniff", "write_klarf"]
+
+
+def sniff(head: bytes) -> bool:
+    """Whether a file's first bytes open like KLARF (either syntax)."""
+    low = head_text(head).lower()
+    if low.startswith("<"):
+        return False
+    head_kw = low[:2000]
+    return bool(head_kw.startswith("fileversion") or re.match(r"record\s+filerecord\b", head_kw)
+                or "defectrecordspec" in low or re.search(r"^\s*fileversion\s+\d", head_kw, re.M))
+
+
+register(Format("klarf", sniff, read_klarf, order=50, module=__name__))

@@ -1,0 +1,281 @@
+"""The one registry of file formats: recognise a file from its content and read it.
+
+Every format module registers itself with :func:`register`, giving its name, a ``sniff``
+function that recognises the format from the first (decompressed) bytes of a file, and its
+reader. :func:`sniff_format` asks the registered formats in their order; :func:`read`,
+:func:`read_dies`, :func:`read_defects` and :func:`read_wafers` dispatch from the registry
+(CSV and Parquet to :mod:`yieldkit.io.tabular`, every other format to its own reader).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import logging
+import lzma
+import os
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import InputNotFoundError, ParseError, SchemaError
+from ..schema import validate_defects, validate_dies, validate_wafers
+from . import tabular
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FORMATS", "Format", "formats", "head_text", "read", "read_defects", "read_dies", "read_wafers",
+           "register", "sniff_format"]
+
+HEAD_BINARY = 256
+
+_UNRECOGNISED = ("unrecognised file format (expected CSV, Parquet, KLARF, STDF V4, SEMI E142/G85 or a text "
+                 "wafer map)")
+
+
+@dataclass(frozen=True)
+class Format:
+    """A registered file format.
+
+    Attributes
+    ----------
+    name : str
+        The name :func:`sniff_format` returns.
+    sniff : callable
+        ``sniff(head) -> bool`` on the first (decompressed) bytes; ``sniff(head, size)`` when
+        ``sized`` (the file size in bytes is part of the evidence).
+    reader : callable
+        ``reader(path, **kwargs)``: the format's reader.
+    order : int
+        Formats are asked in increasing order (binary signatures before text heuristics).
+    sized : bool
+        Whether ``sniff`` takes the file size.
+    module : str
+        The public module the reader is imported from (default: the reader's own module).
+    wafer_map : bool
+        Whether :func:`yieldkit.read_map` reads it (a wafer map format).
+    member : callable, optional
+        ``member(head) -> bool``: whether a member of a zip archive is a file of this format
+        (the archive is then recognised from that member).
+    """
+
+    name: str
+    sniff: Callable[..., bool]
+    reader: Callable[..., Any]
+    order: int
+    sized: bool = False
+    module: str = ""
+    wafer_map: bool = False
+    member: Callable[[bytes], bool] | None = None
+
+
+_REGISTRY: dict[str, Format] = {}
+
+#: format name -> (module, reader function), for every registered format
+FORMATS: dict[str, tuple[str, str]] = {}
+
+
+def register(fmt: Format) -> Format:
+    """Add a format to the registry (a format registered twice replaces its first entry)."""
+    _REGISTRY[fmt.name] = fmt
+    FORMATS[fmt.name] = (fmt.module or getattr(fmt.reader, "__module__", ""), getattr(fmt.reader, "__name__", ""))
+    return fmt
+
+
+def formats() -> list[Format]:
+    """The registered formats in the order they are asked."""
+    return sorted(_REGISTRY.values(), key=lambda f: f.order)
+
+
+def head_text(head: bytes) -> str:
+    """The first bytes as text (UTF-8 with or without BOM, undecodable bytes replaced), left-stripped."""
+    return head.decode("utf-8-sig", errors="replace").lstrip()
+
+
+def _zip_head(path: Path, n: int) -> bytes:
+    with zipfile.ZipFile(path) as zf:
+        names = [i for i in zf.infolist() if not i.is_dir()]
+        # an archive of files of one format (one per wafer, maybe beside a summary) is that format
+        members = [f.member for f in formats() if f.member is not None]
+        for info in names[:64]:
+            with zf.open(info) as fh:
+                head = fh.read(n)
+            if any(m(head) for m in members):
+                return head
+        if names:
+            with zf.open(names[0]) as fh:
+                return fh.read(n)
+    return b""
+
+
+def _head(path: Path, n: int = 4096) -> bytes:
+    with open(path, "rb") as fh:
+        raw = fh.read(n)
+    try:
+        if raw.startswith(b"\x1f\x8b"):
+            with gzip.open(path, "rb") as fh:
+                return fh.read(n)
+        if raw.startswith(b"BZh"):
+            with bz2.open(path, "rb") as fh:
+                return fh.read(n)
+        if raw.startswith(b"\xfd7zXZ\x00"):
+            with lzma.open(path, "rb") as fh:
+                return fh.read(n)
+        if raw.startswith(b"PK\x03\x04"):
+            return _zip_head(path, n)
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as exc:
+        raise ParseError(f"cannot decompress: {exc}", path=path) from exc
+    return raw
+
+
+def sniff_format(path: str | os.PathLike[str]) -> str:
+    """Name the format of a file from its first bytes.
+
+    Returns one of ``"parquet"``, ``"stdf"``, ``"klarf"``, ``"e142"``, ``"g85"``,
+    ``"textmap"``, ``"tsk"`` (binary probe map), ``"csv"`` or ``"unknown"``. Compressed files (gzip, bzip2, zip) are
+    looked into.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputNotFoundError(f"{p}: no such file or directory")
+    if p.is_dir():
+        return "parquet"
+    b = _head(p)
+    size = p.stat().st_size
+    for fmt in formats():
+        if fmt.sniff(b, size) if fmt.sized else fmt.sniff(b):
+            return fmt.name
+    return "unknown"
+
+
+def reader_of(name: str) -> Format | None:
+    """The registered format of that name, or None."""
+    return _REGISTRY.get(name)
+
+
+def read(path: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """Read any supported file, recognising its format from the content.
+
+    Returns the matching reader's result: a KLARF, STDF or map object with ``.dies`` and/or
+    ``.defects`` tables, or, for CSV and Parquet, the die table (use :func:`read_defects` to
+    read a CSV as defects).
+    """
+    fmt = sniff_format(path)
+    if fmt in _REGISTRY:
+        return _REGISTRY[fmt].reader(path, **kwargs)
+    raise ParseError(_UNRECOGNISED, path=path)
+
+
+def _format_table(source: tabular.Source, table: str) -> tuple[pd.DataFrame, str] | None:
+    """The ``table`` of a file in a format with its own reader, or None for CSV, Parquet,
+    DataFrames and unrecognised files (read as tables)."""
+    if isinstance(source, pd.DataFrame):
+        return None
+    path = Path(source)
+    if not path.is_file() or tabular.is_parquet(path) or path.name.lower().endswith((".parquet", ".pq")):
+        return None
+    fmt = sniff_format(path)
+    if fmt in ("csv", "parquet", "unknown"):
+        return None
+    attr = {"die": "dies", "defect": "defects", "wafer": "wafers"}[table]
+    tab = getattr(read(path), attr, None)
+    if tab is None:
+        raise SchemaError(f"a {fmt} file holds no {table} table", source=str(path)) from None
+    return tab, str(path)
+
+
+def read_dies(
+    source: tabular.Source,
+    *,
+    columns: Mapping[str, str] | None = None,
+    good_bins: Iterable[int] = (1,),
+    retests: str = "error",
+) -> pd.DataFrame:
+    """Read a die table (one row per die test result) into the canonical form.
+
+    Parameters
+    ----------
+    source : path or DataFrame
+        CSV (plain, ``.gz`` or ``.bz2``), Parquet file, Parquet dataset directory, a DataFrame,
+        or a file in an industry format (STDF, E142, G85, text map) which is read by its own reader.
+    columns : mapping, optional
+        Explicit ``{found_name: canonical_name}``; it wins over the alias guesses.
+    good_bins : iterable of int
+        Hard bins that pass, used when the table has no ``passed`` column. Default ``(1,)``.
+    retests : {"error", "order"}
+        Several rows at one die without ``test_seq``: an error, or numbered in row order.
+
+    Returns
+    -------
+    DataFrame
+        The canonical die table (see :mod:`yieldkit.schema`).
+
+    Raises
+    ------
+    SchemaError
+        Missing columns (listing those found and the aliases tried), bad values (naming the
+        column and the first bad line), duplicated dies.
+    ParseError
+        The file is not readable as the format its content claims.
+
+    Examples
+    --------
+    >>> import pandas as pd, yieldkit as yk
+    >>> raw = pd.DataFrame({"LOT": ["L1", "L1"], "WAFER": ["01", "01"], "X": [0, 1], "Y": [0, 0], "BIN": [1, 7]})
+    >>> yk.read_dies(raw)[["lot_id", "wafer_id", "die_x", "hbin", "passed"]].to_dict("list")
+    {'lot_id': ['L1', 'L1'], 'wafer_id': ['01', '01'], 'die_x': [0, 1], 'hbin': [1, 7], 'passed': [True, False]}
+    """
+    found = _format_table(source, "die")
+    if found is None:
+        return tabular.read_dies(source, columns=columns, good_bins=good_bins, retests=retests)
+    df, name = found
+    if columns is None and tuple(good_bins) == (1,) and "passed" in df.columns:
+        return df  # canonical already
+    if tuple(good_bins) != (1,):
+        df = df.drop(columns="passed")  # re-derive pass/fail from the bins asked for
+    # the reader has decided which parts have no wafer position (final test)
+    return validate_dies(df, source=name, columns=columns, good_bins=good_bins, retests=retests, missing_xy="unit")
+
+
+def read_defects(
+    source: tabular.Source,
+    *,
+    columns: Mapping[str, str] | None = None,
+    layout: Any = None,
+) -> pd.DataFrame:
+    """Read a defect table (one row per defect) into the canonical form.
+
+    Given a :class:`~yieldkit.layout.WaferLayout`, whichever position form is missing
+    (wafer frame ``x_um``/``y_um`` or die index plus in-die offset) is computed from the
+    other. A KLARF file is read by :func:`yieldkit.read_klarf`.
+
+    Examples
+    --------
+    >>> import pandas as pd, yieldkit as yk
+    >>> lay = yk.WaferLayout(diameter_mm=100, die_pitch_um=(5000, 5000))
+    >>> raw = pd.DataFrame({"lot": ["L"], "wafer": ["1"], "x_um": [100.0], "y_um": [-100.0], "class": ["particle"]})
+    >>> yk.read_defects(raw, layout=lay)[["die_x", "die_y", "xrel_um", "yrel_um"]].to_dict("records")
+    [{'die_x': 0, 'die_y': 0, 'xrel_um': 2600.0, 'yrel_um': 2400.0}]
+    """
+    found = _format_table(source, "defect")
+    if found is None:
+        return tabular.read_defects(source, columns=columns, layout=layout)
+    df, name = found
+    return validate_defects(df, source=name, columns=columns, layout=layout)
+
+
+def read_wafers(source: tabular.Source, *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Read a wafer table (one row per wafer: product, slot, process history ``tool_<step>`` ...)."""
+    found = _format_table(source, "wafer")
+    if found is None:
+        return tabular.read_wafers(source, columns=columns)
+    df, name = found
+    return validate_wafers(df, source=name, columns=columns)
+
+
+register(Format("parquet", tabular.sniff_parquet, tabular.read_dies, order=0))
+register(Format("csv", tabular.sniff_csv, tabular.read_dies, order=90))
