@@ -72,7 +72,7 @@ _EXPORTS: dict[str, str] = {
     "u_chart": "yieldkit.spc",
     "analyze": "yieldkit.analysis",
     # root cause
-    "commonality": "yieldkit.classify.commonality",
+    "commonality": "yieldkit.commonality",
     # outgoing quality
     "williams_brown": "yieldkit.quality",
     "agrawal_seth_agrawal": "yieldkit.quality",

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
-from ..significance import benjamini_hochberg
+from .errors import DataQualityWarning, SchemaError, YieldkitValueError
+from .significance import benjamini_hochberg
 
 log = logging.getLogger(__name__)
 
