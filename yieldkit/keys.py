@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .schema import STRING
+
 __all__ = ["dictionary_codes", "die_keys", "duplicated_keys", "remember_codes", "wafer_codes"]
 
 _CACHE: dict[tuple[int, int], tuple[Any, Any, np.ndarray, pd.DataFrame]] = {}
@@ -130,8 +132,8 @@ def _hash_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.
     codes, uniq = _factorize_ints(combined)
     wafers = pd.DataFrame(
         {
-            lot: pd.array(lu[uniq // base], dtype=pd.StringDtype("pyarrow")),
-            wafer: pd.array(wu[uniq % base], dtype=pd.StringDtype("pyarrow")),
+            lot: pd.array(lu[uniq // base], dtype=STRING),
+            wafer: pd.array(wu[uniq % base], dtype=STRING),
         }
     )
     codes = codes.astype(np.int64, copy=False)

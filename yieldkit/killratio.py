@@ -43,7 +43,7 @@ from scipy import optimize, stats
 from .errors import ConvergenceWarning, DataQualityWarning, SchemaError, YieldkitValueError, check_choice
 from .intervals import clopper_pearson, wilson
 from .keys import die_keys
-from .schema import UNCLASSIFIED
+from .schema import STRING, UNCLASSIFIED
 from .yields import final_results
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class DieDefects:
 def _category(defects: pd.DataFrame, by: str) -> pd.Series:
     if by not in defects.columns:
         if by == "defect_class":
-            return pd.Series(UNCLASSIFIED, index=defects.index, dtype="string[pyarrow]")
+            return pd.Series(UNCLASSIFIED, index=defects.index, dtype=STRING)
         raise SchemaError(f"The 'by' column {by!r} is not in the defect table; columns are {list(defects.columns)}.",
                           column=by)
     s = defects[by]
@@ -399,7 +399,7 @@ def kill_ratio(
     n_d, n_c = len(dd.dies), len(dd.categories)
     cc = contingency_counts(dd.die, dd.category, np.zeros(len(dd.die), np.int64), dd.passed, 1, n_c,
                             np.array([n_d]), np.array([int(dd.passed.sum())]))
-    out = pd.DataFrame({"category": pd.array(dd.categories, dtype="string[pyarrow]")})
+    out = pd.DataFrame({"category": pd.array(dd.categories, dtype=STRING)})
     out["defects"] = np.bincount(dd.category, minlength=n_c)
     out["dies_affected"] = cc["affected"][0]
     out["fraction_affected"] = cc["affected"][0] / n_d

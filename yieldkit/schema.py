@@ -45,6 +45,7 @@ __all__ = [
     "ALIASES",
     "DEFECT_COLUMNS",
     "DIE_COLUMNS",
+    "STRING",
     "UNCLASSIFIED",
     "WAFER_COLUMNS",
     "Column",
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 UNCLASSIFIED = "unclassified"
-STRING = pd.StringDtype("pyarrow")
+STRING = pd.StringDtype("pyarrow")  # the dtype of every string column (lot_id, wafer_id, defect_class, ...)
 
 
 @dataclass(frozen=True)

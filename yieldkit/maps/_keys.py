@@ -10,8 +10,7 @@ import pandas as pd
 
 from ..errors import DataQualityWarning, SchemaError, check_choice
 from ..keys import wafer_codes
-
-_STRING: Any = pd.StringDtype("pyarrow")
+from ..schema import STRING
 
 __all__ = ["dense_die_keys", "joint_wafer_codes", "lookup_rows", "position_codes", "wafer_groups"]
 
@@ -74,7 +73,7 @@ def wafer_groups(
         return w, table, np.ones(len(table))
     if level == "lot":
         lc, lots = pd.factorize(table["lot_id"])
-        groups = pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object), dtype=_STRING)})
+        groups = pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object), dtype=STRING)})
         return lc[w].astype(np.int64), groups, np.bincount(lc, minlength=len(groups)).astype(float)
     return np.zeros(len(w), np.int64), pd.DataFrame(index=[0]), np.array([float(len(table))])
 

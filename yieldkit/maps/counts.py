@@ -17,20 +17,20 @@ import pandas as pd
 
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
 from ..layout import WaferLayout
+from ..schema import STRING
 from ._keys import dense_die_keys, joint_wafer_codes, lookup_rows
 
 log = logging.getLogger(__name__)
 
 __all__ = ["die_defect_counts", "die_defect_density"]
 
-_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def _strings(s: pd.Series) -> Any:
     """The column as an Arrow-backed string array (no copy when it already is one)."""
-    if s.dtype == _STRING:
+    if s.dtype == STRING:
         return s.array
-    return pd.array(s.astype(str).to_numpy(), dtype=_STRING)
+    return pd.array(s.astype(str).to_numpy(), dtype=STRING)
 
 
 def _ints(s: pd.Series) -> np.ndarray:
@@ -265,7 +265,7 @@ def die_defect_counts(
         idx = np.repeat(np.arange(n_rows), n_c)
         cols = {k: c.take(idx) for k, c in base.items()}
         lab = np.tile(np.asarray(labels, dtype=object), n_rows)
-        cols[by] = pd.array(lab.astype(str), dtype=_STRING) if bins is not None or not pd.api.types.is_numeric_dtype(
+        cols[by] = pd.array(lab.astype(str), dtype=STRING) if bins is not None or not pd.api.types.is_numeric_dtype(
             defects[by]) else lab
         if passed is not None:
             passed = passed[idx]

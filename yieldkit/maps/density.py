@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DefectKDE", "defect_kde", "radial_profile"]
 
-_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def _xy(defects: pd.DataFrame, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

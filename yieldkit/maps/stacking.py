@@ -9,11 +9,11 @@ import pandas as pd
 
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..intervals import clopper_pearson
+from ..schema import STRING
 from ._keys import position_codes
 
 __all__ = ["bin_frequency", "reticle_stack", "stack_map"]
 
-_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def _final(dies: pd.DataFrame, where: str, need: tuple[str, ...] = ("passed",)) -> pd.DataFrame:
@@ -32,7 +32,7 @@ def _groups(d: pd.DataFrame, level: str, where: str) -> tuple[np.ndarray, pd.Dat
     if level == "pooled":
         return np.zeros(len(d), np.int64), pd.DataFrame(index=[0])
     codes, lots = pd.factorize(d["lot_id"])
-    return codes.astype(np.int64), pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object), dtype=_STRING)})
+    return codes.astype(np.int64), pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object), dtype=STRING)})
 
 
 def stack_map(dies: pd.DataFrame, *, level: str = "pooled", value: str | None = None) -> pd.DataFrame:

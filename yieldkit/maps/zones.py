@@ -18,6 +18,7 @@ import pandas as pd
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..intervals import clopper_pearson, garwood
 from ..layout import WaferLayout
+from ..schema import STRING
 from ..significance import benjamini_hochberg, fisher_exact_2x2, two_proportion_ztest
 from ._keys import joint_wafer_codes, wafer_groups
 
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 __all__ = ["ZONE_SCHEMES", "assign_zones", "benjamini_hochberg", "fisher_exact_2x2", "zonal_density", "zonal_yield"]
 
 ZONE_SCHEMES = ("ring", "rings", "quadrant", "sector", "radii")
-_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def assign_zones(
@@ -278,7 +278,7 @@ def zonal_yield(
         }
     )
     for col in ("lot_id", "wafer_id"):
-        out[col] = out[col].astype(_STRING)
+        out[col] = out[col].astype(STRING)
     log.debug("zonal_yield: %d wafers x %d zones, %d flagged", n_w, n_z, int(out["flagged"].sum()))
     return out
 

@@ -16,6 +16,7 @@ from scipy import stats
 
 from ..errors import SchemaError, YieldkitValueError
 from ..maps._keys import joint_wafer_codes
+from ..schema import STRING
 from .adjacency import grid_edges
 from .permutation import decompose, neighbour_table, pair_sums, permuted_pair_sums
 
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["clustering_stats", "join_count_moments", "morans_i_moments"]
 
-_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def _ff(n: np.ndarray, k: int) -> np.ndarray:
@@ -301,8 +301,8 @@ def clustering_stats(
         )
     out = pd.DataFrame(
         {
-            "lot_id": wafers["lot_id"].astype(_STRING).to_numpy(),
-            "wafer_id": wafers["wafer_id"].astype(_STRING).to_numpy(),
+            "lot_id": wafers["lot_id"].astype(STRING).to_numpy(),
+            "wafer_id": wafers["wafer_id"].astype(STRING).to_numpy(),
             "n_dies": n.astype(np.int64),
             "n_fail": n1.astype(np.int64),
             "n_joins": n_e.astype(np.int64),
