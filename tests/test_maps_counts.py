@@ -123,8 +123,7 @@ def test_density(fab):
 
 def test_joint_wafer_codes_against_concat(fab):
     """Reference: factorizing the concatenated key columns of both tables."""
-    from yieldkit.keys import wafer_codes
-    from yieldkit.maps._keys import joint_wafer_codes
+    from yieldkit._keys import joint_wafer_codes, wafer_codes
 
     extra = pd.DataFrame({"lot_id": ["ZZ", "L0001"], "wafer_id": ["9", "01"]})
     (a, b), w = joint_wafer_codes(fab.dies, extra)

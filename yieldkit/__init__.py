@@ -84,7 +84,7 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 _SUBMODULES = {
-    "classify", "cli", "errors", "io", "keys", "layout", "maps", "models", "plotting",
+    "classify", "cli", "errors", "io", "layout", "maps", "models", "plotting",
     "quality", "report", "schema", "simulate", "spatial", "yields", "intervals", "distributed",
 }
 

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._keys import wafer_codes
 from .classify.causes import pattern_summary
 from .classify.grid import dies_to_grids
 from .classify.pretrained import load_pretrained
 from .commonality import commonality
-from .keys import wafer_codes
 from .killratio import kill_ratio
 from .maps import die_defect_counts, stack_map, zonal_yield
 from .models import compare_models

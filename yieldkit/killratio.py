@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from ._keys import die_keys
 from .errors import ConvergenceWarning, DataQualityWarning, SchemaError, YieldkitValueError, check_choice
 from .intervals import clopper_pearson, wilson
-from .keys import die_keys
 from .schema import STRING, UNCLASSIFIED
 from .yields import final_results
 

@@ -398,7 +398,7 @@ def retest_recovery(dies: pd.DataFrame, *, by: str = "hbin",
     fails = ~first["passed"].to_numpy(dtype=bool)
     if not fails.any():
         return pd.DataFrame({c: [] for c in cols})
-    from .keys import die_keys
+    from ._keys import die_keys
 
     both = pd.concat([first[["lot_id", "wafer_id", "die_x", "die_y"]], final[["lot_id", "wafer_id", "die_x", "die_y"]]],
                      ignore_index=True)

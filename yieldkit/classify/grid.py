@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .._keys import wafer_codes
 from ..errors import SchemaError, YieldkitValueError
-from ..keys import wafer_codes
 from ..schema import STRING
 
 log = logging.getLogger(__name__)

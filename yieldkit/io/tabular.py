@@ -25,8 +25,8 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from .._keys import dictionary_codes, remember_codes
 from ..errors import InputNotFoundError, ParseError, SchemaError
-from ..keys import dictionary_codes, remember_codes
 from ..schema import STRING, canonical_names, validate_defects, validate_dies, validate_wafers
 from .atomic import atomic_path
 

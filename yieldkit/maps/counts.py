@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._keys import dense_die_keys, joint_wafer_codes, lookup_rows
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
 from ..layout import WaferLayout
 from ..schema import STRING
-from ._keys import dense_die_keys, joint_wafer_codes, lookup_rows
 
 log = logging.getLogger(__name__)
 

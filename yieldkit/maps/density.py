@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._keys import wafer_groups
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..intervals import garwood
 from ..layout import WaferLayout
-from ._keys import wafer_groups
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._keys import position_codes
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..intervals import clopper_pearson
 from ..schema import STRING
-from ._keys import position_codes
 
 __all__ = ["bin_frequency", "reticle_stack", "stack_map"]
 

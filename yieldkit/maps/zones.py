@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._keys import joint_wafer_codes, wafer_groups
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..intervals import clopper_pearson, garwood
 from ..layout import WaferLayout
 from ..schema import STRING
 from ..significance import benjamini_hochberg, fisher_exact_2x2, two_proportion_ztest
-from ._keys import joint_wafer_codes, wafer_groups
 
 log = logging.getLogger(__name__)
 

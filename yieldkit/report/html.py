@@ -108,7 +108,7 @@ def _gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> 
     unplaced = (final["die_x"].isna() | final["die_y"].isna()).to_numpy(bool)
     if unplaced.any():  # final-test parts without a wafer position have no place on a map
         final = final.loc[~unplaced].reset_index(drop=True)
-    from ..keys import wafer_codes
+    from .._keys import wafer_codes
 
     codes, w = wafer_codes(final)
     order = pd.Series(range(len(final))).groupby(codes).indices  # rows of each wafer, one pass

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from .._keys import joint_wafer_codes
 from ..errors import SchemaError, YieldkitValueError
-from ..maps._keys import joint_wafer_codes
 from ..schema import STRING
 
 log = logging.getLogger(__name__)

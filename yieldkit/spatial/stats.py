@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._keys import joint_wafer_codes
 from ..errors import SchemaError, YieldkitValueError
-from ..maps._keys import joint_wafer_codes
 from ..schema import STRING
 from .adjacency import grid_edges
 from .permutation import decompose, neighbour_table, pair_sums, permuted_pair_sums
