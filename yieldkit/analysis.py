@@ -202,7 +202,7 @@ def analyze(
     top : int, optional
         Categories kept in each Pareto before ``"Other"``.
     coverage : sequence of float
-        Fault coverages [-] at which outgoing DPPM is predicted.
+        Fault coverages [1] at which outgoing DPPM is predicted.
     conf_level : float
         Confidence level of all intervals.
     spc_rules : {"both", "western_electric", "nelson", "none"}

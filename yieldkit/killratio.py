@@ -241,7 +241,7 @@ def joint_kill_ratio(
     Parameters
     ----------
     counts : ndarray, shape (n_dies, n_classes)
-        Defects of each class on each tested die [-].
+        Defects of each class on each tested die [1].
     passed : ndarray of bool, shape (n_dies,)
         Final test result of each die.
     conf_level : float

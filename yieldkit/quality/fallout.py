@@ -58,7 +58,7 @@ def fallout_curve(
         An optional boolean column ``passed`` is used to catch inconsistent rows.
     tests : pandas.DataFrame
         One row per test, **in the order the tests are applied**: column ``test`` (the test
-        number) and column ``coverage``, the cumulative fault coverage [-] reached after that
+        number) and column ``coverage``, the cumulative fault coverage [1] reached after that
         test, non-decreasing and in [0, 1]. Tests with coverage 0 (continuity, parametric
         screens) are treated as catching systematic failures: dies failing first there are
         left out of the curve (see Notes).
@@ -205,7 +205,7 @@ class FalloutFit:
     yield_, n0_, mean_faults_, cluster_alpha_ : float
         The estimates (n0_ NaN for nb; mean_faults_ and cluster_alpha_ NaN for asa).
     final_coverage_ : float
-        Coverage of the last point of the curve [-].
+        Coverage of the last point of the curve [1].
     dppm_ : float
         Predicted DPPM at the final coverage.
     loglik_ : float
@@ -300,8 +300,8 @@ class FalloutFit:
         Parameters
         ----------
         curve : pandas.DataFrame
-            Points of the curve, e.g. from :func:`fallout_curve`: cumulative coverage [-]
-            (strictly increasing, in (0, 1]) and cumulative fail fraction [-] (non-decreasing,
+            Points of the curve, e.g. from :func:`fallout_curve`: cumulative coverage [1]
+            (strictly increasing, in (0, 1]) and cumulative fail fraction [1] (non-decreasing,
             in [0, 1]).
         coverage, fail_fraction : str
             Column names.
@@ -460,7 +460,7 @@ class FalloutFit:
 
     # -- predictions -----------------------------------------------------------------------
     def predict_fallout(self, coverage: Any) -> Any:
-        """Fitted fallout r(T), the fraction of dies rejected at coverage T [-]."""
+        """Fitted fallout r(T), the fraction of dies rejected at coverage T [1]."""
         self._check_fitted()
         t = as_fraction(coverage, "coverage", "FalloutFit.predict_fallout")
         return out(self._fallout(self.theta_, t))
@@ -489,7 +489,7 @@ class FalloutFit:
         Parameters
         ----------
         coverage : array_like, optional
-            Fault coverage [-], in [0, 1]; defaults to the final coverage of the curve.
+            Fault coverage [1], in [0, 1]; defaults to the final coverage of the curve.
 
         Returns
         -------
