@@ -15,7 +15,7 @@ from yieldkit.maps import die_defect_density
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=2, wafers_per_lot=3, seed=7, signatures={0: "scratch", 4: "loc"}, retest_rate=0.02)
+    return yk.simulate_fab(n_lots=2, wafers_per_lot=3, random_state=7, signatures={0: "scratch", 4: "loc"}, retest_rate=0.02)
 
 
 def _groupby_counts(defects, keys):

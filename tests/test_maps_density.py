@@ -35,7 +35,7 @@ def test_kde_against_scipy(rng, bandwidth):
 
 
 def test_kde_per_wafer_integrates_to_counts():
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=2)
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=2)
     big = 2.5 * fab.layout.radius_um  # wide enough to hold the kernels' tails
     k = defect_kde(fab.defects, level="wafer", grid_size=128, extent_um=(-big, big, -big, big))
     assert k.density.shape == (3, 128, 128)
@@ -72,7 +72,7 @@ def test_radial_profile_against_direct_count(rng):
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=2, wafers_per_lot=4, seed=8, retest_rate=0.03, signatures={1: "edge-ring"})
+    return yk.simulate_fab(n_lots=2, wafers_per_lot=4, random_state=8, retest_rate=0.03, signatures={1: "edge-ring"})
 
 
 def test_stack_map_against_groupby(fab):
@@ -176,7 +176,7 @@ def test_defect_free_wafer_counts_in_the_area():
     Reference: the disc area pi R^2 per inspected wafer; without ``wafers`` only the two wafers
     with defects are known (the documented fallback, 1.5 times too high here).
     """
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=1)
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=1)
     lay = fab.layout
     d = fab.defects.loc[fab.defects["wafer_id"] != "02"]
     disc_cm2 = np.pi * lay.radius_um**2 * 1e-8

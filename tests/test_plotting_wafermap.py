@@ -24,7 +24,7 @@ from yieldkit.plotting.wafermap import WaferMapDisplay, plot_wafer_map
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=5, retest_rate=0.02, signatures={0: "scratch"})
+    return yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=5, retest_rate=0.02, signatures={0: "scratch"})
 
 
 @pytest.fixture(autouse=True)

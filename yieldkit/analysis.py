@@ -233,7 +233,7 @@ def analyze(
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=2)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=2)
     >>> res = yk.analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names)
     >>> res.summary["wafers"], res.kill_ratios is not None
     (3, True)

@@ -388,7 +388,7 @@ def kill_ratio(
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=5, seed=3)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=5, random_state=3)
     >>> kr = yk.kill_ratio(fab.dies, fab.defects)
     >>> bool(((kr["limited_yield"] - (1 - kr["kill_ratio"] * kr["fraction_affected"])).abs() < 1e-12).all())
     True

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._deprecation import renamed_kwargs
 from .errors import YieldkitValueError, check_choice
 from .layout import WaferLayout
 from .schema import STRING, validate_defects, validate_dies, validate_wafers
@@ -196,6 +197,7 @@ def _signature_fail_prob(sig: str, r: np.ndarray, theta: np.ndarray, x: np.ndarr
     return p, info
 
 
+@renamed_kwargs(seed="random_state")
 def simulate_fab(
     *,
     n_lots: int = 3,
@@ -216,7 +218,7 @@ def simulate_fab(
     excursion: Mapping[str, Any] | None = None,
     product: str = "YK100",
     layers: Sequence[str] = ("M1", "V1", "M2"),
-    seed: int | np.random.Generator | None = None,
+    random_state: int | np.random.Generator | None = None,
 ) -> SimulatedFab:
     """Simulate wafer-sort and inspection data of a fab with known truth.
 
@@ -255,7 +257,7 @@ def simulate_fab(
         Product name in the wafer table.
     layers : sequence of str
         Inspection layers assigned to defects at random.
-    seed : int or Generator, optional
+    random_state : int or Generator, optional
         Seed of ``numpy.random.default_rng``.
 
     Returns
@@ -265,13 +267,13 @@ def simulate_fab(
     Examples
     --------
     >>> from yieldkit.simulate import simulate_fab
-    >>> fab = simulate_fab(n_lots=1, wafers_per_lot=2, seed=1)
+    >>> fab = simulate_fab(n_lots=1, wafers_per_lot=2, random_state=1)
     >>> sorted(fab.dies.columns[:6])
     ['die_x', 'die_y', 'hbin', 'lot_id', 'sbin', 'wafer_id']
     >>> fab.truth["d0"]
     0.5
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
     check_choice(clustering, ("wafer", "die", "none"), name="clustering", where="simulate_fab")
     check_choice(systematic, ("die", "wafer"), name="systematic", where="simulate_fab")
     if n_lots < 1 or wafers_per_lot < 1:

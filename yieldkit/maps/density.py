@@ -203,7 +203,7 @@ def defect_kde(
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, seed=1)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=1)
     >>> k = defect_kde(fab.defects, fab.layout, grid_size=64)
     >>> k.density.shape
     (1, 64, 64)

@@ -58,7 +58,7 @@ def stack_map(dies: pd.DataFrame, *, level: str = "pooled", value: str | None = 
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=1)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=1)
     >>> s = stack_map(fab.dies)
     >>> int(s["n_wafers"].max()), len(s) == fab.layout.n_dies
     (3, True)

@@ -206,7 +206,7 @@ def zonal_yield(
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, signatures={0: "edge-ring"}, seed=3)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, signatures={0: "edge-ring"}, random_state=3)
     >>> z = zonal_yield(fab.dies, fab.layout)
     >>> z.loc[z.flagged, ["wafer_id", "zone"]].values.tolist()
     [['01', 'edge']]

@@ -92,7 +92,7 @@ def detect_clusters(
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, signatures={0: "loc"}, seed=2)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, signatures={0: "loc"}, random_state=2)
     >>> lab = detect_clusters(fab.defects, fab.layout)
     >>> truth = fab.truth["defects"]["cluster_id"].to_numpy() >= 0
     >>> bool((lab["clustered"].to_numpy() == truth).mean() > 0.9)

@@ -1,0 +1,50 @@
+"""Renamed keywords: the old name still works for one release, with a DeprecationWarning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import yieldkit as yk
+from yieldkit._deprecation import renamed_kwargs
+
+
+def test_renamed_kwargs_forwards_warns_and_refuses_both():
+    @renamed_kwargs(old="new")
+    def f(*, new=0):
+        return new
+
+    assert f(new=3) == 3
+    with pytest.warns(DeprecationWarning, match="'old' argument of .*f is deprecated.*use 'new'"):
+        assert f(old=4) == 4
+    with pytest.raises(TypeError, match="got both 'old' and its new name 'new'"):
+        f(old=1, new=2)
+
+
+def test_simulate_fab_seed_is_random_state():
+    new = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=5)
+    with pytest.warns(DeprecationWarning, match="'seed' argument of simulate_fab"):
+        old = yk.simulate_fab(n_lots=1, wafers_per_lot=2, seed=5)
+    pd.testing.assert_frame_equal(old.dies, new.dies)
+    pd.testing.assert_frame_equal(old.defects, new.defects)
+
+
+def test_clustering_stats_old_keywords():
+    from yieldkit.spatial import clustering_stats
+
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=3)
+    counts = yk.maps.die_defect_counts(fab.defects, fab.dies)
+    new = clustering_stats(counts, value_col="n_defects", permutations=19, random_state=1)
+    with pytest.warns(DeprecationWarning) as rec:
+        old = clustering_stats(counts, value="n_defects", permutations=19, seed=1)
+    assert {str(w.message).split("'")[1] for w in rec} == {"value", "seed"}
+    pd.testing.assert_frame_equal(old, new)
+
+
+def test_critical_area_yield_takes_d0_first():
+    """``critical_area_yield(d0, critical_area)`` like every other ``*_yield(d0, area)``."""
+    d0, ac = np.array([1.0, 0.4]), np.array([0.2, 0.5])
+    assert yk.critical_area_yield(d0=d0, critical_area=ac) == pytest.approx(np.exp(-(d0 * ac).sum()), rel=1e-15)
+    with pytest.raises(yk.errors.YieldkitValueError, match="'d0' argument"):
+        yk.critical_area_yield([-1.0], [1.0])
