@@ -48,3 +48,26 @@ def test_critical_area_yield_takes_d0_first():
     assert yk.critical_area_yield(d0=d0, critical_area=ac) == pytest.approx(np.exp(-(d0 * ac).sum()), rel=1e-15)
     with pytest.raises(yk.errors.YieldkitValueError, match="'d0' argument"):
         yk.critical_area_yield([-1.0], [1.0])
+
+
+def test_column_keywords_end_in_col():
+    from yieldkit.maps import bin_frequency, stack_map
+    from yieldkit.quality import fallout_curve
+
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=2)
+    counts = yk.maps.die_defect_counts(fab.defects, fab.dies)
+    with pytest.warns(DeprecationWarning, match="'value' argument of stack_map"):
+        old = stack_map(counts, value="n_defects")
+    pd.testing.assert_frame_equal(old, stack_map(counts, value_col="n_defects"))
+    with pytest.warns(DeprecationWarning, match="'column' argument of bin_frequency"):
+        old = bin_frequency(fab.dies, column="sbin")
+    pd.testing.assert_frame_equal(old, bin_frequency(fab.dies, bin_col="sbin"))
+    d = fab.dies.rename(columns={"die_x": "cx", "die_y": "cy"})
+    with pytest.warns(DeprecationWarning, match="'die_x' argument of WaferLayout.from_dies"):
+        old = yk.layout.WaferLayout.from_dies(d, die_x="cx", die_y="cy")
+    assert old == yk.layout.WaferLayout.from_dies(d, die_x_col="cx", die_y_col="cy")
+    dies = pd.DataFrame({"fft": [1, 2, None, None, 2, None]})
+    tests = pd.DataFrame({"t": [1, 2], "cov": [0.5, 0.9]})
+    with pytest.warns(DeprecationWarning, match="'first_fail_test' argument of fallout_curve"):
+        old = fallout_curve(dies, tests, first_fail_test="fft", test="t", coverage="cov")
+    pd.testing.assert_frame_equal(old, fallout_curve(dies, tests, first_fail_col="fft", test_col="t", coverage_col="cov"))

@@ -88,7 +88,7 @@ def test_stack_map_against_groupby(fab):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
         c = yk.die_defect_counts(fab.defects, fab.dies)
-    sc = stack_map(c, value="n_defects")
+    sc = stack_map(c, value_col="n_defects")
     ref2 = c.groupby(["die_x", "die_y"])["n_defects"].mean().rename("ref").reset_index()
     m2 = sc.merge(ref2, on=["die_x", "die_y"])
     np.testing.assert_allclose(m2["mean_n_defects"], m2["ref"], rtol=1e-12)
@@ -209,7 +209,7 @@ def test_bin_frequency_missing_bins(fab):
     sbin = pd.array(final["hbin"].to_numpy(), dtype="Int32")
     sbin[::7] = pd.NA
     d = final.assign(sbin=sbin)
-    f = bin_frequency(d, column="sbin")
+    f = bin_frequency(d, bin_col="sbin")
     assert "missing" in set(f["sbin"])
     ref = (d.assign(sbin=d["sbin"].astype(object).where(d["sbin"].notna(), "missing"))
            .groupby(["die_x", "die_y", "sbin"]).size().rename("ref").reset_index())

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     plt = pyplot()
 
     def stacked(path: Path) -> None:
-        st = stack_map(dies, value=column) if column else stack_map(dies)
+        st = stack_map(dies, value_col=column) if column else stack_map(dies)
         col = f"mean_{column}" if column else "fail_rate"
         fig, ax = plt.subplots(figsize=(6, 5))
         plot_stacked_map(st, value=col, layout=layout, ax=ax,
