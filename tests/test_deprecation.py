@@ -34,7 +34,7 @@ def test_clustering_stats_old_keywords():
     from yieldkit.spatial import clustering_stats
 
     fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=3)
-    counts = yk.maps.die_defect_counts(fab.defects, fab.dies)
+    counts = yk.maps.die_defect_counts(fab.dies, fab.defects)
     new = clustering_stats(counts, value_col="n_defects", permutations=19, random_state=1)
     with pytest.warns(DeprecationWarning) as rec:
         old = clustering_stats(counts, value="n_defects", permutations=19, seed=1)
@@ -55,7 +55,7 @@ def test_column_keywords_end_in_col():
     from yieldkit.quality import fallout_curve
 
     fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=2)
-    counts = yk.maps.die_defect_counts(fab.defects, fab.dies)
+    counts = yk.maps.die_defect_counts(fab.dies, fab.defects)
     with pytest.warns(DeprecationWarning, match="'value' argument of stack_map"):
         old = stack_map(counts, value="n_defects")
     pd.testing.assert_frame_equal(old, stack_map(counts, value_col="n_defects"))
@@ -71,3 +71,14 @@ def test_column_keywords_end_in_col():
     with pytest.warns(DeprecationWarning, match="'first_fail_test' argument of fallout_curve"):
         old = fallout_curve(dies, tests, first_fail_test="fft", test="t", coverage="cov")
     pd.testing.assert_frame_equal(old, fallout_curve(dies, tests, first_fail_col="fft", test_col="t", coverage_col="cov"))
+
+
+def test_die_defect_counts_takes_dies_first():
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=6)
+    new = yk.die_defect_counts(fab.dies, fab.defects)
+    with pytest.warns(DeprecationWarning, match=r"die_defect_counts\(defects, dies_or_layout\) is deprecated"):
+        old = yk.die_defect_counts(fab.defects, fab.dies)
+    pd.testing.assert_frame_equal(old, new)
+    with pytest.warns(DeprecationWarning):
+        old = yk.die_defect_counts(fab.defects, fab.layout)
+    pd.testing.assert_frame_equal(old, yk.die_defect_counts(fab.layout, fab.defects))

@@ -30,7 +30,7 @@ def test_counts_match_simulator_truth(fab):
     """Reference: the simulator's own per-die count (truth['dies'].n_defects), off-die defects aside."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.dies)
+        c = yk.die_defect_counts(fab.dies, fab.defects)
     assert list(c.columns) == ["lot_id", "wafer_id", "die_x", "die_y", "n_defects", "passed"]
     t = fab.truth["dies"]
     assert len(c) == len(t)
@@ -49,7 +49,7 @@ def test_counts_by_class_against_groupby(fab):
     """Reference: pandas groupby(lot, wafer, die_x, die_y, defect_class).size()."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.layout, by="defect_class")
+        c = yk.die_defect_counts(fab.layout, fab.defects, by="defect_class")
     classes = sorted(fab.defects["defect_class"].unique())
     n_w = fab.defects[["lot_id", "wafer_id"]].drop_duplicates().shape[0]
     assert len(c) == n_w * fab.layout.n_dies * len(classes)
@@ -64,14 +64,14 @@ def test_counts_size_bins(fab):
     edges = [0, 0.2, 0.5, np.inf]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.dies, by="size_um", bins=edges)
+        c = yk.die_defect_counts(fab.dies, fab.defects, by="size_um", bins=edges)
     on = fab.defects.dropna(subset=["die_x"])
     ref = np.histogram(on["size_um"], bins=edges)[0]
     got = c.groupby("size_um", sort=False)["n_defects"].sum()
     assert got.sum() == ref.sum()
     assert sorted(got.to_numpy().tolist()) == sorted(ref.tolist())
     with pytest.raises(YieldkitValueError, match="bins"):
-        yk.die_defect_counts(fab.defects, fab.dies, by="size_um", bins=[1, 0])
+        yk.die_defect_counts(fab.dies, fab.defects, by="size_um", bins=[1, 0])
 
 
 def test_off_die_defects_reported():
@@ -79,7 +79,7 @@ def test_off_die_defects_reported():
     d = pd.DataFrame({"lot_id": ["L"] * 4, "wafer_id": ["1", "1", "1", "2"], "defect_id": [1, 2, 3, 1],
                       "x_um": [1.0, 1.0, 49_000.0, 5.0], "y_um": [1.0, 2.0, 0.0, 5.0]})
     with pytest.warns(DataQualityWarning, match="1 of 4 defects fall on no inspected die"):
-        c = yk.die_defect_counts(d, lay)
+        c = yk.die_defect_counts(lay, d)
     assert c.attrs["off_die"] == {("L", "1"): 1}
     assert len(c) == 2 * lay.n_dies
     assert c.loc[(c.wafer_id == "1") & (c.die_x == 0) & (c.die_y == 0), "n_defects"].item() == 2
@@ -90,7 +90,7 @@ def test_inspected_die_table_and_missing_wafer():
     d = pd.DataFrame({"lot_id": ["L"] * 4, "wafer_id": ["1", "1", "1", "9"], "defect_id": [1, 2, 3, 1],
                       "die_x": pd.array([0, 5, None, 0], dtype="Int32"), "die_y": pd.array([0, 0, None, 0], dtype="Int32")})
     with pytest.warns(DataQualityWarning, match="3 of 4"):
-        c = yk.die_defect_counts(d, plan)
+        c = yk.die_defect_counts(plan, d)
     assert c[["die_x", "die_y", "n_defects"]].to_numpy().tolist() == [[0, 0, 1], [1, 0, 0]]
     assert c.attrs["off_die"] == {("L", "1"): 2, ("L", "9"): 1}
     assert "passed" not in c.columns
@@ -98,23 +98,23 @@ def test_inspected_die_table_and_missing_wafer():
 
 def test_counts_errors(fab):
     with pytest.raises(SchemaError, match="x_um, y_um"):
-        yk.die_defect_counts(fab.defects[["lot_id", "wafer_id", "x_um", "y_um"]], fab.dies)
+        yk.die_defect_counts(fab.dies, fab.defects[["lot_id", "wafer_id", "x_um", "y_um"]])
     with pytest.raises(SchemaError, match="missing column"):
-        yk.die_defect_counts(fab.defects, fab.dies[["lot_id", "die_x"]])
+        yk.die_defect_counts(fab.dies[["lot_id", "die_x"]], fab.defects)
     with pytest.raises(SchemaError, match="'wafer_id'"):
-        yk.die_defect_counts(fab.defects[["lot_id", "die_x", "die_y"]], fab.layout)
+        yk.die_defect_counts(fab.layout, fab.defects[["lot_id", "die_x", "die_y"]])
     with pytest.raises(SchemaError, match="'nope'"):
-        yk.die_defect_counts(fab.defects, fab.layout, by="nope")
+        yk.die_defect_counts(fab.layout, fab.defects, by="nope")
     with pytest.raises(YieldkitValueError, match="DataFrame or a WaferLayout"):
-        yk.die_defect_counts(fab.defects, "dies.csv")
+        yk.die_defect_counts("dies.csv", fab.defects)
     with pytest.raises(SchemaError, match="needs defect positions"):
-        yk.die_defect_counts(fab.defects[["lot_id", "wafer_id"]], fab.layout)
+        yk.die_defect_counts(fab.layout, fab.defects[["lot_id", "wafer_id"]])
 
 
 def test_density(fab):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.layout)
+        c = yk.die_defect_counts(fab.layout, fab.defects)
     d = die_defect_density(c, fab.layout)
     np.testing.assert_allclose(d["density_per_cm2"], c["n_defects"] / fab.layout.die_area_cm2)
     with pytest.raises(YieldkitValueError, match="die_area_cm2"):
@@ -150,8 +150,8 @@ def test_counts_dense_keys_equal_row_lookup(fab, monkeypatch):
     def run():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataQualityWarning)
-            return [yk.die_defect_counts(fab.defects, fab.dies), yk.die_defect_counts(fab.defects, fab.layout, by="layer"),
-                    yk.die_defect_counts(d, plan)]
+            return [yk.die_defect_counts(fab.dies, fab.defects), yk.die_defect_counts(fab.layout, fab.defects, by="layer"),
+                    yk.die_defect_counts(plan, d)]
 
     dense = run()
     monkeypatch.setattr(counts, "dense_die_keys", lambda *a: None)
@@ -168,7 +168,7 @@ def test_counts_do_not_share_memory_with_the_die_table(fab):
     before = dies[["die_x", "passed"]].copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, dies)
+        c = yk.die_defect_counts(dies, fab.defects)
     c.loc[0, "die_x"] = 999
     c.loc[0, "passed"] = not bool(c.loc[0, "passed"])
     pd.testing.assert_frame_equal(dies[["die_x", "passed"]], before)

@@ -87,7 +87,7 @@ def test_stack_map_against_groupby(fab):
     np.testing.assert_allclose(m["fail_rate"], m["fail_ref"], rtol=1e-12)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.dies)
+        c = yk.die_defect_counts(fab.dies, fab.defects)
     sc = stack_map(c, value_col="n_defects")
     ref2 = c.groupby(["die_x", "die_y"])["n_defects"].mean().rename("ref").reset_index()
     m2 = sc.merge(ref2, on=["die_x", "die_y"])
@@ -110,7 +110,7 @@ def test_reticle_stack_against_groupby(fab):
     """Reference: pandas groupby on (die mod shot) positions."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.dies)
+        c = yk.die_defect_counts(fab.dies, fab.defects)
     r = reticle_stack(c, shot=(3, 2), offset=(1, -1), die_area_cm2=0.3)
     ref = c.assign(sx=(c.die_x - 1) % 3, sy=(c.die_y + 1) % 2).groupby(["sy", "sx"]).agg(
         n=("passed", "size"), y=("passed", "mean"), k=("n_defects", "sum"))

@@ -295,7 +295,7 @@ def test_split_counts_table_must_be_fitted_one_category_at_a_time():
     import yieldkit as yk
 
     fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=4)
-    split = yk.die_defect_counts(fab.defects, fab.dies, by="defect_class")
+    split = yk.die_defect_counts(fab.dies, fab.defects, by="defect_class")
     with pytest.raises(SchemaError, match="several rows for one die"):
         yk.NegativeBinomialYield().fit(split, area=fab.layout.die_area_cm2)
     one = split[split["defect_class"] == "particle"]
@@ -309,7 +309,7 @@ def test_simulated_fab_recovers_d0_and_cluster_alpha():
     import yieldkit as yk
 
     fab = yk.simulate_fab(n_lots=2, wafers_per_lot=25, d0=0.8, cluster_alpha=1.5, clustering="die", random_state=21)
-    counts = yk.die_defect_counts(fab.defects, fab.dies)
+    counts = yk.die_defect_counts(fab.dies, fab.defects)
     nb = yk.NegativeBinomialYield().fit(counts, area=fab.layout.die_area_cm2)
     s = nb.summary()
     assert s.loc["d0", "ci_lower"] <= 0.8 <= s.loc["d0", "ci_upper"]

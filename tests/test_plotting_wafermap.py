@@ -61,7 +61,7 @@ def test_wafer_map_display_pass_and_value(fab):
     d = WaferMapDisplay.from_dies(one, value="pass")
     assert [t.get_text().split()[0] for t in d.legend_.get_texts()] == sorted(
         {"pass", "fail"} & {("pass" if p else "fail") for p in one.passed}, key=["pass", "fail"].index)
-    c = yk.die_defect_counts(fab.defects[fab.defects.wafer_id == "02"].dropna(subset=["die_x"]), one)
+    c = yk.die_defect_counts(one, fab.defects[fab.defects.wafer_id == "02"].dropna(subset=["die_x"]))
     v = WaferMapDisplay.from_dies(c, value="value", column="n_defects", layout=fab.layout)
     assert v.colorbar_ is not None
     assert int(v.image_.get_array().count()) == len(c)

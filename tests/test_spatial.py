@@ -81,7 +81,7 @@ def fab():
 
 def test_clustering_stats_against_direct_formulas(fab):
     """Reference: dense O(n^2) weights per wafer for Moran's I and join counts; statsmodels runs test."""
-    counts = yk.die_defect_counts(fab.defects.dropna(subset=["die_x"]), fab.dies)
+    counts = yk.die_defect_counts(fab.dies, fab.defects.dropna(subset=["die_x"]))
     for queen in (False, True):
         res = clustering_stats(fab.dies, contiguity="queen" if queen else "rook")
         res_c = clustering_stats(counts, value_col="n_defects", contiguity="queen" if queen else "rook")
@@ -185,7 +185,7 @@ def test_permutation_p_value_matches_exact_enumeration():
 
 def test_permutation_count_map_and_normal_fallback(fab):
     """Count maps are permuted as values; permutations=0 gives the normal approximation of the z scores."""
-    counts = yk.die_defect_counts(fab.defects.dropna(subset=["die_x"]), fab.dies)
+    counts = yk.die_defect_counts(fab.dies, fab.defects.dropna(subset=["die_x"]))
     res = clustering_stats(counts, value_col="n_defects", permutations=199, random_state=1)
     again = clustering_stats(counts, value_col="n_defects", permutations=199, random_state=1)
     pd.testing.assert_frame_equal(res, again)

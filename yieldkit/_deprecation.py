@@ -1,4 +1,4 @@
-"""Renamed keyword arguments: the old name keeps working for one release, with a DeprecationWarning."""
+"""Deprecated spellings of the public API: the old one keeps working for one release, with a DeprecationWarning."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def warn_deprecated(message: str, stacklevel: int = 3) -> None:
+    """Warn with :class:`DeprecationWarning`, by default at the caller of the public function calling this."""
+    warnings.warn(message, DeprecationWarning, stacklevel=stacklevel)
 
 
 def renamed_kwargs(**old_to_new: str) -> Callable[[F], F]:
@@ -25,11 +30,10 @@ def renamed_kwargs(**old_to_new: str) -> Callable[[F], F]:
                 if old in kwargs:
                     if new in kwargs:
                         raise TypeError(f"{func.__qualname__}() got both {old!r} and its new name {new!r}")
-                    warnings.warn(
+                    warn_deprecated(
                         f"The {old!r} argument of {func.__qualname__} is deprecated and will be removed in "
                         f"the next release; use {new!r} instead.",
-                        DeprecationWarning,
-                        stacklevel=2,
+                        stacklevel=3,
                     )
                     kwargs[new] = kwargs.pop(old)
             return func(*args, **kwargs)

@@ -354,7 +354,7 @@ def _models(res: AnalysisResults, dies: pd.DataFrame, defects: pd.DataFrame | No
     if defects is None or len(defects) == 0 or area is None:
         _note(res.notes, "yield-model comparison and DPPM: need a defect table and a layout with the die area")
         return
-    counts = die_defect_counts(defects, dies)
+    counts = die_defect_counts(dies, defects)
     if len(counts) < MIN_DIES_FOR_MODELS:
         _note(res.notes, f"yield-model comparison and DPPM: {len(counts)} die(s) with defect counts; "
                          f"fitting needs at least {MIN_DIES_FOR_MODELS}")

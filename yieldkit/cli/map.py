@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         defects = read_defects(args.defects, layout=layout)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DataQualityWarning)
-            dies = die_defect_counts(defects, dies, layout=layout)
+            dies = die_defect_counts(dies, defects, layout=layout)
         for w in caught:
             log.warning("%s", w.message)
         if layout is not None and not layout.inferred:

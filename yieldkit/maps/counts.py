@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._deprecation import warn_deprecated
 from .._keys import dense_die_keys, joint_wafer_codes, lookup_rows
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
 from ..layout import WaferLayout
@@ -111,8 +112,8 @@ def _categories(defects: pd.DataFrame, by: str, bins: Any) -> tuple[np.ndarray, 
 
 
 def die_defect_counts(
-    defects: pd.DataFrame,
     dies_or_layout: pd.DataFrame | WaferLayout,
+    defects: pd.DataFrame,
     *,
     by: str | None = None,
     bins: Any = None,
@@ -122,9 +123,6 @@ def die_defect_counts(
 
     Parameters
     ----------
-    defects : DataFrame
-        Canonical defect table. Positions as ``die_x``/``die_y`` or, with a layout, as
-        ``x_um``/``y_um`` [um] in the wafer frame.
     dies_or_layout : DataFrame or WaferLayout
         The inspected dies:
 
@@ -134,6 +132,9 @@ def die_defect_counts(
           KLARF SampleTestPlan;
         * a :class:`~yieldkit.layout.WaferLayout`: every on-wafer die of every wafer present
           in ``defects``.
+    defects : DataFrame
+        Canonical defect table. Positions as ``die_x``/``die_y`` or, with a layout, as
+        ``x_um``/``y_um`` [um] in the wafer frame.
     by : str, optional
         Defect column to split by (``defect_class``, ``layer``, ``size_um`` with ``bins``):
         long format, one row per die and category, zeros included.
@@ -168,10 +169,15 @@ def die_defect_counts(
     >>> lay = yk.WaferLayout(diameter_mm=100, die_pitch_um=(20_000, 20_000), edge_exclusion_mm=0)
     >>> d = pd.DataFrame({"lot_id": ["L", "L"], "wafer_id": ["1", "1"], "defect_id": [1, 2],
     ...                   "die_x": [0, 0], "die_y": [0, 0]})
-    >>> c = yk.die_defect_counts(d, lay)
+    >>> c = yk.die_defect_counts(lay, d)
     >>> len(c), int(c["n_defects"].sum()), int(c["n_defects"].max())
     (9, 2, 2)
     """
+    if (isinstance(dies_or_layout, pd.DataFrame) and "defect_id" in dies_or_layout.columns
+            and (isinstance(defects, WaferLayout) or "defect_id" not in getattr(defects, "columns", ()))):
+        warn_deprecated("die_defect_counts(defects, dies_or_layout) is deprecated and will be removed in the next "
+                        "release; pass the dies (or the layout) first: die_defect_counts(dies_or_layout, defects).")
+        dies_or_layout, defects = defects, dies_or_layout
     for col in ("lot_id", "wafer_id"):
         if col not in defects.columns:
             raise SchemaError(f"die_defect_counts needs a defect table with {col!r}; it is missing", column=col)
