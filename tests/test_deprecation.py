@@ -63,13 +63,16 @@ def test_column_keywords_end_in_col():
         old = bin_frequency(fab.dies, column="sbin")
     pd.testing.assert_frame_equal(old, bin_frequency(fab.dies, bin_col="sbin"))
     d = fab.dies.rename(columns={"die_x": "cx", "die_y": "cy"})
-    with pytest.warns(DeprecationWarning, match="'die_x' argument of WaferLayout.from_dies"):
+    with pytest.warns(DeprecationWarning) as rec:
         old = yk.layout.WaferLayout.from_dies(d, die_x="cx", die_y="cy")
+    assert sorted(str(w.message).split("'")[1] for w in rec) == ["die_x", "die_y"]
+    assert all("WaferLayout.from_dies" in str(w.message) for w in rec)
     assert old == yk.layout.WaferLayout.from_dies(d, die_x_col="cx", die_y_col="cy")
     dies = pd.DataFrame({"fft": [1, 2, None, None, 2, None]})
     tests = pd.DataFrame({"t": [1, 2], "cov": [0.5, 0.9]})
-    with pytest.warns(DeprecationWarning, match="'first_fail_test' argument of fallout_curve"):
+    with pytest.warns(DeprecationWarning) as rec:
         old = fallout_curve(dies, tests, first_fail_test="fft", test="t", coverage="cov")
+    assert sorted(str(w.message).split("'")[1] for w in rec) == ["coverage", "first_fail_test", "test"]
     pd.testing.assert_frame_equal(old, fallout_curve(dies, tests, first_fail_col="fft", test_col="t", coverage_col="cov"))
 
 
@@ -82,3 +85,13 @@ def test_die_defect_counts_takes_dies_first():
     with pytest.warns(DeprecationWarning):
         old = yk.die_defect_counts(fab.defects, fab.layout)
     pd.testing.assert_frame_equal(old, yk.die_defect_counts(fab.layout, fab.defects))
+
+
+def test_commonality_moved_out_of_classify():
+    import yieldkit.classify as classify
+    from yieldkit.commonality import commonality
+
+    assert yk.commonality is commonality
+    assert "commonality" not in classify.__all__ and "CommonalityResult" not in classify.__all__
+    with pytest.warns(DeprecationWarning, match="use yieldkit.commonality"):
+        assert classify.commonality is commonality

@@ -33,6 +33,13 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
+    if name == "commonality":  # ranks process factors, not a classifier: moved to yieldkit.commonality
+        from .._deprecation import warn_deprecated
+        from ..commonality import commonality
+
+        warn_deprecated("yieldkit.classify.commonality is deprecated and will be removed in the next release; "
+                        "use yieldkit.commonality.")
+        return commonality
     mod = _EXPORTS.get(name)
     if mod is None:
         raise AttributeError(f"module 'yieldkit.classify' has no attribute {name!r}")
