@@ -184,7 +184,7 @@ def build_report(
     --------
     >>> import yieldkit as yk
     >>> from yieldkit.report import build_report
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, seed=1)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=1)
     >>> html = build_report(fab.dies, defects=fab.defects, layout=fab.layout, max_maps=2)
     >>> html.count('<section id="') >= 8
     True
