@@ -22,12 +22,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import DataQualityWarning, SchemaError, check_choice
-from .schema import STRING
 
 __all__ = [
     "dense_die_keys", "dictionary_codes", "die_keys", "duplicated_keys", "joint_wafer_codes", "lookup_rows",
     "position_codes", "remember_codes", "wafer_codes", "wafer_groups",
 ]
+
+# The dtype of every string column, public as yieldkit.schema.STRING. It lives here, the lowest layer
+# that builds string columns, because schema imports this module.
+STRING = pd.StringDtype("pyarrow")
 
 # The one cache: keyed by the ids of the Arrow buffers a value was computed from (one buffer: a
 # column's factorization; two: the wafer codes of a lot and a wafer column). An id can be reused

@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._keys import STRING  # the dtype of every string column (lot_id, wafer_id, defect_class, ...)
 from .errors import SchemaError
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,6 @@ __all__ = [
 ]
 
 UNCLASSIFIED = "unclassified"
-STRING = pd.StringDtype("pyarrow")  # the dtype of every string column (lot_id, wafer_id, defect_class, ...)
 
 
 @dataclass(frozen=True)
