@@ -65,9 +65,9 @@ def bench_patterns(samples: Path) -> None:
 
 
 def bench_commonality(reps: int) -> None:
-    from test_classify_commonality import simulate_history
+    from test_commonality import simulate_history
 
-    from yieldkit.classify.commonality import commonality
+    from yieldkit.commonality import commonality
 
     rng = np.random.default_rng(2026)
     t = time.perf_counter()

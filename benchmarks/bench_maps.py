@@ -85,7 +85,7 @@ def main() -> None:
     small_d, small_f, _ = make_data(2 * lay.n_dies, 100, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        die_defect_counts(small_f, small_d)
+        die_defect_counts(small_d, small_f)
     zonal_yield(small_d, lay)
     pandas_counts(small_f, small_d)
     pandas_zones(small_d, lay)
@@ -93,7 +93,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        ours = die_defect_counts(defects, dies).table
+        ours = die_defect_counts(dies, defects).table
     t1 = time.perf_counter()
     zy = zonal_yield(dies, lay)
     t2 = time.perf_counter()

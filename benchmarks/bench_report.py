@@ -24,7 +24,7 @@ def main() -> int:
     args = ap.parse_args()
     t0 = time.perf_counter()
     fab = yk.simulate_fab(n_lots=args.lots, wafers_per_lot=args.wafers_per_lot, retest_rate=0.01,
-                          signature_rate=0.2, seed=2026)
+                          signature_rate=0.2, random_state=2026)
     t1 = time.perf_counter()
     res = analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names)
     t2 = time.perf_counter()

@@ -11,7 +11,7 @@ from yieldkit.analysis import AnalysisResults, analyze
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=2, wafers_per_lot=5, retest_rate=0.01, signature_rate=0.3, seed=4)
+    return yk.simulate_fab(n_lots=2, wafers_per_lot=5, retest_rate=0.01, signature_rate=0.3, random_state=4)
 
 
 def test_analyze_full(fab):
@@ -63,7 +63,7 @@ def test_pattern_classes_per_wafer_and_per_lot(fab):
 
 def test_clustered_wafers_are_the_signature_wafers():
     """Wafers with a spatial signature are flagged as clustered; random-defect wafers rarely are."""
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=12, signatures={0: "edge-ring", 1: "center", 2: "scratch"}, seed=6)
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=12, signatures={0: "edge-ring", 1: "center", 2: "scratch"}, random_state=6)
     r = analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names)
     flagged = set(r.clustering["wafer_id"])
     assert {"01", "02"} <= flagged
@@ -140,7 +140,7 @@ def test_parts_without_a_wafer_position_stay_off_the_spatial_sections():
 
 
 def test_too_few_dies_for_yield_models_gives_a_note():
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, d0=20.0, seed=2)  # every die has defects
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, d0=20.0, random_state=2)  # every die has defects
     few = fab.dies.iloc[:10]
     keep = fab.defects.merge(few[["die_x", "die_y"]], on=["die_x", "die_y"])
     r = analyze(few, keep, None, fab.layout, fab.bin_names)

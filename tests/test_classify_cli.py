@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_classify_commonality import simulate_history
 from test_classify_pattern import synth, synth_set
+from test_commonality import simulate_history
 
 from yieldkit.classify.grid import grids_to_dies
 from yieldkit.classify.pattern import WaferPatternClassifier
@@ -72,8 +72,8 @@ def test_plots(rng):
     import matplotlib
 
     from yieldkit.classify.causes import pattern_summary
-    from yieldkit.classify.commonality import commonality
     from yieldkit.classify.defect import classification_report_table
+    from yieldkit.commonality import commonality
     from yieldkit.plotting.classify import plot_commonality, plot_confusion, plot_grid, plot_pattern_counts
 
     im = plot_grid(synth("Scratch", rng)).images[-1]

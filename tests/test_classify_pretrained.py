@@ -72,7 +72,7 @@ def test_predict_table_on_a_die_table_names_the_wafers():
     import yieldkit as yk
     from yieldkit.classify import load_pretrained
 
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, signatures={1: "edge-ring"}, seed=8)
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, signatures={1: "edge-ring"}, random_state=8)
     t = load_pretrained().predict_table(fab.dies, causes=True)
     assert t[["lot_id", "wafer_id"]].values.tolist() == [["L0001", "01"], ["L0001", "02"], ["L0001", "03"]]
     assert t.loc[1, "pattern"] == "Edge-Ring" and "candidate_causes" in t.columns

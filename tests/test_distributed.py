@@ -16,7 +16,7 @@ from yieldkit.distributed import read_dies_dask, wafer_yield_dask  # noqa: E402
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    fab = yk.simulate_fab(n_lots=3, wafers_per_lot=4, retest_rate=0.03, seed=12)
+    fab = yk.simulate_fab(n_lots=3, wafers_per_lot=4, retest_rate=0.03, random_state=12)
     root = tmp_path_factory.mktemp("ds") / "dies"
     pq.write_to_dataset(pa.Table.from_pandas(fab.dies, preserve_index=False), root, partition_cols=["lot_id"])
     return fab, root

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yieldkit.keys import _hash_codes, _run_codes, die_keys, duplicated_keys, wafer_codes
+from yieldkit._keys import _hash_codes, _run_codes, die_keys, duplicated_keys, wafer_codes
 
 S = pd.StringDtype("pyarrow")
 
@@ -59,3 +59,30 @@ def test_die_keys_and_duplicates():
     assert duplicated_keys(k).tolist() == [False, False, True, False]
     big = np.array([0, 2**50, 2**50])  # sparse keys take the hashing path
     assert duplicated_keys(big).tolist() == [False, False, True]
+
+
+def test_one_cache_for_columns_and_wafer_codes_dropped_with_its_buffers():
+    """Column factorizations and wafer codes share one cache; an entry never outlives its buffers."""
+    import gc
+    import weakref
+
+    import pyarrow as pa
+
+    from yieldkit import _keys
+
+    arrow = _table(["a", "a", "b"], ["1", "2", "1"])
+    codes, _ = wafer_codes(arrow)
+    la, wa = _keys._arrow_buffer(arrow["lot_id"]), _keys._arrow_buffer(arrow["wafer_id"])
+    assert _keys._recall((la, wa))[0] is codes
+    assert _keys._cached_codes(arrow["lot_id"]) is not None  # remembered by the same cache
+    # an id reused by a new buffer must not hit the entry of the dead one
+    dead = pa.array(["b"])
+    ref = weakref.ref(dead)
+    del dead
+    gc.collect()
+    live = pa.chunked_array([pa.array(["c"])])
+    _keys._CACHE[(id(live),)] = ((ref,), "stale")
+    assert _keys._recall((live,)) is None
+    for i in range(2 * _keys._CACHE_SIZE):
+        wafer_codes(_table([f"L{i}"], ["1"]))
+    assert len(_keys._CACHE) <= _keys._CACHE_SIZE

@@ -54,7 +54,7 @@ def test_contingency_matches_hand_computed_2x2():
 
 def test_limited_yield_identity_exact(rng):
     """limited yield = 1 - KR * fraction affected, exactly, for every class."""
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=6, seed=rng)
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=6, random_state=rng)
     res = kill_ratio(fab.dies, fab.defects, method="contingency")
     kr = res.table
     lhs = kr["limited_yield"].to_numpy()
@@ -88,7 +88,7 @@ def test_joint_estimate_recovers_simulated_kill_probabilities():
     """Seeded simulation (coverage 1, y0 0.95): each class's true kill probability lies in the
     joint 95 % interval, and Y_clean recovers y0; the contingency KR of single-defect dies
     agrees with the truth within its interval for the big classes."""
-    fab = yk.simulate_fab(n_lots=3, wafers_per_lot=25, coverage=1.0, y0=0.95, seed=11)
+    fab = yk.simulate_fab(n_lots=3, wafers_per_lot=25, coverage=1.0, y0=0.95, random_state=11)
     res = kill_ratio(fab.dies, fab.defects)
     kr = res.table.set_index("category")
     truth = fab.truth["classes"].set_index("name")["kill_prob"]

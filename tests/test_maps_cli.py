@@ -14,7 +14,7 @@ from yieldkit.simulate import write_fab
 @pytest.fixture(scope="module")
 def fab_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("fab")
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=3, signatures={0: "edge-ring"})
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=3, signatures={0: "edge-ring"})
     write_fab(fab, d, formats=("csv",))
     return d
 

@@ -15,7 +15,7 @@ from yieldkit.maps import die_defect_density
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=2, wafers_per_lot=3, seed=7, signatures={0: "scratch", 4: "loc"}, retest_rate=0.02)
+    return yk.simulate_fab(n_lots=2, wafers_per_lot=3, random_state=7, signatures={0: "scratch", 4: "loc"}, retest_rate=0.02)
 
 
 def _groupby_counts(defects, keys):
@@ -30,7 +30,7 @@ def test_counts_match_simulator_truth(fab):
     """Reference: the simulator's own per-die count (truth['dies'].n_defects), off-die defects aside."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        res = yk.die_defect_counts(fab.defects, fab.dies)
+        res = yk.die_defect_counts(fab.dies, fab.defects)
     c = res.table
     assert list(c.columns) == ["lot_id", "wafer_id", "die_x", "die_y", "n_defects", "passed"]
     t = fab.truth["dies"]
@@ -50,7 +50,7 @@ def test_counts_by_class_against_groupby(fab):
     """Reference: pandas groupby(lot, wafer, die_x, die_y, defect_class).size()."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.layout, by="defect_class").table
+        c = yk.die_defect_counts(fab.layout, fab.defects, by="defect_class").table
     classes = sorted(fab.defects["defect_class"].unique())
     n_w = fab.defects[["lot_id", "wafer_id"]].drop_duplicates().shape[0]
     assert len(c) == n_w * fab.layout.n_dies * len(classes)
@@ -65,14 +65,14 @@ def test_counts_size_bins(fab):
     edges = [0, 0.2, 0.5, np.inf]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.dies, by="size_um", bins=edges).table
+        c = yk.die_defect_counts(fab.dies, fab.defects, by="size_um", bins=edges).table
     on = fab.defects.dropna(subset=["die_x"])
     ref = np.histogram(on["size_um"], bins=edges)[0]
     got = c.groupby("size_um", sort=False)["n_defects"].sum()
     assert got.sum() == ref.sum()
     assert sorted(got.to_numpy().tolist()) == sorted(ref.tolist())
     with pytest.raises(YieldkitValueError, match="bins"):
-        yk.die_defect_counts(fab.defects, fab.dies, by="size_um", bins=[1, 0])
+        yk.die_defect_counts(fab.dies, fab.defects, by="size_um", bins=[1, 0])
 
 
 def test_off_die_defects_reported():
@@ -80,7 +80,7 @@ def test_off_die_defects_reported():
     d = pd.DataFrame({"lot_id": ["L"] * 4, "wafer_id": ["1", "1", "1", "2"], "defect_id": [1, 2, 3, 1],
                       "x_um": [1.0, 1.0, 49_000.0, 5.0], "y_um": [1.0, 2.0, 0.0, 5.0]})
     with pytest.warns(DataQualityWarning, match="1 of 4 defects fall on no inspected die"):
-        res = yk.die_defect_counts(d, lay)
+        res = yk.die_defect_counts(lay, d)
     c = res.table
     assert res.off_die == {("L", "1"): 1}
     assert len(c) == 2 * lay.n_dies
@@ -92,7 +92,7 @@ def test_inspected_die_table_and_missing_wafer():
     d = pd.DataFrame({"lot_id": ["L"] * 4, "wafer_id": ["1", "1", "1", "9"], "defect_id": [1, 2, 3, 1],
                       "die_x": pd.array([0, 5, None, 0], dtype="Int32"), "die_y": pd.array([0, 0, None, 0], dtype="Int32")})
     with pytest.warns(DataQualityWarning, match="3 of 4"):
-        res = yk.die_defect_counts(d, plan)
+        res = yk.die_defect_counts(plan, d)
     c = res.table
     assert c[["die_x", "die_y", "n_defects"]].to_numpy().tolist() == [[0, 0, 1], [1, 0, 0]]
     assert res.off_die == {("L", "1"): 2, ("L", "9"): 1}
@@ -101,23 +101,23 @@ def test_inspected_die_table_and_missing_wafer():
 
 def test_counts_errors(fab):
     with pytest.raises(SchemaError, match="x_um, y_um"):
-        yk.die_defect_counts(fab.defects[["lot_id", "wafer_id", "x_um", "y_um"]], fab.dies)
+        yk.die_defect_counts(fab.dies, fab.defects[["lot_id", "wafer_id", "x_um", "y_um"]])
     with pytest.raises(SchemaError, match="missing column"):
-        yk.die_defect_counts(fab.defects, fab.dies[["lot_id", "die_x"]])
+        yk.die_defect_counts(fab.dies[["lot_id", "die_x"]], fab.defects)
     with pytest.raises(SchemaError, match="'wafer_id'"):
-        yk.die_defect_counts(fab.defects[["lot_id", "die_x", "die_y"]], fab.layout)
+        yk.die_defect_counts(fab.layout, fab.defects[["lot_id", "die_x", "die_y"]])
     with pytest.raises(SchemaError, match="'nope'"):
-        yk.die_defect_counts(fab.defects, fab.layout, by="nope")
+        yk.die_defect_counts(fab.layout, fab.defects, by="nope")
     with pytest.raises(YieldkitValueError, match="DataFrame or a WaferLayout"):
-        yk.die_defect_counts(fab.defects, "dies.csv")
+        yk.die_defect_counts("dies.csv", fab.defects)
     with pytest.raises(SchemaError, match="needs defect positions"):
-        yk.die_defect_counts(fab.defects[["lot_id", "wafer_id"]], fab.layout)
+        yk.die_defect_counts(fab.layout, fab.defects[["lot_id", "wafer_id"]])
 
 
 def test_density(fab):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.layout).table
+        c = yk.die_defect_counts(fab.layout, fab.defects).table
     d = die_defect_density(c, fab.layout)
     np.testing.assert_allclose(d["density_per_cm2"], c["n_defects"] / fab.layout.die_area_cm2)
     with pytest.raises(YieldkitValueError, match="die_area_cm2"):
@@ -126,8 +126,7 @@ def test_density(fab):
 
 def test_joint_wafer_codes_against_concat(fab):
     """Reference: factorizing the concatenated key columns of both tables."""
-    from yieldkit.keys import wafer_codes
-    from yieldkit.maps._keys import joint_wafer_codes
+    from yieldkit._keys import joint_wafer_codes, wafer_codes
 
     extra = pd.DataFrame({"lot_id": ["ZZ", "L0001"], "wafer_id": ["9", "01"]})
     (a, b), w = joint_wafer_codes(fab.dies, extra)
@@ -154,8 +153,8 @@ def test_counts_dense_keys_equal_row_lookup(fab, monkeypatch):
     def run():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataQualityWarning)
-            return [yk.die_defect_counts(fab.defects, fab.dies), yk.die_defect_counts(fab.defects, fab.layout, by="layer"),
-                    yk.die_defect_counts(d, plan)]
+            return [yk.die_defect_counts(fab.dies, fab.defects), yk.die_defect_counts(fab.layout, fab.defects, by="layer"),
+                    yk.die_defect_counts(plan, d)]
 
     dense = run()
     monkeypatch.setattr(counts, "dense_die_keys", lambda *a: None)
@@ -172,7 +171,7 @@ def test_counts_do_not_share_memory_with_the_die_table(fab):
     before = dies[["die_x", "passed"]].copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, dies).table
+        c = yk.die_defect_counts(dies, fab.defects).table
     c.loc[0, "die_x"] = 999
     c.loc[0, "passed"] = not bool(c.loc[0, "passed"])
     pd.testing.assert_frame_equal(dies[["die_x", "passed"]], before)

@@ -35,7 +35,7 @@ def test_kde_against_scipy(rng, bandwidth):
 
 
 def test_kde_per_wafer_integrates_to_counts():
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=2)
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=2)
     big = 2.5 * fab.layout.radius_um  # wide enough to hold the kernels' tails
     k = defect_kde(fab.defects, level="wafer", grid_size=128, extent_um=(-big, big, -big, big))
     assert k.density.shape == (3, 128, 128)
@@ -72,7 +72,7 @@ def test_radial_profile_against_direct_count(rng):
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=2, wafers_per_lot=4, seed=8, retest_rate=0.03, signatures={1: "edge-ring"})
+    return yk.simulate_fab(n_lots=2, wafers_per_lot=4, random_state=8, retest_rate=0.03, signatures={1: "edge-ring"})
 
 
 def test_stack_map_against_groupby(fab):
@@ -87,8 +87,8 @@ def test_stack_map_against_groupby(fab):
     np.testing.assert_allclose(m["fail_rate"], m["fail_ref"], rtol=1e-12)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.dies).table
-    sc = stack_map(c, value="n_defects")
+        c = yk.die_defect_counts(fab.dies, fab.defects).table
+    sc = stack_map(c, value_col="n_defects")
     ref2 = c.groupby(["die_x", "die_y"])["n_defects"].mean().rename("ref").reset_index()
     m2 = sc.merge(ref2, on=["die_x", "die_y"])
     np.testing.assert_allclose(m2["mean_n_defects"], m2["ref"], rtol=1e-12)
@@ -110,7 +110,7 @@ def test_reticle_stack_against_groupby(fab):
     """Reference: pandas groupby on (die mod shot) positions."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        c = yk.die_defect_counts(fab.defects, fab.dies).table
+        c = yk.die_defect_counts(fab.dies, fab.defects).table
     r = reticle_stack(c, shot=(3, 2), offset=(1, -1), die_area_cm2=0.3)
     ref = c.assign(sx=(c.die_x - 1) % 3, sy=(c.die_y + 1) % 2).groupby(["sy", "sx"]).agg(
         n=("passed", "size"), y=("passed", "mean"), k=("n_defects", "sum"))
@@ -176,7 +176,7 @@ def test_defect_free_wafer_counts_in_the_area():
     Reference: the disc area pi R^2 per inspected wafer; without ``wafers`` only the two wafers
     with defects are known (the documented fallback, 1.5 times too high here).
     """
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=1)
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=1)
     lay = fab.layout
     d = fab.defects.loc[fab.defects["wafer_id"] != "02"]
     disc_cm2 = np.pi * lay.radius_um**2 * 1e-8
@@ -209,7 +209,7 @@ def test_bin_frequency_missing_bins(fab):
     sbin = pd.array(final["hbin"].to_numpy(), dtype="Int32")
     sbin[::7] = pd.NA
     d = final.assign(sbin=sbin)
-    f = bin_frequency(d, column="sbin")
+    f = bin_frequency(d, bin_col="sbin")
     assert "missing" in set(f["sbin"])
     ref = (d.assign(sbin=d["sbin"].astype(object).where(d["sbin"].notna(), "missing"))
            .groupby(["die_x", "die_y", "sbin"]).size().rename("ref").reset_index())

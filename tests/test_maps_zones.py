@@ -94,7 +94,7 @@ def test_bh_against_statsmodels(rng):
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=1, wafers_per_lot=6, seed=11, retest_rate=0.02,
+    return yk.simulate_fab(n_lots=1, wafers_per_lot=6, random_state=11, retest_rate=0.02,
                            signatures={0: "edge-ring", 1: "center", 2: "donut"})
 
 
@@ -155,7 +155,7 @@ def test_zonal_density_against_groupby(fab):
 
 def test_false_positive_rate_random_wafers():
     """Seeded simulation with known truth: wafers without a signature are rarely flagged."""
-    fab = yk.simulate_fab(n_lots=10, wafers_per_lot=25, seed=5)
+    fab = yk.simulate_fab(n_lots=10, wafers_per_lot=25, random_state=5)
     z = zonal_yield(fab.dies, fab.layout)
     per_wafer = z.groupby("wafer_id", observed=True)["flagged"].any()
     rate = z.groupby(["lot_id", "wafer_id"])["flagged"].any().mean()

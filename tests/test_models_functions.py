@@ -185,14 +185,14 @@ def test_critical_area_forms():
     ac = np.array([0.3, 0.8, 0.05])
     d = np.array([0.5, 0.2, 4.0])
     lam = ac * d
-    assert yk.critical_area_yield(ac, d) == pytest.approx(math.exp(-lam.sum()), rel=1e-15)
-    ind = yk.critical_area_yield(ac, d, model="nb-independent", cluster_alpha=[1.0, 2.0, 3.0])
+    assert yk.critical_area_yield(d, ac) == pytest.approx(math.exp(-lam.sum()), rel=1e-15)
+    ind = yk.critical_area_yield(d, ac, model="nb-independent", cluster_alpha=[1.0, 2.0, 3.0])
     assert ind == pytest.approx(np.prod([(1 + x / a) ** -a for x, a in zip(lam, [1.0, 2.0, 3.0])]), rel=1e-14)
-    com = yk.critical_area_yield(ac, d, model="nb-common", cluster_alpha=2.0)
+    com = yk.critical_area_yield(d, ac, model="nb-common", cluster_alpha=2.0)
     assert com == pytest.approx((1 + lam.sum() / 2) ** -2, rel=1e-14)
-    same = yk.critical_area_yield(ac, d, model="nb-independent", cluster_alpha=2.0)
+    same = yk.critical_area_yield(d, ac, model="nb-independent", cluster_alpha=2.0)
     assert com > same  # shared clustering concentrates the defects of all mechanisms on the same dies
-    assert yk.critical_area_yield(ac, d, model="nb-common", cluster_alpha=math.inf) == pytest.approx(
+    assert yk.critical_area_yield(d, ac, model="nb-common", cluster_alpha=math.inf) == pytest.approx(
         math.exp(-lam.sum()), rel=1e-15)
-    batch = yk.critical_area_yield(np.tile(ac, (4, 1)), d, y0=0.9)
+    batch = yk.critical_area_yield(d, np.tile(ac, (4, 1)), y0=0.9)
     assert batch.shape == (4,)

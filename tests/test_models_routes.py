@@ -296,8 +296,8 @@ def test_split_counts_table_must_be_fitted_one_category_at_a_time():
     """A die_defect_counts table split by class has several rows per die: a clear error, not a wrong fit."""
     import yieldkit as yk
 
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=4)
-    split = yk.die_defect_counts(fab.defects, fab.dies, by="defect_class").table
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=4)
+    split = yk.die_defect_counts(fab.dies, fab.defects, by="defect_class").table
     with pytest.raises(SchemaError, match="several rows for one die"):
         yk.NegativeBinomialYield().fit(split, area=fab.layout.die_area_cm2)
     one = split[split["defect_class"] == "particle"]
@@ -310,8 +310,8 @@ def test_simulated_fab_recovers_d0_and_cluster_alpha():
     simulate -> die_defect_counts -> NB fit; the 95 % intervals hold the truth."""
     import yieldkit as yk
 
-    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=25, d0=0.8, cluster_alpha=1.5, clustering="die", seed=21)
-    counts = yk.die_defect_counts(fab.defects, fab.dies).table
+    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=25, d0=0.8, cluster_alpha=1.5, clustering="die", random_state=21)
+    counts = yk.die_defect_counts(fab.dies, fab.defects).table
     nb = yk.NegativeBinomialYield().fit(counts, area=fab.layout.die_area_cm2)
     s = nb.summary()
     assert s.loc["d0", "ci_lower"] <= 0.8 <= s.loc["d0", "ci_upper"]

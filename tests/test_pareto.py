@@ -14,7 +14,7 @@ from yieldkit.pareto import OTHER, bin_pareto, pareto, retest_recovery, size_bin
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=2, wafers_per_lot=4, retest_rate=0.02, seed=5)
+    return yk.simulate_fab(n_lots=2, wafers_per_lot=4, retest_rate=0.02, random_state=5)
 
 
 def test_counts_match_pandas_groupby(fab):

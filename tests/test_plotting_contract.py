@@ -47,7 +47,7 @@ PLOTTERS = [f for mod in (pclassify, pmaps, pmodels, ppareto, pquality, pspc, pw
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=1, wafers_per_lot=2, seed=11)
+    return yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=11)
 
 
 @pytest.fixture(autouse=True)
@@ -177,7 +177,7 @@ def test_dollar_in_data_text_is_not_mathtext(fab, s):
 def dollar_dir(tmp_path_factory):
     """Lot "L$_$x", a defect class "$\\alpha$ bad" and a bin named "a$^$b": mathtext that fails to parse."""
     d = tmp_path_factory.mktemp("dollar")
-    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, seed=4)
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=4)
     write_fab(fab, d, formats=("csv",))
     for name in ("dies.csv", "defects.csv"):
         t = pd.read_csv(d / name, dtype={"wafer_id": str})

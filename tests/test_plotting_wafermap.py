@@ -24,7 +24,7 @@ from yieldkit.plotting.wafermap import WaferMapDisplay, plot_wafer_map
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=5, retest_rate=0.02, signatures={0: "scratch"})
+    return yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=5, retest_rate=0.02, signatures={0: "scratch"})
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +61,7 @@ def test_wafer_map_display_pass_and_value(fab):
     d = WaferMapDisplay.from_dies(one, value="pass")
     assert [t.get_text().split()[0] for t in d.legend_.get_texts()] == sorted(
         {"pass", "fail"} & {("pass" if p else "fail") for p in one.passed}, key=["pass", "fail"].index)
-    c = yk.die_defect_counts(fab.defects[fab.defects.wafer_id == "02"].dropna(subset=["die_x"]), one).table
+    c = yk.die_defect_counts(one, fab.defects[fab.defects.wafer_id == "02"].dropna(subset=["die_x"])).table
     v = WaferMapDisplay.from_dies(c, value="value", column="n_defects", layout=fab.layout)
     assert v.colorbar_ is not None
     assert int(v.image_.get_array().count()) == len(c)

@@ -20,7 +20,7 @@ EVIL = "<script>alert(1)</script>"
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=2, wafers_per_lot=3, retest_rate=0.01, signature_rate=0.3, seed=8)
+    return yk.simulate_fab(n_lots=2, wafers_per_lot=3, retest_rate=0.01, signature_rate=0.3, random_state=8)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def _set_result(d: pd.DataFrame, passed: bool) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def small():
-    return yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=2)
+    return yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=2)
 
 
 def _degenerate(small, case: str) -> dict:

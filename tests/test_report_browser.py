@@ -101,7 +101,7 @@ class _Page:
 
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory) -> Path:
-    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=4, retest_rate=0.01, signature_rate=0.3, seed=21)
+    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=4, retest_rate=0.01, signature_rate=0.3, random_state=21)
     out = tmp_path_factory.mktemp("browser") / "report.html"
     build_report(yk.analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names),
                  title="<script>alert(1)</script> browser check", max_maps=8, output=out)

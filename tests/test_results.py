@@ -16,13 +16,13 @@ from yieldkit.results import TableResult
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=1, wafers_per_lot=4, seed=7)
+    return yk.simulate_fab(n_lots=1, wafers_per_lot=4, random_state=7)
 
 
 def _results(fab):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        counts = yk.die_defect_counts(fab.defects, fab.dies)
+        counts = yk.die_defect_counts(fab.dies, fab.defects)
         return {
             "counts": counts,
             "kill": yk.kill_ratio(fab.dies, fab.defects),

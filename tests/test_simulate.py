@@ -15,7 +15,7 @@ from yieldkit.simulate import DefectClass, simulate_fab, write_fab
 
 def test_mean_defects_per_die_matches_d0_times_area():
     """Mean per-die count within 3 standard errors of D0*A over many wafers (known truth)."""
-    fab = simulate_fab(n_lots=8, wafers_per_lot=25, d0=0.8, cluster_alpha=1.5, seed=11)
+    fab = simulate_fab(n_lots=8, wafers_per_lot=25, d0=0.8, cluster_alpha=1.5, random_state=11)
     t = fab.truth["dies"]
     lam = fab.truth["d0"] * fab.truth["die_area_cm2"]
     # wafer-level clustering: the wafer means are the independent units
@@ -31,7 +31,7 @@ def test_mean_defects_per_die_matches_d0_times_area():
 
 def test_die_level_clustering_gives_negative_binomial_counts():
     """clustering='die': counts are NB with variance mu + mu^2/alpha."""
-    fab = simulate_fab(n_lots=4, wafers_per_lot=25, d0=2.0, cluster_alpha=0.8, clustering="die", y0=1.0, seed=3)
+    fab = simulate_fab(n_lots=4, wafers_per_lot=25, d0=2.0, cluster_alpha=0.8, clustering="die", y0=1.0, random_state=3)
     n = fab.truth["dies"]["n_defects"].to_numpy()
     mu = 2.0 * fab.truth["die_area_cm2"]
     var_expected = mu + mu * mu / 0.8
@@ -41,7 +41,7 @@ def test_die_level_clustering_gives_negative_binomial_counts():
 
 def test_class_shares_and_kill_rates():
     classes = (DefectClass("a", 0.7, 0.2, 0.3), DefectClass("b", 0.3, 0.9, 1.0))
-    fab = simulate_fab(n_lots=4, wafers_per_lot=25, d0=1.0, classes=classes, seed=8)
+    fab = simulate_fab(n_lots=4, wafers_per_lot=25, d0=1.0, classes=classes, random_state=8)
     cls = fab.defects["defect_class"].to_numpy()
     killer = fab.truth["defects"]["killer"].to_numpy()
     n = len(cls)
@@ -54,11 +54,11 @@ def test_class_shares_and_kill_rates():
 
 def test_systematic_yield_and_coverage():
     """Without defects, yield = Y0; with coverage T a die with k killers escapes w.p. (1-T)^k."""
-    fab = simulate_fab(n_lots=2, wafers_per_lot=25, d0=0.0, y0=0.9, seed=2)
+    fab = simulate_fab(n_lots=2, wafers_per_lot=25, d0=0.0, y0=0.9, random_state=2)
     y = fab.dies["passed"].mean()
     n = len(fab.dies)
     assert abs(y - 0.9) < 3 * math.sqrt(0.09 / n)
-    fab = simulate_fab(n_lots=4, wafers_per_lot=25, d0=2.0, y0=1.0, coverage=0.7, seed=4)
+    fab = simulate_fab(n_lots=4, wafers_per_lot=25, d0=2.0, y0=1.0, coverage=0.7, random_state=4)
     t = fab.truth["dies"]
     one = t[t["n_killer"] == 1]
     rate = one["escaped"].mean()
@@ -67,7 +67,7 @@ def test_systematic_yield_and_coverage():
 
 def test_signatures_and_excursion_are_recorded():
     fab = simulate_fab(n_lots=1, wafers_per_lot=10, signatures={0: "edge-ring", 1: "center", 2: "scratch"},
-                       excursion={"step": "etch", "tool": "ETCH01", "d0_factor": 4.0}, seed=9)
+                       excursion={"step": "etch", "tool": "ETCH01", "d0_factor": 4.0}, random_state=9)
     tw = fab.truth["wafers"]
     assert tw["signature"].tolist()[:4] == ["edge-ring", "center", "scratch", "none"]
     assert (tw["excursion"] == (fab.wafers["tool_etch"] == "ETCH01")).all()
@@ -83,7 +83,7 @@ def test_signatures_and_excursion_are_recorded():
 
 
 def test_retests_make_first_pass_yield_lower():
-    fab = simulate_fab(n_lots=1, wafers_per_lot=5, retest_rate=0.05, seed=1)
+    fab = simulate_fab(n_lots=1, wafers_per_lot=5, retest_rate=0.05, random_state=1)
     assert "test_seq" in fab.dies.columns
     w = yk.wafer_yield(fab.dies)
     assert (w["first_pass_yield"] < w["yield"]).all()
@@ -91,8 +91,8 @@ def test_retests_make_first_pass_yield_lower():
 
 
 def test_seeded_runs_are_reproducible_and_write_round_trips(tmp_path):
-    a = simulate_fab(n_lots=1, wafers_per_lot=2, seed=42)
-    b = simulate_fab(n_lots=1, wafers_per_lot=2, seed=42)
+    a = simulate_fab(n_lots=1, wafers_per_lot=2, random_state=42)
+    b = simulate_fab(n_lots=1, wafers_per_lot=2, random_state=42)
     pd.testing.assert_frame_equal(a.dies, b.dies)
     pd.testing.assert_frame_equal(a.defects, b.defects)
     write_fab(a, tmp_path)
@@ -121,7 +121,7 @@ def test_block_yields_follow_the_documented_generating_model(systematic):
     from yieldkit.models import block_yields
 
     fab = simulate_fab(n_lots=8, wafers_per_lot=25, d0=1.0, cluster_alpha=2.0, y0=0.9, systematic=systematic,
-                       coverage=1.0, seed=31)
+                       coverage=1.0, random_state=31)
     t = fab.truth
     a, kd0 = t["die_area_cm2"], t["killer_d0"]
     by = block_yields(fab.dies, [(1, 1), (2, 2), (3, 3)], per_wafer=True)

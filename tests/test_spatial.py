@@ -76,15 +76,15 @@ def test_morans_i_moments_full_permutation():
 
 @pytest.fixture(scope="module")
 def fab():
-    return yk.simulate_fab(n_lots=1, wafers_per_lot=5, seed=21, signatures={0: "edge-ring", 1: "scratch", 2: "center"})
+    return yk.simulate_fab(n_lots=1, wafers_per_lot=5, random_state=21, signatures={0: "edge-ring", 1: "scratch", 2: "center"})
 
 
 def test_clustering_stats_against_direct_formulas(fab):
     """Reference: dense O(n^2) weights per wafer for Moran's I and join counts; statsmodels runs test."""
-    counts = yk.die_defect_counts(fab.defects.dropna(subset=["die_x"]), fab.dies).table
+    counts = yk.die_defect_counts(fab.dies, fab.defects.dropna(subset=["die_x"])).table
     for queen in (False, True):
         res = clustering_stats(fab.dies, contiguity="queen" if queen else "rook")
-        res_c = clustering_stats(counts, value="n_defects", contiguity="queen" if queen else "rook")
+        res_c = clustering_stats(counts, value_col="n_defects", contiguity="queen" if queen else "rook")
         final = yk.final_results(fab.dies)
         for k, (wid, g) in enumerate(final.groupby("wafer_id", sort=True)):
             x, y = g.die_x.to_numpy(), g.die_y.to_numpy()
@@ -123,7 +123,7 @@ def test_adjacency_matrix_matches_dense(fab):
 def test_clustering_flags_signatures_and_nominal_rate():
     """Seeded simulation with known truth, >= 200 wafers: signatures flagged, random wafers near the nominal 5%."""
     sig = {k: ("edge-ring", "center", "scratch")[k % 3] for k in range(60)}
-    fab = yk.simulate_fab(n_lots=10, wafers_per_lot=25, seed=99, signatures=sig)
+    fab = yk.simulate_fab(n_lots=10, wafers_per_lot=25, random_state=99, signatures=sig)
     res = clustering_stats(fab.dies, permutations=99)
     truth = fab.truth["wafers"]["signature"].to_numpy()
     m = res.merge(fab.truth["wafers"], on=["lot_id", "wafer_id"])
@@ -143,8 +143,8 @@ def test_permutation_flags_calibrated_with_few_fails():
     power on signature wafers of the same fab stays 1.
     """
     sig = {k: ("edge-ring", "center", "scratch")[k // 6 % 3] for k in range(0, 300, 6)}
-    fab = yk.simulate_fab(n_lots=12, wafers_per_lot=25, seed=5, d0=0.05, y0=0.995, signatures=sig)
-    res = clustering_stats(fab.dies, permutations=99, seed=np.random.default_rng(8))
+    fab = yk.simulate_fab(n_lots=12, wafers_per_lot=25, random_state=5, d0=0.05, y0=0.995, signatures=sig)
+    res = clustering_stats(fab.dies, permutations=99, random_state=np.random.default_rng(8))
     assert res.attrs == {}  # the table is the whole result
     m = res.merge(fab.truth["wafers"], on=["lot_id", "wafer_id"])
     none = m[m.signature == "none"]
@@ -165,7 +165,7 @@ def test_permutation_p_value_matches_exact_enumeration():
     b[[0, 1, 4, 10]] = True
     d = pd.DataFrame({"lot_id": "L", "wafer_id": "1", "die_x": x, "die_y": y, "passed": ~b})
     r = 4000
-    res = clustering_stats(d, permutations=r, seed=3).iloc[0]
+    res = clustering_stats(d, permutations=r, random_state=3).iloc[0]
     w = _dense_w(x, y)
     iu = np.triu_indices(16, 1)
     ei, ej = iu[0][w[iu] > 0], iu[1][w[iu] > 0]
@@ -185,12 +185,12 @@ def test_permutation_p_value_matches_exact_enumeration():
 
 def test_permutation_count_map_and_normal_fallback(fab):
     """Count maps are permuted as values; permutations=0 gives the normal approximation of the z scores."""
-    counts = yk.die_defect_counts(fab.defects.dropna(subset=["die_x"]), fab.dies).table
-    res = clustering_stats(counts, value="n_defects", permutations=199, seed=1)
-    again = clustering_stats(counts, value="n_defects", permutations=199, seed=1)
+    counts = yk.die_defect_counts(fab.dies, fab.defects.dropna(subset=["die_x"])).table
+    res = clustering_stats(counts, value_col="n_defects", permutations=199, random_state=1)
+    again = clustering_stats(counts, value_col="n_defects", permutations=199, random_state=1)
     pd.testing.assert_frame_equal(res, again)
     assert ((res["p_i"] >= 1 / 200) & (res["p_i"] <= 1)).all()
-    normal = clustering_stats(counts, value="n_defects", permutations=0)
+    normal = clustering_stats(counts, value_col="n_defects", permutations=0)
     np.testing.assert_allclose(normal["p_i"], stats.norm.sf(normal["z_i"]))
     np.testing.assert_allclose(normal["p_bw"], stats.norm.cdf(normal["z_bw"]))
     assert normal.attrs == {}
@@ -212,7 +212,7 @@ def test_clustering_stats_errors(fab):
 def test_detect_clusters_against_truth():
     """Seeded simulation with known truth: clustered defects (truth cluster_id >= 0) are recovered."""
     sig = {k: ("scratch", "loc")[k % 2] for k in range(0, 40, 2)}
-    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=20, seed=4, signatures=sig)
+    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=20, random_state=4, signatures=sig)
     res = detect_clusters(fab.defects, fab.layout)
     lab = res.table
     t = fab.truth["defects"]["cluster_id"].to_numpy() >= 0

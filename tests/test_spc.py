@@ -211,7 +211,7 @@ def test_nan_breaks_runs():
 
 def test_excursions_on_simulated_excursion_wafers():
     """Wafers run on a 4x-density excursion tool show up as u-chart excursions."""
-    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=25, cluster_alpha=50.0, seed=3,
+    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=25, cluster_alpha=50.0, random_state=3,
                           excursion={"step": "etch", "tool": "ETCH02", "d0_factor": 4.0})
     counts = fab.defects.groupby(["lot_id", "wafer_id"], sort=False).size().rename("n_defects").reset_index()
     c = u_chart(counts)

@@ -27,7 +27,7 @@ def test_final_and_first_pass_results_pick_the_right_insertion():
 
 
 def test_wafer_yield_counts_and_interval_against_a_groupby():
-    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=4, retest_rate=0.05, seed=5)
+    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=4, retest_rate=0.05, random_state=5)
     w = yk.wafer_yield(fab.dies)
     fin = yk.final_results(fab.dies)
     first = yk.first_pass_results(fab.dies)

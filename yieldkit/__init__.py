@@ -72,7 +72,7 @@ _EXPORTS: dict[str, str] = {
     "u_chart": "yieldkit.spc",
     "analyze": "yieldkit.analysis",
     # root cause
-    "commonality": "yieldkit.classify.commonality",
+    "commonality": "yieldkit.commonality",
     # outgoing quality
     "williams_brown": "yieldkit.quality",
     "agrawal_seth_agrawal": "yieldkit.quality",
@@ -84,7 +84,7 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 _SUBMODULES = {
-    "classify", "cli", "errors", "io", "keys", "layout", "maps", "models", "plotting",
+    "classify", "cli", "errors", "io", "layout", "maps", "models", "plotting",
     "quality", "report", "schema", "simulate", "spatial", "yields", "intervals", "distributed",
 }
 

@@ -18,9 +18,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .keys import wafer_codes
+from ._keys import wafer_codes
+from .classify.causes import pattern_summary
+from .classify.grid import dies_to_grids
+from .classify.pretrained import load_pretrained
+from .commonality import commonality
 from .killratio import KillRatioResult, kill_ratio
+from .maps import die_defect_counts, stack_map, zonal_yield
+from .models import compare_models
 from .pareto import bin_pareto, pareto, retest_recovery
+from .quality import defect_level
+from .significance import benjamini_hochberg
+from .spatial import clustering_stats
 from .spc import ControlChart, p_chart, u_chart
 from .yields import final_results, lots_from_wafers, wafer_yield
 
@@ -28,7 +37,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AnalysisResults", "analyze"]
 
-_MIN_COMMONALITY_WAFERS = 3  # fewest wafers yieldkit.classify.commonality ranks factors on
+_MIN_COMMONALITY_WAFERS = 3  # fewest wafers yieldkit.commonality ranks factors on
 
 
 @dataclass
@@ -107,22 +116,8 @@ def _note(results_notes: list[str], text: str) -> None:
     results_notes.append(text)
 
 
-def _stacked(final: pd.DataFrame) -> pd.DataFrame:
-    x = final["die_x"].to_numpy(np.int64)
-    y = final["die_y"].to_numpy(np.int64)
-    fail = ~final["passed"].to_numpy(bool)
-    x0, y0 = x.min(), y.min()
-    ny = int(y.max() - y0) + 1
-    k = (x - x0) * ny + (y - y0)
-    u, inv = np.unique(k, return_inverse=True)
-    tested = np.bincount(inv)
-    fails = np.bincount(inv, weights=fail).astype(np.int64)
-    return pd.DataFrame({"die_x": (u // ny + x0).astype(np.int32), "die_y": (u % ny + y0).astype(np.int32),
-                         "tested": tested, "fails": fails, "fail_rate": fails / tested})
-
-
 def _stacked_map(dies: pd.DataFrame | None, final: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
-    """Pooled stacked map from :func:`yieldkit.maps.stack_map`, or a local fail-rate count without it.
+    """Pooled stacked map from :func:`yieldkit.maps.stack_map`.
 
     ``dies`` and ``final`` are the dies with a wafer position; None (no die has one) gives an
     empty map.
@@ -130,11 +125,6 @@ def _stacked_map(dies: pd.DataFrame | None, final: pd.DataFrame | None, notes: l
     if dies is None or final is None:
         return pd.DataFrame({"die_x": pd.Series([], dtype="int32"), "die_y": pd.Series([], dtype="int32"),
                              "fail_rate": pd.Series([], dtype="float64")})
-    try:
-        from .maps import stack_map
-    except ImportError:
-        _note(notes, "stacked map confidence intervals: yieldkit.maps.stack_map is not available")
-        return _stacked(final)
     return stack_map(dies, level="pooled")
 
 
@@ -219,7 +209,7 @@ def analyze(
     top : int, optional
         Categories kept in each Pareto before ``"Other"``.
     coverage : sequence of float
-        Fault coverages [-] at which outgoing DPPM is predicted.
+        Fault coverages [1] at which outgoing DPPM is predicted.
     conf_level : float
         Confidence level of all intervals.
     spc_rules : {"both", "western_electric", "nelson", "none"}
@@ -250,7 +240,7 @@ def analyze(
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=2)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=2)
     >>> res = yk.analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names)
     >>> res.summary["wafers"], res.kill_ratios is not None
     (3, True)
@@ -344,11 +334,6 @@ def _placed(dies: pd.DataFrame, notes: list[str]) -> pd.DataFrame | None:
 
 
 def _zonal(res: AnalysisResults, dies: pd.DataFrame, layout: Any, conf_level: float) -> None:
-    try:
-        from .maps import zonal_yield
-    except ImportError:
-        _note(res.notes, "zonal flags: yieldkit.maps is not available")
-        return
     z = zonal_yield(dies, layout, conf_level=conf_level)
     res.zonal = z[z["flagged"]].reset_index(drop=True)
     res.zonal_tested = len(z)
@@ -356,13 +341,6 @@ def _zonal(res: AnalysisResults, dies: pd.DataFrame, layout: Any, conf_level: fl
 
 def _clustering(res: AnalysisResults, dies: pd.DataFrame, fdr: float = 0.05) -> None:
     """Wafers whose fails cluster: join-count and Moran's I permutation p-values, BH across wafers."""
-    try:
-        from .spatial import clustering_stats
-    except ImportError:
-        _note(res.notes, "spatial clustering: yieldkit.spatial is not available")
-        return
-    from .significance import benjamini_hochberg
-
     c = clustering_stats(dies)
     c["q_bw"] = benjamini_hochberg(c["p_bw"].to_numpy())
     c["q_i"] = benjamini_hochberg(c["p_i"].to_numpy())
@@ -383,13 +361,7 @@ def _models(res: AnalysisResults, dies: pd.DataFrame, defects: pd.DataFrame | No
     if defects is None or len(defects) == 0 or area is None:
         _note(res.notes, "yield-model comparison and DPPM: need a defect table and a layout with the die area")
         return
-    try:
-        from .maps import die_defect_counts
-        from .models import compare_models
-    except ImportError:
-        _note(res.notes, "yield-model comparison: yieldkit.models or yieldkit.maps is not available")
-        return
-    counts = die_defect_counts(defects, dies).table
+    counts = die_defect_counts(dies, defects).table
     if len(counts) < MIN_DIES_FOR_MODELS:
         _note(res.notes, f"yield-model comparison and DPPM: {len(counts)} die(s) with defect counts; "
                          f"fitting needs at least {MIN_DIES_FOR_MODELS}")
@@ -397,11 +369,6 @@ def _models(res: AnalysisResults, dies: pd.DataFrame, defects: pd.DataFrame | No
     comparison = compare_models(counts, area=area, conf_level=conf_level)
     table, fitted = comparison.table, comparison.models
     res.models = table
-    try:
-        from .quality import defect_level
-    except ImportError:
-        _note(res.notes, "outgoing DPPM: yieldkit.quality is not available")
-        return
     ok = table[table["error"].fillna("").astype(str) == ""] if "error" in table.columns else table
     if len(ok) == 0:
         _note(res.notes, "outgoing DPPM: no yield model could be fitted")
@@ -413,14 +380,6 @@ def _models(res: AnalysisResults, dies: pd.DataFrame, defects: pd.DataFrame | No
 
 
 def _patterns(res: AnalysisResults, final: pd.DataFrame, wafers: pd.DataFrame | None, layout: Any) -> None:
-    try:
-        from .classify import load_pretrained  # type: ignore[attr-defined]
-        from .classify.grid import dies_to_grids
-    except ImportError:
-        _note(res.notes, "pattern classes: yieldkit.classify has no pretrained classifier yet")
-        return
-    from .classify.causes import pattern_summary
-
     clf = load_pretrained()
     ids, grids = dies_to_grids(final)
     res.patterns = clf.predict_table(grids, wafers=ids[["lot_id", "wafer_id"]], causes=True)
@@ -430,11 +389,6 @@ def _patterns(res: AnalysisResults, final: pd.DataFrame, wafers: pd.DataFrame | 
 def _commonality(res: AnalysisResults, wy: pd.DataFrame, wafers: pd.DataFrame | None) -> None:
     if wafers is None or not any(str(c).startswith(("tool_", "chamber_")) for c in wafers.columns):
         _note(res.notes, "commonality: needs a wafer table with tool_/chamber_ process history")
-        return
-    try:
-        from .classify.commonality import commonality  # type: ignore[import-not-found]
-    except ImportError:
-        _note(res.notes, "commonality: yieldkit.classify.commonality is not available")
         return
     key = ["lot_id", "wafer_id"]
     if not set(key) <= set(wafers.columns):

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .errors import YieldkitError
 from .intervals import clopper_pearson
-from .schema import validate_dies
+from .schema import STRING, validate_dies
 from .yields import wafer_yield
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def _validate_partition(df: pd.DataFrame, columns: Mapping[str, str] | None, goo
                         source: str) -> pd.DataFrame:
     for c in df.columns:  # hive partition keys arrive as categoricals
         if isinstance(df[c].dtype, pd.CategoricalDtype):
-            df = df.assign(**{c: df[c].astype(pd.StringDtype("pyarrow"))})
+            df = df.assign(**{c: df[c].astype(STRING)})
     return validate_dies(df, source=source, columns=columns, good_bins=good_bins)
 
 
@@ -114,8 +114,8 @@ def wafer_yield_dask(dies: Any, *, conf_level: float = 0.95, scheduler: str | No
     """
     meta = pd.DataFrame(
         {
-            "lot_id": pd.Series(dtype=pd.StringDtype("pyarrow")),
-            "wafer_id": pd.Series(dtype=pd.StringDtype("pyarrow")),
+            "lot_id": pd.Series(dtype=STRING),
+            "wafer_id": pd.Series(dtype=STRING),
             "tested": pd.Series(dtype=np.int64),
             "good": pd.Series(dtype=np.int64),
             "first_pass_good": pd.Series(dtype=np.int64),
@@ -134,5 +134,5 @@ def wafer_yield_dask(dies: Any, *, conf_level: float = 0.95, scheduler: str | No
     tot["ci_lower"] = lo
     tot["ci_upper"] = hi
     for c in ("lot_id", "wafer_id"):
-        tot[c] = tot[c].astype(pd.StringDtype("pyarrow"))
+        tot[c] = tot[c].astype(STRING)
     return tot[["lot_id", "wafer_id", "tested", "good", "yield", "first_pass_good", "first_pass_yield", "ci_lower", "ci_upper"]]

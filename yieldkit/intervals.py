@@ -43,9 +43,9 @@ def clopper_pearson(k: Any, n: Any, conf_level: float = 0.95) -> tuple[np.ndarra
     Parameters
     ----------
     k : array_like
-        Successes (e.g. good dies) [-].
+        Successes (e.g. good dies) [1].
     n : array_like
-        Trials (e.g. tested dies) [-]; ``n = 0`` gives the interval [0, 1].
+        Trials (e.g. tested dies) [1]; ``n = 0`` gives the interval [0, 1].
     conf_level : float
         Two-sided confidence level.
 
@@ -101,7 +101,7 @@ def garwood(k: Any, exposure: Any = 1.0, conf_level: float = 0.95) -> tuple[np.n
     Parameters
     ----------
     k : array_like
-        Observed count [-].
+        Observed count [1].
     exposure : array_like
         Exposure, e.g. inspected area [cm^2]; the interval is for the rate per unit exposure.
     conf_level : float

@@ -40,11 +40,11 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from ._keys import die_keys
 from .errors import ConvergenceWarning, DataQualityWarning, SchemaError, YieldkitValueError, check_choice
 from .intervals import clopper_pearson, wilson
-from .keys import die_keys
 from .results import TableResult
-from .schema import UNCLASSIFIED
+from .schema import STRING, UNCLASSIFIED
 from .yields import final_results
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class DieDefects:
 def _category(defects: pd.DataFrame, by: str) -> pd.Series:
     if by not in defects.columns:
         if by == "defect_class":
-            return pd.Series(UNCLASSIFIED, index=defects.index, dtype="string[pyarrow]")
+            return pd.Series(UNCLASSIFIED, index=defects.index, dtype=STRING)
         raise SchemaError(f"The 'by' column {by!r} is not in the defect table; columns are {list(defects.columns)}.",
                           column=by)
     s = defects[by]
@@ -274,7 +274,7 @@ def joint_kill_ratio(
     Parameters
     ----------
     counts : ndarray, shape (n_dies, n_classes)
-        Defects of each class on each tested die [-].
+        Defects of each class on each tested die [1].
     passed : ndarray of bool, shape (n_dies,)
         Final test result of each die.
     conf_level : float
@@ -422,7 +422,7 @@ def kill_ratio(
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=5, seed=3)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=5, random_state=3)
     >>> kr = yk.kill_ratio(fab.dies, fab.defects).table
     >>> bool(((kr["limited_yield"] - (1 - kr["kill_ratio"] * kr["fraction_affected"])).abs() < 1e-12).all())
     True
@@ -434,7 +434,7 @@ def kill_ratio(
     n_d, n_c = len(dd.dies), len(dd.categories)
     cc = contingency_counts(dd.die, dd.category, np.zeros(len(dd.die), np.int64), dd.passed, 1, n_c,
                             np.array([n_d]), np.array([int(dd.passed.sum())]))
-    out = pd.DataFrame({"category": pd.array(dd.categories, dtype="string[pyarrow]")})
+    out = pd.DataFrame({"category": pd.array(dd.categories, dtype=STRING)})
     out["defects"] = np.bincount(dd.category, minlength=n_c)
     out["dies_affected"] = cc["affected"][0]
     out["fraction_affected"] = cc["affected"][0] / n_d

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._deprecation import renamed_kwargs
 from .errors import SchemaError, YieldkitValueError
 
 log = logging.getLogger(__name__)
@@ -251,18 +252,19 @@ class WaferLayout:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_dies(cls, dies: pd.DataFrame, *, die_x: str = "die_x", die_y: str = "die_y") -> WaferLayout:
+    @renamed_kwargs(die_x="die_x_col", die_y="die_y_col")
+    def from_dies(cls, dies: pd.DataFrame, *, die_x_col: str = "die_x", die_y_col: str = "die_y") -> WaferLayout:
         """A layout inferred from the dies present when no geometry is known.
 
         The pitch is 1 um (so :attr:`die_area_cm2` is meaningless), the grid is centred on
         the middle of the index range, and the die set is exactly the distinct dies present.
         The result has ``inferred=True``.
         """
-        placed = dies[[die_x, die_y]].dropna()  # parts without a wafer position have no place on it
+        placed = dies[[die_x_col, die_y_col]].dropna()  # parts without a wafer position have no place on it
         if len(placed) == 0:
             raise SchemaError("cannot infer a wafer layout from an empty die table (or one without die positions)")
-        ix = placed[die_x].to_numpy(dtype=np.int64)
-        jy = placed[die_y].to_numpy(dtype=np.int64)
+        ix = placed[die_x_col].to_numpy(dtype=np.int64)
+        jy = placed[die_y_col].to_numpy(dtype=np.int64)
         cx = (ix.min() + ix.max() + 1) / 2.0
         cy = (jy.min() + jy.max() + 1) / 2.0
         origin = (-cx, -cy)

@@ -31,6 +31,7 @@ import pandas as pd
 
 from .errors import DataQualityWarning, SchemaError, YieldkitValueError, check_choice
 from .killratio import contingency_counts, contingency_kill_ratio, die_defects
+from .schema import STRING
 from .yields import final_results, first_pass_results
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def size_bins(size_um: pd.Series, edges_um: Sequence[float] = SIZE_EDGES_UM) -> 
     idx = np.searchsorted(e, v, side="right")
     out = labels[idx]
     out[np.isnan(v)] = "size unknown"
-    return pd.Series(out, index=size_um.index, dtype="string[pyarrow]", name="size_bin")
+    return pd.Series(out, index=size_um.index, dtype=STRING, name="size_bin")
 
 
 def _as_list(group: str | Sequence[str] | None) -> list[str]:
@@ -392,7 +393,7 @@ def retest_recovery(dies: pd.DataFrame, *, by: str = "hbin",
     fails = ~first["passed"].to_numpy(dtype=bool)
     if not fails.any():
         return pd.DataFrame({c: [] for c in cols})
-    from .keys import die_keys
+    from ._keys import die_keys
 
     both = pd.concat([first[["lot_id", "wafer_id", "die_x", "die_y"]], final[["lot_id", "wafer_id", "die_x", "die_y"]]],
                      ignore_index=True)

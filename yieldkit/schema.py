@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._keys import STRING  # the dtype of every string column (lot_id, wafer_id, defect_class, ...)
 from .errors import SchemaError
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ __all__ = [
     "ALIASES",
     "DEFECT_COLUMNS",
     "DIE_COLUMNS",
+    "STRING",
     "UNCLASSIFIED",
     "WAFER_COLUMNS",
     "Column",
@@ -55,7 +57,6 @@ __all__ = [
 ]
 
 UNCLASSIFIED = "unclassified"
-STRING = pd.StringDtype("pyarrow")
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,7 @@ def _coerce_string(s: pd.Series, *, source: str | None, line_base: int | None, r
                 s = pd.Series(pd.array(num, dtype="Int64"), index=s.index, name=s.name)
         out = s.astype(STRING)
     if required:
-        from .keys import _cached_codes
+        from ._keys import _cached_codes
 
         known = _cached_codes(out)
         if known is not None:  # a column read as a dictionary: look at its few distinct values
@@ -493,7 +494,7 @@ def _in_bins(hbin: np.ndarray, good_bins: Iterable[int]) -> np.ndarray:
 
 
 def _check_retests(df: pd.DataFrame, *, retests: str, source: str | None, line_base: int | None) -> pd.DataFrame:
-    from .keys import die_keys, duplicated_keys
+    from ._keys import die_keys, duplicated_keys
 
     keys = die_keys(df)
     has_seq = "test_seq" in df.columns
@@ -504,7 +505,7 @@ def _check_retests(df: pd.DataFrame, *, retests: str, source: str | None, line_b
     if not dup.any():
         return df
     if not has_seq and retests == "order":
-        from .keys import die_keys as _dk
+        from ._keys import die_keys as _dk
 
         k = pd.Series(_dk(df))
         df = df.copy()
@@ -583,7 +584,7 @@ def validate_defects(
         result["defect_id"] = (wafer.groupby(wafer, sort=False).cumcount() + 1).astype("int64")
         log.info("%s: no defect_id column; numbered defects within each wafer", source or "defect table")
     else:
-        from .keys import duplicated_keys, wafer_codes
+        from ._keys import duplicated_keys, wafer_codes
 
         codes, _ = wafer_codes(result)
         ids = result["defect_id"].to_numpy()

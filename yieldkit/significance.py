@@ -1,7 +1,7 @@
 """Significance tests and false-discovery control shared across yieldkit, vectorised.
 
 Used by zonal yield statistics (:mod:`yieldkit.maps.zones`), commonality analysis
-(:mod:`yieldkit.classify.commonality`) and wherever many 2x2 tables or many p-values are
+(:mod:`yieldkit.commonality`) and wherever many 2x2 tables or many p-values are
 tested at once.
 """
 

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._deprecation import renamed_kwargs
 from .errors import YieldkitValueError, check_choice
 from .layout import WaferLayout
 from .schema import STRING, validate_defects, validate_dies, validate_wafers
@@ -196,6 +197,7 @@ def _signature_fail_prob(sig: str, r: np.ndarray, theta: np.ndarray, x: np.ndarr
     return p, info
 
 
+@renamed_kwargs(seed="random_state")
 def simulate_fab(
     *,
     n_lots: int = 3,
@@ -216,7 +218,7 @@ def simulate_fab(
     excursion: Mapping[str, Any] | None = None,
     product: str = "YK100",
     layers: Sequence[str] = ("M1", "V1", "M2"),
-    seed: int | np.random.Generator | None = None,
+    random_state: int | np.random.Generator | None = None,
 ) -> SimulatedFab:
     """Simulate wafer-sort and inspection data of a fab with known truth.
 
@@ -255,7 +257,7 @@ def simulate_fab(
         Product name in the wafer table.
     layers : sequence of str
         Inspection layers assigned to defects at random.
-    seed : int or Generator, optional
+    random_state : int or Generator, optional
         Seed of ``numpy.random.default_rng``.
 
     Returns
@@ -265,13 +267,50 @@ def simulate_fab(
     Examples
     --------
     >>> from yieldkit.simulate import simulate_fab
-    >>> fab = simulate_fab(n_lots=1, wafers_per_lot=2, seed=1)
+    >>> fab = simulate_fab(n_lots=1, wafers_per_lot=2, random_state=1)
     >>> sorted(fab.dies.columns[:6])
     ['die_x', 'die_y', 'hbin', 'lot_id', 'sbin', 'wafer_id']
     >>> fab.truth["d0"]
     0.5
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    y0, coverage, retest_rate, signature_rate, signatures, classes, shares = _checked_arguments(
+        n_lots, wafers_per_lot, d0, cluster_alpha, clustering, systematic, y0, coverage, retest_rate,
+        signature_rate, signatures, classes,
+    )
+    layout = layout or WaferLayout(diameter_mm=200, die_pitch_um=(6000, 5000), edge_exclusion_mm=3)
+    grid = layout.dies()
+    n_w = n_lots * wafers_per_lot
+    wafers, lot_ids, wafer_ids, on_excursion, factor = _wafer_history(
+        n_lots, wafers_per_lot, product, steps, tools_per_step, excursion, rng
+    )
+    dens_w, random_defects = _random_defects(layout, grid, n_w, d0, cluster_alpha, clustering, factor, classes, shares, rng)
+    sig_of, sig_fail, extra = _signatures(layout, grid, n_w, signatures, signature_rate, len(classes), rng)
+    defects, dw, flat, dkill, dcl = _defect_table(layout, grid, lot_ids, wafer_ids, random_defects, extra, classes,
+                                                  layers, rng)
+    dies, truth_dies = _die_tables(grid, lot_ids, wafer_ids, dw, flat, dkill, sig_fail, coverage, systematic, y0,
+                                   retest_rate, rng)
+    truth_wafers = wafers[["lot_id", "wafer_id"]].copy()
+    truth_wafers["density"] = dens_w
+    truth_wafers["signature"] = sig_of.astype(str)
+    truth_wafers["excursion"] = on_excursion
+    truth = _truth(d0, cluster_alpha, clustering, systematic, y0, coverage, retest_rate, excursion, layout.die_area_cm2,
+                   classes, shares, truth_wafers, truth_dies, defects, dkill, dcl)
+    wafers = validate_wafers(wafers, source="<simulate_fab>")
+    log.info(
+        "simulated %d wafers x %d dies, %d defects (D0=%.3g/cm2, alpha=%s, Y0=%.3g)",
+        n_w, len(grid), len(defects), d0, cluster_alpha, y0,
+    )
+    return SimulatedFab(dies=dies, defects=defects, wafers=wafers, layout=layout, truth=truth)
+
+
+def _checked_arguments(
+    n_lots: int, wafers_per_lot: int, d0: float, cluster_alpha: float, clustering: str, systematic: str, y0: float,
+    coverage: float, retest_rate: float, signature_rate: float, signatures: Mapping[int, str] | None,
+    classes: Sequence[DefectClass],
+) -> tuple[float, float, float, float, dict[int, str], tuple[DefectClass, ...], np.ndarray]:
+    """Validate the arguments of :func:`simulate_fab`; the probabilities, signatures, classes and
+    normalised class shares it works with."""
     check_choice(clustering, ("wafer", "die", "none"), name="clustering", where="simulate_fab")
     check_choice(systematic, ("die", "wafer"), name="systematic", where="simulate_fab")
     if n_lots < 1 or wafers_per_lot < 1:
@@ -286,8 +325,8 @@ def simulate_fab(
     coverage = _check_prob(coverage, "coverage")
     retest_rate = _check_prob(retest_rate, "retest_rate")
     signature_rate = _check_prob(signature_rate, "signature_rate")
-    signatures = dict(signatures or {})
-    for v in signatures.values():
+    sigs = dict(signatures or {})
+    for v in sigs.values():
         check_choice(v, SIGNATURES + ("none",), name="signatures", where="simulate_fab")
     classes = tuple(classes)
     if not classes:
@@ -298,19 +337,16 @@ def simulate_fab(
     shares = shares / shares.sum()
     for c in classes:
         _check_prob(c.kill_prob, "kill_prob")
+    return y0, coverage, retest_rate, signature_rate, sigs, classes, shares
 
-    layout = layout or WaferLayout(diameter_mm=200, die_pitch_um=(6000, 5000), edge_exclusion_mm=3)
-    grid = layout.dies()
-    n_d = len(grid)
+
+def _wafer_history(
+    n_lots: int, wafers_per_lot: int, product: str, steps: Sequence[str], tools_per_step: int,
+    excursion: Mapping[str, Any] | None, rng: np.random.Generator,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The wafer table with its process history, its lot and wafer ids as arrays, which wafers ran
+    on the excursion, and their defect-density factor."""
     n_w = n_lots * wafers_per_lot
-    area = layout.die_area_cm2
-    R = layout.radius_um
-    gx = grid["x_center_um"].to_numpy() / R
-    gy = grid["y_center_um"].to_numpy() / R
-    gr = np.hypot(gx, gy)
-    gt = np.arctan2(gy, gx)
-
-    # -- wafers and process history ------------------------------------------------------------
     lot_ids = np.repeat([f"L{lot + 1:04d}" for lot in range(n_lots)], wafers_per_lot)
     wafer_ids = np.tile([f"{w + 1:02d}" for w in range(wafers_per_lot)], n_lots)
     wafers = pd.DataFrame({"lot_id": lot_ids, "wafer_id": wafer_ids})
@@ -334,8 +370,17 @@ def simulate_fab(
         if excursion.get("chamber") is not None:
             on_excursion &= wafers[f"chamber_{step}"].to_numpy() == excursion["chamber"]
         factor = np.where(on_excursion, float(excursion.get("d0_factor", 3.0)), 1.0)
+    return wafers, lot_ids, wafer_ids, on_excursion, factor
 
-    # -- defect density and counts --------------------------------------------------------------
+
+def _random_defects(
+    layout: WaferLayout, grid: pd.DataFrame, n_w: int, d0: float, cluster_alpha: float, clustering: str,
+    factor: np.ndarray, classes: tuple[DefectClass, ...], shares: np.ndarray, rng: np.random.Generator,
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Gamma-distributed density per wafer (or die), Poisson counts per die, and each random
+    defect's wafer, class, kill, size and position: ``(density per wafer, (wafer, x_um, y_um,
+    class, cluster_id, killer, size))``."""
+    n_d = len(grid)
     clustered = clustering != "none" and math.isfinite(cluster_alpha)
     if clustered and clustering == "wafer":
         dens_w = d0 * rng.gamma(cluster_alpha, 1.0 / cluster_alpha, n_w)
@@ -348,7 +393,7 @@ def simulate_fab(
         dens = np.full((n_w, n_d), d0)
     dens = dens * factor[:, None]
     dens_w = dens_w * factor
-    counts = rng.poisson(dens * area).ravel()  # per (wafer, die)
+    counts = rng.poisson(dens * layout.die_area_cm2).ravel()  # per (wafer, die)
     n_def = int(counts.sum())
     owner = np.repeat(np.arange(n_w * n_d), counts)  # flat die index of each defect
     cls = rng.choice(len(classes), size=n_def, p=shares)
@@ -363,10 +408,25 @@ def simulate_fab(
     pw, ph = layout.die_pitch_um
     xrel = rng.random(n_def) * pw
     yrel = rng.random(n_def) * ph
-    class_names = [c.name for c in classes]
     cluster_id = np.full(n_def, -1, dtype=np.int64)
+    x_um, y_um = layout.position(dx, dy, xrel, yrel)
+    return dens_w, (w_, x_um, y_um, cls, cluster_id, killer, size)
 
-    # -- signatures --------------------------------------------------------------------------------
+
+def _signatures(
+    layout: WaferLayout, grid: pd.DataFrame, n_w: int, signatures: dict[int, str], signature_rate: float,
+    n_classes: int, rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, ...]]]:
+    """The signature of each wafer, the dies it fails, and the clustered defects of scratches and
+    local spots: ``(signature per wafer, fail mask (wafer, die), [(wafer, x_um, y_um, class index,
+    cluster_id), ...])``; class index ``n_classes`` is the scratch class."""
+    n_d = len(grid)
+    R = layout.radius_um
+    pw = layout.die_pitch_um[0]
+    gx = grid["x_center_um"].to_numpy() / R
+    gy = grid["y_center_um"].to_numpy() / R
+    gr = np.hypot(gx, gy)
+    gt = np.arctan2(gy, gx)
     sig_of = np.array(["none"] * n_w, dtype=object)
     for k, v in signatures.items():
         if not 0 <= int(k) < n_w:
@@ -387,7 +447,7 @@ def simulate_fab(
                 t = rng.random(m) * info["length"]
                 sx = (info["start"][0] + t * info["direction"][0]) * R + rng.normal(0, 0.15 * pw, m)
                 sy = (info["start"][1] + t * info["direction"][1]) * R + rng.normal(0, 0.15 * pw, m)
-                c_idx = len(classes)  # scratch class appended below
+                c_idx = n_classes  # the scratch class, numbered after the given classes
             else:
                 ang = rng.uniform(0, 2 * np.pi, m)
                 rad = info["radius"] * R * np.sqrt(rng.random(m)) * 0.8
@@ -396,9 +456,18 @@ def simulate_fab(
                 c_idx = 0
             extra.append((np.full(m, wi), sx, sy, np.full(m, c_idx), np.full(m, next_cluster)))
             next_cluster += 1
+    return sig_of, sig_fail, extra
 
-    # -- assemble the defect table ----------------------------------------------------------------
-    x_um, y_um = layout.position(dx, dy, xrel, yrel)
+
+def _defect_table(
+    layout: WaferLayout, grid: pd.DataFrame, lot_ids: np.ndarray, wafer_ids: np.ndarray,
+    random_defects: tuple[np.ndarray, ...], extra: list[tuple[np.ndarray, ...]], classes: tuple[DefectClass, ...],
+    layers: Sequence[str], rng: np.random.Generator,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The validated defect table (random and signature defects, sorted per wafer) and, in its row
+    order, each defect's wafer, flat die index on the grid (-1 off-die), kill flag and cluster id."""
+    n_d = len(grid)
+    w_, x_um, y_um, cls, cluster_id, killer, size = random_defects
     all_w = [w_]
     all_x = [x_um]
     all_y = [y_um]
@@ -428,7 +497,7 @@ def simulate_fab(
     dcl = np.concatenate(all_cl)
     dkill = np.concatenate(all_kill)
     dsize = np.concatenate(all_size)
-    names_all = np.array(class_names + [_SCRATCH_CLASS.name], dtype=object)
+    names_all = np.array([c.name for c in classes] + [_SCRATCH_CLASS.name], dtype=object)
     # signature defects off the wafer's dies are kept off-die (as an inspection tool would report)
     loc = layout.locate(dxu, dyu)
     on_die = loc["die_x"].notna().to_numpy()
@@ -459,9 +528,16 @@ def simulate_fab(
             "layer": pd.array(np.array(list(layers), dtype=object)[rng.integers(0, len(layers), len(dw))], dtype=STRING),
         }
     )
-    defects = validate_defects(defects, source="<simulate_fab>")
+    return validate_defects(defects, source="<simulate_fab>"), dw, flat, dkill, dcl
 
-    # -- die outcomes ------------------------------------------------------------------------------
+
+def _die_tables(
+    grid: pd.DataFrame, lot_ids: np.ndarray, wafer_ids: np.ndarray, dw: np.ndarray, flat: np.ndarray,
+    dkill: np.ndarray, sig_fail: np.ndarray, coverage: float, systematic: str, y0: float, retest_rate: float,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Die outcomes: the validated die table (bins, retests) and the per-die truth."""
+    n_w, n_d = sig_fail.shape
     flat_w = dw * n_d + flat
     ok = flat >= 0
     n_per_die = np.bincount(flat_w[ok], minlength=n_w * n_d)
@@ -506,7 +582,6 @@ def simulate_fab(
         dies = pd.concat([dies, first], ignore_index=True)
         dies = dies.sort_values(["lot_id", "wafer_id", "test_seq"], kind="stable").reset_index(drop=True)
     dies = validate_dies(dies, source="<simulate_fab>")
-
     truth_dies = pd.DataFrame(
         {
             **die_ids,
@@ -518,14 +593,19 @@ def simulate_fab(
             "escaped": escaped,
         }
     )
-    truth_wafers = wafers[["lot_id", "wafer_id"]].copy()
-    truth_wafers["density"] = dens_w
-    truth_wafers["signature"] = sig_of.astype(str)
-    truth_wafers["excursion"] = on_excursion
+    return dies, truth_dies
+
+
+def _truth(
+    d0: float, cluster_alpha: float, clustering: str, systematic: str, y0: float, coverage: float, retest_rate: float,
+    excursion: Mapping[str, Any] | None, area: float, classes: tuple[DefectClass, ...], shares: np.ndarray,
+    truth_wafers: pd.DataFrame, truth_dies: pd.DataFrame, defects: pd.DataFrame, dkill: np.ndarray, dcl: np.ndarray,
+) -> dict[str, Any]:
+    """The known truth of a simulated fab (see :class:`SimulatedFab`)."""
     class_table = pd.DataFrame([asdict(c) for c in (*classes, _SCRATCH_CLASS)])
     class_table.loc[:, "share"] = list(shares) + [0.0]
     killer_d0 = float(d0 * np.sum(shares * np.array([c.kill_prob for c in classes])))
-    truth = {
+    return {
         "d0": float(d0),
         "killer_d0": killer_d0,
         "systematic": systematic,
@@ -550,13 +630,6 @@ def simulate_fab(
             }
         ),
     }
-    wafers = validate_wafers(wafers, source="<simulate_fab>")
-    log.info(
-        "simulated %d wafers x %d dies, %d defects (D0=%.3g/cm2, alpha=%s, Y0=%.3g)",
-        n_w, n_d, len(defects), d0, cluster_alpha, y0,
-    )
-    return SimulatedFab(dies=dies, defects=defects, wafers=wafers, layout=layout, truth=truth)
-
 
 def write_fab(fab: SimulatedFab, out_dir: str | os.PathLike[str], *, formats: Sequence[str] = ("csv", "parquet")) -> list[Path]:
     """Write a simulated fab to ``out_dir``: dies, defects and wafers as CSV and/or Parquet,

@@ -300,7 +300,7 @@ def p_chart(
         One row per wafer (e.g. :func:`yieldkit.wafer_yield`), in lot/time order unless
         ``order_by`` is given.
     n, good : str
-        Columns of tested and good dies per wafer [-].
+        Columns of tested and good dies per wafer [1].
     statistic : {"yield", "fraction_defective"}
         Plot ``good/n`` or ``1 - good/n`` (the limits are symmetric, so rules agree).
     order_by : str or sequence of str, optional
@@ -369,7 +369,7 @@ def u_chart(
     table : DataFrame
         One row per wafer, in lot/time order unless ``order_by`` is given.
     count : str
-        Column of defect counts [-].
+        Column of defect counts [1].
     exposure : str, optional
         Column of exposure per wafer (inspected area [cm^2]); without it every wafer has
         exposure 1 and the chart is of defects per wafer (a c-chart).

@@ -12,9 +12,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ._keys import die_keys, duplicated_keys, wafer_codes
 from .errors import DataQualityWarning, SchemaError
 from .intervals import clopper_pearson
-from .keys import die_keys, duplicated_keys, wafer_codes
 
 __all__ = ["final_results", "first_pass_results", "lot_yield", "placed", "wafer_yield"]
 

@@ -1,4 +1,4 @@
-"""Root-cause classifiers: wafer-map failure patterns, defect types, and commonality analysis.
+"""Root-cause classifiers: wafer-map failure patterns and defect types.
 
 - :mod:`~yieldkit.classify.grid`: die tables <-> 2-D wafer grids (0 = no die, 1 = pass, 2 = fail).
 - :mod:`~yieldkit.classify.features`: size-independent pattern features, vectorised.
@@ -6,7 +6,6 @@
   :func:`load_pretrained` returns the model shipped with yieldkit, trained on WM-811K maps.
 - :func:`pattern_causes`, :func:`pattern_summary`: candidate causes of each pattern.
 - :class:`DefectClassifier`: automatic defect classification from defect attributes.
-- :func:`commonality`: rank process-history factors by their association with low yield.
 
 Submodules are imported lazily.
 """
@@ -28,14 +27,19 @@ _EXPORTS = {
     "attach_causes": "causes",
     "pattern_summary": "causes",
     "DefectClassifier": "defect",
-    "commonality": "commonality",
-    "CommonalityResult": "commonality",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
+    if name == "commonality":  # ranks process factors, not a classifier: moved to yieldkit.commonality
+        from .._deprecation import warn_deprecated
+        from ..commonality import commonality
+
+        warn_deprecated("yieldkit.classify.commonality is deprecated and will be removed in the next release; "
+                        "use yieldkit.commonality.")
+        return commonality
     mod = _EXPORTS.get(name)
     if mod is None:
         raise AttributeError(f"module 'yieldkit.classify' has no attribute {name!r}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import SchemaError
+from ..schema import STRING
 
 __all__ = ["attach_causes", "pattern_causes", "pattern_summary"]
 
@@ -72,12 +73,11 @@ def pattern_causes() -> pd.DataFrame:
     >>> t.set_index("pattern").loc["Scratch", "process_area"]
     'wafer handling and automation; CMP'
     """
-    s = pd.StringDtype("pyarrow")
     return pd.DataFrame({
-        "pattern": pd.array([r[0] for r in _TABLE], dtype=s),
-        "process_area": pd.array([r[1] for r in _TABLE], dtype=s),
-        "candidate_causes": pd.array([r[2] for r in _TABLE], dtype=s),
-        "sources": pd.array([_SOURCES] * len(_TABLE), dtype=s),
+        "pattern": pd.array([r[0] for r in _TABLE], dtype=STRING),
+        "process_area": pd.array([r[1] for r in _TABLE], dtype=STRING),
+        "candidate_causes": pd.array([r[2] for r in _TABLE], dtype=STRING),
+        "sources": pd.array([_SOURCES] * len(_TABLE), dtype=STRING),
     })
 
 
@@ -96,9 +96,9 @@ def attach_causes(predictions: pd.DataFrame, *, pattern_col: str = "pattern") ->
     t = pattern_causes().set_index("pattern")
     pat = predictions[pattern_col].astype(str)
     out = predictions.copy()
-    out["process_area"] = pd.array(pat.map(t["process_area"]).fillna("").to_numpy(str), dtype=pd.StringDtype("pyarrow"))
+    out["process_area"] = pd.array(pat.map(t["process_area"]).fillna("").to_numpy(str), dtype=STRING)
     out["candidate_causes"] = pd.array(pat.map(t["candidate_causes"]).fillna("").to_numpy(str),
-                                       dtype=pd.StringDtype("pyarrow"))
+                                       dtype=STRING)
     return out
 
 

@@ -20,7 +20,7 @@ from sklearn.exceptions import NotFittedError as SkNotFittedError
 from sklearn.utils.validation import validate_data
 
 from ..errors import NotFittedError, SchemaError, YieldkitValueError
-from ..schema import UNCLASSIFIED
+from ..schema import STRING, UNCLASSIFIED
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class DefectClassifier(ClassifierMixin, BaseEstimator):
         p = self.predict_proba(defects)
         k = np.argmax(p, axis=1)
         out = defects.copy()
-        out[out_col] = pd.array(self.classes_[k].astype(str), dtype=pd.StringDtype("pyarrow"))
+        out[out_col] = pd.array(self.classes_[k].astype(str), dtype=STRING)
         out[out_col + "_prob"] = p[np.arange(len(k)), k]
         return out
 

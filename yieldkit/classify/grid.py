@@ -15,15 +15,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .._keys import wafer_codes
 from ..errors import SchemaError, YieldkitValueError
-from ..keys import wafer_codes
+from ..schema import STRING
 
 log = logging.getLogger(__name__)
 
 __all__ = ["NO_DIE", "PASS", "FAIL", "as_grids", "dies_to_grids", "grids_to_dies"]
 
 NO_DIE, PASS, FAIL = 0, 1, 2
-_STRING = pd.StringDtype("pyarrow")
 
 
 def as_grids(grids: object, *, name: str = "grids", where: str = "classify") -> list[np.ndarray]:
@@ -149,7 +149,7 @@ def dies_to_grids(
     dies = placed(dies, "dies_to_grids")
     if len(dies) == 0:
         return (
-            pd.DataFrame({"lot_id": pd.array([], _STRING), "wafer_id": pd.array([], _STRING),
+            pd.DataFrame({"lot_id": pd.array([], STRING), "wafer_id": pd.array([], STRING),
                           "x0": [], "y0": [], "height": [], "width": [], "n_die": [], "n_fail": []}),
             [],
         )
@@ -249,8 +249,8 @@ def grids_to_dies(
     wids_a = np.asarray(wids, dtype=object)
     passed = v == PASS
     return pd.DataFrame({
-        "lot_id": pd.array(lots_a[w], dtype=_STRING),
-        "wafer_id": pd.array(wids_a[w], dtype=_STRING),
+        "lot_id": pd.array(lots_a[w], dtype=STRING),
+        "wafer_id": pd.array(wids_a[w], dtype=STRING),
         "die_x": (np.concatenate(parts_c) if parts_c else np.zeros(0)).astype(np.int32),
         "die_y": (np.concatenate(parts_r) if parts_r else np.zeros(0)).astype(np.int32),
         "hbin": np.where(passed, pass_bin, fail_bin).astype(np.int32),

@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import NotFittedError, YieldkitValueError, check_choice
 from ..io.atomic import atomic_path
+from ..schema import STRING
 from .features import extract_features, feature_names
 from .forest import Forest, loadz, savez_bytes
 
@@ -307,7 +308,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
             wafers = ids[["lot_id", "wafer_id"]]
         p = self._proba(X)
         k = np.argmax(p, axis=1)
-        out = pd.DataFrame({"pattern": pd.array(self.classes_[k].astype(str), dtype=pd.StringDtype("pyarrow")),
+        out = pd.DataFrame({"pattern": pd.array(self.classes_[k].astype(str), dtype=STRING),
                             "probability": p[np.arange(len(k)), k]})
         for j, c in enumerate(self.classes_):
             out[f"p_{c}"] = p[:, j]

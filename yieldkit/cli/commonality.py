@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import read_dies, read_wafers, wafer_yield
-    from ..classify.commonality import commonality
+    from ..commonality import commonality
     from ..errors import YieldkitValueError
 
     factors = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None

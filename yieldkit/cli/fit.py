@@ -79,8 +79,8 @@ def _read_counts(args: argparse.Namespace):
         else:
             target = read_dies(dies_path)
             area = args.area
-        table = die_defect_counts(read_defects(path, layout=target if not isinstance(target, pd.DataFrame) else None),
-                                  target).table
+        table = die_defect_counts(target,
+                                  read_defects(path, layout=target if not isinstance(target, pd.DataFrame) else None)).table
         return table, args.area or area
     table, _, _ = read_table(path, "die", None)
     if args.count_col not in table.columns:

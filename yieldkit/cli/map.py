@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         defects = read_defects(args.defects, layout=layout)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DataQualityWarning)
-            dies = die_defect_counts(defects, dies, layout=layout).table
+            dies = die_defect_counts(dies, defects, layout=layout).table
         for w in caught:
             log.warning("%s", w.message)
         if layout is not None and not layout.inferred:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         value = "value"
 
     def stacked(path: Path) -> None:
-        st = stack_map(dies, value=column) if column else stack_map(dies)
+        st = stack_map(dies, value_col=column) if column else stack_map(dies)
         col = f"mean_{column}" if column else "fail_rate"
         ax = plot_stacked_map(st, value=col, layout=layout,
                               title=f"stacked: {col} over {int(st['n_wafers'].max())} wafers")

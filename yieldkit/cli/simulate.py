@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         coverage=args.coverage,
         retest_rate=args.retest_rate,
         excursion=excursion,
-        seed=args.seed,
+        random_state=args.seed,
     )
     paths = write_fab(fab, args.out_dir, formats=tuple(args.formats or ("csv", "parquet")))
     log.info("%r", fab)

@@ -25,9 +25,9 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from .._keys import dictionary_codes, remember_codes
 from ..errors import InputNotFoundError, ParseError, SchemaError
-from ..keys import dictionary_codes, remember_codes
-from ..schema import canonical_names, validate_defects, validate_dies, validate_wafers
+from ..schema import STRING, canonical_names, validate_defects, validate_dies, validate_wafers
 from .atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ __all__ = ["is_parquet", "read_defects", "read_dies", "read_table", "read_wafers
 Source: TypeAlias = "str | os.PathLike[str] | pd.DataFrame"
 
 _STRING_CANON = {"lot_id", "wafer_id", "defect_class", "layer", "product"}
-_STRING_TYPES = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
+_STRING_TYPES = {pa.string(): STRING, pa.large_string(): STRING}
 
 
 def _types_mapper(t: pa.DataType) -> Any:
@@ -167,7 +167,7 @@ def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None) -> pd.D
         df = tbl.to_pandas(types_mapper=_types_mapper)
         for c in df.columns:  # hive partition keys arrive as dictionaries
             if isinstance(df[c].dtype, pd.CategoricalDtype):
-                df[c] = df[c].astype(pd.StringDtype("pyarrow"))
+                df[c] = df[c].astype(STRING)
         return df
     csvs = [p for p in files if p.name.lower().endswith((".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv"))]
     if csvs:

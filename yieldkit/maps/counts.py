@@ -16,23 +16,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._deprecation import warn_deprecated
+from .._keys import dense_die_keys, joint_wafer_codes, lookup_rows
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
 from ..layout import WaferLayout
 from ..results import TableResult
-from ._keys import dense_die_keys, joint_wafer_codes, lookup_rows
+from ..schema import STRING
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DieDefectCounts", "die_defect_counts", "die_defect_density"]
 
-_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def _strings(s: pd.Series) -> Any:
     """The column as an Arrow-backed string array (no copy when it already is one)."""
-    if s.dtype == _STRING:
+    if s.dtype == STRING:
         return s.array
-    return pd.array(s.astype(str).to_numpy(), dtype=_STRING)
+    return pd.array(s.astype(str).to_numpy(), dtype=STRING)
 
 
 def _ints(s: pd.Series) -> np.ndarray:
@@ -136,8 +137,8 @@ class DieDefectCounts(TableResult):
 
 
 def die_defect_counts(
-    defects: pd.DataFrame,
     dies_or_layout: pd.DataFrame | WaferLayout,
+    defects: pd.DataFrame,
     *,
     by: str | None = None,
     bins: Any = None,
@@ -147,9 +148,6 @@ def die_defect_counts(
 
     Parameters
     ----------
-    defects : DataFrame
-        Canonical defect table. Positions as ``die_x``/``die_y`` or, with a layout, as
-        ``x_um``/``y_um`` [um] in the wafer frame.
     dies_or_layout : DataFrame or WaferLayout
         The inspected dies:
 
@@ -159,6 +157,9 @@ def die_defect_counts(
           KLARF SampleTestPlan;
         * a :class:`~yieldkit.layout.WaferLayout`: every on-wafer die of every wafer present
           in ``defects``.
+    defects : DataFrame
+        Canonical defect table. Positions as ``die_x``/``die_y`` or, with a layout, as
+        ``x_um``/``y_um`` [um] in the wafer frame.
     by : str, optional
         Defect column to split by (``defect_class``, ``layer``, ``size_um`` with ``bins``):
         long format, one row per die and category, zeros included.
@@ -193,10 +194,15 @@ def die_defect_counts(
     >>> lay = yk.WaferLayout(diameter_mm=100, die_pitch_um=(20_000, 20_000), edge_exclusion_mm=0)
     >>> d = pd.DataFrame({"lot_id": ["L", "L"], "wafer_id": ["1", "1"], "defect_id": [1, 2],
     ...                   "die_x": [0, 0], "die_y": [0, 0]})
-    >>> c = yk.die_defect_counts(d, lay)
+    >>> c = yk.die_defect_counts(lay, d)
     >>> len(c.table), int(c.table["n_defects"].sum()), int(c.table["n_defects"].max()), c.n_off_die
     (9, 2, 2, 0)
     """
+    if (isinstance(dies_or_layout, pd.DataFrame) and "defect_id" in dies_or_layout.columns
+            and (isinstance(defects, WaferLayout) or "defect_id" not in getattr(defects, "columns", ()))):
+        warn_deprecated("die_defect_counts(defects, dies_or_layout) is deprecated and will be removed in the next "
+                        "release; pass the dies (or the layout) first: die_defect_counts(dies_or_layout, defects).")
+        dies_or_layout, defects = defects, dies_or_layout
     for col in ("lot_id", "wafer_id"):
         if col not in defects.columns:
             raise SchemaError(f"die_defect_counts needs a defect table with {col!r}; it is missing", column=col)
@@ -290,7 +296,7 @@ def die_defect_counts(
         idx = np.repeat(np.arange(n_rows), n_c)
         cols = {k: c.take(idx) for k, c in base.items()}
         lab = np.tile(np.asarray(labels, dtype=object), n_rows)
-        cols[by] = pd.array(lab.astype(str), dtype=_STRING) if bins is not None or not pd.api.types.is_numeric_dtype(
+        cols[by] = pd.array(lab.astype(str), dtype=STRING) if bins is not None or not pd.api.types.is_numeric_dtype(
             defects[by]) else lab
         if passed is not None:
             passed = passed[idx]

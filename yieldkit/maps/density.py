@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._keys import wafer_groups
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..intervals import garwood
 from ..layout import WaferLayout
-from ._keys import wafer_groups
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DefectKDE", "defect_kde", "radial_profile"]
 
-_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def _xy(defects: pd.DataFrame, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -205,7 +203,7 @@ def defect_kde(
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, seed=1)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=1)
     >>> k = defect_kde(fab.defects, fab.layout, grid_size=64)
     >>> k.density.shape
     (1, 64, 64)

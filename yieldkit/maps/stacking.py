@@ -7,13 +7,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._deprecation import renamed_kwargs
+from .._keys import position_codes
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..intervals import clopper_pearson
-from ._keys import position_codes
+from ..schema import STRING
 
 __all__ = ["bin_frequency", "reticle_stack", "stack_map"]
 
-_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def _final(dies: pd.DataFrame, where: str, need: tuple[str, ...] = ("passed",)) -> pd.DataFrame:
@@ -32,11 +33,12 @@ def _groups(d: pd.DataFrame, level: str, where: str) -> tuple[np.ndarray, pd.Dat
     if level == "pooled":
         return np.zeros(len(d), np.int64), pd.DataFrame(index=[0])
     codes, lots = pd.factorize(d["lot_id"])
-    return codes.astype(np.int64), pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object), dtype=_STRING)})
+    return codes.astype(np.int64), pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object), dtype=STRING)})
 
 
-def stack_map(dies: pd.DataFrame, *, level: str = "pooled", value: str | None = None) -> pd.DataFrame:
-    """Composite map: per die position, the fail rate (and mean of ``value``) over the wafers.
+@renamed_kwargs(value="value_col")
+def stack_map(dies: pd.DataFrame, *, level: str = "pooled", value_col: str | None = None) -> pd.DataFrame:
+    """Composite map: per die position, the fail rate (and mean of ``value_col``) over the wafers.
 
     Parameters
     ----------
@@ -45,7 +47,7 @@ def stack_map(dies: pd.DataFrame, *, level: str = "pooled", value: str | None = 
         :func:`~yieldkit.maps.die_defect_counts` (``passed`` optional).
     level : {"pooled", "lot"}
         One composite over all wafers, or one per lot.
-    value : str, optional
+    value_col : str, optional
         Numeric column to average per position, e.g. ``n_defects``.
 
     Returns
@@ -53,20 +55,20 @@ def stack_map(dies: pd.DataFrame, *, level: str = "pooled", value: str | None = 
     DataFrame
         [``lot_id``], ``die_x``, ``die_y``, ``n_wafers``, and with ``passed``: ``n_fail``,
         ``fail_rate``, ``ci_lower``, ``ci_upper`` (Clopper-Pearson of the fail rate); with
-        ``value``: ``mean_<value>``.
+        ``value_col``: ``mean_<value_col>``.
 
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, seed=1)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, random_state=1)
     >>> s = stack_map(fab.dies)
     >>> int(s["n_wafers"].max()), len(s) == fab.layout.n_dies
     (3, True)
     """
-    need = () if value is not None else ("passed",)
+    need = () if value_col is not None else ("passed",)
     d = _final(dies, "stack_map", need)
-    if value is not None and value not in d.columns:
-        raise SchemaError(f"stack_map: value column {value!r} is missing", column=value)
+    if value_col is not None and value_col not in d.columns:
+        raise SchemaError(f"stack_map: value column {value_col!r} is missing", column=value_col)
     g, groups = _groups(d, level, "stack_map")
     pos, positions = position_codes(d["die_x"].to_numpy(), d["die_y"].to_numpy())
     n_p = len(positions)
@@ -86,26 +88,27 @@ def stack_map(dies: pd.DataFrame, *, level: str = "pooled", value: str | None = 
             out["fail_rate"] = fail / n
         out["ci_lower"] = lo
         out["ci_upper"] = hi
-    if value is not None:
-        s = np.bincount(key, weights=d[value].to_numpy(dtype=float), minlength=size)
+    if value_col is not None:
+        s = np.bincount(key, weights=d[value_col].to_numpy(dtype=float), minlength=size)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"mean_{value}"] = s / n
+            out[f"mean_{value_col}"] = s / n
     return out.loc[keep].reset_index(drop=True)
 
 
-def bin_frequency(dies: pd.DataFrame, *, level: str = "pooled", column: str = "hbin") -> pd.DataFrame:
+@renamed_kwargs(column="bin_col")
+def bin_frequency(dies: pd.DataFrame, *, level: str = "pooled", bin_col: str = "hbin") -> pd.DataFrame:
     """Frequency of every bin at every die position over the wafers (long format, zeros included).
 
     Returns
     -------
     DataFrame
-        [``lot_id``], ``die_x``, ``die_y``, ``<column>``, ``n``, ``n_wafers``, ``frequency``.
+        [``lot_id``], ``die_x``, ``die_y``, ``<bin_col>``, ``n``, ``n_wafers``, ``frequency``.
         Dies without a bin (a missing soft bin) are counted under the bin ``"missing"``.
     """
-    d = _final(dies, "bin_frequency", (column,))
+    d = _final(dies, "bin_frequency", (bin_col,))
     g, groups = _groups(d, level, "bin_frequency")
     pos, positions = position_codes(d["die_x"].to_numpy(), d["die_y"].to_numpy())
-    bcode, uniques = pd.factorize(d[column], sort=True)
+    bcode, uniques = pd.factorize(d[bin_col], sort=True)
     bins: Any = uniques
     if (bcode < 0).any():  # missing bins are a category of their own, as in die_defect_counts
         bins = pd.Index(uniques).astype(object).append(pd.Index(["missing"]))
@@ -118,7 +121,7 @@ def bin_frequency(dies: pd.DataFrame, *, level: str = "pooled", column: str = "h
     out = groups.iloc[gi].reset_index(drop=True)
     out["die_x"] = positions["die_x"].to_numpy()[pi]
     out["die_y"] = positions["die_y"].to_numpy()[pi]
-    out[column] = np.tile(np.asarray(bins), n_g * n_p)
+    out[bin_col] = np.tile(np.asarray(bins), n_g * n_p)
     out["n"] = cnt
     out["n_wafers"] = np.repeat(tot, n_b)
     keep = out["n_wafers"].to_numpy() > 0

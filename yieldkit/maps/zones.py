@@ -15,18 +15,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._keys import joint_wafer_codes, wafer_groups
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..intervals import clopper_pearson, garwood
 from ..layout import WaferLayout
+from ..schema import STRING
 from ..significance import benjamini_hochberg, fisher_exact_2x2, two_proportion_ztest
-from ._keys import joint_wafer_codes, wafer_groups
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ZONE_SCHEMES", "assign_zones", "benjamini_hochberg", "fisher_exact_2x2", "zonal_density", "zonal_yield"]
 
 ZONE_SCHEMES = ("ring", "rings", "quadrant", "sector", "radii")
-_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def assign_zones(
@@ -206,7 +206,7 @@ def zonal_yield(
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, signatures={0: "edge-ring"}, seed=3)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, signatures={0: "edge-ring"}, random_state=3)
     >>> z = zonal_yield(fab.dies, fab.layout)
     >>> z.loc[z.flagged, ["wafer_id", "zone"]].values.tolist()
     [['01', 'edge']]
@@ -278,7 +278,7 @@ def zonal_yield(
         }
     )
     for col in ("lot_id", "wafer_id"):
-        out[col] = out[col].astype(_STRING)
+        out[col] = out[col].astype(STRING)
     log.debug("zonal_yield: %d wafers x %d zones, %d flagged", n_w, n_z, int(out["flagged"].sum()))
     return out
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._keys import wafer_codes
 from .._validation import check_choice
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
-from ..keys import wafer_codes
 from ..yields import final_results
 from ._likelihood import BinomialCells, CountCells
 
@@ -89,7 +89,7 @@ def count_cells(
             )
         die_cols = ["lot_id", "wafer_id", "die_x", "die_y"]
         if all(c in frame.columns for c in die_cols) and len(frame):
-            from ..keys import die_keys, duplicated_keys
+            from .._keys import die_keys, duplicated_keys
 
             if duplicated_keys(die_keys(frame)).any():
                 extra = [c for c in frame.columns if c not in die_cols + [count_col, "passed"]]

@@ -13,15 +13,15 @@ __all__ = ["CRITICAL_AREA_MODELS", "critical_area_yield"]
 CRITICAL_AREA_MODELS = ("poisson", "nb-independent", "nb-common")
 
 
-def critical_area_yield(critical_area, d0, *, model: str = "poisson", cluster_alpha=None, y0=1.0):
+def critical_area_yield(d0, critical_area, *, model: str = "poisson", cluster_alpha=None, y0=1.0):
     """Yield of a die whose defect mechanisms ``i`` have critical areas ``A_c,i`` and densities ``D_i``.
 
     Parameters
     ----------
-    critical_area : array_like, shape (..., n_mechanisms)
-        Critical area of each mechanism [cm^2] along the last axis.
     d0 : array_like, shape (..., n_mechanisms)
-        Defect density of each mechanism [defects/cm^2], broadcast against ``critical_area``.
+        Defect density of each mechanism [defects/cm^2] along the last axis.
+    critical_area : array_like, shape (..., n_mechanisms)
+        Critical area of each mechanism [cm^2], broadcast against ``d0``.
     model : {"poisson", "nb-independent", "nb-common"}
         ``"poisson"``: ``Y = exp(-sum lam_i)``; ``"nb-independent"``: every mechanism has its
         own gamma factor, ``Y = prod_i (1 + lam_i / alpha_i)^(-alpha_i)``; ``"nb-common"``: one
@@ -58,9 +58,9 @@ def critical_area_yield(critical_area, d0, *, model: str = "poisson", cluster_al
     Examples
     --------
     >>> import yieldkit as yk
-    >>> round(yk.critical_area_yield([0.2, 0.5], [1.0, 0.4]), 6)
+    >>> round(yk.critical_area_yield([1.0, 0.4], [0.2, 0.5]), 6)
     0.67032
-    >>> round(yk.critical_area_yield([0.2, 0.5], [1.0, 0.4], model="nb-common", cluster_alpha=2.0), 6)
+    >>> round(yk.critical_area_yield([1.0, 0.4], [0.2, 0.5], model="nb-common", cluster_alpha=2.0), 6)
     0.694444
     """
     where = "critical_area_yield"

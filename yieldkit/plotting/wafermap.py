@@ -88,7 +88,7 @@ class WaferMapDisplay:
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, seed=1)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, random_state=1)
     >>> disp = WaferMapDisplay.from_dies(fab.dies, layout=fab.layout, bin_names=fab.bin_names)
     >>> int(disp.image_.get_array().count()) == fab.layout.n_dies
     True

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from .._deprecation import renamed_kwargs
 from ..errors import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -66,14 +67,15 @@ class FalloutCurve(TableResult):
                 f"n_dropped={self.n_dropped})")
 
 
+@renamed_kwargs(first_fail_test="first_fail_col", test="test_col", coverage="coverage_col", passed="passed_col")
 def fallout_curve(
     dies: pd.DataFrame,
     tests: pd.DataFrame,
     *,
-    first_fail_test: str = "first_fail_test",
-    test: str = "test_num",
-    coverage: str = "coverage",
-    passed: str = "passed",
+    first_fail_col: str = "first_fail_test",
+    test_col: str = "test_num",
+    coverage_col: str = "coverage",
+    passed_col: str = "passed",
 ) -> FalloutCurve:
     """Build the fallout curve (cumulative fail fraction against coverage) from a die table.
 
@@ -81,17 +83,17 @@ def fallout_curve(
     ----------
     dies : pandas.DataFrame
         One row per tested die (use first-pass results: a retest hides the first failure).
-        Column ``first_fail_test`` holds the number of the first test the die failed, missing
+        Column ``first_fail_col`` holds the number of the first test the die failed, missing
         for a die that passed every test (the STDF reader can supply it from PTR/FTR records).
-        An optional boolean column ``passed`` is used to catch inconsistent rows.
+        An optional boolean column ``passed_col`` is used to catch inconsistent rows.
     tests : pandas.DataFrame
-        One row per test, **in the order the tests are applied**: column ``test`` (the test
-        number) and column ``coverage``, the cumulative fault coverage [-] reached after that
+        One row per test, **in the order the tests are applied**: column ``test_col`` (the test
+        number) and column ``coverage_col``, the cumulative fault coverage [1] reached after that
         test, non-decreasing and in [0, 1]. Tests with coverage 0 (continuity, parametric
         screens) are treated as catching systematic failures: dies failing first there are
         left out of the curve (see Notes).
-    first_fail_test, test, coverage, passed : str
-        Column names.
+    first_fail_col, test_col, coverage_col, passed_col : str
+        Column names (default ``first_fail_test``, ``test_num``, ``coverage``, ``passed``).
 
     Returns
     -------
@@ -129,36 +131,36 @@ def fallout_curve(
     {'coverage': [0.5, 0.9], 'cum_fail': [1, 3], 'fail_fraction': [0.16666666666666666, 0.5]}
     """
     where = "fallout_curve"
-    for frame, cols, label in ((dies, (first_fail_test,), "dies"), (tests, (test, coverage), "tests")):
+    for frame, cols, label in ((dies, (first_fail_col,), "dies"), (tests, (test_col, coverage_col), "tests")):
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise SchemaError(
                 f"The {label!r} table of {where} lacks column(s) {missing}. Found {list(frame.columns)}.",
                 column=missing[0],
             )
-    cov = as_fraction(tests[coverage].to_numpy(dtype=np.float64), "coverage", where)
+    cov = as_fraction(tests[coverage_col].to_numpy(dtype=np.float64), "coverage", where)
     if np.any(np.diff(cov) < 0):
         raise YieldkitValueError(
             f"The 'coverage' column of the tests table of {where} must be non-decreasing in test order. "
             f"Got {cov.tolist()!r} instead."
         )
-    ids = tests[test]
+    ids = tests[test_col]
     if ids.duplicated().any():
         raise YieldkitValueError(
             f"The 'test' column of the tests table of {where} must not repeat. "
             f"Got {ids[ids.duplicated()].tolist()!r} repeated instead."
         )
-    ff = dies[first_fail_test]
+    ff = dies[first_fail_col]
     has_fail = ff.notna().to_numpy()
     n_dropped = 0
     keep = np.ones(len(dies), dtype=bool)
-    if passed in dies.columns:
-        ok = dies[passed].astype("boolean").fillna(True).to_numpy(dtype=bool)
+    if passed_col in dies.columns:
+        ok = dies[passed_col].astype("boolean").fillna(True).to_numpy(dtype=bool)
         bad = (~ok & ~has_fail) | (ok & has_fail)
         if bad.any():
             n_dropped = int(bad.sum())
             warnings.warn(
-                f"{n_dropped} die(s) have a {passed!r} flag that contradicts {first_fail_test!r}; they are dropped.",
+                f"{n_dropped} die(s) have a {passed_col!r} flag that contradicts {first_fail_col!r}; they are dropped.",
                 DataQualityWarning,
                 stacklevel=2,
             )
@@ -168,7 +170,7 @@ def fallout_curve(
     unknown = sorted({v for v in failed_ids.tolist() if v not in position}, key=str)
     if unknown:
         raise YieldkitValueError(
-            f"The {first_fail_test!r} column of {where} names tests absent from the tests table. "
+            f"The {first_fail_col!r} column of {where} names tests absent from the tests table. "
             f"Got {unknown[:10]!r} instead."
         )
     idx = np.array([position[v] for v in failed_ids.tolist()], dtype=np.int64)
@@ -216,7 +218,7 @@ class FalloutFit:
     yield_, n0_, mean_faults_, cluster_alpha_ : float
         The estimates (n0_ NaN for nb; mean_faults_ and cluster_alpha_ NaN for asa).
     final_coverage_ : float
-        Coverage of the last point of the curve [-].
+        Coverage of the last point of the curve [1].
     dppm_ : float
         Predicted DPPM at the final coverage.
     loglik_ : float
@@ -311,8 +313,8 @@ class FalloutFit:
         Parameters
         ----------
         curve : FalloutCurve or pandas.DataFrame
-            Points of the curve, e.g. from :func:`fallout_curve` (or its table): cumulative coverage [-]
-            (strictly increasing, in (0, 1]) and cumulative fail fraction [-] (non-decreasing,
+            Points of the curve, e.g. from :func:`fallout_curve` (or its table): cumulative coverage [1]
+            (strictly increasing, in (0, 1]) and cumulative fail fraction [1] (non-decreasing,
             in [0, 1]).
         coverage, fail_fraction : str
             Column names.
@@ -473,7 +475,7 @@ class FalloutFit:
 
     # -- predictions -----------------------------------------------------------------------
     def predict_fallout(self, coverage: Any) -> Any:
-        """Fitted fallout r(T), the fraction of dies rejected at coverage T [-]."""
+        """Fitted fallout r(T), the fraction of dies rejected at coverage T [1]."""
         self._check_fitted()
         t = as_fraction(coverage, "coverage", "FalloutFit.predict_fallout")
         return out(self._fallout(self.theta_, t))
@@ -502,7 +504,7 @@ class FalloutFit:
         Parameters
         ----------
         coverage : array_like, optional
-            Fault coverage [-], in [0, 1]; defaults to the final coverage of the curve.
+            Fault coverage [1], in [0, 1]; defaults to the final coverage of the curve.
 
         Returns
         -------

@@ -110,16 +110,16 @@ def required_coverage(
     Parameters
     ----------
     yield_ : array_like
-        Defect-limited yield Y [-], in [0, 1].
+        Defect-limited yield Y [1], in [0, 1].
     dppm_target : array_like
         Target defect level [parts per million], in [0, 1e6]. Broadcast against ``yield_``.
     model : {"wb", "asa", "nb"}, default "wb"
         Williams-Brown, Agrawal-Seth-Agrawal (needs ``n0``) or negative binomial (needs
         ``cluster_alpha``; the mean fault count is derived from the yield).
     n0 : array_like, optional
-        Mean number of faults on a faulty die [-], >= 1 (model ``"asa"``).
+        Mean number of faults on a faulty die [1], >= 1 (model ``"asa"``).
     cluster_alpha : array_like, optional
-        Clustering parameter [-], > 0, infinity allowed (model ``"nb"``).
+        Clustering parameter [1], > 0, infinity allowed (model ``"nb"``).
 
     Returns
     -------

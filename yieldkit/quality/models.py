@@ -15,11 +15,11 @@ and :func:`dppm_table` lays a grid of results out as a tidy table.
 
 Glossary
 --------
-yield_ : defect-limited yield, the probability that a die carries no fault [-].
-coverage : fault coverage T, the probability that the test detects a given fault [-].
+yield_ : defect-limited yield, the probability that a die carries no fault [1].
+coverage : fault coverage T, the probability that the test detects a given fault [1].
 mean_faults : mean number of faults per die, lambda = D0 x A [faults/die].
-cluster_alpha : negative-binomial clustering parameter (infinity = no clustering) [-].
-n0 : mean number of faults on a faulty die (Agrawal-Seth-Agrawal), n0 >= 1 [-].
+cluster_alpha : negative-binomial clustering parameter (infinity = no clustering) [1].
+n0 : mean number of faults on a faulty die (Agrawal-Seth-Agrawal), n0 >= 1 [1].
 
 Systematic (non-defect) failures, the Y0 of a yield model, are taken to be always detected:
 they change the fraction of dies that ships, not the defect level of what ships. Pass the
@@ -60,14 +60,14 @@ def williams_brown(yield_: Any, coverage: Any) -> Any:
     Parameters
     ----------
     yield_ : array_like
-        Defect-limited yield Y, the fraction of dies without a fault [-], in [0, 1].
+        Defect-limited yield Y, the fraction of dies without a fault [1], in [0, 1].
     coverage : array_like
-        Fault coverage T of the test [-], in [0, 1]. Broadcast against ``yield_``.
+        Fault coverage T of the test [1], in [0, 1]. Broadcast against ``yield_``.
 
     Returns
     -------
     float or numpy.ndarray
-        Defect level, the fraction of parts passing the test that are defective [-].
+        Defect level, the fraction of parts passing the test that are defective [1].
 
     Raises
     ------
@@ -111,14 +111,14 @@ def williams_brown_fallout(yield_: Any, coverage: Any) -> Any:
     Parameters
     ----------
     yield_ : array_like
-        Defect-limited yield Y [-], in [0, 1].
+        Defect-limited yield Y [1], in [0, 1].
     coverage : array_like
-        Fault coverage T [-], in [0, 1].
+        Fault coverage T [1], in [0, 1].
 
     Returns
     -------
     float or numpy.ndarray
-        Fraction of all tested dies that fail the test [-].
+        Fraction of all tested dies that fail the test [1].
 
     Raises
     ------
@@ -155,16 +155,16 @@ def agrawal_seth_agrawal(yield_: Any, coverage: Any, n0: Any) -> Any:
     Parameters
     ----------
     yield_ : array_like
-        Defect-limited yield Y [-], in [0, 1].
+        Defect-limited yield Y [1], in [0, 1].
     coverage : array_like
-        Fault coverage T [-], in [0, 1].
+        Fault coverage T [1], in [0, 1].
     n0 : array_like
-        Mean number of faults on a faulty die [-], >= 1. All three arguments broadcast.
+        Mean number of faults on a faulty die [1], >= 1. All three arguments broadcast.
 
     Returns
     -------
     float or numpy.ndarray
-        Defect level [-].
+        Defect level [1].
 
     Raises
     ------
@@ -213,16 +213,16 @@ def agrawal_seth_agrawal_fallout(yield_: Any, coverage: Any, n0: Any) -> Any:
     Parameters
     ----------
     yield_ : array_like
-        Defect-limited yield Y [-], in [0, 1].
+        Defect-limited yield Y [1], in [0, 1].
     coverage : array_like
-        Fault coverage T [-], in [0, 1].
+        Fault coverage T [1], in [0, 1].
     n0 : array_like
-        Mean number of faults on a faulty die [-], >= 1.
+        Mean number of faults on a faulty die [1], >= 1.
 
     Returns
     -------
     float or numpy.ndarray
-        Fraction of all tested dies that fail the test [-].
+        Fraction of all tested dies that fail the test [1].
 
     Raises
     ------
@@ -257,9 +257,9 @@ def mean_faults_from_yield(yield_: Any, cluster_alpha: Any = np.inf) -> Any:
     Parameters
     ----------
     yield_ : array_like
-        Defect-limited yield Y [-], in (0, 1].
+        Defect-limited yield Y [1], in (0, 1].
     cluster_alpha : array_like, default inf
-        Clustering parameter [-], > 0; infinity for Poisson (unclustered) faults.
+        Clustering parameter [1], > 0; infinity for Poisson (unclustered) faults.
 
     Returns
     -------
@@ -314,14 +314,14 @@ def negative_binomial_defect_level(mean_faults: Any, coverage: Any, cluster_alph
     mean_faults : array_like
         Mean number of faults per die lambda = D0 x A [faults/die], >= 0.
     coverage : array_like
-        Fault coverage T [-], in [0, 1].
+        Fault coverage T [1], in [0, 1].
     cluster_alpha : array_like, default inf
-        Clustering parameter alpha [-], > 0; infinity gives Williams-Brown.
+        Clustering parameter alpha [1], > 0; infinity gives Williams-Brown.
 
     Returns
     -------
     float or numpy.ndarray
-        Defect level [-].
+        Defect level [1].
 
     Raises
     ------
@@ -374,14 +374,14 @@ def negative_binomial_fallout(mean_faults: Any, coverage: Any, cluster_alpha: An
     mean_faults : array_like
         Mean number of faults per die [faults/die], >= 0.
     coverage : array_like
-        Fault coverage T [-], in [0, 1].
+        Fault coverage T [1], in [0, 1].
     cluster_alpha : array_like, default inf
-        Clustering parameter [-], > 0.
+        Clustering parameter [1], > 0.
 
     Returns
     -------
     float or numpy.ndarray
-        Fraction of all tested dies that fail the test [-].
+        Fraction of all tested dies that fail the test [1].
 
     Raises
     ------
@@ -423,7 +423,7 @@ def weighted_fault_coverage(detected: Any, critical_area: Any, defect_density: A
     Returns
     -------
     float or numpy.ndarray
-        Weighted coverage Omega [-], in [0, 1], reduced over the last axis.
+        Weighted coverage Omega [1], in [0, 1], reduced over the last axis.
 
     Raises
     ------
@@ -513,22 +513,22 @@ def dppm_table(
     Parameters
     ----------
     yield_ : array_like
-        Defect-limited yields [-], each in [0, 1] (1-D).
+        Defect-limited yields [1], each in [0, 1] (1-D).
     coverage : array_like
-        Fault coverages [-], each in [0, 1] (1-D).
+        Fault coverages [1], each in [0, 1] (1-D).
     model : {"wb", "asa", "nb"} or sequence of them, default "wb"
         Williams-Brown, Agrawal-Seth-Agrawal (needs ``n0``) or negative binomial (needs
         ``cluster_alpha``; the mean fault count is derived from the yield).
     n0 : float, optional
-        Mean number of faults on a faulty die [-], >= 1, for ``"asa"``.
+        Mean number of faults on a faulty die [1], >= 1, for ``"asa"``.
     cluster_alpha : float, optional
-        Clustering parameter [-], > 0, for ``"nb"``.
+        Clustering parameter [1], > 0, for ``"nb"``.
 
     Returns
     -------
     pandas.DataFrame
         One row per (model, yield, coverage): ``model``, ``yield``, ``coverage``,
-        ``defect_level`` [-], ``dppm`` [parts per million], ``fallout`` [-] (fraction of dies
+        ``defect_level`` [1], ``dppm`` [parts per million], ``fallout`` [1] (fraction of dies
         rejected by the test), ``n0`` and ``cluster_alpha`` (NaN where unused).
 
     Raises

@@ -87,7 +87,7 @@ def _gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> 
     unplaced = (final["die_x"].isna() | final["die_y"].isna()).to_numpy(bool)
     if unplaced.any():  # final-test parts without a wafer position have no place on a map
         final = final.loc[~unplaced].reset_index(drop=True)
-    from ..keys import wafer_codes
+    from .._keys import wafer_codes
 
     codes, w = wafer_codes(final)
     order = pd.Series(range(len(final))).groupby(codes).indices  # rows of each wafer, one pass
@@ -155,7 +155,7 @@ def build_report(
     --------
     >>> import yieldkit as yk
     >>> from yieldkit.report import build_report
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, seed=1)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=1)
     >>> html = build_report(yk.analyze(fab.dies, fab.defects, layout=fab.layout), max_maps=2)
     >>> html.count('<section id="') >= 8
     True

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .._keys import lookup_rows
 from ..errors import check_choice
-from ..maps._keys import lookup_rows
 
 __all__ = ["CONTIGUITIES", "adjacency_matrix", "grid_edges"]
 

@@ -17,15 +17,15 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from .._keys import joint_wafer_codes
 from ..errors import SchemaError, YieldkitValueError
-from ..maps._keys import joint_wafer_codes
 from ..results import TableResult
+from ..schema import STRING
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DefectClusters", "cluster_summary", "csr_eps", "detect_clusters"]
 
-_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def csr_eps(n_points: Any, area_um2: Any, *, min_samples: int = 4, tail: float = 0.01) -> np.ndarray:
@@ -115,7 +115,7 @@ def detect_clusters(
     Examples
     --------
     >>> import yieldkit as yk
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, signatures={0: "loc"}, seed=2)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, signatures={0: "loc"}, random_state=2)
     >>> lab = detect_clusters(fab.defects, fab.layout).table
     >>> truth = fab.truth["defects"]["cluster_id"].to_numpy() >= 0
     >>> bool((lab["clustered"].to_numpy() == truth).mean() > 0.9)
@@ -175,7 +175,7 @@ def detect_clusters(
     if clustered.any():
         summ = _shape_moments(x[clustered], y[clustered], label[clustered], line_elongation)
         shape[clustered] = summ["shape"].to_numpy()[label[clustered]]
-    out["cluster_shape"] = pd.array(shape.astype(str), dtype=_STRING)
+    out["cluster_shape"] = pd.array(shape.astype(str), dtype=STRING)
     radii = {(str(a), str(b)): float(e) for a, b, e in zip(wafers["lot_id"], wafers["wafer_id"], eps, strict=True)}
     log.debug("detect_clusters: %d of %d defects clustered in %d clusters", int(clustered.sum()), len(x), len(size))
     return DefectClusters(out, eps_um=radii)
@@ -236,7 +236,7 @@ def cluster_summary(labelled: DefectClusters | pd.DataFrame, *, line_elongation:
     first = np.unique(lab[m], return_index=True)[1]
     rows = labelled.loc[m].iloc[first]
     s.insert(0, "cluster", np.arange(len(s)))
-    s.insert(0, "wafer_id", rows["wafer_id"].astype(_STRING).to_numpy())
-    s.insert(0, "lot_id", rows["lot_id"].astype(_STRING).to_numpy())
-    s["shape"] = s["shape"].astype(_STRING)
+    s.insert(0, "wafer_id", rows["wafer_id"].astype(STRING).to_numpy())
+    s.insert(0, "lot_id", rows["lot_id"].astype(STRING).to_numpy())
+    s["shape"] = s["shape"].astype(STRING)
     return s.loc[s["n_defects"] > 0].reset_index(drop=True)

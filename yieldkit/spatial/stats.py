@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._deprecation import renamed_kwargs
+from .._keys import joint_wafer_codes
 from ..errors import SchemaError, YieldkitValueError
-from ..maps._keys import joint_wafer_codes
+from ..schema import STRING
 from .adjacency import grid_edges
 from .permutation import decompose, neighbour_table, pair_sums, permuted_pair_sums
 
@@ -23,7 +25,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["clustering_stats", "join_count_moments", "morans_i_moments"]
 
-_STRING: Any = pd.StringDtype("pyarrow")
 
 
 def _ff(n: np.ndarray, k: int) -> np.ndarray:
@@ -114,14 +115,15 @@ def morans_i_moments(n: Any, s0: Any, s1: Any, s2: Any, b2: Any) -> tuple[np.nda
     return e, var
 
 
+@renamed_kwargs(value="value_col", seed="random_state")
 def clustering_stats(
     dies: pd.DataFrame,
     *,
     contiguity: str = "rook",
-    value: str = "fail",
+    value_col: str = "fail",
     significance: float = 0.05,
     permutations: int = 199,
-    seed: int | np.random.Generator | None = 0,
+    random_state: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Spatial clustering statistics of every wafer's map, in one vectorised pass.
 
@@ -129,20 +131,20 @@ def clustering_stats(
     ----------
     dies : DataFrame
         Canonical die table (final results are used), or any table with ``lot_id``,
-        ``wafer_id``, ``die_x``, ``die_y`` and the ``value`` column.
+        ``wafer_id``, ``die_x``, ``die_y`` and the ``value_col`` column.
     contiguity : {"rook", "queen"}
         Neighbours sharing an edge, or an edge or a corner.
-    value : str
+    value_col : str
         ``"fail"`` (the indicator ``~passed``) or a numeric column (e.g. ``n_defects``) for
         Moran's I; join counts, log odds ratio and runs always use the fail indicator when
-        ``passed`` exists, else ``value > 0``.
+        ``passed`` exists, else ``value_col > 0``.
     significance : float
         Level of the one-sided join-count test behind ``clustered`` (BW lower tail).
     permutations : int
         Random permutations of each wafer's values behind the p-values (conditional
         randomisation); 0 gives the normal approximation instead, which rejects too often on
         maps with few fails (see Notes).
-    seed : int, numpy Generator or None
+    random_state : int, numpy Generator or None
         Seed of the permutations (default 0: the same table gives the same p-values; None:
         fresh entropy).
 
@@ -184,7 +186,7 @@ def clustering_stats(
     at any R: on random maps ``P(p <= a) <= a`` for every ``a`` that is a multiple of
     ``1/(1 + R)``; R only sets the resolution (smallest p ``1/(1 + R)``) and the Monte Carlo
     error, about ``sqrt(p (1 - p) / R)``. The permutation condition on each wafer's number of
-    fails (and, for a numeric ``value``, on its multiset of values), as do the moments.
+    fails (and, for a numeric ``value_col``, on its multiset of values), as do the moments.
     With ``permutations=0`` the p-values come from the normal approximation, which misjudges
     binary maps with few fails: their BB, Moran's I and log odds are right-skewed, so that
     on simulated random wafers with 1 % fails the Moran's I flag fired on 9 % at a nominal
@@ -216,8 +218,8 @@ def clustering_stats(
     --------
     >>> import yieldkit as yk
     >>> from yieldkit.spatial import clustering_stats
-    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, signatures={0: "edge-ring"}, seed=3)
-    >>> res = clustering_stats(fab.dies, permutations=199, seed=1)
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, signatures={0: "edge-ring"}, random_state=3)
+    >>> res = clustering_stats(fab.dies, permutations=199, random_state=1)
     >>> res["clustered"].tolist(), res["p_bw"].round(3).tolist()
     ([True, False], [0.005, 0.965])
     """
@@ -230,10 +232,10 @@ def clustering_stats(
             f"The 'significance' argument of clustering_stats must be in (0, 1). Got {significance!r} instead."
         )
     missing = [c for c in ("lot_id", "wafer_id", "die_x", "die_y") if c not in dies.columns]
-    if value == "fail" and "passed" not in dies.columns:
+    if value_col == "fail" and "passed" not in dies.columns:
         missing.append("passed")
-    if value != "fail" and value not in dies.columns:
-        missing.append(value)
+    if value_col != "fail" and value_col not in dies.columns:
+        missing.append(value_col)
     if missing:
         raise SchemaError(f"clustering_stats needs column(s) {', '.join(missing)}", column=missing[0])
     from ..yields import final_results, placed
@@ -249,8 +251,8 @@ def clustering_stats(
     if "passed" in d.columns:
         b = ~d["passed"].to_numpy(dtype=bool)
     else:
-        b = d[value].to_numpy(dtype=float) > 0
-    v = b.astype(float) if value == "fail" else d[value].to_numpy(dtype=float)
+        b = d[value_col].to_numpy(dtype=float) > 0
+    v = b.astype(float) if value_col == "fail" else d[value_col].to_numpy(dtype=float)
     i, j = grid_edges(w, x, y, contiguity=contiguity)
     we = w[i]
     n = np.bincount(w, minlength=n_w).astype(float)
@@ -295,13 +297,13 @@ def clustering_stats(
     if permutations:
         chain = (order[:-1][same], order[1:][same])
         p_bb, p_bw, p_i, p_lor, p_r = _permutation_p_values(
-            w, n_w, b, None if value == "fail" else v, (i, j), chain, n, n_e, mean, m2,
-            int(permutations), np.random.default_rng(seed),
+            w, n_w, b, None if value_col == "fail" else v, (i, j), chain, n, n_e, mean, m2,
+            int(permutations), np.random.default_rng(random_state),
         )
     out = pd.DataFrame(
         {
-            "lot_id": wafers["lot_id"].astype(_STRING).to_numpy(),
-            "wafer_id": wafers["wafer_id"].astype(_STRING).to_numpy(),
+            "lot_id": wafers["lot_id"].astype(STRING).to_numpy(),
+            "wafer_id": wafers["wafer_id"].astype(STRING).to_numpy(),
             "n_dies": n.astype(np.int64),
             "n_fail": n1.astype(np.int64),
             "n_joins": n_e.astype(np.int64),

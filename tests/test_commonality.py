@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from yieldkit.classify.commonality import benjamini_hochberg, commonality
+from yieldkit.commonality import benjamini_hochberg, commonality
 from yieldkit.errors import SchemaError, YieldkitValueError
 
 STEPS = ("litho", "etch", "cmp", "depo")

@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
-from ..results import TableResult
-from ..significance import benjamini_hochberg
+from .errors import DataQualityWarning, SchemaError, YieldkitValueError
+from .results import TableResult
+from .significance import benjamini_hochberg
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,392 @@
+"""Integer keys over canonical tables: wafer codes, die keys and die-position lookup, without row loops.
+
+Grouping by two string columns is the most frequent operation in yieldkit and the slowest
+one in plain pandas. These helpers factorize ``lot_id`` and ``wafer_id`` once and combine
+them into dense int64 codes that numpy can ``bincount`` over; the spatial functions match
+wafers across two tables and look dies up by position with the same codes.
+
+The codes of a table are remembered in one small cache for as long as its (immutable) Arrow
+string buffers live, so that validating a die table and then summarising it factorizes the
+identifiers only once.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import DataQualityWarning, SchemaError, check_choice
+
+__all__ = [
+    "dense_die_keys", "dictionary_codes", "die_keys", "duplicated_keys", "joint_wafer_codes", "lookup_rows",
+    "position_codes", "remember_codes", "wafer_codes", "wafer_groups",
+]
+
+# The dtype of every string column, public as yieldkit.schema.STRING. It lives here, the lowest layer
+# that builds string columns, because schema imports this module.
+STRING = pd.StringDtype("pyarrow")
+
+# The one cache: keyed by the ids of the Arrow buffers a value was computed from (one buffer: a
+# column's factorization; two: the wafer codes of a lot and a wafer column). An id can be reused
+# once its object is gone, so each entry keeps weak references to its buffers and a hit must find
+# the very same objects alive.
+_CACHE: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
+_CACHE_SIZE = 24
+
+
+def _recall(bufs: tuple[Any, ...]) -> Any:
+    """The value remembered for these buffers, or None."""
+    hit = _CACHE.get(tuple(id(b) for b in bufs))
+    if hit is None or any(ref() is not b for ref, b in zip(hit[0], bufs)):
+        return None
+    return hit[1]
+
+
+def _remember(bufs: tuple[Any, ...], value: Any) -> None:
+    """Remember ``value`` for as long as all of ``bufs`` live (oldest entry evicted first)."""
+    try:
+        refs = tuple(weakref.ref(b) for b in bufs)
+    except TypeError:
+        return
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[tuple(id(b) for b in bufs)] = (refs, value)
+
+
+def _arrow_buffer(s: pd.Series) -> Any:
+    """The immutable pyarrow array behind an Arrow-backed string column, else None."""
+    return getattr(s.array, "_pa_array", None)
+
+
+def _cached_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """The remembered factorization of an Arrow-backed column, if any."""
+    buf = _arrow_buffer(s)
+    return None if buf is None else _recall((buf,))
+
+
+def _factorize(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (-1 for missing) and uniques of a column; Arrow strings via pyarrow's dictionary encoding."""
+    buf = _arrow_buffer(s)
+    if buf is not None:
+        hit = _cached_codes(s)
+        if hit is not None:
+            return hit
+        enc = pa.chunked_array(buf).dictionary_encode().unify_dictionaries()
+        codes, uniques = dictionary_codes(enc)
+        remember_codes(s, codes, uniques)
+        return codes, uniques
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+
+def dictionary_codes(chunked: Any) -> tuple[np.ndarray, np.ndarray]:
+    """int64 codes (-1 for null) and uniques of a dictionary-encoded pyarrow ChunkedArray whose
+    chunks share one dictionary (``unify_dictionaries``)."""
+    if chunked.num_chunks == 0:
+        return np.zeros(0, np.int64), np.zeros(0, dtype=object)
+    arr = chunked.chunk(0) if chunked.num_chunks == 1 else pa.concat_arrays(chunked.chunks)
+    idx = arr.indices
+    if idx.null_count:
+        idx = idx.fill_null(-1)
+    codes = idx.to_numpy(zero_copy_only=False).astype(np.int64)
+    uniques = arr.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    return codes, uniques
+
+
+def remember_codes(s: pd.Series, codes: np.ndarray, uniques: np.ndarray) -> None:
+    """Remember the factorization of an Arrow-backed column for as long as its buffer lives."""
+    buf = _arrow_buffer(s)
+    if buf is None:
+        return
+    codes.flags.writeable = False
+    _remember((buf,), (codes, uniques))
+
+
+def wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id") -> tuple[np.ndarray, pd.DataFrame]:
+    """Dense code per row for its (lot, wafer), in order of first appearance.
+
+    Returns
+    -------
+    codes : ndarray of int64
+        ``codes[i]`` indexes the rows of ``wafers``. Treat it as read-only.
+    wafers : DataFrame
+        One row per distinct (lot_id, wafer_id), in order of first appearance.
+    """
+    la, wa = _arrow_buffer(df[lot]), _arrow_buffer(df[wafer])
+    if la is not None and wa is not None:
+        hit = _recall((la, wa))
+        if hit is not None and len(hit[0]) == len(df):
+            return hit[0], hit[1].copy()
+    if _cached_codes(df[lot]) is not None and _cached_codes(df[wafer]) is not None:
+        codes, wafers = _hash_codes(df, lot, wafer)  # the column codes are known: no string work at all
+    else:
+        runs = _run_codes(df, lot, wafer) if la is not None and wa is not None else None
+        codes, wafers = runs if runs is not None else _hash_codes(df, lot, wafer)
+    if la is not None and wa is not None:
+        codes.flags.writeable = False
+        _remember((la, wa), (codes, wafers.copy()))
+    return codes, wafers
+
+
+def _hash_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """Wafer codes by factorizing both identifier columns."""
+    lc, lu = _factorize(df[lot])
+    wc, wu = _factorize(df[wafer])
+    base = len(wu) + 1
+    combined = lc * base + wc
+    codes, uniq = _factorize_ints(combined)
+    wafers = pd.DataFrame(
+        {
+            lot: pd.array(lu[uniq // base], dtype=STRING),
+            wafer: pd.array(wu[uniq % base], dtype=STRING),
+        }
+    )
+    codes = codes.astype(np.int64, copy=False)
+    return codes, wafers
+
+
+def _factorize_ints(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes (order of first appearance) and uniques of int64 values; a table stored wafer by
+    wafer is done from its runs (one comparison of neighbours), anything else by hashing."""
+    n = len(v)
+    if n > 1:
+        starts = np.flatnonzero(v[1:] != v[:-1]) + 1
+        if len(starts) <= n // 16:
+            starts = np.r_[0, starts]
+            run_codes, uniq = pd.factorize(v[starts])
+            return np.repeat(run_codes.astype(np.int64), np.diff(np.r_[starts, n])), np.asarray(uniq, dtype=np.int64)
+    codes, uniq = pd.factorize(v)
+    return codes.astype(np.int64, copy=False), np.asarray(uniq, dtype=np.int64)
+
+
+def _changes(buf: Any) -> np.ndarray | None:
+    """``buf[i + 1] != buf[i]`` of an Arrow string array without nulls (None otherwise)."""
+    if buf.null_count:
+        return None
+    n = len(buf)
+    return pc.not_equal(buf.slice(1), buf.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+
+
+def _run_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.DataFrame] | None:
+    """Wafer codes of a table stored wafer by wafer, from its runs.
+
+    Die tables hold each wafer's rows in one or a few contiguous runs. Comparing each row with
+    the previous one (a string comparison, no hashing) finds the runs; only the first row of
+    each run is factorized. Same codes and wafer order as hashing; None when the table is not
+    run-structured (then hashing is cheaper).
+    """
+    n = len(df)
+    if n < 2:
+        return None
+    la, wa = _arrow_buffer(df[lot]), _arrow_buffer(df[wafer])
+    head = min(n, 4096)
+    pl, pw = _changes(la.slice(0, head)), _changes(wa.slice(0, head))
+    if pl is None or pw is None or int((pl | pw).sum()) > head // 16:
+        return None
+    lc, wc = _changes(la), _changes(wa)
+    if lc is None or wc is None:
+        return None
+    starts = np.flatnonzero(lc | wc) + 1
+    if len(starts) > n // 16:
+        return None
+    starts = np.r_[0, starts]
+    run_codes, wafers = _hash_codes(df.iloc[starts][[lot, wafer]].reset_index(drop=True), lot, wafer)
+    return np.repeat(run_codes, np.diff(np.r_[starts, n])), wafers
+
+
+def die_keys(df: pd.DataFrame) -> np.ndarray:
+    """One int64 per row identifying (lot, wafer, die_x, die_y); dense when the grid is compact.
+
+    A row without a die position (missing ``die_x`` or ``die_y``: a part tested without a
+    wafer location) gets a key of its own, so it is never taken for another row's retest.
+    """
+    codes, wafers = wafer_codes(df)
+    sx, sy = df["die_x"], df["die_y"]
+    x = sx.to_numpy(na_value=0) if sx.hasnans else sx.to_numpy()
+    y = sy.to_numpy(na_value=0) if sy.hasnans else sy.to_numpy()
+    if len(x) == 0:
+        return np.zeros(0, np.int64)
+    xmin, xmax, ymin, ymax = int(x.min()), int(x.max()), int(y.min()), int(y.max())
+    nx, ny = xmax - xmin + 1, ymax - ymin + 1
+    # int32 arithmetic when every key fits (half the memory traffic), in place after one allocation
+    kt: Any = np.int32 if len(wafers) * nx * ny < 2**31 - 1 else np.int64
+    keys = codes.astype(kt)
+    keys *= kt(nx)
+    keys += x.astype(kt, copy=False)
+    keys -= kt(xmin)
+    keys *= kt(ny)
+    keys += y.astype(kt, copy=False)
+    keys -= kt(ymin)
+    keys = keys.astype(np.int64, copy=False)  # callers combine keys with other integers
+    if sx.hasnans or sy.hasnans:
+        na = sx.isna().to_numpy() | sy.isna().to_numpy()
+        keys = np.where(na, int(keys.max()) + 1 + np.cumsum(na), keys)
+    return keys
+
+
+def duplicated_keys(keys: np.ndarray) -> np.ndarray:
+    """Boolean mask of rows whose key appeared on an earlier row.
+
+    Uses a counting pass when the keys are dense (no hashing), and pandas' hash table
+    otherwise; the mask is only built when a duplicate exists.
+    """
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, bool)
+    kmin, kmax = int(keys.min()), int(keys.max())
+    if kmin >= 0 and kmax < max(4 * n, 1 << 20):
+        counts = np.bincount(keys, minlength=kmax + 1)
+        if counts.max() <= 1:
+            return np.zeros(n, bool)
+    return pd.Series(keys).duplicated(keep="first").to_numpy()
+
+
+def joint_wafer_codes(*tables: pd.DataFrame) -> tuple[list[np.ndarray], pd.DataFrame]:
+    """Wafer codes of several tables in one code space (order of first appearance across them)."""
+    if len(tables) == 1:
+        codes, wafers = wafer_codes(tables[0])
+        return [codes], wafers
+    first, wafers = wafer_codes(tables[0])
+    out = [first]
+    n_known = len(wafers)
+    for t in tables[1:]:
+        # factorize the (usually smaller) table, then match its distinct wafers to the known ones
+        c, u = wafer_codes(t)
+        known = pd.MultiIndex.from_arrays([wafers["lot_id"].to_numpy(object), wafers["wafer_id"].to_numpy(object)])
+        q = pd.MultiIndex.from_arrays([u["lot_id"].to_numpy(object), u["wafer_id"].to_numpy(object)])
+        hit = known.get_indexer(q)
+        new = hit < 0
+        hit[new] = n_known + np.arange(int(new.sum()))
+        if new.any():
+            wafers = pd.concat([wafers, u.loc[new]], ignore_index=True)
+            n_known = len(wafers)
+        out.append(hit[c].astype(np.int64))
+    return out, wafers
+
+
+def wafer_groups(
+    defects: pd.DataFrame, level: str, where: str, wafers: pd.DataFrame | None = None
+) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """Group code per defect, the groups, and the number of wafers in each group (the area divisor).
+
+    ``wafers`` lists the inspected wafers (``lot_id``, ``wafer_id``: a wafer or die table,
+    repeats allowed), so that wafers without defects count; without it only the wafers that
+    appear in ``defects`` are known. Defects of wafers missing from ``wafers`` are kept (their
+    wafers are added) with a :class:`DataQualityWarning`.
+    """
+    check_choice(level, ("wafer", "lot", "pooled"), name="level", where=where)
+    if wafers is None:
+        (w,), table = joint_wafer_codes(defects)
+    else:
+        for col in ("lot_id", "wafer_id"):
+            if col not in wafers.columns:
+                raise SchemaError(f"The 'wafers' argument of {where} needs the column {col!r}", column=col)
+        (_, w), table = joint_wafer_codes(wafers, defects)
+        n_listed = len(wafer_codes(wafers)[1])
+        if len(table) > n_listed:
+            warnings.warn(
+                f"{where}: {len(table) - n_listed} wafer(s) with defects are not in 'wafers'; they are "
+                "counted as inspected",
+                DataQualityWarning,
+                stacklevel=3,
+            )
+    if level == "wafer":
+        return w, table, np.ones(len(table))
+    if level == "lot":
+        lc, lots = pd.factorize(table["lot_id"])
+        groups = pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object), dtype=STRING)})
+        return lc[w].astype(np.int64), groups, np.bincount(lc, minlength=len(groups)).astype(float)
+    return np.zeros(len(w), np.int64), pd.DataFrame(index=[0]), np.array([float(len(table))])
+
+
+def position_codes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """Dense code per (die_x, die_y) pair, and the distinct positions (sorted by y, then x)."""
+    x = np.asarray(x, dtype=np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    if len(x) == 0:
+        return np.zeros(0, np.int64), pd.DataFrame({"die_x": np.zeros(0, np.int32), "die_y": np.zeros(0, np.int32)})
+    xmin, ymin = x.min(), y.min()
+    nx = int(x.max() - xmin) + 1
+    flat = (y - ymin) * nx + (x - xmin)
+    uniq, codes = np.unique(flat, return_inverse=True)
+    pos = pd.DataFrame({"die_x": (uniq % nx + xmin).astype(np.int32), "die_y": (uniq // nx + ymin).astype(np.int32)})
+    return codes.astype(np.int64).ravel(), pos
+
+
+def dense_die_keys(
+    w_tab: np.ndarray, x_tab: np.ndarray, y_tab: np.ndarray,
+    w_q: np.ndarray, x_q: np.ndarray, y_q: np.ndarray, valid_q: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """Keys ``(wafer * ny + y) * nx + x`` in the table's bounding box of dies, for table and queries.
+
+    Returns ``(k_tab, k_q, ok_q, space)``: ``ok_q`` marks the valid queries inside the box (their
+    keys are meaningful), ``space`` the number of possible keys; None when ``space`` is large
+    compared with the data (then use :func:`lookup_rows`).
+    """
+    n_tab = len(w_tab)
+    if n_tab == 0:
+        return None
+    xmin, xmax = int(x_tab.min()), int(x_tab.max())
+    ymin, ymax = int(y_tab.min()), int(y_tab.max())
+    nx, ny = xmax - xmin + 1, ymax - ymin + 1
+    n_w = int(w_tab.max()) + 1
+    space = n_w * nx * ny
+    if space > 4 * (n_tab + len(w_q)) + 1_000_000:
+        return None
+    # int32 arithmetic when the key space allows it (half the memory traffic of int64)
+    kt: Any = np.int32 if space < 2**31 - 1 else np.int64
+    k_tab: np.ndarray = w_tab.astype(kt)
+    k_tab *= kt(ny)  # in place from here on
+    k_tab += y_tab.astype(kt, copy=False)
+    k_tab -= kt(ymin)
+    k_tab *= kt(nx)
+    k_tab += x_tab.astype(kt, copy=False)
+    k_tab -= kt(xmin)
+    ok = valid_q & (x_q >= xmin) & (x_q <= xmax) & (y_q >= ymin) & (y_q <= ymax) & (w_q >= 0) & (w_q < n_w)
+    k_q = ((w_q[ok] * ny + (y_q[ok] - ymin)) * nx + (x_q[ok] - xmin)).astype(np.int64, copy=False)
+    return k_tab, k_q, ok, space
+
+
+def lookup_rows(
+    w_tab: np.ndarray, x_tab: np.ndarray, y_tab: np.ndarray,
+    w_q: np.ndarray, x_q: np.ndarray, y_q: np.ndarray, valid_q: np.ndarray | None = None,
+) -> np.ndarray:
+    """Row of the table holding each query (wafer code, die_x, die_y); -1 where there is none.
+
+    The table's keys must be unique. A dense lookup array is used when the key space is small
+    compared with the data, a sorted search otherwise.
+    """
+    n_q = len(w_q)
+    res = np.full(n_q, -1, dtype=np.int64)
+    if len(w_tab) == 0 or n_q == 0:
+        return res
+    ok = np.ones(n_q, bool) if valid_q is None else np.asarray(valid_q, bool).copy()
+    xmin, xmax = int(x_tab.min()), int(x_tab.max())
+    ymin, ymax = int(y_tab.min()), int(y_tab.max())
+    ok &= (x_q >= xmin) & (x_q <= xmax) & (y_q >= ymin) & (y_q <= ymax) & (w_q >= 0)
+    nx, ny = xmax - xmin + 1, ymax - ymin + 1
+    n_w = int(max(w_tab.max(), w_q.max() if n_q else 0)) + 1
+    ok &= w_q < n_w
+    k_tab = (w_tab.astype(np.int64) * ny + (y_tab - ymin)) * nx + (x_tab - xmin)
+    k_q = (np.where(ok, w_q, 0).astype(np.int64) * ny + (np.where(ok, y_q, ymin) - ymin)) * nx + (
+        np.where(ok, x_q, xmin) - xmin
+    )
+    space = n_w * nx * ny
+    if space <= 4 * (len(w_tab) + n_q) + 1_000_000:
+        dense = np.full(space, -1, dtype=np.int64)
+        dense[k_tab] = np.arange(len(k_tab))
+        res[ok] = dense[k_q[ok]]
+    else:
+        order = np.argsort(k_tab, kind="stable")
+        ks = k_tab[order]
+        pos = np.searchsorted(ks, k_q[ok])
+        pos_c = np.minimum(pos, len(ks) - 1)
+        hit = ks[pos_c] == k_q[ok]
+        res[ok] = np.where(hit, order[pos_c], -1)
+    return res
