@@ -25,7 +25,7 @@ import pandas as pd
 
 from .errors import YieldkitError
 from .intervals import clopper_pearson
-from .schema import validate_dies
+from .schema import good_bin_set, validate_dies
 from .yields import wafer_yield
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _dask() -> Any:
     return dd
 
 
-def _validate_partition(df: pd.DataFrame, columns: Mapping[str, str] | None, good_bins: tuple[int, ...],
+def _validate_partition(df: pd.DataFrame, columns: Mapping[str, str] | None, good_bins: tuple[int, ...] | None,
                         source: str) -> pd.DataFrame:
     for c in df.columns:  # hive partition keys arrive as categoricals
         if isinstance(df[c].dtype, pd.CategoricalDtype):
@@ -55,7 +55,7 @@ def read_dies_dask(
     source: str | os.PathLike[str] | Any,
     *,
     columns: Mapping[str, str] | None = None,
-    good_bins: Iterable[int] = (1,),
+    good_bins: Iterable[int] | None = None,
 ) -> Any:
     """A lazily validated canonical die table as a Dask DataFrame.
 
@@ -66,8 +66,9 @@ def read_dies_dask(
         existing Dask DataFrame of raw die rows.
     columns : mapping, optional
         Explicit ``{found_name: canonical_name}``, as for :func:`yieldkit.read_dies`.
-    good_bins : iterable of int
-        Hard bins that pass, when there is no ``passed`` column.
+    good_bins : iterable of int, optional
+        Hard bins that pass, as for :func:`yieldkit.read_dies` (given, they win over a
+        ``passed`` column).
 
     Returns
     -------
@@ -76,7 +77,7 @@ def read_dies_dask(
         value raises :class:`~yieldkit.errors.SchemaError` naming the partition's source.
     """
     dd = _dask()
-    good = tuple(int(b) for b in good_bins)
+    good = good_bin_set(good_bins, where="read_dies_dask")
     if isinstance(source, (str, os.PathLike)):
         name = str(source)
         raw = dd.read_parquet(name)

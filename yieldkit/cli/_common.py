@@ -16,6 +16,19 @@ from ..io.atomic import atomic_write
 __all__ = ["add_format_argument", "emit_table", "progress_enabled", "write_text"]
 
 
+def bin_list(text: str) -> tuple[int, ...]:
+    """argparse type of ``--good-bins``: comma-separated hard bin numbers such as ``1,2``."""
+    import argparse
+
+    try:
+        bins = tuple(int(b) for b in text.split(",") if b.strip())
+    except ValueError:
+        bins = ()
+    if not bins or min(bins) < 0:
+        raise argparse.ArgumentTypeError(f"expected hard bin numbers separated by commas, such as 1,2; got {text!r}")
+    return bins
+
+
 def add_format_argument(parser: Any, default: str = "table") -> None:
     parser.add_argument("--format", choices=("table", "csv", "json"), default=default, help="output format")
 

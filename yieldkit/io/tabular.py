@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from ..errors import InputNotFoundError, ParseError, SchemaError
 from ..keys import dictionary_codes, remember_codes
-from ..schema import canonical_names, validate_defects, validate_dies, validate_wafers
+from ..schema import canonical_names, good_bin_set, validate_defects, validate_dies, validate_wafers
 from .atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ def read_dies(
     source: Source,
     *,
     columns: Mapping[str, str] | None = None,
-    good_bins: Iterable[int] = (1,),
+    good_bins: Iterable[int] | None = None,
     retests: str = "error",
 ) -> pd.DataFrame:
     """Read a die table (one row per die test result) into the canonical form.
@@ -233,8 +233,10 @@ def read_dies(
         or a file in an industry format (STDF, E142, G85, text map) which is read by its own reader.
     columns : mapping, optional
         Explicit ``{found_name: canonical_name}``; it wins over the alias guesses.
-    good_bins : iterable of int
-        Hard bins that pass, used when the table has no ``passed`` column. Default ``(1,)``.
+    good_bins : iterable of int, optional
+        Hard bins that pass. Given, they decide pass/fail even when the table has a ``passed``
+        column (one that disagrees is a :class:`~yieldkit.errors.DataQualityWarning`). Not
+        given: a ``passed`` column is kept, otherwise bin 1 passes.
     retests : {"error", "order"}
         Several rows at one die without ``test_seq``: an error, or numbered in row order.
 
@@ -258,16 +260,15 @@ def read_dies(
     >>> yk.read_dies(raw)[["lot_id", "wafer_id", "die_x", "hbin", "passed"]].to_dict("list")
     {'lot_id': ['L1', 'L1'], 'wafer_id': ['01', '01'], 'die_x': [0, 1], 'hbin': [1, 7], 'passed': [True, False]}
     """
+    good = good_bin_set(good_bins, where="read_dies")
     df, name, line_base, from_reader = _load(source, "die", columns)
     if from_reader:
-        if columns is None and tuple(good_bins) == (1,) and "passed" in df.columns:
+        if columns is None and good is None and "passed" in df.columns:
             return df  # canonical already
-        if tuple(good_bins) != (1,):
-            df = df.drop(columns="passed")  # re-derive pass/fail from the bins asked for
         # the reader has decided which parts have no wafer position (final test)
-        return validate_dies(df, source=name, columns=columns, good_bins=good_bins, retests=retests,
+        return validate_dies(df, source=name, columns=columns, good_bins=good, retests=retests,
                              missing_xy="unit")
-    return validate_dies(df, source=name, columns=columns, good_bins=good_bins, retests=retests, line_base=line_base)
+    return validate_dies(df, source=name, columns=columns, good_bins=good, retests=retests, line_base=line_base)
 
 
 def read_defects(
