@@ -332,6 +332,20 @@ class _OtherFormat(Exception):
         self.path = path
 
 
+def reader_options(fmt: str, on_error: str) -> dict[str, Any]:
+    """``{"on_error": on_error}`` when the reader of ``fmt`` takes it and it is not the default."""
+    import importlib
+    import inspect
+
+    from .detect import FORMATS
+
+    if on_error == "raise" or fmt not in FORMATS:
+        return {}
+    module, func = FORMATS[fmt]
+    reader = getattr(importlib.import_module(module), func)
+    return {"on_error": on_error} if "on_error" in inspect.signature(reader).parameters else {}
+
+
 def _load(source: Source, table: str, columns: Mapping[str, str] | None,
           on_error: str = "raise") -> tuple[pd.DataFrame, str, int | None, bool]:
     """The raw table of a source; an industry format is read by its own reader.
@@ -343,19 +357,10 @@ def _load(source: Source, table: str, columns: Mapping[str, str] | None,
         df, name, line_base = read_table(source, table, columns, on_error)
         return df, name, line_base, False
     except _OtherFormat as other:
-        import inspect
-
-        from .detect import FORMATS, read
+        from .detect import read
 
         attr = {"die": "dies", "defect": "defects", "wafer": "wafers"}[table]
-        kwargs: dict[str, Any] = {}
-        if on_error != "raise" and other.fmt in FORMATS:
-            module, func = FORMATS[other.fmt]
-            import importlib
-
-            if "on_error" in inspect.signature(getattr(importlib.import_module(module), func)).parameters:
-                kwargs["on_error"] = on_error
-        tab = getattr(read(other.path, **kwargs), attr, None)
+        tab = getattr(read(other.path, **reader_options(other.fmt, on_error)), attr, None)
         if tab is None:
             raise SchemaError(f"a {other.fmt} file holds no {table} table", source=str(other.path)) from None
         return tab, str(other.path), None, True
