@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import YieldkitError
+from .errors import InputNotFoundError, ParseError, YieldkitError, YieldkitTypeError
 from .intervals import clopper_pearson
 from .schema import good_bin_set, validate_dies
 from .yields import wafer_yield
@@ -80,13 +80,30 @@ def read_dies_dask(
     good = good_bin_set(good_bins, where="read_dies_dask")
     if isinstance(source, (str, os.PathLike)):
         name = str(source)
-        raw = dd.read_parquet(name)
-    else:
+        if not os.path.exists(name):
+            raise InputNotFoundError(f"{name}: no such file or directory")
+        try:
+            raw = dd.read_parquet(name)
+            # the output schema: validate a few real rows of the first partition (this also fails
+            # early on a dataset whose columns cannot be mapped, and on a broken file)
+            sample = raw.get_partition(0).head(64, npartitions=-1, compute=True)
+        except (OSError, ValueError, IndexError, TypeError) as exc:
+            if isinstance(exc, YieldkitError):
+                raise
+            inner: BaseException = exc
+            while inner.__cause__ is not None:  # dask wraps the reader's own error
+                inner = inner.__cause__
+            detail = str(inner).splitlines()[0] if str(inner) else type(inner).__name__
+            raise ParseError(f"not a readable Parquet file or dataset ({detail})", path=name) from None
+    elif hasattr(source, "map_partitions"):
         name = "<dask DataFrame>"
         raw = source
-    # the output schema: validate a few real rows of the first partition (this also fails early
-    # on a dataset whose columns cannot be mapped)
-    sample = raw.get_partition(0).head(64, npartitions=-1, compute=True)
+        sample = raw.get_partition(0).head(64, npartitions=-1, compute=True)
+    else:
+        raise YieldkitTypeError(
+            "The 'source' argument of read_dies_dask must be a Parquet path or a dask DataFrame. "
+            f"Got {type(source).__name__} instead."
+        )
     meta = _validate_partition(sample, columns, good, name).iloc[:0]
     return raw.map_partitions(_validate_partition, columns, good, name, meta=meta)
 

@@ -167,6 +167,13 @@ class YieldkitValueError(YieldkitError, ValueError):
 __all__.append("YieldkitValueError")
 
 
+class YieldkitTypeError(YieldkitError, TypeError):
+    """An argument has a type yieldkit cannot use (a number where a file is expected, ...)."""
+
+
+__all__.append("YieldkitTypeError")
+
+
 class InputNotFoundError(YieldkitError, FileNotFoundError):
     """An input path does not exist, or a directory holds no data files."""
 

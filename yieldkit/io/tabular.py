@@ -20,7 +20,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import IO, Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -28,7 +28,14 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from ..errors import DataQualityWarning, InputNotFoundError, ParseError, SchemaError, check_choice
+from ..errors import (
+    DataQualityWarning,
+    InputNotFoundError,
+    ParseError,
+    SchemaError,
+    YieldkitTypeError,
+    check_choice,
+)
 from ..keys import dictionary_codes, remember_codes
 from ..schema import canonical_names, good_bin_set, validate_defects, validate_dies, validate_wafers
 from .atomic import atomic_path
@@ -37,7 +44,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["read_defects", "read_dies", "read_table", "read_wafers", "write_csv", "write_parquet"]
 
-Source: TypeAlias = "str | os.PathLike[str] | pd.DataFrame"
+Source: TypeAlias = "str | os.PathLike[str] | pd.DataFrame | IO[bytes] | IO[str]"
 
 _STRING_CANON = {"lot_id", "wafer_id", "defect_class", "layer", "product"}
 _STRING_TYPES = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
@@ -296,7 +303,10 @@ def read_table(source: Source, table: str, columns: Mapping[str, str] | None = N
     """
     if isinstance(source, pd.DataFrame):
         return source, "<DataFrame>", None
-    path = Path(source)
+    if hasattr(source, "read"):
+        df, name, line_base, _ = _read_stream(source, table, columns, on_error)
+        return df, name, line_base
+    path = _as_path(source, "read_table")
     if not path.exists():
         raise InputNotFoundError(f"{path}: no such file or directory")
     if path.is_dir():
@@ -326,6 +336,55 @@ def read_table(source: Source, table: str, columns: Mapping[str, str] | None = N
     return _read_csv(path, kind, table, columns, on_error), str(path), 2
 
 
+def _as_path(source: Any, where: str) -> Path:
+    """``source`` as a path, or a YieldkitTypeError saying what a source may be."""
+    if isinstance(source, (str, os.PathLike)) and str(source).strip():
+        return Path(source)
+    hint = ""
+    if isinstance(source, (bytes, bytearray)):
+        hint = " (for file content in memory, wrap it: io.BytesIO(data))"
+    elif isinstance(source, (list, tuple)):
+        hint = " (read the files one by one and pd.concat the tables)"
+    shown = repr(source) if len(repr(source)) <= 60 else repr(source)[:57] + "..."
+    raise YieldkitTypeError(
+        f"The 'source' argument of {where} must be a file path, an open file or a DataFrame. "
+        f"Got {type(source).__name__} {shown} instead{hint}."
+    )
+
+
+def _read_stream(fh: Any, table: str, columns: Mapping[str, str] | None,
+                 on_error: str) -> tuple[pd.DataFrame, str, int | None, bool]:
+    """A table from an open binary or text file (or ``io.BytesIO`` / ``io.StringIO``)."""
+    import tempfile
+
+    name = getattr(fh, "name", None)
+    name = str(name) if isinstance(name, (str, os.PathLike)) else f"<{type(fh).__name__}>"
+    content = fh.read()
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if not isinstance(content, (bytes, bytearray)):
+        raise YieldkitTypeError(f"{name}: reading it gave {type(content).__name__}, not text or bytes")
+    base = Path(name).name if not name.startswith("<") else "stream"
+    # the readers work on files: the content goes to a private temporary copy, and messages name
+    # the stream instead of that copy
+    with tempfile.TemporaryDirectory(prefix="yieldkit-") as tmpdir:
+        tmp = Path(tmpdir) / base
+        tmp.write_bytes(bytes(content))
+        try:
+            df, _, line_base = read_table(tmp, table, columns, on_error)
+        except _OtherFormat as other:
+            from .detect import read
+
+            attr = {"die": "dies", "defect": "defects", "wafer": "wafers"}[table]
+            tab = getattr(read(tmp, **reader_options(other.fmt, on_error)), attr, None)
+            if tab is None:
+                raise SchemaError(f"a {other.fmt} file holds no {table} table", source=name) from None
+            return tab, name, None, True
+        except (ParseError, SchemaError) as exc:
+            raise type(exc)(str(exc).replace(str(tmp), name)) from None
+    return df, name, line_base, False
+
+
 class _OtherFormat(Exception):
     def __init__(self, fmt: str, path: Path) -> None:
         self.fmt = fmt
@@ -346,6 +405,31 @@ def reader_options(fmt: str, on_error: str) -> dict[str, Any]:
     return {"on_error": on_error} if "on_error" in inspect.signature(reader).parameters else {}
 
 
+def _check_columns(columns: Any, where: str) -> None:
+    if columns is None:
+        return
+    if not isinstance(columns, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in columns.items()):
+        shown = repr(columns) if len(repr(columns)) <= 60 else repr(columns)[:57] + "..."
+        raise YieldkitTypeError(
+            f"The 'columns' argument of {where} must be a mapping of found column names to canonical names, "
+            f"such as {{'LOT': 'lot_id', 'BIN': 'hbin'}}. Got {shown} instead."
+        )
+
+
+def _check_layout(layout: Any, where: str) -> None:
+    from ..layout import WaferLayout
+
+    ok = layout is None or isinstance(layout, WaferLayout) or (
+        isinstance(layout, Mapping) and all(isinstance(v, WaferLayout) for v in layout.values()))
+    if not ok:
+        shown = repr(layout) if len(repr(layout)) <= 60 else repr(layout)[:57] + "..."
+        raise YieldkitTypeError(
+            f"The 'layout' argument of {where} must be a WaferLayout (or None). Got {type(layout).__name__} "
+            f"{shown} instead."
+        )
+
+
 def _load(source: Source, table: str, columns: Mapping[str, str] | None,
           on_error: str = "raise") -> tuple[pd.DataFrame, str, int | None, bool]:
     """The raw table of a source; an industry format is read by its own reader.
@@ -353,6 +437,10 @@ def _load(source: Source, table: str, columns: Mapping[str, str] | None,
     Returns the table, its name for messages, the CSV line base, and whether a format reader
     produced it (its table is already canonical).
     """
+    if hasattr(source, "read"):
+        return _read_stream(source, table, columns, on_error)
+    if not isinstance(source, pd.DataFrame):
+        _as_path(source, {"die": "read_dies", "defect": "read_defects", "wafer": "read_wafers"}[table])
     try:
         df, name, line_base = read_table(source, table, columns, on_error)
         return df, name, line_base, False
@@ -415,6 +503,7 @@ def read_dies(
     """
     good = good_bin_set(good_bins, where="read_dies")
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_dies")
+    _check_columns(columns, "read_dies")
     df, name, line_base, from_reader = _load(source, "die", columns, on_error)
     if from_reader:
         if columns is None and good is None and "passed" in df.columns:
@@ -447,6 +536,8 @@ def read_defects(
     [{'die_x': 0, 'die_y': 0, 'xrel_um': 2600.0, 'yrel_um': 2400.0}]
     """
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_defects")
+    _check_columns(columns, "read_defects")
+    _check_layout(layout, "read_defects")
     df, name, line_base, _ = _load(source, "defect", columns, on_error)
     return validate_defects(df, source=name, columns=columns, layout=layout, line_base=line_base)
 
@@ -454,6 +545,7 @@ def read_defects(
 def read_wafers(source: Source, *, columns: Mapping[str, str] | None = None, on_error: str = "raise") -> pd.DataFrame:
     """Read a wafer table (one row per wafer: product, slot, process history ``tool_<step>`` ...)."""
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_wafers")
+    _check_columns(columns, "read_wafers")
     df, name, _, _ = _load(source, "wafer", columns, on_error)
     return validate_wafers(df, source=name, columns=columns)
 
