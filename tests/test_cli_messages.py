@@ -176,3 +176,18 @@ def test_salvage_flag_reads_a_cut_csv(tmp_path, capsys):
     out = capsys.readouterr()
     assert out.out.splitlines()[1].split(",")[2] == "2"
     assert "warning: " in out.err and "incomplete row is left out" in out.err
+
+
+def test_report_says_wrote_once_with_the_wall_time(tmp_path, dies_csv, capsys):
+    import time
+
+    out = tmp_path / "r.html"
+    t0 = time.perf_counter()
+    assert main(["-v", "report", str(dies_csv), "-o", str(out)]) == 0
+    wall = time.perf_counter() - t0
+    err = capsys.readouterr().err.splitlines()
+    wrote = [line for line in err if "wrote" in line or "built in" in line]
+    assert len(wrote) == 1 and str(out) in wrote[0], err
+    shown = float(re.search(r"built in ([\d.]+) s", wrote[0]).group(1))
+    assert shown == pytest.approx(wall, abs=0.3)
+    assert len(err) == len(set(err))  # no line repeated

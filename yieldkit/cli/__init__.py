@@ -16,6 +16,7 @@ import os
 import pkgutil
 import re
 import sys
+import time
 from collections.abc import Sequence
 
 from .._version import __version__
@@ -179,8 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    started = time.perf_counter()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started = started  # wall-clock start, for the times a command reports
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2

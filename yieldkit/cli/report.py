@@ -63,13 +63,23 @@ def load_inputs(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     from ..analysis import analyze
     from ..report import build_report
 
+    started = getattr(args, "started", time.perf_counter())
     args.output = args.output or str(default_output(args.dies[0], ".html"))
     inp = load_inputs(args)
     res = analyze(inp["dies"], inp["defects"], inp["wafers"], inp["layout"], inp["bin_names"], top=args.top)
-    build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,
-                 progress=progress_enabled(args))
-    log.info("wrote %s", args.output)
+    # the renderer's own 'wrote'/'built in' lines time the rendering only: the command reports the whole run
+    html_log = logging.getLogger("yieldkit.report.html")
+    level = html_log.level
+    html_log.setLevel(logging.WARNING)
+    try:
+        build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,
+                     progress=progress_enabled(args))
+    finally:
+        html_log.setLevel(level)
+    log.info("wrote %s (built in %.1f s)", args.output, time.perf_counter() - started)
     return 0
