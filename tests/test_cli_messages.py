@@ -68,6 +68,8 @@ def test_every_subcommand_help_ends_with_examples(capsys):
     ("The 'yield_' argument of dppm_table must be in [0, 1]. Got np.float64(1.5) instead.",
      "--yield must be in [0, 1]. Got 1.5 instead."),
     ("The 'cluster_alpha' argument of dppm_table must be > 0", "--cluster-alpha must be > 0"),
+    ("hbin: hbin, bin. Pass columns={'your_name': 'canonical_name'} to map them explicitly.",
+     "hbin: hbin, bin. Rename the columns in the file to one of these names."),
     ("The 'dppm_target' argument of required_coverage must be > 0", "--target-dppm must be > 0"),
 ])
 def test_user_message(raw, shown):

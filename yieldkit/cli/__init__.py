@@ -150,6 +150,10 @@ _REWRITES = (
     (re.compile(r"([Pp])ass on_error=.salvage.( to)?"),
      lambda m: ("R" if m.group(1) == "P" else "r") + "erun with --salvage" + (" to" if m.group(2) else "")),
     (re.compile(r"on_error=.salvage."), "--salvage"),
+    # the Python-only remedy of a column-name mismatch
+    (re.compile(r"\s*[Pp]ass (an explicit )?columns=(\{[^}]*\} )?(mapping )?to map them explicitly\.?"),
+     " Rename the columns in the file to one of these names."),
+    (re.compile(r"pass an explicit columns= mapping"), "rename one of them in the file"),
     # "The 'yield_' argument of dppm_table" -> "--yield"
     (re.compile(r"[Tt]he '(\w+)' argument of [\w.]+"), lambda m: _OPTIONS.get(m.group(1), m.group(0))),
     # numpy scalars shown as reprs
