@@ -96,6 +96,11 @@ def test_warnings_show_once_without_class_names(capsys):
         logging.getLogger("yieldkit.x").warning("same line")
     finally:
         logging.captureWarnings(False)
+        for name in ("yieldkit", "py.warnings"):
+            lg = logging.getLogger(name)
+            lg.handlers.clear()
+            lg.setLevel(logging.NOTSET)
+            lg.propagate = True
     err = capsys.readouterr().err.splitlines()
     assert err == ["warning: f.csv: 2 dies have no position", "warning: same line"]
 

@@ -191,11 +191,17 @@ def _main(argv: Sequence[str] | None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate)
+             for lg in (logging.getLogger("yieldkit"), logging.getLogger("py.warnings"))]
     _configure_logging(args.verbose, args.quiet)
     try:
         return _run(args)
     finally:
         logging.captureWarnings(False)
+        for lg, handlers, level, propagate in saved:  # main() run in-process leaves logging as it was
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate = propagate
 
 
 def _exit(code: int) -> None:
