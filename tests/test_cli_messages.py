@@ -198,3 +198,13 @@ def test_report_says_wrote_once_with_the_wall_time(tmp_path, dies_csv, capsys):
     shown = float(re.search(r"built in ([\d.]+) s", wrote[0]).group(1))
     assert shown == pytest.approx(wall, abs=0.3)
     assert len(err) == len(set(err))  # no line repeated
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path, dies_csv, capsys, monkeypatch):
+    assert main(["convert", str(dies_csv), "-o", str(tmp_path / "a.parquet")]) == 0
+    assert capsys.readouterr().err == ""  # not a terminal: silent
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["convert", str(dies_csv), "-o", str(tmp_path / "b.parquet")]) == 0
+    assert "reading dies.csv" in capsys.readouterr().err
+    assert main(["-q", "convert", str(dies_csv), "-o", str(tmp_path / "c.parquet")]) == 0
+    assert capsys.readouterr().err == ""
