@@ -58,15 +58,15 @@ def test_cli_target():
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
-        (["dppm", "--yield", "1.2", "--coverage", "0.9"], r"'yield_' argument of dppm_table must be in \[0, 1\]. Got 1.2"),
-        (["dppm", "--yield", "0.9", "--coverage", "0.9", "--model", "asa"], r"'n0' argument of dppm_table is required"),
-        (["dppm", "--yield", "0.9", "--coverage", "0.9", "--model", "asa", "--n0", "-1"], r"'n0' argument .* Got -1.0"),
-        (["dppm", "--yield", "0.9", "--coverage", "0.9", "--model", "nb", "--alpha", "-2"], r"'cluster_alpha' .* > 0"),
-        (["dppm", "--yield", "0.9", "--target-dppm", "-5"], r"'dppm_target' argument .* Got -5.0"),
-        (["dppm", "--coverage", "0.9"], r"'--yield' argument of yieldkit dppm is required"),
-        (["dppm", "--yield", "0.9"], r"'--coverage' argument of yieldkit dppm is required"),
+        (["dppm", "--yield", "1.2", "--coverage", "0.9"], r"error: --yield must be in \[0, 1\]. Got 1.2"),
+        (["dppm", "--yield", "0.9", "--coverage", "0.9", "--model", "asa"], r"--n0 is required"),
+        (["dppm", "--yield", "0.9", "--coverage", "0.9", "--model", "asa", "--n0", "-1"], r"--n0 .* Got -1.0"),
+        (["dppm", "--yield", "0.9", "--coverage", "0.9", "--model", "nb", "--alpha", "-2"], r"--cluster-alpha .* > 0"),
+        (["dppm", "--yield", "0.9", "--target-dppm", "-5"], r"--target-dppm .* Got -5.0"),
+        (["dppm", "--coverage", "0.9"], r"--yield is required"),
+        (["dppm", "--yield", "0.9"], r"--coverage is required"),
         (["dppm", "--yield", "0.9", "--coverage", "0.9", "--target-dppm", "5"], r"excludes --coverage"),
-        (["dppm", "--fit", "nofile.json"], r"'--coverage' argument of yieldkit dppm is required with --fit"),
+        (["dppm", "--fit", "nofile.json"], r"--coverage is required with --fit"),
     ],
 )
 def test_cli_errors(argv, match):

@@ -279,6 +279,7 @@ def analyze(
         u = "" if defects is not None and inspected_wafers is not None else ", defect u-chart"
         _note(res.notes, f"defect Paretos, kill ratios{u} and yield models: {what}")
     else:
+        _check_wafer_overlap(defects, wy)
         if "die_x" not in defects.columns and layout is not None:
             from .schema import complete_positions
 
@@ -302,6 +303,29 @@ def analyze(
         _patterns(res, placed_final, wafers, layout)
     _commonality(res, wy, wafers)
     return res
+
+
+def _check_wafer_overlap(defects: pd.DataFrame, wy: pd.DataFrame) -> None:
+    """Warn when fewer than half of the defect table's wafers are in the die table."""
+    import warnings
+
+    from .errors import DataQualityWarning
+
+    keys = ["lot_id", "wafer_id"]
+    if not set(keys) <= set(defects.columns):
+        return
+    seen = defects[keys].drop_duplicates().astype(str)
+    n = len(seen)
+    matched = int(len(seen.merge(wy[keys].drop_duplicates().astype(str), on=keys, how="inner")))
+    if n and 2 * matched < n:
+        example = ", ".join(f"{a}/{b}" for a, b in seen.head(3).itertuples(index=False))
+        warnings.warn(
+            f"only {matched} of the {n} wafer(s) in the defect table are in the die table (defect wafers "
+            f"{example}{', ...' if n > 3 else ''}): the dies and defects seem to come from different wafers "
+            "(check lot and wafer identifiers)",
+            DataQualityWarning,
+            stacklevel=3,
+        )
 
 
 def _defect_u_chart(res: AnalysisResults, defects: pd.DataFrame, ordered: pd.DataFrame, area: float | None,

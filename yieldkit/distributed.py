@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import YieldkitError
+from .errors import InputNotFoundError, ParseError, YieldkitError, YieldkitTypeError
 from .intervals import clopper_pearson
-from .schema import STRING, validate_dies
+from .schema import STRING, good_bin_set, validate_dies
 from .yields import wafer_yield
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _dask() -> Any:
     return dd
 
 
-def _validate_partition(df: pd.DataFrame, columns: Mapping[str, str] | None, good_bins: tuple[int, ...],
+def _validate_partition(df: pd.DataFrame, columns: Mapping[str, str] | None, good_bins: tuple[int, ...] | None,
                         source: str) -> pd.DataFrame:
     for c in df.columns:  # hive partition keys arrive as categoricals
         if isinstance(df[c].dtype, pd.CategoricalDtype):
@@ -55,7 +55,7 @@ def read_dies_dask(
     source: str | os.PathLike[str] | Any,
     *,
     columns: Mapping[str, str] | None = None,
-    good_bins: Iterable[int] = (1,),
+    good_bins: Iterable[int] | None = None,
 ) -> Any:
     """A lazily validated canonical die table as a Dask DataFrame.
 
@@ -66,8 +66,9 @@ def read_dies_dask(
         existing Dask DataFrame of raw die rows.
     columns : mapping, optional
         Explicit ``{found_name: canonical_name}``, as for :func:`yieldkit.read_dies`.
-    good_bins : iterable of int
-        Hard bins that pass, when there is no ``passed`` column.
+    good_bins : iterable of int, optional
+        Hard bins that pass, as for :func:`yieldkit.read_dies` (given, they win over a
+        ``passed`` column).
 
     Returns
     -------
@@ -76,16 +77,33 @@ def read_dies_dask(
         value raises :class:`~yieldkit.errors.SchemaError` naming the partition's source.
     """
     dd = _dask()
-    good = tuple(int(b) for b in good_bins)
+    good = good_bin_set(good_bins, where="read_dies_dask")
     if isinstance(source, (str, os.PathLike)):
         name = str(source)
-        raw = dd.read_parquet(name)
-    else:
+        if not os.path.exists(name):
+            raise InputNotFoundError(f"{name}: no such file or directory")
+        try:
+            raw = dd.read_parquet(name)
+            # the output schema: validate a few real rows of the first partition (this also fails
+            # early on a dataset whose columns cannot be mapped, and on a broken file)
+            sample = raw.get_partition(0).head(64, npartitions=-1, compute=True)
+        except (OSError, ValueError, IndexError, TypeError) as exc:
+            if isinstance(exc, YieldkitError):
+                raise
+            inner: BaseException = exc
+            while inner.__cause__ is not None:  # dask wraps the reader's own error
+                inner = inner.__cause__
+            detail = str(inner).splitlines()[0] if str(inner) else type(inner).__name__
+            raise ParseError(f"not a readable Parquet file or dataset ({detail})", path=name) from None
+    elif hasattr(source, "map_partitions"):
         name = "<dask DataFrame>"
         raw = source
-    # the output schema: validate a few real rows of the first partition (this also fails early
-    # on a dataset whose columns cannot be mapped)
-    sample = raw.get_partition(0).head(64, npartitions=-1, compute=True)
+        sample = raw.get_partition(0).head(64, npartitions=-1, compute=True)
+    else:
+        raise YieldkitTypeError(
+            "The 'source' argument of read_dies_dask must be a Parquet path or a dask DataFrame. "
+            f"Got {type(source).__name__} instead."
+        )
     meta = _validate_partition(sample, columns, good, name).iloc[:0]
     return raw.map_partitions(_validate_partition, columns, good, name, meta=meta)
 

@@ -27,8 +27,33 @@ __all__ = [
 ]
 
 
+#: the longest message an error shows [characters]; the rest is cut (a whole 10 MB line helps nobody)
+MAX_MESSAGE = 1000
+#: the longest excerpt of a record (a line, a statement) a message quotes [characters]
+MAX_RECORD = 200
+
+
+def shorten(text: Any, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out.
+
+    >>> shorten("x" * 50, 30)
+    'xxxxxx... (44 more characters)'
+    """
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    keep = max(limit - len(f"... ({len(text):,} more characters)"), 0)
+    return text[:keep] + f"... ({len(text) - keep:,} more characters)"
+
+
 class YieldkitError(Exception):
-    """Base class of every exception raised by yieldkit."""
+    """Base class of every exception raised by yieldkit.
+
+    Its message is cut to :data:`MAX_MESSAGE` characters when shown.
+    """
+
+    def __str__(self) -> str:
+        return shorten(super().__str__())
 
 
 class SchemaError(YieldkitError, ValueError):
@@ -82,7 +107,7 @@ class ParseError(YieldkitError, ValueError):
         self.path = None if path is None else str(path)
         self.line = line
         self.offset = offset
-        self.record = record
+        self.record = None if record is None else shorten(record, MAX_RECORD)
         where = []
         if self.path:
             where.append(self.path)
@@ -90,8 +115,8 @@ class ParseError(YieldkitError, ValueError):
             where.append(f"line {line}")
         if offset is not None:
             where.append(f"byte {offset}")
-        if record:
-            where.append(f"record {record}")
+        if self.record:
+            where.append(f"record {self.record}")
         prefix = (", ".join(where) + ": ") if where else ""
         super().__init__(prefix + message)
 
@@ -140,6 +165,13 @@ class YieldkitValueError(YieldkitError, ValueError):
 
 
 __all__.append("YieldkitValueError")
+
+
+class YieldkitTypeError(YieldkitError, TypeError):
+    """An argument has a type yieldkit cannot use (a number where a file is expected, ...)."""
+
+
+__all__.append("YieldkitTypeError")
 
 
 class InputNotFoundError(YieldkitError, FileNotFoundError):

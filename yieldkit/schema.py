@@ -31,6 +31,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -414,7 +415,7 @@ def validate_dies(
     *,
     source: str | None = None,
     columns: Mapping[str, str] | None = None,
-    good_bins: Iterable[int] = (1,),
+    good_bins: Iterable[int] | None = None,
     retests: str = "error",
     line_base: int | None = None,
     missing_xy: str = "error",
@@ -429,8 +430,10 @@ def validate_dies(
         Where it came from, for error messages.
     columns : mapping, optional
         Explicit ``{found_name: canonical_name}`` mapping.
-    good_bins : iterable of int
-        Hard bins that count as passing when the table has no ``passed`` column.
+    good_bins : iterable of int, optional
+        Hard bins that pass. Given, they decide ``passed`` even when the table has a ``passed``
+        column (a column that disagrees with them is a :class:`~yieldkit.errors.DataQualityWarning`);
+        not given, a ``passed`` column is kept and a table without one passes bin 1.
     retests : {"error", "order"}
         What to do with several rows at one die and no ``test_seq`` column: raise
         :class:`SchemaError` (the default), or number them in row order (the last row final).
@@ -451,6 +454,7 @@ def validate_dies(
 
     check_choice(retests, ("error", "order"), name="retests", where="validate_dies")
     check_choice(missing_xy, ("error", "unit"), name="missing_xy", where="validate_dies")
+    good = good_bin_set(good_bins, where="validate_dies")
     if len(df.columns) == 0:
         raise SchemaError("the die table has no columns (empty file?)", source=source)
     found = list(df.columns)
@@ -470,8 +474,11 @@ def validate_dies(
                 out[spec.name] = _coerce_int(df[spec.name], "int32", nullable=True, source=source, line_base=line_base)
                 continue
             out[spec.name] = _coerce(df, spec, source=source, line_base=line_base, minimum=minimum)
-    if "passed" not in out:
-        out["passed"] = pd.Series(_in_bins(out["hbin"].to_numpy(), good_bins), index=df.index, name="passed")
+    if good is not None or "passed" not in out:
+        derived = _in_bins(out["hbin"].to_numpy(), (1,) if good is None else good)
+        if "passed" in out:
+            _warn_passed_disagrees(out["passed"].to_numpy(dtype=bool), derived, good, source, line_base)
+        out["passed"] = pd.Series(derived, index=df.index, name="passed")
     canon = [c.name for c in DIE_COLUMNS]
     result = pd.DataFrame(out, index=df.index, copy=False)
     result = result[[c for c in canon if c in result.columns]]
@@ -480,6 +487,57 @@ def validate_dies(
         result = pd.concat([result, df[extra]], axis=1)
     result = result.reset_index(drop=True)
     return _check_retests(result, retests=retests, source=source, line_base=line_base)
+
+
+def good_bin_set(good_bins: Any, *, where: str) -> tuple[int, ...] | None:
+    """``good_bins`` as a tuple of hard bins (``None`` stays ``None``: not given).
+
+    A single integer is one bin; anything but an iterable of integers >= 0 is a
+    :class:`~yieldkit.errors.YieldkitValueError` in the user's words.
+    """
+    from .errors import YieldkitValueError
+
+    if good_bins is None:
+        return None
+    if isinstance(good_bins, (int, np.integer)) and not isinstance(good_bins, bool):
+        good_bins = (good_bins,)
+    shown = repr(good_bins)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    bad = YieldkitValueError(
+        f"The 'good_bins' argument of {where} must be hard bin numbers such as (1,) or (1, 2). Got {shown} instead."
+    )
+    if isinstance(good_bins, (str, bytes)) or not isinstance(good_bins, Iterable):
+        raise bad
+    out = []
+    for b in good_bins:
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0:
+            raise bad
+        out.append(int(b))
+    if not out:
+        raise bad
+    return tuple(out)
+
+
+def _warn_passed_disagrees(
+    passed: np.ndarray, derived: np.ndarray, good: tuple[int, ...] | None, source: str | None, line_base: int | None
+) -> None:
+    differ = passed != derived
+    if good is None or not differ.any():
+        return
+    import warnings
+
+    from .errors import DataQualityWarning
+
+    pos = int(np.flatnonzero(differ)[0])
+    prefix = f"{source}: " if source else ""
+    warnings.warn(
+        f"{prefix}the 'passed' column disagrees with hard bins {', '.join(map(str, good))} as good on "
+        f"{int(differ.sum())} of {len(differ)} rows (first at {_where(pos, line_base)}); "
+        "pass/fail follows the good bins given",
+        DataQualityWarning,
+        stacklevel=4,
+    )
 
 
 def _in_bins(hbin: np.ndarray, good_bins: Iterable[int]) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ._common import emit_table
+from ._common import add_salvage_argument, emit_table, on_error, stages
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "candidate causes. Prints the pattern counts per lot; -o writes one row per wafer.",
     )
     p.add_argument("input", help="die table (CSV, Parquet, STDF, map files: anything read_dies reads)")
+    add_salvage_argument(p)
     p.add_argument("--model", default="pretrained",
                    help="'pretrained' (shipped WM-811K model) or the path of a model saved with .save()")
     p.add_argument("--sha256", help="expected SHA-256 of --model PATH (refused when it differs)")
@@ -46,17 +47,20 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.output, args.summary):
         if path:
             _fmt(path)
-    clf = load_pretrained() if args.model == "pretrained" else WaferPatternClassifier.load(args.model, sha256=args.sha256)
-    wafers, grids = dies_to_grids(read_dies(args.input))
-    log.info("%d wafers", len(grids))
-    pred = clf.predict_table(grids, wafers=wafers[["lot_id", "wafer_id", "n_die", "n_fail"]])
-    summary = pattern_summary(pred)
+    with stages(args, ["loading the model", "reading", "classifying"]) as step:
+        step("loading the model")
+        clf = load_pretrained() if args.model == "pretrained" else WaferPatternClassifier.load(args.model,
+                                                                                               sha256=args.sha256)
+        step("reading")
+        wafers, grids = dies_to_grids(read_dies(args.input, on_error=on_error(args)))
+        log.info("%d wafers", len(grids))
+        step("classifying")
+        pred = clf.predict_table(grids, wafers=wafers[["lot_id", "wafer_id", "n_die", "n_fail"]])
+        summary = pattern_summary(pred)
     if args.output:
         emit_table(pred, _fmt(args.output), args.output)
-        log.info("wrote %s", args.output)
     if args.summary:
         emit_table(summary, _fmt(args.summary), args.summary)
-        log.info("wrote %s", args.summary)
     if not args.output:
         cols = ["lot_id", "wafer_id", "pattern", "probability", "process_area"]
         emit_table(pred[cols], args.format)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ._common import emit_table
+from ._common import add_salvage_argument, emit_table, on_error
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--factors", help="comma-separated factor columns (default: tool_*, chamber_*, slot, *_time)")
     p.add_argument("--bad-threshold", type=float, help="yield below which a wafer is bad (default: lower quartile)")
     p.add_argument("--fdr", type=float, default=0.05, help="false-discovery rate for 'significant' (default 0.05)")
+    add_salvage_argument(p)
     p.add_argument("--no-importance", action="store_true", help="skip the random-forest importance (faster)")
     p.add_argument("-o", "--output", help="write the ranked table (.csv or .json)")
     p.add_argument("--plot", help="write the ranking chart (.png)")
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import YieldkitValueError
 
     factors = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None
-    result = commonality(wafer_yield(read_dies(args.dies)), read_wafers(args.wafers), factors=factors,
+    result = commonality(wafer_yield(read_dies(args.dies, on_error=on_error(args))),
+                         read_wafers(args.wafers, on_error=on_error(args)), factors=factors,
                          bad_threshold=args.bad_threshold, fdr=args.fdr, importance=not args.no_importance)
     table = result.table
     if args.output:
@@ -44,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
             raise YieldkitValueError(f"The '-o' argument of yieldkit commonality must end in .csv or .json. "
                                      f"Got {args.output!r} instead.")
         emit_table(table, ext, args.output)
-        log.info("wrote %s", args.output)
     else:
         cols = ["rank", "factor", "worst_level", "worst_level_yield", "yield_delta", "p_adj", "significant",
                 "importance"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import YieldkitValueError
+from ._common import add_salvage_argument, default_output, on_error, stages
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "says otherwise.",
     )
     p.add_argument("input", help="input file")
-    p.add_argument("-o", "--output", required=True, help="output file (written atomically)")
+    p.add_argument("-o", "--output", help="output file, written atomically (default: next to the input, .csv; "
+                   ".parquet for a CSV input; the extension of --to)")
     p.add_argument("--to", choices=_TARGETS, help="output format (default: from the output name; .xml is E142)")
     p.add_argument("--table", choices=("auto", "dies", "defects", "wafers"), default="auto",
                    help="which table to write as CSV/Parquet (default: defects for KLARF, dies otherwise)")
@@ -32,7 +34,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pitch", nargs=2, type=float, metavar=("W_UM", "H_UM"),
                    help="die pitch [um] for KLARF output when the input has no layout")
     p.add_argument("--diameter", type=float, default=300.0, help="wafer diameter [mm] with --pitch (default 300)")
+    add_salvage_argument(p)
     p.set_defaults(func=run)
+
+
+_EXTENSIONS = {"csv": ".csv", "parquet": ".parquet", "klarf": ".klarf", "e142": ".xml", "g85": ".g85.xml",
+               "stdf": ".stdf"}
+
+
+def _default_output(args: argparse.Namespace) -> str:
+    if args.to:
+        return str(default_output(args.input, _EXTENSIONS[args.to]))
+    from ..io.registry import sniff_format
+
+    csv_in = Path(args.input).is_file() and sniff_format(args.input) == "csv"
+    return str(default_output(args.input, ".parquet" if csv_in else ".csv"))
 
 
 def _target(args: argparse.Namespace) -> str:
@@ -49,16 +65,17 @@ def _target(args: argparse.Namespace) -> str:
 
 
 def _load(args: argparse.Namespace) -> tuple[str, Any]:
-    from ..io.registry import read, read_defects, read_dies, read_wafers, sniff_format
+    from ..io.registry import read, read_defects, read_dies, read_wafers, reader_options, sniff_format
 
     fmt = sniff_format(args.input)
+    oe = on_error(args)
     if fmt in ("csv", "parquet", "unknown"):
         if args.table == "defects":
-            return fmt, read_defects(args.input)
+            return fmt, read_defects(args.input, on_error=oe)
         if args.table == "wafers":
-            return fmt, read_wafers(args.input)
-        return fmt, read_dies(args.input)
-    return fmt, read(args.input)
+            return fmt, read_wafers(args.input, on_error=oe)
+        return fmt, read_dies(args.input, on_error=oe)
+    return fmt, read(args.input, **reader_options(fmt, oe))
 
 
 def _table(obj: Any, which: str) -> Any:
@@ -89,8 +106,11 @@ def _layouts(obj: Any, args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from ..io.tabular import write_csv, write_parquet
 
+    args.output = args.output or _default_output(args)
     target = _target(args)
-    src_fmt, obj = _load(args)
+    with stages(args, ["reading"]) as step:
+        step("reading " + Path(args.input).name)
+        src_fmt, obj = _load(args)
     log.info("read %s as %s", args.input, src_fmt)
     if target in ("csv", "parquet"):
         table = _table(obj, args.table)

@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.fit:
         if not args.coverage:
-            raise YieldkitValueError("The '--coverage' argument of yieldkit dppm is required with --fit. Got none instead.")
+            raise YieldkitValueError("--coverage is required with --fit")
         if args.yield_ or args.target_dppm:
-            raise YieldkitValueError("The '--fit' argument of yieldkit dppm excludes --yield and --target-dppm.")
+            raise YieldkitValueError("--fit excludes --yield and --target-dppm")
         model = _load_fit(args.fit)
         coverage = [c for c in args.coverage for _ in (args.area or [None])]
         area = None if not args.area else [a for _ in args.coverage for a in args.area]
@@ -73,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
         emit_table(table, args.format, args.output)
         return 0
     if not args.yield_:
-        raise YieldkitValueError("The '--yield' argument of yieldkit dppm is required (or give --fit). Got none instead.")
+        raise YieldkitValueError("--yield is required (or give --fit)")
     if args.target_dppm:
         if args.coverage:
-            raise YieldkitValueError("The '--target-dppm' argument of yieldkit dppm excludes --coverage.")
+            raise YieldkitValueError("--target-dppm excludes --coverage")
         import numpy as np
 
         y = np.repeat(args.yield_, len(args.target_dppm))
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         emit_table(table, args.format, args.output)
         return 0
     if not args.coverage:
-        raise YieldkitValueError("The '--coverage' argument of yieldkit dppm is required with --yield. Got none instead.")
+        raise YieldkitValueError("--coverage is required with --yield")
     table = dppm_table(args.yield_, args.coverage, args.model, n0=args.n0, cluster_alpha=args.cluster_alpha)
     emit_table(table, args.format, args.output)
     return 0

@@ -17,7 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ._common import emit_table
+from ._common import add_salvage_argument, emit_table, on_error, stages
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
     p.add_argument("-o", "--output", help="write the chosen fit as JSON here")
     p.add_argument("--plot", help="draw observed vs fitted values to this PNG")
+    add_salvage_argument(p)
     p.set_defaults(func=run)
 
 
@@ -70,19 +71,17 @@ def _read_counts(args: argparse.Namespace):
                                      "count defects on every inspected die")
         dies_path = Path(args.dies)
         if dies_path.suffix.lower() == ".json":
-            import json
+            from ._common import load_layout
 
-            from ..layout import WaferLayout
-
-            target = WaferLayout.from_dict(json.loads(dies_path.read_text()))
+            target = load_layout(dies_path)
             area = target.die_area_cm2
         else:
-            target = read_dies(dies_path)
+            target = read_dies(dies_path, on_error=on_error(args))
             area = args.area
-        table = die_defect_counts(target,
-                                  read_defects(path, layout=target if not isinstance(target, pd.DataFrame) else None)).table
+        table = die_defect_counts(target, read_defects(path, layout=target if not isinstance(target, pd.DataFrame) else None,
+                                                       on_error=on_error(args))).table
         return table, args.area or area
-    table, _, _ = read_table(path, "die", None)
+    table, _, _ = read_table(path, "die", None, on_error(args))
     if args.count_col not in table.columns:
         if table.shape[1] == 1:
             table = table.rename(columns={table.columns[0]: args.count_col})
@@ -105,17 +104,19 @@ def run(args: argparse.Namespace) -> int:
     elif args.route == "window":
         from .. import read_dies
 
-        data, area = read_dies(args.input), args.area
+        data, area = read_dies(args.input, on_error=on_error(args)), args.area
     else:
         from ..io.tabular import read_table
 
-        data, _, _ = read_table(Path(args.input), "wafer", None)
+        data, _, _ = read_table(Path(args.input), "wafer", None, on_error(args))
         data.columns = [str(c).lower() for c in data.columns]
         area = None
     if args.route != "die-size" and area is None:
         raise YieldkitValueError("--area (the die area in cm^2) is required for the counts and window routes")
-    comparison = compare_models(data, area, route=args.route, models=models, n_layers=args.n_layers,
-                                conf_level=args.conf_level, **kw)
+    with stages(args, ["fitting"]) as step:
+        step("fitting")
+        comparison = compare_models(data, area, route=args.route, models=models, n_layers=args.n_layers,
+                                    conf_level=args.conf_level, **kw)
     table, fitted = comparison.table, comparison.models
     if not fitted:
         raise YieldkitValueError("no model could be fitted: " + "; ".join(table["error"].astype(str)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import warnings
@@ -22,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "wafer plus stacked.png) or the stacked composite of all wafers (--stack).",
     )
     p.add_argument("dies", help="die table: CSV, Parquet, STDF, map file")
-    p.add_argument("-o", "--output", required=True, help="output image (.png, .svg, .pdf), or a directory with --all")
+    p.add_argument("-o", "--output", help="output image (.png, .svg, .pdf), or a directory with --all "
+                   "(default: next to the input, .png or _maps/)")
     p.add_argument("--wafer", help="wafer to draw: WAFER or LOT/WAFER (default: the first wafer)")
     p.add_argument("--stack", action="store_true", help="draw the composite of all wafers")
     p.add_argument("--all", action="store_true", help="one image per wafer plus stacked.png into the -o directory")
@@ -40,24 +40,23 @@ def _slug(s: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import WaferLayout, final_results, read_defects, read_dies
+    from .. import final_results, read_defects, read_dies
     from ..errors import DataQualityWarning, YieldkitValueError
     from ..maps import die_defect_counts, die_defect_density, stack_map
     from ..plotting.export import save_figure
     from ..plotting.maps import plot_stacked_map
     from ..plotting.wafermap import WaferMapDisplay
+    from ._common import default_output, load_bin_names, load_layout
 
-    out = Path(args.output)
+    out = Path(args.output) if args.output else default_output(args.dies, "_maps" if args.all else ".png")
     if not args.all and out.suffix.lower() not in _FORMATS:
         raise YieldkitValueError(f"--output must end in one of {', '.join(_FORMATS)} (or use --all with a directory); got {out}")
     if args.dpi <= 0:
         raise YieldkitValueError(f"--dpi must be > 0; got {args.dpi}")
     if args.value == "density" and not args.defects:
         raise YieldkitValueError("--value density needs --defects DEFECTS")
-    layout = WaferLayout.from_dict(json.loads(Path(args.layout).read_text())) if args.layout else None
-    bin_names = None
-    if args.bin_names:
-        bin_names = {int(k): str(v) for k, v in json.loads(Path(args.bin_names).read_text()).items()}
+    layout = load_layout(args.layout) if args.layout else None
+    bin_names = load_bin_names(args.bin_names) if args.bin_names else None
     dies = final_results(read_dies(args.dies))
     value, column = args.value, None
     if args.value == "density":

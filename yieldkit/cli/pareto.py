@@ -31,13 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
 
-    from .. import WaferLayout, read_defects, read_dies
+    from .. import read_defects, read_dies
     from ..errors import YieldkitValueError
     from ..pareto import bin_pareto, pareto
+    from ._common import load_layout
 
-    layout = WaferLayout.from_dict(json.loads(Path(args.layout).read_text())) if args.layout else None
+    layout = load_layout(args.layout) if args.layout else None
     if args.by in ("hbin", "sbin"):
         table = bin_pareto(read_dies(args.input), by=args.by, top=args.top, group=args.group)
     else:

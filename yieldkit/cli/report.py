@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
 
-from ._common import progress_enabled
+from ._common import (
+    add_salvage_argument,
+    default_output,
+    load_bin_names,
+    load_layout,
+    non_negative_int,
+    on_error,
+    progress_enabled,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bin-names", help="JSON object mapping hard bin to name")
     p.add_argument("--title", default="Yield report")
     p.add_argument("--top", type=int, default=10, help="categories per Pareto before 'Other'")
-    p.add_argument("--max-maps", type=int, default=200, help="at most this many wafer maps (worst first)")
+    p.add_argument("--max-maps", type=non_negative_int, default=200, help="at most this many wafer maps (worst first)")
     p.add_argument("--pdf", help="also write the charts to this PDF")
-    p.add_argument("-o", "--output", required=True, help="output HTML file")
+    p.add_argument("-o", "--output", help="output HTML file (default: next to the first die file, .html)")
+    add_salvage_argument(p)
     p.set_defaults(func=run)
 
 
@@ -36,30 +43,38 @@ def load_inputs(args: argparse.Namespace) -> dict:
     """Read the die, defect and wafer files, layout and bin names named on the command line."""
     import pandas as pd
 
-    from .. import WaferLayout, read_defects, read_dies, read_wafers
+    from .. import read_defects, read_dies, read_wafers
 
     layout = None
     if getattr(args, "layout", None):
-        layout = WaferLayout.from_dict(json.loads(Path(args.layout).read_text()))
+        layout = load_layout(args.layout)
     bin_names = None
     if getattr(args, "bin_names", None):
-        bin_names = {int(k): str(v) for k, v in json.loads(Path(args.bin_names).read_text()).items()}
-    dies = pd.concat([read_dies(f) for f in args.dies], ignore_index=True) if len(args.dies) > 1 \
-        else read_dies(args.dies[0])
+        bin_names = load_bin_names(args.bin_names)
+    oe = on_error(args)
+    dies = pd.concat([read_dies(f, on_error=oe) for f in args.dies], ignore_index=True) if len(args.dies) > 1 \
+        else read_dies(args.dies[0], on_error=oe)
     defects = None
     if getattr(args, "defects", None):
-        parts = [read_defects(f, layout=layout) for f in args.defects]
+        parts = [read_defects(f, layout=layout, on_error=oe) for f in args.defects]
         defects = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    wafers = read_wafers(args.wafers) if getattr(args, "wafers", None) else None
+    wafers = read_wafers(args.wafers, on_error=oe) if getattr(args, "wafers", None) else None
     return {"dies": dies, "defects": defects, "wafers": wafers, "layout": layout, "bin_names": bin_names}
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     from ..analysis import analyze
     from ..report import build_report
 
+    started = getattr(args, "started", time.perf_counter())
+    args.output = args.output or str(default_output(args.dies[0], ".html"))
     inp = load_inputs(args)
     res = analyze(inp["dies"], inp["defects"], inp["wafers"], inp["layout"], inp["bin_names"], top=args.top)
     build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,
-                 progress=progress_enabled(args))  # logs "wrote" and the build time
+                 progress=progress_enabled(args))
+    if args.pdf:
+        log.info("wrote %s", args.pdf)
+    log.info("wrote %s (built in %.1f s)", args.output, time.perf_counter() - started)
     return 0

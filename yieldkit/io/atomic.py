@@ -1,17 +1,25 @@
 """Atomic output: write to a temporary file beside the target, then rename over it.
 
 A reader never sees a half-written file, and a failed write leaves the previous file (or
-nothing) in place.
+nothing) in place. The temporary file is named ``.<target name>.yk<pid>.<random><suffix>``: a
+process killed mid-write (SIGKILL, SIGTERM, power loss) leaves one behind, and the next write
+to the same target removes those whose writing process is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+log = logging.getLogger(__name__)
 
 __all__ = ["atomic_path", "atomic_write"]
 
@@ -23,10 +31,16 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str | None = None) -> I
     On an exception the temporary file is removed and ``path`` is untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".tmp", dir=target.parent
-    )
+    suffix = suffix if suffix is not None else ".tmp"
+    try:
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a directory, not a file name", str(target))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(target, suffix)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.yk{os.getpid()}.", suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        # name the file the user asked for, not the hidden temporary one
+        raise type(exc)(exc.errno, f"cannot write there ({exc.strerror or exc})", str(target)) from None
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600; give the file the permissions an ordinary open() would
@@ -40,6 +54,37 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str | None = None) -> I
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+_TEMP = re.compile(r"\.(?P<name>.+)\.yk(?P<pid>\d+)\.[^.]+(?P<suffix>\..+)$")
+
+
+def _remove_stale(target: Path, suffix: str) -> None:
+    """Remove temporary files of ``target`` left by writers that no longer run."""
+    try:
+        candidates = list(target.parent.glob(f".{glob.escape(target.name)}.yk*{glob.escape(suffix)}"))
+    except OSError:
+        return
+    for tmp in candidates:
+        m = _TEMP.fullmatch(tmp.name)
+        if m is None or m.group("name") != target.name or m.group("suffix") != suffix:
+            continue
+        pid = int(m.group("pid"))
+        if pid == os.getpid() or _alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            log.info("removed %s, left by an interrupted write", tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 @contextlib.contextmanager

@@ -22,14 +22,14 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import InputNotFoundError, ParseError, SchemaError
-from ..schema import validate_defects, validate_dies, validate_wafers
+from ..errors import InputNotFoundError, ParseError, SchemaError, check_choice
+from ..schema import good_bin_set, validate_defects, validate_dies, validate_wafers
 from . import tabular
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FORMATS", "Format", "formats", "head_text", "read", "read_defects", "read_dies", "read_wafers",
-           "register", "sniff_format"]
+           "reader_options", "register", "sniff_format"]
 
 HEAD_BINARY = 256
 
@@ -170,11 +170,21 @@ def read(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     raise ParseError(_UNRECOGNISED, path=path)
 
 
-def _format_table(source: tabular.Source, table: str) -> tuple[pd.DataFrame, str] | None:
+def reader_options(fmt: str, on_error: str) -> dict[str, Any]:
+    """``{"on_error": on_error}`` when the reader of ``fmt`` takes it and it is not the default."""
+    import inspect
+
+    f = _REGISTRY.get(fmt)
+    if on_error == "raise" or f is None:
+        return {}
+    return {"on_error": on_error} if "on_error" in inspect.signature(f.reader).parameters else {}
+
+
+def _format_table(source: tabular.Source, table: str, on_error: str) -> tuple[pd.DataFrame, str] | None:
     """The ``table`` of a file in a format with its own reader, or None for CSV, Parquet,
     DataFrames and unrecognised files (read as tables)."""
-    if isinstance(source, pd.DataFrame):
-        return None
+    if isinstance(source, pd.DataFrame) or not isinstance(source, (str, os.PathLike)) or not str(source).strip():
+        return None  # tabular names what a source may be
     path = Path(source)
     if not path.is_file() or tabular.is_parquet(path) or path.name.lower().endswith((".parquet", ".pq")):
         return None
@@ -182,7 +192,7 @@ def _format_table(source: tabular.Source, table: str) -> tuple[pd.DataFrame, str
     if fmt in ("csv", "parquet", "unknown"):
         return None
     attr = {"die": "dies", "defect": "defects", "wafer": "wafers"}[table]
-    tab = getattr(read(path), attr, None)
+    tab = getattr(read(path, **reader_options(fmt, on_error)), attr, None)
     if tab is None:
         raise SchemaError(f"a {fmt} file holds no {table} table", source=str(path)) from None
     return tab, str(path)
@@ -192,22 +202,29 @@ def read_dies(
     source: tabular.Source,
     *,
     columns: Mapping[str, str] | None = None,
-    good_bins: Iterable[int] = (1,),
+    good_bins: Iterable[int] | None = None,
     retests: str = "error",
+    on_error: str = "raise",
 ) -> pd.DataFrame:
     """Read a die table (one row per die test result) into the canonical form.
 
     Parameters
     ----------
-    source : path or DataFrame
+    source : path, open file or DataFrame
         CSV (plain, ``.gz`` or ``.bz2``), Parquet file, Parquet dataset directory, a DataFrame,
-        or a file in an industry format (STDF, E142, G85, text map) which is read by its own reader.
+        an open binary or text file (``io.BytesIO``, ``io.StringIO``), or a file in an industry
+        format (STDF, E142, G85, text map) which is read by its own reader.
     columns : mapping, optional
         Explicit ``{found_name: canonical_name}``; it wins over the alias guesses.
-    good_bins : iterable of int
-        Hard bins that pass, used when the table has no ``passed`` column. Default ``(1,)``.
+    good_bins : iterable of int, optional
+        Hard bins that pass. Given, they decide pass/fail even when the table has a ``passed``
+        column (one that disagrees is a :class:`~yieldkit.errors.DataQualityWarning`). Not
+        given: a ``passed`` column is kept, otherwise bin 1 passes.
     retests : {"error", "order"}
         Several rows at one die without ``test_seq``: an error, or numbered in row order.
+    on_error : {"raise", "salvage"}
+        A file cut short (a CSV ending mid-row, a truncated STDF): a :class:`ParseError`, or
+        the complete records before the cut with a :class:`~yieldkit.errors.DataQualityWarning`.
 
     Returns
     -------
@@ -229,16 +246,21 @@ def read_dies(
     >>> yk.read_dies(raw)[["lot_id", "wafer_id", "die_x", "hbin", "passed"]].to_dict("list")
     {'lot_id': ['L1', 'L1'], 'wafer_id': ['01', '01'], 'die_x': [0, 1], 'hbin': [1, 7], 'passed': [True, False]}
     """
-    found = _format_table(source, "die")
+    kw = {"columns": columns, "good_bins": good_bins, "retests": retests, "on_error": on_error}
+    if hasattr(source, "read"):
+        with tabular.spooled(source) as (tmp, _):
+            return read_dies(tmp, **kw)  # type: ignore[arg-type]
+    good = good_bin_set(good_bins, where="read_dies")
+    check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_dies")
+    tabular.check_columns(columns, "read_dies")
+    found = _format_table(source, "die", on_error)
     if found is None:
-        return tabular.read_dies(source, columns=columns, good_bins=good_bins, retests=retests)
+        return tabular.read_dies(source, **kw)  # type: ignore[arg-type]
     df, name = found
-    if columns is None and tuple(good_bins) == (1,) and "passed" in df.columns:
+    if columns is None and good is None and "passed" in df.columns:
         return df  # canonical already
-    if tuple(good_bins) != (1,):
-        df = df.drop(columns="passed")  # re-derive pass/fail from the bins asked for
     # the reader has decided which parts have no wafer position (final test)
-    return validate_dies(df, source=name, columns=columns, good_bins=good_bins, retests=retests, missing_xy="unit")
+    return validate_dies(df, source=name, columns=columns, good_bins=good, retests=retests, missing_xy="unit")
 
 
 def read_defects(
@@ -246,12 +268,13 @@ def read_defects(
     *,
     columns: Mapping[str, str] | None = None,
     layout: Any = None,
+    on_error: str = "raise",
 ) -> pd.DataFrame:
     """Read a defect table (one row per defect) into the canonical form.
 
     Given a :class:`~yieldkit.layout.WaferLayout`, whichever position form is missing
     (wafer frame ``x_um``/``y_um`` or die index plus in-die offset) is computed from the
-    other. A KLARF file is read by :func:`yieldkit.read_klarf`.
+    other. A KLARF file is read by :func:`yieldkit.read_klarf`; ``source`` may also be an open file.
 
     Examples
     --------
@@ -261,18 +284,30 @@ def read_defects(
     >>> yk.read_defects(raw, layout=lay)[["die_x", "die_y", "xrel_um", "yrel_um"]].to_dict("records")
     [{'die_x': 0, 'die_y': 0, 'xrel_um': 2600.0, 'yrel_um': 2400.0}]
     """
-    found = _format_table(source, "defect")
+    if hasattr(source, "read"):
+        with tabular.spooled(source) as (tmp, _):
+            return read_defects(tmp, columns=columns, layout=layout, on_error=on_error)
+    check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_defects")
+    tabular.check_columns(columns, "read_defects")
+    tabular.check_layout(layout, "read_defects")
+    found = _format_table(source, "defect", on_error)
     if found is None:
-        return tabular.read_defects(source, columns=columns, layout=layout)
+        return tabular.read_defects(source, columns=columns, layout=layout, on_error=on_error)
     df, name = found
     return validate_defects(df, source=name, columns=columns, layout=layout)
 
 
-def read_wafers(source: tabular.Source, *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+def read_wafers(source: tabular.Source, *, columns: Mapping[str, str] | None = None,
+                on_error: str = "raise") -> pd.DataFrame:
     """Read a wafer table (one row per wafer: product, slot, process history ``tool_<step>`` ...)."""
-    found = _format_table(source, "wafer")
+    if hasattr(source, "read"):
+        with tabular.spooled(source) as (tmp, _):
+            return read_wafers(tmp, columns=columns, on_error=on_error)
+    check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_wafers")
+    tabular.check_columns(columns, "read_wafers")
+    found = _format_table(source, "wafer", on_error)
     if found is None:
-        return tabular.read_wafers(source, columns=columns)
+        return tabular.read_wafers(source, columns=columns, on_error=on_error)
     df, name = found
     return validate_wafers(df, source=name, columns=columns)
 

@@ -10,14 +10,18 @@ names in :mod:`yieldkit.io.registry`, which hand CSV and Parquet to this module.
 from __future__ import annotations
 
 import bz2
+import codecs
+import contextlib
 import csv
 import gzip
 import io
 import logging
 import os
-from collections.abc import Iterable, Mapping
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import IO, Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -26,8 +30,15 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from .._keys import dictionary_codes, remember_codes
-from ..errors import InputNotFoundError, ParseError, SchemaError
-from ..schema import STRING, canonical_names, validate_defects, validate_dies, validate_wafers
+from ..errors import (
+    DataQualityWarning,
+    InputNotFoundError,
+    ParseError,
+    SchemaError,
+    YieldkitTypeError,
+    check_choice,
+)
+from ..schema import STRING, canonical_names, good_bin_set, validate_defects, validate_dies, validate_wafers
 from .atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -35,7 +46,7 @@ log = logging.getLogger(__name__)
 __all__ = ["is_parquet", "read_defects", "read_dies", "read_table", "read_wafers", "sniff_csv", "sniff_parquet",
            "write_csv", "write_parquet"]
 
-Source: TypeAlias = "str | os.PathLike[str] | pd.DataFrame"
+Source: TypeAlias = "str | os.PathLike[str] | pd.DataFrame | IO[bytes] | IO[str]"
 
 _STRING_CANON = {"lot_id", "wafer_id", "defect_class", "layer", "product"}
 _STRING_TYPES = {pa.string(): STRING, pa.large_string(): STRING}
@@ -86,6 +97,12 @@ def _open_text(path: Path, kind: str) -> io.BufferedIOBase:
     return open(path, "rb")
 
 
+#: a header wider than this is not a die/defect/wafer table (refused before any parsing)
+MAX_COLUMNS = 10_000
+#: a first line longer than this is not a table header [bytes]
+MAX_HEADER_BYTES = 1 << 20
+
+
 def _header(raw: bytes) -> tuple[list[str], str]:
     text = raw.decode("utf-8-sig", errors="replace")
     first = text.splitlines()[0] if text else ""
@@ -97,7 +114,113 @@ def _header(raw: bytes) -> tuple[list[str], str]:
     return [n.strip() for n in names], delim
 
 
-def _read_csv(path: Path, kind: str, table: str, columns: Mapping[str, str] | None) -> pd.DataFrame:
+def _utf16_order(head: bytes) -> str | None:
+    """``"utf-16-le"``/``"utf-16-be"`` when every other byte of a BOM-less text is NUL, else None."""
+    sample = head[: len(head) // 2 * 2]
+    if len(sample) < 4:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    if odd.count(0) >= 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+        return "utf-16-le"
+    if even.count(0) >= 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+        return "utf-16-be"
+    return None
+
+
+def _is_utf8(data: bytes) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    step = 1 << 24
+    try:
+        for i in range(0, len(data), step):
+            decoder.decode(data[i : i + step], final=i + step >= len(data))
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _as_utf8(data: bytes, path: Path) -> bytes:
+    """The text as UTF-8: a BOM decides, then UTF-8 itself, then Windows-1252 / Latin-1 (logged)."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8):]
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        enc = "utf-16"
+    else:
+        enc = _utf16_order(data[:4096]) or ""
+    if enc:
+        try:
+            return data.decode(enc).lstrip("\ufeff").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"the file starts as UTF-16 text but is not valid UTF-16 at byte {exc.start}",
+                             path=path) from None
+    if b"\x00" in data[:4096]:
+        raise ParseError(
+            "not a text table (binary content) and not in a format yieldkit recognises", path=path
+        )
+    if _is_utf8(data):
+        return data
+    try:
+        text, enc = data.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        text, enc = data.decode("latin-1"), "Latin-1"
+    log.info("%s is not UTF-8; read it as %s", path, enc)
+    return text.encode("utf-8")
+
+
+def _line_of(data: bytes, pos: int) -> int:
+    return data.count(b"\n", 0, pos) + 1
+
+
+def _check_header(data: bytes, path: Path) -> None:
+    nl = data.find(b"\n", 0, MAX_HEADER_BYTES + 1)
+    if nl < 0 and len(data) > MAX_HEADER_BYTES:
+        raise ParseError(f"the first line is longer than {MAX_HEADER_BYTES >> 20} MB: not a table header",
+                         path=path, line=1)
+    first = data[: nl if nl >= 0 else len(data)]
+    widest = max(first.count(d) for d in (b",", b";", b"\t", b"|")) + 1
+    if widest > MAX_COLUMNS:
+        raise ParseError(f"the header has {widest:,} columns; a table yieldkit reads has at most {MAX_COLUMNS:,}",
+                         path=path, line=1)
+
+
+def _unclosed_quote(data: bytes) -> int | None:
+    """Position of a quote that opens a field and is never closed, else None."""
+    if data.count(b'"') % 2 == 0:
+        return None
+    q = data.rfind(b'"')
+    if q == 0 or data[q - 1 : q] in (b",", b";", b"\t", b"|", b"\n", b"\r"):
+        return q
+    return None
+
+
+def _cut_last_line(data: bytes, delim: str, n_fields: int, path: Path, on_error: str) -> bytes:
+    """A file whose last line lacks its newline and is short of fields was cut mid-row.
+
+    A final line without a newline alone is normal; one that also has fewer fields than the
+    header cannot be a complete record.
+    """
+    if not data or data.endswith((b"\n", b"\r")):
+        return data
+    start = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    if start == 0 or data.count(b'"', 0, start) % 2:
+        return data  # a header only, or the last line continues a quoted field
+    last = data[start:].decode("utf-8", errors="replace")
+    try:
+        fields = next(csv.reader([last], delimiter=delim))
+    except (csv.Error, StopIteration):
+        return data
+    if len(fields) >= n_fields:
+        return data
+    line = _line_of(data, start)
+    msg = (f"the file ends in the middle of a row (the last line has {len(fields)} of {n_fields} fields "
+           "and no line end): it was cut short")
+    if on_error == "raise":
+        raise ParseError(msg + ". Pass on_error='salvage' to read the complete rows before it", path=path, line=line)
+    warnings.warn(f"{path}, line {line}: {msg}; the incomplete row is left out", DataQualityWarning, stacklevel=6)
+    return data[:start]
+
+
+def _read_csv(path: Path, kind: str, table: str, columns: Mapping[str, str] | None,
+              on_error: str = "raise") -> pd.DataFrame:
     with _open_text(path, kind) as fh:
         try:
             data = fh.read()
@@ -105,11 +228,14 @@ def _read_csv(path: Path, kind: str, table: str, columns: Mapping[str, str] | No
             raise ParseError(f"cannot decompress: {exc}", path=path) from exc
     if not data.strip():
         raise SchemaError(f"the {table} file is empty", source=str(path))
-    if b"\x00" in data[:4096]:
-        raise ParseError(
-            "not a text table (binary content) and not in a format yieldkit recognises", path=path
-        )
+    data = _as_utf8(data, path)
+    _check_header(data, path)
     names, delim = _header(data[:65536])
+    q = _unclosed_quote(data)
+    if q is not None:
+        raise ParseError("a quoted field opens here and is never closed (a missing \" ?)", path=path,
+                         line=_line_of(data, q))
+    data = _cut_last_line(data, delim, len(names), path, on_error)
     mapping = canonical_names(names, table, columns)
     string_cols = {src for src, dst in mapping.items() if dst in _STRING_CANON}
     # identifiers and free text stay text ("01" must not become 1)
@@ -127,10 +253,23 @@ def _read_csv(path: Path, kind: str, table: str, columns: Mapping[str, str] | No
             ),
         )
     except pa.ArrowInvalid as exc:
-        raise ParseError(f"malformed CSV: {exc}", path=path) from exc
+        raise _arrow_error(exc, data, path) from None
     df = tbl.to_pandas(types_mapper=_types_mapper)
     df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
     return df
+
+
+def _arrow_error(exc: Exception, data: bytes, path: Path) -> ParseError:
+    """pyarrow's CSV message in yieldkit's words, with the line number it lacks."""
+    text = str(exc)
+    m = re.search(r"Expected (\d+) columns, got (\d+): (.*)", text, re.S)
+    if m:
+        row = m.group(3).split("\n", 1)[0][:200].encode("utf-8", errors="replace")
+        pos = data.find(b"\n" + row) if row else -1
+        line = _line_of(data, pos + 1) if pos >= 0 else None
+        return ParseError(f"expected {m.group(1)} fields like the header, found {m.group(2)}", path=path, line=line,
+                          record=m.group(3).split("\n", 1)[0])
+    return ParseError(f"malformed CSV: {text.removeprefix('CSV parse error: ')}", path=path)
 
 
 def _read_parquet_file(path: Path, table: str = "die", columns: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -155,7 +294,7 @@ def _read_parquet_file(path: Path, table: str = "die", columns: Mapping[str, str
     return df
 
 
-def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None) -> pd.DataFrame:
+def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None, on_error: str = "raise") -> pd.DataFrame:
     files = [p for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith((".", "_"))]
     parquet = [p for p in files if _sniff(p) == "parquet"]
     if parquet:
@@ -171,23 +310,28 @@ def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None) -> pd.D
         return df
     csvs = [p for p in files if p.name.lower().endswith((".csv", ".csv.gz", ".csv.bz2", ".txt", ".tsv"))]
     if csvs:
-        return pd.concat([_read_csv(p, _sniff(p), table, columns) for p in csvs], ignore_index=True)
+        return pd.concat([_read_csv(p, _sniff(p), table, columns, on_error) for p in csvs], ignore_index=True)
     raise InputNotFoundError(f"{path}: the directory holds no Parquet or CSV data files")
 
 
-def read_table(source: Source, table: str, columns: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, str, int | None]:
+def read_table(source: Source, table: str, columns: Mapping[str, str] | None = None,
+               on_error: str = "raise") -> tuple[pd.DataFrame, str, int | None]:
     """Read a raw table (no validation).
 
     Returns the DataFrame, a name of the source for messages, and the line base (2 for a
     single-header CSV, so that row position + 2 is the file line; None otherwise).
+    ``on_error="salvage"`` reads a CSV cut mid-row without its incomplete last row (with a
+    :class:`~yieldkit.errors.DataQualityWarning`) instead of raising :class:`ParseError`.
     """
     if isinstance(source, pd.DataFrame):
         return source, "<DataFrame>", None
-    path = Path(source)
+    if hasattr(source, "read"):
+        return _read_stream(source, table, columns, on_error)
+    path = _as_path(source, "read_table")
     if not path.exists():
         raise InputNotFoundError(f"{path}: no such file or directory")
     if path.is_dir():
-        return _read_dir(path, table, columns), str(path), None
+        return _read_dir(path, table, columns, on_error), str(path), None
     kind = _sniff(path)
     if kind == "parquet":
         return _read_parquet_file(path, table, columns), str(path), None
@@ -202,23 +346,107 @@ def read_table(source: Source, table: str, columns: Mapping[str, str] | None = N
     if not sniff_csv(head):
         # no delimiter on the first line: a one-column CSV, or not a table at all
         try:
-            return _read_csv(path, kind, table, columns), str(path), 2
+            return _read_csv(path, kind, table, columns, on_error), str(path), 2
         except ParseError as exc:
-            detail = str(exc).removeprefix(f"{path}: ")
+            detail = str(exc).removeprefix(str(path)).lstrip(":, ")
             raise ParseError(
                 "unrecognised file format: expected CSV, Parquet, KLARF, STDF V4, SEMI E142/G85 or a text "
                 f"wafer map (read as CSV: {detail})",
                 path=path,
             ) from None
-    return _read_csv(path, kind, table, columns), str(path), 2
+    return _read_csv(path, kind, table, columns, on_error), str(path), 2
+
+
+def _as_path(source: Any, where: str) -> Path:
+    """``source`` as a path, or a YieldkitTypeError saying what a source may be."""
+    if isinstance(source, (str, os.PathLike)) and str(source).strip():
+        return Path(source)
+    hint = ""
+    if isinstance(source, (bytes, bytearray)):
+        hint = " (for file content in memory, wrap it: io.BytesIO(data))"
+    elif isinstance(source, (list, tuple)):
+        hint = " (read the files one by one and pd.concat the tables)"
+    shown = repr(source) if len(repr(source)) <= 60 else repr(source)[:57] + "..."
+    raise YieldkitTypeError(
+        f"The 'source' argument of {where} must be a file path, an open file or a DataFrame. "
+        f"Got {type(source).__name__} {shown} instead{hint}."
+    )
+
+
+@contextlib.contextmanager
+def spooled(fh: Any) -> Iterator[tuple[Path, str]]:
+    """Copy an open binary or text file (or ``io.BytesIO`` / ``io.StringIO``) to a private
+    temporary file; yield its path and the stream's name for messages."""
+    import tempfile
+
+    name = getattr(fh, "name", None)
+    name = str(name) if isinstance(name, (str, os.PathLike)) else f"<{type(fh).__name__}>"
+    content = fh.read()
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if not isinstance(content, (bytes, bytearray)):
+        raise YieldkitTypeError(f"{name}: reading it gave {type(content).__name__}, not text or bytes")
+    base = Path(name).name if not name.startswith("<") else "stream"
+    with tempfile.TemporaryDirectory(prefix="yieldkit-") as tmpdir:
+        tmp = Path(tmpdir) / base
+        tmp.write_bytes(bytes(content))
+        try:
+            yield tmp, name
+        except (ParseError, SchemaError) as exc:
+            # messages name the stream, not the private copy
+            raise type(exc)(str(exc).replace(str(tmp), name)) from None
+
+
+def _read_stream(fh: Any, table: str, columns: Mapping[str, str] | None,
+                 on_error: str) -> tuple[pd.DataFrame, str, int | None]:
+    """A table from an open file: the readers work on files, so the content is spooled first."""
+    with spooled(fh) as (tmp, name):
+        df, _, line_base = read_table(tmp, table, columns, on_error)
+    return df, name, line_base
+
+
+def check_columns(columns: Any, where: str) -> None:
+    """A ``columns=`` argument must be a mapping of found names to canonical names (or None)."""
+    if columns is None:
+        return
+    if not isinstance(columns, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in columns.items()):
+        shown = repr(columns) if len(repr(columns)) <= 60 else repr(columns)[:57] + "..."
+        raise YieldkitTypeError(
+            f"The 'columns' argument of {where} must be a mapping of found column names to canonical names, "
+            f"such as {{'LOT': 'lot_id', 'BIN': 'hbin'}}. Got {shown} instead."
+        )
+
+
+def check_layout(layout: Any, where: str) -> None:
+    """A ``layout=`` argument must be a WaferLayout, a mapping of them, or None."""
+    from ..layout import WaferLayout
+
+    ok = layout is None or isinstance(layout, WaferLayout) or (
+        isinstance(layout, Mapping) and all(isinstance(v, WaferLayout) for v in layout.values()))
+    if not ok:
+        shown = repr(layout) if len(repr(layout)) <= 60 else repr(layout)[:57] + "..."
+        raise YieldkitTypeError(
+            f"The 'layout' argument of {where} must be a WaferLayout (or None). Got {type(layout).__name__} "
+            f"{shown} instead."
+        )
+
+
+def _load(source: Source, table: str, columns: Mapping[str, str] | None,
+          on_error: str = "raise") -> tuple[pd.DataFrame, str, int | None]:
+    """The raw table of a CSV/Parquet source, its name for messages and the CSV line base."""
+    if not isinstance(source, pd.DataFrame) and not hasattr(source, "read"):
+        _as_path(source, {"die": "read_dies", "defect": "read_defects", "wafer": "read_wafers"}[table])
+    return read_table(source, table, columns, on_error)
 
 
 def read_dies(
     source: Source,
     *,
     columns: Mapping[str, str] | None = None,
-    good_bins: Iterable[int] = (1,),
+    good_bins: Iterable[int] | None = None,
     retests: str = "error",
+    on_error: str = "raise",
 ) -> pd.DataFrame:
     """Read a die table (one row per die test result) into the canonical form.
 
@@ -229,10 +457,15 @@ def read_dies(
         (:func:`yieldkit.read_dies` also reads the industry formats).
     columns : mapping, optional
         Explicit ``{found_name: canonical_name}``; it wins over the alias guesses.
-    good_bins : iterable of int
-        Hard bins that pass, used when the table has no ``passed`` column. Default ``(1,)``.
+    good_bins : iterable of int, optional
+        Hard bins that pass. Given, they decide pass/fail even when the table has a ``passed``
+        column (one that disagrees is a :class:`~yieldkit.errors.DataQualityWarning`). Not
+        given: a ``passed`` column is kept, otherwise bin 1 passes.
     retests : {"error", "order"}
         Several rows at one die without ``test_seq``: an error, or numbered in row order.
+    on_error : {"raise", "salvage"}
+        A file cut short (a CSV ending mid-row, a truncated STDF): a :class:`ParseError`, or
+        the complete records before the cut with a :class:`~yieldkit.errors.DataQualityWarning`.
 
     Returns
     -------
@@ -254,8 +487,11 @@ def read_dies(
     >>> yk.read_dies(raw)[["lot_id", "wafer_id", "die_x", "hbin", "passed"]].to_dict("list")
     {'lot_id': ['L1', 'L1'], 'wafer_id': ['01', '01'], 'die_x': [0, 1], 'hbin': [1, 7], 'passed': [True, False]}
     """
-    df, name, line_base = read_table(source, "die", columns)
-    return validate_dies(df, source=name, columns=columns, good_bins=good_bins, retests=retests, line_base=line_base)
+    good = good_bin_set(good_bins, where="read_dies")
+    check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_dies")
+    check_columns(columns, "read_dies")
+    df, name, line_base = _load(source, "die", columns, on_error)
+    return validate_dies(df, source=name, columns=columns, good_bins=good, retests=retests, line_base=line_base)
 
 
 def read_defects(
@@ -263,6 +499,7 @@ def read_defects(
     *,
     columns: Mapping[str, str] | None = None,
     layout: Any = None,
+    on_error: str = "raise",
 ) -> pd.DataFrame:
     """Read a defect table (one row per defect) into the canonical form.
 
@@ -278,13 +515,18 @@ def read_defects(
     >>> yk.read_defects(raw, layout=lay)[["die_x", "die_y", "xrel_um", "yrel_um"]].to_dict("records")
     [{'die_x': 0, 'die_y': 0, 'xrel_um': 2600.0, 'yrel_um': 2400.0}]
     """
-    df, name, line_base = read_table(source, "defect", columns)
+    check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_defects")
+    check_columns(columns, "read_defects")
+    check_layout(layout, "read_defects")
+    df, name, line_base = _load(source, "defect", columns, on_error)
     return validate_defects(df, source=name, columns=columns, layout=layout, line_base=line_base)
 
 
-def read_wafers(source: Source, *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+def read_wafers(source: Source, *, columns: Mapping[str, str] | None = None, on_error: str = "raise") -> pd.DataFrame:
     """Read a wafer table (one row per wafer: product, slot, process history ``tool_<step>`` ...)."""
-    df, name, _ = read_table(source, "wafer", columns)
+    check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_wafers")
+    check_columns(columns, "read_wafers")
+    df, name, _ = _load(source, "wafer", columns, on_error)
     return validate_wafers(df, source=name, columns=columns)
 
 

@@ -176,16 +176,16 @@ def build_report(
             figs.pdf = stack.enter_context(pdf_pages(pdf))
         html = _render(results, title, max_maps, progress, figs)
     if pdf is not None:
-        log.info("wrote %s", pdf)
+        log.debug("wrote %s", pdf)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(output) as fh:
             fh.write(html)
-        log.info("wrote report %s", output)
+        log.debug("wrote report %s", output)
     total = time.perf_counter() - t_start
     if timings is not None:
         timings.update(total_s=total, plotting_s=figs.seconds)
-    log.info("report built in %.1f s (%.1f s plotting)", total, figs.seconds)
+    log.debug("report built in %.1f s (%.1f s plotting)", total, figs.seconds)
     return html
 
 
