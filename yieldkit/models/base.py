@@ -40,40 +40,14 @@ from ..errors import ConvergenceWarning, NotFittedError, YieldkitValueError
 from . import _fitting
 from ._likelihood import BinomialCells, nb_log_pmf
 from ._routes import DEFAULT_BLOCKS, count_cells, die_size_cells, window_cells
+from .registry import register_model
 
 log = logging.getLogger(__name__)
 
-__all__ = ["YieldModel", "model_class", "registered_models"]
+__all__ = ["YieldModel"]
 
 UNITS = {"d0": "defects/cm^2", "cluster_alpha": "1", "y0": "1"}
 CI_METHODS = ("auto", "profile", "wald", "exact", "bootstrap")
-
-
-#: The fitted model classes by public name, filled by ``YieldModel.__init_subclass__``.
-_REGISTRY: dict[str, type[YieldModel]] = {}
-
-
-def registered_models() -> dict[str, type[YieldModel]]:
-    """The registered yield-model classes by public name (``"poisson"``, ``"nb"``, ...), in
-    the order of registration."""
-    return dict(_REGISTRY)
-
-
-def model_class(name: str) -> type[YieldModel]:
-    """The yield-model class registered as ``name`` (its public name, or its class name).
-
-    Raises
-    ------
-    YieldkitValueError
-        No such model; the message lists the registered names.
-    """
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    for cls in _REGISTRY.values():
-        if cls.__name__ == name:
-            return cls
-    raise YieldkitValueError(f"The 'models' argument must name models among {', '.join(map(repr, _REGISTRY))}. "
-                             f"Got {name!r} instead.")
 
 
 class YieldModel:
@@ -105,12 +79,8 @@ class YieldModel:
         """Register a concrete model under its public ``name`` (``class M(YieldModel, name="m")``)."""
         super().__init_subclass__(**kwargs)
         cls.model_name = name
-        if name is None:
-            return
-        known = _REGISTRY.get(name)
-        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise YieldkitValueError(f"A yield model named {name!r} is already registered ({known.__qualname__}).")
-        _REGISTRY[name] = cls
+        if name is not None:
+            register_model(name, cls)
 
     def __init__(self, *, conf_level: float = 0.95, ci_method: str = "auto", fit_y0: bool = True,
                  n_boot: int = 200, random_state: Any = None) -> None:
