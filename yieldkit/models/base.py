@@ -12,8 +12,8 @@ statement ``class PriceYield(YieldModel, name="price")``; :func:`~yieldkit.model
 :func:`~yieldkit.models.make_model` and :func:`~yieldkit.models.load_fit` then find it. The
 subclass states
 
-* ``_formula`` (a class attribute, shown by ``summary``) and, when ``cluster_alpha`` is estimated,
-  ``_free_shape = True``;
+* ``_formula`` (a class attribute: the yield formula, shown by the ``repr`` of a fitted model)
+  and, when ``cluster_alpha`` is estimated, ``_free_shape = True``;
 * ``_log_p0(lam, cluster_alpha)``: ``log P(no defect)`` at ``lam = area * d0`` (use the kernels of
   :mod:`yieldkit.models.functions`);
 * the count distribution: by default the counts are negative binomial with mean
@@ -72,6 +72,7 @@ class YieldModel:
 
     #: Public name under which the class is registered (``None`` for a class not registered).
     model_name: ClassVar[str | None] = None
+    #: The model's yield formula in words of ``A`` (area), ``d0`` and its parameters, for the ``repr``.
     _formula: ClassVar[str] = ""
     _free_shape: ClassVar[bool] = False  # cluster_alpha estimated
 
@@ -485,7 +486,8 @@ class YieldModel:
             return f"{name}({hyper})"
         est = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
         what = f"{self.n_obs_:,} dies" if self.route_ != "die-size" else f"{self.n_obs_:,} dies of {len(self._cells_or_empty())} products"
-        return f"<{name}: {est}; fitted on {what} by the {self.route_} route, pooling={self.pooling_}>"
+        formula = f"; {self._formula}" if self._formula else ""
+        return f"<{name}: {est}; fitted on {what} by the {self.route_} route, pooling={self.pooling_}{formula}>"
 
     def _cells_or_empty(self):
         c = getattr(self, "_cells", None)

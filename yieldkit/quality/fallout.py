@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from .._deprecation import renamed_kwargs
+from .._validation import as_fraction, check_conf_level, out
 from ..errors import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -30,7 +31,6 @@ from ..errors import (
 )
 from ..models._likelihood import numerical_hessian
 from ..results import TableResult
-from ._checks import as_fraction, check_conf_level, out
 from .models import (
     agrawal_seth_agrawal,
     negative_binomial_defect_level,

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from .._validation import as_fraction, as_positive, check_conf_level
 from ..errors import ConvergenceWarning, YieldkitValueError, check_choice
-from ._checks import as_fraction, as_positive, check_conf_level
 from .models import _nb_log_pass_ratio
 
 __all__ = ["defect_level"]

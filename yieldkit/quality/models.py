@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._validation import as_at_least, as_fraction, as_nonnegative, as_positive, out
 from ..errors import YieldkitValueError, check_choice
-from ._checks import as_at_least, as_fraction, as_nonnegative, as_positive, out
 
 __all__ = [
     "MODELS",
