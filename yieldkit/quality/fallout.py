@@ -300,12 +300,13 @@ class FalloutFit:
         return -float(terms.sum())
 
     # -- fitting ---------------------------------------------------------------------------
+    @renamed_kwargs(coverage="coverage_col", fail_fraction="fail_fraction_col")
     def fit(
         self,
         curve: FalloutCurve | pd.DataFrame,
         *,
-        coverage: str = "coverage",
-        fail_fraction: str = "fail_fraction",
+        coverage_col: str = "coverage",
+        fail_fraction_col: str = "fail_fraction",
         n_tested: int | None = None,
     ) -> FalloutFit:
         """Fit the model to a fallout curve.
@@ -316,7 +317,7 @@ class FalloutFit:
             Points of the curve, e.g. from :func:`fallout_curve` (or its table): cumulative coverage [1]
             (strictly increasing, in (0, 1]) and cumulative fail fraction [1] (non-decreasing,
             in [0, 1]).
-        coverage, fail_fraction : str
+        coverage_col, fail_fraction_col : str
             Column names.
         n_tested : int, optional
             Number of dies behind the curve; defaults to the ``n_tested`` column when present.
@@ -339,14 +340,14 @@ class FalloutFit:
             curve = curve.table
         check_choice(self.model, tuple(self._PARAMS), name="model", where="FalloutFit")
         level = check_conf_level(self.conf_level, "FalloutFit")
-        missing = [c for c in (coverage, fail_fraction) if c not in curve.columns]
+        missing = [c for c in (coverage_col, fail_fraction_col) if c not in curve.columns]
         if missing:
             raise SchemaError(
                 f"The 'curve' table of {where} lacks column(s) {missing}. Found {list(curve.columns)}.",
                 column=missing[0],
             )
-        t = as_fraction(curve[coverage].to_numpy(dtype=np.float64), "coverage", where)
-        f = as_fraction(curve[fail_fraction].to_numpy(dtype=np.float64), "fail_fraction", where)
+        t = as_fraction(curve[coverage_col].to_numpy(dtype=np.float64), "coverage", where)
+        f = as_fraction(curve[fail_fraction_col].to_numpy(dtype=np.float64), "fail_fraction", where)
         if t.size < 2 or np.any(t <= 0.0) or np.any(np.diff(t) <= 0.0):
             raise YieldkitValueError(
                 f"The 'coverage' argument of {where} must hold at least two strictly increasing values in (0, 1]. "
