@@ -32,6 +32,7 @@ from ..errors import (
 from ..models._likelihood import numerical_hessian
 from ..results import TableResult
 from .models import (
+    _defect_level_columns,
     agrawal_seth_agrawal,
     negative_binomial_defect_level,
     negative_binomial_fallout,
@@ -524,17 +525,7 @@ class FalloutFit:
             half = z * np.sqrt(var)
             lower = np.where(dl <= 0.0, 0.0, special.expit(centre - half))
             upper = np.where(dl <= 0.0, 0.0, special.expit(centre + half))
-        return pd.DataFrame(
-            {
-                "coverage": t,
-                "defect_level": dl,
-                "ci_lower": lower,
-                "ci_upper": upper,
-                "dppm": 1e6 * dl,
-                "dppm_lower": 1e6 * lower,
-                "dppm_upper": 1e6 * upper,
-            }
-        )
+        return pd.DataFrame({"coverage": t, **_defect_level_columns(dl, lower, upper)})
 
     def _natural_j(self, j: int, x: float) -> float:
         if not np.isfinite(x):
