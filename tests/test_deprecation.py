@@ -97,3 +97,63 @@ def test_commonality_moved_out_of_classify():
     assert "commonality" not in classify.__all__ and "CommonalityResult" not in classify.__all__
     with pytest.warns(DeprecationWarning, match="use yieldkit.commonality"):
         assert classify.commonality is commonality
+
+
+def test_control_chart_column_keywords():
+    t = pd.DataFrame({"lot_id": ["A", "A", "B"], "wafer_id": ["1", "2", "1"], "n": [100, 100, 50],
+                      "g": [90, 80, 45], "c": [3, 5, 4], "a": [1.0, 2.0, 1.5]})
+    new = yk.p_chart(t, tested_col="n", good_col="g", label_cols=["wafer_id"])
+    with pytest.warns(DeprecationWarning, match="'n' argument of p_chart .* use 'tested_col'"):
+        old = yk.p_chart(t, n="n", good_col="g", label_cols=["wafer_id"])
+    pd.testing.assert_frame_equal(old.table, new.table)
+    assert list(new.table.columns[:1]) == ["wafer_id"]
+    new = yk.u_chart(t, count_col="c", exposure_col="a")
+    with pytest.warns(DeprecationWarning, match="'exposure' argument of u_chart"):
+        old = yk.u_chart(t, count_col="c", exposure="a")
+    pd.testing.assert_frame_equal(old.table, new.table)
+    assert new.statistic == "defects_per_cm2"
+
+
+def test_fallout_fit_column_keywords():
+    from yieldkit.quality import FalloutFit
+
+    curve = pd.DataFrame({"t": [0.3, 0.6, 0.9], "f": [0.05, 0.08, 0.1]})
+    new = FalloutFit().fit(curve, coverage_col="t", fail_fraction_col="f", n_tested=1000)
+    with pytest.warns(DeprecationWarning, match="'coverage' argument of FalloutFit.fit"):
+        old = FalloutFit().fit(curve, coverage="t", fail_fraction_col="f", n_tested=1000)
+    pd.testing.assert_series_equal(old.params_, new.params_)
+
+
+def test_plotting_column_keywords():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from yieldkit.plotting.maps import plot_defect_scatter, plot_stacked_map
+    from yieldkit.plotting.pareto import plot_pareto
+    from yieldkit.plotting.quality import plot_defect_level
+    from yieldkit.plotting.wafermap import WaferMapDisplay, plot_wafer_map
+    from yieldkit.quality import dppm_table
+
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, random_state=2)
+    counts = yk.die_defect_counts(fab.dies, fab.defects).table
+    try:
+        with pytest.warns(DeprecationWarning, match="'column' argument of plot_wafer_map"):
+            plot_wafer_map(counts, value="value", column="n_defects")
+        with pytest.warns(DeprecationWarning, match="'column' argument of WaferMapDisplay.from_dies"):
+            disp = WaferMapDisplay.from_dies(counts, value="value", column="n_defects")
+        assert disp.value_col == "n_defects"
+        with pytest.warns(DeprecationWarning, match="'value' argument of plot_stacked_map"):
+            plot_stacked_map(yk.stack_map(fab.dies), value="fail_rate")
+        with pytest.warns(DeprecationWarning, match="'hue' argument of plot_defect_scatter"):
+            plot_defect_scatter(fab.defects, fab.layout, hue="defect_class")
+        table = yk.pareto(fab.defects)
+        with pytest.warns(DeprecationWarning, match="'value' argument of plot_pareto"):
+            ax = plot_pareto(table, value="count", label="category")
+        assert ax.get_ylabel() == "count"
+        with pytest.warns(DeprecationWarning, match="'value' argument of plot_defect_level"):
+            ax = plot_defect_level(dppm_table([0.5, 0.9], [0.8]), value="defect_level")
+        assert ax.get_ylabel() == "defect level [-]"
+    finally:
+        plt.close("all")

@@ -94,6 +94,8 @@ def test_new_model_fits_counts_against_scipy(counts):
     pi = m.predict_interval([0.5, 2.0])
     assert (pi["ci_lower"] < pi["yield"]).all() and (pi["yield"] < pi["ci_upper"]).all()
     assert list(m.summary().index) == ["d0"] and repr(m).startswith("<OkabeYield:")
+    assert repr(m).endswith("; Y = y0 (1 + A d0 / n)^(-n)>")  # the class's _formula
+    assert repr(yk.PoissonYield().fit([0, 1, 2], area=1.0)).endswith("; Y = y0 exp(-A d0)>")
 
 
 def test_new_model_in_compare_models(counts):
@@ -151,6 +153,20 @@ def test_models_state_their_form_by_properties():
     assert yk.BoseEinsteinYield(n_layers=3).mean_factor == 3.0
     assert not yk.MurphyYield().negative_binomial_form and not yk.MurphyYield().poisson_form
     assert not yk.NegativeBinomialYield().poisson_form
+
+
+def test_shared_argument_checks_of_the_readers():
+    from yieldkit._validation import check_columns, check_layout, short_repr
+    from yieldkit.errors import YieldkitTypeError
+
+    assert short_repr("x" * 10) == repr("x" * 10) and short_repr("x" * 100) == repr("x" * 100)[:57] + "..."
+    for ok_columns in (None, {"LOT": "lot_id"}):
+        check_columns(ok_columns, "f")
+    check_layout(None, "f")
+    with pytest.raises(YieldkitTypeError, match=r"'columns' argument of f must be a mapping .* Got \['LOT'\] instead"):
+        check_columns(["LOT"], "f")
+    with pytest.raises(YieldkitTypeError, match=r"'layout' argument of g must be a WaferLayout \(or None\). Got int 3"):
+        check_layout(3, "g")
 
 
 def test_shared_checks_and_hessian():

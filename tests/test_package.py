@@ -43,3 +43,31 @@ def test_error_hierarchy():
     e = errors.ParseError("bad record", path="a.stdf", offset=12, record="PRR")
     assert str(e) == "a.stdf, byte 12, record PRR: bad record" and e.offset == 12
     assert issubclass(errors.ConvergenceWarning, errors.YieldkitWarning)
+
+
+RESULT_CLASSES = {
+    "DieDefectCounts": "yieldkit.maps", "KillRatioResult": "yieldkit.killratio",
+    "ModelComparison": "yieldkit.models", "CoverageRequirement": "yieldkit.quality",
+    "FalloutCurve": "yieldkit.quality", "GoodnessOfFit": "yieldkit.models",
+    "CommonalityResult": "yieldkit.commonality", "DefectClusters": "yieldkit.spatial",
+    "ControlChart": "yieldkit.spc", "TableResult": "yieldkit.results",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESULT_CLASSES))
+def test_result_classes_are_exported(name):
+    """Each result class is in its subpackage's ``__all__``; the package exports those whose
+    function it exports (and the ``TableResult`` base)."""
+    import importlib
+
+    from yieldkit.results import TableResult
+
+    module = importlib.import_module(RESULT_CLASSES[name])
+    cls = getattr(module, name)
+    assert name in module.__all__ and issubclass(cls, TableResult)
+    if name not in ("FalloutCurve", "GoodnessOfFit"):  # fallout_curve, count_goodness_of_fit: subpackage only
+        assert getattr(yieldkit, name) is cls and name in yieldkit.__all__
+
+
+def test_results_is_a_submodule():
+    assert yieldkit.results.TableResult.__module__ == "yieldkit.results"

@@ -62,7 +62,7 @@ def test_wafer_map_display_pass_and_value(fab):
     assert [t.get_text().split()[0] for t in d.legend_.get_texts()] == sorted(
         {"pass", "fail"} & {("pass" if p else "fail") for p in one.passed}, key=["pass", "fail"].index)
     c = yk.die_defect_counts(one, fab.defects[fab.defects.wafer_id == "02"].dropna(subset=["die_x"])).table
-    v = WaferMapDisplay.from_dies(c, value="value", column="n_defects", layout=fab.layout)
+    v = WaferMapDisplay.from_dies(c, value="value", value_col="n_defects", layout=fab.layout)
     assert v.colorbar_ is not None
     assert int(v.image_.get_array().count()) == len(c)
     assert np.nanmax(v.image_.get_array()) == c.n_defects.max()
@@ -92,7 +92,7 @@ def test_stacked_map_and_profile(fab):
     pl = radial_profile(fab.defects, fab.layout, n_rings=6, level="wafer")
     assert len(plot_radial_profile(pl).containers) == 3
     with pytest.raises(SchemaError, match="'nope'"):
-        plot_stacked_map(s, value="nope")
+        plot_stacked_map(s, value_col="nope")
 
 
 def test_defect_scatter_and_kde(fab):

@@ -106,7 +106,7 @@ def test_plot_defect_level():
     assert ax.get_yscale() == "log" and ax.get_title() == "DL"
     plt.close(ax.figure)
     fig, ax2 = plt.subplots()
-    assert plot_defect_level(table[table.model == "wb"], value="defect_level", ax=ax2, logy=False) is ax2
+    assert plot_defect_level(table[table.model == "wb"], value_col="defect_level", ax=ax2, logy=False) is ax2
     plt.close(fig)
     with pytest.raises(SchemaError, match=r"plot_defect_level needs column\(s\) \['yield'\]"):
         plot_defect_level(table.drop(columns="yield"))

@@ -38,7 +38,7 @@ def test_u_chart_worked_example():
     sigma_1 = sqrt(5.333333/2) = 1.632993, UCL_1 = 10.232313, LCL_1 = 0.434354.
     """
     t = pd.DataFrame({"n_defects": [10, 14, 8], "area": [2.0, 2.5, 1.5]})
-    c = u_chart(t, exposure="area")
+    c = u_chart(t, exposure_col="area")
     assert c.centre == pytest.approx(32 / 6)
     assert c.table["ucl"].iloc[0] == pytest.approx(10.232313, abs=1e-6)
     assert c.table["lcl"].iloc[0] == pytest.approx(0.434354, abs=1e-6)
@@ -173,7 +173,7 @@ def test_flat_chart_violates_no_rule():
         p_chart(pd.DataFrame({"tested": [100] * n, "good": [100] * n}), statistic="fraction_defective"),
         p_chart(pd.DataFrame({"tested": [100] * n, "good": [0] * n})),
         u_chart(pd.DataFrame({"n_defects": [0] * n})),
-        u_chart(pd.DataFrame({"n_defects": [0] * n, "area": np.linspace(1.0, 2.0, n)}), exposure="area"),
+        u_chart(pd.DataFrame({"n_defects": [0] * n, "area": np.linspace(1.0, 2.0, n)}), exposure_col="area"),
     ]
     for c in charts:
         assert c.table["z"].isna().all()
@@ -233,7 +233,7 @@ def test_errors():
     with pytest.raises(YieldkitValueError, match="'rules'"):
         p_chart(pd.DataFrame({"tested": [2], "good": [1]}), rules="iso")
     with pytest.raises(YieldkitValueError, match="exposure > 0"):
-        u_chart(pd.DataFrame({"n_defects": [1], "a": [0.0]}), exposure="a")
+        u_chart(pd.DataFrame({"n_defects": [1], "a": [0.0]}), exposure_col="a")
     with pytest.raises(YieldkitValueError, match="sigma_level"):
         u_chart(pd.DataFrame({"n_defects": [1]}), sigma_level=0)
 

@@ -48,6 +48,8 @@ _EXPORTS: dict[str, str] = {
     "stack_map": "yieldkit.maps",
     "clustering_stats": "yieldkit.spatial",
     "detect_clusters": "yieldkit.spatial",
+    "DieDefectCounts": "yieldkit.maps",
+    "DefectClusters": "yieldkit.spatial",
     # yield models
     "poisson_yield": "yieldkit.models",
     "negative_binomial_yield": "yieldkit.models",
@@ -63,21 +65,28 @@ _EXPORTS: dict[str, str] = {
     "SeedsYield": "yieldkit.models",
     "BoseEinsteinYield": "yieldkit.models",
     "compare_models": "yieldkit.models",
+    "ModelComparison": "yieldkit.models",
     # Pareto, kill ratio
     "pareto": "yieldkit.pareto",
     "bin_pareto": "yieldkit.pareto",
     "kill_ratio": "yieldkit.killratio",
+    "KillRatioResult": "yieldkit.killratio",
     "retest_recovery": "yieldkit.pareto",
     "p_chart": "yieldkit.spc",
     "u_chart": "yieldkit.spc",
+    "ControlChart": "yieldkit.spc",
     "analyze": "yieldkit.analysis",
     # root cause
     "commonality": "yieldkit.commonality",
+    "CommonalityResult": "yieldkit.commonality",
     # outgoing quality
     "williams_brown": "yieldkit.quality",
     "agrawal_seth_agrawal": "yieldkit.quality",
     "required_coverage": "yieldkit.quality",
+    "CoverageRequirement": "yieldkit.quality",
     "defect_level": "yieldkit.quality",
+    # results with scalars beside their table
+    "TableResult": "yieldkit.results",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -85,7 +94,7 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 _SUBMODULES = {
     "classify", "cli", "errors", "io", "layout", "maps", "models", "plotting",
-    "quality", "report", "schema", "simulate", "spatial", "yields", "intervals", "distributed",
+    "quality", "report", "results", "schema", "simulate", "spatial", "yields", "intervals", "distributed",
 }
 
 

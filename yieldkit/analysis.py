@@ -340,7 +340,7 @@ def _defect_u_chart(res: AnalysisResults, defects: pd.DataFrame, ordered: pd.Dat
     if len(per_wafer) == 0:
         _note(res.notes, "defect u-chart: no inspected wafer is in the die table")
         return
-    res.u_chart = u_chart(per_wafer, exposure="area_cm2" if area else None, rules=spc_rules, laney=laney)
+    res.u_chart = u_chart(per_wafer, exposure_col="area_cm2" if area else None, rules=spc_rules, laney=laney)
     res.u_chart_note = _NOT_INSPECTED_NOTE if inspected is None else None
 
 

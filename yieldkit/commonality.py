@@ -140,6 +140,44 @@ def _chi2(nbad: np.ndarray, cnt: np.ndarray) -> tuple[float, float]:
     return c2, float(stats.chi2.sf(c2, len(table) - 1))
 
 
+def _checked_factors(wafer_yield: pd.DataFrame, wafers: pd.DataFrame, factors: Sequence[str] | None,
+                     yield_col: str, bad_quantile: float, fdr: float, time_windows: Any) -> list[str]:
+    """Check the arguments of :func:`commonality` (tables, keys, ranges); return the factor columns."""
+    where = "commonality"
+    key = ["lot_id", "wafer_id"]
+    for name, df in (("wafer_yield", wafer_yield), ("wafers", wafers)):
+        if not isinstance(df, pd.DataFrame):
+            raise YieldkitValueError(f"The {name!r} argument of {where} must be a DataFrame. Got {type(df).__name__} instead.")
+        miss = [c for c in ("lot_id", "wafer_id") if c not in df.columns]
+        if miss:
+            raise SchemaError(f"The {name!r} table of {where} lacks column(s) {', '.join(miss)}; "
+                              f"found {', '.join(map(str, df.columns))}")
+    if yield_col not in wafer_yield.columns:
+        raise SchemaError(f"The 'wafer_yield' table of {where} lacks the yield column {yield_col!r}; "
+                          f"found {', '.join(map(str, wafer_yield.columns))}")
+    if not 0 < bad_quantile < 1:
+        raise YieldkitValueError(f"The 'bad_quantile' argument of {where} must be in (0, 1). Got {bad_quantile!r} instead.")
+    if not 0 < fdr < 1:
+        raise YieldkitValueError(f"The 'fdr' argument of {where} must be in (0, 1). Got {fdr!r} instead.")
+    if not isinstance(time_windows, int | np.integer) or time_windows < 2:
+        raise YieldkitValueError(f"The 'time_windows' argument of {where} must be an int >= 2. Got {time_windows!r} instead.")
+    factors = list(_default_factors(wafers) if factors is None else factors)
+    if not factors:
+        raise SchemaError(f"{where}: the wafer table has no factor columns (tool_*, chamber_*, slot, *_time); "
+                          f"found {', '.join(map(str, wafers.columns))}; pass factors=[...]")
+    miss = [f for f in factors if f not in wafers.columns]
+    if miss:
+        raise SchemaError(f"The 'factors' argument of {where} names column(s) missing from 'wafers': {', '.join(miss)}")
+
+    for name, t in (("wafer_yield", wafer_yield), ("wafers", wafers)):
+        dup = t.duplicated(key)
+        if dup.any():
+            first = t.loc[dup.to_numpy(), key].iloc[0].tolist()
+            raise SchemaError(f"The {name!r} table of {where} has {int(dup.sum())} duplicate (lot_id, wafer_id) "
+                              f"row(s), e.g. {first}; it needs one row per wafer")
+    return factors
+
+
 def commonality(
     wafer_yield: pd.DataFrame,
     wafers: pd.DataFrame,
@@ -153,7 +191,7 @@ def commonality(
     importance: bool = True,
     n_repeats: int = 5,
     random_state: Any = 0,
-) -> pd.DataFrame:
+) -> CommonalityResult:
     """Rank process-history factors by their association with low wafer yield.
 
     Parameters
@@ -226,37 +264,8 @@ def commonality(
     (['tool_etch', 'E2'], True)
     """
     where = "commonality"
-    for name, df in (("wafer_yield", wafer_yield), ("wafers", wafers)):
-        if not isinstance(df, pd.DataFrame):
-            raise YieldkitValueError(f"The {name!r} argument of {where} must be a DataFrame. Got {type(df).__name__} instead.")
-        miss = [c for c in ("lot_id", "wafer_id") if c not in df.columns]
-        if miss:
-            raise SchemaError(f"The {name!r} table of {where} lacks column(s) {', '.join(miss)}; "
-                              f"found {', '.join(map(str, df.columns))}")
-    if yield_col not in wafer_yield.columns:
-        raise SchemaError(f"The 'wafer_yield' table of {where} lacks the yield column {yield_col!r}; "
-                          f"found {', '.join(map(str, wafer_yield.columns))}")
-    if not 0 < bad_quantile < 1:
-        raise YieldkitValueError(f"The 'bad_quantile' argument of {where} must be in (0, 1). Got {bad_quantile!r} instead.")
-    if not 0 < fdr < 1:
-        raise YieldkitValueError(f"The 'fdr' argument of {where} must be in (0, 1). Got {fdr!r} instead.")
-    if not isinstance(time_windows, int | np.integer) or time_windows < 2:
-        raise YieldkitValueError(f"The 'time_windows' argument of {where} must be an int >= 2. Got {time_windows!r} instead.")
-    factors = list(_default_factors(wafers) if factors is None else factors)
-    if not factors:
-        raise SchemaError(f"{where}: the wafer table has no factor columns (tool_*, chamber_*, slot, *_time); "
-                          f"found {', '.join(map(str, wafers.columns))}; pass factors=[...]")
-    miss = [f for f in factors if f not in wafers.columns]
-    if miss:
-        raise SchemaError(f"The 'factors' argument of {where} names column(s) missing from 'wafers': {', '.join(miss)}")
-
+    factors = _checked_factors(wafer_yield, wafers, factors, yield_col, bad_quantile, fdr, time_windows)
     key = ["lot_id", "wafer_id"]
-    for name, t in (("wafer_yield", wafer_yield), ("wafers", wafers)):
-        dup = t.duplicated(key)
-        if dup.any():
-            first = t.loc[dup.to_numpy(), key].iloc[0].tolist()
-            raise SchemaError(f"The {name!r} table of {where} has {int(dup.sum())} duplicate (lot_id, wafer_id) "
-                              f"row(s), e.g. {first}; it needs one row per wafer")
     yv = wafer_yield[key + [yield_col]]
     wv = wafers[key + [c for c in factors if c not in key and c != yield_col]]
     yv = yv.assign(**{k: yv[k].astype(str) for k in key})

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._deprecation import renamed_kwargs
 from .errors import SchemaError, YieldkitValueError, check_choice
 from .results import TableResult
 
@@ -280,14 +281,15 @@ def laney_sigma_z(value: np.ndarray, sigma: np.ndarray, centre: float) -> float:
     return float(np.mean(np.abs(np.diff(z))) / 1.128)
 
 
+@renamed_kwargs(n="tested_col", good="good_col", label="label_cols")
 def p_chart(
     table: pd.DataFrame,
     *,
-    n: str = "tested",
-    good: str = "good",
+    tested_col: str = "tested",
+    good_col: str = "good",
     statistic: str = "yield",
     order_by: str | Sequence[str] | None = None,
-    label: Sequence[str] | None = None,
+    label_cols: Sequence[str] | None = None,
     rules: str = "both",
     sigma_level: float = 3.0,
     laney: bool = False,
@@ -299,13 +301,13 @@ def p_chart(
     table : DataFrame
         One row per wafer (e.g. :func:`yieldkit.wafer_yield`), in lot/time order unless
         ``order_by`` is given.
-    n, good : str
+    tested_col, good_col : str
         Columns of tested and good dies per wafer [1].
     statistic : {"yield", "fraction_defective"}
-        Plot ``good/n`` or ``1 - good/n`` (the limits are symmetric, so rules agree).
+        Plot ``good/tested`` or ``1 - good/tested`` (the limits are symmetric, so rules agree).
     order_by : str or sequence of str, optional
         Sort by these columns first (e.g. ``test_time``).
-    label : sequence of str, optional
+    label_cols : sequence of str, optional
         Columns identifying each point (default ``lot_id``, ``wafer_id``).
     rules : {"both", "western_electric", "nelson", "none"}
         Run rules to flag.
@@ -333,12 +335,12 @@ def p_chart(
     (0.86, 1.0)
     """
     check_choice(statistic, ("yield", "fraction_defective"), name="statistic", where="p_chart")
-    _check_cols(table, [n, good], "p_chart")
+    _check_cols(table, [tested_col, good_col], "p_chart")
     t = _ordered(table, order_by, sigma_level, "p_chart")
-    nn = t[n].to_numpy(dtype=np.float64)
-    gg = t[good].to_numpy(dtype=np.float64)
+    nn = t[tested_col].to_numpy(dtype=np.float64)
+    gg = t[good_col].to_numpy(dtype=np.float64)
     if np.any(nn <= 0) or np.any(gg < 0) or np.any(gg > nn):
-        raise YieldkitValueError(f"p_chart needs 0 <= {good!r} <= {n!r} and {n!r} > 0 on every row.")
+        raise YieldkitValueError(f"p_chart needs 0 <= {good_col!r} <= {tested_col!r} and {tested_col!r} > 0 on every row.")
     p_bar = gg.sum() / nn.sum()
     value = gg / nn
     centre = p_bar
@@ -347,17 +349,18 @@ def p_chart(
         centre = 1.0 - p_bar
     sigma = np.sqrt(p_bar * (1 - p_bar) / nn)
     sz = laney_sigma_z(value, sigma, centre) if laney else 1.0
-    out = _finish(t, _labels(t, label), value, nn, sigma * sz, centre, 0.0, 1.0, sigma_level, rules)
+    out = _finish(t, _labels(t, label_cols), value, nn, sigma * sz, centre, 0.0, 1.0, sigma_level, rules)
     return ControlChart("p", statistic, float(centre), out, sigma_level, sz)
 
 
+@renamed_kwargs(count="count_col", exposure="exposure_col", label="label_cols")
 def u_chart(
     table: pd.DataFrame,
     *,
-    count: str = "n_defects",
-    exposure: str | None = None,
+    count_col: str = "n_defects",
+    exposure_col: str | None = None,
     order_by: str | Sequence[str] | None = None,
-    label: Sequence[str] | None = None,
+    label_cols: Sequence[str] | None = None,
     rules: str = "both",
     sigma_level: float = 3.0,
     laney: bool = False,
@@ -368,12 +371,12 @@ def u_chart(
     ----------
     table : DataFrame
         One row per wafer, in lot/time order unless ``order_by`` is given.
-    count : str
+    count_col : str
         Column of defect counts [1].
-    exposure : str, optional
+    exposure_col : str, optional
         Column of exposure per wafer (inspected area [cm^2]); without it every wafer has
         exposure 1 and the chart is of defects per wafer (a c-chart).
-    order_by, label, rules, sigma_level, laney
+    order_by, label_cols, rules, sigma_level, laney
         As in :func:`p_chart` (``laney=True``: Laney's u'-chart, for defect densities that vary
         more than Poisson from wafer to wafer -- clustered defects).
 
@@ -393,15 +396,15 @@ def u_chart(
     >>> c.centre, round(float(c.table["ucl"].iloc[0]), 4)
     (5.0, 11.7082)
     """
-    _check_cols(table, [count] + ([exposure] if exposure else []), "u_chart")
+    _check_cols(table, [count_col] + ([exposure_col] if exposure_col else []), "u_chart")
     t = _ordered(table, order_by, sigma_level, "u_chart")
-    c = t[count].to_numpy(dtype=np.float64)
-    a = t[exposure].to_numpy(dtype=np.float64) if exposure else np.ones(len(t))
+    c = t[count_col].to_numpy(dtype=np.float64)
+    a = t[exposure_col].to_numpy(dtype=np.float64) if exposure_col else np.ones(len(t))
     if np.any(a <= 0) or np.any(c < 0):
-        raise YieldkitValueError(f"u_chart needs {count!r} >= 0 and exposure > 0 on every row.")
+        raise YieldkitValueError(f"u_chart needs {count_col!r} >= 0 and exposure > 0 on every row.")
     u_bar = c.sum() / a.sum()
     sigma = np.sqrt(u_bar / a)
     sz = laney_sigma_z(c / a, sigma, u_bar) if laney else 1.0
-    out = _finish(t, _labels(t, label), c / a, a, sigma * sz, u_bar, 0.0, np.inf, sigma_level, rules)
-    stat = "defects_per_cm2" if exposure else "defects_per_wafer"
+    out = _finish(t, _labels(t, label_cols), c / a, a, sigma * sz, u_bar, 0.0, np.inf, sigma_level, rules)
+    stat = "defects_per_cm2" if exposure_col else "defects_per_wafer"
     return ControlChart("u", stat, float(u_bar), out, sigma_level, sz)

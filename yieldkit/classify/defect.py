@@ -119,7 +119,7 @@ class DefectClassificationReport:
     accuracy: float
     macro_f1: float
 
-    def plot(self, ax: Any = None, *, normalize: bool = True) -> Any:
+    def plot(self, *, ax: Any = None, normalize: bool = True) -> Any:
         """Draw the confusion matrix (see :func:`yieldkit.plotting.classify.plot_confusion`)."""
         from ..plotting.classify import plot_confusion
 

@@ -76,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
     def stacked(path: Path) -> None:
         st = stack_map(dies, value_col=column) if column else stack_map(dies)
         col = f"mean_{column}" if column else "fail_rate"
-        ax = plot_stacked_map(st, value=col, layout=layout,
+        ax = plot_stacked_map(st, value_col=col, layout=layout,
                               title=f"stacked: {col} over {int(st['n_wafers'].max())} wafers")
         save_figure(ax, path, dpi=args.dpi)
         log.info("wrote %s", path)
 
     def one(lot: str, wafer: str, path: Path) -> None:
         d = dies[(dies["lot_id"] == lot) & (dies["wafer_id"] == wafer)]
-        disp = WaferMapDisplay.from_dies(d, value=value, column=column, layout=layout, bin_names=bin_names,
+        disp = WaferMapDisplay.from_dies(d, value=value, value_col=column, layout=layout, bin_names=bin_names,
                                          title=f"lot {lot} wafer {wafer}")
         save_figure(disp, path, dpi=args.dpi)
         log.info("wrote %s", path)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._validation import check_columns, check_layout
 from ..errors import InputNotFoundError, ParseError, SchemaError, check_choice
 from ..schema import good_bin_set, validate_defects, validate_dies, validate_wafers
 from . import tabular
@@ -252,7 +253,7 @@ def read_dies(
             return read_dies(tmp, **kw)  # type: ignore[arg-type]
     good = good_bin_set(good_bins, where="read_dies")
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_dies")
-    tabular.check_columns(columns, "read_dies")
+    check_columns(columns, "read_dies")
     found = _format_table(source, "die", on_error)
     if found is None:
         return tabular.read_dies(source, **kw)  # type: ignore[arg-type]
@@ -288,8 +289,8 @@ def read_defects(
         with tabular.spooled(source) as (tmp, _):
             return read_defects(tmp, columns=columns, layout=layout, on_error=on_error)
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_defects")
-    tabular.check_columns(columns, "read_defects")
-    tabular.check_layout(layout, "read_defects")
+    check_columns(columns, "read_defects")
+    check_layout(layout, "read_defects")
     found = _format_table(source, "defect", on_error)
     if found is None:
         return tabular.read_defects(source, columns=columns, layout=layout, on_error=on_error)
@@ -304,7 +305,7 @@ def read_wafers(source: tabular.Source, *, columns: Mapping[str, str] | None = N
         with tabular.spooled(source) as (tmp, _):
             return read_wafers(tmp, columns=columns, on_error=on_error)
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_wafers")
-    tabular.check_columns(columns, "read_wafers")
+    check_columns(columns, "read_wafers")
     found = _format_table(source, "wafer", on_error)
     if found is None:
         return tabular.read_wafers(source, columns=columns, on_error=on_error)

@@ -30,6 +30,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from .._keys import dictionary_codes, remember_codes
+from .._validation import check_columns, check_layout, short_repr
 from ..errors import (
     DataQualityWarning,
     InputNotFoundError,
@@ -366,10 +367,9 @@ def _as_path(source: Any, where: str) -> Path:
         hint = " (for file content in memory, wrap it: io.BytesIO(data))"
     elif isinstance(source, (list, tuple)):
         hint = " (read the files one by one and pd.concat the tables)"
-    shown = repr(source) if len(repr(source)) <= 60 else repr(source)[:57] + "..."
     raise YieldkitTypeError(
         f"The 'source' argument of {where} must be a file path, an open file or a DataFrame. "
-        f"Got {type(source).__name__} {shown} instead{hint}."
+        f"Got {type(source).__name__} {short_repr(source)} instead{hint}."
     )
 
 
@@ -403,33 +403,6 @@ def _read_stream(fh: Any, table: str, columns: Mapping[str, str] | None,
     with spooled(fh) as (tmp, name):
         df, _, line_base = read_table(tmp, table, columns, on_error)
     return df, name, line_base
-
-
-def check_columns(columns: Any, where: str) -> None:
-    """A ``columns=`` argument must be a mapping of found names to canonical names (or None)."""
-    if columns is None:
-        return
-    if not isinstance(columns, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
-                                                    for k, v in columns.items()):
-        shown = repr(columns) if len(repr(columns)) <= 60 else repr(columns)[:57] + "..."
-        raise YieldkitTypeError(
-            f"The 'columns' argument of {where} must be a mapping of found column names to canonical names, "
-            f"such as {{'LOT': 'lot_id', 'BIN': 'hbin'}}. Got {shown} instead."
-        )
-
-
-def check_layout(layout: Any, where: str) -> None:
-    """A ``layout=`` argument must be a WaferLayout, a mapping of them, or None."""
-    from ..layout import WaferLayout
-
-    ok = layout is None or isinstance(layout, WaferLayout) or (
-        isinstance(layout, Mapping) and all(isinstance(v, WaferLayout) for v in layout.values()))
-    if not ok:
-        shown = repr(layout) if len(repr(layout)) <= 60 else repr(layout)[:57] + "..."
-        raise YieldkitTypeError(
-            f"The 'layout' argument of {where} must be a WaferLayout (or None). Got {type(layout).__name__} "
-            f"{shown} instead."
-        )
 
 
 def _load(source: Source, table: str, columns: Mapping[str, str] | None,

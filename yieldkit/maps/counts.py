@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -136,6 +136,98 @@ class DieDefectCounts(TableResult):
         return f"DieDefectCounts(dies={len(self.table)}, defects={int(self.table['n_defects'].sum())}, n_off_die={self.n_off_die})"
 
 
+class _InspectedDies(NamedTuple):
+    """The inspected-die set and the defects' keys into it (``w``: wafer code, ``x``/``y``: die index)."""
+
+    base: dict[str, Any]  # the output's die columns (own copies: the result is built with copy=False)
+    passed: np.ndarray | None
+    w_tab: np.ndarray
+    x_tab: np.ndarray
+    y_tab: np.ndarray
+    dw: np.ndarray
+    dx: np.ndarray
+    dy: np.ndarray
+    valid: np.ndarray
+    wafers: pd.DataFrame
+
+
+def _dies_of_layout(lay: WaferLayout, defects: pd.DataFrame) -> _InspectedDies:
+    """Every on-wafer die of the layout on every wafer present in ``defects``."""
+    dx, dy, valid = _die_positions(defects, lay)
+    (dw,), wafers = joint_wafer_codes(defects)
+    grid = lay.dies()
+    n_w, n_g = len(wafers), len(grid)
+    w_tab = np.repeat(np.arange(n_w, dtype=np.int64), n_g)
+    x_tab = np.tile(grid["die_x"].to_numpy(np.int64), n_w)
+    y_tab = np.tile(grid["die_y"].to_numpy(np.int64), n_w)
+    base = {
+        "lot_id": _strings(wafers["lot_id"]).take(w_tab),
+        "wafer_id": _strings(wafers["wafer_id"]).take(w_tab),
+        "die_x": x_tab.astype(np.int32),
+        "die_y": y_tab.astype(np.int32),
+    }
+    return _InspectedDies(base, None, w_tab, x_tab, y_tab, dw, dx, dy, valid, wafers)
+
+
+def _dies_of_table(tab: pd.DataFrame, defects: pd.DataFrame, layout: WaferLayout | None) -> _InspectedDies:
+    """The dies of a canonical die table (final results, with ``passed``) or of an inspected-die
+    table (first row of each die)."""
+    missing = [c for c in ("lot_id", "wafer_id", "die_x", "die_y") if c not in tab.columns]
+    if missing:
+        raise SchemaError(
+            "The 'dies_or_layout' argument of die_defect_counts must be a WaferLayout or a table with "
+            f"lot_id, wafer_id, die_x, die_y; missing column(s) {', '.join(missing)}",
+            column=missing[0],
+        )
+    canonical = "passed" in tab.columns
+    if canonical:
+        from ..yields import final_results
+
+        tab = final_results(tab)
+    dx, dy, valid = _die_positions(defects, layout)
+    (w_tab, dw), wafers = joint_wafer_codes(tab, defects)
+    x_tab = _ints(tab["die_x"])
+    y_tab = _ints(tab["die_y"])
+    if not canonical and len(tab):
+        # an inspected-die table may repeat dies: keep the first row of each
+        nx = int(x_tab.max() - x_tab.min()) + 1
+        ny = int(y_tab.max() - y_tab.min()) + 1
+        k = (w_tab * ny + (y_tab - y_tab.min())) * nx + (x_tab - x_tab.min())
+        _, first = np.unique(k, return_index=True)
+        if len(first) < len(k):
+            keep = np.sort(first)
+            tab = tab.iloc[keep]
+            w_tab, x_tab, y_tab = w_tab[keep], x_tab[keep], y_tab[keep]
+    base = {
+        "lot_id": _strings(tab["lot_id"]),
+        "wafer_id": _strings(tab["wafer_id"]),
+        "die_x": x_tab.astype(np.int32),
+        "die_y": y_tab.astype(np.int32),
+    }
+    passed = tab["passed"].to_numpy(dtype=bool, copy=True) if canonical else None
+    return _InspectedDies(base, passed, w_tab, x_tab, y_tab, dw, dx, dy, valid, wafers)
+
+
+def _defect_rows(dies: _InspectedDies) -> tuple[np.ndarray, np.ndarray]:
+    """The die-table row of every defect on an inspected die, and the mask of those defects."""
+    dense = dense_die_keys(dies.w_tab, dies.x_tab, dies.y_tab, dies.dw, dies.dx, dies.dy, dies.valid)
+    if dense is None:
+        row = lookup_rows(dies.w_tab, dies.x_tab, dies.y_tab, dies.dw, dies.dx, dies.dy, dies.valid)
+        on = row >= 0
+        return row[on], on
+    # a row number for every key of the table, then the row of each defect: one scatter over
+    # the dies and one gather over the defects (no gather over the dies from a key-sized array)
+    k_tab, k_q, ok, space = dense
+    n_rows = len(dies.w_tab)
+    row_of_key = np.full(space, -1, dtype=np.int32 if n_rows < 2**31 - 1 else np.int64)
+    row_of_key[k_tab] = np.arange(n_rows, dtype=row_of_key.dtype)
+    row_q = row_of_key[k_q]
+    hit = row_q >= 0
+    on = ok.copy()
+    on[ok] = hit
+    return row_q[hit].astype(np.int64, copy=False), on
+
+
 def die_defect_counts(
     dies_or_layout: pd.DataFrame | WaferLayout,
     defects: pd.DataFrame,
@@ -206,95 +298,26 @@ def die_defect_counts(
     for col in ("lot_id", "wafer_id"):
         if col not in defects.columns:
             raise SchemaError(f"die_defect_counts needs a defect table with {col!r}; it is missing", column=col)
-    if isinstance(dies_or_layout, WaferLayout):
-        lay = dies_or_layout
-        dx, dy, valid = _die_positions(defects, lay)
-        (dw,), wafers = joint_wafer_codes(defects)
-        grid = lay.dies()
-        n_w, n_g = len(wafers), len(grid)
-        w_tab = np.repeat(np.arange(n_w, dtype=np.int64), n_g)
-        x_tab = np.tile(grid["die_x"].to_numpy(np.int64), n_w)
-        y_tab = np.tile(grid["die_y"].to_numpy(np.int64), n_w)
-        base = {
-            "lot_id": _strings(wafers["lot_id"]).take(w_tab),
-            "wafer_id": _strings(wafers["wafer_id"]).take(w_tab),
-            "die_x": x_tab.astype(np.int32),
-            "die_y": y_tab.astype(np.int32),
-        }
-        passed = None
-    elif isinstance(dies_or_layout, pd.DataFrame):
-        tab = dies_or_layout
-        missing = [c for c in ("lot_id", "wafer_id", "die_x", "die_y") if c not in tab.columns]
-        if missing:
-            raise SchemaError(
-                "The 'dies_or_layout' argument of die_defect_counts must be a WaferLayout or a table with "
-                f"lot_id, wafer_id, die_x, die_y; missing column(s) {', '.join(missing)}",
-                column=missing[0],
-            )
-        canonical = "passed" in tab.columns
-        if canonical:
-            from ..yields import final_results
-
-            tab = final_results(tab)
-        dx, dy, valid = _die_positions(defects, layout)
-        (w_tab, dw), wafers = joint_wafer_codes(tab, defects)
-        x_tab = _ints(tab["die_x"])
-        y_tab = _ints(tab["die_y"])
-        if not canonical and len(tab):
-            # an inspected-die table may repeat dies: keep the first row of each
-            nx = int(x_tab.max() - x_tab.min()) + 1
-            ny = int(y_tab.max() - y_tab.min()) + 1
-            k = (w_tab * ny + (y_tab - y_tab.min())) * nx + (x_tab - x_tab.min())
-            _, first = np.unique(k, return_index=True)
-            if len(first) < len(k):
-                keep = np.sort(first)
-                tab = tab.iloc[keep]
-                w_tab, x_tab, y_tab = w_tab[keep], x_tab[keep], y_tab[keep]
-        base = {  # own copies of the die indices: the result is built without copying (copy=False)
-            "lot_id": _strings(tab["lot_id"]),
-            "wafer_id": _strings(tab["wafer_id"]),
-            "die_x": x_tab.astype(np.int32),
-            "die_y": y_tab.astype(np.int32),
-        }
-        passed = tab["passed"].to_numpy(dtype=bool, copy=True) if canonical else None
-    else:
+    if not isinstance(dies_or_layout, (WaferLayout, pd.DataFrame)):
         raise YieldkitValueError(
             "The 'dies_or_layout' argument of die_defect_counts must be a DataFrame or a WaferLayout. "
             f"Got {type(dies_or_layout).__name__} instead."
         )
-
-    n_rows = len(w_tab)
-    n_c = 1
-    if by is not None:
-        cat, labels = _categories(defects, by, bins)
-        n_c = len(labels)
-    dense = dense_die_keys(w_tab, x_tab, y_tab, dw, dx, dy, valid)
-    if dense is not None:
-        # count on the dense key space, then read every table row's count (no row lookup)
-        # a row number for every key of the table, then the row of each defect: one scatter over
-        # the dies and one gather over the defects (no gather over the dies from a key-sized array)
-        k_tab, k_q, ok, space = dense
-        row_of_key = np.full(space, -1, dtype=np.int32 if n_rows < 2**31 - 1 else np.int64)
-        row_of_key[k_tab] = np.arange(n_rows, dtype=row_of_key.dtype)
-        row_q = row_of_key[k_q]
-        hit = row_q >= 0
-        on = ok.copy()
-        on[ok] = hit
-        rows = row_q[hit].astype(np.int64, copy=False)
-        keys = rows if by is None else rows * n_c + cat[on]
-        n = np.bincount(keys, minlength=n_rows * n_c)
-    else:
-        row = lookup_rows(w_tab, x_tab, y_tab, dw, dx, dy, valid)
-        on = row >= 0
-        keys = row[on] if by is None else row[on] * n_c + cat[on]
-        n = np.bincount(keys, minlength=n_rows * n_c)
-    n = n.astype(np.int64, copy=False)
+    dies = (_dies_of_layout(dies_or_layout, defects) if isinstance(dies_or_layout, WaferLayout)
+            else _dies_of_table(dies_or_layout, defects, layout))
+    n_rows = len(dies.w_tab)
+    cat, labels = _categories(defects, by, bins) if by is not None else (None, None)
+    n_c = 1 if labels is None else len(labels)
+    row, on = _defect_rows(dies)
+    keys = row if cat is None else row * n_c + cat[on]
+    n = np.bincount(keys, minlength=n_rows * n_c).astype(np.int64, copy=False)
     cols: dict[str, Any]
+    passed = dies.passed
     if by is None:
-        cols = dict(base)
+        cols = dict(dies.base)
     else:
         idx = np.repeat(np.arange(n_rows), n_c)
-        cols = {k: c.take(idx) for k, c in base.items()}
+        cols = {k: c.take(idx) for k, c in dies.base.items()}
         lab = np.tile(np.asarray(labels, dtype=object), n_rows)
         cols[by] = pd.array(lab.astype(str), dtype=STRING) if bins is not None or not pd.api.types.is_numeric_dtype(
             defects[by]) else lab
@@ -309,10 +332,10 @@ def die_defect_counts(
     n_off = int(off.sum())
     off_map: dict[tuple[str, str], int] = {}
     if n_off:
-        per = np.bincount(dw[off], minlength=len(wafers))
+        per = np.bincount(dies.dw[off], minlength=len(dies.wafers))
         nz = np.flatnonzero(per)
-        lots = wafers["lot_id"].to_numpy()[nz]
-        wids = wafers["wafer_id"].to_numpy()[nz]
+        lots = dies.wafers["lot_id"].to_numpy()[nz]
+        wids = dies.wafers["wafer_id"].to_numpy()[nz]
         off_map = {(str(a), str(b)): int(c) for a, b, c in zip(lots, wids, per[nz], strict=True)}
         warnings.warn(
             f"die_defect_counts: {n_off} of {len(defects)} defects fall on no inspected die "

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from ._persist import load_fit, save_fit
 from ._routes import DEFAULT_BLOCKS, block_yields
-from .base import YieldModel, model_class, registered_models
+from .base import YieldModel
 from .bose_einstein import BoseEinsteinYield
 from .compare import ModelComparison, compare_models, make_model
 from .critical_area import critical_area_yield
@@ -55,6 +55,7 @@ from .functions import (
 from .murphy import MurphyYield
 from .negative_binomial import NegativeBinomialYield
 from .poisson import PoissonYield
+from .registry import model_class, registered_models
 from .seeds import SeedsYield
 
 MODEL_CLASSES = (PoissonYield, NegativeBinomialYield, MurphyYield, SeedsYield, BoseEinsteinYield)

@@ -9,6 +9,7 @@ can resample wafers (groups) instead of dies.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -189,6 +190,20 @@ class NBFit:
     at_bound: bool
 
 
+def _widen_bracket(g: Callable[[float], float], lo: float, hi: float, t_lo: float, t_hi: float, *,
+                   step: float) -> tuple[float, float, float, float]:
+    """Move ``lo`` down and ``hi`` up by ``step`` (within ``[t_lo, t_hi]``) until the decreasing
+    score ``g`` is >= 0 at ``lo`` and <= 0 at ``hi``; return ``lo, g(lo), hi, g(hi)``."""
+    glo, ghi = g(lo), g(hi)
+    while glo < 0 and lo > t_lo:
+        lo = max(lo - step, t_lo)
+        glo = g(lo)
+    while ghi > 0 and hi < t_hi:
+        hi = min(hi + step, t_hi)
+        ghi = g(hi)
+    return lo, glo, hi, ghi
+
+
 def nb_fit(c: CountCells, *, t_lo: float = -30.0, t_hi: float = 40.0) -> NBFit:
     """NB2 maximum likelihood through the profile score in ``t = log alpha``.
 
@@ -207,14 +222,7 @@ def nb_fit(c: CountCells, *, t_lo: float = -30.0, t_hi: float = 40.0) -> NBFit:
     mean = c.total / c.n
     var = float((c.w * (c.k - mean) ** 2).sum() / c.n)
     t0 = float(np.clip(np.log(mean**2 / max(var - mean, 1e-300)), t_lo + 1, t_hi - 1))
-    lo, hi = t0 - 1.0, t0 + 1.0
-    glo, ghi = g(lo), g(hi)
-    while glo < 0 and lo > t_lo:
-        lo = max(lo - 3.0, t_lo)
-        glo = g(lo)
-    while ghi > 0 and hi < t_hi:
-        hi = min(hi + 3.0, t_hi)
-        ghi = g(hi)
+    lo, glo, hi, ghi = _widen_bracket(g, t0 - 1.0, t0 + 1.0, t_lo, t_hi, step=3.0)
     if ghi > 0:  # excess too small to resolve: the profile is flat up to infinity
         m = nb_mean_hat(c, np.inf)
         return NBFit(m, np.inf, nb_loglik(c, m, np.inf), True, True)
@@ -274,14 +282,7 @@ def nb_alpha_hat_at(c: CountCells, m: float, *, t_lo: float = -30.0, t_hi: float
     def g(t: float) -> float:
         return _nb_alpha_score(c, m, float(np.exp(t)))
 
-    lo, hi = 0.0, 2.0
-    glo, ghi = g(lo), g(hi)
-    while glo < 0 and lo > t_lo:
-        lo = max(lo - 4.0, t_lo)
-        glo = g(lo)
-    while ghi > 0 and hi < t_hi:
-        hi = min(hi + 4.0, t_hi)
-        ghi = g(hi)
+    lo, glo, hi, ghi = _widen_bracket(g, 0.0, 2.0, t_lo, t_hi, step=4.0)
     if ghi > 0:
         return np.inf
     if glo < 0:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ParseError, YieldkitValueError
 from ..io.atomic import atomic_write
-from .base import model_class, registered_models
+from .registry import model_class, registered_models
 
 __all__ = ["load_fit", "model_from_dict", "model_to_dict", "save_fit"]
 

@@ -12,8 +12,8 @@ statement ``class PriceYield(YieldModel, name="price")``; :func:`~yieldkit.model
 :func:`~yieldkit.models.make_model` and :func:`~yieldkit.models.load_fit` then find it. The
 subclass states
 
-* ``_formula`` (a class attribute, shown by ``summary``) and, when ``cluster_alpha`` is estimated,
-  ``_free_shape = True``;
+* ``_formula`` (a class attribute: the yield formula, shown by the ``repr`` of a fitted model)
+  and, when ``cluster_alpha`` is estimated, ``_free_shape = True``;
 * ``_log_p0(lam, cluster_alpha)``: ``log P(no defect)`` at ``lam = area * d0`` (use the kernels of
   :mod:`yieldkit.models.functions`);
 * the count distribution: by default the counts are negative binomial with mean
@@ -40,40 +40,14 @@ from ..errors import ConvergenceWarning, NotFittedError, YieldkitValueError
 from . import _fitting
 from ._likelihood import BinomialCells, nb_log_pmf
 from ._routes import DEFAULT_BLOCKS, count_cells, die_size_cells, window_cells
+from .registry import register_model
 
 log = logging.getLogger(__name__)
 
-__all__ = ["YieldModel", "model_class", "registered_models"]
+__all__ = ["YieldModel"]
 
 UNITS = {"d0": "defects/cm^2", "cluster_alpha": "1", "y0": "1"}
 CI_METHODS = ("auto", "profile", "wald", "exact", "bootstrap")
-
-
-#: The fitted model classes by public name, filled by ``YieldModel.__init_subclass__``.
-_REGISTRY: dict[str, type[YieldModel]] = {}
-
-
-def registered_models() -> dict[str, type[YieldModel]]:
-    """The registered yield-model classes by public name (``"poisson"``, ``"nb"``, ...), in
-    the order of registration."""
-    return dict(_REGISTRY)
-
-
-def model_class(name: str) -> type[YieldModel]:
-    """The yield-model class registered as ``name`` (its public name, or its class name).
-
-    Raises
-    ------
-    YieldkitValueError
-        No such model; the message lists the registered names.
-    """
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    for cls in _REGISTRY.values():
-        if cls.__name__ == name:
-            return cls
-    raise YieldkitValueError(f"The 'models' argument must name models among {', '.join(map(repr, _REGISTRY))}. "
-                             f"Got {name!r} instead.")
 
 
 class YieldModel:
@@ -98,6 +72,7 @@ class YieldModel:
 
     #: Public name under which the class is registered (``None`` for a class not registered).
     model_name: ClassVar[str | None] = None
+    #: The model's yield formula in words of ``A`` (area), ``d0`` and its parameters, for the ``repr``.
     _formula: ClassVar[str] = ""
     _free_shape: ClassVar[bool] = False  # cluster_alpha estimated
 
@@ -105,12 +80,8 @@ class YieldModel:
         """Register a concrete model under its public ``name`` (``class M(YieldModel, name="m")``)."""
         super().__init_subclass__(**kwargs)
         cls.model_name = name
-        if name is None:
-            return
-        known = _REGISTRY.get(name)
-        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise YieldkitValueError(f"A yield model named {name!r} is already registered ({known.__qualname__}).")
-        _REGISTRY[name] = cls
+        if name is not None:
+            register_model(name, cls)
 
     def __init__(self, *, conf_level: float = 0.95, ci_method: str = "auto", fit_y0: bool = True,
                  n_boot: int = 200, random_state: Any = None) -> None:
@@ -515,7 +486,8 @@ class YieldModel:
             return f"{name}({hyper})"
         est = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
         what = f"{self.n_obs_:,} dies" if self.route_ != "die-size" else f"{self.n_obs_:,} dies of {len(self._cells_or_empty())} products"
-        return f"<{name}: {est}; fitted on {what} by the {self.route_} route, pooling={self.pooling_}>"
+        formula = f"; {self._formula}" if self._formula else ""
+        return f"<{name}: {est}; fitted on {what} by the {self.route_} route, pooling={self.pooling_}{formula}>"
 
     def _cells_or_empty(self):
         c = getattr(self, "_cells", None)

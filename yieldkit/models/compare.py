@@ -15,7 +15,8 @@ from scipy import stats
 from .._validation import check_choice
 from ..errors import YieldkitValueError
 from ..results import TableResult
-from .base import YieldModel, model_class
+from .base import YieldModel
+from .registry import model_class
 
 __all__ = ["MODEL_NAMES", "ROUTES", "ModelComparison", "compare_models", "make_model"]
 

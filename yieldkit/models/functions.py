@@ -57,6 +57,16 @@ def _out(x: np.ndarray):
     return float(x) if x.ndim == 0 else x
 
 
+def _lam(d0, area, where: str) -> np.ndarray:
+    """Mean defects per die ``lam = d0 * area`` from the checked arguments."""
+    return as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
+
+
+def _yield_from_log(log_p0, y0, where: str):
+    """``y0 * exp(log_p0)`` with ``y0`` checked, as a float or an array."""
+    return _out(as_yield_fraction(y0, "y0", where) * np.exp(log_p0))
+
+
 def _log_target(yield_, y0, where: str) -> np.ndarray:
     """log(yield_/y0) <= 0, validated."""
     y = np.asarray(yield_, dtype=float)
@@ -158,8 +168,8 @@ def poisson_yield(d0, area, y0=1.0):
     0.606531
     """
     where = "poisson_yield"
-    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
-    return _out(as_yield_fraction(y0, "y0", where) * np.exp(_log_poisson(lam)))
+    lam = _lam(d0, area, where)
+    return _yield_from_log(_log_poisson(lam), y0, where)
 
 
 def negative_binomial_yield(d0, area, cluster_alpha, y0=1.0):
@@ -208,9 +218,9 @@ def negative_binomial_yield(d0, area, cluster_alpha, y0=1.0):
     True
     """
     where = "negative_binomial_yield"
-    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
+    lam = _lam(d0, area, where)
     a = as_positive(cluster_alpha, "cluster_alpha", where, allow_inf=True)
-    return _out(as_yield_fraction(y0, "y0", where) * np.exp(_log_nb(lam, a)))
+    return _yield_from_log(_log_nb(lam, a), y0, where)
 
 
 def murphy_yield(d0, area, kind: str = "triangular", y0=1.0):
@@ -262,8 +272,8 @@ def murphy_yield(d0, area, kind: str = "triangular", y0=1.0):
     """
     where = "murphy_yield"
     _check_kind(kind, where)
-    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
-    return _out(as_yield_fraction(y0, "y0", where) * np.exp(_log_murphy(lam, kind)))
+    lam = _lam(d0, area, where)
+    return _yield_from_log(_log_murphy(lam, kind), y0, where)
 
 
 def seeds_yield(d0, area, y0=1.0):
@@ -300,8 +310,8 @@ def seeds_yield(d0, area, y0=1.0):
     0.5
     """
     where = "seeds_yield"
-    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
-    return _out(as_yield_fraction(y0, "y0", where) * np.exp(_log_seeds(lam)))
+    lam = _lam(d0, area, where)
+    return _yield_from_log(_log_seeds(lam), y0, where)
 
 
 def bose_einstein_yield(d0, area, n_layers, y0=1.0):
@@ -340,9 +350,9 @@ def bose_einstein_yield(d0, area, n_layers, y0=1.0):
     0.64
     """
     where = "bose_einstein_yield"
-    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
+    lam = _lam(d0, area, where)
     n = as_positive(n_layers, "n_layers", where)
-    return _out(as_yield_fraction(y0, "y0", where) * np.exp(_log_bose_einstein(lam, n)))
+    return _yield_from_log(_log_bose_einstein(lam, n), y0, where)
 
 
 def price_yield(d0_per_layer, area, y0=1.0):
@@ -377,7 +387,7 @@ def price_yield(d0_per_layer, area, y0=1.0):
     d = np.atleast_1d(as_nonnegative(d0_per_layer, "d0_per_layer", where))
     a = as_nonnegative(area, "area", where)
     logy = -np.log1p(np.expand_dims(a, -1) * d).sum(axis=-1)
-    return _out(as_yield_fraction(y0, "y0", where) * np.exp(logy))
+    return _yield_from_log(logy, y0, where)
 
 
 def moore_yield(d0, area, y0=1.0):
@@ -413,8 +423,8 @@ def moore_yield(d0, area, y0=1.0):
     0.135335
     """
     where = "moore_yield"
-    lam = as_nonnegative(d0, "d0", where) * as_nonnegative(area, "area", where)
-    return _out(as_yield_fraction(y0, "y0", where) * np.exp(-np.sqrt(lam)))
+    lam = _lam(d0, area, where)
+    return _yield_from_log(-np.sqrt(lam), y0, where)
 
 
 # ------------------------------------------------------------------------ inverses

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._deprecation import renamed_kwargs
 from ..errors import SchemaError
 from ._mpl import get_ax, legend, set_title
 from .wafermap import _wafer_outline, plot_wafer_map
@@ -19,7 +20,8 @@ from .wafermap import _wafer_outline, plot_wafer_map
 __all__ = ["plot_defect_kde", "plot_defect_scatter", "plot_radial_profile", "plot_stacked_map"]
 
 
-def plot_stacked_map(stack: pd.DataFrame, *, value: str = "fail_rate", layout: Any = None, ax: Any = None,
+@renamed_kwargs(value="value_col")
+def plot_stacked_map(stack: pd.DataFrame, *, value_col: str = "fail_rate", layout: Any = None, ax: Any = None,
                      title: str | None = None, **kwargs: Any) -> Any:
     """Draw a composite map (output of :func:`yieldkit.maps.stack_map`) with a colour bar.
 
@@ -30,11 +32,11 @@ def plot_stacked_map(stack: pd.DataFrame, *, value: str = "fail_rate", layout: A
     matplotlib Axes
         The axes drawn on; the die image (one cell per die position) is ``ax.images[-1]``.
     """
-    if value not in stack.columns:
-        raise SchemaError(f"plot_stacked_map: column {value!r} is not in the stacked map", column=value)
+    if value_col not in stack.columns:
+        raise SchemaError(f"plot_stacked_map: column {value_col!r} is not in the stacked map", column=value_col)
     if "lot_id" in stack.columns and stack["lot_id"].nunique() > 1:
         raise SchemaError("plot_stacked_map draws one composite; select one lot (or stack with level='pooled')")
-    return plot_wafer_map(stack, value="value", column=value, layout=layout, ax=ax, title=title,
+    return plot_wafer_map(stack, value="value", value_col=value_col, layout=layout, ax=ax, title=title,
                           **{"cmap": "magma_r", **kwargs})
 
 
@@ -72,7 +74,8 @@ def plot_radial_profile(profile: pd.DataFrame, *, ax: Any = None, label: str | N
     return ax
 
 
-def plot_defect_scatter(defects: pd.DataFrame, layout: Any, *, hue: str | None = "defect_class", ax: Any = None,
+@renamed_kwargs(hue="hue_col")
+def plot_defect_scatter(defects: pd.DataFrame, layout: Any, *, hue_col: str | None = "defect_class", ax: Any = None,
                         title: str | None = None, grid: bool = True, s: float = 4.0, **kwargs: Any) -> Any:
     """Defect positions over the die grid, with the wafer outline, notch and edge-exclusion ring.
 
@@ -81,7 +84,7 @@ def plot_defect_scatter(defects: pd.DataFrame, layout: Any, *, hue: str | None =
     defects : DataFrame
         Defects with ``x_um``, ``y_um`` [um] (one wafer, or several to overlay).
     layout : WaferLayout
-    hue : str, optional
+    hue_col : str, optional
         Categorical column colouring the points (``defect_class``, ``cluster_shape``...).
     grid : bool
         Draw the on-wafer die outlines (rectangles at the layout's die pitch).
@@ -109,8 +112,8 @@ def plot_defect_scatter(defects: pd.DataFrame, layout: Any, *, hue: str | None =
     x = defects["x_um"].to_numpy(dtype="float64", na_value=np.nan)
     y = defects["y_um"].to_numpy(dtype="float64", na_value=np.nan)
     drawn = []
-    if hue is not None and hue in defects.columns:
-        cats = defects[hue].astype(str).to_numpy()
+    if hue_col is not None and hue_col in defects.columns:
+        cats = defects[hue_col].astype(str).to_numpy()
         for c in sorted(set(cats)):
             m = cats == c
             drawn.append(ax.scatter(x[m], y[m], **{"s": s, "label": f"{c} ({int(m.sum())})", "lw": 0, **kwargs}))

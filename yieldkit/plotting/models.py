@@ -11,6 +11,11 @@ from ._mpl import get_ax
 __all__ = ["plot_count_fit", "plot_die_size_fit", "plot_fit", "plot_window_fit"]
 
 
+def _models_and_axes(models: Any, ax: Any) -> tuple[list[Any], Any]:
+    """One fitted model or several as a list, and the axes to draw on (a new figure when None)."""
+    return (list(models) if isinstance(models, (list, tuple)) else [models]), get_ax(ax, figsize=(6.0, 4.0))
+
+
 def plot_count_fit(models: Any, *, ax: Any = None, max_count: int | None = None, **kwargs: Any) -> Any:
     """Observed frequencies of per-die defect counts (bars) and each model's fitted frequencies.
 
@@ -31,8 +36,7 @@ def plot_count_fit(models: Any, *, ax: Any = None, max_count: int | None = None,
     """
     from ..models.dispersion import count_goodness_of_fit
 
-    models = list(models) if isinstance(models, (list, tuple)) else [models]
-    ax = get_ax(ax, figsize=(6.0, 4.0))
+    models, ax = _models_and_axes(models, ax)
     first = models[0]
     table = count_goodness_of_fit(first, min_expected=0.0).table  # one class per count 0..max: nothing merged
     kmax = int(min(len(table) - 1, 30 if max_count is None else max_count))
@@ -60,8 +64,7 @@ def plot_window_fit(models: Any, *, ax: Any = None, **kwargs: Any) -> Any:
     -------
     matplotlib Axes
     """
-    models = list(models) if isinstance(models, (list, tuple)) else [models]
-    ax = get_ax(ax, figsize=(6.0, 4.0))
+    models, ax = _models_and_axes(models, ax)
     t = models[0].block_table_
     ok = t["n_good"] > 0
     ax.plot(t.loc[ok, "block_area_cm2"], np.log(t.loc[ok, "block_yield"]), "ks", label="blocks")
@@ -86,8 +89,7 @@ def plot_die_size_fit(models: Any, table: Any, *, ax: Any = None, area_col: str 
     -------
     matplotlib Axes
     """
-    models = list(models) if isinstance(models, (list, tuple)) else [models]
-    ax = get_ax(ax, figsize=(6.0, 4.0))
+    models, ax = _models_and_axes(models, ax)
     a = table[area_col].to_numpy(float)
     y = table[good_col].to_numpy(float) / table[tested_col].to_numpy(float)
     ax.plot(a, y, "ks", label="products")

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._deprecation import renamed_kwargs
 from ..errors import SchemaError
 from ._mpl import get_ax, legend, set_title
 
@@ -26,11 +27,12 @@ def _ranking_column(table: pd.DataFrame) -> str:
     return "count"
 
 
+@renamed_kwargs(value="value_col", label="label_col")
 def plot_pareto(
     table: pd.DataFrame,
     *,
-    value: str | None = None,
-    label: str | None = None,
+    value_col: str | None = None,
+    label_col: str | None = None,
     ax: Any = None,
     title: str | None = None,
     marker: float = 0.8,
@@ -41,12 +43,12 @@ def plot_pareto(
     Parameters
     ----------
     table : DataFrame
-        One Pareto (a single group), ranked: ``category``, the ``value`` column and
+        One Pareto (a single group), ranked: ``category``, the ``value_col`` column and
         ``cum_share``.
-    value : str, optional
+    value_col : str, optional
         Bar height column; default the ranking weight the table was made with (``count``,
         ``impact`` or ``density``: the column whose shares are the table's ``share``).
-    label : str, optional
+    label_col : str, optional
         Column of bar labels; default ``category`` with ``name`` appended when present.
     ax : matplotlib Axes, optional
     title : str, optional
@@ -60,24 +62,24 @@ def plot_pareto(
     matplotlib Axes
         The bar axes. The cumulative line ([%]) is on its twin axes, ``ax.cumulative_ax``.
     """
-    if value is None:
-        value = _ranking_column(table)
-    missing = [c for c in ("category", value, "cum_share") if c not in table.columns]
+    if value_col is None:
+        value_col = _ranking_column(table)
+    missing = [c for c in ("category", value_col, "cum_share") if c not in table.columns]
     if missing:
         raise SchemaError(f"plot_pareto needs a Pareto table with column(s) {missing}.", column=missing[0])
     ax = get_ax(ax, figsize=(6.0, 3.6))
-    if label is not None:
-        labels = table[label].astype(str).to_numpy()
+    if label_col is not None:
+        labels = table[label_col].astype(str).to_numpy()
     elif "name" in table.columns:
         labels = (table["category"].astype(str) + " " + table["name"].fillna("").astype(str)).str.strip().to_numpy()
     else:
         labels = table["category"].astype(str).to_numpy()
     x = np.arange(len(table))
-    heights = table[value].to_numpy(dtype=float)
+    heights = table[value_col].to_numpy(dtype=float)
     ax.bar(x, heights, **{"color": "#1f77b4", "edgecolor": "white", **kwargs})
     ax.set_xticks(x)
     ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8, parse_math=False)
-    ax.set_ylabel(value.replace("_", " "), parse_math=False)
+    ax.set_ylabel(value_col.replace("_", " "), parse_math=False)
     ax.set_xlim(-0.6, len(table) - 0.4)
     ax2 = ax.twinx()
     ax2.plot(x, 100 * table["cum_share"].to_numpy(dtype=float), color="#d62728", marker="o", ms=3, lw=1.2)

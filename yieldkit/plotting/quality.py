@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._deprecation import renamed_kwargs
 from ..errors import NotFittedError, SchemaError
 from ._mpl import get_ax, set_title
 
@@ -15,10 +16,11 @@ __all__ = ["plot_defect_level", "plot_fallout"]
 _MODEL_NAMES = {"wb": "Williams-Brown", "asa": "Agrawal-Seth-Agrawal", "nb": "negative binomial"}
 
 
+@renamed_kwargs(value="value_col")
 def plot_defect_level(
     table: pd.DataFrame,
     *,
-    value: str = "dppm",
+    value_col: str = "dppm",
     ax: Any = None,
     logy: bool = True,
     title: str | None = None,
@@ -29,11 +31,11 @@ def plot_defect_level(
     Parameters
     ----------
     table : pandas.DataFrame
-        Tidy table with ``coverage``, ``yield``, the ``value`` column and optionally ``model``,
+        Tidy table with ``coverage``, ``yield``, the ``value_col`` column and optionally ``model``,
         e.g. from :func:`yieldkit.quality.dppm_table`. Rows with ``ci_lower``/``ci_upper``
-        (in the units of ``defect_level``) get a shaded band when ``value`` is ``"dppm"`` or
+        (in the units of ``defect_level``) get a shaded band when ``value_col`` is ``"dppm"`` or
         ``"defect_level"``.
-    value : {"dppm", "defect_level"}, default "dppm"
+    value_col : {"dppm", "defect_level"}, default "dppm"
         What to draw on the y axis [parts per million or -].
     ax : matplotlib Axes, optional
         Where to draw; a new figure when None.
@@ -53,14 +55,14 @@ def plot_defect_level(
     SchemaError
         If a needed column is missing.
     """
-    missing = [c for c in ("coverage", "yield", value) if c not in table.columns]
+    missing = [c for c in ("coverage", "yield", value_col) if c not in table.columns]
     if missing:
         raise SchemaError(f"plot_defect_level needs column(s) {missing}. Found {list(table.columns)}.",
                           column=missing[0])
     ax = get_ax(ax, figsize=(5.5, 4.0))
     keys = ["model", "yield"] if "model" in table.columns else ["yield"]
     several_models = "model" in table.columns and table["model"].nunique() > 1
-    scale = 1e6 if value == "dppm" else 1.0
+    scale = 1e6 if value_col == "dppm" else 1.0
     for key, group in table.sort_values("coverage").groupby(keys, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         y_val = key[-1]
@@ -68,18 +70,18 @@ def plot_defect_level(
         if several_models:
             label = f"{_MODEL_NAMES.get(key[0], key[0])}, {label}"
         x = group["coverage"].to_numpy(dtype=float)
-        v = group[value].to_numpy(dtype=float)
+        v = group[value_col].to_numpy(dtype=float)
         if logy:
             v = np.where(v > 0, v, np.nan)
         (line,) = ax.plot(x, v, **{"label": label, **kwargs})
-        if {"ci_lower", "ci_upper"} <= set(group.columns) and value in ("dppm", "defect_level"):
+        if {"ci_lower", "ci_upper"} <= set(group.columns) and value_col in ("dppm", "defect_level"):
             lo = group["ci_lower"].to_numpy(dtype=float) * scale
             hi = group["ci_upper"].to_numpy(dtype=float) * scale
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("fault coverage T [-]")
-    ax.set_ylabel("defect level [DPPM]" if value == "dppm" else "defect level [-]")
+    ax.set_ylabel("defect level [DPPM]" if value_col == "dppm" else "defect level [-]")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     set_title(ax, title)

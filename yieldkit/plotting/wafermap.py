@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._deprecation import renamed_kwargs
 from ..errors import SchemaError, check_choice
 from ._mpl import get_ax, set_title
 from ._mpl import legend as _legend
@@ -73,7 +74,7 @@ class WaferMapDisplay:
         Dies per category (shown in the legend).
     layout : WaferLayout, optional
         Known geometry: draws the outline, notch and edge exclusion; ticks in mm.
-    column : str, optional
+    value_col : str, optional
         Name of the value (colour-bar label) of a value map.
     title : str, optional
         Drawn as given (no mathtext).
@@ -94,9 +95,10 @@ class WaferMapDisplay:
     True
     """
 
+    @renamed_kwargs(column="value_col")
     def __init__(self, grid: np.ndarray, extent: tuple[float, float, float, float], *,
                  labels: Sequence[str] | None = None, colours: Sequence[str] | None = None,
-                 counts: Sequence[int] | None = None, layout: Any = None, column: str | None = None,
+                 counts: Sequence[int] | None = None, layout: Any = None, value_col: str | None = None,
                  title: str | None = None) -> None:
         self.grid = np.asarray(grid, dtype=float)
         self.extent = tuple(float(v) for v in extent)
@@ -104,7 +106,7 @@ class WaferMapDisplay:
         self.colours = None if colours is None else list(colours)
         self.counts = None if counts is None else [int(c) for c in counts]
         self.layout = layout
-        self.column = column
+        self.value_col = value_col
         self.title = title
 
     @property
@@ -113,9 +115,10 @@ class WaferMapDisplay:
         return self.labels is not None
 
     @classmethod
+    @renamed_kwargs(column="value_col")
     def from_dies(cls, dies: pd.DataFrame, *, value: str = "bin", layout: Any = None,
                   bin_names: Mapping[int, str] | None = None, bin_labels: Mapping[int, str] | None = None,
-                  column: str | None = None, title: str | None = None, ax: Any = None, legend: bool = True,
+                  value_col: str | None = None, title: str | None = None, ax: Any = None, legend: bool = True,
                   **kwargs: Any) -> WaferMapDisplay:
         """Compute the map of one wafer's dies (final result per die), then plot it.
 
@@ -125,7 +128,7 @@ class WaferMapDisplay:
             One wafer's dies, with ``hbin``/``passed`` or the value column.
         value : {"bin", "pass", "value"}
             Categorical bins (legend with bin labels, names and counts; distinct colours for
-            distinct bins, greens for pass bins), pass/fail, or a per-die ``column`` with a
+            distinct bins, greens for pass bins), pass/fail, or a per-die ``value_col`` with a
             colour bar.
         layout : WaferLayout, optional
             Places the dies in the wafer frame at the real die pitch, with outline, notch and
@@ -135,7 +138,7 @@ class WaferMapDisplay:
         bin_labels : mapping, optional
             Hard bin -> its code as text (e.g. ``"0x1F"`` as a file writes it); default the
             decimal bin number.
-        column : str, optional
+        value_col : str, optional
             Column for ``value="value"`` (e.g. ``n_defects``, ``density_per_cm2``).
         title : str, optional
         ax, legend, **kwargs
@@ -155,20 +158,20 @@ class WaferMapDisplay:
 
             dies = final_results(dies)
         disp = cls._compute(dies, value=value, layout=layout, bin_names=bin_names, bin_labels=bin_labels,
-                            column=column, title=title)
+                            value_col=value_col, title=title)
         return disp.plot(ax=ax, legend=legend, **kwargs)
 
     @classmethod
     def _compute(cls, dies: pd.DataFrame, *, value: str, layout: Any, bin_names: Mapping[int, str] | None,
-                 bin_labels: Mapping[int, str] | None, column: str | None, title: str | None) -> WaferMapDisplay:
+                 bin_labels: Mapping[int, str] | None, value_col: str | None, title: str | None) -> WaferMapDisplay:
         check_choice(value, ("bin", "pass", "value"), name="value", where="WaferMapDisplay")
         if len(dies) == 0:
             raise SchemaError("a wafer map needs at least one die")
         labels = colours = counts = None
         if value == "value":
-            if column is None or column not in dies.columns:
-                raise SchemaError(f"a wafer map with value='value' needs column= naming a column; got {column!r}")
-            grid, (xmin, xmax, ymin, ymax) = die_grid(dies, dies[column].to_numpy(dtype=float))
+            if value_col is None or value_col not in dies.columns:
+                raise SchemaError(f"a wafer map with value='value' needs value_col= naming a column; got {value_col!r}")
+            grid, (xmin, xmax, ymin, ymax) = die_grid(dies, dies[value_col].to_numpy(dtype=float))
         else:
             if value == "pass":
                 codes = np.where(dies["passed"].to_numpy(dtype=bool), 0, 1)
@@ -195,10 +198,10 @@ class WaferMapDisplay:
             extent = (x0 + xmin * w, x0 + (xmax + 1) * w, y0 + ymin * h, y0 + (ymax + 1) * h)
         else:
             extent = (xmin - 0.5, xmax + 0.5, ymin - 0.5, ymax + 0.5)
-        return cls(grid, extent, labels=labels, colours=colours, counts=counts, layout=layout, column=column,
+        return cls(grid, extent, labels=labels, colours=colours, counts=counts, layout=layout, value_col=value_col,
                    title=title)
 
-    def plot(self, ax: Any = None, *, legend: bool = True, **kwargs: Any) -> WaferMapDisplay:
+    def plot(self, *, ax: Any = None, legend: bool = True, **kwargs: Any) -> WaferMapDisplay:
         """Draw on ``ax`` (a new figure when None); ``kwargs`` go to ``ax.imshow``. Return self."""
         from matplotlib.colors import ListedColormap
         from matplotlib.patches import Patch
@@ -221,7 +224,7 @@ class WaferMapDisplay:
         colorbar = leg = None
         if not self.categorical:
             colorbar = ax.figure.colorbar(img, ax=ax, shrink=0.8)
-            colorbar.set_label(str(self.column or ""), parse_math=False)
+            colorbar.set_label(str(self.value_col or ""), parse_math=False)
         elif legend:
             assert self.colours is not None and self.labels is not None and self.counts is not None
             handles = [Patch(color=self.colours[i], label=f"{self.labels[i]} ({self.counts[i]})")
@@ -238,6 +241,7 @@ class WaferMapDisplay:
         return self
 
 
+@renamed_kwargs(column="value_col")
 def plot_wafer_map(
     dies: pd.DataFrame,
     *,
@@ -245,7 +249,7 @@ def plot_wafer_map(
     layout: Any = None,
     bin_names: Mapping[int, str] | None = None,
     bin_labels: Mapping[int, str] | None = None,
-    column: str | None = None,
+    value_col: str | None = None,
     ax: Any = None,
     title: str | None = None,
     legend: bool = True,
@@ -262,7 +266,7 @@ def plot_wafer_map(
         The axes drawn on; the die image is ``ax.images[-1]``.
     """
     disp = WaferMapDisplay._compute(dies, value=value, layout=layout, bin_names=bin_names, bin_labels=bin_labels,
-                                    column=column, title=title)
+                                    value_col=value_col, title=title)
     return disp.plot(ax=ax, legend=legend, **kwargs).ax_
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from .._deprecation import renamed_kwargs
+from .._validation import as_fraction, check_conf_level, out
 from ..errors import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -30,8 +31,8 @@ from ..errors import (
 )
 from ..models._likelihood import numerical_hessian
 from ..results import TableResult
-from ._checks import as_fraction, check_conf_level, out
 from .models import (
+    _defect_level_columns,
     agrawal_seth_agrawal,
     negative_binomial_defect_level,
     negative_binomial_fallout,
@@ -300,12 +301,13 @@ class FalloutFit:
         return -float(terms.sum())
 
     # -- fitting ---------------------------------------------------------------------------
+    @renamed_kwargs(coverage="coverage_col", fail_fraction="fail_fraction_col")
     def fit(
         self,
         curve: FalloutCurve | pd.DataFrame,
         *,
-        coverage: str = "coverage",
-        fail_fraction: str = "fail_fraction",
+        coverage_col: str = "coverage",
+        fail_fraction_col: str = "fail_fraction",
         n_tested: int | None = None,
     ) -> FalloutFit:
         """Fit the model to a fallout curve.
@@ -316,7 +318,7 @@ class FalloutFit:
             Points of the curve, e.g. from :func:`fallout_curve` (or its table): cumulative coverage [1]
             (strictly increasing, in (0, 1]) and cumulative fail fraction [1] (non-decreasing,
             in [0, 1]).
-        coverage, fail_fraction : str
+        coverage_col, fail_fraction_col : str
             Column names.
         n_tested : int, optional
             Number of dies behind the curve; defaults to the ``n_tested`` column when present.
@@ -339,14 +341,14 @@ class FalloutFit:
             curve = curve.table
         check_choice(self.model, tuple(self._PARAMS), name="model", where="FalloutFit")
         level = check_conf_level(self.conf_level, "FalloutFit")
-        missing = [c for c in (coverage, fail_fraction) if c not in curve.columns]
+        missing = [c for c in (coverage_col, fail_fraction_col) if c not in curve.columns]
         if missing:
             raise SchemaError(
                 f"The 'curve' table of {where} lacks column(s) {missing}. Found {list(curve.columns)}.",
                 column=missing[0],
             )
-        t = as_fraction(curve[coverage].to_numpy(dtype=np.float64), "coverage", where)
-        f = as_fraction(curve[fail_fraction].to_numpy(dtype=np.float64), "fail_fraction", where)
+        t = as_fraction(curve[coverage_col].to_numpy(dtype=np.float64), "coverage", where)
+        f = as_fraction(curve[fail_fraction_col].to_numpy(dtype=np.float64), "fail_fraction", where)
         if t.size < 2 or np.any(t <= 0.0) or np.any(np.diff(t) <= 0.0):
             raise YieldkitValueError(
                 f"The 'coverage' argument of {where} must hold at least two strictly increasing values in (0, 1]. "
@@ -523,17 +525,7 @@ class FalloutFit:
             half = z * np.sqrt(var)
             lower = np.where(dl <= 0.0, 0.0, special.expit(centre - half))
             upper = np.where(dl <= 0.0, 0.0, special.expit(centre + half))
-        return pd.DataFrame(
-            {
-                "coverage": t,
-                "defect_level": dl,
-                "ci_lower": lower,
-                "ci_upper": upper,
-                "dppm": 1e6 * dl,
-                "dppm_lower": 1e6 * lower,
-                "dppm_upper": 1e6 * upper,
-            }
-        )
+        return pd.DataFrame({"coverage": t, **_defect_level_columns(dl, lower, upper)})
 
     def _natural_j(self, j: int, x: float) -> float:
         if not np.isfinite(x):

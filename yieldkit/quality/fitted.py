@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from .._validation import as_fraction, as_positive, check_conf_level
 from ..errors import ConvergenceWarning, YieldkitValueError, check_choice
-from ._checks import as_fraction, as_positive, check_conf_level
-from .models import _nb_log_pass_ratio
+from .models import _defect_level_columns, _nb_log_pass_ratio
 
 __all__ = ["defect_level"]
 
@@ -258,12 +258,7 @@ def defect_level(
             "yield": np.exp(log_y0 + u + log_pass),
             "shipped_fraction": shipped,
             "fallout": 1.0 - shipped,
-            "defect_level": dl,
-            "ci_lower": lower,
-            "ci_upper": upper,
-            "dppm": 1e6 * dl,
-            "dppm_lower": 1e6 * lower,
-            "dppm_upper": 1e6 * upper,
+            **_defect_level_columns(dl, lower, upper),
         }
     )
     return res

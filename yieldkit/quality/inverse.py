@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from .._validation import as_at_least, as_fraction, as_nonnegative, as_positive, out
 from ..errors import YieldkitValueError, check_choice
 from ..results import TableResult
-from ._checks import as_at_least, as_fraction, as_nonnegative, as_positive, out
 from .models import MODELS, mean_faults_from_yield
 
 __all__ = ["CoverageRequirement", "required_coverage"]

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._validation import as_at_least, as_fraction, as_nonnegative, as_positive, out
 from ..errors import YieldkitValueError, check_choice
-from ._checks import as_at_least, as_fraction, as_nonnegative, as_positive, out
 
 __all__ = [
     "MODELS",
@@ -53,6 +53,13 @@ __all__ = [
 #: Short names of the defect-level models, as used by ``model=`` arguments and the CLI.
 MODELS = ("wb", "asa", "nb")
 
+
+
+def _defect_level_columns(dl: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> dict[str, np.ndarray]:
+    """The defect-level columns of a result table: ``defect_level``, ``ci_lower``, ``ci_upper`` [1]
+    and the same in parts per million, ``dppm``, ``dppm_lower``, ``dppm_upper``."""
+    return {"defect_level": dl, "ci_lower": lower, "ci_upper": upper,
+            "dppm": 1e6 * dl, "dppm_lower": 1e6 * lower, "dppm_upper": 1e6 * upper}
 
 def williams_brown(yield_: Any, coverage: Any) -> Any:
     """Defect level of Williams and Brown: DL = 1 - Y^(1 - T).

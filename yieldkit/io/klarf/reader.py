@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from ...errors import DataQualityWarning, InputNotFoundError, ParseError
 from ...frame import ANGLE_WORDS, Orientation, assume, cannot_honour, grid_to_wafer_frame, to_wafer_frame
 from ...layout import WaferLayout
-from ...schema import UNCLASSIFIED, validate_defects, validate_wafers
+from ...schema import STRING, UNCLASSIFIED, validate_defects, validate_wafers
 from .parse12 import parse_12
 from .parse18 import parse_18
 from .statements import RawFile, RawWafer
@@ -36,8 +36,6 @@ from .statements import RawFile, RawWafer
 log = logging.getLogger(__name__)
 
 __all__ = ["KlarfData", "parse_klarf_text", "read_klarf"]
-
-STRING = pd.StringDtype("pyarrow")
 
 #: KLARF 1.8 gives the mark location as an angle [deg]
 _ANGLES = {str(a): w for a, w in ANGLE_WORDS.items()}

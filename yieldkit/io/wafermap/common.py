@@ -26,14 +26,13 @@ import pandas as pd
 from ...errors import InputNotFoundError, ParseError, SchemaError
 from ...frame import Orientation, assume, cannot_honour, mark_angle, to_wafer_frame
 from ...layout import WaferLayout
-from ...schema import validate_dies
+from ...schema import STRING, validate_dies
 from ..registry import head_text, reader_of, sniff_format
 
 log = logging.getLogger(__name__)
 
 __all__ = ["MapData", "read_map", "xml_root"]
 
-STRING = pd.StringDtype("pyarrow")
 
 @dataclass
 class MapData:
