@@ -34,19 +34,20 @@ def test_e142_sample_matches_declared_bin_counts(shared_samples: Path) -> None:
         declared = {c: int(n) for c, n in re.findall(r'BinCode="(\w+)" BinCount="(\d+)"', block)}
         sub = m.dies[m.dies.wafer_id == wafer]
         got = sub["bin_code"].value_counts()
-        assert got.to_dict() == raw.drop("00").to_dict()
+        # "00" is the NullBin, "50" the reference dies (BinDescription "reference die"): sites, not dies
+        assert got.to_dict() == raw.drop(["00", "50"]).to_dict()
         for code, n in declared.items():
             if code == "00":  # the NullBin: not dies, but counted in the header
                 assert m.metadata[("G6P139.14", wafer)]["null_count"] == n
+            elif code == "50":
+                assert m.metadata[("G6P139.14", wafer)]["untested"] == {"50": n}
             else:
                 assert got.get(code, 0) == n
         assert (sub["hbin"] == sub["bin_code"].map(lambda c: int(c, 16))).all()
         assert sub.loc[sub.hbin == 1, "passed"].all() and not sub.loc[sub.hbin != 1, "passed"].any()
     lay = m.layouts[("G6P139.14", "G6P139-07B7")]
     assert lay.die_pitch_um == (3900.0, 3000.0)
-    # the reference devices (6, 50) of the file are 1-based lower-left coordinates of bin-50 cells
-    refs = m.dies[(m.dies.wafer_id == "G6P139-07B7") & (m.dies.bin_code == "50")]
-    assert (5, 49) in set(zip(refs.die_x, refs.die_y))
+    assert not (m.dies.bin_code == "50").any()
     assert ("+006", "+050") in m.metadata[("G6P139.14", "G6P139-07B7")]["ReferenceDevices"]
 
 
@@ -101,8 +102,10 @@ def test_coordinate_list_matches_sinf(shared_samples: Path) -> None:
     assert co.format == "coord"
     lines = (shared_samples / "coord" / "S1M040120B_B004549_01.WaferMap").read_text().split("[MAP]:")[1]
     tally = re.findall(r"^\s*-?\d+\s+-?\d+\s+(\d+)", lines, re.M)
-    assert len(co.dies) == len(tally)
-    tested = co.dies[co.dies.hbin != 257]
+    # bin 257 marks edge sites that are not tested: not dies, counted in the metadata
+    assert len(co.dies) == len(tally) - tally.count("257") == 979
+    assert co.metadata[("B004549", "01")]["untested"] == {"257": tally.count("257")}
+    tested = co.dies
     # same wafer: the grids agree once both are re-based on the tested dies
     t = tested.assign(die_x=tested.die_x - tested.die_x.min(), die_y=tested.die_y - tested.die_y.min())
     s = sinf.dies.assign(die_x=sinf.dies.die_x - sinf.dies.die_x.min(), die_y=sinf.dies.die_y - sinf.dies.die_y.min())
@@ -438,3 +441,69 @@ def test_xml_map_without_wafer_size_takes_the_grid_diagonal(tmp_path: Path) -> N
     p.write_text(p.read_text().replace(' WaferSize="100.0"', ""))
     back = read_map(p).layouts[("L", "1")]
     assert back.diameter_mm == pytest.approx(np.hypot(3 * 4000.0, 2 * 3000.0) / 1000.0)
+
+
+# -- untested sites and the totals a file states --------------------------------------------------
+@pytest.mark.parametrize(("sub", "name", "n_tested", "yield_pct"), [
+    ("coord", "S1M040120B_B004549_01.WaferMap", 979, 96.53),  # trailer: Test 979 / Pass 945; bin 257 = edge
+    ("ascii", "S1M040120B_B004549_01_mapEx.txt", 979, 96.53),  # header Yield 96.53%; 'S' = skipped site
+    ("sinf", "HEX_S1M040120B_B004549_01.txt", 979, 96.53),  # the SINF twin of the same wafer
+    ("ascii", "S1M032120B_B003332_01_mapEx.txt", 805, 89.94),  # header Total Tested 805, Yield 89.94%
+])
+def test_untested_sites_are_not_tested_fails(shared_samples: Path, sub: str, name: str, n_tested: int,
+                                             yield_pct: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        m = read_map(shared_samples / sub / name)
+    assert len(m.dies) == n_tested
+    assert round(100 * m.dies.passed.mean(), 2) == yield_pct
+    assert not m.dies.bin_code.isin(["S", "257"]).any()
+
+
+def test_sinf_uninspected_edge_and_reference_codes_are_sites(tmp_path: Path) -> None:
+    """SINF hex variant: '@@' uninspected, FD/FE edge, FF reference die (artwork.com SINF spec)."""
+    p = tmp_path / "s.txt"
+    p.write_text("DEVICE:D\nLOT:L\nWAFER:1\nFNLOC:180\nROWCT:2\nCOLCT:3\nBCEQU:01\n"
+                 "RowData:@@ 01 FF\nRowData:FD 02 fe\n")
+    m = read_map(p)
+    assert sorted(m.dies.hbin.tolist()) == [1, 2]
+    assert m.metadata[("L", "1")]["untested"] == {"@@": 1, "FD": 1, "FF": 1, "fe": 1}
+
+
+@pytest.mark.parametrize(("sub", "name", "old", "new", "what"), [
+    ("ascii", "S1M040120B_B004549_01_mapEx.txt", "Yield             : 96.53%", "Yield             : 97.53%",
+     r"Yield 97.53% \(the dies give 96.53 %\)"),
+    ("ascii", "S1M040120B_B004549_01_mapEx.txt", "Total Pass        : 945", "Total Pass        : 946",
+     r"Total Pass 946 \(the dies give 945\)"),
+    ("coord", "S1M040120B_B004549_01.WaferMap", "Total Prober Test Dies: 979", "Total Prober Test Dies: 981",
+     r"Total Prober Test Dies 981 \(the dies give 979\)"),
+    ("coord", "S1M040120B_B004549_01.WaferMap", "Bin(4) (20)", "Bin(4) (21)", r"bin 4 count 21 \(the map holds 20\)"),
+    ("e142", "G6P139.14-E142.xml", 'BinCode="62" BinCount="67"', 'BinCode="62" BinCount="66"',
+     r"bin 62 count 66 \(the map holds 67\)"),
+    ("g85", "SEMI_G85_1101_ALL.xml", 'BinCount="2765"', 'BinCount="2766"', r"bin 00 count 2766"),
+    ("tsk", "FMYK0-01-map.txt", 'GOOD DIES        =  1544', 'GOOD DIES        =  1543',
+     r"GOOD DIES 1543 \(the dies give 1544\)"),
+    ("ascii", "P0094B_B003332_01.txt", "Pass Die: 777", "Pass Die: 770", r"Pass Die 770"),
+    ("other", "WMAP_1HQ2WM40.01_Q2WM40-01F4_YY", "SUMPAS 10966", "SUMPAS 10967", r"SUMPAS 10967"),
+])
+def test_stated_totals_are_checked(shared_samples: Path, tmp_path: Path, sub: str, name: str, old: str, new: str,
+                                   what: str) -> None:
+    src = shared_samples / sub / name
+    raw = src.read_bytes()
+    assert old.encode() in raw
+    p = tmp_path / name
+    p.write_bytes(raw.replace(old.encode(), new.encode(), 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        read_map(src)  # the original agrees with itself
+    with pytest.warns(DataQualityWarning, match=re.escape(str(p)) + ".*the file states .*" + what):
+        read_map(p)
+
+
+def test_tsk_binary_header_totals_are_checked(shared_samples: Path, tmp_path: Path) -> None:
+    data = bytearray((shared_samples / "tsk" / "FMYK0-0129A-02").read_bytes())
+    data[212:214] = (1500).to_bytes(2, "big")  # total pass dice
+    p = tmp_path / "t"
+    p.write_bytes(bytes(data))
+    with pytest.warns(DataQualityWarning, match=r"total pass dice 1500 \(the dies give 1544\)"):
+        read_map(p, format="tsk")

@@ -8,7 +8,13 @@ the bottom of the map *as drawn with the notch at the bottom* (the wafer frame),
 0 at the lower-left cell of the array. A map whose notch/flat is elsewhere is rotated into
 that frame; the original header values (orientation, origin location, axis direction,
 reference dies) are kept in ``MapData.metadata``. Cells holding the map's null bin are not
-dies and are absent from the die table.
+dies and are absent from the die table; so are the sites a format marks as untested (skip,
+edge, reference or ink-only marks): their counts per code are kept in the wafer's metadata
+under ``"untested"`` and they never count as tested fails.
+
+Where a file states its own totals (tested and good dies, yield, per-bin counts), the parsed
+table is checked against them and a :class:`~yieldkit.errors.DataQualityWarning` names the
+file and what differs.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...errors import InputNotFoundError, ParseError, SchemaError
+from ...errors import DataQualityWarning, InputNotFoundError, ParseError, SchemaError
 from ...frame import Orientation, assume, cannot_honour, mark_angle, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import validate_dies
@@ -125,6 +132,80 @@ def grid_to_dies(grid: np.ndarray, null: set[str] | str | None) -> tuple[np.ndar
     return c.astype(np.int64), (nrows - 1 - r).astype(np.int64), grid[r, c]
 
 
+def drop_untested(ix: np.ndarray, iy: np.ndarray, code: np.ndarray, hbin: np.ndarray, untested: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Remove the sites a format marks as untested (skip, edge, reference, ink-only).
+
+    Returns the kept ``(die_x, die_y, code, hbin)`` and the count of removed sites per code.
+    """
+    untested = np.asarray(untested, bool)
+    codes = np.asarray(code, dtype=object)
+    counts = {str(c): int(k) for c, k in pd.Series(codes[untested].astype(str), dtype=object).value_counts().items()}
+    keep = ~untested
+    return (np.asarray(ix)[keep], np.asarray(iy)[keep], codes[keep], np.asarray(hbin)[keep], counts)
+
+
+#: bin descriptions of XML maps that name a site rather than a tested die
+_UNTESTED_WORDS = re.compile(r"^\s*(reference|ref\.?|skip(ped)?|edge|ink(ed)?|ink[- ]only|untested|not tested|"
+                             r"uninspected|no die|null)\b", re.I)
+
+
+def untested_bins(defs: list[dict[str, Any]]) -> set[int]:
+    """Hard bins an XML map's bin definitions describe as untested sites (reference, skip, edge,
+    ink-only, untested), never bins declared ``Pass``."""
+    return {int(d["hbin"]) for d in defs if not d.get("passed") and _UNTESTED_WORDS.match(str(d.get("description") or ""))}
+
+
+def _number(text: Any) -> tuple[float, int] | None:
+    """(value, decimals) of a stated number such as ``"96.53%"``, ``"945"``; None when it is none."""
+    m = re.search(r"[-+]?\d+(?:\.(\d+))?", str(text))
+    if m is None:
+        return None
+    return float(m.group(0)), len(m.group(1) or "")
+
+
+def check_totals(path: Any, key: tuple[str, str], hbin: np.ndarray, passed: np.ndarray, part: dict[str, Any]) -> None:
+    """Warn when the totals a file states disagree with the die table parsed from it.
+
+    ``part["declared"]`` maps ``"tested"``, ``"passed"``, ``"failed"`` and ``"yield_pct"`` to
+    ``(stated text, name in the file)``; ``part["bins"]`` may carry each bin's
+    ``declared_count``, which is compared with the dies plus the untested sites of that code.
+    """
+    diffs = []
+    n, good = len(hbin), int(np.asarray(passed, bool).sum())
+    actual = {"tested": n, "passed": good, "failed": n - good}
+    for what, (stated, name) in (part.get("declared") or {}).items():
+        num = _number(stated)
+        if num is None:
+            continue
+        value, decimals = num
+        if what == "yield_pct":
+            got = round(100.0 * good / n, decimals) if n else float("nan")
+            if not (n and abs(got - value) <= 0.5 * 10.0 ** -decimals + 1e-9):
+                diffs.append(f"{name} {str(stated).strip()} (the dies give {100.0 * good / n if n else float('nan'):.2f} %)")
+        elif int(value) != actual[what]:
+            diffs.append(f"{name} {int(value)} (the dies give {actual[what]})")
+    # hexadecimal codes are compared without case ("1f" is "1F"); character codes with it ("a" is not "A")
+    fold = str.upper if str(part.get("meta", {}).get("BinType", "")).lower().startswith("hex") else str
+    untested = {fold(str(c)): k for c, k in (part.get("meta", {}).get("untested") or {}).items()}
+    codes = np.asarray(part.get("code", []), dtype=object).astype(str)
+    if fold is str.upper and len(codes):
+        codes = np.char.upper(codes.astype("U"))
+    have = {str(c): int(k) for c, k in pd.Series(codes, dtype=object).value_counts().items()}
+    nulls = {fold(str(c)) for c in part.get("null", ()) if c is not None}
+    for b in part.get("bins", ()):
+        declared = b.get("declared_count")
+        code = fold(str(b.get("bin_code", "")))
+        if declared is None or code in nulls:
+            continue
+        got_n = have.get(code, 0) + untested.get(code, 0)
+        if int(declared) != got_n:
+            diffs.append(f"bin {b.get('bin_code')} count {int(declared)} (the map holds {got_n})")
+    if diffs:
+        warnings.warn(f"{path}: lot {key[0]!r} wafer {key[1]!r}: the file states " + "; ".join(diffs),
+                      DataQualityWarning, stacklevel=4)
+
+
 def orient(ix: np.ndarray, iy: np.ndarray, angle: Any, path: Any) -> tuple[np.ndarray, np.ndarray, int]:
     """Rotate die indices so the notch/flat at ``angle`` [deg] (0 = bottom) goes to the bottom,
     then re-base so the lower-left die cell is (0, 0)."""
@@ -177,13 +258,15 @@ def build_map(
         if good is None:
             good = {1}
             log.info("%s: wafer %r does not say which bins pass; assuming hard bin 1", path, key[1])
+        passed = np.isin(hbin, np.fromiter(good, np.int64, len(good)))
+        check_totals(path, key, hbin, passed, p)
         frames.append(pd.DataFrame({
             "lot_id": np.full(n, key[0], dtype=object),
             "wafer_id": np.full(n, key[1], dtype=object),
             "die_x": np.asarray(p["die_x"], np.int64),
             "die_y": np.asarray(p["die_y"], np.int64),
             "hbin": hbin,
-            "passed": np.isin(hbin, np.fromiter(good, np.int64, len(good))),
+            "passed": passed,
             "bin_code": np.asarray(p["code"], dtype=object).astype(str),
         }))
         wafers.append({"lot_id": key[0], "wafer_id": key[1], "product": p.get("product")})

@@ -30,6 +30,7 @@ from .common import (
     child,
     children,
     decode_codes,
+    drop_untested,
     encode,
     grid_to_dies,
     local,
@@ -37,6 +38,7 @@ from .common import (
     parse_xml,
     read_bytes,
     split_row,
+    untested_bins,
     wafer_grids,
     xml_root,
 )
@@ -163,6 +165,8 @@ def read_e142(path: str | os.PathLike[str]) -> MapData:
                 ix, iy, cells_code = grid_to_dies(grid, null)
                 form = "2DArray"
             hbin = decode_codes(cells_code, bin_type, p, "BinCode")
+            ix, iy, cells_code, hbin, untested = drop_untested(ix, iy, cells_code, hbin,
+                                                               np.isin(hbin, list(untested_bins(defs))))
             ix, iy, angle = orient(ix, iy, a.get("Orientation", "0"), p)
             refs = []
             rd_box = child(ov, "ReferenceDevices")
@@ -172,13 +176,13 @@ def read_e142(path: str | os.PathLike[str]) -> MapData:
                     refs.append((attrs(c).get("X"), attrs(c).get("Y")))
             meta = {**{f"SubstrateMap.{k}": v for k, v in a.items()}, "MapName": attrs(ov).get("MapName"),
                     "MapVersion": attrs(ov).get("MapVersion"), "BinType": bin_type, "NullBin": null,
-                    "ReferenceDevices": refs, "LowerLeft": device["lower_left"] if device else None, "form": form, "notch_deg": angle,
+                    "ReferenceDevices": refs, "untested": untested, "LowerLeft": device["lower_left"] if device else None, "form": form, "notch_deg": angle,
                     "null_count": int(sum((np.asarray(split_row(r.text or "", width)) == null).sum() for r in rows))
                     if form == "2DArray" and null else None}
             parts.append({
                 "lot_id": lots.get(sid, ""), "wafer_id": sid, "die_x": ix, "die_y": iy, "code": cells_code, "hbin": hbin,
                 "good": good if defs else None, "bins": defs, "pitch_um": pitch, "diameter_mm": diameter,
-                "product": device["product"] if device else None, "meta": meta,
+                "product": device["product"] if device else None, "meta": meta, "null": {null},
             })
             break
         else:

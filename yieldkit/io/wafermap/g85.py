@@ -24,6 +24,7 @@ from .common import (
     child,
     children,
     decode_codes,
+    drop_untested,
     encode,
     grid_to_dies,
     local,
@@ -31,6 +32,7 @@ from .common import (
     parse_xml,
     read_bytes,
     split_row,
+    untested_bins,
     wafer_grids,
     xml_root,
 )
@@ -78,6 +80,7 @@ def _one_map(m: Any, p: Path, k: int) -> dict[str, Any]:
     grid = np.array(cells, dtype=object) if cells else np.zeros((0, 0), object)
     ix, iy, cells_code = grid_to_dies(grid, null)
     hbin = decode_codes(cells_code, bin_type, p, "Row")
+    ix, iy, cells_code, hbin, untested = drop_untested(ix, iy, cells_code, hbin, np.isin(hbin, list(untested_bins(defs))))
     ix, iy, angle = orient(ix, iy, a.get("Orientation", "0"), p)
     pitch = None
     try:
@@ -91,11 +94,11 @@ def _one_map(m: Any, p: Path, k: int) -> dict[str, Any]:
     except ValueError:
         diameter = None
     meta = {**{f"Map.{k2}": v for k2, v in ma.items()}, **{f"Device.{k2}": v for k2, v in a.items()},
-            "notch_deg": angle, "null_count": int((grid == null).sum()) if null and grid.size else 0}
+            "notch_deg": angle, "untested": untested, "null_count": int((grid == null).sum()) if null and grid.size else 0}
     wafer = ma.get("WaferId") or a.get("WaferId") or str(k + 1)
     return {"lot_id": a.get("LotId") or ma.get("LotId") or "", "wafer_id": wafer, "die_x": ix, "die_y": iy,
             "code": cells_code, "hbin": hbin, "good": good if defs else None, "bins": defs, "pitch_um": pitch,
-            "diameter_mm": diameter, "product": a.get("ProductId"), "meta": meta}
+            "diameter_mm": diameter, "product": a.get("ProductId"), "meta": meta, "null": {null}}
 
 
 def read_g85(path: str | os.PathLike[str]) -> MapData:

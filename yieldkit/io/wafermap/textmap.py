@@ -4,10 +4,15 @@
   ``XDIES:``/``YDIES:`` header, then ``RowData:`` lines of bin codes; ``__``/``___`` = no die).
   Bins are hexadecimal when the codes are 2 characters wide (or hold A-F), decimal otherwise;
   ``BCEQU`` lists the good bins.
+  ``@@`` marks an uninspected die, ``FD``/``FE`` an edge die and ``FF`` a reference die
+  (hexadecimal maps): untested sites, not dies.
 * **mapEx** (``Key : value`` header with ``Map Column``/``Map Row``, then one line of
-  characters per row: ``.`` = no die, a digit or letter = the bin; bin 1 passes).
+  characters per row: ``.`` = no die, ``S`` = skipped site, a digit or letter = the bin; bin 1
+  passes; ``Total Tested``/``Total Pass``/``Total Fail``/``Yield`` are checked).
 * **Coordinate list** (``Key:value`` header, ``[MAP]:``, then ``x y bin`` per die; x grows to
-  the right and y downwards, as in the files seen -- y is flipped into the wafer frame).
+  the right and y downwards, as in the files seen -- y is flipped into the wafer frame; bin
+  257 marks an edge site that is not tested; the trailer's ``Total Prober Test/Pass Dies``
+  and per-bin counts are checked, and its ``P`` flags give the good bins).
 
 Rows are listed top row first; die indices start at 0 at the lower-left of the grid.
 """
@@ -25,7 +30,7 @@ import numpy as np
 
 from ...errors import DataQualityWarning, ParseError
 from ..registry import Format, head_text, register
-from .common import MapData, build_map, decode_codes, grid_to_dies, orient, read_bytes
+from .common import MapData, build_map, decode_codes, drop_untested, grid_to_dies, orient, read_bytes
 from .textmap_grids import FLAVOURS, flavour_of
 
 log = logging.getLogger(__name__)
@@ -92,7 +97,12 @@ def _sinf(text: str, p: Path) -> dict[str, Any]:
     hexlike = any(re.search(r"[A-Fa-f]", c) for c in set(cells.tolist()))
     bin_type = "HexaDecimal" if hexlike or lens == {2} else "Decimal"
     ix, iy, code = grid_to_dies(grid, nulls)
-    hbin = decode_codes(code, bin_type, p, "RowData")
+    untested_codes = {"@@"} | ({"FD", "FE", "FF"} if bin_type == "HexaDecimal" else set())
+    upper = np.char.upper(code.astype(str).astype("U")) if len(code) else np.zeros(0, "U2")
+    skip = np.isin(upper, list(untested_codes))
+    hbin = np.zeros(len(code), np.int64)
+    hbin[~skip] = decode_codes(code[~skip], bin_type, p, "RowData")
+    ix, iy, code, hbin, untested = drop_untested(ix, iy, code, hbin, skip)
     good_codes = header.get("BCEQU", "").split()
     good = set(decode_codes(np.array(good_codes), bin_type, p, "BCEQU").tolist()) if good_codes else None
     ix, iy, angle = orient(ix, iy, header.get("FNLOC", "0"), p)
@@ -105,7 +115,8 @@ def _sinf(text: str, p: Path) -> dict[str, Any]:
         raise ParseError("XDIES/YDIES must be numbers", path=p, record="XDIES") from None
     return {"lot_id": header.get("LOT", ""), "wafer_id": header.get("WAFER", ""), "die_x": ix, "die_y": iy,
             "code": code, "hbin": hbin, "good": good, "bins": [], "pitch_um": pitch, "diameter_mm": None,
-            "product": header.get("DEVICE"), "meta": {**header, "BinType": bin_type, "notch_deg": angle}}
+            "product": header.get("DEVICE"),
+            "meta": {**header, "BinType": bin_type, "notch_deg": angle, "untested": untested}}
 
 
 def _kv(line: str) -> tuple[str, str]:
@@ -141,7 +152,10 @@ def _mapex(text: str, p: Path) -> dict[str, Any]:
                       "using the lines as they are", DataQualityWarning, stacklevel=3)
     grid = np.array([list(r) for r in rows], dtype=object)
     ix, iy, code = grid_to_dies(grid, ".")
-    hbin = decode_codes(code, "ASCII", p, "map")
+    skip = code == "S"  # a skipped site (not probed)
+    hbin = np.zeros(len(code), np.int64)
+    hbin[~skip] = decode_codes(code[~skip], "ASCII", p, "map")
+    ix, iy, code, hbin, untested = drop_untested(ix, iy, code, hbin, skip)
     notch = header.get("flat/notch", "down").lower()
     angle = {"down": 0, "left": 90, "up": 180, "right": 270}.get(notch, 0)
     ix, iy, angle = orient(ix, iy, angle, p)
@@ -157,7 +171,11 @@ def _mapex(text: str, p: Path) -> dict[str, Any]:
         diameter = float(size.group(1)) * (25.4 if size.group(2) else 1.0)
     return {"lot_id": header.get("lot no.", header.get("lot", "")), "wafer_id": header.get("wafer id", ""),
             "die_x": ix, "die_y": iy, "code": code, "hbin": hbin, "good": {1}, "bins": [], "pitch_um": pitch,
-            "diameter_mm": diameter, "product": header.get("device name"), "meta": {**header, "notch_deg": angle}}
+            "diameter_mm": diameter, "product": header.get("device name"),
+            "meta": {**header, "notch_deg": angle, "untested": untested},
+            "declared": {k: (header[h], n) for k, h, n in (
+                ("tested", "total tested", "Total Tested"), ("passed", "total pass", "Total Pass"),
+                ("failed", "total fail", "Total Fail"), ("yield_pct", "yield", "Yield")) if header.get(h)}}
 
 
 def _coord(text: str, p: Path) -> dict[str, Any]:
@@ -171,14 +189,17 @@ def _coord(text: str, p: Path) -> dict[str, Any]:
         k += 1
     body: list[str] = []
     first = k + 2
+    end = len(lines)
     for j in range(k + 1, len(lines)):
         s = lines[j].strip()
         if not s:
             if body:
+                end = j
                 break
             first = j + 2
             continue
         body.append(s)
+    trailer = "\n".join(lines[end:])
     try:
         arr = np.array([ln.split()[:3] for ln in body], dtype=np.int64)
     except ValueError:
@@ -192,6 +213,17 @@ def _coord(text: str, p: Path) -> dict[str, Any]:
     iy = -arr[:, 1]
     ix, iy = ix - ix.min(), iy - iy.min()
     hbin = arr[:, 2]
+    ix, iy, code, hbin, untested = drop_untested(ix, iy, hbin.astype(str), hbin, hbin == 257)  # 257: edge site
+    declared: dict[str, tuple[str, str]] = {}
+    for what, word in (("tested", "Test"), ("passed", "Pass")):
+        m = re.search(rf"^\s*Total Prober {word} Dies\s*:\s*(\d+)", trailer, re.M | re.I)
+        if m:
+            declared[what] = (m.group(1), f"Total Prober {word} Dies")
+    # 'Bin(1)(945)    P,' or 'Bin  1  756,': per-bin counts, with P/F flags in the first form
+    listed = re.findall(r"Bin\s*\(?\s*(\d+)\s*\)?\s*\(?\s*(\d+)\s*\)?\s*([PF])?\s*(?:,|$)", trailer, re.M)
+    bins = [{"bin_code": b, "hbin": int(b), "description": None, "passed": q == "P", "declared_count": int(c)}
+            for b, c, q in listed]
+    flagged = {int(b) for b, _, q in listed if q == "P"}
     pitch = None
     try:
         if header.get("index x") and header.get("index y"):
@@ -203,8 +235,9 @@ def _coord(text: str, p: Path) -> dict[str, Any]:
     except ValueError:
         diameter = None
     return {"lot_id": header.get("wafer lots", ""), "wafer_id": header.get("wafer no", ""), "die_x": ix, "die_y": iy,
-            "code": hbin.astype(str), "hbin": hbin, "good": {1}, "bins": [], "pitch_um": pitch,
-            "diameter_mm": diameter, "product": header.get("product"), "meta": dict(header)}
+            "code": code, "hbin": hbin, "good": flagged or {1}, "bins": bins, "pitch_um": pitch,
+            "diameter_mm": diameter, "product": header.get("product"), "meta": {**header, "untested": untested},
+            "declared": declared}
 
 
 def _parts(text: str, p: Path) -> tuple[str, list[dict[str, Any]]]:

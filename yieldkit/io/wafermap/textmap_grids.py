@@ -86,6 +86,11 @@ def _notch(value: str) -> int:
     return 0
 
 
+def _declared(hdr: dict[str, str], keys: tuple[tuple[str, str, str], ...]) -> dict[str, tuple[str, str]]:
+    """The totals a header states: ``{what: (stated text, name in the file)}``."""
+    return {what: (hdr[key], name) for what, key, name in keys if hdr.get(key)}
+
+
 def _gtk(text: str, p: Path) -> list[dict[str, Any]]:
     lines = text.splitlines()
     k = 0
@@ -107,8 +112,10 @@ def _gtk(text: str, p: Path) -> list[dict[str, Any]]:
     ix, iy, angle = orient(ix, iy, angle, p)
     return [{"lot_id": "", "wafer_id": hdr.get("wafer_id", ""), "die_x": ix, "die_y": iy, "code": code,
              "hbin": decode_codes(code, "ASCII", p, "grid"), "good": {1}, "bins": [], "pitch_um": None,
-             "diameter_mm": None, "product": hdr.get("device_name"), "meta": {**hdr, "marks": marks,
-                                                                              "notch_deg": angle}}]
+             "diameter_mm": None, "product": hdr.get("device_name"),
+             "meta": {**hdr, "marks": marks, "untested": marks, "notch_deg": angle},
+             "declared": _declared(hdr, (("tested", "total_test", "TOTAL_TEST"), ("passed", "total_pass", "TOTAL_PASS"),
+                                         ("failed", "total_fail", "TOTAL_FAIL"), ("yield_pct", "test_yield", "TEST_YIELD")))}]
 
 
 def _notchgrid(text: str, p: Path) -> list[dict[str, Any]]:
@@ -125,7 +132,9 @@ def _notchgrid(text: str, p: Path) -> list[dict[str, Any]]:
     return [{"lot_id": hdr.get("lot id", ""), "wafer_id": hdr.get("wafer id", ""), "die_x": ix, "die_y": iy,
              "code": code, "hbin": decode_codes(code, "ASCII", p, "grid"), "good": {1}, "bins": [],
              "pitch_um": None, "diameter_mm": None, "product": hdr.get("device"),
-             "meta": {**hdr, "marks": marks, "notch_deg": angle}}]
+             "meta": {**hdr, "marks": marks, "untested": marks, "notch_deg": angle},
+             "declared": _declared(hdr, (("tested", "gross die", "Gross Die"), ("passed", "pass die", "Pass Die"),
+                                         ("failed", "fail die", "Fail Die"), ("yield_pct", "total yield", "Total Yield")))}]
 
 
 def _tsktext(text: str, p: Path) -> list[dict[str, Any]]:
@@ -177,7 +186,9 @@ def _tsktext(text: str, p: Path) -> list[dict[str, Any]]:
         diam = None
     return [{"lot_id": hdr.get("lot_id", ""), "wafer_id": hdr.get("wafer_id", ""), "die_x": ix, "die_y": iy,
              "code": code, "hbin": hbin, "good": good or None, "bins": bins, "pitch_um": pitch, "diameter_mm": diam,
-             "product": None, "meta": {**hdr, "marks": marks, "notch_deg": angle}}]
+             "product": None, "meta": {**hdr, "marks": marks, "untested": marks, "notch_deg": angle},
+             "declared": _declared(hdr, (("tested", "pdpw(total dies)", "PDPW(TOTAL DIES)"),
+                                         ("passed", "good dies", "GOOD DIES"), ("failed", "reject dies", "REJECT DIES")))}]
 
 
 def _wmap(text: str, p: Path) -> list[dict[str, Any]]:
@@ -207,7 +218,8 @@ def _wmap(text: str, p: Path) -> list[dict[str, Any]]:
                              line=n, record="MAP")
         cells.append([r[i : i + width] for i in range(0, len(r), width)])
     grid = np.array(cells, dtype=object)
-    skip = {s.strip() for s in hdr.get("SKIPDI", "").split(",") if s.strip()}
+    # SKIPDI: skip and null codes; REFBIN: the code of the reference devices
+    skip = {s.strip() for s in (hdr.get("SKIPDI", "") + "," + hdr.get("REFBIN", "")).split(",") if s.strip()}
     ix, iy, code = grid_to_dies(grid, skip)
     marks = {s: int((grid == s).sum()) for s in skip}
     good = {int(b) for b in hdr.get("PASBIN", "").replace(",", " ").split() if b.isdigit()} or None
@@ -221,7 +233,8 @@ def _wmap(text: str, p: Path) -> list[dict[str, Any]]:
     return [{"lot_id": hdr.get("LOTMEA", ""), "wafer_id": hdr.get("MAPID1", ""), "die_x": ix, "die_y": iy,
              "code": code, "hbin": decode_codes(code, bt, p, "MAP"), "good": good, "bins": [], "pitch_um": pitch,
              "diameter_mm": float(hdr["WAFDIA"]) if hdr.get("WAFDIA", "").replace(".", "").isdigit() else None,
-             "product": hdr.get("DESIGN"), "meta": {**hdr, "marks": marks, "notch_deg": angle}}]
+             "product": hdr.get("DESIGN"), "meta": {**hdr, "marks": marks, "notch_deg": angle},
+             "declared": _declared(hdr, (("passed", "SUMPAS", "SUMPAS"),))}]
 
 
 def _esc(text: str, p: Path) -> list[dict[str, Any]]:
