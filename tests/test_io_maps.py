@@ -507,3 +507,35 @@ def test_tsk_binary_header_totals_are_checked(shared_samples: Path, tmp_path: Pa
     p.write_bytes(bytes(data))
     with pytest.warns(DataQualityWarning, match=r"total pass dice 1500 \(the dies give 1544\)"):
         read_map(p, format="tsk")
+
+
+# -- missing identifiers -----------------------------------------------------------------------------
+def test_g85_without_lot_or_wafer_id_is_read(shared_samples: Path, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    text = (shared_samples / "g85" / "SEMI_G85_1101_ALL.xml").read_text()
+    p = tmp_path / "NOLOT-7.xml"
+    p.write_text(text.replace(' LotId="DEADBEEF"', "", 1))
+    with caplog.at_level("INFO", logger="yieldkit"):
+        m = read_map(p)
+    assert set(m.dies.lot_id) == {"NOLOT-7"} and set(m.dies.wafer_id) == {"ABCD123"} and len(m.dies) == 2808
+    assert any("no lot id" in r.getMessage() and r.levelname == "INFO" for r in caplog.records)
+    assert "Device.LotId" not in m.metadata[("NOLOT-7", "ABCD123")]  # the header as found
+    # no wafer id either: the slot when the file gives one, else "1"
+    p.write_text(text.replace(' LotId="DEADBEEF"', ' LotId=""', 1).replace(' WaferId="ABCD123"', ' Slot="07"', 1))
+    m = read_map(p)
+    assert (m.dies.lot_id.iloc[0], m.dies.wafer_id.iloc[0]) == ("NOLOT-7", "7")
+    assert m.metadata[("NOLOT-7", "7")]["Device.LotId"] == "" and m.metadata[("NOLOT-7", "7")]["Map.Slot"] == "07"
+    p.write_text(text.replace(' LotId="DEADBEEF"', "", 1).replace(' WaferId="ABCD123"', "", 1))
+    assert set(read_map(p).dies.wafer_id) == {"1"}
+
+
+def test_empty_ids_of_text_and_e142_maps_are_filled(shared_samples: Path, tmp_path: Path) -> None:
+    text = (shared_samples / "sinf" / "HEX_S1M040120B_B004549_01.txt").read_text()
+    p = tmp_path / "W9.txt"
+    p.write_text(text.replace("LOT:B004549", "LOT:").replace("WAFER:01", "WAFER: "))
+    m = read_map(p)
+    assert (m.dies.lot_id.iloc[0], m.dies.wafer_id.iloc[0]) == ("W9", "1")
+    e = (shared_samples / "e142" / "G6P139.14-E142.xml").read_text()
+    q = tmp_path / "E.xml"
+    q.write_text(e.replace("<LotId>G6P139.14</LotId>", "<LotId></LotId>"))
+    assert set(read_map(q).dies.lot_id) == {"E"}

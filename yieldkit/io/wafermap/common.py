@@ -231,6 +231,34 @@ def orient(ix: np.ndarray, iy: np.ndarray, angle: Any, path: Any) -> tuple[np.nd
     return nx - nx.min(), ny - ny.min(), a
 
 
+def _file_lot(path: Any) -> str:
+    """A lot id from a file name: the name without compression and format extensions."""
+    name = Path(str(path).split("!", 1)[0]).name
+    stem = re.sub(r"\.(gz|bz2|xz|zip)$", "", name, flags=re.I)
+    stem = re.sub(r"\.(xml|txt|map|e142|g85|sinf|wafermap|esc)$", "", stem, flags=re.I)
+    return stem or name
+
+
+def fill_identifiers(part: dict[str, Any], path: Any) -> None:
+    """Give a wafer without a lot or wafer id one, as the STDF reader does: the lot from the file
+    name, the wafer from its slot, else ``"1"``; the values found are kept in ``meta``."""
+    meta = part.setdefault("meta", {})
+    lot = "" if part.get("lot_id") is None else str(part["lot_id"]).strip()
+    wafer = "" if part.get("wafer_id") is None else str(part["wafer_id"]).strip()
+    if not lot:
+        meta.setdefault("lot_id_in_file", part.get("lot_id"))
+        lot = _file_lot(path)
+        assume(path, "no lot id in the file; using %r from the file name", lot)
+    if not wafer:
+        meta.setdefault("wafer_id_in_file", part.get("wafer_id"))
+        slot = next((str(v).strip() for k, v in meta.items()
+                     if str(k).rsplit(".", 1)[-1].lower() in ("slot", "slotid", "slot_id", "slotnumber")
+                     and v is not None and str(v).strip()), "")
+        wafer = slot.lstrip("0") or slot or "1"
+        assume(path, "no wafer id in the file; using %r (%s)", wafer, "its slot" if slot else "a single wafer")
+    part["lot_id"], part["wafer_id"] = lot, wafer
+
+
 def build_map(
     parts: list[dict[str, Any]],
     *,
@@ -249,6 +277,7 @@ def build_map(
     layouts: dict[tuple[str, str], WaferLayout] = {}
     metadata: dict[tuple[str, str], dict[str, Any]] = {}
     for p in parts:
+        fill_identifiers(p, path)
         key = (str(p["lot_id"]), str(p["wafer_id"]))
         if key in metadata:
             raise ParseError(f"wafer {key[1]!r} of lot {key[0]!r} appears twice", path=path, record="wafer")

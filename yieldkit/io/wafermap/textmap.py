@@ -293,13 +293,11 @@ def read_textmap(path: str | os.PathLike[str]) -> MapData:
         lot = p.name.split("_")[0]
         for part in parts:
             if not part["lot_id"]:
+                part.setdefault("meta", {})["lot_id_in_file"] = part["lot_id"]
                 part["lot_id"] = lot
+                log.info("%s: no lot id in the member; using %r from the archive name", p, lot)
         return build_map(parts, fmt="/".join(sorted(flavours)), path=p)
     flavour, parts = _parts(_text(p), p)
-    for part in parts:
-        if not part["lot_id"]:
-            part["lot_id"] = p.name.split(".")[0]
-            log.warning("%s: no lot in the header; using the file name", p)
     return build_map(parts, fmt=flavour, path=p)
 
 
