@@ -539,3 +539,34 @@ def test_empty_ids_of_text_and_e142_maps_are_filled(shared_samples: Path, tmp_pa
     q = tmp_path / "E.xml"
     q.write_text(e.replace("<LotId>G6P139.14</LotId>", "<LotId></LotId>"))
     assert set(read_map(q).dies.lot_id) == {"E"}
+
+
+# -- die sizes -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", ["0", "-3.9", "abc", "nan"])
+@pytest.mark.parametrize(("sub", "name", "old", "new", "where"), [
+    ("e142", "G6P139.14-E142.xml", '<DeviceSize X="3.9" Y="3"', '<DeviceSize X="{}" Y="3"', r"line 14, record DeviceSize X"),
+    ("g85", "SEMI_G85_1101_ALL.xml", 'DeviceSizeX="5000"', 'DeviceSizeX="{}"', r"line 3, record DeviceSizeX"),
+    ("ascii", "S1M040120B_B004549_01_mapEx.txt", "Dice SizeX        : 4134.000", "Dice SizeX        : {}",
+     r"line 5, record Dice SizeX"),
+    ("sinf", "HEX_S1M040120B_B004549_01.txt", "XDIES:4.13400", "XDIES:{}", r"line 11, record XDIES"),
+    ("coord", "S1M040120B_B004549_01.WaferMap", "Index Y:3740.000", "Index Y:{}", r"line 10, record Index Y"),
+])
+def test_bad_die_sizes_are_parse_errors(shared_samples: Path, tmp_path: Path, sub: str, name: str, old: str, new: str,
+                                        where: str, bad: str) -> None:
+    raw = (shared_samples / sub / name).read_text(encoding="utf-8")
+    assert old in raw
+    p = tmp_path / name
+    p.write_text(raw.replace(old, new.format(bad), 1), encoding="utf-8")
+    with pytest.raises(ParseError, match=re.escape(str(p)) + ", " + where + ": the die size .* must be"):
+        read_map(p)
+
+
+def test_missing_die_size_falls_back_with_a_note(shared_samples: Path, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    raw = (shared_samples / "sinf" / "HEX_S1M040120B_B004549_01.txt").read_text()
+    p = tmp_path / "s.txt"
+    p.write_text(raw.replace("XDIES:4.13400\n", ""))
+    with caplog.at_level("INFO", logger="yieldkit"):
+        m = read_map(p)
+    assert m.layouts[("B004549", "01")].inferred
+    assert any("no die size" in r.getMessage() for r in caplog.records)

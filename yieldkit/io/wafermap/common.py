@@ -156,6 +156,39 @@ def untested_bins(defs: list[dict[str, Any]]) -> set[int]:
     return {int(d["hbin"]) for d in defs if not d.get("passed") and _UNTESTED_WORDS.match(str(d.get("description") or ""))}
 
 
+def line_of(text: str | None, pattern: str) -> int | None:
+    """The 1-based line of the first match of a regular expression (case-insensitive) in ``text``."""
+    if not text:
+        return None
+    m = re.search(pattern, text, re.I | re.M)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def die_size(path: Any, x: Any, y: Any, *, names: tuple[str, str], text: str | None = None,
+             patterns: tuple[str, str] | None = None, unit: float = 1.0) -> tuple[float, float] | None:
+    """The die pitch [um] a map states, from its two sizes (times ``unit``).
+
+    None when the file gives no size (the layout then takes unit pitch, and says so); a size
+    that is not a positive finite number is a :class:`ParseError` naming the file, the line
+    (found in ``text`` with ``patterns``, by default the line starting with the name), the
+    keyword and the value.
+    """
+    if x is None or y is None or not str(x).strip() or not str(y).strip():
+        return None
+    out = []
+    for value, name, pattern in zip((x, y), names, patterns or [r"^\s*" + re.escape(n) for n in names]):
+        v = str(value).strip()
+        try:
+            f = float(v) * unit
+        except ValueError:
+            f = float("nan")
+        if not (np.isfinite(f) and f > 0):
+            raise ParseError(f"the die size {name} must be a positive number; got {v[:20]!r}", path=path,
+                             line=line_of(text, pattern), record=name)
+        out.append(f)
+    return out[0], out[1]
+
+
 def _number(text: Any) -> tuple[float, int] | None:
     """(value, decimals) of a stated number such as ``"96.53%"``, ``"945"``; None when it is none."""
     m = re.search(r"[-+]?\d+(?:\.(\d+))?", str(text))
@@ -306,6 +339,9 @@ def build_map(
         pitch = p.get("pitch_um")
         if n == 0:
             continue
+        if not pitch:
+            log.info("%s: wafer %r: the map gives no die size; the layout has unit pitch (die indices only)",
+                     path, key[1])
         if pitch and pitch[0] > 0 and pitch[1] > 0:
             w, h = float(pitch[0]), float(pitch[1])
             ncol = int(ds.die_x.max()) + 1
@@ -372,6 +408,11 @@ def parse_xml(path: Path, data: bytes) -> Any:
     except ET.ParseError as exc:
         line = getattr(exc, "position", (None, None))[0]
         raise ParseError(f"malformed XML: {exc}", path=path, line=line, record="XML") from None
+
+
+def xml_text(data: bytes) -> str:
+    """XML bytes as text, for locating lines in messages (undecodable bytes replaced)."""
+    return data.decode("utf-8", errors="replace")
 
 
 def xml_root(head: bytes) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -30,9 +31,11 @@ from .common import (
     child,
     children,
     decode_codes,
+    die_size,
     drop_untested,
     encode,
     grid_to_dies,
+    line_of,
     local,
     orient,
     parse_xml,
@@ -41,6 +44,7 @@ from .common import (
     untested_bins,
     wafer_grids,
     xml_root,
+    xml_text,
 )
 
 log = logging.getLogger(__name__)
@@ -51,19 +55,21 @@ NS = "urn:semi-org:xsd.E142-1.V1005.SubstrateMap"
 _MM = {"mm": 1000.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "cm": 1e4, "mil": 25.4, "in": 25400.0}
 
 
-def _size_um(el: Any, default_units: str) -> tuple[float, float] | None:
+def _size_um(el: Any, default_units: str, p: Path, text: str) -> tuple[float, float] | None:
     if el is None:
         return None
     a = attrs(el)
     units = (a.get("Units") or default_units or "mm").lower()
-    try:
-        f = _MM[units]
-        return float(a["X"]) * f, float(a["Y"]) * f
-    except (KeyError, ValueError):
-        return None
+    tag = local(el.tag)
+    pattern = rf'<(\w+:)?{tag}\b[^>]*\bX="{re.escape(a.get("X", ""))}"'
+    if units not in _MM:
+        raise ParseError(f"unknown {tag} Units {units!r} (expected one of {', '.join(_MM)})", path=p,
+                         line=line_of(text, pattern), record=tag)
+    return die_size(p, a.get("X"), a.get("Y"), names=(f"{tag} X", f"{tag} Y"), text=text, patterns=(pattern, pattern),
+                    unit=_MM[units])
 
 
-def _layouts(root: Any) -> dict[str, dict[str, Any]]:
+def _layouts(root: Any, p: Path, text: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     box = child(root, "Layouts")
     for lay in children(box, "Layout") if box is not None else []:
@@ -71,7 +77,7 @@ def _layouts(root: Any) -> dict[str, dict[str, Any]]:
         units = a.get("DefaultUnits", "mm")
         out[a.get("LayoutId", "")] = {
             "top": a.get("TopLevel", "").lower() == "true",
-            "device_um": _size_um(child(lay, "DeviceSize"), units),
+            "device_um": _size_um(child(lay, "DeviceSize"), units, p, text),
             "lower_left": attrs(child(lay, "LowerLeft")) or None,
             "children": [attrs(c).get("LayoutId", "") for c in children(child(lay, "ChildLayouts"), "ChildLayout")]
             if child(lay, "ChildLayouts") is not None else [],
@@ -83,11 +89,12 @@ def _layouts(root: Any) -> dict[str, dict[str, Any]]:
 def read_e142(path: str | os.PathLike[str]) -> MapData:
     """Read a SEMI E142 XML substrate map; see :func:`yieldkit.read_map`."""
     p = Path(path)
-    root = parse_xml(p, read_bytes(p))
+    data = read_bytes(p)
+    root = parse_xml(p, data)
     if local(root.tag) != "MapData":
         raise ParseError(f"not a SEMI E142 map: the root element is <{local(root.tag)}>, expected <MapData>",
                          path=p, record=local(root.tag))
-    layouts = _layouts(root)
+    layouts = _layouts(root, p, xml_text(data))
     lots: dict[str, str] = {}
     subs = child(root, "Substrates")
     for s in children(subs, "Substrate") if subs is not None else []:

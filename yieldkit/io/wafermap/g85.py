@@ -24,6 +24,7 @@ from .common import (
     child,
     children,
     decode_codes,
+    die_size,
     drop_untested,
     encode,
     grid_to_dies,
@@ -35,6 +36,7 @@ from .common import (
     untested_bins,
     wafer_grids,
     xml_root,
+    xml_text,
 )
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ __all__ = ["read_g85", "sniff", "write_g85"]
 NS = "http://www.semi.org"
 
 
-def _one_map(m: Any, p: Path, k: int) -> dict[str, Any]:
+def _one_map(m: Any, p: Path, k: int, text: str) -> dict[str, Any]:
     ma = attrs(m)
     dev = child(m, "Device")
     if dev is None:
@@ -82,13 +84,10 @@ def _one_map(m: Any, p: Path, k: int) -> dict[str, Any]:
     hbin = decode_codes(cells_code, bin_type, p, "Row")
     ix, iy, cells_code, hbin, untested = drop_untested(ix, iy, cells_code, hbin, np.isin(hbin, list(untested_bins(defs))))
     ix, iy, angle = orient(ix, iy, a.get("Orientation", "0"), p)
-    pitch = None
-    try:
-        if a.get("DeviceSizeX") and a.get("DeviceSizeY"):
-            pitch = (float(a["DeviceSizeX"]), float(a["DeviceSizeY"]))
-            log.info("%s: G85 DeviceSizeX/Y taken in um", p)
-    except ValueError:
-        raise ParseError("DeviceSizeX/DeviceSizeY must be numbers", path=p, record="Device") from None
+    pitch = die_size(p, a.get("DeviceSizeX"), a.get("DeviceSizeY"), names=("DeviceSizeX", "DeviceSizeY"), text=text,
+                     patterns=(r'\bDeviceSizeX="', r'\bDeviceSizeY="'))
+    if pitch:
+        log.info("%s: G85 DeviceSizeX/Y taken in um", p)
     try:
         diameter = float(a["WaferSize"]) if a.get("WaferSize") else None
     except ValueError:
@@ -105,7 +104,8 @@ def _one_map(m: Any, p: Path, k: int) -> dict[str, Any]:
 def read_g85(path: str | os.PathLike[str]) -> MapData:
     """Read a SEMI G85 XML map; see :func:`yieldkit.read_map`."""
     p = Path(path)
-    root = parse_xml(p, read_bytes(p))
+    data = read_bytes(p)
+    root = parse_xml(p, data)
     tag = local(root.tag)
     if tag == "Map":
         maps = [root]
@@ -116,7 +116,7 @@ def read_g85(path: str | os.PathLike[str]) -> MapData:
                          record=tag)
     if not maps:
         raise ParseError("the G85 file holds no <Map>", path=p, record="Maps")
-    return build_map([_one_map(m, p, k) for k, m in enumerate(maps)], fmt="g85", path=p)
+    return build_map([_one_map(m, p, k, xml_text(data)) for k, m in enumerate(maps)], fmt="g85", path=p)
 
 
 def write_g85(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: WaferLayout | None = None) -> Path:

@@ -30,7 +30,16 @@ import numpy as np
 
 from ...errors import DataQualityWarning, ParseError
 from ..registry import Format, head_text, register
-from .common import MapData, build_map, decode_codes, drop_untested, grid_to_dies, orient, read_bytes
+from .common import (
+    MapData,
+    build_map,
+    decode_codes,
+    die_size,
+    drop_untested,
+    grid_to_dies,
+    orient,
+    read_bytes,
+)
 from .textmap_grids import FLAVOURS, flavour_of
 
 log = logging.getLogger(__name__)
@@ -107,12 +116,7 @@ def _sinf(text: str, p: Path) -> dict[str, Any]:
     good = set(decode_codes(np.array(good_codes), bin_type, p, "BCEQU").tolist()) if good_codes else None
     ix, iy, angle = orient(ix, iy, header.get("FNLOC", "0"), p)
     unit = _UNITS.get(header.get("DUTMS", "MM").upper(), 1000.0)
-    pitch = None
-    try:
-        if header.get("XDIES") and header.get("YDIES"):
-            pitch = (float(header["XDIES"]) * unit, float(header["YDIES"]) * unit)
-    except ValueError:
-        raise ParseError("XDIES/YDIES must be numbers", path=p, record="XDIES") from None
+    pitch = die_size(p, header.get("XDIES"), header.get("YDIES"), names=("XDIES", "YDIES"), text=text, unit=unit)
     return {"lot_id": header.get("LOT", ""), "wafer_id": header.get("WAFER", ""), "die_x": ix, "die_y": iy,
             "code": code, "hbin": hbin, "good": good, "bins": [], "pitch_um": pitch, "diameter_mm": None,
             "product": header.get("DEVICE"),
@@ -159,12 +163,8 @@ def _mapex(text: str, p: Path) -> dict[str, Any]:
     notch = header.get("flat/notch", "down").lower()
     angle = {"down": 0, "left": 90, "up": 180, "right": 270}.get(notch, 0)
     ix, iy, angle = orient(ix, iy, angle, p)
-    pitch = None
-    try:
-        if header.get("dice sizex") and header.get("dice sizey"):
-            pitch = (float(header["dice sizex"]), float(header["dice sizey"]))
-    except ValueError:
-        pitch = None
+    pitch = die_size(p, header.get("dice sizex"), header.get("dice sizey"), names=("Dice SizeX", "Dice SizeY"),
+                     text=text)
     size = re.match(r"\s*([\d.]+)\s*(\"|in|inch)?", header.get("wafer size", ""))
     diameter = None
     if size:
@@ -224,12 +224,8 @@ def _coord(text: str, p: Path) -> dict[str, Any]:
     bins = [{"bin_code": b, "hbin": int(b), "description": None, "passed": q == "P", "declared_count": int(c)}
             for b, c, q in listed]
     flagged = {int(b) for b, _, q in listed if q == "P"}
-    pitch = None
-    try:
-        if header.get("index x") and header.get("index y"):
-            pitch = (float(header["index x"]), float(header["index y"]))
-    except ValueError:
-        pitch = None
+    pitch = die_size(p, header.get("index x"), header.get("index y"), names=("Index X", "Index Y"),
+                     text=text)
     try:
         diameter = float(header["wafer size"]) * 25.4 if header.get("wafer size") else None
     except ValueError:

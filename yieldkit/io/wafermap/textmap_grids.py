@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ParseError
-from .common import decode_codes, grid_to_dies, orient
+from .common import decode_codes, die_size, grid_to_dies, orient
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +175,7 @@ def _tsktext(text: str, p: Path) -> list[dict[str, Any]]:
         angle = 0
     # TSK: Flat_Notch 180 is the flat at the bottom of the map as drawn
     ix, iy, angle = orient(ix, iy, (angle + 180) % 360, p)
-    pitch = None
-    try:
-        pitch = (float(hdr["x_size"]), float(hdr["y_size"]))
-    except (KeyError, ValueError):
-        pitch = None
+    pitch = die_size(p, hdr.get("x_size"), hdr.get("y_size"), names=("X_SIZE", "Y_SIZE"), text=text)
     try:
         diam = float(hdr["wafer_size"])
     except (KeyError, ValueError):
@@ -225,11 +221,7 @@ def _wmap(text: str, p: Path) -> list[dict[str, Any]]:
     good = {int(b) for b in hdr.get("PASBIN", "").replace(",", " ").split() if b.isdigit()} or None
     bt = "Decimal" if all(c.isdigit() for c in set(code.tolist())) else "HexaDecimal"
     ix, iy, angle = orient(ix, iy, hdr.get("FNLOC1", "0"), p)
-    pitch = None
-    try:
-        pitch = (float(hdr["XDIES1"]) * 1000.0, float(hdr["YDIES1"]) * 1000.0)
-    except (KeyError, ValueError):
-        pitch = None
+    pitch = die_size(p, hdr.get("XDIES1"), hdr.get("YDIES1"), names=("XDIES1", "YDIES1"), text=text, unit=1000.0)
     return [{"lot_id": hdr.get("LOTMEA", ""), "wafer_id": hdr.get("MAPID1", ""), "die_x": ix, "die_y": iy,
              "code": code, "hbin": decode_codes(code, bt, p, "MAP"), "good": good, "bins": [], "pitch_um": pitch,
              "diameter_mm": float(hdr["WAFDIA"]) if hdr.get("WAFDIA", "").replace(".", "").isdigit() else None,
@@ -267,11 +259,7 @@ def _esc(text: str, p: Path) -> list[dict[str, Any]]:
     ix, iy = ix - ix.min(), iy - iy.min()
     code = np.array(codes, dtype=object)
     ix, iy, angle = orient(ix, iy, hdr.get("FLAT", "0"), p)
-    pitch = None
-    try:
-        pitch = (float(hdr["XSTEP"]), float(hdr["YSTEP"]))  # (.001) mm = um
-    except (KeyError, ValueError):
-        pitch = None
+    pitch = die_size(p, hdr.get("XSTEP"), hdr.get("YSTEP"), names=("XSTEP", "YSTEP"), text=text)  # (.001) mm = um
     return [{"lot_id": hdr.get("LOT", ""), "wafer_id": hdr.get("WAFER", ""), "die_x": ix, "die_y": iy, "code": code,
              "hbin": decode_codes(code, "Decimal", p, "die"), "good": {1}, "bins": [], "pitch_um": pitch,
              "diameter_mm": float(hdr["DIAM"]) if hdr.get("DIAM", "").isdigit() else None,
