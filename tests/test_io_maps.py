@@ -570,3 +570,36 @@ def test_missing_die_size_falls_back_with_a_note(shared_samples: Path, tmp_path:
         m = read_map(p)
     assert m.layouts[("B004549", "01")].inferred
     assert any("no die size" in r.getMessage() for r in caplog.records)
+
+
+# -- encodings -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("sub", "name", "fmt"), [
+    ("e142", "G6P139.14-E142.xml", "e142"),
+    ("g85", "SEMI_G85_1101_ALL.xml", "g85"),
+    ("sinf", "HEX_S1M040120B_B004549_01.txt", "sinf"),
+    ("ascii", "S1M040120B_B004549_01_mapEx.txt", "mapex"),
+    ("coord", "S1M040120B_B004549_01.WaferMap", "coord"),
+    ("coord", "C1X328W24G0.esc", "esc"),
+])
+@pytest.mark.parametrize(("encoding", "declared"), [
+    ("utf-16", "UTF-16"),  # with a byte-order mark
+    ("utf-16-le", "UTF-16"),  # without one
+    ("utf-16-be", "UTF-16"),
+    ("utf-8-sig", "UTF-8"),
+    ("utf-32", "UTF-32"),
+    ("latin-1", "ISO-8859-1"),
+])
+def test_maps_in_other_encodings_read_alike(shared_samples: Path, tmp_path: Path, sub: str, name: str, fmt: str,
+                                            encoding: str, declared: str) -> None:
+    src = shared_samples / sub / name
+    text = src.read_text(encoding="utf-8")
+    if encoding == "latin-1":
+        text = text.replace("下午", "PM")  # a Latin-1 copy cannot hold CJK text
+    text = text.replace('encoding="UTF-8"', f'encoding="{declared}"')
+    p = tmp_path / name
+    p.write_bytes(text.encode(encoding))
+    want = read_map(src)
+    got = read_map(p)
+    assert got.format == want.format == fmt
+    cols = ["lot_id", "wafer_id", "die_x", "die_y", "hbin", "passed", "bin_code"]
+    pd.testing.assert_frame_equal(got.dies[cols], want.dies[cols])

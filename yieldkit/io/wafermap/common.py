@@ -34,7 +34,7 @@ from ...errors import DataQualityWarning, InputNotFoundError, ParseError, Schema
 from ...frame import Orientation, assume, cannot_honour, mark_angle, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import validate_dies
-from ..registry import head_text, reader_of, sniff_format
+from ..registry import head_text, reader_of, sniff_format, text_encoding
 
 log = logging.getLogger(__name__)
 
@@ -393,12 +393,40 @@ def build_map(
                    path=str(path))
 
 
+def decode_text(raw: bytes, path: Any) -> str:
+    """Text from bytes: a byte-order mark, BOM-less UTF-16/32 or an XML declaration decide the
+    encoding; else UTF-8, and Windows-1252 / Latin-1 when it is not UTF-8 (logged)."""
+    enc = text_encoding(raw[:4096])
+    if enc != "utf-8":
+        try:
+            return raw.decode(enc).lstrip("\ufeff")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"the file starts as {enc} text but is not valid {enc} at byte {exc.start}", path=path,
+                             offset=exc.start) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text, name = raw.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        text, name = raw.decode("latin-1"), "Latin-1"
+    log.info("%s is not UTF-8; read it as %s", path, name)
+    return text
+
+
 def parse_xml(path: Path, data: bytes) -> Any:
-    """Parse XML with entity expansion, external entities and network access refused."""
+    """Parse XML with entity expansion, external entities and network access refused; any
+    encoding a byte-order mark or the XML declaration names is read (as UTF-8 internally)."""
     import xml.etree.ElementTree as ET
 
     import defusedxml
     import defusedxml.ElementTree as DET
+
+    if text_encoding(data[:4096]) != "utf-8":
+        text = decode_text(data, path)
+        text = re.sub(r"""^(\s*<\?xml[^>]*\bencoding\s*=\s*["'])[^"']*""", r"\g<1>UTF-8", text, count=1)
+        data = text.encode("utf-8")
 
     try:
         return DET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
@@ -412,7 +440,8 @@ def parse_xml(path: Path, data: bytes) -> Any:
 
 def xml_text(data: bytes) -> str:
     """XML bytes as text, for locating lines in messages (undecodable bytes replaced)."""
-    return data.decode("utf-8", errors="replace")
+    enc = text_encoding(data[:4096])
+    return data.decode(enc if enc != "utf-8" else "utf-8-sig", errors="replace")
 
 
 def xml_root(head: bytes) -> str | None:

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 
 from ...errors import DataQualityWarning, ParseError
-from ..registry import Format, head_text, register
+from ..registry import Format, head_text, register, text_encoding
 from .common import (
     MapData,
     build_map,
     decode_codes,
+    decode_text,
     die_size,
     drop_untested,
     grid_to_dies,
@@ -50,14 +51,11 @@ _UNITS = {"MM": 1000.0, "UM": 1.0, "MIL": 25.4, "IN": 25400.0, "CM": 1e4}
 
 
 def _text(p: Path) -> str:
-    raw = read_bytes(p)
-    nul = raw.find(b"\x00")
+    text = decode_text(read_bytes(p), p)
+    nul = text.find("\x00")
     if nul >= 0:
-        raise ParseError("binary content (NUL byte) in a text map", path=p, offset=nul)
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        raise ParseError("binary content (NUL character) in a text map", path=p, line=text.count("\n", 0, nul) + 1)
+    return text
 
 
 def textmap_flavour(text: str) -> str | None:
@@ -260,9 +258,10 @@ def _zip_members(p: Path) -> list[tuple[str, str]]:
                 if info.is_dir() or info.file_size > 64 << 20:
                     continue
                 raw = zf.read(info)
-                if b"\x00" in raw[:4096]:
+                enc = text_encoding(raw[:4096])
+                if b"\x00" in raw[:4096] and not enc.startswith(("utf-16", "utf-32")):
                     continue
-                text = raw.decode("utf-8-sig", errors="replace")
+                text = decode_text(raw, f"{p}!{info.filename}")
                 if textmap_flavour(text) is not None:
                     out.append((info.filename, text))
             return out
@@ -319,7 +318,7 @@ def sniff(head: bytes) -> bool:
 
 
 def _member(head: bytes) -> bool:
-    return textmap_flavour(head.decode("utf-8-sig", errors="replace")) is not None
+    return textmap_flavour(head_text(head)) is not None
 
 
 register(Format("textmap", sniff, read_textmap, order=60, wafer_map=True, member=_member))
