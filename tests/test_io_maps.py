@@ -603,3 +603,30 @@ def test_maps_in_other_encodings_read_alike(shared_samples: Path, tmp_path: Path
     assert got.format == want.format == fmt
     cols = ["lot_id", "wafer_id", "die_x", "die_y", "hbin", "passed", "bin_code"]
     pd.testing.assert_frame_equal(got.dies[cols], want.dies[cols])
+
+
+# -- truncation ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("sub", "name", "n_dies"), [
+    ("coord", "S1M040120B_B004549_01.WaferMap", 979),
+    ("coord", "B003332-01_20250325_170454.WaferMap", 805),
+    ("coord", "C1X328W24G0.esc", 866),
+])
+@pytest.mark.parametrize("where", [0.3, 0.5, 0.77, 0.95, -3])
+def test_truncated_coordinate_and_esc_maps(shared_samples: Path, tmp_path: Path, sub: str, name: str, n_dies: int,
+                                           where: float) -> None:
+    raw = (shared_samples / sub / name).read_bytes()
+    cut = len(raw) + int(where) if where < 0 else int(len(raw) * where)
+    p = tmp_path / name
+    p.write_bytes(raw[:cut])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        assert len(read_map(shared_samples / sub / name).dies) == n_dies  # the whole file reads
+    with pytest.raises(ParseError, match=re.escape(str(p)) + r", line \d+, record .*truncated\?"):
+        read_map(p)
+    with pytest.warns(DataQualityWarning, match=r"truncated\?"):
+        m = read_map(p, on_error="salvage")
+    assert 0 < len(m.dies) <= n_dies
+    full = read_map(shared_samples / sub / name).dies
+    kept = m.dies.merge(full, on=["die_x", "die_y", "hbin"], how="left", indicator=True) if where < 0 else None
+    if kept is not None:  # cut in the closing lines: every die is there and unchanged
+        assert len(m.dies) == n_dies and (kept["_merge"] == "both").all()

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...errors import DataQualityWarning, InputNotFoundError, ParseError, SchemaError
+from ...errors import DataQualityWarning, InputNotFoundError, ParseError, SchemaError, check_choice
 from ...frame import Orientation, assume, cannot_honour, mark_angle, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import validate_dies
-from ..registry import head_text, reader_of, sniff_format, text_encoding
+from ..registry import head_text, reader_of, reader_options, sniff_format, text_encoding
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +237,17 @@ def check_totals(path: Any, key: tuple[str, str], hbin: np.ndarray, passed: np.n
     if diffs:
         warnings.warn(f"{path}: lot {key[0]!r} wafer {key[1]!r}: the file states " + "; ".join(diffs),
                       DataQualityWarning, stacklevel=4)
+
+
+def truncated(path: Any, message: str, *, line: int | None, record: str, on_error: str) -> None:
+    """A map cut short: a :class:`ParseError`, or with ``on_error="salvage"`` a
+    :class:`~yieldkit.errors.DataQualityWarning` (the dies before the cut are kept)."""
+    if on_error != "salvage":
+        raise ParseError(f"{message} (truncated?). Pass on_error='salvage' to read the dies before the cut", path=path,
+                         line=line, record=record)
+    where = f"line {line}: " if line is not None else ""
+    warnings.warn(f"{path}: {where}{message} (truncated?); read the complete die lines before the cut",
+                  DataQualityWarning, stacklevel=5)
 
 
 def orient(ix: np.ndarray, iy: np.ndarray, angle: Any, path: Any) -> tuple[np.ndarray, np.ndarray, int]:
@@ -489,7 +500,7 @@ def read_bytes(path: Path) -> bytes:
 # ---------------------------------------------------------------------------------------
 # public entry points
 # ---------------------------------------------------------------------------------------
-def read_map(path: str | os.PathLike[str], *, format: str | None = None) -> MapData:
+def read_map(path: str | os.PathLike[str], *, format: str | None = None, on_error: str = "raise") -> MapData:
     """Read a wafer map (SEMI E142 or G85 XML, SINF or another text map) into a die table.
 
     Parameters
@@ -498,6 +509,10 @@ def read_map(path: str | os.PathLike[str], *, format: str | None = None) -> MapD
         The map file; its format is recognised from the content.
     format : {"e142", "g85", "textmap", "tsk"}, optional
         Skip recognition and read as this format.
+    on_error : {"raise", "salvage"}
+        A map cut short (a text map without its closing line or with fewer rows than its
+        header states): a :class:`ParseError`, or, where the format allows it, the dies before
+        the cut with a :class:`~yieldkit.errors.DataQualityWarning`.
 
     Returns
     -------
@@ -526,10 +541,11 @@ def read_map(path: str | os.PathLike[str], *, format: str | None = None) -> MapD
     p = Path(path)
     if not p.exists():
         raise InputNotFoundError(f"{p}: no such file or directory")
+    check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_map")
     fmt = format or sniff_format(p)
     entry = reader_of(fmt)
     if entry is not None and entry.wafer_map:
-        return entry.reader(p)
+        return entry.reader(p, **reader_options(fmt, on_error))
     raise ParseError(f"not a wafer map yieldkit reads (recognised as {fmt!r}; expected SEMI E142 or G85 XML "
                      "or a text map)", path=p)
 

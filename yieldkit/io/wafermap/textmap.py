@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import DataQualityWarning, ParseError
+from ...errors import DataQualityWarning, ParseError, check_choice
 from ..registry import Format, head_text, register, text_encoding
 from .common import (
     MapData,
@@ -40,6 +40,7 @@ from .common import (
     grid_to_dies,
     orient,
     read_bytes,
+    truncated,
 )
 from .textmap_grids import FLAVOURS, flavour_of
 
@@ -176,7 +177,7 @@ def _mapex(text: str, p: Path) -> dict[str, Any]:
                 ("failed", "total fail", "Total Fail"), ("yield_pct", "yield", "Yield")) if header.get(h)}}
 
 
-def _coord(text: str, p: Path) -> dict[str, Any]:
+def _coord(text: str, p: Path, on_error: str = "raise") -> dict[str, Any]:
     header: dict[str, str] = {}
     lines = text.splitlines()
     k = 0
@@ -198,6 +199,12 @@ def _coord(text: str, p: Path) -> dict[str, Any]:
             continue
         body.append(s)
     trailer = "\n".join(lines[end:])
+    # the list ends with its totals and a closing '## END ##' line: without it the file was cut
+    if not re.search(r"^\s*##\s*END\s*##\s*$", trailer, re.M):
+        truncated(p, "the coordinate list ends without its closing '## END ##' line", line=len(lines),
+                  record="[MAP]", on_error=on_error)
+        if body and end == len(lines) and not text.endswith(("\n", "\r")):
+            body.pop()  # the last die line may be cut inside a number
     try:
         arr = np.array([ln.split()[:3] for ln in body], dtype=np.int64)
     except ValueError:
@@ -234,14 +241,16 @@ def _coord(text: str, p: Path) -> dict[str, Any]:
             "declared": declared}
 
 
-def _parts(text: str, p: Path) -> tuple[str, list[dict[str, Any]]]:
+def _parts(text: str, p: Path, on_error: str = "raise") -> tuple[str, list[dict[str, Any]]]:
     flavour = textmap_flavour(text)
     if flavour == "sinf":
         return flavour, [_sinf(text, p)]
     if flavour == "mapex":
         return flavour, [_mapex(text, p)]
     if flavour == "coord":
-        return flavour, [_coord(text, p)]
+        return flavour, [_coord(text, p, on_error)]
+    if flavour == "esc":
+        return flavour, FLAVOURS["esc"](text, p, on_error=on_error)
     if flavour in FLAVOURS:
         return flavour, FLAVOURS[flavour](text, p)
     raise ParseError("not a text wafer map yieldkit reads (SINF RowData, mapEx, GTK, TSK text, WMAP, Electroglas "
@@ -269,9 +278,14 @@ def _zip_members(p: Path) -> list[tuple[str, str]]:
         raise ParseError(f"cannot read the zip archive: {exc}", path=p) from None
 
 
-def read_textmap(path: str | os.PathLike[str]) -> MapData:
+def read_textmap(path: str | os.PathLike[str], *, on_error: str = "raise") -> MapData:
     """Read a text map (SINF, mapEx, coordinate list, GTK, TSK text, WMAP, Electroglas), or a zip
-    of such maps (one wafer per member); see :func:`yieldkit.read_map`."""
+    of such maps (one wafer per member); see :func:`yieldkit.read_map`.
+
+    ``on_error="salvage"`` reads a coordinate list or Electroglas file cut short (no closing
+    line) with a :class:`~yieldkit.errors.DataQualityWarning` instead of a :class:`ParseError`.
+    """
+    check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_textmap")
     p = Path(path)
     with open(p, "rb") as fh:
         is_zip = fh.read(4) == b"PK\x03\x04"
@@ -282,7 +296,7 @@ def read_textmap(path: str | os.PathLike[str]) -> MapData:
         flavours = set()
         parts = []
         for name, text in members:
-            flavour, ps = _parts(text, Path(f"{p}!{name}"))
+            flavour, ps = _parts(text, Path(f"{p}!{name}"), on_error)
             flavours.add(flavour)
             parts += ps
         lot = p.name.split("_")[0]
@@ -292,7 +306,7 @@ def read_textmap(path: str | os.PathLike[str]) -> MapData:
                 part["lot_id"] = lot
                 log.info("%s: no lot id in the member; using %r from the archive name", p, lot)
         return build_map(parts, fmt="/".join(sorted(flavours)), path=p)
-    flavour, parts = _parts(_text(p), p)
+    flavour, parts = _parts(_text(p), p, on_error)
     return build_map(parts, fmt=flavour, path=p)
 
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...errors import ParseError
-from .common import decode_codes, die_size, grid_to_dies, orient
+from .common import decode_codes, die_size, grid_to_dies, orient, truncated
 
 log = logging.getLogger(__name__)
 
@@ -229,12 +230,19 @@ def _wmap(text: str, p: Path) -> list[dict[str, Any]]:
              "declared": _declared(hdr, (("passed", "SUMPAS", "SUMPAS"),))}]
 
 
-def _esc(text: str, p: Path) -> list[dict[str, Any]]:
+def _esc(text: str, p: Path, on_error: str = "raise") -> list[dict[str, Any]]:
     hdr: dict[str, str] = {}
     xs, ys, codes = [], [], []
     marks: dict[str, int] = {}
     pat = re.compile(r"^X(-?\d+)Y(-?\d+)\t(\S+)")
-    for ln in text.splitlines():
+    lines = text.splitlines()
+    # the die lines are followed by the closing EDATE / ETIME lines: without them the file was cut
+    if not (re.search(r"^EDATE\t", text, re.M) and re.search(r"^ETIME\t\d{1,2}:\d\d:\d\d\s*$", text, re.M)):
+        truncated(p, "the file ends without its closing EDATE and ETIME lines", line=len(lines), record="EDATE",
+                  on_error=on_error)
+        if lines and not text.endswith(("\n", "\r")):
+            lines.pop()  # the last line may be cut inside its bin
+    for ln in lines:
         m = pat.match(ln)
         if m:
             c = m.group(3)
@@ -350,4 +358,4 @@ def _rle(text: str, p: Path) -> list[dict[str, Any]]:
     return out
 
 
-FLAVOURS = {"rle": _rle, "gtk": _gtk, "notchgrid": _notchgrid, "tsktext": _tsktext, "wmap": _wmap, "esc": _esc}
+FLAVOURS: dict[str, Callable[..., list[dict[str, Any]]]] = {"rle": _rle, "gtk": _gtk, "notchgrid": _notchgrid, "tsktext": _tsktext, "wmap": _wmap, "esc": _esc}
