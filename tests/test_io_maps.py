@@ -132,8 +132,9 @@ def _die_tables(draw: st.DrawFn) -> pd.DataFrame:
         hb = draw(st.lists(st.integers(0, 1000 if big else 200), min_size=len(cells), max_size=len(cells)))
         xs = [c[0] for c in cells]
         ys = [c[1] for c in cells]
-        frames.append(pd.DataFrame({"lot_id": "LOT-1", "wafer_id": wafer, "die_x": np.array(xs) - min(xs),
-                                    "die_y": np.array(ys) - min(ys), "hbin": hb}))
+        dx, dy = draw(st.integers(-40, 40)), draw(st.integers(-40, 40))  # die addresses need not start at 0
+        frames.append(pd.DataFrame({"lot_id": "LOT-1", "wafer_id": wafer, "die_x": np.array(xs) - min(xs) + dx,
+                                    "die_y": np.array(ys) - min(ys) + dy, "hbin": hb}))
     return yk.read_dies(pd.concat(frames, ignore_index=True))
 
 
@@ -391,9 +392,12 @@ def test_tsk_binary_matches_its_text_twin(shared_samples: Path, tmp_path: Path) 
     assert len(m.dies) == meta["total_tested"] == 2134 and m.dies.passed.sum() == meta["total_pass"] == 1544
     assert m.layouts[("FMYK0-0129A", "FMYK0-0129A-02")].die_pitch_um == (3250.0, 3986.0)  # 325000 x 398600 x 0.01 um
     text = read_map(shared_samples / "tsk" / "FMYK0-01-map.txt").dies
-    a = m.dies.assign(die_x=m.dies.die_x - m.dies.die_x.min(), die_y=m.dies.die_y - m.dies.die_y.min())
-    b = text.assign(die_x=text.die_x - text.die_x.min(), die_y=text.die_y - text.die_y.min())
-    j = a.merge(b, on=["die_x", "die_y"], how="outer", indicator=True)
+    # the same die addresses without re-basing: the binary records carry them (x 1..58, y 1..47)
+    raw = np.frombuffer(path.read_bytes(), ">u2", count=60 * 49 * 3, offset=236).reshape(-1, 3).astype(int)
+    probing = (raw[:, 1] >> 14) == 1
+    assert set(m.dies.die_x) == set(raw[probing, 0] & 0x1FF)
+    assert set(m.dies.die_y) == set(48 - (raw[probing, 1] & 0x1FF))
+    j = m.dies.merge(text, on=["die_x", "die_y"], how="outer", indicator=True)
     assert (j["_merge"] == "both").all() and (j.hbin_x == j.hbin_y).all() and (j.passed_x == j.passed_y).all()
     data = path.read_bytes()
     p = tmp_path / "cut"
@@ -630,3 +634,44 @@ def test_truncated_coordinate_and_esc_maps(shared_samples: Path, tmp_path: Path,
     kept = m.dies.merge(full, on=["die_x", "die_y", "hbin"], how="left", indicator=True) if where < 0 else None
     if kept is not None:  # cut in the closing lines: every die is there and unchanged
         assert len(m.dies) == n_dies and (kept["_merge"] == "both").all()
+
+
+# -- every writer x reader keeps die addresses -------------------------------------------------------
+def _write(dies: pd.DataFrame, path: Path, writer: str) -> None:
+    if writer in ("e142", "g85"):
+        write_map(dies, path, format=writer)
+    elif writer == "stdf":
+        yk.write_stdf(dies, path)
+    elif writer == "csv":
+        yk.write_csv(dies, path)
+    else:
+        yk.write_parquet(dies, path)
+
+
+@pytest.mark.parametrize(("writer", "suffix", "soft_bins"), [
+    ("e142", ".xml", False), ("g85", ".xml", False), ("stdf", ".stdf", True), ("csv", ".csv", True),
+    ("parquet", ".parquet", True),
+])
+@pytest.mark.parametrize("reader", ["read_dies", "read_map"])
+@pytest.mark.parametrize("source", ["a595", "synthetic"])
+def test_every_writer_and_reader_keep_die_addresses(shared_samples: Path, tmp_path: Path, writer: str, suffix: str,
+                                                    soft_bins: bool, reader: str, source: str) -> None:
+    if reader == "read_map" and writer not in ("e142", "g85"):
+        pytest.skip("read_map reads wafer maps only")
+    if source == "a595":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)
+            dies = yk.final_results(yk.read_dies(shared_samples / "stdf" / "a595.stdf"))
+        assert len(dies) == 336 and dies.die_y.min() < 0
+    else:  # negative and large addresses, bins beyond one hex byte, soft bins
+        dies = yk.read_dies(pd.DataFrame({
+            "lot_id": "LOT-7", "wafer_id": ["W1", "W1", "W1", "W2", "W2"], "die_x": [-120, -119, 5, 300, 301],
+            "die_y": [-3, -3, 40, -200, -199], "hbin": [1, 7, 300, 1, 2], "sbin": [1, 71, 3000, 1, 22]}))
+    cols = ["lot_id", "wafer_id", "die_x", "die_y", "hbin", "passed"] + (["sbin"] if soft_bins else [])
+    p = tmp_path / f"out{suffix}"
+    _write(dies[[c for c in dies.columns if c != "test_seq"]], p, writer)
+    back = read_map(p).dies if reader == "read_map" else yk.read_dies(p)
+    key = ["lot_id", "wafer_id", "die_x", "die_y"]
+    a = dies[cols].astype({"lot_id": str, "wafer_id": str}).sort_values(key).reset_index(drop=True)
+    b = back[cols].astype({"lot_id": str, "wafer_id": str}).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)

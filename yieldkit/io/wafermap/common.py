@@ -355,9 +355,11 @@ def build_map(
                      path, key[1])
         if pitch and pitch[0] > 0 and pitch[1] > 0:
             w, h = float(pitch[0]), float(pitch[1])
-            ncol = int(ds.die_x.max()) + 1
-            nrow = int(ds.die_y.max()) + 1
-            origin = (-ncol * w / 2.0, -nrow * h / 2.0)
+            x0, y0 = int(ds.die_x.min()), int(ds.die_y.min())
+            ncol = int(ds.die_x.max()) - x0 + 1
+            nrow = int(ds.die_y.max()) - y0 + 1
+            # die (0, 0)'s lower-left corner, with the die grid centred on the wafer
+            origin = (-(x0 + ncol / 2.0) * w, -(y0 + nrow / 2.0) * h)
             diagonal = float(np.hypot(ncol * w, nrow * h)) / 1000.0
             diam = p.get("diameter_mm")
             if not diam or not np.isfinite(diam) or diam <= 0:
@@ -551,13 +553,15 @@ def read_map(path: str | os.PathLike[str], *, format: str | None = None, on_erro
 
 
 def wafer_grids(d: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per wafer: the picture-ordered grid of hard bins (-1 where there is no die) and bin info."""
+    """Per wafer: the picture-ordered grid of hard bins (-1 where there is no die), the die address
+    ``(x0, y0)`` of its lower-left cell, and bin info."""
     out = []
     for (lot, wafer), sub in d.groupby(["lot_id", "wafer_id"], sort=False, observed=True):
         x = sub["die_x"].to_numpy(np.int64)
         y = sub["die_y"].to_numpy(np.int64)
-        x = x - x.min()
-        y = y - y.min()
+        x0, y0 = int(x.min()), int(y.min())
+        x = x - x0
+        y = y - y0
         ncol, nrow = int(x.max()) + 1, int(y.max()) + 1
         grid = np.full((nrow, ncol), -1, np.int64)
         grid[nrow - 1 - y, x] = sub["hbin"].to_numpy(np.int64)
@@ -566,9 +570,28 @@ def wafer_grids(d: pd.DataFrame) -> list[dict[str, Any]]:
         uniq = np.unique(hb)
         passing = {int(b) for b in uniq if ok[hb == b].all()}
         counts = {int(b): int((hb == b).sum()) for b in uniq}
-        out.append({"lot_id": str(lot), "wafer_id": str(wafer), "grid": grid, "passing": passing,
+        out.append({"lot_id": str(lot), "wafer_id": str(wafer), "grid": grid, "passing": passing, "x0": x0, "y0": y0,
                     "counts": counts, "product": sub["product"].iloc[0] if "product" in sub.columns else None})
     return out
+
+
+#: name of the reference device that gives the die address of an array's lower-left cell
+LOWER_LEFT_DIE = "LowerLeftDie"
+
+
+def shift_to_address(ix: np.ndarray, iy: np.ndarray, refs: list[tuple[Any, Any, Any]], path: Any) -> tuple[
+        np.ndarray, np.ndarray, tuple[int, int] | None]:
+    """Die indices from 0 at the array's lower-left cell, moved to the die addresses a
+    ``LowerLeftDie`` reference device gives (as :func:`yieldkit.write_map` writes it)."""
+    for name, x, y in refs:
+        if str(name or "").lower() == LOWER_LEFT_DIE.lower():
+            try:
+                dx, dy = int(str(x).strip()), int(str(y).strip())
+            except ValueError:
+                raise ParseError(f"the {LOWER_LEFT_DIE} reference device needs integer coordinates; got {x!r}, {y!r}",
+                                 path=path, record="ReferenceDevice") from None
+            return ix + dx, iy + dy, (dx, dy)
+    return ix, iy, None
 
 
 def bin_format(d: pd.DataFrame) -> tuple[str, int, str]:

@@ -24,6 +24,7 @@ from ...layout import WaferLayout
 from ..atomic import atomic_write
 from ..registry import Format, head_text, register
 from .common import (
+    LOWER_LEFT_DIE,
     MapData,
     attrs,
     bin_format,
@@ -40,6 +41,7 @@ from .common import (
     orient,
     parse_xml,
     read_bytes,
+    shift_to_address,
     split_row,
     untested_bins,
     wafer_grids,
@@ -176,11 +178,15 @@ def read_e142(path: str | os.PathLike[str]) -> MapData:
                                                                np.isin(hbin, list(untested_bins(defs))))
             ix, iy, angle = orient(ix, iy, a.get("Orientation", "0"), p)
             refs = []
+            named = []
             rd_box = child(ov, "ReferenceDevices")
             for rd in children(rd_box, "ReferenceDevice") if rd_box is not None else []:
                 c = child(rd, "Coordinates")
                 if c is not None:
                     refs.append((attrs(c).get("X"), attrs(c).get("Y")))
+                    named.append((attrs(rd).get("Name"), attrs(c).get("X"), attrs(c).get("Y")))
+            if form == "2DArray":
+                ix, iy, _ = shift_to_address(ix, iy, named, p)
             meta = {**{f"SubstrateMap.{k}": v for k, v in a.items()}, "MapName": attrs(ov).get("MapName"),
                     "MapVersion": attrs(ov).get("MapVersion"), "BinType": bin_type, "NullBin": null,
                     "ReferenceDevices": refs, "untested": untested, "LowerLeft": device["lower_left"] if device else None, "form": form, "notch_deg": angle,
@@ -229,6 +235,8 @@ def write_e142(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: Wafe
                    f'LayoutSpecifier="Wafer/Device" SubstrateSide="TopSide" Orientation="{WAFER_FRAME.mark_deg}" '
                    'OriginLocation="LowerLeft" AxisDirection="UpRight">')
         out.append('      <Overlay MapName="BinCodeMap" MapVersion="1">')
+        out.append(f'        <ReferenceDevices><ReferenceDevice Name="{LOWER_LEFT_DIE}"><Coordinates X="{g["x0"]}" '
+                   f'Y="{g["y0"]}"/></ReferenceDevice></ReferenceDevices>')
         out.append(f'        <BinCodeMap BinType="{bin_type}" NullBin="{null}">')
         out.append("          <BinDefinitions>")
         for b, cnt in sorted(g["counts"].items()):

@@ -17,6 +17,7 @@ from ...layout import WaferLayout
 from ..atomic import atomic_write
 from ..registry import Format, head_text, register
 from .common import (
+    LOWER_LEFT_DIE,
     MapData,
     attrs,
     bin_format,
@@ -32,6 +33,7 @@ from .common import (
     orient,
     parse_xml,
     read_bytes,
+    shift_to_address,
     split_row,
     untested_bins,
     wafer_grids,
@@ -84,6 +86,9 @@ def _one_map(m: Any, p: Path, k: int, text: str) -> dict[str, Any]:
     hbin = decode_codes(cells_code, bin_type, p, "Row")
     ix, iy, cells_code, hbin, untested = drop_untested(ix, iy, cells_code, hbin, np.isin(hbin, list(untested_bins(defs))))
     ix, iy, angle = orient(ix, iy, a.get("Orientation", "0"), p)
+    refs = [(attrs(r).get("Name"), attrs(r).get("ReferenceDeviceX"), attrs(r).get("ReferenceDeviceY"))
+            for r in children(dev, "ReferenceDevice")]
+    ix, iy, _ = shift_to_address(ix, iy, refs, p)
     pitch = die_size(p, a.get("DeviceSizeX"), a.get("DeviceSizeY"), names=("DeviceSizeX", "DeviceSizeY"), text=text,
                      patterns=(r'\bDeviceSizeX="', r'\bDeviceSizeY="'))
     if pitch:
@@ -141,6 +146,8 @@ def write_g85(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: Wafer
         prod = f" ProductId={quoteattr(str(product))}" if product is not None and not pd.isna(product) else ""
         out.append(f'  <Device BinType="{bin_type}" LotId={quoteattr(g["lot_id"])} NullBin="{null}" Rows="{nrow}" '
                    f'Columns="{ncol}" MapType="Array" OriginLocation="0" Orientation="{WAFER_FRAME.mark_deg}"{prod}{extra}>')
+        out.append(f'    <ReferenceDevice Name="{LOWER_LEFT_DIE}" ReferenceDeviceX="{g["x0"]}" '
+                   f'ReferenceDeviceY="{g["y0"]}"/>')
         for b, cnt in sorted(g["counts"].items()):
             code = encode(np.array([[b]]), bin_type, width, null)[0]
             q = "Pass" if b in g["passing"] else "Fail"

@@ -6,7 +6,7 @@
 * ``notchgrid``: ``Key: value`` header, a ``notch-DOWN`` line, then the grid (``*`` = mark).
 * ``tsktext``: ``WAFER_MAP = {`` header with ``BINn = "c" count "Pass|Fail"`` lines, then
   ``MAP = { ... }`` (space = no die, ``*`` = untested, a character = the bin of that row of the
-  BIN table).
+  BIN table); die addresses start at (1, 1), as in the TSK binary map.
 * ``wmap``: fixed keywords (``ROWCNT``, ``COLCNT``, ``COMPRE`` characters per die, ``PASBIN``,
   ``SKIPDI``), then ``MAPnnn`` rows.
 * ``rle``: 80-column ``KEY=VALUE`` lot file, ``MAP_XY.<wafer>.<bin>="Y<row> x1/x2 x ..."`` runs per
@@ -176,6 +176,10 @@ def _tsktext(text: str, p: Path) -> list[dict[str, Any]]:
         angle = 0
     # TSK: Flat_Notch 180 is the flat at the bottom of the map as drawn
     ix, iy, angle = orient(ix, iy, (angle + 180) % 360, p)
+    # the MAP block is the TSK grid without its outer ring of address-0 / last-address cells: its
+    # first column and bottom row are die address 1, as in the binary map it is exported from
+    ix, iy = ix + 1, iy + 1
+    log.info("%s: the TSK text MAP block taken to start at die address (1, 1), as its binary map does", p)
     pitch = die_size(p, hdr.get("x_size"), hdr.get("y_size"), names=("X_SIZE", "Y_SIZE"), text=text)
     try:
         diam = float(hdr["wafer_size"])

@@ -5,7 +5,8 @@ direction, map version, grid size, wafer and lot ids, tested/pass/fail totals) i
 one 6-byte record per grid cell, x varying fastest, first row on top. Each record is three
 big-endian 16-bit words: bits 15-14 of the first give the test result (0 not tested, 1 pass,
 2/3 fail) and bits 8-0 the x coordinate; bits 15-14 of the second the die property (0 skip,
-1 probing die, 2 marking die) and bits 8-0 the y coordinate; bits 5-0 of the third the
+1 probing die, 2 marking die) and bits 8-0 the y coordinate (the record's die address, which
+is kept: ``die_x`` is the x address, ``die_y`` counts rows up from the grid's bottom row); bits 5-0 of the third the
 category, reported as hard bin ``category + 1`` (the BIN numbering of TSK's text export).
 Probing dies with a test result are the die table (a probing die not tested, a skip or a
 marking die is an untested site); the header totals are kept in the metadata and checked.
@@ -69,8 +70,10 @@ def read_tsk(path: str | os.PathLike[str]) -> MapData:
     k = np.flatnonzero((prop == 1) & (result > 0))
     untested = {"skip": int((prop == 0).sum()), "marking": int((prop == 2).sum()),
                 "not tested": int(((prop == 1) & (result == 0)).sum())}
-    col = k % nx
-    row = k // nx
+    # the die address each record carries (x to the right, y downwards from the top row of the
+    # grid); y is counted from the grid's bottom row in the wafer frame
+    col = words[k, 0] & 0x1FF
+    row = words[k, 1] & 0x1FF
     ix, iy = col, (ny - 1 - row)
     flat = _u(b, 48, 2)
     # flat direction as TSK gives it (0 top, 90 right, 180 bottom, 270 left, as drawn)
