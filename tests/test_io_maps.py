@@ -675,3 +675,35 @@ def test_every_writer_and_reader_keep_die_addresses(shared_samples: Path, tmp_pa
     a = dies[cols].astype({"lot_id": str, "wafer_id": str}).sort_values(key).reset_index(drop=True)
     b = back[cols].astype({"lot_id": str, "wafer_id": str}).sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+# -- bin codes as the file writes them -----------------------------------------------------------------
+def test_bin_labels_keep_the_file_codes(shared_samples: Path, tmp_path: Path) -> None:
+    g = read_map(shared_samples / "g85" / "SEMI_G85_1101_ALL.xml")
+    assert g.bin_labels[222] == "DE" and g.bin_labels[173] == "AD"
+    e = read_map(shared_samples / "e142" / "G6P139.14-E142.xml")
+    assert e.bin_labels[98] == "62" and e.bin_labels[1] == "01"  # HexaDecimal: 0x62 = 98
+    s = read_map(shared_samples / "sinf" / "HEX_S1M040120B_B004549_01.txt")
+    assert s.bin_labels == {1: "01", 3: "03", 4: "04", 5: "05"}
+    assert read_map(shared_samples / "sinf" / "3 digits_S1M040120B_B004549_01.txt").bin_labels == {}  # decimal
+    assert read_map(shared_samples / "tsk" / "FMYK0-01-map.txt").bin_labels[10] == "A"
+
+
+def test_map_cli_legend_shows_the_file_codes(shared_samples: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from yieldkit.cli import main
+    from yieldkit.plotting.wafermap import WaferMapDisplay
+
+    seen: list[object] = []
+    original = WaferMapDisplay.from_dies.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type, dies: pd.DataFrame, **kw: object) -> object:
+        disp = original(cls, dies, **kw)
+        seen.append(disp)
+        return disp
+
+    monkeypatch.setattr(WaferMapDisplay, "from_dies", classmethod(spy))
+    assert main(["map", str(shared_samples / "g85" / "SEMI_G85_1101_ALL.xml"), "-o", str(tmp_path / "g.png")]) == 0
+    labels = [t.get_text() for t in seen[-1].ax_.get_legend().get_texts()]  # type: ignore[attr-defined]
+    assert any(t.startswith("DE") for t in labels) and any(t.startswith("AD") for t in labels)
+    assert not any(t.startswith("222") for t in labels)

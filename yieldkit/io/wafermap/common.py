@@ -59,6 +59,9 @@ class MapData:
     bins : DataFrame
         Bin definitions: ``lot_id``, ``wafer_id``, ``bin_code``, ``hbin``, ``description``,
         ``passed`` and ``declared_count`` (the count the file states, when it does).
+    bin_labels : dict
+        ``hbin -> code`` as the file writes it (``{31: "1F"}``), for legends that show the
+        file's own codes; empty when the codes are decimal bin numbers.
     format : str
         ``"e142"``, ``"g85"`` or the text-map flavour (``"sinf"``, ...).
     metadata : dict
@@ -74,6 +77,7 @@ class MapData:
     format: str
     metadata: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     path: str = ""
+    bin_labels: dict[int, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (f"MapData(format={self.format!r}, wafers={len(self.wafers)}, dies={len(self.dies)}, "
@@ -402,8 +406,21 @@ def build_map(
     btab = pd.DataFrame(bins, columns=["lot_id", "wafer_id", "bin_code", "hbin", "description", "passed",
                                        "declared_count"])
     btab["declared_count"] = pd.array(btab["declared_count"].tolist(), dtype="Int64")
+    coded = any(str(p.get("meta", {}).get("BinType", "")).lower().startswith(("hex", "ascii")) for p in parts)
     return MapData(dies=dies, wafers=wtab, layouts=layouts, bins=btab, format=fmt, metadata=metadata,
-                   path=str(path))
+                   path=str(path), bin_labels=bin_labels(dies, btab, coded=coded))
+
+
+def bin_labels(dies: pd.DataFrame, bins: pd.DataFrame, *, coded: bool = False) -> dict[int, str]:
+    """``hbin -> code text`` for a map whose codes are not decimal bin numbers (``coded``: a
+    hexadecimal or ASCII bin type, or any code that is not all digits), else ``{}``; from the
+    codes of the dies, then of the bin definitions."""
+    pairs = pd.concat([dies[["hbin", "bin_code"]], bins[["hbin", "bin_code"]]], ignore_index=True).dropna()
+    pairs = pairs.astype({"hbin": "int64", "bin_code": str}).drop_duplicates("hbin")
+    codes = pairs["bin_code"].str.strip()
+    if not coded and codes.str.fullmatch(r"\d+").all():
+        return {}
+    return dict(zip(pairs["hbin"].tolist(), codes.tolist()))
 
 
 def decode_text(raw: bytes, path: Any) -> str:

@@ -98,7 +98,7 @@ def _one_map(m: Any, p: Path, k: int, text: str) -> dict[str, Any]:
     except ValueError:
         diameter = None
     meta = {**{f"Map.{k2}": v for k2, v in ma.items()}, **{f"Device.{k2}": v for k2, v in a.items()},
-            "notch_deg": angle, "untested": untested, "null_count": int((grid == null).sum()) if null and grid.size else 0}
+            "BinType": bin_type, "notch_deg": angle, "untested": untested, "null_count": int((grid == null).sum()) if null and grid.size else 0}
     # no WaferId: the slot (see common.fill_identifiers), else the map's position in the file
     wafer = ma.get("WaferId") or a.get("WaferId") or ("" if k == 0 or ma.get("Slot") or a.get("Slot") else str(k + 1))
     return {"lot_id": a.get("LotId") or ma.get("LotId") or "", "wafer_id": wafer, "die_x": ix, "die_y": iy,
