@@ -485,6 +485,8 @@ def test_sinf_uninspected_edge_and_reference_codes_are_sites(tmp_path: Path) -> 
     ("e142", "G6P139.14-E142.xml", 'BinCode="62" BinCount="67"', 'BinCode="62" BinCount="66"',
      r"bin 62 count 66 \(the map holds 67\)"),
     ("g85", "SEMI_G85_1101_ALL.xml", 'BinCount="2765"', 'BinCount="2766"', r"bin 00 count 2766"),
+    ("e142", "G6P139.14-E142.xml", "<GoodDevices>2200</GoodDevices>", "<GoodDevices>2201</GoodDevices>",
+     r"GoodDevices 2201 \(the dies give 2200\)"),
     ("tsk", "FMYK0-01-map.txt", 'GOOD DIES        =  1544', 'GOOD DIES        =  1543',
      r"GOOD DIES 1543 \(the dies give 1544\)"),
     ("ascii", "P0094B_B003332_01.txt", "Pass Die: 777", "Pass Die: 770", r"Pass Die 770"),
@@ -501,6 +503,24 @@ def test_stated_totals_are_checked(shared_samples: Path, tmp_path: Path, sub: st
         warnings.simplefilter("error", DataQualityWarning)
         read_map(src)  # the original agrees with itself
     with pytest.warns(DataQualityWarning, match=re.escape(str(p)) + ".*the file states .*" + what):
+        read_map(p)
+
+
+def test_gtk_lot_archive_summary_is_checked(shared_samples: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    src = shared_samples / "ascii" / "QR646.04_CP1_2022_03_10_17_07_12.map.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        read_map(src)
+    p = tmp_path / src.name
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(p, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "SUMMARY.CSV":
+                data = data.replace(b"QR64606-D1,5023,5019", b"QR64606-D1,5023,5017", 1)
+            zout.writestr(info, data)
+    with pytest.warns(DataQualityWarning, match=r"wafer 'QR64606-D1'.*SUMMARY.CSV PASS 5017 \(the dies give 5019\)"):
         read_map(p)
 
 

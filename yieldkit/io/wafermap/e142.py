@@ -3,7 +3,8 @@
 Reads BinCodeMap overlays as a 2-D array (``<BinCode>`` rows, first row on top) or as
 coordinates (``<BinCode X=".." Y="..">``), with HexaDecimal, Decimal, ASCII or Integer2
 bin types, the NullBin, several ``<SubstrateMap>`` per file, the device size from the
-``<Layouts>`` tree and the wafer size from the top-level layout.
+``<Layouts>`` tree and the wafer size from the top-level layout. A ``BinCount``, and a
+Substrate's ``GoodDevices``/``BadDevices``, are checked against the dies of the map.
 """
 
 from __future__ import annotations
@@ -98,10 +99,15 @@ def read_e142(path: str | os.PathLike[str]) -> MapData:
                          path=p, record=local(root.tag))
     layouts = _layouts(root, p, xml_text(data))
     lots: dict[str, str] = {}
+    declared: dict[str, dict[str, tuple[str, str]]] = {}
     subs = child(root, "Substrates")
     for s in children(subs, "Substrate") if subs is not None else []:
         lot = child(s, "LotId")
-        lots[attrs(s).get("SubstrateId", "")] = (lot.text or "").strip() if lot is not None else ""
+        sid = attrs(s).get("SubstrateId", "")
+        lots[sid] = (lot.text or "").strip() if lot is not None else ""
+        # the counts a Substrate states (E142 GoodDevices / BadDevices) are checked against the map
+        declared[sid] = {what: ((el.text or "").strip(), name) for what, name in (("passed", "GoodDevices"),
+                         ("failed", "BadDevices")) if (el := child(s, name)) is not None and (el.text or "").strip()}
     maps_el = child(root, "SubstrateMaps")
     maps = children(maps_el, "SubstrateMap") if maps_el is not None else []
     if not maps:
@@ -196,6 +202,7 @@ def read_e142(path: str | os.PathLike[str]) -> MapData:
                 "lot_id": lots.get(sid, ""), "wafer_id": sid, "die_x": ix, "die_y": iy, "code": cells_code, "hbin": hbin,
                 "good": good if defs else None, "bins": defs, "pitch_um": pitch, "diameter_mm": diameter,
                 "product": device["product"] if device else None, "meta": meta, "null": {null},
+                "declared": declared.get(sid, {}),
             })
             break
         else:

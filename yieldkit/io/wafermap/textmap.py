@@ -257,9 +257,11 @@ def _parts(text: str, p: Path, on_error: str = "raise") -> tuple[str, list[dict[
                      "or [MAP]: coordinate list)", path=p)
 
 
-def _zip_members(p: Path) -> list[tuple[str, str]]:
+def _zip_members(p: Path) -> tuple[list[tuple[str, str]], str | None]:
+    """The text-map members of a zip archive, and the text of its ``SUMMARY.CSV`` (or None)."""
     import zipfile
 
+    summary = None
     try:
         with zipfile.ZipFile(p) as zf:
             out = []
@@ -273,9 +275,30 @@ def _zip_members(p: Path) -> list[tuple[str, str]]:
                 text = decode_text(raw, f"{p}!{info.filename}")
                 if textmap_flavour(text) is not None:
                     out.append((info.filename, text))
-            return out
+                elif info.filename.rsplit("/", 1)[-1].upper() == "SUMMARY.CSV":
+                    summary = text
+            return out, summary
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ParseError(f"cannot read the zip archive: {exc}", path=p) from None
+
+
+def _summary_totals(parts: list[dict[str, Any]], summary: str | None) -> None:
+    """Add the per-wafer totals of a lot archive's ``SUMMARY.CSV`` (``WAFER_ID``, ``TEST``,
+    ``PASS``, ``FAIL``, ``YIELD``) to the totals each wafer is checked against."""
+    import csv
+    import io
+
+    if not summary:
+        return
+    rows = {(r.get("WAFER_ID") or "").strip(): r for r in csv.DictReader(io.StringIO(summary), skipinitialspace=True)}
+    for part in parts:
+        row = rows.get(str(part.get("wafer_id") or "").strip())
+        if row is None:
+            continue
+        declared = part.setdefault("declared", {})
+        for what, col in (("tested", "TEST"), ("passed", "PASS"), ("failed", "FAIL"), ("yield_pct", "YIELD")):
+            if (row.get(col) or "").strip():
+                declared[f"{what}:summary"] = (row[col].strip(), f"SUMMARY.CSV {col}")
 
 
 def read_textmap(path: str | os.PathLike[str], *, on_error: str = "raise") -> MapData:
@@ -290,7 +313,7 @@ def read_textmap(path: str | os.PathLike[str], *, on_error: str = "raise") -> Ma
     with open(p, "rb") as fh:
         is_zip = fh.read(4) == b"PK\x03\x04"
     if is_zip:
-        members = _zip_members(p)
+        members, summary = _zip_members(p)
         if not members:
             raise ParseError("the zip archive holds no text wafer map", path=p)
         flavours = set()
@@ -299,6 +322,7 @@ def read_textmap(path: str | os.PathLike[str], *, on_error: str = "raise") -> Ma
             flavour, ps = _parts(text, Path(f"{p}!{name}"), on_error)
             flavours.add(flavour)
             parts += ps
+        _summary_totals(parts, summary)
         lot = p.name.split("_")[0]
         for part in parts:
             if not part["lot_id"]:
