@@ -656,6 +656,19 @@ def test_truncated_coordinate_and_esc_maps(shared_samples: Path, tmp_path: Path,
         assert len(m.dies) == n_dies and (kept["_merge"] == "both").all()
 
 
+@pytest.mark.parametrize("where", [0.3, 0.77, "END."])
+def test_truncated_run_length_lot_file(shared_samples: Path, tmp_path: Path, where: float | str) -> None:
+    raw = (shared_samples / "other" / "2925151WG1.002").read_bytes()
+    cut = raw.rindex(b"END.") if where == "END." else int(len(raw) * float(where))
+    p = tmp_path / "r.002"
+    p.write_bytes(raw[:cut])
+    with pytest.raises(ParseError, match=r"truncated\?"):
+        read_map(p)
+    with pytest.warns(DataQualityWarning, match=r"truncated\?"):
+        m = read_map(p, on_error="salvage")
+    assert 0 < len(m.dies) <= 449100 and (len(m.wafers) == 25) == (where == "END.")
+
+
 # -- every writer x reader keeps die addresses -------------------------------------------------------
 def _write(dies: pd.DataFrame, path: Path, writer: str) -> None:
     if writer in ("e142", "g85"):

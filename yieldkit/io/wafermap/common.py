@@ -5,7 +5,9 @@ with the canonical die table; :func:`write_map` writes a die table as E142 or G8
 
 Die indices of an array map: ``die_x`` counts columns from the left and ``die_y`` rows from
 the bottom of the map *as drawn with the notch at the bottom* (the wafer frame), both from
-0 at the lower-left cell of the array. A map whose notch/flat is elsewhere is rotated into
+0 at the lower-left cell of the array -- unless the file gives die addresses: a ``LowerLeftDie``
+reference device (as :func:`write_map` writes), the address in each TSK record, or the TSK
+text map's start at (1, 1). A map whose notch/flat is elsewhere is rotated into
 that frame; the original header values (orientation, origin location, axis direction,
 reference dies) are kept in ``MapData.metadata``. Cells holding the map's null bin are not
 dies and are absent from the die table; so are the sites a format marks as untested (skip,

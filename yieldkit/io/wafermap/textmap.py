@@ -249,8 +249,8 @@ def _parts(text: str, p: Path, on_error: str = "raise") -> tuple[str, list[dict[
         return flavour, [_mapex(text, p)]
     if flavour == "coord":
         return flavour, [_coord(text, p, on_error)]
-    if flavour == "esc":
-        return flavour, FLAVOURS["esc"](text, p, on_error=on_error)
+    if flavour in ("esc", "rle"):
+        return flavour, FLAVOURS[flavour](text, p, on_error=on_error)
     if flavour in FLAVOURS:
         return flavour, FLAVOURS[flavour](text, p)
     raise ParseError("not a text wafer map yieldkit reads (SINF RowData, mapEx, GTK, TSK text, WMAP, Electroglas "
@@ -305,8 +305,8 @@ def read_textmap(path: str | os.PathLike[str], *, on_error: str = "raise") -> Ma
     """Read a text map (SINF, mapEx, coordinate list, GTK, TSK text, WMAP, Electroglas), or a zip
     of such maps (one wafer per member); see :func:`yieldkit.read_map`.
 
-    ``on_error="salvage"`` reads a coordinate list or Electroglas file cut short (no closing
-    line) with a :class:`~yieldkit.errors.DataQualityWarning` instead of a :class:`ParseError`.
+    ``on_error="salvage"`` reads a coordinate list, Electroglas or run-length lot file cut
+    short (no closing line) with a :class:`~yieldkit.errors.DataQualityWarning` instead of a :class:`ParseError`.
     """
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_textmap")
     p = Path(path)

@@ -10,7 +10,8 @@
 * ``wmap``: fixed keywords (``ROWCNT``, ``COLCNT``, ``COMPRE`` characters per die, ``PASBIN``,
   ``SKIPDI``), then ``MAPnnn`` rows.
 * ``rle``: 80-column ``KEY=VALUE`` lot file, ``MAP_XY.<wafer>.<bin>="Y<row> x1/x2 x ..."`` runs per
-  bin, rows listed top first (y grows downwards), ``BIN_COUNT.<wafer>.<bin>`` totals; bin 1 passes.
+  bin, rows listed top first (y grows downwards), ``BIN_COUNT.<wafer>.<bin>`` totals; bin 1 passes;
+  the file closes with ``END.`` (without it, it was cut short).
 * ``esc``: Electroglas ``WAFER TEST DATA FILE``: tab-separated header, then ``X<i>Y<j>`` per die
   with its bin (``Z`` = mark); ``PRQUAD`` gives the quadrant the axes point to.
 
@@ -278,9 +279,9 @@ def _esc(text: str, p: Path, on_error: str = "raise") -> list[dict[str, Any]]:
              "product": hdr.get("PRODUCT"), "meta": {**hdr, "marks": marks, "notch_deg": angle}}]
 
 
-def _rle_values(text: str, p: Path) -> list[tuple[str, str, int]]:
+def _rle_values(text: str, p: Path, on_error: str = "raise") -> list[tuple[str, str, int]]:
     """KEY=VALUE statements; a quoted value may continue over lines. Returns (key, value, line)."""
-    out = []
+    out: list[tuple[str, str, int]] = []
     lines = text.splitlines()
     k = 0
     while k < len(lines):
@@ -296,6 +297,10 @@ def _rle_values(text: str, p: Path) -> list[tuple[str, str, int]]:
         if value.startswith('"'):
             while value.count('"') < 2:
                 if k >= len(lines):
+                    if on_error == "salvage":
+                        truncated(p, f"the quoted value of {key.strip()} is not closed", line=start,
+                                  record=key.strip(), on_error=on_error)
+                        return out  # the statements before the cut
                     raise ParseError(f"the quoted value of {key.strip()} is not closed (truncated?)", path=p,
                                      line=start, record=key.strip())
                 value += " " + lines[k].strip()
@@ -308,8 +313,11 @@ def _rle_values(text: str, p: Path) -> list[tuple[str, str, int]]:
 _RANGE = re.compile(r"Y(-?\d+)|(-?\d+)(?:/(-?\d+))?")
 
 
-def _rle(text: str, p: Path) -> list[dict[str, Any]]:
-    stmts = _rle_values(text, p)
+def _rle(text: str, p: Path, on_error: str = "raise") -> list[dict[str, Any]]:
+    stmts = _rle_values(text, p, on_error)
+    if not re.search(r"^\s*END\.\s*$", text, re.M):  # the lot file closes with 'END.'
+        truncated(p, "the lot file ends without its closing 'END.' line", line=text.count("\n") + 1, record="END.",
+                  on_error=on_error)
     hdr = {k: v for k, v, _ in stmts if "." not in k}
     wafers: dict[str, dict[str, Any]] = {}
     for key, value, line in stmts:
@@ -329,6 +337,8 @@ def _rle(text: str, p: Path) -> list[dict[str, Any]]:
                                  record=key) from None
     out = []
     for ww, w in wafers.items():
+        if not w["bins"] and on_error == "salvage":
+            continue  # a wafer whose map lies after the cut
         xs, ys, bs = [], [], []
         for b, (value, line) in w["bins"].items():
             y = None
