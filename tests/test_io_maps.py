@@ -34,19 +34,20 @@ def test_e142_sample_matches_declared_bin_counts(shared_samples: Path) -> None:
         declared = {c: int(n) for c, n in re.findall(r'BinCode="(\w+)" BinCount="(\d+)"', block)}
         sub = m.dies[m.dies.wafer_id == wafer]
         got = sub["bin_code"].value_counts()
-        assert got.to_dict() == raw.drop("00").to_dict()
+        # "00" is the NullBin, "50" the reference dies (BinDescription "reference die"): sites, not dies
+        assert got.to_dict() == raw.drop(["00", "50"]).to_dict()
         for code, n in declared.items():
             if code == "00":  # the NullBin: not dies, but counted in the header
                 assert m.metadata[("G6P139.14", wafer)]["null_count"] == n
+            elif code == "50":
+                assert m.metadata[("G6P139.14", wafer)]["untested"] == {"50": n}
             else:
                 assert got.get(code, 0) == n
         assert (sub["hbin"] == sub["bin_code"].map(lambda c: int(c, 16))).all()
         assert sub.loc[sub.hbin == 1, "passed"].all() and not sub.loc[sub.hbin != 1, "passed"].any()
     lay = m.layouts[("G6P139.14", "G6P139-07B7")]
     assert lay.die_pitch_um == (3900.0, 3000.0)
-    # the reference devices (6, 50) of the file are 1-based lower-left coordinates of bin-50 cells
-    refs = m.dies[(m.dies.wafer_id == "G6P139-07B7") & (m.dies.bin_code == "50")]
-    assert (5, 49) in set(zip(refs.die_x, refs.die_y))
+    assert not (m.dies.bin_code == "50").any()
     assert ("+006", "+050") in m.metadata[("G6P139.14", "G6P139-07B7")]["ReferenceDevices"]
 
 
@@ -101,8 +102,10 @@ def test_coordinate_list_matches_sinf(shared_samples: Path) -> None:
     assert co.format == "coord"
     lines = (shared_samples / "coord" / "S1M040120B_B004549_01.WaferMap").read_text().split("[MAP]:")[1]
     tally = re.findall(r"^\s*-?\d+\s+-?\d+\s+(\d+)", lines, re.M)
-    assert len(co.dies) == len(tally)
-    tested = co.dies[co.dies.hbin != 257]
+    # bin 257 marks edge sites that are not tested: not dies, counted in the metadata
+    assert len(co.dies) == len(tally) - tally.count("257") == 979
+    assert co.metadata[("B004549", "01")]["untested"] == {"257": tally.count("257")}
+    tested = co.dies
     # same wafer: the grids agree once both are re-based on the tested dies
     t = tested.assign(die_x=tested.die_x - tested.die_x.min(), die_y=tested.die_y - tested.die_y.min())
     s = sinf.dies.assign(die_x=sinf.dies.die_x - sinf.dies.die_x.min(), die_y=sinf.dies.die_y - sinf.dies.die_y.min())
@@ -129,8 +132,9 @@ def _die_tables(draw: st.DrawFn) -> pd.DataFrame:
         hb = draw(st.lists(st.integers(0, 1000 if big else 200), min_size=len(cells), max_size=len(cells)))
         xs = [c[0] for c in cells]
         ys = [c[1] for c in cells]
-        frames.append(pd.DataFrame({"lot_id": "LOT-1", "wafer_id": wafer, "die_x": np.array(xs) - min(xs),
-                                    "die_y": np.array(ys) - min(ys), "hbin": hb}))
+        dx, dy = draw(st.integers(-40, 40)), draw(st.integers(-40, 40))  # die addresses need not start at 0
+        frames.append(pd.DataFrame({"lot_id": "LOT-1", "wafer_id": wafer, "die_x": np.array(xs) - min(xs) + dx,
+                                    "die_y": np.array(ys) - min(ys) + dy, "hbin": hb}))
     return yk.read_dies(pd.concat(frames, ignore_index=True))
 
 
@@ -388,9 +392,12 @@ def test_tsk_binary_matches_its_text_twin(shared_samples: Path, tmp_path: Path) 
     assert len(m.dies) == meta["total_tested"] == 2134 and m.dies.passed.sum() == meta["total_pass"] == 1544
     assert m.layouts[("FMYK0-0129A", "FMYK0-0129A-02")].die_pitch_um == (3250.0, 3986.0)  # 325000 x 398600 x 0.01 um
     text = read_map(shared_samples / "tsk" / "FMYK0-01-map.txt").dies
-    a = m.dies.assign(die_x=m.dies.die_x - m.dies.die_x.min(), die_y=m.dies.die_y - m.dies.die_y.min())
-    b = text.assign(die_x=text.die_x - text.die_x.min(), die_y=text.die_y - text.die_y.min())
-    j = a.merge(b, on=["die_x", "die_y"], how="outer", indicator=True)
+    # the same die addresses without re-basing: the binary records carry them (x 1..58, y 1..47)
+    raw = np.frombuffer(path.read_bytes(), ">u2", count=60 * 49 * 3, offset=236).reshape(-1, 3).astype(int)
+    probing = (raw[:, 1] >> 14) == 1
+    assert set(m.dies.die_x) == set(raw[probing, 0] & 0x1FF)
+    assert set(m.dies.die_y) == set(48 - (raw[probing, 1] & 0x1FF))
+    j = m.dies.merge(text, on=["die_x", "die_y"], how="outer", indicator=True)
     assert (j["_merge"] == "both").all() and (j.hbin_x == j.hbin_y).all() and (j.passed_x == j.passed_y).all()
     data = path.read_bytes()
     p = tmp_path / "cut"
@@ -438,3 +445,298 @@ def test_xml_map_without_wafer_size_takes_the_grid_diagonal(tmp_path: Path) -> N
     p.write_text(p.read_text().replace(' WaferSize="100.0"', ""))
     back = read_map(p).layouts[("L", "1")]
     assert back.diameter_mm == pytest.approx(np.hypot(3 * 4000.0, 2 * 3000.0) / 1000.0)
+
+
+# -- untested sites and the totals a file states --------------------------------------------------
+@pytest.mark.parametrize(("sub", "name", "n_tested", "yield_pct"), [
+    ("coord", "S1M040120B_B004549_01.WaferMap", 979, 96.53),  # trailer: Test 979 / Pass 945; bin 257 = edge
+    ("ascii", "S1M040120B_B004549_01_mapEx.txt", 979, 96.53),  # header Yield 96.53%; 'S' = skipped site
+    ("sinf", "HEX_S1M040120B_B004549_01.txt", 979, 96.53),  # the SINF twin of the same wafer
+    ("ascii", "S1M032120B_B003332_01_mapEx.txt", 805, 89.94),  # header Total Tested 805, Yield 89.94%
+])
+def test_untested_sites_are_not_tested_fails(shared_samples: Path, sub: str, name: str, n_tested: int,
+                                             yield_pct: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        m = read_map(shared_samples / sub / name)
+    assert len(m.dies) == n_tested
+    assert round(100 * m.dies.passed.mean(), 2) == yield_pct
+    assert not m.dies.bin_code.isin(["S", "257"]).any()
+
+
+def test_sinf_uninspected_edge_and_reference_codes_are_sites(tmp_path: Path) -> None:
+    """SINF hex variant: '@@' uninspected, FD/FE edge, FF reference die (artwork.com SINF spec)."""
+    p = tmp_path / "s.txt"
+    p.write_text("DEVICE:D\nLOT:L\nWAFER:1\nFNLOC:180\nROWCT:2\nCOLCT:3\nBCEQU:01\n"
+                 "RowData:@@ 01 FF\nRowData:FD 02 fe\n")
+    m = read_map(p)
+    assert sorted(m.dies.hbin.tolist()) == [1, 2]
+    assert m.metadata[("L", "1")]["untested"] == {"@@": 1, "FD": 1, "FF": 1, "fe": 1}
+
+
+@pytest.mark.parametrize(("sub", "name", "old", "new", "what"), [
+    ("ascii", "S1M040120B_B004549_01_mapEx.txt", "Yield             : 96.53%", "Yield             : 97.53%",
+     r"Yield 97.53% \(the dies give 96.53 %\)"),
+    ("ascii", "S1M040120B_B004549_01_mapEx.txt", "Total Pass        : 945", "Total Pass        : 946",
+     r"Total Pass 946 \(the dies give 945\)"),
+    ("coord", "S1M040120B_B004549_01.WaferMap", "Total Prober Test Dies: 979", "Total Prober Test Dies: 981",
+     r"Total Prober Test Dies 981 \(the dies give 979\)"),
+    ("coord", "S1M040120B_B004549_01.WaferMap", "Bin(4) (20)", "Bin(4) (21)", r"bin 4 count 21 \(the map holds 20\)"),
+    ("e142", "G6P139.14-E142.xml", 'BinCode="62" BinCount="67"', 'BinCode="62" BinCount="66"',
+     r"bin 62 count 66 \(the map holds 67\)"),
+    ("g85", "SEMI_G85_1101_ALL.xml", 'BinCount="2765"', 'BinCount="2766"', r"bin 00 count 2766"),
+    ("e142", "G6P139.14-E142.xml", "<GoodDevices>2200</GoodDevices>", "<GoodDevices>2201</GoodDevices>",
+     r"GoodDevices 2201 \(the dies give 2200\)"),
+    ("tsk", "FMYK0-01-map.txt", 'GOOD DIES        =  1544', 'GOOD DIES        =  1543',
+     r"GOOD DIES 1543 \(the dies give 1544\)"),
+    ("ascii", "P0094B_B003332_01.txt", "Pass Die: 777", "Pass Die: 770", r"Pass Die 770"),
+    ("other", "WMAP_1HQ2WM40.01_Q2WM40-01F4_YY", "SUMPAS 10966", "SUMPAS 10967", r"SUMPAS 10967"),
+])
+def test_stated_totals_are_checked(shared_samples: Path, tmp_path: Path, sub: str, name: str, old: str, new: str,
+                                   what: str) -> None:
+    src = shared_samples / sub / name
+    raw = src.read_bytes()
+    assert old.encode() in raw
+    p = tmp_path / name
+    p.write_bytes(raw.replace(old.encode(), new.encode(), 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        read_map(src)  # the original agrees with itself
+    with pytest.warns(DataQualityWarning, match=re.escape(str(p)) + ".*the file states .*" + what):
+        read_map(p)
+
+
+def test_gtk_lot_archive_summary_is_checked(shared_samples: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    src = shared_samples / "ascii" / "QR646.04_CP1_2022_03_10_17_07_12.map.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        read_map(src)
+    p = tmp_path / src.name
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(p, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "SUMMARY.CSV":
+                data = data.replace(b"QR64606-D1,5023,5019", b"QR64606-D1,5023,5017", 1)
+            zout.writestr(info, data)
+    with pytest.warns(DataQualityWarning, match=r"wafer 'QR64606-D1'.*SUMMARY.CSV PASS 5017 \(the dies give 5019\)"):
+        read_map(p)
+
+
+def test_tsk_binary_header_totals_are_checked(shared_samples: Path, tmp_path: Path) -> None:
+    data = bytearray((shared_samples / "tsk" / "FMYK0-0129A-02").read_bytes())
+    data[212:214] = (1500).to_bytes(2, "big")  # total pass dice
+    p = tmp_path / "t"
+    p.write_bytes(bytes(data))
+    with pytest.warns(DataQualityWarning, match=r"total pass dice 1500 \(the dies give 1544\)"):
+        read_map(p, format="tsk")
+
+
+# -- missing identifiers -----------------------------------------------------------------------------
+def test_g85_without_lot_or_wafer_id_is_read(shared_samples: Path, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    text = (shared_samples / "g85" / "SEMI_G85_1101_ALL.xml").read_text()
+    p = tmp_path / "NOLOT-7.xml"
+    p.write_text(text.replace(' LotId="DEADBEEF"', "", 1))
+    with caplog.at_level("INFO", logger="yieldkit"):
+        m = read_map(p)
+    assert set(m.dies.lot_id) == {"NOLOT-7"} and set(m.dies.wafer_id) == {"ABCD123"} and len(m.dies) == 2808
+    assert any("no lot id" in r.getMessage() and r.levelname == "INFO" for r in caplog.records)
+    assert "Device.LotId" not in m.metadata[("NOLOT-7", "ABCD123")]  # the header as found
+    # no wafer id either: the slot when the file gives one, else "1"
+    p.write_text(text.replace(' LotId="DEADBEEF"', ' LotId=""', 1).replace(' WaferId="ABCD123"', ' Slot="07"', 1))
+    m = read_map(p)
+    assert (m.dies.lot_id.iloc[0], m.dies.wafer_id.iloc[0]) == ("NOLOT-7", "7")
+    assert m.metadata[("NOLOT-7", "7")]["Device.LotId"] == "" and m.metadata[("NOLOT-7", "7")]["Map.Slot"] == "07"
+    p.write_text(text.replace(' LotId="DEADBEEF"', "", 1).replace(' WaferId="ABCD123"', "", 1))
+    assert set(read_map(p).dies.wafer_id) == {"1"}
+
+
+def test_empty_ids_of_text_and_e142_maps_are_filled(shared_samples: Path, tmp_path: Path) -> None:
+    text = (shared_samples / "sinf" / "HEX_S1M040120B_B004549_01.txt").read_text()
+    p = tmp_path / "W9.txt"
+    p.write_text(text.replace("LOT:B004549", "LOT:").replace("WAFER:01", "WAFER: "))
+    m = read_map(p)
+    assert (m.dies.lot_id.iloc[0], m.dies.wafer_id.iloc[0]) == ("W9", "1")
+    e = (shared_samples / "e142" / "G6P139.14-E142.xml").read_text()
+    q = tmp_path / "E.xml"
+    q.write_text(e.replace("<LotId>G6P139.14</LotId>", "<LotId></LotId>"))
+    assert set(read_map(q).dies.lot_id) == {"E"}
+
+
+# -- die sizes -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", ["0", "-3.9", "abc", "nan"])
+@pytest.mark.parametrize(("sub", "name", "old", "new", "where"), [
+    ("e142", "G6P139.14-E142.xml", '<DeviceSize X="3.9" Y="3"', '<DeviceSize X="{}" Y="3"', r"line 14, record DeviceSize X"),
+    ("g85", "SEMI_G85_1101_ALL.xml", 'DeviceSizeX="5000"', 'DeviceSizeX="{}"', r"line 3, record DeviceSizeX"),
+    ("ascii", "S1M040120B_B004549_01_mapEx.txt", "Dice SizeX        : 4134.000", "Dice SizeX        : {}",
+     r"line 5, record Dice SizeX"),
+    ("sinf", "HEX_S1M040120B_B004549_01.txt", "XDIES:4.13400", "XDIES:{}", r"line 11, record XDIES"),
+    ("coord", "S1M040120B_B004549_01.WaferMap", "Index Y:3740.000", "Index Y:{}", r"line 10, record Index Y"),
+])
+def test_bad_die_sizes_are_parse_errors(shared_samples: Path, tmp_path: Path, sub: str, name: str, old: str, new: str,
+                                        where: str, bad: str) -> None:
+    raw = (shared_samples / sub / name).read_text(encoding="utf-8")
+    assert old in raw
+    p = tmp_path / name
+    p.write_text(raw.replace(old, new.format(bad), 1), encoding="utf-8")
+    with pytest.raises(ParseError, match=re.escape(str(p)) + ", " + where + ": the die size .* must be"):
+        read_map(p)
+
+
+def test_missing_die_size_falls_back_with_a_note(shared_samples: Path, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    raw = (shared_samples / "sinf" / "HEX_S1M040120B_B004549_01.txt").read_text()
+    p = tmp_path / "s.txt"
+    p.write_text(raw.replace("XDIES:4.13400\n", ""))
+    with caplog.at_level("INFO", logger="yieldkit"):
+        m = read_map(p)
+    assert m.layouts[("B004549", "01")].inferred
+    assert any("no die size" in r.getMessage() for r in caplog.records)
+
+
+# -- encodings -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("sub", "name", "fmt"), [
+    ("e142", "G6P139.14-E142.xml", "e142"),
+    ("g85", "SEMI_G85_1101_ALL.xml", "g85"),
+    ("sinf", "HEX_S1M040120B_B004549_01.txt", "sinf"),
+    ("ascii", "S1M040120B_B004549_01_mapEx.txt", "mapex"),
+    ("coord", "S1M040120B_B004549_01.WaferMap", "coord"),
+    ("coord", "C1X328W24G0.esc", "esc"),
+])
+@pytest.mark.parametrize(("encoding", "declared"), [
+    ("utf-16", "UTF-16"),  # with a byte-order mark
+    ("utf-16-le", "UTF-16"),  # without one
+    ("utf-16-be", "UTF-16"),
+    ("utf-8-sig", "UTF-8"),
+    ("utf-32", "UTF-32"),
+    ("latin-1", "ISO-8859-1"),
+])
+def test_maps_in_other_encodings_read_alike(shared_samples: Path, tmp_path: Path, sub: str, name: str, fmt: str,
+                                            encoding: str, declared: str) -> None:
+    src = shared_samples / sub / name
+    text = src.read_text(encoding="utf-8")
+    if encoding == "latin-1":
+        text = text.replace("下午", "PM")  # a Latin-1 copy cannot hold CJK text
+    text = text.replace('encoding="UTF-8"', f'encoding="{declared}"')
+    p = tmp_path / name
+    p.write_bytes(text.encode(encoding))
+    want = read_map(src)
+    got = read_map(p)
+    assert got.format == want.format == fmt
+    cols = ["lot_id", "wafer_id", "die_x", "die_y", "hbin", "passed", "bin_code"]
+    pd.testing.assert_frame_equal(got.dies[cols], want.dies[cols])
+
+
+# -- truncation ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("sub", "name", "n_dies"), [
+    ("coord", "S1M040120B_B004549_01.WaferMap", 979),
+    ("coord", "B003332-01_20250325_170454.WaferMap", 805),
+    ("coord", "C1X328W24G0.esc", 866),
+])
+@pytest.mark.parametrize("where", [0.3, 0.5, 0.77, 0.95, -3])
+def test_truncated_coordinate_and_esc_maps(shared_samples: Path, tmp_path: Path, sub: str, name: str, n_dies: int,
+                                           where: float) -> None:
+    raw = (shared_samples / sub / name).read_bytes()
+    cut = len(raw) + int(where) if where < 0 else int(len(raw) * where)
+    p = tmp_path / name
+    p.write_bytes(raw[:cut])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        assert len(read_map(shared_samples / sub / name).dies) == n_dies  # the whole file reads
+    with pytest.raises(ParseError, match=re.escape(str(p)) + r", line \d+, record .*truncated\?"):
+        read_map(p)
+    with pytest.warns(DataQualityWarning, match=r"truncated\?"):
+        m = read_map(p, on_error="salvage")
+    assert 0 < len(m.dies) <= n_dies
+    full = read_map(shared_samples / sub / name).dies
+    kept = m.dies.merge(full, on=["die_x", "die_y", "hbin"], how="left", indicator=True) if where < 0 else None
+    if kept is not None:  # cut in the closing lines: every die is there and unchanged
+        assert len(m.dies) == n_dies and (kept["_merge"] == "both").all()
+
+
+@pytest.mark.parametrize("where", [0.3, 0.77, "END."])
+def test_truncated_run_length_lot_file(shared_samples: Path, tmp_path: Path, where: float | str) -> None:
+    raw = (shared_samples / "other" / "2925151WG1.002").read_bytes()
+    cut = raw.rindex(b"END.") if where == "END." else int(len(raw) * float(where))
+    p = tmp_path / "r.002"
+    p.write_bytes(raw[:cut])
+    with pytest.raises(ParseError, match=r"truncated\?"):
+        read_map(p)
+    with pytest.warns(DataQualityWarning, match=r"truncated\?"):
+        m = read_map(p, on_error="salvage")
+    assert 0 < len(m.dies) <= 449100 and (len(m.wafers) == 25) == (where == "END.")
+
+
+# -- every writer x reader keeps die addresses -------------------------------------------------------
+def _write(dies: pd.DataFrame, path: Path, writer: str) -> None:
+    if writer in ("e142", "g85"):
+        write_map(dies, path, format=writer)
+    elif writer == "stdf":
+        yk.write_stdf(dies, path)
+    elif writer == "csv":
+        yk.write_csv(dies, path)
+    else:
+        yk.write_parquet(dies, path)
+
+
+@pytest.mark.parametrize(("writer", "suffix", "soft_bins"), [
+    ("e142", ".xml", False), ("g85", ".xml", False), ("stdf", ".stdf", True), ("csv", ".csv", True),
+    ("parquet", ".parquet", True),
+])
+@pytest.mark.parametrize("reader", ["read_dies", "read_map"])
+@pytest.mark.parametrize("source", ["a595", "synthetic"])
+def test_every_writer_and_reader_keep_die_addresses(shared_samples: Path, tmp_path: Path, writer: str, suffix: str,
+                                                    soft_bins: bool, reader: str, source: str) -> None:
+    if reader == "read_map" and writer not in ("e142", "g85"):
+        pytest.skip("read_map reads wafer maps only")
+    if source == "a595":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)
+            dies = yk.final_results(yk.read_dies(shared_samples / "stdf" / "a595.stdf"))
+        assert len(dies) == 336 and dies.die_y.min() < 0
+    else:  # negative and large addresses, bins beyond one hex byte, soft bins
+        dies = yk.read_dies(pd.DataFrame({
+            "lot_id": "LOT-7", "wafer_id": ["W1", "W1", "W1", "W2", "W2"], "die_x": [-120, -119, 5, 300, 301],
+            "die_y": [-3, -3, 40, -200, -199], "hbin": [1, 7, 300, 1, 2], "sbin": [1, 71, 3000, 1, 22]}))
+    cols = ["lot_id", "wafer_id", "die_x", "die_y", "hbin", "passed"] + (["sbin"] if soft_bins else [])
+    p = tmp_path / f"out{suffix}"
+    _write(dies[[c for c in dies.columns if c != "test_seq"]], p, writer)
+    back = read_map(p).dies if reader == "read_map" else yk.read_dies(p)
+    key = ["lot_id", "wafer_id", "die_x", "die_y"]
+    a = dies[cols].astype({"lot_id": str, "wafer_id": str}).sort_values(key).reset_index(drop=True)
+    b = back[cols].astype({"lot_id": str, "wafer_id": str}).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+# -- bin codes as the file writes them -----------------------------------------------------------------
+def test_bin_labels_keep_the_file_codes(shared_samples: Path, tmp_path: Path) -> None:
+    g = read_map(shared_samples / "g85" / "SEMI_G85_1101_ALL.xml")
+    assert g.bin_labels[222] == "DE" and g.bin_labels[173] == "AD"
+    e = read_map(shared_samples / "e142" / "G6P139.14-E142.xml")
+    assert e.bin_labels[98] == "62" and e.bin_labels[1] == "01"  # HexaDecimal: 0x62 = 98
+    s = read_map(shared_samples / "sinf" / "HEX_S1M040120B_B004549_01.txt")
+    assert s.bin_labels == {1: "01", 3: "03", 4: "04", 5: "05"}
+    assert read_map(shared_samples / "sinf" / "3 digits_S1M040120B_B004549_01.txt").bin_labels == {}  # decimal
+    assert read_map(shared_samples / "tsk" / "FMYK0-01-map.txt").bin_labels[10] == "A"
+
+
+def test_map_cli_legend_shows_the_file_codes(shared_samples: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from yieldkit.cli import main
+    from yieldkit.plotting.wafermap import WaferMapDisplay
+
+    seen: list[object] = []
+    original = WaferMapDisplay.from_dies.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type, dies: pd.DataFrame, **kw: object) -> object:
+        disp = original(cls, dies, **kw)
+        seen.append(disp)
+        return disp
+
+    monkeypatch.setattr(WaferMapDisplay, "from_dies", classmethod(spy))
+    assert main(["map", str(shared_samples / "g85" / "SEMI_G85_1101_ALL.xml"), "-o", str(tmp_path / "g.png")]) == 0
+    labels = [t.get_text() for t in seen[-1].ax_.get_legend().get_texts()]  # type: ignore[attr-defined]
+    assert any(t.startswith("DE") for t in labels) and any(t.startswith("AD") for t in labels)
+    assert not any(t.startswith("222") for t in labels)

@@ -42,6 +42,8 @@ def _slug(s: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from .. import final_results, read_defects, read_dies
     from ..errors import DataQualityWarning, YieldkitValueError
+    from ..io.registry import reader_of, sniff_format
+    from ..io.wafermap import read_map
     from ..maps import die_defect_counts, die_defect_density, stack_map
     from ..plotting.export import save_figure
     from ..plotting.maps import plot_stacked_map
@@ -57,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
         raise YieldkitValueError("--value density needs --defects DEFECTS")
     layout = load_layout(args.layout) if args.layout else None
     bin_names = load_bin_names(args.bin_names) if args.bin_names else None
-    dies = final_results(read_dies(args.dies))
+    entry = reader_of(sniff_format(args.dies)) if Path(args.dies).is_file() else None
+    source = read_map(args.dies) if entry is not None and entry.wafer_map else None  # a map: its bin codes
+    dies = final_results(source.dies if source is not None else read_dies(args.dies))
+    bin_labels = (source.bin_labels or None) if source is not None else None
     value, column = args.value, None
     if args.value == "density":
         defects = read_defects(args.defects, layout=layout)
@@ -84,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     def one(lot: str, wafer: str, path: Path) -> None:
         d = dies[(dies["lot_id"] == lot) & (dies["wafer_id"] == wafer)]
         disp = WaferMapDisplay.from_dies(d, value=value, value_col=column, layout=layout, bin_names=bin_names,
-                                         title=f"lot {lot} wafer {wafer}")
+                                         bin_labels=bin_labels, title=f"lot {lot} wafer {wafer}")
         save_figure(disp, path, dpi=args.dpi)
         log.info("wrote %s", path)
 

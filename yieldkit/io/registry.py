@@ -30,7 +30,7 @@ from . import tabular
 log = logging.getLogger(__name__)
 
 __all__ = ["FORMATS", "Format", "formats", "head_text", "read", "read_defects", "read_dies", "read_wafers",
-           "reader_options", "register", "sniff_format"]
+           "reader_options", "register", "sniff_format", "text_encoding"]
 
 HEAD_BINARY = 256
 
@@ -92,9 +92,43 @@ def formats() -> list[Format]:
     return sorted(_REGISTRY.values(), key=lambda f: f.order)
 
 
+def text_encoding(head: bytes) -> str:
+    """The encoding of a text from its first bytes: a byte-order mark, then the NUL pattern of
+    BOM-less UTF-16/32, then the ``encoding`` of an XML declaration, else ``"utf-8"``."""
+    import codecs
+    import re
+
+    for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+                     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if head.startswith(bom):
+            return enc
+    sample = head[: min(len(head), 512) // 4 * 4]
+    if len(sample) >= 4 and sample.count(0) >= len(sample) // 3:
+        if sample[0::4].count(0) < len(sample) // 40 and sample[1::4].count(0) == sample[2::4].count(0) == sample[3::4].count(0) == len(sample) // 4:
+            return "utf-32-le"
+        if sample[3::4].count(0) < len(sample) // 40 and sample[0::4].count(0) == sample[1::4].count(0) == sample[2::4].count(0) == len(sample) // 4:
+            return "utf-32-be"
+        even, odd = sample[0::2], sample[1::2]
+        if odd.count(0) >= 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+            return "utf-16-le"
+        if even.count(0) >= 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+            return "utf-16-be"
+    decl = re.match(rb"\s*<\?xml[^>]*\bencoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']", head)
+    if decl:
+        try:
+            return codecs.lookup(decl.group(1).decode("ascii")).name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
 def head_text(head: bytes) -> str:
-    """The first bytes as text (UTF-8 with or without BOM, undecodable bytes replaced), left-stripped."""
-    return head.decode("utf-8-sig", errors="replace").lstrip()
+    """The first bytes as text (in the encoding :func:`text_encoding` finds, undecodable bytes
+    replaced, a byte-order mark dropped), left-stripped."""
+    enc = text_encoding(head)
+    if enc.startswith(("utf-16", "utf-32")):
+        head = head[: len(head) // 4 * 4]
+    return head.decode(enc if enc != "utf-8" else "utf-8-sig", errors="replace").lstrip("\ufeff").lstrip()
 
 
 def _zip_head(path: Path, n: int) -> bytes:

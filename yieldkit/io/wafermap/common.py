@@ -5,10 +5,18 @@ with the canonical die table; :func:`write_map` writes a die table as E142 or G8
 
 Die indices of an array map: ``die_x`` counts columns from the left and ``die_y`` rows from
 the bottom of the map *as drawn with the notch at the bottom* (the wafer frame), both from
-0 at the lower-left cell of the array. A map whose notch/flat is elsewhere is rotated into
+0 at the lower-left cell of the array -- unless the file gives die addresses: a ``LowerLeftDie``
+reference device (as :func:`write_map` writes), the address in each TSK record, or the TSK
+text map's start at (1, 1). A map whose notch/flat is elsewhere is rotated into
 that frame; the original header values (orientation, origin location, axis direction,
 reference dies) are kept in ``MapData.metadata``. Cells holding the map's null bin are not
-dies and are absent from the die table.
+dies and are absent from the die table; so are the sites a format marks as untested (skip,
+edge, reference or ink-only marks): their counts per code are kept in the wafer's metadata
+under ``"untested"`` and they never count as tested fails.
+
+Where a file states its own totals (tested and good dies, yield, per-bin counts), the parsed
+table is checked against them and a :class:`~yieldkit.errors.DataQualityWarning` names the
+file and what differs.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +32,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...errors import InputNotFoundError, ParseError, SchemaError
+from ...errors import DataQualityWarning, InputNotFoundError, ParseError, SchemaError, check_choice
 from ...frame import Orientation, assume, cannot_honour, mark_angle, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import STRING, validate_dies
-from ..registry import head_text, reader_of, sniff_format
+from ..registry import head_text, reader_of, reader_options, sniff_format, text_encoding
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,9 @@ class MapData:
     bins : DataFrame
         Bin definitions: ``lot_id``, ``wafer_id``, ``bin_code``, ``hbin``, ``description``,
         ``passed`` and ``declared_count`` (the count the file states, when it does).
+    bin_labels : dict
+        ``hbin -> code`` as the file writes it (``{31: "1F"}``), for legends that show the
+        file's own codes; empty when the codes are decimal bin numbers.
     format : str
         ``"e142"``, ``"g85"`` or the text-map flavour (``"sinf"``, ...).
     metadata : dict
@@ -66,6 +78,7 @@ class MapData:
     format: str
     metadata: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     path: str = ""
+    bin_labels: dict[int, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (f"MapData(format={self.format!r}, wafers={len(self.wafers)}, dies={len(self.dies)}, "
@@ -124,6 +137,125 @@ def grid_to_dies(grid: np.ndarray, null: set[str] | str | None) -> tuple[np.ndar
     return c.astype(np.int64), (nrows - 1 - r).astype(np.int64), grid[r, c]
 
 
+def drop_untested(ix: np.ndarray, iy: np.ndarray, code: np.ndarray, hbin: np.ndarray, untested: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Remove the sites a format marks as untested (skip, edge, reference, ink-only).
+
+    Returns the kept ``(die_x, die_y, code, hbin)`` and the count of removed sites per code.
+    """
+    untested = np.asarray(untested, bool)
+    codes = np.asarray(code, dtype=object)
+    counts = {str(c): int(k) for c, k in pd.Series(codes[untested].astype(str), dtype=object).value_counts().items()}
+    keep = ~untested
+    return (np.asarray(ix)[keep], np.asarray(iy)[keep], codes[keep], np.asarray(hbin)[keep], counts)
+
+
+#: bin descriptions of XML maps that name a site rather than a tested die
+_UNTESTED_WORDS = re.compile(r"^\s*(reference|ref\.?|skip(ped)?|edge|ink(ed)?|ink[- ]only|untested|not tested|"
+                             r"uninspected|no die|null)\b", re.I)
+
+
+def untested_bins(defs: list[dict[str, Any]]) -> set[int]:
+    """Hard bins an XML map's bin definitions describe as untested sites (reference, skip, edge,
+    ink-only, untested), never bins declared ``Pass``."""
+    return {int(d["hbin"]) for d in defs if not d.get("passed") and _UNTESTED_WORDS.match(str(d.get("description") or ""))}
+
+
+def line_of(text: str | None, pattern: str) -> int | None:
+    """The 1-based line of the first match of a regular expression (case-insensitive) in ``text``."""
+    if not text:
+        return None
+    m = re.search(pattern, text, re.I | re.M)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def die_size(path: Any, x: Any, y: Any, *, names: tuple[str, str], text: str | None = None,
+             patterns: tuple[str, str] | None = None, unit: float = 1.0) -> tuple[float, float] | None:
+    """The die pitch [um] a map states, from its two sizes (times ``unit``).
+
+    None when the file gives no size (the layout then takes unit pitch, and says so); a size
+    that is not a positive finite number is a :class:`ParseError` naming the file, the line
+    (found in ``text`` with ``patterns``, by default the line starting with the name), the
+    keyword and the value.
+    """
+    if x is None or y is None or not str(x).strip() or not str(y).strip():
+        return None
+    out = []
+    for value, name, pattern in zip((x, y), names, patterns or [r"^\s*" + re.escape(n) for n in names]):
+        v = str(value).strip()
+        try:
+            f = float(v) * unit
+        except ValueError:
+            f = float("nan")
+        if not (np.isfinite(f) and f > 0):
+            raise ParseError(f"the die size {name} must be a positive number; got {v[:20]!r}", path=path,
+                             line=line_of(text, pattern), record=name)
+        out.append(f)
+    return out[0], out[1]
+
+
+def _number(text: Any) -> tuple[float, int] | None:
+    """(value, decimals) of a stated number such as ``"96.53%"``, ``"945"``; None when it is none."""
+    m = re.search(r"[-+]?\d+(?:\.(\d+))?", str(text))
+    if m is None:
+        return None
+    return float(m.group(0)), len(m.group(1) or "")
+
+
+def check_totals(path: Any, key: tuple[str, str], hbin: np.ndarray, passed: np.ndarray, part: dict[str, Any]) -> None:
+    """Warn when the totals a file states disagree with the die table parsed from it.
+
+    ``part["declared"]`` maps ``"tested"``, ``"passed"``, ``"failed"`` and ``"yield_pct"`` (or
+    ``"<one of these>:<source>"``) to ``(stated text, name in the file)``; ``part["bins"]`` may carry each bin's
+    ``declared_count``, which is compared with the dies plus the untested sites of that code.
+    """
+    diffs = []
+    n, good = len(hbin), int(np.asarray(passed, bool).sum())
+    actual = {"tested": n, "passed": good, "failed": n - good}
+    for key_, (stated, name) in (part.get("declared") or {}).items():
+        what = key_.split(":")[0]  # "tested:summary": a second source of the same total
+        num = _number(stated)
+        if num is None:
+            continue
+        value, decimals = num
+        if what == "yield_pct":
+            got = round(100.0 * good / n, decimals) if n else float("nan")
+            if not (n and abs(got - value) <= 0.5 * 10.0 ** -decimals + 1e-9):
+                diffs.append(f"{name} {str(stated).strip()} (the dies give {100.0 * good / n if n else float('nan'):.2f} %)")
+        elif int(value) != actual[what]:
+            diffs.append(f"{name} {int(value)} (the dies give {actual[what]})")
+    # hexadecimal codes are compared without case ("1f" is "1F"); character codes with it ("a" is not "A")
+    fold = str.upper if str(part.get("meta", {}).get("BinType", "")).lower().startswith("hex") else str
+    untested = {fold(str(c)): k for c, k in (part.get("meta", {}).get("untested") or {}).items()}
+    codes = np.asarray(part.get("code", []), dtype=object).astype(str)
+    if fold is str.upper and len(codes):
+        codes = np.char.upper(codes.astype("U"))
+    have = {str(c): int(k) for c, k in pd.Series(codes, dtype=object).value_counts().items()}
+    nulls = {fold(str(c)) for c in part.get("null", ()) if c is not None}
+    for b in part.get("bins", ()):
+        declared = b.get("declared_count")
+        code = fold(str(b.get("bin_code", "")))
+        if declared is None or code in nulls:
+            continue
+        got_n = have.get(code, 0) + untested.get(code, 0)
+        if int(declared) != got_n:
+            diffs.append(f"bin {b.get('bin_code')} count {int(declared)} (the map holds {got_n})")
+    if diffs:
+        warnings.warn(f"{path}: lot {key[0]!r} wafer {key[1]!r}: the file states " + "; ".join(diffs),
+                      DataQualityWarning, stacklevel=4)
+
+
+def truncated(path: Any, message: str, *, line: int | None, record: str, on_error: str) -> None:
+    """A map cut short: a :class:`ParseError`, or with ``on_error="salvage"`` a
+    :class:`~yieldkit.errors.DataQualityWarning` (the dies before the cut are kept)."""
+    if on_error != "salvage":
+        raise ParseError(f"{message} (truncated?). Pass on_error='salvage' to read the dies before the cut", path=path,
+                         line=line, record=record)
+    where = f"line {line}: " if line is not None else ""
+    warnings.warn(f"{path}: {where}{message} (truncated?); read the complete die lines before the cut",
+                  DataQualityWarning, stacklevel=5)
+
+
 def orient(ix: np.ndarray, iy: np.ndarray, angle: Any, path: Any) -> tuple[np.ndarray, np.ndarray, int]:
     """Rotate die indices so the notch/flat at ``angle`` [deg] (0 = bottom) goes to the bottom,
     then re-base so the lower-left die cell is (0, 0)."""
@@ -149,6 +281,34 @@ def orient(ix: np.ndarray, iy: np.ndarray, angle: Any, path: Any) -> tuple[np.nd
     return nx - nx.min(), ny - ny.min(), a
 
 
+def _file_lot(path: Any) -> str:
+    """A lot id from a file name: the name without compression and format extensions."""
+    name = Path(str(path).split("!", 1)[0]).name
+    stem = re.sub(r"\.(gz|bz2|xz|zip)$", "", name, flags=re.I)
+    stem = re.sub(r"\.(xml|txt|map|e142|g85|sinf|wafermap|esc)$", "", stem, flags=re.I)
+    return stem or name
+
+
+def fill_identifiers(part: dict[str, Any], path: Any) -> None:
+    """Give a wafer without a lot or wafer id one, as the STDF reader does: the lot from the file
+    name, the wafer from its slot, else ``"1"``; the values found are kept in ``meta``."""
+    meta = part.setdefault("meta", {})
+    lot = "" if part.get("lot_id") is None else str(part["lot_id"]).strip()
+    wafer = "" if part.get("wafer_id") is None else str(part["wafer_id"]).strip()
+    if not lot:
+        meta.setdefault("lot_id_in_file", part.get("lot_id"))
+        lot = _file_lot(path)
+        assume(path, "no lot id in the file; using %r from the file name", lot)
+    if not wafer:
+        meta.setdefault("wafer_id_in_file", part.get("wafer_id"))
+        slot = next((str(v).strip() for k, v in meta.items()
+                     if str(k).rsplit(".", 1)[-1].lower() in ("slot", "slotid", "slot_id", "slotnumber")
+                     and v is not None and str(v).strip()), "")
+        wafer = slot.lstrip("0") or slot or "1"
+        assume(path, "no wafer id in the file; using %r (%s)", wafer, "its slot" if slot else "a single wafer")
+    part["lot_id"], part["wafer_id"] = lot, wafer
+
+
 def build_map(
     parts: list[dict[str, Any]],
     *,
@@ -167,6 +327,7 @@ def build_map(
     layouts: dict[tuple[str, str], WaferLayout] = {}
     metadata: dict[tuple[str, str], dict[str, Any]] = {}
     for p in parts:
+        fill_identifiers(p, path)
         key = (str(p["lot_id"]), str(p["wafer_id"]))
         if key in metadata:
             raise ParseError(f"wafer {key[1]!r} of lot {key[0]!r} appears twice", path=path, record="wafer")
@@ -176,13 +337,15 @@ def build_map(
         if good is None:
             good = {1}
             log.info("%s: wafer %r does not say which bins pass; assuming hard bin 1", path, key[1])
+        passed = np.isin(hbin, np.fromiter(good, np.int64, len(good)))
+        check_totals(path, key, hbin, passed, p)
         frames.append(pd.DataFrame({
             "lot_id": np.full(n, key[0], dtype=object),
             "wafer_id": np.full(n, key[1], dtype=object),
             "die_x": np.asarray(p["die_x"], np.int64),
             "die_y": np.asarray(p["die_y"], np.int64),
             "hbin": hbin,
-            "passed": np.isin(hbin, np.fromiter(good, np.int64, len(good))),
+            "passed": passed,
             "bin_code": np.asarray(p["code"], dtype=object).astype(str),
         }))
         wafers.append({"lot_id": key[0], "wafer_id": key[1], "product": p.get("product")})
@@ -193,11 +356,16 @@ def build_map(
         pitch = p.get("pitch_um")
         if n == 0:
             continue
+        if not pitch:
+            log.info("%s: wafer %r: the map gives no die size; the layout has unit pitch (die indices only)",
+                     path, key[1])
         if pitch and pitch[0] > 0 and pitch[1] > 0:
             w, h = float(pitch[0]), float(pitch[1])
-            ncol = int(ds.die_x.max()) + 1
-            nrow = int(ds.die_y.max()) + 1
-            origin = (-ncol * w / 2.0, -nrow * h / 2.0)
+            x0, y0 = int(ds.die_x.min()), int(ds.die_y.min())
+            ncol = int(ds.die_x.max()) - x0 + 1
+            nrow = int(ds.die_y.max()) - y0 + 1
+            # die (0, 0)'s lower-left corner, with the die grid centred on the wafer
+            origin = (-(x0 + ncol / 2.0) * w, -(y0 + nrow / 2.0) * h)
             diagonal = float(np.hypot(ncol * w, nrow * h)) / 1000.0
             diam = p.get("diameter_mm")
             if not diam or not np.isfinite(diam) or diam <= 0:
@@ -240,16 +408,57 @@ def build_map(
     btab = pd.DataFrame(bins, columns=["lot_id", "wafer_id", "bin_code", "hbin", "description", "passed",
                                        "declared_count"])
     btab["declared_count"] = pd.array(btab["declared_count"].tolist(), dtype="Int64")
+    coded = any(str(p.get("meta", {}).get("BinType", "")).lower().startswith(("hex", "ascii")) for p in parts)
     return MapData(dies=dies, wafers=wtab, layouts=layouts, bins=btab, format=fmt, metadata=metadata,
-                   path=str(path))
+                   path=str(path), bin_labels=bin_labels(dies, btab, coded=coded))
+
+
+def bin_labels(dies: pd.DataFrame, bins: pd.DataFrame, *, coded: bool = False) -> dict[int, str]:
+    """``hbin -> code text`` for a map whose codes are not decimal bin numbers (``coded``: a
+    hexadecimal or ASCII bin type, or any code that is not all digits), else ``{}``; from the
+    codes of the dies, then of the bin definitions."""
+    pairs = pd.concat([dies[["hbin", "bin_code"]], bins[["hbin", "bin_code"]]], ignore_index=True).dropna()
+    pairs = pairs.astype({"hbin": "int64", "bin_code": str}).drop_duplicates("hbin")
+    codes = pairs["bin_code"].str.strip()
+    if not coded and codes.str.fullmatch(r"\d+").all():
+        return {}
+    return dict(zip(pairs["hbin"].tolist(), codes.tolist()))
+
+
+def decode_text(raw: bytes, path: Any) -> str:
+    """Text from bytes: a byte-order mark, BOM-less UTF-16/32 or an XML declaration decide the
+    encoding; else UTF-8, and Windows-1252 / Latin-1 when it is not UTF-8 (logged)."""
+    enc = text_encoding(raw[:4096])
+    if enc != "utf-8":
+        try:
+            return raw.decode(enc).lstrip("\ufeff")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"the file starts as {enc} text but is not valid {enc} at byte {exc.start}", path=path,
+                             offset=exc.start) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text, name = raw.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        text, name = raw.decode("latin-1"), "Latin-1"
+    log.info("%s is not UTF-8; read it as %s", path, name)
+    return text
 
 
 def parse_xml(path: Path, data: bytes) -> Any:
-    """Parse XML with entity expansion, external entities and network access refused."""
+    """Parse XML with entity expansion, external entities and network access refused; any
+    encoding a byte-order mark or the XML declaration names is read (as UTF-8 internally)."""
     import xml.etree.ElementTree as ET
 
     import defusedxml
     import defusedxml.ElementTree as DET
+
+    if text_encoding(data[:4096]) != "utf-8":
+        text = decode_text(data, path)
+        text = re.sub(r"""^(\s*<\?xml[^>]*\bencoding\s*=\s*["'])[^"']*""", r"\g<1>UTF-8", text, count=1)
+        data = text.encode("utf-8")
 
     try:
         return DET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
@@ -259,6 +468,12 @@ def parse_xml(path: Path, data: bytes) -> Any:
     except ET.ParseError as exc:
         line = getattr(exc, "position", (None, None))[0]
         raise ParseError(f"malformed XML: {exc}", path=path, line=line, record="XML") from None
+
+
+def xml_text(data: bytes) -> str:
+    """XML bytes as text, for locating lines in messages (undecodable bytes replaced)."""
+    enc = text_encoding(data[:4096])
+    return data.decode(enc if enc != "utf-8" else "utf-8-sig", errors="replace")
 
 
 def xml_root(head: bytes) -> str | None:
@@ -306,7 +521,7 @@ def read_bytes(path: Path) -> bytes:
 # ---------------------------------------------------------------------------------------
 # public entry points
 # ---------------------------------------------------------------------------------------
-def read_map(path: str | os.PathLike[str], *, format: str | None = None) -> MapData:
+def read_map(path: str | os.PathLike[str], *, format: str | None = None, on_error: str = "raise") -> MapData:
     """Read a wafer map (SEMI E142 or G85 XML, SINF or another text map) into a die table.
 
     Parameters
@@ -315,6 +530,10 @@ def read_map(path: str | os.PathLike[str], *, format: str | None = None) -> MapD
         The map file; its format is recognised from the content.
     format : {"e142", "g85", "textmap", "tsk"}, optional
         Skip recognition and read as this format.
+    on_error : {"raise", "salvage"}
+        A map cut short (a text map without its closing line or with fewer rows than its
+        header states): a :class:`ParseError`, or, where the format allows it, the dies before
+        the cut with a :class:`~yieldkit.errors.DataQualityWarning`.
 
     Returns
     -------
@@ -343,22 +562,25 @@ def read_map(path: str | os.PathLike[str], *, format: str | None = None) -> MapD
     p = Path(path)
     if not p.exists():
         raise InputNotFoundError(f"{p}: no such file or directory")
+    check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_map")
     fmt = format or sniff_format(p)
     entry = reader_of(fmt)
     if entry is not None and entry.wafer_map:
-        return entry.reader(p)
+        return entry.reader(p, **reader_options(fmt, on_error))
     raise ParseError(f"not a wafer map yieldkit reads (recognised as {fmt!r}; expected SEMI E142 or G85 XML "
                      "or a text map)", path=p)
 
 
 def wafer_grids(d: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per wafer: the picture-ordered grid of hard bins (-1 where there is no die) and bin info."""
+    """Per wafer: the picture-ordered grid of hard bins (-1 where there is no die), the die address
+    ``(x0, y0)`` of its lower-left cell, and bin info."""
     out = []
     for (lot, wafer), sub in d.groupby(["lot_id", "wafer_id"], sort=False, observed=True):
         x = sub["die_x"].to_numpy(np.int64)
         y = sub["die_y"].to_numpy(np.int64)
-        x = x - x.min()
-        y = y - y.min()
+        x0, y0 = int(x.min()), int(y.min())
+        x = x - x0
+        y = y - y0
         ncol, nrow = int(x.max()) + 1, int(y.max()) + 1
         grid = np.full((nrow, ncol), -1, np.int64)
         grid[nrow - 1 - y, x] = sub["hbin"].to_numpy(np.int64)
@@ -367,9 +589,28 @@ def wafer_grids(d: pd.DataFrame) -> list[dict[str, Any]]:
         uniq = np.unique(hb)
         passing = {int(b) for b in uniq if ok[hb == b].all()}
         counts = {int(b): int((hb == b).sum()) for b in uniq}
-        out.append({"lot_id": str(lot), "wafer_id": str(wafer), "grid": grid, "passing": passing,
+        out.append({"lot_id": str(lot), "wafer_id": str(wafer), "grid": grid, "passing": passing, "x0": x0, "y0": y0,
                     "counts": counts, "product": sub["product"].iloc[0] if "product" in sub.columns else None})
     return out
+
+
+#: name of the reference device that gives the die address of an array's lower-left cell
+LOWER_LEFT_DIE = "LowerLeftDie"
+
+
+def shift_to_address(ix: np.ndarray, iy: np.ndarray, refs: list[tuple[Any, Any, Any]], path: Any) -> tuple[
+        np.ndarray, np.ndarray, tuple[int, int] | None]:
+    """Die indices from 0 at the array's lower-left cell, moved to the die addresses a
+    ``LowerLeftDie`` reference device gives (as :func:`yieldkit.write_map` writes it)."""
+    for name, x, y in refs:
+        if str(name or "").lower() == LOWER_LEFT_DIE.lower():
+            try:
+                dx, dy = int(str(x).strip()), int(str(y).strip())
+            except ValueError:
+                raise ParseError(f"the {LOWER_LEFT_DIE} reference device needs integer coordinates; got {x!r}, {y!r}",
+                                 path=path, record="ReferenceDevice") from None
+            return ix + dx, iy + dy, (dx, dy)
+    return ix, iy, None
 
 
 def bin_format(d: pd.DataFrame) -> tuple[str, int, str]:

@@ -3,13 +3,15 @@
 Reads BinCodeMap overlays as a 2-D array (``<BinCode>`` rows, first row on top) or as
 coordinates (``<BinCode X=".." Y="..">``), with HexaDecimal, Decimal, ASCII or Integer2
 bin types, the NullBin, several ``<SubstrateMap>`` per file, the device size from the
-``<Layouts>`` tree and the wafer size from the top-level layout.
+``<Layouts>`` tree and the wafer size from the top-level layout. A ``BinCount``, and a
+Substrate's ``GoodDevices``/``BadDevices``, are checked against the dies of the map.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -23,6 +25,7 @@ from ...layout import WaferLayout
 from ..atomic import atomic_write
 from ..registry import Format, head_text, register
 from .common import (
+    LOWER_LEFT_DIE,
     MapData,
     attrs,
     bin_format,
@@ -30,15 +33,21 @@ from .common import (
     child,
     children,
     decode_codes,
+    die_size,
+    drop_untested,
     encode,
     grid_to_dies,
+    line_of,
     local,
     orient,
     parse_xml,
     read_bytes,
+    shift_to_address,
     split_row,
+    untested_bins,
     wafer_grids,
     xml_root,
+    xml_text,
 )
 
 log = logging.getLogger(__name__)
@@ -49,19 +58,21 @@ NS = "urn:semi-org:xsd.E142-1.V1005.SubstrateMap"
 _MM = {"mm": 1000.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "cm": 1e4, "mil": 25.4, "in": 25400.0}
 
 
-def _size_um(el: Any, default_units: str) -> tuple[float, float] | None:
+def _size_um(el: Any, default_units: str, p: Path, text: str) -> tuple[float, float] | None:
     if el is None:
         return None
     a = attrs(el)
     units = (a.get("Units") or default_units or "mm").lower()
-    try:
-        f = _MM[units]
-        return float(a["X"]) * f, float(a["Y"]) * f
-    except (KeyError, ValueError):
-        return None
+    tag = local(el.tag)
+    pattern = rf'<(\w+:)?{tag}\b[^>]*\bX="{re.escape(a.get("X", ""))}"'
+    if units not in _MM:
+        raise ParseError(f"unknown {tag} Units {units!r} (expected one of {', '.join(_MM)})", path=p,
+                         line=line_of(text, pattern), record=tag)
+    return die_size(p, a.get("X"), a.get("Y"), names=(f"{tag} X", f"{tag} Y"), text=text, patterns=(pattern, pattern),
+                    unit=_MM[units])
 
 
-def _layouts(root: Any) -> dict[str, dict[str, Any]]:
+def _layouts(root: Any, p: Path, text: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     box = child(root, "Layouts")
     for lay in children(box, "Layout") if box is not None else []:
@@ -69,7 +80,7 @@ def _layouts(root: Any) -> dict[str, dict[str, Any]]:
         units = a.get("DefaultUnits", "mm")
         out[a.get("LayoutId", "")] = {
             "top": a.get("TopLevel", "").lower() == "true",
-            "device_um": _size_um(child(lay, "DeviceSize"), units),
+            "device_um": _size_um(child(lay, "DeviceSize"), units, p, text),
             "lower_left": attrs(child(lay, "LowerLeft")) or None,
             "children": [attrs(c).get("LayoutId", "") for c in children(child(lay, "ChildLayouts"), "ChildLayout")]
             if child(lay, "ChildLayouts") is not None else [],
@@ -81,16 +92,22 @@ def _layouts(root: Any) -> dict[str, dict[str, Any]]:
 def read_e142(path: str | os.PathLike[str]) -> MapData:
     """Read a SEMI E142 XML substrate map; see :func:`yieldkit.read_map`."""
     p = Path(path)
-    root = parse_xml(p, read_bytes(p))
+    data = read_bytes(p)
+    root = parse_xml(p, data)
     if local(root.tag) != "MapData":
         raise ParseError(f"not a SEMI E142 map: the root element is <{local(root.tag)}>, expected <MapData>",
                          path=p, record=local(root.tag))
-    layouts = _layouts(root)
+    layouts = _layouts(root, p, xml_text(data))
     lots: dict[str, str] = {}
+    declared: dict[str, dict[str, tuple[str, str]]] = {}
     subs = child(root, "Substrates")
     for s in children(subs, "Substrate") if subs is not None else []:
         lot = child(s, "LotId")
-        lots[attrs(s).get("SubstrateId", "")] = (lot.text or "").strip() if lot is not None else ""
+        sid = attrs(s).get("SubstrateId", "")
+        lots[sid] = (lot.text or "").strip() if lot is not None else ""
+        # the counts a Substrate states (E142 GoodDevices / BadDevices) are checked against the map
+        declared[sid] = {what: ((el.text or "").strip(), name) for what, name in (("passed", "GoodDevices"),
+                         ("failed", "BadDevices")) if (el := child(s, name)) is not None and (el.text or "").strip()}
     maps_el = child(root, "SubstrateMaps")
     maps = children(maps_el, "SubstrateMap") if maps_el is not None else []
     if not maps:
@@ -163,22 +180,29 @@ def read_e142(path: str | os.PathLike[str]) -> MapData:
                 ix, iy, cells_code = grid_to_dies(grid, null)
                 form = "2DArray"
             hbin = decode_codes(cells_code, bin_type, p, "BinCode")
+            ix, iy, cells_code, hbin, untested = drop_untested(ix, iy, cells_code, hbin,
+                                                               np.isin(hbin, list(untested_bins(defs))))
             ix, iy, angle = orient(ix, iy, a.get("Orientation", "0"), p)
             refs = []
+            named = []
             rd_box = child(ov, "ReferenceDevices")
             for rd in children(rd_box, "ReferenceDevice") if rd_box is not None else []:
                 c = child(rd, "Coordinates")
                 if c is not None:
                     refs.append((attrs(c).get("X"), attrs(c).get("Y")))
+                    named.append((attrs(rd).get("Name"), attrs(c).get("X"), attrs(c).get("Y")))
+            if form == "2DArray":
+                ix, iy, _ = shift_to_address(ix, iy, named, p)
             meta = {**{f"SubstrateMap.{k}": v for k, v in a.items()}, "MapName": attrs(ov).get("MapName"),
                     "MapVersion": attrs(ov).get("MapVersion"), "BinType": bin_type, "NullBin": null,
-                    "ReferenceDevices": refs, "LowerLeft": device["lower_left"] if device else None, "form": form, "notch_deg": angle,
+                    "ReferenceDevices": refs, "untested": untested, "LowerLeft": device["lower_left"] if device else None, "form": form, "notch_deg": angle,
                     "null_count": int(sum((np.asarray(split_row(r.text or "", width)) == null).sum() for r in rows))
                     if form == "2DArray" and null else None}
             parts.append({
                 "lot_id": lots.get(sid, ""), "wafer_id": sid, "die_x": ix, "die_y": iy, "code": cells_code, "hbin": hbin,
                 "good": good if defs else None, "bins": defs, "pitch_um": pitch, "diameter_mm": diameter,
-                "product": device["product"] if device else None, "meta": meta,
+                "product": device["product"] if device else None, "meta": meta, "null": {null},
+                "declared": declared.get(sid, {}),
             })
             break
         else:
@@ -218,6 +242,8 @@ def write_e142(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: Wafe
                    f'LayoutSpecifier="Wafer/Device" SubstrateSide="TopSide" Orientation="{WAFER_FRAME.mark_deg}" '
                    'OriginLocation="LowerLeft" AxisDirection="UpRight">')
         out.append('      <Overlay MapName="BinCodeMap" MapVersion="1">')
+        out.append(f'        <ReferenceDevices><ReferenceDevice Name="{LOWER_LEFT_DIE}"><Coordinates X="{g["x0"]}" '
+                   f'Y="{g["y0"]}"/></ReferenceDevice></ReferenceDevices>')
         out.append(f'        <BinCodeMap BinType="{bin_type}" NullBin="{null}">')
         out.append("          <BinDefinitions>")
         for b, cnt in sorted(g["counts"].items()):

@@ -17,6 +17,7 @@ from ...layout import WaferLayout
 from ..atomic import atomic_write
 from ..registry import Format, head_text, register
 from .common import (
+    LOWER_LEFT_DIE,
     MapData,
     attrs,
     bin_format,
@@ -24,15 +25,20 @@ from .common import (
     child,
     children,
     decode_codes,
+    die_size,
+    drop_untested,
     encode,
     grid_to_dies,
     local,
     orient,
     parse_xml,
     read_bytes,
+    shift_to_address,
     split_row,
+    untested_bins,
     wafer_grids,
     xml_root,
+    xml_text,
 )
 
 log = logging.getLogger(__name__)
@@ -42,7 +48,7 @@ __all__ = ["read_g85", "sniff", "write_g85"]
 NS = "http://www.semi.org"
 
 
-def _one_map(m: Any, p: Path, k: int) -> dict[str, Any]:
+def _one_map(m: Any, p: Path, k: int, text: str) -> dict[str, Any]:
     ma = attrs(m)
     dev = child(m, "Device")
     if dev is None:
@@ -78,30 +84,33 @@ def _one_map(m: Any, p: Path, k: int) -> dict[str, Any]:
     grid = np.array(cells, dtype=object) if cells else np.zeros((0, 0), object)
     ix, iy, cells_code = grid_to_dies(grid, null)
     hbin = decode_codes(cells_code, bin_type, p, "Row")
+    ix, iy, cells_code, hbin, untested = drop_untested(ix, iy, cells_code, hbin, np.isin(hbin, list(untested_bins(defs))))
     ix, iy, angle = orient(ix, iy, a.get("Orientation", "0"), p)
-    pitch = None
-    try:
-        if a.get("DeviceSizeX") and a.get("DeviceSizeY"):
-            pitch = (float(a["DeviceSizeX"]), float(a["DeviceSizeY"]))
-            log.info("%s: G85 DeviceSizeX/Y taken in um", p)
-    except ValueError:
-        raise ParseError("DeviceSizeX/DeviceSizeY must be numbers", path=p, record="Device") from None
+    refs = [(attrs(r).get("Name"), attrs(r).get("ReferenceDeviceX"), attrs(r).get("ReferenceDeviceY"))
+            for r in children(dev, "ReferenceDevice")]
+    ix, iy, _ = shift_to_address(ix, iy, refs, p)
+    pitch = die_size(p, a.get("DeviceSizeX"), a.get("DeviceSizeY"), names=("DeviceSizeX", "DeviceSizeY"), text=text,
+                     patterns=(r'\bDeviceSizeX="', r'\bDeviceSizeY="'))
+    if pitch:
+        log.info("%s: G85 DeviceSizeX/Y taken in um", p)
     try:
         diameter = float(a["WaferSize"]) if a.get("WaferSize") else None
     except ValueError:
         diameter = None
     meta = {**{f"Map.{k2}": v for k2, v in ma.items()}, **{f"Device.{k2}": v for k2, v in a.items()},
-            "notch_deg": angle, "null_count": int((grid == null).sum()) if null and grid.size else 0}
-    wafer = ma.get("WaferId") or a.get("WaferId") or str(k + 1)
+            "BinType": bin_type, "notch_deg": angle, "untested": untested, "null_count": int((grid == null).sum()) if null and grid.size else 0}
+    # no WaferId: the slot (see common.fill_identifiers), else the map's position in the file
+    wafer = ma.get("WaferId") or a.get("WaferId") or ("" if k == 0 or ma.get("Slot") or a.get("Slot") else str(k + 1))
     return {"lot_id": a.get("LotId") or ma.get("LotId") or "", "wafer_id": wafer, "die_x": ix, "die_y": iy,
             "code": cells_code, "hbin": hbin, "good": good if defs else None, "bins": defs, "pitch_um": pitch,
-            "diameter_mm": diameter, "product": a.get("ProductId"), "meta": meta}
+            "diameter_mm": diameter, "product": a.get("ProductId"), "meta": meta, "null": {null}}
 
 
 def read_g85(path: str | os.PathLike[str]) -> MapData:
     """Read a SEMI G85 XML map; see :func:`yieldkit.read_map`."""
     p = Path(path)
-    root = parse_xml(p, read_bytes(p))
+    data = read_bytes(p)
+    root = parse_xml(p, data)
     tag = local(root.tag)
     if tag == "Map":
         maps = [root]
@@ -112,7 +121,7 @@ def read_g85(path: str | os.PathLike[str]) -> MapData:
                          record=tag)
     if not maps:
         raise ParseError("the G85 file holds no <Map>", path=p, record="Maps")
-    return build_map([_one_map(m, p, k) for k, m in enumerate(maps)], fmt="g85", path=p)
+    return build_map([_one_map(m, p, k, xml_text(data)) for k, m in enumerate(maps)], fmt="g85", path=p)
 
 
 def write_g85(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: WaferLayout | None = None) -> Path:
@@ -137,6 +146,8 @@ def write_g85(dies: pd.DataFrame, path: str | os.PathLike[str], *, layout: Wafer
         prod = f" ProductId={quoteattr(str(product))}" if product is not None and not pd.isna(product) else ""
         out.append(f'  <Device BinType="{bin_type}" LotId={quoteattr(g["lot_id"])} NullBin="{null}" Rows="{nrow}" '
                    f'Columns="{ncol}" MapType="Array" OriginLocation="0" Orientation="{WAFER_FRAME.mark_deg}"{prod}{extra}>')
+        out.append(f'    <ReferenceDevice Name="{LOWER_LEFT_DIE}" ReferenceDeviceX="{g["x0"]}" '
+                   f'ReferenceDeviceY="{g["y0"]}"/>')
         for b, cnt in sorted(g["counts"].items()):
             code = encode(np.array([[b]]), bin_type, width, null)[0]
             q = "Pass" if b in g["passing"] else "Fail"

@@ -4,10 +4,15 @@
   ``XDIES:``/``YDIES:`` header, then ``RowData:`` lines of bin codes; ``__``/``___`` = no die).
   Bins are hexadecimal when the codes are 2 characters wide (or hold A-F), decimal otherwise;
   ``BCEQU`` lists the good bins.
+  ``@@`` marks an uninspected die, ``FD``/``FE`` an edge die and ``FF`` a reference die
+  (hexadecimal maps): untested sites, not dies.
 * **mapEx** (``Key : value`` header with ``Map Column``/``Map Row``, then one line of
-  characters per row: ``.`` = no die, a digit or letter = the bin; bin 1 passes).
+  characters per row: ``.`` = no die, ``S`` = skipped site, a digit or letter = the bin; bin 1
+  passes; ``Total Tested``/``Total Pass``/``Total Fail``/``Yield`` are checked).
 * **Coordinate list** (``Key:value`` header, ``[MAP]:``, then ``x y bin`` per die; x grows to
-  the right and y downwards, as in the files seen -- y is flipped into the wafer frame).
+  the right and y downwards, as in the files seen -- y is flipped into the wafer frame; bin
+  257 marks an edge site that is not tested; the trailer's ``Total Prober Test/Pass Dies``
+  and per-bin counts are checked, and its ``P`` flags give the good bins).
 
 Rows are listed top row first; die indices start at 0 at the lower-left of the grid.
 """
@@ -23,9 +28,20 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import DataQualityWarning, ParseError
-from ..registry import Format, head_text, register
-from .common import MapData, build_map, decode_codes, grid_to_dies, orient, read_bytes
+from ...errors import DataQualityWarning, ParseError, check_choice
+from ..registry import Format, head_text, register, text_encoding
+from .common import (
+    MapData,
+    build_map,
+    decode_codes,
+    decode_text,
+    die_size,
+    drop_untested,
+    grid_to_dies,
+    orient,
+    read_bytes,
+    truncated,
+)
 from .textmap_grids import FLAVOURS, flavour_of
 
 log = logging.getLogger(__name__)
@@ -36,14 +52,11 @@ _UNITS = {"MM": 1000.0, "UM": 1.0, "MIL": 25.4, "IN": 25400.0, "CM": 1e4}
 
 
 def _text(p: Path) -> str:
-    raw = read_bytes(p)
-    nul = raw.find(b"\x00")
+    text = decode_text(read_bytes(p), p)
+    nul = text.find("\x00")
     if nul >= 0:
-        raise ParseError("binary content (NUL byte) in a text map", path=p, offset=nul)
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        raise ParseError("binary content (NUL character) in a text map", path=p, line=text.count("\n", 0, nul) + 1)
+    return text
 
 
 def textmap_flavour(text: str) -> str | None:
@@ -92,20 +105,21 @@ def _sinf(text: str, p: Path) -> dict[str, Any]:
     hexlike = any(re.search(r"[A-Fa-f]", c) for c in set(cells.tolist()))
     bin_type = "HexaDecimal" if hexlike or lens == {2} else "Decimal"
     ix, iy, code = grid_to_dies(grid, nulls)
-    hbin = decode_codes(code, bin_type, p, "RowData")
+    untested_codes = {"@@"} | ({"FD", "FE", "FF"} if bin_type == "HexaDecimal" else set())
+    upper = np.char.upper(code.astype(str).astype("U")) if len(code) else np.zeros(0, "U2")
+    skip = np.isin(upper, list(untested_codes))
+    hbin = np.zeros(len(code), np.int64)
+    hbin[~skip] = decode_codes(code[~skip], bin_type, p, "RowData")
+    ix, iy, code, hbin, untested = drop_untested(ix, iy, code, hbin, skip)
     good_codes = header.get("BCEQU", "").split()
     good = set(decode_codes(np.array(good_codes), bin_type, p, "BCEQU").tolist()) if good_codes else None
     ix, iy, angle = orient(ix, iy, header.get("FNLOC", "0"), p)
     unit = _UNITS.get(header.get("DUTMS", "MM").upper(), 1000.0)
-    pitch = None
-    try:
-        if header.get("XDIES") and header.get("YDIES"):
-            pitch = (float(header["XDIES"]) * unit, float(header["YDIES"]) * unit)
-    except ValueError:
-        raise ParseError("XDIES/YDIES must be numbers", path=p, record="XDIES") from None
+    pitch = die_size(p, header.get("XDIES"), header.get("YDIES"), names=("XDIES", "YDIES"), text=text, unit=unit)
     return {"lot_id": header.get("LOT", ""), "wafer_id": header.get("WAFER", ""), "die_x": ix, "die_y": iy,
             "code": code, "hbin": hbin, "good": good, "bins": [], "pitch_um": pitch, "diameter_mm": None,
-            "product": header.get("DEVICE"), "meta": {**header, "BinType": bin_type, "notch_deg": angle}}
+            "product": header.get("DEVICE"),
+            "meta": {**header, "BinType": bin_type, "notch_deg": angle, "untested": untested}}
 
 
 def _kv(line: str) -> tuple[str, str]:
@@ -141,26 +155,29 @@ def _mapex(text: str, p: Path) -> dict[str, Any]:
                       "using the lines as they are", DataQualityWarning, stacklevel=3)
     grid = np.array([list(r) for r in rows], dtype=object)
     ix, iy, code = grid_to_dies(grid, ".")
-    hbin = decode_codes(code, "ASCII", p, "map")
+    skip = code == "S"  # a skipped site (not probed)
+    hbin = np.zeros(len(code), np.int64)
+    hbin[~skip] = decode_codes(code[~skip], "ASCII", p, "map")
+    ix, iy, code, hbin, untested = drop_untested(ix, iy, code, hbin, skip)
     notch = header.get("flat/notch", "down").lower()
     angle = {"down": 0, "left": 90, "up": 180, "right": 270}.get(notch, 0)
     ix, iy, angle = orient(ix, iy, angle, p)
-    pitch = None
-    try:
-        if header.get("dice sizex") and header.get("dice sizey"):
-            pitch = (float(header["dice sizex"]), float(header["dice sizey"]))
-    except ValueError:
-        pitch = None
+    pitch = die_size(p, header.get("dice sizex"), header.get("dice sizey"), names=("Dice SizeX", "Dice SizeY"),
+                     text=text)
     size = re.match(r"\s*([\d.]+)\s*(\"|in|inch)?", header.get("wafer size", ""))
     diameter = None
     if size:
         diameter = float(size.group(1)) * (25.4 if size.group(2) else 1.0)
     return {"lot_id": header.get("lot no.", header.get("lot", "")), "wafer_id": header.get("wafer id", ""),
             "die_x": ix, "die_y": iy, "code": code, "hbin": hbin, "good": {1}, "bins": [], "pitch_um": pitch,
-            "diameter_mm": diameter, "product": header.get("device name"), "meta": {**header, "notch_deg": angle}}
+            "diameter_mm": diameter, "product": header.get("device name"),
+            "meta": {**header, "notch_deg": angle, "untested": untested},
+            "declared": {k: (header[h], n) for k, h, n in (
+                ("tested", "total tested", "Total Tested"), ("passed", "total pass", "Total Pass"),
+                ("failed", "total fail", "Total Fail"), ("yield_pct", "yield", "Yield")) if header.get(h)}}
 
 
-def _coord(text: str, p: Path) -> dict[str, Any]:
+def _coord(text: str, p: Path, on_error: str = "raise") -> dict[str, Any]:
     header: dict[str, str] = {}
     lines = text.splitlines()
     k = 0
@@ -171,14 +188,23 @@ def _coord(text: str, p: Path) -> dict[str, Any]:
         k += 1
     body: list[str] = []
     first = k + 2
+    end = len(lines)
     for j in range(k + 1, len(lines)):
         s = lines[j].strip()
         if not s:
             if body:
+                end = j
                 break
             first = j + 2
             continue
         body.append(s)
+    trailer = "\n".join(lines[end:])
+    # the list ends with its totals and a closing '## END ##' line: without it the file was cut
+    if not re.search(r"^\s*##\s*END\s*##\s*$", trailer, re.M):
+        truncated(p, "the coordinate list ends without its closing '## END ##' line", line=len(lines),
+                  record="[MAP]", on_error=on_error)
+        if body and end == len(lines) and not text.endswith(("\n", "\r")):
+            body.pop()  # the last die line may be cut inside a number
     try:
         arr = np.array([ln.split()[:3] for ln in body], dtype=np.int64)
     except ValueError:
@@ -192,38 +218,50 @@ def _coord(text: str, p: Path) -> dict[str, Any]:
     iy = -arr[:, 1]
     ix, iy = ix - ix.min(), iy - iy.min()
     hbin = arr[:, 2]
-    pitch = None
-    try:
-        if header.get("index x") and header.get("index y"):
-            pitch = (float(header["index x"]), float(header["index y"]))
-    except ValueError:
-        pitch = None
+    ix, iy, code, hbin, untested = drop_untested(ix, iy, hbin.astype(str), hbin, hbin == 257)  # 257: edge site
+    declared: dict[str, tuple[str, str]] = {}
+    for what, word in (("tested", "Test"), ("passed", "Pass")):
+        m = re.search(rf"^\s*Total Prober {word} Dies\s*:\s*(\d+)", trailer, re.M | re.I)
+        if m:
+            declared[what] = (m.group(1), f"Total Prober {word} Dies")
+    # 'Bin(1)(945)    P,' or 'Bin  1  756,': per-bin counts, with P/F flags in the first form
+    listed = re.findall(r"Bin\s*\(?\s*(\d+)\s*\)?\s*\(?\s*(\d+)\s*\)?\s*([PF])?\s*(?:,|$)", trailer, re.M)
+    bins = [{"bin_code": b, "hbin": int(b), "description": None, "passed": q == "P", "declared_count": int(c)}
+            for b, c, q in listed]
+    flagged = {int(b) for b, _, q in listed if q == "P"}
+    pitch = die_size(p, header.get("index x"), header.get("index y"), names=("Index X", "Index Y"),
+                     text=text)
     try:
         diameter = float(header["wafer size"]) * 25.4 if header.get("wafer size") else None
     except ValueError:
         diameter = None
     return {"lot_id": header.get("wafer lots", ""), "wafer_id": header.get("wafer no", ""), "die_x": ix, "die_y": iy,
-            "code": hbin.astype(str), "hbin": hbin, "good": {1}, "bins": [], "pitch_um": pitch,
-            "diameter_mm": diameter, "product": header.get("product"), "meta": dict(header)}
+            "code": code, "hbin": hbin, "good": flagged or {1}, "bins": bins, "pitch_um": pitch,
+            "diameter_mm": diameter, "product": header.get("product"), "meta": {**header, "untested": untested},
+            "declared": declared}
 
 
-def _parts(text: str, p: Path) -> tuple[str, list[dict[str, Any]]]:
+def _parts(text: str, p: Path, on_error: str = "raise") -> tuple[str, list[dict[str, Any]]]:
     flavour = textmap_flavour(text)
     if flavour == "sinf":
         return flavour, [_sinf(text, p)]
     if flavour == "mapex":
         return flavour, [_mapex(text, p)]
     if flavour == "coord":
-        return flavour, [_coord(text, p)]
+        return flavour, [_coord(text, p, on_error)]
+    if flavour in ("esc", "rle"):
+        return flavour, FLAVOURS[flavour](text, p, on_error=on_error)
     if flavour in FLAVOURS:
         return flavour, FLAVOURS[flavour](text, p)
     raise ParseError("not a text wafer map yieldkit reads (SINF RowData, mapEx, GTK, TSK text, WMAP, Electroglas "
                      "or [MAP]: coordinate list)", path=p)
 
 
-def _zip_members(p: Path) -> list[tuple[str, str]]:
+def _zip_members(p: Path) -> tuple[list[tuple[str, str]], str | None]:
+    """The text-map members of a zip archive, and the text of its ``SUMMARY.CSV`` (or None)."""
     import zipfile
 
+    summary = None
     try:
         with zipfile.ZipFile(p) as zf:
             out = []
@@ -231,42 +269,68 @@ def _zip_members(p: Path) -> list[tuple[str, str]]:
                 if info.is_dir() or info.file_size > 64 << 20:
                     continue
                 raw = zf.read(info)
-                if b"\x00" in raw[:4096]:
+                enc = text_encoding(raw[:4096])
+                if b"\x00" in raw[:4096] and not enc.startswith(("utf-16", "utf-32")):
                     continue
-                text = raw.decode("utf-8-sig", errors="replace")
+                text = decode_text(raw, f"{p}!{info.filename}")
                 if textmap_flavour(text) is not None:
                     out.append((info.filename, text))
-            return out
+                elif info.filename.rsplit("/", 1)[-1].upper() == "SUMMARY.CSV":
+                    summary = text
+            return out, summary
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ParseError(f"cannot read the zip archive: {exc}", path=p) from None
 
 
-def read_textmap(path: str | os.PathLike[str]) -> MapData:
+def _summary_totals(parts: list[dict[str, Any]], summary: str | None) -> None:
+    """Add the per-wafer totals of a lot archive's ``SUMMARY.CSV`` (``WAFER_ID``, ``TEST``,
+    ``PASS``, ``FAIL``, ``YIELD``) to the totals each wafer is checked against."""
+    import csv
+    import io
+
+    if not summary:
+        return
+    rows = {(r.get("WAFER_ID") or "").strip(): r for r in csv.DictReader(io.StringIO(summary), skipinitialspace=True)}
+    for part in parts:
+        row = rows.get(str(part.get("wafer_id") or "").strip())
+        if row is None:
+            continue
+        declared = part.setdefault("declared", {})
+        for what, col in (("tested", "TEST"), ("passed", "PASS"), ("failed", "FAIL"), ("yield_pct", "YIELD")):
+            if (row.get(col) or "").strip():
+                declared[f"{what}:summary"] = (row[col].strip(), f"SUMMARY.CSV {col}")
+
+
+def read_textmap(path: str | os.PathLike[str], *, on_error: str = "raise") -> MapData:
     """Read a text map (SINF, mapEx, coordinate list, GTK, TSK text, WMAP, Electroglas), or a zip
-    of such maps (one wafer per member); see :func:`yieldkit.read_map`."""
+    of such maps (one wafer per member); see :func:`yieldkit.read_map`.
+
+    ``on_error="salvage"`` reads a coordinate list, Electroglas or run-length lot file cut
+    short (no closing line) with a :class:`~yieldkit.errors.DataQualityWarning` instead of a :class:`ParseError`.
+    """
+    check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_textmap")
     p = Path(path)
     with open(p, "rb") as fh:
         is_zip = fh.read(4) == b"PK\x03\x04"
     if is_zip:
-        members = _zip_members(p)
+        members, summary = _zip_members(p)
         if not members:
             raise ParseError("the zip archive holds no text wafer map", path=p)
         flavours = set()
         parts = []
         for name, text in members:
-            flavour, ps = _parts(text, Path(f"{p}!{name}"))
+            flavour, ps = _parts(text, Path(f"{p}!{name}"), on_error)
             flavours.add(flavour)
             parts += ps
+        _summary_totals(parts, summary)
         lot = p.name.split("_")[0]
         for part in parts:
             if not part["lot_id"]:
+                part.setdefault("meta", {})["lot_id_in_file"] = part["lot_id"]
                 part["lot_id"] = lot
+                log.info("%s: no lot id in the member; using %r from the archive name", p, lot)
         return build_map(parts, fmt="/".join(sorted(flavours)), path=p)
-    flavour, parts = _parts(_text(p), p)
-    for part in parts:
-        if not part["lot_id"]:
-            part["lot_id"] = p.name.split(".")[0]
-            log.warning("%s: no lot in the header; using the file name", p)
+    flavour, parts = _parts(_text(p), p, on_error)
     return build_map(parts, fmt=flavour, path=p)
 
 
@@ -292,7 +356,7 @@ def sniff(head: bytes) -> bool:
 
 
 def _member(head: bytes) -> bool:
-    return textmap_flavour(head.decode("utf-8-sig", errors="replace")) is not None
+    return textmap_flavour(head_text(head)) is not None
 
 
 register(Format("textmap", sniff, read_textmap, order=60, wafer_map=True, member=_member))

@@ -6,11 +6,12 @@
 * ``notchgrid``: ``Key: value`` header, a ``notch-DOWN`` line, then the grid (``*`` = mark).
 * ``tsktext``: ``WAFER_MAP = {`` header with ``BINn = "c" count "Pass|Fail"`` lines, then
   ``MAP = { ... }`` (space = no die, ``*`` = untested, a character = the bin of that row of the
-  BIN table).
+  BIN table); die addresses start at (1, 1), as in the TSK binary map.
 * ``wmap``: fixed keywords (``ROWCNT``, ``COLCNT``, ``COMPRE`` characters per die, ``PASBIN``,
   ``SKIPDI``), then ``MAPnnn`` rows.
 * ``rle``: 80-column ``KEY=VALUE`` lot file, ``MAP_XY.<wafer>.<bin>="Y<row> x1/x2 x ..."`` runs per
-  bin, rows listed top first (y grows downwards), ``BIN_COUNT.<wafer>.<bin>`` totals; bin 1 passes.
+  bin, rows listed top first (y grows downwards), ``BIN_COUNT.<wafer>.<bin>`` totals; bin 1 passes;
+  the file closes with ``END.`` (without it, it was cut short).
 * ``esc``: Electroglas ``WAFER TEST DATA FILE``: tab-separated header, then ``X<i>Y<j>`` per die
   with its bin (``Z`` = mark); ``PRQUAD`` gives the quadrant the axes point to.
 
@@ -22,13 +23,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...errors import ParseError
-from .common import decode_codes, grid_to_dies, orient
+from .common import decode_codes, die_size, grid_to_dies, orient, truncated
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,11 @@ def _notch(value: str) -> int:
     return 0
 
 
+def _declared(hdr: dict[str, str], keys: tuple[tuple[str, str, str], ...]) -> dict[str, tuple[str, str]]:
+    """The totals a header states: ``{what: (stated text, name in the file)}``."""
+    return {what: (hdr[key], name) for what, key, name in keys if hdr.get(key)}
+
+
 def _gtk(text: str, p: Path) -> list[dict[str, Any]]:
     lines = text.splitlines()
     k = 0
@@ -107,8 +114,10 @@ def _gtk(text: str, p: Path) -> list[dict[str, Any]]:
     ix, iy, angle = orient(ix, iy, angle, p)
     return [{"lot_id": "", "wafer_id": hdr.get("wafer_id", ""), "die_x": ix, "die_y": iy, "code": code,
              "hbin": decode_codes(code, "ASCII", p, "grid"), "good": {1}, "bins": [], "pitch_um": None,
-             "diameter_mm": None, "product": hdr.get("device_name"), "meta": {**hdr, "marks": marks,
-                                                                              "notch_deg": angle}}]
+             "diameter_mm": None, "product": hdr.get("device_name"),
+             "meta": {**hdr, "marks": marks, "untested": marks, "notch_deg": angle},
+             "declared": _declared(hdr, (("tested", "total_test", "TOTAL_TEST"), ("passed", "total_pass", "TOTAL_PASS"),
+                                         ("failed", "total_fail", "TOTAL_FAIL"), ("yield_pct", "test_yield", "TEST_YIELD")))}]
 
 
 def _notchgrid(text: str, p: Path) -> list[dict[str, Any]]:
@@ -125,7 +134,9 @@ def _notchgrid(text: str, p: Path) -> list[dict[str, Any]]:
     return [{"lot_id": hdr.get("lot id", ""), "wafer_id": hdr.get("wafer id", ""), "die_x": ix, "die_y": iy,
              "code": code, "hbin": decode_codes(code, "ASCII", p, "grid"), "good": {1}, "bins": [],
              "pitch_um": None, "diameter_mm": None, "product": hdr.get("device"),
-             "meta": {**hdr, "marks": marks, "notch_deg": angle}}]
+             "meta": {**hdr, "marks": marks, "untested": marks, "notch_deg": angle},
+             "declared": _declared(hdr, (("tested", "gross die", "Gross Die"), ("passed", "pass die", "Pass Die"),
+                                         ("failed", "fail die", "Fail Die"), ("yield_pct", "total yield", "Total Yield")))}]
 
 
 def _tsktext(text: str, p: Path) -> list[dict[str, Any]]:
@@ -166,18 +177,20 @@ def _tsktext(text: str, p: Path) -> list[dict[str, Any]]:
         angle = 0
     # TSK: Flat_Notch 180 is the flat at the bottom of the map as drawn
     ix, iy, angle = orient(ix, iy, (angle + 180) % 360, p)
-    pitch = None
-    try:
-        pitch = (float(hdr["x_size"]), float(hdr["y_size"]))
-    except (KeyError, ValueError):
-        pitch = None
+    # the MAP block is the TSK grid without its outer ring of address-0 / last-address cells: its
+    # first column and bottom row are die address 1, as in the binary map it is exported from
+    ix, iy = ix + 1, iy + 1
+    log.info("%s: the TSK text MAP block taken to start at die address (1, 1), as its binary map does", p)
+    pitch = die_size(p, hdr.get("x_size"), hdr.get("y_size"), names=("X_SIZE", "Y_SIZE"), text=text)
     try:
         diam = float(hdr["wafer_size"])
     except (KeyError, ValueError):
         diam = None
     return [{"lot_id": hdr.get("lot_id", ""), "wafer_id": hdr.get("wafer_id", ""), "die_x": ix, "die_y": iy,
              "code": code, "hbin": hbin, "good": good or None, "bins": bins, "pitch_um": pitch, "diameter_mm": diam,
-             "product": None, "meta": {**hdr, "marks": marks, "notch_deg": angle}}]
+             "product": None, "meta": {**hdr, "marks": marks, "untested": marks, "notch_deg": angle},
+             "declared": _declared(hdr, (("tested", "pdpw(total dies)", "PDPW(TOTAL DIES)"),
+                                         ("passed", "good dies", "GOOD DIES"), ("failed", "reject dies", "REJECT DIES")))}]
 
 
 def _wmap(text: str, p: Path) -> list[dict[str, Any]]:
@@ -207,29 +220,34 @@ def _wmap(text: str, p: Path) -> list[dict[str, Any]]:
                              line=n, record="MAP")
         cells.append([r[i : i + width] for i in range(0, len(r), width)])
     grid = np.array(cells, dtype=object)
-    skip = {s.strip() for s in hdr.get("SKIPDI", "").split(",") if s.strip()}
+    # SKIPDI: skip and null codes; REFBIN: the code of the reference devices
+    skip = {s.strip() for s in (hdr.get("SKIPDI", "") + "," + hdr.get("REFBIN", "")).split(",") if s.strip()}
     ix, iy, code = grid_to_dies(grid, skip)
     marks = {s: int((grid == s).sum()) for s in skip}
     good = {int(b) for b in hdr.get("PASBIN", "").replace(",", " ").split() if b.isdigit()} or None
     bt = "Decimal" if all(c.isdigit() for c in set(code.tolist())) else "HexaDecimal"
     ix, iy, angle = orient(ix, iy, hdr.get("FNLOC1", "0"), p)
-    pitch = None
-    try:
-        pitch = (float(hdr["XDIES1"]) * 1000.0, float(hdr["YDIES1"]) * 1000.0)
-    except (KeyError, ValueError):
-        pitch = None
+    pitch = die_size(p, hdr.get("XDIES1"), hdr.get("YDIES1"), names=("XDIES1", "YDIES1"), text=text, unit=1000.0)
     return [{"lot_id": hdr.get("LOTMEA", ""), "wafer_id": hdr.get("MAPID1", ""), "die_x": ix, "die_y": iy,
              "code": code, "hbin": decode_codes(code, bt, p, "MAP"), "good": good, "bins": [], "pitch_um": pitch,
              "diameter_mm": float(hdr["WAFDIA"]) if hdr.get("WAFDIA", "").replace(".", "").isdigit() else None,
-             "product": hdr.get("DESIGN"), "meta": {**hdr, "marks": marks, "notch_deg": angle}}]
+             "product": hdr.get("DESIGN"), "meta": {**hdr, "marks": marks, "notch_deg": angle},
+             "declared": _declared(hdr, (("passed", "SUMPAS", "SUMPAS"),))}]
 
 
-def _esc(text: str, p: Path) -> list[dict[str, Any]]:
+def _esc(text: str, p: Path, on_error: str = "raise") -> list[dict[str, Any]]:
     hdr: dict[str, str] = {}
     xs, ys, codes = [], [], []
     marks: dict[str, int] = {}
     pat = re.compile(r"^X(-?\d+)Y(-?\d+)\t(\S+)")
-    for ln in text.splitlines():
+    lines = text.splitlines()
+    # the die lines are followed by the closing EDATE / ETIME lines: without them the file was cut
+    if not (re.search(r"^EDATE\t", text, re.M) and re.search(r"^ETIME\t\d{1,2}:\d\d:\d\d\s*$", text, re.M)):
+        truncated(p, "the file ends without its closing EDATE and ETIME lines", line=len(lines), record="EDATE",
+                  on_error=on_error)
+        if lines and not text.endswith(("\n", "\r")):
+            lines.pop()  # the last line may be cut inside its bin
+    for ln in lines:
         m = pat.match(ln)
         if m:
             c = m.group(3)
@@ -254,20 +272,16 @@ def _esc(text: str, p: Path) -> list[dict[str, Any]]:
     ix, iy = ix - ix.min(), iy - iy.min()
     code = np.array(codes, dtype=object)
     ix, iy, angle = orient(ix, iy, hdr.get("FLAT", "0"), p)
-    pitch = None
-    try:
-        pitch = (float(hdr["XSTEP"]), float(hdr["YSTEP"]))  # (.001) mm = um
-    except (KeyError, ValueError):
-        pitch = None
+    pitch = die_size(p, hdr.get("XSTEP"), hdr.get("YSTEP"), names=("XSTEP", "YSTEP"), text=text)  # (.001) mm = um
     return [{"lot_id": hdr.get("LOT", ""), "wafer_id": hdr.get("WAFER", ""), "die_x": ix, "die_y": iy, "code": code,
              "hbin": decode_codes(code, "Decimal", p, "die"), "good": {1}, "bins": [], "pitch_um": pitch,
              "diameter_mm": float(hdr["DIAM"]) if hdr.get("DIAM", "").isdigit() else None,
              "product": hdr.get("PRODUCT"), "meta": {**hdr, "marks": marks, "notch_deg": angle}}]
 
 
-def _rle_values(text: str, p: Path) -> list[tuple[str, str, int]]:
+def _rle_values(text: str, p: Path, on_error: str = "raise") -> list[tuple[str, str, int]]:
     """KEY=VALUE statements; a quoted value may continue over lines. Returns (key, value, line)."""
-    out = []
+    out: list[tuple[str, str, int]] = []
     lines = text.splitlines()
     k = 0
     while k < len(lines):
@@ -283,6 +297,10 @@ def _rle_values(text: str, p: Path) -> list[tuple[str, str, int]]:
         if value.startswith('"'):
             while value.count('"') < 2:
                 if k >= len(lines):
+                    if on_error == "salvage":
+                        truncated(p, f"the quoted value of {key.strip()} is not closed", line=start,
+                                  record=key.strip(), on_error=on_error)
+                        return out  # the statements before the cut
                     raise ParseError(f"the quoted value of {key.strip()} is not closed (truncated?)", path=p,
                                      line=start, record=key.strip())
                 value += " " + lines[k].strip()
@@ -295,8 +313,11 @@ def _rle_values(text: str, p: Path) -> list[tuple[str, str, int]]:
 _RANGE = re.compile(r"Y(-?\d+)|(-?\d+)(?:/(-?\d+))?")
 
 
-def _rle(text: str, p: Path) -> list[dict[str, Any]]:
-    stmts = _rle_values(text, p)
+def _rle(text: str, p: Path, on_error: str = "raise") -> list[dict[str, Any]]:
+    stmts = _rle_values(text, p, on_error)
+    if not re.search(r"^\s*END\.\s*$", text, re.M):  # the lot file closes with 'END.'
+        truncated(p, "the lot file ends without its closing 'END.' line", line=text.count("\n") + 1, record="END.",
+                  on_error=on_error)
     hdr = {k: v for k, v, _ in stmts if "." not in k}
     wafers: dict[str, dict[str, Any]] = {}
     for key, value, line in stmts:
@@ -316,6 +337,8 @@ def _rle(text: str, p: Path) -> list[dict[str, Any]]:
                                  record=key) from None
     out = []
     for ww, w in wafers.items():
+        if not w["bins"] and on_error == "salvage":
+            continue  # a wafer whose map lies after the cut
         xs, ys, bs = [], [], []
         for b, (value, line) in w["bins"].items():
             y = None
@@ -349,4 +372,4 @@ def _rle(text: str, p: Path) -> list[dict[str, Any]]:
     return out
 
 
-FLAVOURS = {"rle": _rle, "gtk": _gtk, "notchgrid": _notchgrid, "tsktext": _tsktext, "wmap": _wmap, "esc": _esc}
+FLAVOURS: dict[str, Callable[..., list[dict[str, Any]]]] = {"rle": _rle, "gtk": _gtk, "notchgrid": _notchgrid, "tsktext": _tsktext, "wmap": _wmap, "esc": _esc}

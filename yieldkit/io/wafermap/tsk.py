@@ -5,9 +5,11 @@ direction, map version, grid size, wafer and lot ids, tested/pass/fail totals) i
 one 6-byte record per grid cell, x varying fastest, first row on top. Each record is three
 big-endian 16-bit words: bits 15-14 of the first give the test result (0 not tested, 1 pass,
 2/3 fail) and bits 8-0 the x coordinate; bits 15-14 of the second the die property (0 skip,
-1 probing die, 2 marking die) and bits 8-0 the y coordinate; bits 5-0 of the third the
+1 probing die, 2 marking die) and bits 8-0 the y coordinate (the record's die address, which
+is kept: ``die_x`` is the x address, ``die_y`` counts rows up from the grid's bottom row); bits 5-0 of the third the
 category, reported as hard bin ``category + 1`` (the BIN numbering of TSK's text export).
-Probing dies are the die table; the header totals are kept in the metadata.
+Probing dies with a test result are the die table (a probing die not tested, a skip or a
+marking die is an untested site); the header totals are kept in the metadata and checked.
 """
 
 from __future__ import annotations
@@ -65,9 +67,13 @@ def read_tsk(path: str | os.PathLike[str]) -> MapData:
     result = words[:, 0] >> 14
     prop = words[:, 1] >> 14
     cat = words[:, 2] & 0x3F
-    k = np.flatnonzero(prop == 1)
-    col = k % nx
-    row = k // nx
+    k = np.flatnonzero((prop == 1) & (result > 0))
+    untested = {"skip": int((prop == 0).sum()), "marking": int((prop == 2).sum()),
+                "not tested": int(((prop == 1) & (result == 0)).sum())}
+    # the die address each record carries (x to the right, y downwards from the top row of the
+    # grid); y is counted from the grid's bottom row in the wafer frame
+    col = words[k, 0] & 0x1FF
+    row = words[k, 1] & 0x1FF
     ix, iy = col, (ny - 1 - row)
     flat = _u(b, 48, 2)
     # flat direction as TSK gives it (0 top, 90 right, 180 bottom, 270 left, as drawn)
@@ -77,16 +83,17 @@ def read_tsk(path: str | os.PathLike[str]) -> MapData:
                                                                                 _u(b, 44, 4) / 100.0),
         "flat_deg": flat, "map_version": b[51], "grid": (nx, ny), "x_dir": b[104], "y_dir": b[105],
         "total_tested": _u(b, 210, 2), "total_pass": _u(b, 212, 2), "total_fail": _u(b, 214, 2),
-        "notch_deg": angle,
+        "notch_deg": angle, "untested": {c: n for c, n in untested.items() if n},
     }
-    if meta["total_tested"] != len(k):
-        log.warning("%s: header says %d dies tested, the records hold %d probing dies", p, meta["total_tested"], len(k))
     hbin = cat[k] + 1
     part = {
         "lot_id": _s(b, 82, 18), "wafer_id": _s(b, 60, 21), "die_x": ix, "die_y": iy,
         "code": cat[k].astype(str).astype(object), "hbin": hbin, "good": None, "bins": [],
         "pitch_um": meta["index_um"], "diameter_mm": _u(b, 36, 2) * 2.54 if _u(b, 36, 2) else None,
         "product": meta["device"], "meta": meta,
+        "declared": {"tested": (str(meta["total_tested"]), "total tested dice"),
+                     "passed": (str(meta["total_pass"]), "total pass dice"),
+                     "failed": (str(meta["total_fail"]), "total fail dice")},
     }
     passed_bins = set(np.unique(hbin[result[k] == 1]).tolist())
     failed_bins = set(np.unique(hbin[result[k] >= 2]).tolist())

@@ -45,9 +45,10 @@ def write_map(
     Notes
     -----
     Hard bins become the bin codes (2-digit hexadecimal when all bins are below 255, else
-    fixed-width decimal); a bin is declared ``Pass`` when all its dies passed. Die indices
-    are re-based so that the lowest ``die_x``/``die_y`` of each wafer is 0: an array map
-    holds no absolute index, so :func:`read_map` returns indices from 0 at the lower-left.
+    fixed-width decimal); a bin is declared ``Pass`` when all its dies passed. The die
+    addresses are kept: the array's lower-left cell is named by a reference device
+    ``LowerLeftDie`` whose coordinates are that cell's ``die_x``, ``die_y`` (E142
+    ``ReferenceDevices``, G85 ``ReferenceDevice``), which :func:`read_map` applies.
     """
     check_choice(format, ("e142", "g85"), name="format", where="write_map")
     d = validate_dies(dies, source="<dies>", retests="order")
