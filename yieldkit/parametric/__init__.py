@@ -6,6 +6,9 @@ good dies), :mod:`.guardband` (test limits tightened for measurement uncertainty
 :mod:`.section` (the tables of the report's parametric section).
 """
 
+from .association import test_bin_association
 from .capability import CapabilityResult, bissell_interval, capability, cp_interval
+from .shift import ShiftResult, robust_sigma, shift
 
-__all__ = ["CapabilityResult", "bissell_interval", "capability", "cp_interval"]
+__all__ = ["CapabilityResult", "ShiftResult", "bissell_interval", "capability", "cp_interval", "robust_sigma",
+           "shift", "test_bin_association"]
