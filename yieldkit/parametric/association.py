@@ -106,8 +106,9 @@ def test_bin_association(dies: pd.DataFrame, tests: pd.DataFrame, *, bin: str = 
     >>> dies = pd.DataFrame({"lot_id": "L", "wafer_id": "1", "die_x": [0, 1, 2, 3], "die_y": 0,
     ...                      "hbin": [1, 1, 5, 5], "passed": [True, True, False, False]})
     >>> tests = dies[["lot_id", "wafer_id", "die_x", "die_y"]].assign(test_num=7, value=[1.0, 1.1, 2.0, 2.2])
-    >>> test_bin_association(dies, tests)[["bin", "test_num", "auc"]].to_numpy().tolist()
-    [[5, 7, 1.0]]
+    >>> r = test_bin_association(dies, tests)
+    >>> int(r["bin"].iloc[0]), int(r["test_num"].iloc[0]), float(r["auc"].iloc[0])
+    (5, 7, 1.0)
     """
     where = "test_bin_association"
     check_frame(tests, where)
