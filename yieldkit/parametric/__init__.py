@@ -9,7 +9,11 @@ good dies), :mod:`.guardband` (test limits tightened for measurement uncertainty
 from .association import test_bin_association
 from .capability import CapabilityResult, bissell_interval, capability, cp_interval
 from .guardband import GuardbandResult, bivariate_normal_cdf, guardband, guardband_risks
+from .section import ParametricSection, parametric_section
 from .shift import ShiftResult, robust_sigma, shift
 
-__all__ = ["CapabilityResult", "GuardbandResult", "ShiftResult", "bissell_interval", "bivariate_normal_cdf", "capability",
-           "cp_interval", "guardband", "guardband_risks", "robust_sigma", "shift", "test_bin_association"]
+__all__ = [
+    "CapabilityResult", "GuardbandResult", "ParametricSection", "ShiftResult", "bissell_interval",
+    "bivariate_normal_cdf", "capability", "cp_interval", "guardband", "guardband_risks", "parametric_section",
+    "robust_sigma", "shift", "test_bin_association",
+]
