@@ -54,12 +54,9 @@ def prepare(tests: pd.DataFrame, *, by: Sequence[str], extra: Sequence[str] = ()
     columns, ``value`` (float64) and the limits (float64, NaN: none)."""
     need = [*by, "test_num", value, *extra]
     require(tests.columns, list(dict.fromkeys(need)), where)
-    out = {}
+    out: dict[str, Any] = {}
     for c in dict.fromkeys([*by, *extra]):
-        col = tests[c]
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            col = col.astype(str)
-        out[c] = col.to_numpy() if c not in ("test_name", "units") else col
+        out[c] = tests[c].reset_index(drop=True)  # categoricals and Arrow strings stay as they are
     out["test_num"] = np.asarray(tests["test_num"].astype("int64").to_numpy())
     out["pin"] = (tests["pin"].astype("Int64").fillna(-1).to_numpy(np.int64) if "pin" in tests.columns
                   else np.full(len(tests), -1, np.int64))
@@ -69,9 +66,10 @@ def prepare(tests: pd.DataFrame, *, by: Sequence[str], extra: Sequence[str] = ()
                   else np.full(len(tests), np.nan))
     for c in ("test_name", "units"):
         if c in tests.columns and c not in out:
-            out[c] = tests[c].to_numpy()
-    frame = pd.DataFrame(out, index=pd.RangeIndex(len(tests)))
-    return frame[np.isfinite(frame["value"].to_numpy())]
+            out[c] = tests[c].reset_index(drop=True)
+    frame = pd.DataFrame(out, index=pd.RangeIndex(len(tests)), copy=False)
+    finite = np.isfinite(out["value"])
+    return frame if finite.all() else frame[finite]
 
 
 def warn_tests(mask: np.ndarray, table: pd.DataFrame, what: str, where: str) -> None:

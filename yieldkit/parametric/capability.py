@@ -124,28 +124,62 @@ def bissell_interval(cpk: Any, n: Any, df: Any = None, conf_level: float = 0.95)
 
 
 # -- sufficient statistics ---------------------------------------------------------------------
+def _codes(col: Any) -> tuple[np.ndarray, Any]:
+    """Integer codes of a key column (missing values get their own code) and its distinct values."""
+    codes, uniq = pd.factorize(col, use_na_sentinel=False)
+    return codes.astype(np.int64), uniq
+
+
 def subgroup_stats(frame: pd.DataFrame, keys: list[str], subgroup: str | None) -> pd.DataFrame:
-    """Per (keys, subgroup): ``n``, ``mean``, ``m2`` (sum of squared deviations), counts below and
-    above the limits, and the first limits, name and units. Combinable across partitions."""
+    """Per (keys, subgroup): ``n``, ``mean``, ``m2`` (sum of squared deviations, two-pass), counts
+    below and above the limits, and the first limits, name and units. Combinable across partitions.
+
+    Computed on integer group codes with :func:`numpy.bincount` (one pass per statistic)."""
     gkeys = keys + ([subgroup] if subgroup else [])
-    v = frame["value"].to_numpy()
-    lo = frame["lo_limit"].to_numpy()
-    hi = frame["hi_limit"].to_numpy()
-    work = frame[gkeys].assign(value=v, below=(v < lo).astype(np.int64), above=(v > hi).astype(np.int64))
+    gid = np.zeros(len(frame), np.int64)
+    uniq: list[Any] = []
+    col_codes: list[np.ndarray] = []
+    for k in gkeys:
+        c, u = _codes(frame[k])
+        col_codes.append(c)
+        uniq.append(u)
+        gid = gid * max(len(u), 1) + c
+        gid, _ = pd.factorize(gid)  # keep the combined codes compact (no overflow)
+        gid = gid.astype(np.int64)
+    m = int(gid.max()) + 1 if len(gid) else 0
+    v = frame["value"].to_numpy(np.float64)
+    lo = frame["lo_limit"].to_numpy(np.float64)
+    hi = frame["hi_limit"].to_numpy(np.float64)
+    n = np.bincount(gid, minlength=m).astype(np.float64)
+    mean = np.bincount(gid, weights=v, minlength=m) / np.where(n > 0, n, 1.0)
+    m2 = np.bincount(gid, weights=(v - mean[gid]) ** 2, minlength=m)
+    # first row of each group (codes are in order of first appearance)
+    first = np.zeros(m, np.int64)
+    first[gid[::-1]] = np.arange(len(gid) - 1, -1, -1)
+    out = pd.DataFrame({k: np.asarray(u.take(col_codes[i][first]) if hasattr(u, "take") else u[col_codes[i][first]],
+                                      dtype=object if not np.issubdtype(np.asarray(u).dtype, np.number) else None)
+                        for i, (k, u) in enumerate(zip(gkeys, uniq))})
+    out["n"] = n.astype(np.int64)
+    out["mean"] = mean
+    out["m2"] = m2
+    out["below"] = np.bincount(gid, weights=(v < lo), minlength=m).astype(np.int64)
+    out["above"] = np.bincount(gid, weights=(v > hi), minlength=m).astype(np.int64)
     for c in _META:
-        if c in frame.columns:
-            work[c] = frame[c].to_numpy() if c in ("lo_limit", "hi_limit") else frame[c]
-    g = work.groupby(gkeys, sort=False, dropna=False, observed=True)
-    out = g["value"].agg(["count", "mean"]).rename(columns={"count": "n"})
-    out["m2"] = g["value"].var(ddof=0).to_numpy() * out["n"].to_numpy()
-    out["below"] = g["below"].sum().to_numpy()
-    out["above"] = g["above"].sum().to_numpy()
-    meta = [c for c in _META if c in work.columns]
-    if meta:
-        first = g[meta].first()
-        for c in meta:
-            out[c] = first[c].to_numpy()
-    return out.reset_index()
+        if c not in frame.columns:
+            continue
+        col = frame[c]
+        given = col.notna().to_numpy()
+        fi = np.full(m, -1, np.int64)  # first row of the group that gives a value
+        gg = gid[given]
+        rows = np.flatnonzero(given)
+        fi[gg[::-1]] = rows[::-1]
+        vals = col.to_numpy(dtype=np.float64, na_value=np.nan) if c in ("lo_limit", "hi_limit") else col.to_numpy()
+        picked = vals[np.maximum(fi, 0)] if len(vals) else np.full(m, np.nan)
+        if c in ("lo_limit", "hi_limit"):
+            out[c] = np.where(fi >= 0, picked, np.nan)
+        else:
+            out[c] = pd.Series(picked, dtype=object).where(fi >= 0, None).to_numpy()
+    return out
 
 
 def combine_subgroups(parts: pd.DataFrame, gkeys: list[str]) -> pd.DataFrame:

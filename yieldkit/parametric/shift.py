@@ -83,8 +83,7 @@ def _robust(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def _pvalues(frame: pd.DataFrame, keys: list[str], ref_values: dict[tuple[int, int], np.ndarray]) -> pd.DataFrame:
     """scipy's two-sample KS and k-sample AD p-values, one call per group (the values sorted once)."""
-    order = np.lexsort([frame[k].to_numpy() if frame[k].dtype != object else pd.factorize(frame[k], sort=True)[0]
-                        for k in reversed(keys)])
+    order = np.lexsort([pd.factorize(frame[k], sort=True, use_na_sentinel=False)[0] for k in reversed(keys)])
     f = frame.iloc[order]
     codes = f.groupby(keys, sort=False, dropna=False, observed=True).ngroup().to_numpy()
     starts = np.r_[0, np.flatnonzero(np.diff(codes)) + 1]
