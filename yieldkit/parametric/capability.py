@@ -130,6 +130,13 @@ def _codes(col: Any) -> tuple[np.ndarray, Any]:
     return codes.astype(np.int64), uniq
 
 
+def _key_values(uniq: Any, idx: np.ndarray) -> np.ndarray:
+    """The key values at ``idx``: numbers as they are, anything else as Python objects (so that
+    partitions with other categories or string types concatenate and sort alike)."""
+    arr = np.asarray(uniq.take(idx) if hasattr(uniq, "take") else np.asarray(uniq)[idx])
+    return arr if np.issubdtype(arr.dtype, np.number) or arr.dtype == bool else arr.astype(object)
+
+
 def subgroup_stats(frame: pd.DataFrame, keys: list[str], subgroup: str | None) -> pd.DataFrame:
     """Per (keys, subgroup): ``n``, ``mean``, ``m2`` (sum of squared deviations, two-pass), counts
     below and above the limits, and the first limits, name and units. Combinable across partitions.
@@ -140,10 +147,10 @@ def subgroup_stats(frame: pd.DataFrame, keys: list[str], subgroup: str | None) -
     uniq: list[Any] = []
     col_codes: list[np.ndarray] = []
     for k in gkeys:
-        c, u = _codes(frame[k])
-        col_codes.append(c)
+        kc, u = _codes(frame[k])
+        col_codes.append(kc)
         uniq.append(u)
-        gid = gid * max(len(u), 1) + c
+        gid = gid * max(len(u), 1) + kc
         gid, _ = pd.factorize(gid)  # keep the combined codes compact (no overflow)
         gid = gid.astype(np.int64)
     m = int(gid.max()) + 1 if len(gid) else 0
@@ -156,9 +163,7 @@ def subgroup_stats(frame: pd.DataFrame, keys: list[str], subgroup: str | None) -
     # first row of each group (codes are in order of first appearance)
     first = np.zeros(m, np.int64)
     first[gid[::-1]] = np.arange(len(gid) - 1, -1, -1)
-    out = pd.DataFrame({k: np.asarray(u.take(col_codes[i][first]) if hasattr(u, "take") else u[col_codes[i][first]],
-                                      dtype=object if not np.issubdtype(np.asarray(u).dtype, np.number) else None)
-                        for i, (k, u) in enumerate(zip(gkeys, uniq))})
+    out = pd.DataFrame({k: _key_values(u, col_codes[i][first]) for i, (k, u) in enumerate(zip(gkeys, uniq))})
     out["n"] = n.astype(np.int64)
     out["mean"] = mean
     out["m2"] = m2
