@@ -160,9 +160,8 @@ def subgroup_stats(frame: pd.DataFrame, keys: list[str], subgroup: str | None) -
     n = np.bincount(gid, minlength=m).astype(np.float64)
     mean = np.bincount(gid, weights=v, minlength=m) / np.where(n > 0, n, 1.0)
     m2 = np.bincount(gid, weights=(v - mean[gid]) ** 2, minlength=m)
-    # first row of each group (codes are in order of first appearance)
-    first = np.zeros(m, np.int64)
-    first[gid[::-1]] = np.arange(len(gid) - 1, -1, -1)
+    # first row of each group: factorize numbers the groups in order of first appearance
+    first = np.flatnonzero(gid > np.maximum.accumulate(np.r_[np.int64(-1), gid[:-1]]))
     out = pd.DataFrame({k: _key_values(u, col_codes[i][first]) for i, (k, u) in enumerate(zip(gkeys, uniq))})
     out["n"] = n.astype(np.int64)
     out["mean"] = mean
@@ -174,10 +173,9 @@ def subgroup_stats(frame: pd.DataFrame, keys: list[str], subgroup: str | None) -
             continue
         col = frame[c]
         given = col.notna().to_numpy()
-        fi = np.full(m, -1, np.int64)  # first row of the group that gives a value
-        gg = gid[given]
-        rows = np.flatnonzero(given)
-        fi[gg[::-1]] = rows[::-1]
+        fi = np.full(m, len(gid), np.int64)  # first row of the group that gives a value
+        np.minimum.at(fi, gid[given], np.flatnonzero(given))
+        fi[fi == len(gid)] = -1
         vals = col.to_numpy(dtype=np.float64, na_value=np.nan) if c in ("lo_limit", "hi_limit") else col.to_numpy()
         picked = vals[np.maximum(fi, 0)] if len(vals) else np.full(m, np.nan)
         if c in ("lo_limit", "hi_limit"):
