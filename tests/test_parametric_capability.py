@@ -124,3 +124,15 @@ def test_no_limits_and_no_spread_warn_nan():
         r = capability(flat).table
     assert np.isnan(r[["cp", "cpk", "pp", "ppk"]].to_numpy(float)).all()
     assert r["observed_ppm"].iloc[0] == 0.0
+
+
+def test_key_types_give_the_same_table(rng):
+    """Categorical, Arrow-string and object keys group alike (grouping runs on integer codes)."""
+    t = pd.DataFrame({"lot_id": np.repeat(["B", "A", "C"], 40), "wafer_id": np.tile(np.repeat(["2", "1"], 20), 3),
+                      "test_num": np.tile([7, 3], 60), "value": rng.normal(0, 1, 120), "lo_limit": -3.0,
+                      "hi_limit": 3.0})
+    ref = capability(t).table
+    assert ref["lot_id"].tolist() == ["A", "A", "B", "B", "C", "C"] and ref["test_num"].tolist() == [3, 7] * 3
+    for dtype in ("category", "string[pyarrow]", object):
+        got = capability(t.astype({"lot_id": dtype, "wafer_id": dtype})).table
+        pd.testing.assert_frame_equal(got.astype({"lot_id": object}), ref.astype({"lot_id": object}))

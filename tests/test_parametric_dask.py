@@ -45,6 +45,8 @@ def test_capability_dask_equals_memory(rng):
     # rows cut into 7 partitions: wafers span partitions, their statistics are merged
     ddf = dd.from_pandas(tab, npartitions=7, sort=False)
     assert ddf.npartitions == 7
+    per_part = sum(len(p.compute()[["lot_id", "wafer_id"]].drop_duplicates()) for p in ddf.to_delayed())
+    assert per_part > len(tab[["lot_id", "wafer_id"]].drop_duplicates())  # some wafer spans partitions
     assert_tables_equal(mem.table, capability(ddf).table)
     assert_tables_equal(capability(tab, by=None, subgroup="lot_id").table,
                         capability(ddf, by=None, subgroup="lot_id").table)
