@@ -146,3 +146,19 @@ def test_cli_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["parametric", str(p), "--conf-level", "1.5"])
     assert "confidence level in (0, 1)" in capsys.readouterr().err
+
+
+def test_report_section_with_several_lots():
+    from yieldkit.parametric import parametric_section
+    from yieldkit.report import build_report
+
+    lots = [_lot_with_tests(8 + i, f"LOT{i}", offset=3.0 if i == 3 else 0.0, wafers=1) for i in range(4)]
+    dies = pd.concat([d for d, _ in lots], ignore_index=True)
+    tests = pd.concat([t for _, t in lots], ignore_index=True)
+    sec = parametric_section(dies, tests, top=4)
+    assert len(sec.worst) == 4 and sec.shift_tested == 12
+    # each lot against all lots pooled: only the shifted one alarms
+    assert set(sec.shifts["lot_id"]) == {"LOT3"} and (sec.shifts["shift_sigma"] > 1).all()
+    assert sec.worst_results["test_num"].nunique() == 1 and sec.worst_results["lot_id"].nunique() == 1
+    html = build_report(yk.analyze(dies, tests=tests), max_maps=0)
+    assert 'id="parametric-shift-table"' in html and "LOT3" in html

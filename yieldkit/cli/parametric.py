@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             if tests["lot_id"].nunique() < 2:
                 log.warning("one lot and no --reference: the lot is compared with itself")
-            ref = tests.drop(columns=["lot_id"])
+            ref = tests  # all lots pooled (the reference's lot column is not used)
         emit_table(shift(tests, ref, effect=args.effect, fdr=args.fdr).table, "table", args.shift)
     if args.association:
         emit_table(test_bin_association(f.dies, tests), "table", args.association)

@@ -99,7 +99,7 @@ def parametric_section(dies: pd.DataFrame, tests: pd.DataFrame, *, conf_level: f
     if by and tests["lot_id"].nunique() > 1:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataQualityWarning)
-            sh = shift(tests, tests.drop(columns=["lot_id"]), by=by, effect=effect, fdr=fdr).table
+            sh = shift(tests, tests, by=by, effect=effect, fdr=fdr).table  # the reference ignores the lots
         tested = int(sh["p_ks"].notna().sum())
         shifts = sh[sh["alarm"].to_numpy(bool)].sort_values("shift_sigma", key=np.abs, ascending=False,
                                                              kind="stable").reset_index(drop=True)
@@ -114,7 +114,7 @@ def _worst_results(tests: pd.DataFrame, worst: pd.DataFrame) -> pd.DataFrame:
     w = worst.iloc[0]
     sel = tests["test_num"].to_numpy() == int(w["test_num"])
     if "lot_id" in worst.columns:
-        sel &= tests["lot_id"].astype(str).to_numpy() == str(w["lot_id"])
+        sel &= (tests["lot_id"] == w["lot_id"]).to_numpy(dtype=bool, na_value=False)
     if pd.notna(w["pin"]) and "pin" in tests.columns:
         sel &= tests["pin"].to_numpy(dtype=np.float64, na_value=np.nan) == float(w["pin"])
     return tests.loc[sel].reset_index(drop=True)
