@@ -74,6 +74,9 @@ class AnalysisResults:
         Why optional sections were left out.
     layout, bin_names
         Passed through for plotting.
+    parametric : ParametricSection or None
+        Worst tests by Cpk, shifted lots and the tests behind the top failing bins (with
+        ``tests``; :func:`yieldkit.parametric.parametric_section`).
     """
 
     summary: dict[str, Any]
@@ -102,6 +105,7 @@ class AnalysisResults:
     notes: list[str] = field(default_factory=list)
     layout: Any = None
     bin_names: dict[int, str] | None = None
+    parametric: Any = None
 
     def __repr__(self) -> str:
         s = self.summary
@@ -189,6 +193,7 @@ def analyze(
     spc_rules: str = "both",
     laney: bool = True,
     inspected_wafers: pd.DataFrame | None = None,
+    tests: pd.DataFrame | None = None,
 ) -> AnalysisResults:
     """Compute every result of the yield report.
 
@@ -224,6 +229,9 @@ def analyze(
         those in the defect table, a listed wafer without a defect record counting zero
         defects. Without it a wafer with no defect record is treated as not inspected and left
         off the u-chart (the report says so).
+    tests : DataFrame, optional
+        The long table of parametric results of the same parts (:func:`yieldkit.read_stdf`
+        with ``tests=True``); enables the parametric section.
 
     Returns
     -------
@@ -302,6 +310,8 @@ def analyze(
     if placed_final is not None:
         _patterns(res, placed_final, wafers, layout)
     _commonality(res, wy, wafers)
+    if tests is not None:
+        _parametric(res, dies, tests, conf_level, top)
     return res
 
 
@@ -425,3 +435,13 @@ def _commonality(res: AnalysisResults, wy: pd.DataFrame, wafers: pd.DataFrame | 
                          f"needs at least {_MIN_COMMONALITY_WAFERS}")
         return
     res.commonality = commonality(wy, wafers).table
+
+
+def _parametric(res: AnalysisResults, dies: pd.DataFrame, tests: pd.DataFrame, conf_level: float,
+                top: int | None) -> None:
+    from .parametric import parametric_section
+
+    if "value" not in tests.columns or not np.isfinite(tests["value"].to_numpy(np.float64, na_value=np.nan)).any():
+        _note(res.notes, "parametric tests: the test table holds no numeric result")
+        return
+    res.parametric = parametric_section(dies, tests, conf_level=conf_level, top=top)

@@ -39,6 +39,7 @@ _EXAMPLES = {
     "commonality": ("dies.parquet wafers.csv", "dies.parquet wafers.csv -o ranked.csv"),
     "simulate": ("fab/", "fab/ --lots 5 --d0 0.3 --seed 1"),
     "layout": ("W01.xml -o layout.json",),
+    "parametric": ("lot42.stdf -o capability.csv", "lot42.stdf --shift shifts.csv --report lot42.html"),
 }
 
 

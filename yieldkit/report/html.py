@@ -249,6 +249,9 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
         "pattern_lots": _table(res.pattern_lots, table_id="pattern-lots-table"),
         "commonality": _table(res.commonality, table_id="commonality-table"),
     }
+    from ._parametric import parametric_context
+
+    parametric = parametric_context(res, figs.render, _table)
     return _ENV.get_template("report.html.j2").render(
         title=title, version=__version__, generated=pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"),
         summary=summary, tables=tables, images=images, maps=maps, notes=res.notes,
@@ -258,4 +261,5 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
         zonal_tested=res.zonal_tested, clustering_tested=res.clustering_tested,
         y_clean_joint=None if res.kill_ratios is None or pd.isna(res.kill_ratios.y_clean_joint)
         else res.kill_ratios.y_clean_joint,
+        parametric=parametric,
     )
