@@ -597,7 +597,7 @@ def _defects_only(defects: pd.DataFrame, wafers: pd.DataFrame | None, layout: An
     from .maps import zonal_density
     from .schema import complete_positions
 
-    if layout is not None and len(defects) and "die_x" not in defects.columns:
+    if layout is not None and len(defects):  # whichever position form is missing, from the other
         defects = complete_positions(defects, layout)
     notes: list[str] = []
     _note(notes, "lot and wafer yield, bin Paretos, retest, p-chart, kill ratios, yield models, DPPM, pattern "
