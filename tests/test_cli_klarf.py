@@ -186,6 +186,21 @@ def test_map_of_final_test_data_names_the_file(shared_samples: Path, tmp_path: P
     assert code == 1 and f"{p}: no die has a wafer position" in err
 
 
+def test_klarf_without_die_pitch_is_said_in_words(shared_samples: Path, tmp_path: Path) -> None:
+    """No DiePitch: no wafer positions and no die area; map and fit say so, naming the file."""
+    import re
+
+    text = (shared_samples / "klarf" / "klarf12Example.klarf").read_text()
+    p = tmp_path / "nopitch.klarf"
+    p.write_text(re.sub(r"(?m)^DiePitch[^;]*;\s*\n", "", text))
+    code, _, err = _run(["map", str(p), "-o", str(tmp_path / "m.png")])
+    assert code == 1 and f"{p}: the KLARF gives no die pitch" in err and "--layout" in err
+    code, _, err = _run(["fit", str(p)])
+    assert code == 1 and f"{p}: the KLARF gives no die pitch" in err and "--area" in err
+    code, out, err = _run(["summary", str(p), "--format", "csv"])
+    assert code == 0 and pd.read_csv(io.StringIO(out))["n_defects"].tolist() == [2]
+
+
 # -- layout ---------------------------------------------------------------------------------
 def test_layout_writes_the_klarf_layout_that_layout_reads_back(klarf, tmp_path: Path) -> None:
     path, _, layout = klarf

@@ -111,6 +111,9 @@ def _klarf_counts(args: argparse.Namespace, path: Path):  # -> (DataFrame, float
         raise YieldkitValueError(f"{path}: the file has no sample test plan and no die pitch, so its inspected dies "
                                  "are unknown; give them with --dies (a die table or a layout JSON)")
     area = args.area or (None if layout is None else layout.die_area_cm2)
+    if area is None:
+        raise YieldkitValueError(f"{path}: the KLARF gives no die pitch (DiePitch), so the die area is unknown; "
+                                 "give it with --area (cm^2)")
     if args.area is None and area is not None:
         log.info("%s: die area %.4g cm^2 from the die pitch; %d inspected dies", path, area, len(dies))
     return die_defect_counts(dies, data.defects).table, area

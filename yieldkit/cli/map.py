@@ -158,6 +158,9 @@ def _defect_maps(args: argparse.Namespace, out: Path, given: Any) -> int:
                                  "--defects apply to die files")
     data = read_source(args.dies, on_error(args))
     defects = data.defects
+    if given is None and len(defects) and ("x_um" not in defects.columns or not defects["x_um"].notna().any()):
+        raise YieldkitValueError(f"{args.dies}: the KLARF gives no die pitch (DiePitch), so its defects have no "
+                                 "place on the wafer; give the layout with --layout LAYOUT.json")
     wafers = data.wafers[["lot_id", "wafer_id"]].astype(str).drop_duplicates().reset_index(drop=True)
 
     def draw(d: pd.DataFrame, lay: Any, title: str, path: Path) -> None:
