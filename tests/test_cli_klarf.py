@@ -179,6 +179,30 @@ def test_map_uses_the_files_layout_and_layout_option_wins(shared_samples: Path, 
     assert captured[-1][0].layout.die_pitch_um == (1000.0, 1000.0)
 
 
+def test_report_uses_the_files_layout_and_layout_option_wins(shared_samples: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import yieldkit.analysis as analysis
+
+    seen: list = []
+    real = analysis.analyze
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "analyze", spy)
+    e142 = shared_samples / "e142" / "G6P139.14-E142.xml"
+    code, _, err = _run(["report", str(e142), "-o", str(tmp_path / "r.html"), "--max-maps", "1"])
+    assert code == 0, err
+    assert seen[-1].die_pitch_um == (3900.0, 3000.0) and not seen[-1].inferred
+    given = tmp_path / "layout.json"
+    given.write_text(json.dumps({"diameter_mm": 200, "die_pitch_um": [1000, 1000]}))
+    code, _, err = _run(["report", str(e142), "--layout", str(given), "-o", str(tmp_path / "r.html"),
+                         "--max-maps", "1"])
+    assert code == 0, err
+    assert seen[-1].die_pitch_um == (1000.0, 1000.0)
+
+
 def test_map_of_final_test_data_names_the_file(shared_samples: Path, tmp_path: Path) -> None:
     """d10_1.std: one final-test part without die coordinates: no wafer map, said in words with the file."""
     p = shared_samples / "stdf" / "d10_1.std"

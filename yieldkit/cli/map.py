@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.value == "density" and not args.defects:
         raise YieldkitValueError("--value density needs --defects DEFECTS")
     bin_names = load_bin_names(args.bin_names) if args.bin_names else None
-    data = read_source(args.dies, on_error(args))
+    data = None if given is not None else read_source(args.dies, on_error(args))  # --layout wins
     dies = final_results(read_dies(args.dies, on_error=on_error(args)))
     if len(dies) and (dies["die_x"].isna() | dies["die_y"].isna()).all():
         raise YieldkitValueError(f"{args.dies}: no die has a wafer position (final-test data: parts without die "

@@ -62,10 +62,11 @@ def load_inputs(args: argparse.Namespace) -> dict:
     oe = on_error(args)
     if _klarf_only(args):
         return _load_klarfs(args, layout, oe)
-    found: dict = {}
-    for f in args.dies:
-        found.update(file_layouts(read_source(f, oe)))
-    layout = layout if layout is not None else _common(args.dies[0], found)
+    if layout is None:  # --layout wins; else the die files' own
+        found: dict = {}
+        for f in args.dies:
+            found.update(file_layouts(read_source(f, oe)))
+        layout = _common(args.dies[0], found)
     dies = pd.concat([read_dies(f, on_error=oe) for f in args.dies], ignore_index=True) if len(args.dies) > 1 \
         else read_dies(args.dies[0], on_error=oe)
     defects = None
