@@ -35,7 +35,7 @@ from .yields import final_results, lots_from_wafers, wafer_yield
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AnalysisResults", "analyze"]
+__all__ = ["AnalysisResults", "analyze", "defect_density", "inspected_die_table"]
 
 _MIN_COMMONALITY_WAFERS = 3  # fewest wafers yieldkit.commonality ranks factors on
 
@@ -62,7 +62,7 @@ class AnalysisResults:
     kill_ratios : KillRatioResult or None
         The kill ratios per class (:func:`yieldkit.kill_ratio`).
     p_chart, u_chart : ControlChart or None
-        Wafer yield and defects per wafer (per cm^2 with a layout).
+        Wafer yield (None without dies) and defects per wafer (per cm^2 with a layout).
     u_chart_note : str or None
         Which wafers the u-chart counts as inspected, when that was assumed rather than given.
     zonal, clustering, models, dppm, patterns, commonality : DataFrame or None
@@ -77,6 +77,13 @@ class AnalysisResults:
     parametric : ParametricSection or None
         Worst tests by Cpk, shifted lots and the tests behind the top failing bins (with
         ``tests``; :func:`yieldkit.parametric.parametric_section`).
+    defects : DataFrame or None
+        Without dies: the defect table (positions completed from the layout), for the defect maps.
+    defect_density : DataFrame or None
+        Without dies: defects, inspected dies, area and density per wafer (:func:`defect_density`).
+    zonal_density : DataFrame or None
+        Without dies: defect density of each ring zone over all wafers
+        (:func:`yieldkit.maps.zonal_density`).
     """
 
     summary: dict[str, Any]
@@ -87,7 +94,7 @@ class AnalysisResults:
     first_pass_bin_pareto: pd.DataFrame
     retest: pd.DataFrame
     stacked: pd.DataFrame
-    p_chart: ControlChart
+    p_chart: ControlChart | None
     defect_pareto: pd.DataFrame | None = None
     defect_pareto_kill: pd.DataFrame | None = None
     kill_ratios: KillRatioResult | None = None
@@ -106,11 +113,17 @@ class AnalysisResults:
     layout: Any = None
     bin_names: dict[int, str] | None = None
     parametric: Any = None
+    defects: pd.DataFrame | None = None
+    defect_density: pd.DataFrame | None = None
+    zonal_density: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         s = self.summary
         present = [k for k in ("defect_pareto", "kill_ratios", "u_chart", "zonal", "clustering", "models", "dppm", "patterns",
                                "commonality") if getattr(self, k) is not None]
+        if self.p_chart is None:
+            return (f"AnalysisResults({s['lots']} lots, {s['wafers']} wafers, defects only, {s['defects']} defects, "
+                    f"sections={present}, notes={len(self.notes)})")
         return (f"AnalysisResults({s['lots']} lots, {s['wafers']} wafers, yield={s['yield']:.4f}, "
                 f"sections={present}, notes={len(self.notes)})")
 
@@ -181,7 +194,7 @@ def _real_area(layout: Any) -> float | None:
 
 
 def analyze(
-    dies: pd.DataFrame,
+    dies: pd.DataFrame | None,
     defects: pd.DataFrame | None = None,
     wafers: pd.DataFrame | None = None,
     layout: Any = None,
@@ -194,13 +207,17 @@ def analyze(
     laney: bool = True,
     inspected_wafers: pd.DataFrame | None = None,
     tests: pd.DataFrame | None = None,
+    inspected_dies: pd.DataFrame | None = None,
 ) -> AnalysisResults:
     """Compute every result of the yield report.
 
     Parameters
     ----------
-    dies : DataFrame
-        Canonical die table (retests allowed).
+    dies : DataFrame or None
+        Canonical die table (retests allowed). None analyses ``defects`` alone (an inspection
+        file on its own): defect Pareto, defects and density per wafer, a u-chart, the stacked
+        defect map, spatial clustering of dies with defects and zonal densities over the
+        inspected dies; the yield sections are left out with a note.
     defects : DataFrame, optional
         Canonical defect table; enables the defect Paretos, kill ratios, the u-chart and the
         yield-model comparison.
@@ -232,6 +249,10 @@ def analyze(
     tests : DataFrame, optional
         The long table of parametric results of the same parts (:func:`yieldkit.read_stdf`
         with ``tests=True``); enables the parametric section.
+    inspected_dies : DataFrame, optional
+        Without dies: the sample test plan (``lot_id``, ``wafer_id``, ``die_x``, ``die_y``,
+        e.g. the ``inspected_dies`` of :func:`yieldkit.read_klarf`); wafers without one count
+        every die of the layout as inspected.
 
     Returns
     -------
@@ -255,6 +276,14 @@ def analyze(
     """
     from .pareto import _bin_names
 
+    if dies is None:
+        if defects is None:
+            from .errors import YieldkitValueError
+
+            raise YieldkitValueError("The 'dies' argument of analyze may be None only with a defect table; "
+                                     "got neither dies nor defects.")
+        return _defects_only(defects, wafers, layout, top=top, conf_level=conf_level, spc_rules=spc_rules,
+                             laney=laney, inspected_dies=inspected_dies, inspected_wafers=inspected_wafers)
     names = _bin_names(bin_names, "hbin") if bin_names is not None else None
     final = final_results(dies)
     wy = wafer_yield(dies, conf_level=conf_level)
@@ -445,3 +474,203 @@ def _parametric(res: AnalysisResults, dies: pd.DataFrame, tests: pd.DataFrame, c
         _note(res.notes, "parametric tests: the test table holds no numeric result")
         return
     res.parametric = parametric_section(dies, tests, conf_level=conf_level, top=top)
+
+
+# ---------------------------------------------------------------------------------------
+# defects without dies: an inspection file (KLARF) on its own
+# ---------------------------------------------------------------------------------------
+_KEY = ["lot_id", "wafer_id"]
+
+
+def inspected_die_table(
+    defects: pd.DataFrame,
+    layout: Any = None,
+    *,
+    inspected_dies: pd.DataFrame | None = None,
+    wafers: pd.DataFrame | None = None,
+) -> pd.DataFrame | None:
+    """The inspected dies of every inspected wafer: ``lot_id``, ``wafer_id``, ``die_x``, ``die_y``.
+
+    A wafer's inspected dies are its sample test plan (``inspected_dies``, e.g. the
+    ``inspected_dies`` of :func:`yieldkit.read_klarf`) when it has one, else every die of the
+    layout (the layout's die set, or every die on the wafer). The wafers are those of
+    ``defects``, ``wafers`` and ``inspected_dies``. None when a wafer has neither a plan nor a
+    known layout (no inspected area can be stated).
+    """
+    frames = [t[_KEY].astype(str) for t in (defects, wafers, inspected_dies) if t is not None and len(t)]
+    if not frames:
+        return None
+    keys = pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
+    planned = pd.DataFrame(columns=_KEY + ["die_x", "die_y"])
+    if inspected_dies is not None and len(inspected_dies):
+        planned = inspected_dies[_KEY + ["die_x", "die_y"]].astype({"lot_id": str, "wafer_id": str})
+        planned = planned.drop_duplicates().reset_index(drop=True)
+    rest = keys.merge(planned[_KEY].drop_duplicates().assign(_p=True), on=_KEY, how="left")
+    rest = rest.loc[rest["_p"].isna(), _KEY].reset_index(drop=True)
+    parts = [planned] if len(planned) else []
+    if len(rest):
+        if layout is None or getattr(layout, "inferred", False):
+            return None
+        grid = layout.dies()[["die_x", "die_y"]]
+        parts.append(rest.merge(grid, how="cross"))
+    out = pd.concat(parts, ignore_index=True)
+    return out.astype({"die_x": "int32", "die_y": "int32"})
+
+
+def defect_density(
+    defects: pd.DataFrame,
+    layout: Any = None,
+    *,
+    inspected_dies: pd.DataFrame | None = None,
+    wafers: pd.DataFrame | None = None,
+    by: str = "wafer",
+    conf_level: float = 0.95,
+) -> pd.DataFrame:
+    """Defects and defect density [defects/cm^2] per wafer, per wafer and class, or per lot.
+
+    The inspected area of a wafer is its inspected dies (:func:`inspected_die_table`: the
+    sample test plan, else every die of the layout) times the die area of ``layout``.
+
+    Parameters
+    ----------
+    defects : DataFrame
+        Canonical defect table.
+    layout : WaferLayout, optional
+        Die pitch (die area [cm^2]); without one (or with an inferred one) the area and
+        density are missing.
+    inspected_dies : DataFrame, optional
+        Sample test plan: ``lot_id``, ``wafer_id``, ``die_x``, ``die_y``.
+    wafers : DataFrame, optional
+        Every inspected wafer (``lot_id``, ``wafer_id``), so that wafers without a defect count.
+    by : {"wafer", "class", "lot"}
+        One row per wafer, per wafer and ``defect_class``, or per lot.
+    conf_level : float
+        Level of the Garwood (exact Poisson) interval of the density.
+
+    Returns
+    -------
+    DataFrame
+        ``lot_id`` [, ``wafer_id``] [, ``defect_class``], ``n_defects``, ``n_inspected_dies``,
+        ``area_cm2``, ``density_per_cm2``, ``ci_lower``, ``ci_upper``.
+
+    Examples
+    --------
+    >>> import yieldkit as yk
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=1)
+    >>> t = defect_density(fab.defects, fab.layout)
+    >>> int(t["n_defects"].sum()) == len(fab.defects), bool((t["density_per_cm2"] > 0).all())
+    (True, True)
+    """
+    from .errors import check_choice
+    from .intervals import garwood
+
+    check_choice(by, ("wafer", "class", "lot"), name="by", where="defect_density")
+    insp = inspected_die_table(defects, layout, inspected_dies=inspected_dies, wafers=wafers)
+    frames = [t[_KEY].astype(str) for t in (defects, wafers, inspected_dies) if t is not None and len(t)]
+    keys = (pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True) if frames
+            else pd.DataFrame(columns=_KEY))
+    if insp is not None:
+        n_insp = insp.groupby(_KEY, sort=False).size().rename("n_inspected_dies").reset_index()
+        keys = keys.merge(n_insp, on=_KEY, how="left")
+    else:
+        keys["n_inspected_dies"] = np.nan
+    area = _real_area(layout)
+    keys["area_cm2"] = keys["n_inspected_dies"].astype("float64") * (area if area else np.nan)
+    d = defects[_KEY].astype(str)
+    group = _KEY
+    if by == "class":
+        cls = defects["defect_class"] if "defect_class" in defects.columns else pd.Series("unclassified",
+                                                                                        index=defects.index)
+        d = d.assign(defect_class=cls.astype(str).to_numpy())
+        group = _KEY + ["defect_class"]
+    counts = d.groupby(group, sort=True).size().rename("n_defects").reset_index()
+    if by == "class":
+        out = counts.merge(keys, on=_KEY, how="left")
+    else:
+        out = keys.merge(counts, on=_KEY, how="left")
+    out["n_defects"] = out["n_defects"].fillna(0).astype(np.int64)
+    if by == "lot":
+        out = out.groupby("lot_id", sort=True).agg(
+            n_wafers=("wafer_id", "size"), n_defects=("n_defects", "sum"),
+            n_inspected_dies=("n_inspected_dies", lambda s: s.sum(min_count=len(s))),
+            area_cm2=("area_cm2", lambda s: s.sum(min_count=len(s)))).reset_index()
+    out = out.sort_values([c for c in ("lot_id", "wafer_id") if c in out.columns] +
+                          (["n_defects"] if by == "class" else []),
+                          ascending=[True] * (len(group) - (by == "class")) + ([False] if by == "class" else []),
+                          kind="stable").reset_index(drop=True) if by != "lot" else out
+    a = out["area_cm2"].to_numpy(dtype="float64")
+    k = out["n_defects"].to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["density_per_cm2"] = np.where(a > 0, k / a, np.nan)
+    lo, hi = garwood(k, np.where(a > 0, a, np.nan), conf_level=conf_level)
+    out["ci_lower"] = lo
+    out["ci_upper"] = hi
+    out["n_inspected_dies"] = pd.array(out["n_inspected_dies"].to_numpy(dtype="float64", na_value=np.nan),
+                                       dtype="Float64").astype("Int64")
+    return out
+
+
+def _defects_only(defects: pd.DataFrame, wafers: pd.DataFrame | None, layout: Any, *, top: int | None,
+                  conf_level: float, spc_rules: str, laney: bool, inspected_dies: pd.DataFrame | None,
+                  inspected_wafers: pd.DataFrame | None) -> AnalysisResults:
+    """The report sections a defect table supports on its own: Paretos, densities, zones, clustering."""
+    from .maps import zonal_density
+    from .schema import complete_positions
+
+    if layout is not None and len(defects):  # whichever position form is missing, from the other
+        defects = complete_positions(defects, layout)
+    notes: list[str] = []
+    _note(notes, "lot and wafer yield, bin Paretos, retest, p-chart, kill ratios, yield models, DPPM, pattern "
+                 "classes and commonality: no die table (defects only); give the dies of these wafers for them")
+    empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in _KEY})
+    known = [t for t in (inspected_wafers, wafers) if t is not None and set(_KEY) <= set(t.columns)]
+    listed = pd.concat([t[_KEY].astype(str) for t in known], ignore_index=True) if known else None
+    insp = inspected_die_table(defects, layout, inspected_dies=inspected_dies, wafers=listed)
+    density = defect_density(defects, layout, inspected_dies=inspected_dies, wafers=listed, conf_level=conf_level)
+    summary = {"lots": int(density["lot_id"].nunique()), "wafers": int(len(density)),
+               "dies": None if insp is None else int(len(insp)), "yield": float("nan"),
+               "first_pass_yield": float("nan"), "defects": int(len(defects))}
+    res = AnalysisResults(
+        summary=summary, final_dies=empty, lot_yield=empty, wafer_yield=empty, bin_pareto=empty,
+        first_pass_bin_pareto=empty, retest=empty, stacked=_stacked_map(None, None, notes), p_chart=None,
+        layout=layout, notes=notes, defects=defects, defect_density=density,
+    )
+    if len(defects):
+        res.defect_pareto = pareto(defects, top=top)
+    ordered = density.sort_values(_KEY, kind="stable").reset_index(drop=True)
+    has_area = bool(np.isfinite(ordered["area_cm2"].to_numpy(dtype="float64")).all()) and len(ordered) > 0
+    if len(ordered):
+        res.u_chart = u_chart(ordered, exposure_col="area_cm2" if has_area else None, rules=spc_rules, laney=laney)
+    if insp is None or "die_x" not in defects.columns:
+        _note(res.notes, "stacked defect map and spatial clustering: the defects have no die positions or the "
+                         "inspected dies are unknown (no layout)")
+    else:
+        import warnings
+
+        from .errors import DataQualityWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)  # defects off the inspected dies: said below
+            counts = die_defect_counts(insp, defects)
+        if counts.n_off_die:
+            _note(res.notes, f"{counts.n_off_die} defect(s) lie on no inspected die; the die maps leave them out")
+        per_die = counts.table.assign(passed=lambda t: t["n_defects"].to_numpy() == 0)
+        res.stacked = stack_map(per_die, value_col="n_defects")
+        _clustering(res, per_die)
+    area = _real_area(layout)
+    if area is None or not len(defects) or "x_um" not in defects.columns:
+        _note(res.notes, "zonal densities: need a layout with a known die pitch and defect positions")
+    else:
+        from .maps import assign_zones
+
+        grid = layout.dies()
+        zone, labels = assign_zones(grid["x_center_um"], grid["y_center_um"], scheme="ring",
+                                    radius_um=layout.usable_radius_um)
+        empty_zones = [lab for lab, n in zip(labels, np.bincount(zone, minlength=len(labels)), strict=True) if n == 0]
+        if empty_zones:
+            _note(res.notes, f"zonal densities: the ring zone(s) {', '.join(empty_zones)} hold no inspected die "
+                             "(the inspection covered part of the wafer)")
+        else:
+            res.zonal_density = zonal_density(defects, layout, level="pooled", conf_level=conf_level,
+                                              wafers=density[_KEY] if len(density) else None)
+    return res

@@ -38,7 +38,7 @@ _EXAMPLES = {
     "classify": ("dies.parquet", "dies.parquet -o patterns.csv --summary lots.csv"),
     "commonality": ("dies.parquet wafers.csv", "dies.parquet wafers.csv -o ranked.csv"),
     "simulate": ("fab/", "fab/ --lots 5 --d0 0.3 --seed 1"),
-    "layout": ("W01.xml -o layout.json",),
+    "layout": ("W01.xml -o layout.json", "scan.klarf --wafer LOT1/07 -o layout.json"),
     "parametric": ("lot42.stdf -o capability.csv", "lot42.stdf --shift shifts.csv --report lot42.html"),
 }
 

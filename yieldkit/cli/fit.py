@@ -7,7 +7,8 @@ INPUT may be:
   (``--route counts``, the default);
 * a die table (``--route window``): read with :func:`yieldkit.read_dies`;
 * a defect table or KLARF file (``--route counts`` with ``--dies DIES``): counted per die with
-  :func:`yieldkit.die_defect_counts`;
+  :func:`yieldkit.die_defect_counts`; a KLARF file alone is counted on its inspected dies (its
+  sample test plan, else every die of its layout) with its die pitch as the die area;
 * a product table with ``die_area_cm2, tested, good`` (``--route die-size``).
 """
 
@@ -37,9 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--route", choices=("counts", "window", "die-size"), default="counts")
     p.add_argument("--model", choices=_MODELS, default="all", help="model to fit and save (default all; "
                    "the best by AIC is saved)")
-    p.add_argument("--area", type=float, help="die area [cm^2] (counts and window routes)")
+    p.add_argument("--area", type=float, help="die area [cm^2] (counts and window routes; default for a KLARF: "
+                   "its die pitch)")
     p.add_argument("--count-col", default="n_defects", help="count column of a counts table")
-    p.add_argument("--dies", help="die table or layout JSON, to count defects per die from a defect table")
+    p.add_argument("--dies", help="die table or layout JSON, to count defects per die from a defect table "
+                   "(default for a KLARF: its inspected dies)")
     p.add_argument("--n-layers", type=int, default=1, help="critical layers of the Bose-Einstein model")
     p.add_argument("--pooling", choices=("die", "wafer", "lot"), default="die", help="counts route: unit of a count")
     p.add_argument("--conf-level", type=float, default=0.95)
@@ -66,6 +69,8 @@ def _read_counts(args: argparse.Namespace):
             from ..maps import die_defect_counts
         except ImportError as exc:  # pragma: no cover - depends on the installed modules
             raise YieldkitValueError(f"counting defects per die needs yieldkit.maps.die_defect_counts ({exc})") from None
+        if not args.dies and fmt == "klarf":
+            return _klarf_counts(args, path)
         if not args.dies:
             raise YieldkitValueError(f"{path}: a defect file needs --dies (a die table or a layout JSON) to "
                                      "count defects on every inspected die")
@@ -90,6 +95,28 @@ def _read_counts(args: argparse.Namespace):
             if args.count_col.lower() in lower:
                 table = table.rename(columns={lower[args.count_col.lower()]: args.count_col})
     return table, args.area
+
+
+def _klarf_counts(args: argparse.Namespace, path: Path):  # -> (DataFrame, float | None)
+    """Defects per inspected die of a KLARF file alone, and its die area [cm^2]."""
+    from ..analysis import inspected_die_table
+    from ..errors import YieldkitValueError
+    from ..maps import die_defect_counts
+    from ._files import layout_for, read_source
+
+    data = read_source(path, on_error(args))
+    layout = layout_for(path, data, None)
+    dies = inspected_die_table(data.defects, layout, inspected_dies=data.inspected_dies, wafers=data.wafers)
+    if dies is None:
+        raise YieldkitValueError(f"{path}: the file has no sample test plan and no die pitch, so its inspected dies "
+                                 "are unknown; give them with --dies (a die table or a layout JSON)")
+    area = args.area or (None if layout is None else layout.die_area_cm2)
+    if area is None:
+        raise YieldkitValueError(f"{path}: the KLARF gives no die pitch (DiePitch), so the die area is unknown; "
+                                 "give it with --area (cm^2)")
+    if args.area is None and area is not None:
+        log.info("%s: die area %.4g cm^2 from the die pitch; %d inspected dies", path, area, len(dies))
+    return die_defect_counts(dies, data.defects).table, area
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
-"""``yieldkit report DIES -o reports/NAME.html``: the self-contained HTML yield report."""
+"""``yieldkit report DIES -o reports/NAME.html``: the self-contained HTML yield report.
+
+The die files' own layout (die pitch, wafer size) is used unless ``--layout`` is given. KLARF
+files alone make a defects-only report: their sample test plans are the dies.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +27,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report",
         help="write the HTML yield report",
         description="Analyse a die file and, optionally, defect and wafer files, and write one "
-        "self-contained HTML report (images embedded, nothing fetched from the network).",
+        "self-contained HTML report (images embedded, nothing fetched from the network). KLARF files alone "
+        "give a defects-only report (Paretos, densities, defect maps, zones, clustering; no yields): the "
+        "inspected dies of their sample test plans are the dies.",
     )
-    p.add_argument("dies", nargs="+", help="die table(s) (CSV, Parquet, STDF, map files)")
+    p.add_argument("dies", nargs="+", help="die table(s) (CSV, Parquet, STDF, map files), or KLARF file(s) alone")
     p.add_argument("--defects", nargs="+", help="defect table(s) (CSV, Parquet, KLARF)")
     p.add_argument("--wafers", help="wafer table with process history")
-    p.add_argument("--layout", help="layout JSON (as written by 'yieldkit simulate')")
+    p.add_argument("--layout", help="layout JSON (as written by 'yieldkit layout' or 'yieldkit simulate'); default: "
+                   "the input's own")
     p.add_argument("--bin-names", help="JSON object mapping hard bin to name")
     p.add_argument("--title", default="Yield report")
     p.add_argument("--top", type=int, default=10, help="categories per Pareto before 'Other'")
@@ -44,6 +51,7 @@ def load_inputs(args: argparse.Namespace) -> dict:
     import pandas as pd
 
     from .. import read_defects, read_dies, read_wafers
+    from ._files import file_layouts, read_source
 
     layout = None
     if getattr(args, "layout", None):
@@ -52,6 +60,13 @@ def load_inputs(args: argparse.Namespace) -> dict:
     if getattr(args, "bin_names", None):
         bin_names = load_bin_names(args.bin_names)
     oe = on_error(args)
+    if _klarf_only(args):
+        return _load_klarfs(args, layout, oe)
+    if layout is None:  # --layout wins; else the die files' own
+        found: dict = {}
+        for f in args.dies:
+            found.update(file_layouts(read_source(f, oe)))
+        layout = _common(args.dies[0], found)
     dies = pd.concat([read_dies(f, on_error=oe) for f in args.dies], ignore_index=True) if len(args.dies) > 1 \
         else read_dies(args.dies[0], on_error=oe)
     defects = None
@@ -60,6 +75,56 @@ def load_inputs(args: argparse.Namespace) -> dict:
         defects = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     wafers = read_wafers(args.wafers, on_error=oe) if getattr(args, "wafers", None) else None
     return {"dies": dies, "defects": defects, "wafers": wafers, "layout": layout, "bin_names": bin_names}
+
+
+def _common(source: str, layouts: dict) -> object:
+    from ._files import common_layout, describe
+
+    lay = common_layout(layouts, loose=True)
+    if lay is None and layouts:
+        log.warning("%s: the wafers have different layouts (%s); the report uses die indices. Give one with "
+                    "--layout", source, describe(layouts))
+    return lay
+
+
+def _klarf_only(args: argparse.Namespace) -> bool:
+    """Whether the inputs are KLARF files alone (a defects-only report)."""
+    from ..errors import YieldkitValueError
+    from ._files import file_format
+
+    kinds = [file_format(f) == "klarf" for f in args.dies]
+    if not any(kinds):
+        return False
+    if not all(kinds) or getattr(args, "defects", None):
+        raise YieldkitValueError("a KLARF file is a defect file: give it with --defects beside the die files, or "
+                                 "give KLARF files alone for a defects-only report")
+    return True
+
+
+def _load_klarfs(args: argparse.Namespace, layout: object, oe: str) -> dict:
+    """Defects, inspected dies and wafers of KLARF files given alone."""
+    import pandas as pd
+
+    from .. import read_wafers
+    from ..schema import complete_positions
+    from ._files import file_layouts, read_source
+
+    datas = [read_source(f, oe) for f in args.dies]
+    found: dict = {}
+    for d in datas:
+        found.update(file_layouts(d))
+    if layout is None:
+        layout = _common(args.dies[0], found)
+    defects = pd.concat([d.defects for d in datas], ignore_index=True) if len(datas) > 1 else datas[0].defects
+    if getattr(args, "layout", None) and len(defects):  # --layout wins: positions from die index + offset
+        defects = complete_positions(defects.drop(columns=[c for c in ("x_um", "y_um") if c in defects.columns]),
+                                     layout)
+    plans = [d.inspected_dies for d in datas if d.inspected_dies is not None and len(d.inspected_dies)]
+    inspected = [d.wafers[["lot_id", "wafer_id"]] for d in datas]
+    wafers = read_wafers(args.wafers, on_error=oe) if getattr(args, "wafers", None) else None
+    return {"dies": None, "defects": defects, "wafers": wafers, "layout": layout, "bin_names": None,
+            "inspected_dies": pd.concat(plans, ignore_index=True) if plans else None,
+            "inspected_wafers": pd.concat(inspected, ignore_index=True)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     started = getattr(args, "started", time.perf_counter())
     args.output = args.output or str(default_output(args.dies[0], ".html"))
     inp = load_inputs(args)
-    res = analyze(inp["dies"], inp["defects"], inp["wafers"], inp["layout"], inp["bin_names"], top=args.top)
+    res = analyze(inp["dies"], inp["defects"], inp["wafers"], inp["layout"], inp["bin_names"], top=args.top,
+                  inspected_dies=inp.get("inspected_dies"), inspected_wafers=inp.get("inspected_wafers"))
     build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,
                  progress=progress_enabled(args))
     if args.pdf:

@@ -17,7 +17,12 @@ from ..errors import SchemaError
 from ._mpl import get_ax, legend, set_title
 from .wafermap import _wafer_outline, plot_wafer_map
 
-__all__ = ["plot_defect_kde", "plot_defect_scatter", "plot_radial_profile", "plot_stacked_map"]
+__all__ = ["DefectMapDisplay", "plot_defect_kde", "plot_defect_scatter", "plot_radial_profile", "plot_stacked_map"]
+
+# one colour per defect class (the most frequent first), grey for the rest
+_CLASS_COLOURS = ["#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                  "#bcbd22", "#7f7f7f", "#aec7e8", "#ff9896"]
+_OTHER = "#bbbbbb"
 
 
 @renamed_kwargs(value="value_col")
@@ -146,3 +151,152 @@ def plot_defect_kde(kde: Any, *, index: int = 0, layout: Any = None, ax: Any = N
         _wafer_outline(ax, layout)
     set_title(ax, title, fontsize=9)
     return ax
+
+
+class DefectMapDisplay:
+    """Defect map of a wafer: defects at their positions over the die grid, coloured by class and
+    sized by defect size, with the wafer outline, notch and edge-exclusion ring.
+
+    Compute once (:meth:`from_defects`), plot many times (:meth:`plot`), as
+    :class:`~yieldkit.plotting.wafermap.WaferMapDisplay`.
+
+    Parameters
+    ----------
+    x_um, y_um : array
+        Defect positions in the wafer frame [um].
+    codes : array of int
+        Category of each defect (index into ``labels``).
+    marker_size : array
+        Marker area of each defect [points^2].
+    labels, colours, counts : sequence
+        Legend label, colour and number of defects of each category.
+    layout : WaferLayout, optional
+        Die grid (the dies of its die set, e.g. a sample test plan, or every die on the wafer)
+        and wafer outline; not drawn when None or inferred.
+    title : str, optional
+
+    Attributes
+    ----------
+    ax_, figure_ : matplotlib objects
+        Set by :meth:`plot`.
+    scatters_ : list
+        One scatter per category, in ``labels`` order.
+    legend_ : matplotlib Legend or None
+
+    Examples
+    --------
+    >>> import yieldkit as yk
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=1, random_state=1)
+    >>> disp = DefectMapDisplay.from_defects(fab.defects, fab.layout)
+    >>> sum(disp.counts) == len(fab.defects)
+    True
+    """
+
+    def __init__(self, x_um: np.ndarray, y_um: np.ndarray, codes: np.ndarray, marker_size: np.ndarray, *,
+                 labels: list[str], colours: list[str], counts: list[int], layout: Any = None,
+                 title: str | None = None) -> None:
+        self.x_um = np.asarray(x_um, dtype=float)
+        self.y_um = np.asarray(y_um, dtype=float)
+        self.codes = np.asarray(codes, dtype=np.int64)
+        self.marker_size = np.asarray(marker_size, dtype=float)
+        self.labels, self.colours, self.counts = list(labels), list(colours), [int(c) for c in counts]
+        self.layout = layout
+        self.title = title
+
+    @classmethod
+    def from_defects(cls, defects: pd.DataFrame, layout: Any = None, *, hue: str = "defect_class",
+                     size: str | None = "size_um", max_classes: int = 10, title: str | None = None, ax: Any = None,
+                     legend: bool = True, **kwargs: Any) -> DefectMapDisplay:
+        """Compute the map of one wafer's defects (or several, overlaid), then plot it.
+
+        Parameters
+        ----------
+        defects : DataFrame
+            Defects with ``x_um``, ``y_um`` [um] in the wafer frame.
+        layout : WaferLayout, optional
+            Die grid and wafer outline.
+        hue : str
+            Categorical column colouring the defects; the ``max_classes`` most frequent
+            categories get their own colour, the rest are drawn grey as "other".
+        size : str, optional
+            Defect-size column [um]: marker area grows with the square root of the size
+            (relative to the largest); missing sizes get the smallest marker.
+        title : str, optional
+        ax, legend, **kwargs
+            Passed to :meth:`plot`.
+
+        Raises
+        ------
+        SchemaError
+            When ``x_um`` or ``y_um`` is missing.
+        """
+        for col in ("x_um", "y_um"):
+            if col not in defects.columns:
+                raise SchemaError(f"a defect map needs the defect column {col!r} (positions need the die pitch: "
+                                  "a layout)", column=col)
+        x = defects["x_um"].to_numpy(dtype="float64", na_value=np.nan)
+        y = defects["y_um"].to_numpy(dtype="float64", na_value=np.nan)
+        if hue in defects.columns:
+            cats = defects[hue].astype("string").fillna("unclassified").to_numpy(dtype=object).astype(str)
+        else:
+            cats = np.full(len(defects), "defects", dtype=object).astype(str)
+        uniq, inv, n = np.unique(cats, return_inverse=True, return_counts=True)
+        order = np.lexsort((uniq, -n))  # most frequent first, then by name
+        keep = order[:max_classes]
+        rank = np.full(len(uniq), len(keep), dtype=np.int64)
+        rank[keep] = np.arange(len(keep))
+        codes = rank[inv] if len(defects) else np.zeros(0, np.int64)
+        labels = [str(uniq[i]) for i in keep]
+        colours = [_CLASS_COLOURS[i % len(_CLASS_COLOURS)] for i in range(len(keep))]
+        if len(uniq) > len(keep):
+            labels.append(f"other ({len(uniq) - len(keep)} classes)")
+            colours.append(_OTHER)
+        counts = np.bincount(codes, minlength=len(labels)).tolist()
+        ms = np.full(len(defects), 4.0)
+        if size is not None and size in defects.columns and len(defects):
+            sz = pd.to_numeric(defects[size], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            ok = np.isfinite(sz) & (sz > 0)
+            if ok.any():
+                ms[ok] = 4.0 + 60.0 * np.sqrt(sz[ok] / sz[ok].max())
+        disp = cls(x, y, codes, ms, labels=labels, colours=colours, counts=counts, layout=layout, title=title)
+        return disp.plot(ax=ax, legend=legend, **kwargs)
+
+    def plot(self, ax: Any = None, *, legend: bool = True, grid: bool = True, **kwargs: Any) -> DefectMapDisplay:
+        """Draw on ``ax`` (a new figure when None); ``kwargs`` go to each ``ax.scatter``. Return self."""
+        from matplotlib.collections import PatchCollection
+        from matplotlib.patches import Rectangle
+
+        ax = get_ax(ax)
+        known = self.layout is not None and not getattr(self.layout, "inferred", False)
+        if known:
+            if grid:
+                d = self.layout.dies()
+                w, h = self.layout.die_pitch_um
+                rects = [Rectangle((x - w / 2, y - h / 2), w, h)
+                         for x, y in zip(d["x_center_um"], d["y_center_um"], strict=True)]
+                ax.add_collection(PatchCollection(rects, facecolor="#f4f4f4", edgecolor="#c8c8c8", lw=0.3))
+            _wafer_outline(ax, self.layout)
+        else:
+            ax.set_aspect("equal")
+            ax.set_xlabel("x [um]")
+            ax.set_ylabel("y [um]")
+        scatters = []
+        for k, (label, colour) in enumerate(zip(self.labels, self.colours, strict=True)):
+            m = self.codes == k
+            scatters.append(ax.scatter(self.x_um[m], self.y_um[m], **{
+                "s": self.marker_size[m], "color": colour, "label": f"{label} ({self.counts[k]})", "lw": 0,
+                "alpha": 0.8, **kwargs}))
+        leg = None
+        if legend and self.labels:
+            leg = _legend_outside(ax)
+        set_title(ax, self.title, fontsize=9)
+        self.ax_, self.figure_, self.scatters_, self.legend_ = ax, ax.figure, scatters, leg
+        return self
+
+
+def _legend_outside(ax: Any) -> Any:
+    leg = legend(ax, loc="upper left", fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1.0), title="class (defects)")
+    if leg is not None:
+        for h in getattr(leg, "legend_handles", getattr(leg, "legendHandles", [])):
+            h.set_sizes([20.0])
+    return leg

@@ -8,6 +8,7 @@ tables with Jinja2 (autoescaped, so every string from the data shows as text).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -103,6 +104,43 @@ def _gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> 
             for r, src in zip(rows, tqdm(uris, total=len(rows), desc="wafer maps", unit="map", disable=not progress,
                                          leave=False), strict=True)]
     figs.seconds += time.perf_counter() - t0
+    return maps
+
+
+def _small_defect_map(ax: Any, *, display: Any, layout: Any, d: pd.DataFrame, title: str) -> None:
+    display.from_defects(d, layout, title=title, ax=ax, legend=False, grid=False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+
+
+def _defect_gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> list[dict[str, str]]:
+    """Small defect maps of the wafers of a defects-only analysis, the highest density first when cut."""
+    from tqdm import tqdm
+
+    from ..plotting.export import render_data_uri
+    from ..plotting.maps import DefectMapDisplay
+
+    dd, defects = res.defect_density, res.defects
+    if dd is None or defects is None or len(dd) == 0 or not {"x_um", "y_um"} <= set(defects.columns):
+        return []
+    rank = dd.assign(_k=dd["density_per_cm2"].fillna(dd["n_defects"].astype("float64")))
+    shown = rank if max_maps is None or len(rank) <= max_maps else rank.nlargest(max_maps, "_k")
+    shown = shown.sort_index()
+    lots = defects["lot_id"].astype(str).to_numpy()
+    wafers = defects["wafer_id"].astype(str).to_numpy()
+    maps = []
+    _draw_small = functools.partial(_small_defect_map, display=DefectMapDisplay, layout=res.layout)
+
+    for r in tqdm(shown.to_dict("records"), desc="defect maps", unit="map", disable=not progress, leave=False):
+        lot, wafer = str(r["lot_id"]), str(r["wafer_id"])
+        d = defects[(lots == lot) & (wafers == wafer)]
+        title = f"{lot} / {wafer}  {r['n_defects']} defects"
+        t0 = time.perf_counter()  # the gallery is not part of the PDF
+        src = render_data_uri(functools.partial(_draw_small, d=d, title=title), figsize=(3.0, 3.0), dpi=figs.dpi)
+        figs.seconds += time.perf_counter() - t0
+        maps.append({"lot_id": lot, "wafer_id": wafer, "src": src})
     return maps
 
 
@@ -213,17 +251,24 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
     if kr is not None and len(kr):
         images["kill_ratios"] = figs.render(lambda ax: plot_kill_ratios(kr, ax=ax, title="Kill ratios"),
                                             (6.5, 0.45 * len(kr) + 1.5))
-    images["p_chart"] = figs.render(lambda ax: plot_control_chart(res.p_chart, ax=ax, title="p-chart: wafer yield"),
-                                    (9.0, 3.0))
+    defects_only = res.p_chart is None  # analyze(None, defects): an inspection without die results
+    if not defects_only:
+        images["p_chart"] = figs.render(
+            lambda ax: plot_control_chart(res.p_chart, ax=ax, title="p-chart: wafer yield"), (9.0, 3.0))
     if res.u_chart is not None:
         images["u_chart"] = figs.render(
             lambda ax: plot_control_chart(res.u_chart, ax=ax, title=f"u-chart: {res.u_chart.statistic.replace('_', ' ')}"),
             (9.0, 3.0))
     stacked_title = f"Stacked map: fail rate over {res.summary['wafers']} wafers"
+    stacked_value = "fail_rate"
+    if defects_only:
+        stacked_title = f"Stacked map: mean defects per die over {res.summary['wafers']} wafers"
+        stacked_value = "mean_n_defects"
     if len(res.stacked):  # empty when no die has a wafer position
         images["stacked"] = figs.render(
-            lambda ax: plot_stacked_map(res.stacked, layout=res.layout, ax=ax, title=stacked_title), (5.0, 4.6))
-    maps = _gallery(res, figs, max_maps, progress)
+            lambda ax: plot_stacked_map(res.stacked, value=stacked_value, layout=res.layout, ax=ax,
+                                        title=stacked_title), (5.0, 4.6))
+    maps = _defect_gallery(res, figs, max_maps, progress) if defects_only else _gallery(res, figs, max_maps, progress)
     s = res.summary
     summary = dict(s)
     summary["retest_recovered"] = int(res.retest["recovered"].sum()) if len(res.retest) else 0
@@ -236,7 +281,9 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
         "defect_pareto": _table(res.defect_pareto, table_id="defect-pareto-table"),
         "defect_pareto_kill": _table(res.defect_pareto_kill, table_id="defect-kill-table"),
         "kill_ratios": _table(None if res.kill_ratios is None else res.kill_ratios.table, table_id="kill-ratio-table"),
-        "p_excursions": _table(res.p_chart.excursions(), table_id="p-excursions"),
+        "p_excursions": None if defects_only else _table(res.p_chart.excursions(), table_id="p-excursions"),
+        "defect_density": _table(res.defect_density, table_id="defect-density-table"),
+        "zonal_density": _table(res.zonal_density, table_id="zonal-density-table"),
         "u_excursions": _table(res.u_chart.excursions(), table_id="u-excursions") if res.u_chart is not None else None,
         "zonal": _table(res.zonal, table_id="zonal-table"),
         "clustering": _table(res.clustering, table_id="clustering-table"),
@@ -255,8 +302,10 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
     return _ENV.get_template("report.html.j2").render(
         title=title, version=__version__, generated=pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"),
         summary=summary, tables=tables, images=images, maps=maps, notes=res.notes,
-        p_centre=res.p_chart.centre, u_centre=None if res.u_chart is None else res.u_chart.centre,
-        p_sigma_z=res.p_chart.sigma_z, u_sigma_z=None if res.u_chart is None else res.u_chart.sigma_z,
+        defects_only=defects_only,
+        p_centre=None if defects_only else res.p_chart.centre,
+        u_centre=None if res.u_chart is None else res.u_chart.centre,
+        p_sigma_z=None if defects_only else res.p_chart.sigma_z, u_sigma_z=None if res.u_chart is None else res.u_chart.sigma_z,
         u_note=res.u_chart_note,
         zonal_tested=res.zonal_tested, clustering_tested=res.clustering_tested,
         y_clean_joint=None if res.kill_ratios is None or pd.isna(res.kill_ratios.y_clean_joint)
