@@ -374,6 +374,23 @@ def test_fuzz_only_parse_errors_escape(shared_samples: Path, tmp_path: Path, nam
             pass
 
 
+def test_fuzz_case_damaged_column_name_is_a_parse_error(shared_samples: Path, tmp_path: Path) -> None:
+    """The fuzz case that escaped as a SchemaError: one flipped byte turns DEFECTID in the 1.8
+    Columns into EEFECTID; the defects then have no id -- a ParseError naming the Columns line."""
+    data = mutate((shared_samples / "klarf" / "simple18.klarf").read_bytes(), [("flip", 0.568, b"\x00")])
+    assert b"int32 EEFECTID" in data
+    p = tmp_path / "fuzz.klarf"
+    p.write_bytes(data)
+    with pytest.raises(ParseError, match=r"fuzz.klarf, line 98, record DefectList: the Columns of the DefectList "
+                                         r"lacks DEFECTID \(found EEFECTID, XREL") as ei:
+        read_klarf(p)
+    assert ei.value.line == 98
+    # the same damage in the 1.2 statement syntax names the DefectRecordSpec line
+    p.write_text(KLARF12.format(loc="DOWN", mir="NO").replace("6 DEFECTID XREL", "6 DEFECTIX XREL"))
+    with pytest.raises(ParseError, match=r"line 12, record DefectRecordSpec: the DefectRecordSpec lacks DEFECTID"):
+        read_klarf(p)
+
+
 def test_fast_and_token_paths_agree(shared_samples: Path, tmp_path: Path) -> None:
     """The Arrow CSV fast path and the general tokeniser are independent: same table."""
     text = (shared_samples / "klarf" / "LARGE_KLARF.000").read_text()

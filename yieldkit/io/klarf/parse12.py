@@ -154,6 +154,8 @@ class _Parser12:
             raise ParseError("DefectList without a DefectRecordSpec", path=path, line=line, record="DefectList")
         if not current.columns:
             current.columns = [v.upper() for v in spec[1][1:]]
+        if current.spec_line is None:
+            current.spec_line = spec[2]
         block = self.text[self.pos:end]
         chunk, row_lines = parse_block(block, current.columns, path=path, first_line=line, record="DefectList")
         current.chunks.append(chunk)
@@ -272,6 +274,7 @@ class _Parser12:
             if current.chunks and names != current.columns:
                 raise ParseError("DefectRecordSpec changes within a wafer", path=path, line=line, record=keyword)
             current.columns = names
+            current.spec_line = line
 
     def _finish(self) -> RawFile:
         path = self.path

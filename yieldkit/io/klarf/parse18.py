@@ -109,7 +109,7 @@ class _Reader18:
 
     def list_(self, name: str, line: int) -> dict[str, Any]:
         self.expect("{", name)
-        self.expect("Columns", name)
+        columns_line = self.lines.at(self.expect("Columns", name))
         _, count, _ = self.next(name)
         self.expect("{", name)
         types: list[str] = []
@@ -168,7 +168,8 @@ class _Reader18:
             raise ParseError(f"List {name}: Data declares {nrows} rows but holds {len(row_lines)}",
                              path=self.path, line=data_line, record=name)
         self.expect("}", name)
-        return {"columns": cols, "types": types, "data": chunk, "row_lines": row_lines, "line": line}
+        return {"columns": cols, "types": types, "data": chunk, "row_lines": row_lines, "line": line,
+                "columns_line": columns_line}
 
     def _scan_braced(self, start: int, name: str) -> tuple[str, int]:
         """Text up to the '}' that closes a Data block holding nested braces (image lists)."""
@@ -298,6 +299,7 @@ def parse_18(text: str, path: Any) -> RawFile:
             if dl is not None:
                 rw.columns = dl["columns"]
                 rw.types = dl["types"]
+                rw.spec_line = dl["columns_line"]
                 rw.chunks.append(dl["data"])
                 rw.chunk_lines.append(dl["row_lines"])
                 rw.has_defect_list = True

@@ -335,10 +335,13 @@ def _defect_columns(rw: RawWafer, path: Any) -> tuple[list[str], dict[str, Any],
     types = rw.types or ["auto"] * len(cols)
     data = {c: pa.concat_arrays([ch[c] for ch in rw.chunks]) for c in cols}
     lines = np.concatenate(rw.chunk_lines) if rw.chunk_lines else np.zeros(0, np.int64)
-    missing = [c for c in ("XREL", "YREL", "XINDEX", "YINDEX") if c not in data]
+    missing = [c for c in ("DEFECTID", "XREL", "YREL", "XINDEX", "YINDEX") if c not in data]
     if missing:
-        raise ParseError(f"the DefectRecordSpec lacks {', '.join(missing)}: defects cannot be placed",
-                         path=path, line=rw.line, record="DefectRecordSpec")
+        spec = "Columns of the DefectList" if rw.types else "DefectRecordSpec"
+        raise ParseError(f"the {spec} lacks {', '.join(missing)} (found {', '.join(cols[:6]) or 'no column'}{', ...' if len(cols) > 6 else ''}): "
+                         "defects cannot be identified and placed", path=path,
+                         line=rw.spec_line if rw.spec_line is not None else rw.line,
+                         record="DefectList" if rw.types else "DefectRecordSpec")
     conv: dict[str, Any] = {}
     for c, t in zip(cols, types):
         kind = _kind_18(t) if rw.types else "auto"

@@ -50,6 +50,8 @@ class RawWafer:
     class_lookup: dict[int, str] = field(default_factory=dict)
     has_defect_list: bool = False
     closed: bool = False
+    #: file line of the DefectRecordSpec / Columns naming the defect columns
+    spec_line: int | None = None
 
 
 @dataclass
