@@ -456,6 +456,60 @@ def test_die_index_out_of_int32_range(tmp_path: Path, where: str) -> None:
         read_klarf(p)
 
 
+KLARF12_CLASSES = """FileVersion 1 2;
+LotID "L";
+SampleSize 1 200;
+DiePitch 100.0 200.0;
+DieOrigin 0.0 0.0;
+WaferID "W";
+Slot 3;
+SampleCenterLocation 0.0 0.0;
+ClassLookup 2 3 "pit" 4 "particle";
+InspectionTest 1;
+SampleTestPlan 2 0 0 1 1;
+DefectRecordSpec 9 DEFECTID XREL YREL XINDEX YINDEX DSIZE CLASSNUMBER TEST LOTNAME;
+DefectList
+ 1 10.0 20.0 1 2 0.5 3 1 7
+ 2 50.0 50.0 0 0 1.5 4 1 8;
+EndOfFile;
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        # the Arrow fast path (one value per space) and the token path (double space) alike
+        (" 3 1 7\n", " 99999999999999999999 1 7\n",
+         r"line 14, record DefectList: column CLASSNUMBER value 99999999999999999999 in defect record 1 is outside"),
+        (" 4 1 8;", "  9223372036854775808 1 8;",
+         r"line 15, record DefectList: column CLASSNUMBER value 9223372036854775808 in defect record 2 is outside"),
+        (" 2 50.0", " -99999999999999999999 50.0",
+         r"line 15, record DefectList: column DEFECTID value -99999999999999999999 in defect record 2 is outside"),
+        (" 1.5 4", " 1e400 4", r"line 15, record DefectList: column DSIZE value 1e400 in defect record 2 is outside"),
+        ("Slot 3;", "Slot 99999999999999999999;", r"line 7, record Slot: slot number 99999999999999999999 is outside"),
+        ("Slot 3;", "Slot 70000;", r"line 7, record Slot: slot number 70000 is outside the 16-bit range"),
+        ("InspectionTest 1;", "InspectionTest 40000;", r"line 10, record InspectionTest: value 1, 40000, is outside"),
+        ('ClassLookup 2 3', 'ClassLookup 2 99999999999999999999', r"line 9, record ClassLookup: value 2, 9999"),
+    ],
+)
+def test_out_of_range_integers_name_the_line(tmp_path: Path, old: str, new: str, match: str) -> None:
+    """Integers beyond int64 (or a field's own range) do not wrap: CLASSNUMBER 1e20 used to become
+    -9223372036854775808."""
+    assert old in KLARF12_CLASSES
+    p = tmp_path / "big.klarf"
+    p.write_text(KLARF12_CLASSES.replace(old, new, 1))
+    with pytest.raises(ParseError, match=match):
+        read_klarf(p)
+
+
+def test_out_of_range_integer_in_a_name_column_kept_as_text(tmp_path: Path) -> None:
+    p = tmp_path / "name.klarf"
+    p.write_text(KLARF12_CLASSES.replace(" 1 8;", " 1 123456789012345678901234567890;"))
+    k = read_klarf(p)
+    assert k.defects["lotname"].tolist() == ["7", "123456789012345678901234567890"]
+    assert k.defects["defect_class"].tolist() == ["pit", "particle"]
+
+
 def test_header_statements_before_file_version(tmp_path: Path) -> None:
     """Header statements may precede FileVersion (as in files that sniff_format takes for KLARF);
     FileVersion must still be present, known, and come before the wafers."""

@@ -40,14 +40,19 @@ def _list_end(text: str, pos: int) -> int:
     return -1
 
 
-def _int(values: list[str], k: int, path: Any, line: int, record: str) -> int:
+def _int(values: list[str], k: int, path: Any, line: int, record: str, bits: int = 64) -> int:
+    """Value ``k`` as an integer within the signed ``bits``-bit range."""
     try:
-        return int(values[k])
+        v = int(values[k])
     except (IndexError, ValueError):
         raise ParseError(
             f"expected an integer as value {k + 1}, got {values[k] if k < len(values) else 'nothing'!r}",
             path=path, line=line, record=record,
         ) from None
+    if not -(2 ** (bits - 1)) <= v < 2 ** (bits - 1):
+        raise ParseError(f"value {k + 1}, {v}, is outside the {bits}-bit integer range of {record}", path=path,
+                         line=line, record=record)
+    return v
 
 
 def _pairs(values: list[str], path: Any, line: int, record: str, declared: int | None) -> np.ndarray:
@@ -183,7 +188,7 @@ class _Parser12:
         if kw == "classlookup":
             self._class_lookup(keyword, values, line)
         elif kw == "inspectiontest":
-            self.test_no = _int(values, 0, path, line, keyword)
+            self.test_no = _int(values, 0, path, line, keyword, bits=16)
         elif kw in ("sampletestplan", "sampledietestplan", "areapertest"):
             self._test_plan(keyword, kw, values, line)
         elif kw == "defectrecordspec":
@@ -221,7 +226,7 @@ class _Parser12:
                              path=path, line=line, record=keyword)
         lookup = {}
         for k in range(0, len(rest), 2):
-            lookup[_int(rest, k, path, line, keyword)] = rest[k + 1]
+            lookup[_int(values, k + 1, path, line, keyword)] = rest[k + 1]
         if declared != len(lookup):
             log.warning("%s line %d: ClassLookup declares %d classes but lists %d", path, line, declared, len(lookup))
         if self.current is not None and not self.current.closed:

@@ -310,6 +310,9 @@ def parse_18(text: str, path: Any) -> RawFile:
                     tno = int(sub["id"]) if sub["id"] else len(rw.tests) + 1
                 except ValueError:
                     tno = len(rw.tests) + 1
+                if not -(2**15) <= tno < 2**15:
+                    raise ParseError(f"test number {tno} is outside the 16-bit range of inspection tests",
+                                     path=path, line=sub["line"], record="TestRecord")
                 area = None
                 if "areapertest" in sub["fields"]:
                     try:

@@ -170,16 +170,45 @@ def _orientation(hdr: dict[str, Any], version: str, path: Any) -> tuple[Orientat
     return ori, {"mark_location": loc, "mirrored": mirrored, "matrix": ori.matrix.tolist()}
 
 
+def _out_of_range(name: str, token: Any, k: int, what: str, path: Any, lines: np.ndarray) -> ParseError:
+    return ParseError(f"column {name} value {token} in defect record {k + 1} is outside the range of {what}",
+                      path=path, line=int(lines[k]) if k < len(lines) else None, record="DefectList")
+
+
+def _first_int64_overflow(clean: pa.Array) -> int | None:
+    """Row of the first integer token beyond the int64 range (exact, in Python for the few
+    tokens whose magnitude is near or beyond 2**63), or None."""
+    f = pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False)
+    for k in np.flatnonzero(np.abs(f) >= 2.0**62).tolist():  # NaN compares False
+        tok = clean[k].as_py()
+        if tok is not None and not -(2**63) <= int(tok) < 2**63:
+            return int(k)
+    return None
+
+
 def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -> Any:
-    """Convert a column of tokens: kind 'int', 'float', 'auto' (int, float or string) or 'string'."""
+    """Convert a column of tokens: kind 'int', 'float', 'auto' (int, float or string) or 'string'.
+
+    An integer beyond the int64 range or a number beyond the float64 range is a ParseError
+    naming the line in an 'int' or 'float' column; an 'auto' column holding one keeps its
+    values as the exact text.
+    """
     if pa.types.is_integer(arr.type) and kind != "string":
         if kind == "float":
             return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
         return pd.array(pc.cast(arr, pa.int64()).to_pandas(), dtype="Int64")
     if pa.types.is_floating(arr.type) and kind != "string":
         f = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        inf = np.isinf(f)
+        if inf.any():
+            raise _out_of_range(name, f[int(np.flatnonzero(inf)[0])], int(np.flatnonzero(inf)[0]),
+                                "a 64-bit float", path, lines)
         if kind != "int":
             return f
+        big = np.abs(f) >= 2.0**63
+        if big.any():
+            k = int(np.flatnonzero(big)[0])
+            raise _out_of_range(name, f"{f[k]:.0f}", k, "64-bit integers", path, lines)
         integral = np.isnan(f) | (f == np.round(f))
         if integral.all():
             return pd.array(f, dtype="Float64").astype("Int64")
@@ -200,7 +229,8 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     if kind in ("float", "auto"):
         try:
             out = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-            if not np.isinf(out).any():
+            inexact = kind == "auto" and looks_int and bool((np.abs(out) >= 2.0**53).any())
+            if not np.isinf(out).any() and not inexact:
                 return out
         except pa.ArrowInvalid:
             pass
@@ -209,9 +239,10 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     numeric = pc.match_substring_regex(clean, _NUMBER)
     ok = pc.or_kleene(numeric, isna)
     all_ok = bool(pc.all(pc.fill_null(ok, False)).as_py()) if len(arr) else True
+    as_text = pd.array(arr.cast(pa.string()).to_pandas(), dtype=STRING)
     if not all_ok:
         if kind == "auto":
-            return pd.array(arr.cast(pa.string()).to_pandas(), dtype=STRING)
+            return as_text
         bad = np.flatnonzero(~pc.fill_null(ok, False).to_numpy(zero_copy_only=False))[0]
         raise ParseError(f"column {name} must hold numbers; found {arr[int(bad)].as_py()!r} in defect record "
                          f"{bad + 1}", path=path, line=int(lines[bad]), record="DefectList")
@@ -221,16 +252,32 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
             try:
                 return pd.array(pc.cast(clean, pa.int64()).to_pandas(), dtype="Int64")
             except pa.ArrowInvalid:
-                pass
+                over = _first_int64_overflow(clean)
+                if over is None:
+                    raise
+                if kind == "auto":  # an identifier-like column: keep its exact text
+                    return as_text
+                raise _out_of_range(name, clean[over].as_py(), over, "64-bit integers", path, lines) from None
         elif kind == "int":
             vals = pc.cast(clean, pa.float64())
             f = vals.to_numpy(zero_copy_only=False)
+            big = np.abs(f) >= 2.0**63
+            if big.any():
+                k = int(np.flatnonzero(big)[0])
+                raise _out_of_range(name, arr[k].as_py(), k, "64-bit integers", path, lines)
             if np.all(np.isnan(f) | (f == np.round(f))):
                 return pd.array(f, dtype="Float64").astype("Int64")
             bad = int(np.flatnonzero(~(np.isnan(f) | (f == np.round(f))))[0])
             raise ParseError(f"column {name} must hold integers; found {arr[bad].as_py()!r} in defect record "
                              f"{bad + 1}", path=path, line=int(lines[bad]), record="DefectList")
-    return pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False)
+    out = pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False)
+    inf = np.isinf(out)
+    if inf.any():
+        if kind == "auto":
+            return as_text
+        k = int(np.flatnonzero(inf)[0])
+        raise _out_of_range(name, arr[k].as_py(), k, "64-bit floats", path, lines)
+    return out
 
 
 def _const_str(value: str | None, n: int) -> Any:
@@ -453,16 +500,29 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
     return pd.DataFrame(frame), pd.DataFrame(extras) if extras else None
 
 
-def _wafer_row(hdr: dict[str, Any], lot_id: str, wafer_id: str, n_def: Any, inspected: pd.DataFrame | None,
-               area: float) -> dict[str, Any]:
-    """The wafer table row of a wafer's header."""
-    station = _values(hdr, "inspectionstationid")
-    setup = _values(hdr, "setupid") or _values(hdr, "recipeid")
-    slot_vals = _values(hdr, "slot") or _values(hdr, "slotnumber")
+def _slot(hdr: dict[str, Any], path: Any) -> Any:
+    """The wafer's slot number (Slot / SlotNumber), missing when not a number; a slot number
+    beyond the 16-bit range is a ParseError naming its line."""
+    kw = "slot" if "slot" in hdr else "slotnumber"
+    slot_vals = _values(hdr, kw)
     try:
         slot = int(slot_vals[0]) if slot_vals else pd.NA
     except ValueError:
-        slot = pd.NA
+        log.info("%s line %s: %s %r is not a number; slot left missing", path, _line(hdr, kw), hdr[kw][0],
+                 slot_vals)
+        return pd.NA
+    if slot is not pd.NA and not -(2**15) <= slot < 2**15:
+        raise ParseError(f"slot number {slot} is outside the 16-bit range of slot numbers", path=path,
+                         line=_line(hdr, kw), record=hdr[kw][0])
+    return slot
+
+
+def _wafer_row(hdr: dict[str, Any], lot_id: str, wafer_id: str, n_def: Any, inspected: pd.DataFrame | None,
+               area: float, path: Any) -> dict[str, Any]:
+    """The wafer table row of a wafer's header."""
+    station = _values(hdr, "inspectionstationid")
+    setup = _values(hdr, "setupid") or _values(hdr, "recipeid")
+    slot = _slot(hdr, path)
     device = _values(hdr, "deviceid")
     step = _values(hdr, "stepid")
     return {
@@ -503,7 +563,7 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
     else:
         warnings.warn(f"{path}: wafer {wafer_id!r} (line {rw.line}) has no DefectList; it is listed in "
                       "the wafer table with n_defects missing", DataQualityWarning, stacklevel=3)
-    wafer_row = _wafer_row(hdr, lot_id, wafer_id, n_def, inspected, area)
+    wafer_row = _wafer_row(hdr, lot_id, wafer_id, n_def, inspected, area, path)
     if inspected is not None:
         inspected.insert(0, "wafer_id", wafer_id)
         inspected.insert(0, "lot_id", lot_id)
