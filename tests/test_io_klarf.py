@@ -510,6 +510,51 @@ def test_out_of_range_integer_in_a_name_column_kept_as_text(tmp_path: Path) -> N
     assert k.defects["defect_class"].tolist() == ["pit", "particle"]
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        ("DiePitch 100.0 200.0;", "DiePitch 0 200.0;", r"line 7, record DiePitch: DiePitch must be two positive"),
+        ("DiePitch 100.0 200.0;", "DiePitch 100.0 -200.0;", r"line 7, record DiePitch: DiePitch must be two positive"),
+        ("DiePitch 100.0 200.0;", "DiePitch nan 200.0;", r"line 7, record DiePitch: DiePitch must be two positive"),
+        ("DiePitch 100.0 200.0;", "DiePitch 100.0 x;", r"line 7, record DiePitch: DiePitch needs 2 numbers"),
+        ("DieOrigin 0.0 0.0;", "DieOrigin nan 0.0;", r"line 8, record DieOrigin: DieOrigin must be two finite"),
+        ("DieOrigin 0.0 0.0;", "DieOrigin 0.0;", r"line 8, record DieOrigin: DieOrigin needs 2 numbers"),
+        ("SampleCenterLocation 0.0 0.0;", "SampleCenterLocation inf 0.0;",
+         r"line 10, record SampleCenterLocation: SampleCenterLocation must be two finite"),
+        ("SampleSize 1 200;", "SampleSize 1 abc;", r"line 3, record SampleSize: SampleSize must be numbers"),
+    ],
+)
+def test_bad_die_grid_is_a_parse_error(tmp_path: Path, old: str, new: str, match: str) -> None:
+    """A zero or negative DiePitch used to turn every position into NaN without a word."""
+    p = tmp_path / "g.klarf"
+    p.write_text(KLARF12.format(loc="DOWN", mir="NO").replace(old, new))
+    with pytest.raises(ParseError, match=match):
+        read_klarf(p)
+
+
+@pytest.mark.parametrize("size", ["1 0", "1 -200", "1"])
+def test_bad_sample_size_warns_and_reads_on(tmp_path: Path, size: str) -> None:
+    p = tmp_path / "s.klarf"
+    p.write_text(KLARF12.format(loc="DOWN", mir="NO").replace("SampleSize 1 200;", f"SampleSize {size};"))
+    with pytest.warns(DataQualityWarning, match=rf"s.klarf, line 3: SampleSize {size} does not give a positive"):
+        k = read_klarf(p)
+    assert k.layouts[("L", "W")].diameter_mm == 300.0
+    assert k.defects["x_um"].tolist() == [110.0, 50.0]
+
+
+def test_bad_die_pitch_18(tmp_path: Path) -> None:
+    lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(1000.0, 2000.0))
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": "W", "defect_id": [1], "die_x": [0], "die_y": [0],
+                      "xrel_um": [1.0], "yrel_um": [2.0]})
+    p = tmp_path / "p18.klarf"
+    write_klarf(d, p, version="1.8", layout=lay)
+    text = p.read_text()
+    line = text[: text.index("Field DiePitch")].count("\n") + 1
+    p.write_text(text.replace("Field DiePitch 2 {1000000, 2000000}", "Field DiePitch 2 {0, 2000000}"))
+    with pytest.raises(ParseError, match=rf"line {line}, record DiePitch: DiePitch must be two positive"):
+        read_klarf(p)
+
+
 def test_header_statements_before_file_version(tmp_path: Path) -> None:
     """Header statements may precede FileVersion (as in files that sniff_format takes for KLARF);
     FileVersion must still be present, known, and come before the wafers."""

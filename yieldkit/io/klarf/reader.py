@@ -323,8 +323,16 @@ class _Grid:
 def _grid(hdr: dict[str, Any], ori: Orientation, div: float, is18: bool, path: Any, wafer_id: str) -> _Grid:
     """The die grid and wafer layout of a wafer's header, in the wafer frame."""
     pitch = _floats(hdr, "diepitch", 2, path)
+    if pitch is not None and not all(np.isfinite(v) and v > 0 for v in pitch):
+        raise ParseError(f"DiePitch must be two positive die sizes, got {' '.join(_values(hdr, 'diepitch') or [])}: "
+                         "no defect could be placed on the wafer", path=path, line=_line(hdr, "diepitch"),
+                         record=hdr["diepitch"][0])
     die_origin = _floats(hdr, "dieorigin", 2, path) or (0.0, 0.0)
     center = _floats(hdr, "samplecenterlocation", 2, path)
+    for kw, vals in (("dieorigin", die_origin), ("samplecenterlocation", center)):
+        if vals is not None and not all(np.isfinite(v) for v in vals):
+            raise ParseError(f"{hdr[kw][0]} must be two finite numbers, got {' '.join(_values(hdr, kw) or [])}",
+                             path=path, line=_line(hdr, kw), record=hdr[kw][0])
     size_vals = _values(hdr, "samplesize")
     diameter_mm = 300.0
     try:
@@ -332,13 +340,17 @@ def _grid(hdr: dict[str, Any], ori: Orientation, div: float, is18: bool, path: A
             diameter_mm = float(size_vals[0]) * 1e-6
         elif size_vals and len(size_vals) >= 2:
             diameter_mm = float(size_vals[1])
+        elif size_vals:
+            diameter_mm = float("nan")
         else:
             log.info("%s: no SampleSize; assuming a 300 mm wafer", path)
     except ValueError:
         raise ParseError(f"SampleSize must be numbers, got {size_vals!r}", path=path,
                          line=_line(hdr, "samplesize"), record="SampleSize") from None
-    if not diameter_mm > 0:
-        log.warning("%s: SampleSize %r is not a diameter; assuming 300 mm", path, size_vals)
+    if not (np.isfinite(diameter_mm) and diameter_mm > 0):
+        warnings.warn(f"{path}, line {_line(hdr, 'samplesize')}: SampleSize {' '.join(size_vals or [])} does not "
+                      "give a positive wafer diameter; assuming a 300 mm wafer (defect positions are not affected)",
+                      DataQualityWarning, stacklevel=4)
         diameter_mm = 300.0
     layout = None
     new_pitch: tuple[float, float] | None = None
