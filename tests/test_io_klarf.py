@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 import warnings
 from pathlib import Path
@@ -553,6 +554,42 @@ def test_bad_die_pitch_18(tmp_path: Path) -> None:
     p.write_text(text.replace("Field DiePitch 2 {1000000, 2000000}", "Field DiePitch 2 {0, 2000000}"))
     with pytest.raises(ParseError, match=rf"line {line}, record DiePitch: DiePitch must be two positive"):
         read_klarf(p)
+
+
+@pytest.mark.parametrize(
+    ("lot", "slot", "expect_lot", "expect_wafer"),
+    [('LotID "";', "Slot 01;", "noid", "01"), ('LotID "L";', "", "L", "1"), ("", "Slot 7;", "noid", "7")],
+)
+def test_empty_identifiers_filled_from_file_name_and_slot(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                          lot: str, slot: str, expect_lot: str,
+                                                          expect_wafer: str) -> None:
+    """A real file with WaferID "" and Slot 01 used to be refused ("column 'wafer_id' must hold a
+    non-empty identifier"): the lot comes from the file name, the wafer from its slot (else its
+    position), logged as an assumption; the header keeps what the file says."""
+    text = KLARF12.format(loc="DOWN", mir="NO").replace('LotID "L";', lot).replace(
+        'WaferID "W";', 'WaferID "";' + (f"\n{slot}" if slot else ""))
+    p = tmp_path / "noid.klarf"
+    p.write_text(text)
+    with caplog.at_level(logging.INFO, logger="yieldkit"):
+        k = read_klarf(p)
+    assert k.defects["lot_id"].unique().tolist() == [expect_lot]
+    assert k.defects["wafer_id"].unique().tolist() == [expect_wafer]
+    assert k.wafers[["lot_id", "wafer_id"]].values.tolist() == [[expect_lot, expect_wafer]]
+    assert k.wafer_metadata[(expect_lot, expect_wafer)]["WaferID"] == [""]
+    infos = [r for r in caplog.records if r.levelno == logging.INFO and "noid.klarf" in r.getMessage()]
+    assert any("empty WaferID" in r.getMessage() for r in infos)
+    if expect_lot == "noid":
+        assert any("as lot_id" in r.getMessage() for r in infos)
+    # 1.8: an empty WaferRecord id, several wafers by their SlotNumber
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": ["A", "B"], "defect_id": [1, 1], "die_x": [0, 0], "die_y": [0, 0],
+                      "xrel_um": [1.0, 2.0], "yrel_um": [2.0, 3.0]})
+    p18 = tmp_path / "noid18.klarf"
+    write_klarf(d, p18, version="1.8", layout=yk.WaferLayout(diameter_mm=200, die_pitch_um=(1000.0, 1000.0)),
+                wafers=pd.DataFrame({"lot_id": "L", "wafer_id": ["A", "B"], "slot": [4, 9]}))
+    p18.write_text(p18.read_text().replace('Record WaferRecord "A"', 'Record WaferRecord ""').replace(
+        'Record WaferRecord "B"', 'Record WaferRecord ""'))
+    k = read_klarf(p18)
+    assert k.defects["wafer_id"].tolist() == ["4", "9"] and k.defects["xrel_um"].tolist() == [1.0, 2.0]
 
 
 def test_header_statements_before_file_version(tmp_path: Path) -> None:

@@ -363,6 +363,31 @@ def ptr(num, head, site, val, e="<", flg=0):
     return rec("PTR", e, TEST_NUM=num, HEAD_NUM=head, SITE_NUM=site, TEST_FLG=flg, PARM_FLG=0, RESULT=val)
 
 
+def test_empty_lot_and_wafer_ids_filled(tmp_path, caplog):
+    """Empty MIR LOT_ID and WIR/WRR WAFER_ID strings: the lot from the file name, the wafers by
+    their position; both logged with the file name."""
+    m = rec("MIR", SETUP_T=0, START_T=0, STAT_NUM=1, MODE_COD="P", RTST_COD=" ", PROT_COD=" ", BURN_TIM=0,
+            CMOD_COD=" ", LOT_ID="  ")
+    recs = [m]
+    for w in range(2):
+        recs += [rec("WIR", HEAD_NUM=1, SITE_GRP=255, START_T=0, WAFER_ID=""), rec("PIR", HEAD_NUM=1, SITE_NUM=0),
+                 prr(x=w, y=0),
+                 rec("WRR", HEAD_NUM=1, SITE_GRP=255, FINISH_T=0, PART_CNT=1, RTST_CNT=0, ABRT_CNT=0, GOOD_CNT=1,
+                     FUNC_CNT=4294967295, WAFER_ID="")]
+    recs.append(rec("MRR", FINISH_T=0))
+    p = tmp_path / "noid.stdf"
+    p.write_bytes(build(recs))
+    with caplog.at_level(logging.INFO, logger="yieldkit"):
+        f = read_stdf(p)
+    assert f.dies["lot_id"].unique().tolist() == ["noid"]
+    assert f.dies["wafer_id"].tolist() == ["1", "2"]
+    assert f.wafers["wafer_id"].tolist() == ["1", "2"]
+    assert f.lot["LOT_ID"] == "  "
+    msgs = [r.getMessage() for r in caplog.records if "noid.stdf" in r.getMessage()]
+    assert any("no MIR LOT_ID" in m for m in msgs)
+    assert sum("give no WAFER_ID" in m for m in msgs) == 2
+
+
 def test_interleaved_sites_paired_by_head_and_site(tmp_path):
     e = "<"
     body = [mir(), rec("WIR", HEAD_NUM=1, SITE_GRP=255, START_T=0, WAFER_ID="W"),

@@ -552,16 +552,35 @@ def _wafer_row(hdr: dict[str, Any], lot_id: str, wafer_id: str, n_def: Any, insp
     }
 
 
-def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str, Any]:
+def _identifiers(rw: RawWafer, index: int, path: Any, stem: str) -> tuple[str, str]:
+    """The wafer's lot and wafer ids; a missing or empty one is filled (lot: the file name;
+    wafer: its Slot/SlotNumber, else its position in the file) and the assumption logged.
+    The header values as found stay in the wafer metadata."""
+    hdr = rw.header
+    lot_vals = _values(hdr, "lotid")
+    lot_id = lot_vals[0] if lot_vals else ""
+    if not lot_id.strip():
+        lot_id = stem
+        assume(path, "%s; using the file name %r as lot_id",
+               f"LotID is empty (line {_line(hdr, 'lotid')})" if lot_vals is not None else "no LotID", lot_id)
+    wafer_id = rw.wafer_id
+    if not wafer_id.strip():
+        kw = "slot" if "slot" in hdr else "slotnumber"
+        slot_vals = _values(hdr, kw)
+        slot = slot_vals[0].strip() if slot_vals else ""
+        if slot and slot.lstrip("+-").isdigit():
+            wafer_id, source = slot, f"its {hdr[kw][0]} {slot}"
+        else:
+            wafer_id, source = str(index + 1), f"its position in the file ({index + 1})"
+        assume(path, "wafer at line %d has an empty WaferID; using %s as wafer_id", rw.line, source)
+    return lot_id, wafer_id
+
+
+def _wafer_tables(rw: RawWafer, index: int, raw: RawFile, path: Any, stem: str) -> dict[str, Any]:
     hdr = rw.header
     is18 = raw.version.startswith("1.") and raw.version not in ("1.0", "1.1", "1.2")
     div = 1000.0 if is18 else 1.0
-    lot_vals = _values(hdr, "lotid")
-    lot_id = lot_vals[0] if lot_vals else ""
-    if not lot_id:
-        log.warning("%s: no LotID; using the file name %r as lot_id", path, stem)
-        lot_id = stem
-    wafer_id = rw.wafer_id
+    lot_id, wafer_id = _identifiers(rw, index, path, stem)
     ori, orient = _orientation(hdr, raw.version, path)
     grid = _grid(hdr, ori, div, is18, path, wafer_id)
     inspected, area = _inspected(rw, grid)
@@ -674,7 +693,7 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
     if not raw.wafers:
         raise ParseError("the file holds no WaferID / WaferRecord", path=p, record="WaferID")
     stem = p.name.split(".")[0]
-    parts = [_wafer_tables(rw, raw, p, stem) for rw in raw.wafers]
+    parts = [_wafer_tables(rw, i, raw, p, stem) for i, rw in enumerate(raw.wafers)]
     seen: set[tuple[str, str]] = set()
     for part in parts:
         if part["key"] in seen:

@@ -481,11 +481,15 @@ def _wafer_index(singles: dict[str, list], lot_id: str, product: str | None, rec
     wrr_seq = np.array([s for s, _, _ in wrr], dtype=np.int64)
     wafer_names: list[str] = []
     wafer_rows: list[dict[str, Any]] = []
-    for i, (seq, _off, f) in enumerate(wir):
+    for i, (seq, off, f) in enumerate(wir):
         nxt_wir = wir[i + 1][0] if i + 1 < len(wir) else np.iinfo(np.int64).max
         j = np.flatnonzero((wrr_seq > seq) & (wrr_seq < nxt_wir))
         r = wrr[int(j[0])][2] if len(j) else {}
-        wid = (f.get("WAFER_ID") or "").strip() or (r.get("WAFER_ID") or "").strip() or str(i + 1)
+        wid = (f.get("WAFER_ID") or "").strip() or (r.get("WAFER_ID") or "").strip()
+        if not wid:
+            wid = str(i + 1)
+            assume(spath, "the WIR at byte %d and its WRR give no WAFER_ID (missing or empty); using its position "
+                   "in the file, %r, as wafer_id", off, wid)
         wafer_names.append(wid)
         wafer_rows.append({
             "lot_id": lot_id, "wafer_id": wid, "product": product, "head": f.get("HEAD_NUM"),
