@@ -273,17 +273,44 @@ def _defect_tables(draw: st.DrawFn, nm: bool) -> tuple[pd.DataFrame, yk.WaferLay
                 "die_x": draw(st.integers(-15, 15)), "die_y": draw(st.integers(-15, 15)),
                 "xrel_um": xr, "yrel_um": yr, "size_um": size,
                 "defect_class": draw(st.sampled_from(["unclassified", "particle", "scratch", "pit-2"])),
+                # several inspection steps of one wafer in one table, and the table's own columns
+                "layer": draw(st.sampled_from(["M1", "M2 etch", None])),
+                "score": draw(st.floats(-1e6, 1e6)) if not nm else draw(st.integers(-10**6, 10**6)) / 8,
+                "bincode": draw(st.integers(-10**6, 10**6)),
+                "note": draw(st.sampled_from(["ok", "two words", "x-1", "-"])),
             })
     df = pd.DataFrame(rows, columns=["lot_id", "wafer_id", "defect_id", "die_x", "die_y", "xrel_um", "yrel_um",
-                                     "size_um", "defect_class"])
+                                     "size_um", "defect_class", "layer", "score", "bincode", "note"])
     if df.empty:
         df = pd.DataFrame({"lot_id": ["LOT.1"], "wafer_id": ["01"], "defect_id": [1], "die_x": [0], "die_y": [0],
-                           "xrel_um": [1.0], "yrel_um": [2.0], "size_um": [0.5], "defect_class": ["particle"]})
+                           "xrel_um": [1.0], "yrel_um": [2.0], "size_um": [0.5], "defect_class": ["particle"],
+                           "layer": ["M1"], "score": [0.5], "bincode": [3], "note": ["ok"]})
+    df["bincode"] = df["bincode"].astype("int64")
     return yk.read_defects(df, layout=lay), lay
 
 
 CANON = ["lot_id", "wafer_id", "defect_id", "x_um", "y_um", "die_x", "die_y", "xrel_um", "yrel_um", "defect_class",
          "size_um"]
+#: every canonical column and the table's own columns
+ROUND_TRIP = [*CANON, "layer", "score", "bincode", "note"]
+
+
+def _same_defects(back: pd.DataFrame, defects: pd.DataFrame) -> None:
+    """The defects read back equal those written, whole rows compared; blocks of one wafer are
+    written per inspection step, so rows are compared in (lot, wafer, defect_id) order."""
+    def tidy(df: pd.DataFrame) -> pd.DataFrame:
+        out = df[ROUND_TRIP].sort_values(["lot_id", "wafer_id", "defect_id"]).reset_index(drop=True)
+        for c in ("lot_id", "wafer_id", "defect_class", "layer", "note"):
+            out[c] = out[c].astype(object).where(out[c].notna(), None)
+        return out
+    pd.testing.assert_frame_equal(tidy(back), tidy(defects), check_dtype=False)
+
+
+def _same_wafer_counts(back: yk.io.klarf.KlarfData, defects: pd.DataFrame) -> None:
+    """One wafer row per wafer, whatever its steps, with all its defects and layers."""
+    counts = defects.groupby(["lot_id", "wafer_id"]).size()
+    assert sorted(zip(back.wafers.lot_id, back.wafers.wafer_id, back.wafers.n_defects)) == sorted(
+        (lot, w, n) for (lot, w), n in counts.items())
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -293,7 +320,8 @@ def test_write_read_round_trip_12(tmp_path: Path, data: tuple[pd.DataFrame, yk.W
     p = tmp_path / "rt.klarf"
     write_klarf(defects, p, version="1.2", layout=lay)
     back = read_klarf(p)
-    pd.testing.assert_frame_equal(back.defects[CANON], defects[CANON], check_dtype=False)
+    _same_defects(back.defects, defects)
+    _same_wafer_counts(back, defects)
     key = (defects.lot_id.iloc[0], defects.wafer_id.iloc[0])
     assert back.layouts[key].die_pitch_um == lay.die_pitch_um
     assert back.layouts[key].origin_um == lay.origin_um
@@ -307,7 +335,51 @@ def test_write_read_round_trip_18(tmp_path: Path, data: tuple[pd.DataFrame, yk.W
     write_klarf(defects, p, version="1.8", layout=lay)
     back = read_klarf(p)
     assert back.version == "1.8"
-    pd.testing.assert_frame_equal(back.defects[CANON], defects[CANON], check_dtype=False)
+    _same_defects(back.defects, defects)
+    _same_wafer_counts(back, defects)
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.8"])
+def test_layers_round_trip_as_steps(tmp_path: Path, version: str) -> None:
+    """Three inspection steps of one wafer: every defect keeps its layer (one in three did). Each
+    step is a wafer block of its own with its StepID (1.2) or a LotRecord with its StepID (1.8)."""
+    lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(5000.0, 5000.0))
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": ["W"] * 6 + ["V"], "defect_id": [1, 2, 3, 4, 5, 6, 1],
+                      "die_x": 0, "die_y": 0, "xrel_um": 10.0, "yrel_um": 20.0,
+                      "layer": ["POLY", "M1", "M2", "POLY", "M1", "M2", "M1"]})
+    p = tmp_path / "layers.klarf"
+    write_klarf(d, p, version=version, layout=lay)
+    text = p.read_text()
+    if version == "1.2":
+        assert re.findall(r'StepID "([^"]*)";', text) == ["POLY", "M1", "M2", "M1"]
+    else:
+        assert re.findall(r'Field StepID 1 \{"([^"]*)"\}', text) == ["POLY", "M1", "M2"]
+    k = read_klarf(p)
+    got = k.defects.sort_values(["wafer_id", "defect_id"])
+    assert list(zip(got.wafer_id, got.defect_id, got.layer)) == [
+        ("V", 1, "M1"), ("W", 1, "POLY"), ("W", 2, "M1"), ("W", 3, "M2"), ("W", 4, "POLY"), ("W", 5, "M1"),
+        ("W", 6, "M2")]
+    w = k.wafers.set_index("wafer_id")
+    assert w.loc["W", "n_defects"] == 6 and w.loc["W", "layer"] == "POLY, M1, M2"
+    assert set(k.wafer_metadata[("L", "W")]["_steps"]) == {"POLY", "M1", "M2"}
+
+
+def test_same_wafer_twice_at_one_step_and_ids_repeated_across_steps(tmp_path: Path) -> None:
+    body = KLARF12.format(loc="DOWN", mir="NO")
+    again = body[body.index('WaferID "W";'):]
+    p = tmp_path / "twice.klarf"
+    p.write_text(body.replace("EndOfFile;\n", "") + again)
+    with pytest.raises(ParseError, match=r"line 16, record WaferID: wafer 'W' of lot 'L' appears twice at step 'S' "
+                                         r"\(first at line 9\)"):
+        read_klarf(p)
+    # another step of the same wafer numbering its defects from 1 again: renumbered, ids kept
+    closed = body.replace("EndOfFile;\n", "SummarySpec 2 TESTNO NDEFECT;\nSummaryList 1 2;\n")
+    p.write_text(closed + 'StepID "T";\n' + again)
+    with pytest.warns(DataQualityWarning, match="repeats DEFECTIDs across its inspection steps"):
+        k = read_klarf(p)
+    assert k.defects["defect_id"].tolist() == [1, 2, 3, 4]
+    assert k.defects["klarf_defectid"].tolist() == [1, 2, 1, 2]
+    assert k.defects["layer"].tolist() == ["S", "S", "T", "T"]
 
 
 def test_writer_sample_round_trip_and_test_plan(shared_samples: Path, tmp_path: Path) -> None:

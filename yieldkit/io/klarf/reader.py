@@ -494,8 +494,7 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
         frame["defect_class"] = pd.array(np.full(n, UNCLASSIFIED, object), dtype=STRING)
     if "DSIZE" in conv:
         frame["size_um"] = _as_float(conv["DSIZE"]) / div
-    step = _values(hdr, "stepid")
-    frame["layer"] = _const_str(step[0] if step else None, n)
+    frame["layer"] = _const_str(_step(hdr), n)
     extras: dict[str, Any] = {}
     if renumbered:
         extras["klarf_defectid"] = conv["DEFECTID"]
@@ -510,6 +509,12 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
             v = _as_float(v) / (div if c in _LENGTHS else div * div)
         extras[name] = v
     return pd.DataFrame(frame), pd.DataFrame(extras) if extras else None
+
+
+def _step(hdr: dict[str, Any]) -> str | None:
+    """The inspection step (layer) of a wafer block: its StepID, None when missing or empty."""
+    step = _values(hdr, "stepid")
+    return step[0] if step and step[0].strip() else None
 
 
 def _slot(hdr: dict[str, Any], path: Any) -> Any:
@@ -536,12 +541,11 @@ def _wafer_row(hdr: dict[str, Any], lot_id: str, wafer_id: str, n_def: Any, insp
     setup = _values(hdr, "setupid") or _values(hdr, "recipeid")
     slot = _slot(hdr, path)
     device = _values(hdr, "deviceid")
-    step = _values(hdr, "stepid")
     return {
         "lot_id": lot_id,
         "wafer_id": wafer_id,
         "product": device[0] if device else None,
-        "layer": step[0] if step else None,
+        "layer": _step(hdr),
         "slot": slot,
         "inspection_time": _timestamp(_values(hdr, "resulttimestamp")),
         "setup_id": setup[0] if setup else None,
@@ -601,7 +605,60 @@ def _wafer_tables(rw: RawWafer, index: int, raw: RawFile, path: Any, stem: str) 
     meta: dict[str, Any] = {st[0]: list(st[1]) for st in hdr.values()}
     meta["_orientation"] = orient
     return {"key": (lot_id, wafer_id), "defects": defects, "wafer": wafer_row, "layout": grid.layout,
-            "inspected": inspected, "meta": meta}
+            "inspected": inspected, "meta": meta, "line": rw.line}
+
+
+def _merge_steps(parts: list[dict[str, Any]], path: Any) -> list[dict[str, Any]]:
+    """One part per wafer: blocks of one wafer at different inspection steps (StepID) are merged,
+    each defect keeping its own ``layer``; the same wafer twice at one step is a ParseError."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for part in parts:
+        same = groups.setdefault(part["key"], [])
+        layer = part["wafer"]["layer"]
+        if any(q["wafer"]["layer"] == layer for q in same):
+            step = f" at step {layer!r}" if layer is not None else ""
+            raise ParseError(f"wafer {part['key'][1]!r} of lot {part['key'][0]!r} appears twice{step} (first at "
+                             f"line {same[0]['line']})", path=path, line=part["line"], record="WaferID")
+        same.append(part)
+    return [g[0] if len(g) == 1 else _merge_wafer(g, path) for g in groups.values()]
+
+
+def _merge_wafer(group: list[dict[str, Any]], path: Any) -> dict[str, Any]:
+    first = group[0]
+    lot_id, wafer_id = first["key"]
+    layers = [q["wafer"]["layer"] for q in group]
+    log.info("%s: wafer %r of lot %r is inspected at %d steps (%s); its blocks are merged, each defect keeping its "
+             "layer", path, wafer_id, lot_id, len(group), ", ".join(str(x) for x in layers))
+    with_defects = [q["defects"] for q in group if q["defects"] is not None]
+    defects = None
+    if with_defects:
+        core = pd.concat([c for c, _ in with_defects], ignore_index=True)
+        extras_list = [e if e is not None else pd.DataFrame(index=c.index) for c, e in with_defects]
+        extras = pd.concat(extras_list, ignore_index=True)
+        ids = core["defect_id"]
+        if ids.duplicated().any():
+            warnings.warn(f"{path}: wafer {wafer_id!r} repeats DEFECTIDs across its inspection steps "
+                          f"({', '.join(str(x) for x in layers)}); defects are numbered 1..n in file order and the "
+                          "file's ids kept as 'klarf_defectid'", DataQualityWarning, stacklevel=4)
+            if "klarf_defectid" not in extras.columns:
+                extras["klarf_defectid"] = ids.to_numpy()
+            core["defect_id"] = np.arange(1, len(core) + 1, dtype=np.int64)
+        defects = (core, extras if len(extras.columns) else None)
+    row = dict(first["wafer"])
+    row["layer"] = ", ".join(x for x in layers if x is not None) or None
+    counts = [q["wafer"]["n_defects"] for q in group]
+    row["n_defects"] = pd.NA if all(pd.isna(c) for c in counts) else int(sum(c for c in counts if not pd.isna(c)))
+    insp_list = [q["inspected"] for q in group if q["inspected"] is not None]
+    inspected = pd.concat(insp_list, ignore_index=True).drop_duplicates(ignore_index=True) if insp_list else None
+    if inspected is not None:
+        row["n_inspected_dies"] = len(inspected[["die_x", "die_y"]].drop_duplicates())
+    layout = next((q["layout"] for q in group if q["layout"] is not None), None)
+    if layout is not None and inspected is not None and layout.die_set is not None:
+        layout = layout.with_die_set(inspected[["die_x", "die_y"]].drop_duplicates())
+    meta = dict(first["meta"])
+    meta["_steps"] = {x: q["meta"] for x, q in zip(layers, group)}
+    return {"key": first["key"], "defects": defects, "wafer": row, "layout": layout, "inspected": inspected,
+            "meta": meta, "line": first["line"]}
 
 
 def parse_klarf_text(text: str, path: Any) -> RawFile:
@@ -669,6 +726,9 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
     ``FileVersion`` must be present, known, and come before the first ``WaferID``. As
     KLARF statements hold until redefined, a ``SampleTestPlan``/``AreaPerTest`` before the
     first ``WaferID`` is the lot's plan: every wafer that declares none of its own uses it.
+    One wafer found in several blocks with different ``StepID`` (inspection steps) is one
+    wafer whose defects keep their own ``layer``; its wafer row lists the layers and sums
+    the defects.
 
     Examples
     --------
@@ -694,12 +754,7 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
         raise ParseError("the file holds no WaferID / WaferRecord", path=p, record="WaferID")
     stem = p.name.split(".")[0]
     parts = [_wafer_tables(rw, i, raw, p, stem) for i, rw in enumerate(raw.wafers)]
-    seen: set[tuple[str, str]] = set()
-    for part in parts:
-        if part["key"] in seen:
-            raise ParseError(f"wafer {part['key'][1]!r} of lot {part['key'][0]!r} appears twice", path=p,
-                             record="WaferID")
-        seen.add(part["key"])
+    parts = _merge_steps(parts, p)
     frames = [pt["defects"][0] for pt in parts if pt["defects"] is not None]
     extra_frames = [pt["defects"][1] if pt["defects"][1] is not None else pd.DataFrame(index=pt["defects"][0].index)
                     for pt in parts if pt["defects"] is not None]
