@@ -382,6 +382,77 @@ def test_same_wafer_twice_at_one_step_and_ids_repeated_across_steps(tmp_path: Pa
     assert k.defects["layer"].tolist() == ["S", "S", "T", "T"]
 
 
+def _summary_file(tmp_path: Path) -> Path:
+    lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(5000.0, 5000.0)).with_die_set(
+        pd.DataFrame({"die_x": [0, 1, 2], "die_y": [0, 0, 0]}))
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": "W", "defect_id": [1, 2, 3], "die_x": [0, 1, 1], "die_y": 0,
+                      "xrel_um": 10.0, "yrel_um": 20.0, "test": [1, 5, 5], "defect_class": ["a", "b", "a"]})
+    p = tmp_path / "sum.klarf"
+    write_klarf(d, p, version="1.2", layout=lay)
+    return p
+
+
+def test_own_totals_of_written_file_agree(tmp_path: Path) -> None:
+    p = _summary_file(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        k = read_klarf(p)
+    assert len(k.defects) == 3
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        # SummaryList rows: TESTNO NDEFECT DEFDENSITY NDIE NDEFDIE
+        ("\n 5 2 ", "\n 5 7 ", r"test 5: NDEFECT 7 but the DefectList holds 2"),
+        ("\n 1 1 ", "\n 1 0 ", r"test 1: NDEFECT 0 but the DefectList holds 1"),
+        (" 3 1;", " 3 2;", r"test 5: NDEFDIE 2 but the defects lie on 1 die\(s\)"),
+        (" 3 1\n", " 4 1\n", r"test 1: NDIE 4 but the SampleTestPlan lists 3 dies"),
+        ("\n 5 2 2.666667e+00", "\n 5 2 9.5", r"test 5: DEFDENSITY 9.5 but 2 defect\(s\) over the AreaPerTest of "
+                                            r"0.75 cm2 give 2.66667"),
+    ],
+)
+def test_own_totals_mismatch_warns(tmp_path: Path, old: str, new: str, match: str) -> None:
+    """Where a KLARF states its own totals (SummaryList), they are checked against the defects."""
+    p = _summary_file(tmp_path)
+    text = p.read_text()
+    assert text.count(old) == 1, text[text.index("SummaryList"):]
+    p.write_text(text.replace(old, new))
+    line = text[: text.index("SummaryList")].count("\n") + 1
+    with pytest.warns(DataQualityWarning, match=rf"sum.klarf: the totals the file states for wafer 'W' disagree with "
+                                                rf"its defects: .*line {line}, {match}"):
+        read_klarf(p)
+
+
+def test_own_counts_of_statements_warn(tmp_path: Path, shared_samples: Path) -> None:
+    p = _summary_file(tmp_path)
+    text = p.read_text()
+    p.write_text(text.replace("SampleTestPlan 3\n", "SampleTestPlan 4\n", 1))
+    with pytest.warns(DataQualityWarning, match=r"sum.klarf, line \d+: SampleTestPlan declares 4 dies but lists 3"):
+        read_klarf(p)
+    p.write_text(text.replace("ClassLookup 2\n", "ClassLookup 3\n"))
+    with pytest.warns(DataQualityWarning, match=r"sum.klarf, line \d+: ClassLookup declares 3 classes but lists 2"):
+        read_klarf(p)
+    # without a TEST column, several summary rows are compared by their sum
+    p.write_text(KLARF12.format(loc="DOWN", mir="NO").replace(
+        "EndOfFile;", "SummarySpec 2 TESTNO NDEFECT;\nSummaryList 1 1\n 2 3;\nEndOfFile;"))
+    with pytest.warns(DataQualityWarning, match=r"line 17: NDEFECT sums to 4 over 2 tests but the DefectList holds 2"):
+        read_klarf(p)
+    # a real file whose SummaryList counts 40 defects over an empty DefectList
+    with pytest.warns(DataQualityWarning, match=r"klarf_no_defect.000: the totals the file states for wafer '02' .*"
+                                                r"line 25, test 1: NDEFECT 40 but the DefectList holds 0"):
+        read_klarf(shared_samples / "klarf" / "klarf_no_defect.000")
+    # KLARF 1.8: the TestSummaryList of a SummaryRecord
+    with pytest.warns(DataQualityWarning, match=r"simple18.klarf: the totals the file states for wafer 'SecondWaferId'"
+                                                r".*line 127, test 2: NDEFECT 1 but the DefectList holds 0"):
+        read_klarf(shared_samples / "klarf" / "simple18.klarf")
+    # the real files with consistent totals say nothing
+    for name in ("CPS3TwithoutReview.001", "LARGE_KLARF.000", "QUU_NUU.000"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataQualityWarning)
+            read_klarf(shared_samples / "klarf" / name)
+
+
 def test_writer_sample_round_trip_and_test_plan(shared_samples: Path, tmp_path: Path) -> None:
     k = read_klarf(shared_samples / "klarf" / "CPS3TwithoutReview.001")
     for version in ("1.2", "1.8"):

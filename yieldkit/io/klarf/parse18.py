@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...errors import ParseError
+from ...errors import DataQualityWarning, ParseError
 from .statements import RawFile, RawWafer, Statement, _Lines, parse_block
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,8 @@ class _Reader18:
                         continue
                     values.append(v)
                 if ncount != len(values):
-                    log.warning("%s line %d: Field %s declares %d values but has %d", self.path, line, fname,
-                                ncount, len(values))
+                    warnings.warn(f"{self.path}, line {line}: Field {fname} declares {ncount} values but has "
+                                  f"{len(values)}", DataQualityWarning, stacklevel=6)
                 body["fields"][fname.lower()] = (fname, values, line)
             elif low == "list":
                 _, lname, _ = self.next("List")
@@ -304,6 +305,11 @@ def parse_18(text: str, path: Any) -> RawFile:
                 rw.chunk_lines.append(dl["row_lines"])
                 rw.has_defect_list = True
             for sub in w["records"]:
+                if sub["name"].lower() == "summaryrecord":
+                    for lst in sub["lists"].values():
+                        if "NDEFECT" in lst["columns"]:
+                            rw.summary.append(({c: [str(v) for v in lst["data"][c].to_pylist()]
+                                                for c in lst["columns"]}, lst["line"]))
                 if sub["name"].lower() != "testrecord":
                     continue
                 try:

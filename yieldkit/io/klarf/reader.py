@@ -534,6 +534,67 @@ def _slot(hdr: dict[str, Any], path: Any) -> Any:
     return slot
 
 
+def _summary_number(values: list[str], k: int) -> float | None:
+    try:
+        v = float(values[k])
+    except (IndexError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _check_summary(rw: RawWafer, conv: dict[str, Any], div: float, wafer_id: str, path: Any) -> None:
+    """Compare the wafer's own totals (SummaryList / TestSummaryList: NDEFECT, NDEFDIE, NDIE,
+    DEFDENSITY per test) with its defects and sample test plan; warn on any mismatch.
+
+    DEFDENSITY is defects per cm2 of AreaPerTest (the inspected area). Without a TEST column,
+    a single summary row is compared with all defects, several rows by their NDEFECT sum.
+    """
+    if not rw.summary:
+        return
+    n = len(conv["XINDEX"])
+    test = _as_float(conv["TEST"]) if "TEST" in conv else None
+    dies = np.column_stack([_as_float(conv["XINDEX"]), _as_float(conv["YINDEX"])])
+    plans = {t: (plan, area) for t, plan, area in rw.tests}
+    problems: list[str] = []
+    for table, line in rw.summary:
+        rows = len(next(iter(table.values()), []))
+        if test is None and rows > 1:
+            per_test = [_summary_number(table.get("NDEFECT", []), k) for k in range(rows)]
+            if all(v is not None for v in per_test) and sum(v for v in per_test if v is not None) != n:
+                problems.append(f"line {line}: NDEFECT sums to {sum(v for v in per_test if v is not None):g} over "
+                                f"{rows} tests but the DefectList holds {n}")
+            continue
+        for k in range(rows):
+            t = _summary_number(table.get("TESTNO", []), k)
+            sel = np.ones(n, bool) if test is None or t is None else test == t
+            what = f"line {line}, test {t:g}" if t is not None else f"line {line}"
+            ndef = int(sel.sum())
+            stated = _summary_number(table.get("NDEFECT", []), k)
+            if stated is not None and stated != ndef:
+                problems.append(f"{what}: NDEFECT {stated:g} but the DefectList holds {ndef}")
+            stated = _summary_number(table.get("NDEFDIE", []), k)
+            ndefdie = len(np.unique(dies[sel], axis=0)) if ndef else 0
+            if stated is not None and stated != ndefdie:
+                problems.append(f"{what}: NDEFDIE {stated:g} but the defects lie on {ndefdie} die(s)")
+            plan, area = plans.get(int(t) if t is not None else -1, (None, None))
+            if plan is None and len(plans) == 1:
+                plan, area = next(iter(plans.values()))
+            stated = _summary_number(table.get("NDIE", []), k)
+            if stated is not None and plan is not None and len(plan) and stated != len(plan):
+                problems.append(f"{what}: NDIE {stated:g} but the SampleTestPlan lists {len(plan)} dies")
+            stated = _summary_number(table.get("DEFDENSITY", []), k)
+            if stated is not None and area is not None and area > 0:
+                cm2 = area / (div * div) * 1e-8
+                density = ndef / cm2
+                if not np.isclose(stated, density, rtol=5e-3, atol=1e-9):
+                    problems.append(f"{what}: DEFDENSITY {stated:g} but {ndef} defect(s) over the AreaPerTest of "
+                                    f"{cm2:g} cm2 give {density:.6g}")
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        warnings.warn(f"{path}: the totals the file states for wafer {wafer_id!r} disagree with its defects: "
+                      f"{'; '.join(problems[:5])}{more}", DataQualityWarning, stacklevel=4)
+
+
 def _wafer_row(hdr: dict[str, Any], lot_id: str, wafer_id: str, n_def: Any, inspected: pd.DataFrame | None,
                area: float, path: Any) -> dict[str, Any]:
     """The wafer table row of a wafer's header."""
@@ -595,6 +656,7 @@ def _wafer_tables(rw: RawWafer, index: int, raw: RawFile, path: Any, stem: str) 
         n_def = len(lines)
         ij, xr, yr = _defect_positions(conv, grid, rw, path, lines)
         defects = _defect_frame(conv, cols, rw, hdr, grid, ij, xr, yr, lot_id, wafer_id, path)
+        _check_summary(rw, conv, div, wafer_id, path)
     else:
         warnings.warn(f"{path}: wafer {wafer_id!r} (line {rw.line}) has no DefectList; it is listed in "
                       "the wafer table with n_defects missing", DataQualityWarning, stacklevel=3)

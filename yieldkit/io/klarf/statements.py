@@ -52,6 +52,8 @@ class RawWafer:
     closed: bool = False
     #: file line of the DefectRecordSpec / Columns naming the defect columns
     spec_line: int | None = None
+    #: the wafer's own totals (SummaryList / TestSummaryList): column -> values as text, and the line
+    summary: list[tuple[dict[str, list[str]], int]] = field(default_factory=list)
 
 
 @dataclass
