@@ -277,7 +277,7 @@ def _defect_tables(draw: st.DrawFn, nm: bool) -> tuple[pd.DataFrame, yk.WaferLay
                 "layer": draw(st.sampled_from(["M1", "M2 etch", None])),
                 "score": draw(st.floats(-1e6, 1e6)) if not nm else draw(st.integers(-10**6, 10**6)) / 8,
                 "bincode": draw(st.integers(-10**6, 10**6)),
-                "note": draw(st.sampled_from(["ok", "two words", "x-1", "-"])),
+                "note": draw(st.sampled_from(["ok", "two words", "x-1", "-", None])),
             })
     df = pd.DataFrame(rows, columns=["lot_id", "wafer_id", "defect_id", "die_x", "die_y", "xrel_um", "yrel_um",
                                      "size_um", "defect_class", "layer", "score", "bincode", "note"])
@@ -346,7 +346,8 @@ def test_layers_round_trip_as_steps(tmp_path: Path, version: str) -> None:
     lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(5000.0, 5000.0))
     d = pd.DataFrame({"lot_id": "L", "wafer_id": ["W"] * 6 + ["V"], "defect_id": [1, 2, 3, 4, 5, 6, 1],
                       "die_x": 0, "die_y": 0, "xrel_um": 10.0, "yrel_um": 20.0,
-                      "layer": ["POLY", "M1", "M2", "POLY", "M1", "M2", "M1"]})
+                      "layer": ["POLY", "M1", "M2", "POLY", "M1", "M2", "M1"],
+                      "note": ["a", None, "b c", "d", "e", "f", "g"]})
     p = tmp_path / "layers.klarf"
     write_klarf(d, p, version=version, layout=lay)
     text = p.read_text()
@@ -359,6 +360,7 @@ def test_layers_round_trip_as_steps(tmp_path: Path, version: str) -> None:
     assert list(zip(got.wafer_id, got.defect_id, got.layer)) == [
         ("V", 1, "M1"), ("W", 1, "POLY"), ("W", 2, "M1"), ("W", 3, "M2"), ("W", 4, "POLY"), ("W", 5, "M1"),
         ("W", 6, "M2")]
+    assert got["note"].tolist()[1:3] == ["a", pd.NA] and got["note"].iloc[3] == "b c"
     w = k.wafers.set_index("wafer_id")
     assert w.loc["W", "n_defects"] == 6 and w.loc["W", "layer"] == "POLY, M1, M2"
     assert set(k.wafer_metadata[("L", "W")]["_steps"]) == {"POLY", "M1", "M2"}
@@ -533,6 +535,27 @@ def test_fuzz_case_damaged_column_name_is_a_parse_error(shared_samples: Path, tm
     p.write_text(KLARF12.format(loc="DOWN", mir="NO").replace("6 DEFECTID XREL", "6 DEFECTIX XREL"))
     with pytest.raises(ParseError, match=r"line 12, record DefectRecordSpec: the DefectRecordSpec lacks DEFECTID"):
         read_klarf(p)
+
+
+@pytest.mark.parametrize(
+    ("name", "edits"),
+    [
+        ("bad12.klarf", [("insert", 0.8139750790376301, b"\\,")]),
+        ("klarf12Example.klarf", [("delete", 0.1335769795360523, b"\rs"), ("flip", 0.8569450717906129, b"\x16"),
+                                  ("delete", 0.730950959001261, b"\xa1\xd5")]),
+    ],
+)
+def test_fuzz_cases_text_in_test_column(shared_samples: Path, tmp_path: Path, name: str, edits: list) -> None:
+    """Damage that turns the TEST column into text: read (totals over all tests) or a ParseError,
+    never a raw ValueError from the SummaryList check."""
+    p = tmp_path / "fuzz.klarf"
+    p.write_bytes(mutate((shared_samples / "klarf" / name).read_bytes(), edits))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            read_klarf(p)
+        except ParseError:
+            pass
 
 
 def test_fast_and_token_paths_agree(shared_samples: Path, tmp_path: Path) -> None:

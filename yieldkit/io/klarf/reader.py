@@ -186,6 +186,12 @@ def _first_int64_overflow(clean: pa.Array) -> int | None:
     return None
 
 
+def _text(arr: pa.Array) -> Any:
+    """A text column; the NA tokens (what :func:`write_klarf` writes for a missing value) are missing."""
+    isna = pc.is_in(arr, value_set=pa.array(_NA_TOKENS, arr.type))
+    return pd.array(pc.if_else(isna, pa.scalar(None, arr.type), arr).cast(pa.string()).to_pandas(), dtype=STRING)
+
+
 def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -> Any:
     """Convert a column of tokens: kind 'int', 'float', 'auto' (int, float or string) or 'string'.
 
@@ -217,7 +223,7 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
                          path=path, line=int(lines[bad]), record="DefectList")
     arr = arr.cast(pa.large_string())
     if kind == "string":
-        return pd.array(arr.cast(pa.string()).to_pandas(), dtype=STRING)
+        return _text(arr)
     # fast paths: the whole column converts in one cast
     head = arr.slice(0, 256).to_pylist()
     looks_int = not any(("." in t or "e" in t or "E" in t) for t in head if t is not None)
@@ -239,7 +245,7 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     numeric = pc.match_substring_regex(clean, _NUMBER)
     ok = pc.or_kleene(numeric, isna)
     all_ok = bool(pc.all(pc.fill_null(ok, False)).as_py()) if len(arr) else True
-    as_text = pd.array(arr.cast(pa.string()).to_pandas(), dtype=STRING)
+    as_text = _text(arr)
     if not all_ok:
         if kind == "auto":
             return as_text
@@ -552,7 +558,13 @@ def _check_summary(rw: RawWafer, conv: dict[str, Any], div: float, wafer_id: str
     if not rw.summary:
         return
     n = len(conv["XINDEX"])
-    test = _as_float(conv["TEST"]) if "TEST" in conv else None
+    test = None
+    if "TEST" in conv:
+        try:
+            test = _as_float(conv["TEST"])
+        except (TypeError, ValueError):  # a TEST column of text: the tests cannot be told apart
+            log.info("%s: the TEST column of wafer %r is not numeric; its totals are compared over all tests",
+                     path, wafer_id)
     dies = np.column_stack([_as_float(conv["XINDEX"]), _as_float(conv["YINDEX"])])
     plans = {t: (plan, area) for t, plan, area in rw.tests}
     problems: list[str] = []
