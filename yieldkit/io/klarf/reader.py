@@ -783,7 +783,10 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
     ParseError
         Not a KLARF file, an unsupported FileVersion (e.g. 2.0), a truncated file, rows that
         do not match the DefectRecordSpec, non-numeric values where numbers are required.
-        The error names the file, the line and the statement or list.
+        The error names the file, the line and the statement or list. So is a defect list
+        without DEFECTID, XREL, YREL, XINDEX or YINDEX, an integer beyond the int64 range (or
+        a slot or test number beyond 16 bits), and a DiePitch that is not two positive
+        numbers.
 
     Notes
     -----
@@ -802,7 +805,12 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
     first ``WaferID`` is the lot's plan: every wafer that declares none of its own uses it.
     One wafer found in several blocks with different ``StepID`` (inspection steps) is one
     wafer whose defects keep their own ``layer``; its wafer row lists the layers and sums
-    the defects.
+    the defects. An empty LotID or WaferID is filled (the file name; the Slot, else the
+    wafer's position) and logged. The totals the file states (SummaryList or 1.8
+    TestSummaryList: NDEFECT, NDEFDIE, NDIE and DEFDENSITY per test, DEFDENSITY being defects
+    per cm^2 of AreaPerTest; the counts of SampleTestPlan, ClassLookup and 1.8 Fields) are
+    compared with what was read, and a mismatch is a
+    :class:`~yieldkit.errors.DataQualityWarning` naming the line and the numbers.
 
     Examples
     --------

@@ -365,7 +365,10 @@ def read_stdf(
     the WCR as written is kept in ``metadata["wcr"]``). A file without MIR takes its
     ``lot_id`` from the file name, a file without WIR has the single wafer ``"1"``; both
     are logged. Test records of a part are those before its PRR with the same HEAD_NUM and
-    SITE_NUM, so interleaved sites are paired correctly.
+    SITE_NUM, so interleaved sites are paired correctly. The totals the file states (WRR and
+    PCR PART_CNT, GOOD_CNT, RTST_CNT, ABRT_CNT; HBR/SBR bin counts) are compared with its parts
+    -- every PRR or the final result at each die, HEAD_NUM 255 as the summary over heads,
+    4294967295 as missing -- and a mismatch is a :class:`~yieldkit.errors.DataQualityWarning`.
 
     Examples
     --------
@@ -694,9 +697,9 @@ def _check_totals(singles: dict[str, list], dies: pd.DataFrame, spath: str) -> N
     for i, (seq, _off, f) in enumerate(singles["WIR"]):
         nxt = singles["WIR"][i + 1][0] if i + 1 < len(singles["WIR"]) else np.iinfo(np.int64).max
         wrr = [(o, r) for sq, o, r in singles["WRR"] if seq < sq < nxt]
-        wid = (f.get("WAFER_ID") or "").strip() or (wrr[0][1].get("WAFER_ID") or "").strip() if wrr else \
-            (f.get("WAFER_ID") or "").strip()
-        wid = wid or str(i + 1)
+        # the wafer's name as _wafer_index gives it
+        wid = ((f.get("WAFER_ID") or "").strip() or ((wrr[0][1].get("WAFER_ID") or "").strip() if wrr else "")
+               or str(i + 1))
         wrr_of.setdefault(wid, []).extend(wrr[:1])
     for wid, recs in wrr_of.items():
         if not recs:
