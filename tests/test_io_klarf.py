@@ -455,6 +455,21 @@ def test_own_counts_of_statements_warn(tmp_path: Path, shared_samples: Path) -> 
             read_klarf(shared_samples / "klarf" / name)
 
 
+@pytest.mark.parametrize("version", ["1.2", "1.8"])
+def test_writer_samples_unwritable_text_and_empty_wafer(shared_samples: Path, tmp_path: Path, version: str) -> None:
+    """A text column KLARF cannot hold (quotes) is left out, not an error; a wafer without defects
+    keeps the layer of its wafer row."""
+    k = read_klarf(shared_samples / "klarf" / "klarfWithImagelist.klarf")
+    p = tmp_path / "img.klarf"
+    write_klarf(k.defects, p, version=version, layout=k.layouts, wafers=k.wafers)
+    back = read_klarf(p)
+    assert "imageinfo" not in back.defects.columns and len(back.defects) == len(k.defects)
+    k = read_klarf(shared_samples / "klarf" / "klarf_no_defect.000")
+    write_klarf(k.defects, p, version=version, layout=k.layouts, wafers=k.wafers)
+    back = read_klarf(p)
+    assert back.wafers["layer"].tolist() == k.wafers["layer"].tolist() == ["LOO"]
+
+
 def test_writer_sample_round_trip_and_test_plan(shared_samples: Path, tmp_path: Path) -> None:
     k = read_klarf(shared_samples / "klarf" / "CPS3TwithoutReview.001")
     for version in ("1.2", "1.8"):

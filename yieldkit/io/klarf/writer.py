@@ -188,7 +188,7 @@ def write_klarf(
         raise YieldkitValueError("write_klarf needs at least one defect or a wafers table naming the wafers")
     nums, lookup = _class_numbers(d) if len(d) else (np.zeros(0, np.int64), {0: UNCLASSIFIED})
     d = d.assign(_cls=nums)
-    extra = _extra_columns(d)
+    extra = _extra_columns(d, version == "1.8")
     layer_code, layer_names = pd.factorize(d["_layer"], use_na_sentinel=True)
     code_of = {str(v): k for k, v in enumerate(layer_names)}
     rows_of = (d.groupby([d["lot_id"].astype(str), d["wafer_id"].astype(str), layer_code], sort=False).indices
@@ -198,7 +198,8 @@ def write_klarf(
         parts.append(_header_12(ts))
     for lot, wafer, layer in groups:
         lay = _layout_for(layout, (lot, wafer))
-        sub = d.iloc[rows_of.get((lot, wafer, -1 if layer is None else code_of[layer]), np.zeros(0, np.int64))]
+        code = -1 if layer is None else code_of.get(layer, -2)  # -2: a wafer without defects
+        sub = d.iloc[rows_of.get((lot, wafer, code), np.zeros(0, np.int64))]
         info = wafer_info.get((lot, wafer), {})
         if version == "1.2":
             parts.append(_wafer_12(sub, lot, wafer, layer, lay, info, lookup, ts, extra))
@@ -262,8 +263,9 @@ _WRITTEN = {"DEFECTID", "XREL", "YREL", "XINDEX", "YINDEX", "XSIZE", "YSIZE", "D
             "TEST", "IMAGELIST"}
 
 
-def _extra_columns(d: pd.DataFrame) -> list[str]:
-    """The table's other columns that KLARF can carry (numbers and strings under a plain name)."""
+def _extra_columns(d: pd.DataFrame, v18: bool) -> list[str]:
+    """The table's other columns that KLARF can carry (numbers, and strings that a KLARF string
+    can hold, under a plain name)."""
     out = []
     dropped = []
     for c in d.columns:
@@ -273,20 +275,26 @@ def _extra_columns(d: pd.DataFrame) -> list[str]:
         plain = str(c).replace("_", "").isalnum() and str(c).upper() not in _WRITTEN
         numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
         text = pd.api.types.is_string_dtype(s.dtype) and bool(s.dropna().map(type).eq(str).all())
+        if text and s.astype("string").str.contains(_UNWRITABLE[v18], regex=True).fillna(False).any():
+            text = False
         if plain and (numeric or text):
             out.append(c)
         else:
             dropped.append(str(c))
     if dropped:
-        log.info("write_klarf: column(s) %s are not written (KLARF holds numbers and strings under plain names)",
-                 ", ".join(dropped))
+        log.info("write_klarf: column(s) %s are not written (KLARF holds numbers, and strings without quotes%s or "
+                 "line breaks, under plain names)", ", ".join(dropped), ", braces, ';'" if v18 else "")
     return out
+
+
+#: characters a KLARF string cannot hold (1.2, 1.8)
+_UNWRITABLE = {False: '["\n\r]', True: '["\n\r{};]'}
 
 
 def _fmt_str(s: pd.Series, v18: bool) -> pa.Array:
     """Quoted strings; missing -> NA."""
     text = s.astype("string")
-    bad = text.str.contains('["\n\r{};]' if v18 else '["\n\r]', regex=True).fillna(False)
+    bad = text.str.contains(_UNWRITABLE[v18], regex=True).fillna(False)
     if bad.any():
         what = "quotes, braces, ';' or line breaks" if v18 else "quotes or line breaks"
         raise YieldkitValueError(f"KLARF {'1.8' if v18 else '1.2'} strings cannot hold {what}: "
