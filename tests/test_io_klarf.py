@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 import warnings
 from pathlib import Path
@@ -272,17 +273,44 @@ def _defect_tables(draw: st.DrawFn, nm: bool) -> tuple[pd.DataFrame, yk.WaferLay
                 "die_x": draw(st.integers(-15, 15)), "die_y": draw(st.integers(-15, 15)),
                 "xrel_um": xr, "yrel_um": yr, "size_um": size,
                 "defect_class": draw(st.sampled_from(["unclassified", "particle", "scratch", "pit-2"])),
+                # several inspection steps of one wafer in one table, and the table's own columns
+                "layer": draw(st.sampled_from(["M1", "M2 etch", None])),
+                "score": draw(st.floats(-1e6, 1e6)) if not nm else draw(st.integers(-10**6, 10**6)) / 8,
+                "bincode": draw(st.integers(-10**6, 10**6)),
+                "note": draw(st.sampled_from(["ok", "two words", "x-1", "-", None])),
             })
     df = pd.DataFrame(rows, columns=["lot_id", "wafer_id", "defect_id", "die_x", "die_y", "xrel_um", "yrel_um",
-                                     "size_um", "defect_class"])
+                                     "size_um", "defect_class", "layer", "score", "bincode", "note"])
     if df.empty:
         df = pd.DataFrame({"lot_id": ["LOT.1"], "wafer_id": ["01"], "defect_id": [1], "die_x": [0], "die_y": [0],
-                           "xrel_um": [1.0], "yrel_um": [2.0], "size_um": [0.5], "defect_class": ["particle"]})
+                           "xrel_um": [1.0], "yrel_um": [2.0], "size_um": [0.5], "defect_class": ["particle"],
+                           "layer": ["M1"], "score": [0.5], "bincode": [3], "note": ["ok"]})
+    df["bincode"] = df["bincode"].astype("int64")
     return yk.read_defects(df, layout=lay), lay
 
 
 CANON = ["lot_id", "wafer_id", "defect_id", "x_um", "y_um", "die_x", "die_y", "xrel_um", "yrel_um", "defect_class",
          "size_um"]
+#: every canonical column and the table's own columns
+ROUND_TRIP = [*CANON, "layer", "score", "bincode", "note"]
+
+
+def _same_defects(back: pd.DataFrame, defects: pd.DataFrame) -> None:
+    """The defects read back equal those written, whole rows compared; blocks of one wafer are
+    written per inspection step, so rows are compared in (lot, wafer, defect_id) order."""
+    def tidy(df: pd.DataFrame) -> pd.DataFrame:
+        out = df[ROUND_TRIP].sort_values(["lot_id", "wafer_id", "defect_id"]).reset_index(drop=True)
+        for c in ("lot_id", "wafer_id", "defect_class", "layer", "note"):
+            out[c] = out[c].astype(object).where(out[c].notna(), None)
+        return out
+    pd.testing.assert_frame_equal(tidy(back), tidy(defects), check_dtype=False)
+
+
+def _same_wafer_counts(back: yk.io.klarf.KlarfData, defects: pd.DataFrame) -> None:
+    """One wafer row per wafer, whatever its steps, with all its defects and layers."""
+    counts = defects.groupby(["lot_id", "wafer_id"]).size()
+    assert sorted(zip(back.wafers.lot_id, back.wafers.wafer_id, back.wafers.n_defects)) == sorted(
+        (lot, w, n) for (lot, w), n in counts.items())
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -292,7 +320,8 @@ def test_write_read_round_trip_12(tmp_path: Path, data: tuple[pd.DataFrame, yk.W
     p = tmp_path / "rt.klarf"
     write_klarf(defects, p, version="1.2", layout=lay)
     back = read_klarf(p)
-    pd.testing.assert_frame_equal(back.defects[CANON], defects[CANON], check_dtype=False)
+    _same_defects(back.defects, defects)
+    _same_wafer_counts(back, defects)
     key = (defects.lot_id.iloc[0], defects.wafer_id.iloc[0])
     assert back.layouts[key].die_pitch_um == lay.die_pitch_um
     assert back.layouts[key].origin_um == lay.origin_um
@@ -306,7 +335,139 @@ def test_write_read_round_trip_18(tmp_path: Path, data: tuple[pd.DataFrame, yk.W
     write_klarf(defects, p, version="1.8", layout=lay)
     back = read_klarf(p)
     assert back.version == "1.8"
-    pd.testing.assert_frame_equal(back.defects[CANON], defects[CANON], check_dtype=False)
+    _same_defects(back.defects, defects)
+    _same_wafer_counts(back, defects)
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.8"])
+def test_layers_round_trip_as_steps(tmp_path: Path, version: str) -> None:
+    """Three inspection steps of one wafer: every defect keeps its layer (one in three did). Each
+    step is a wafer block of its own with its StepID (1.2) or a LotRecord with its StepID (1.8)."""
+    lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(5000.0, 5000.0))
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": ["W"] * 6 + ["V"], "defect_id": [1, 2, 3, 4, 5, 6, 1],
+                      "die_x": 0, "die_y": 0, "xrel_um": 10.0, "yrel_um": 20.0,
+                      "layer": ["POLY", "M1", "M2", "POLY", "M1", "M2", "M1"],
+                      "note": ["a", None, "b c", "d", "e", "f", "g"]})
+    p = tmp_path / "layers.klarf"
+    write_klarf(d, p, version=version, layout=lay)
+    text = p.read_text()
+    if version == "1.2":
+        assert re.findall(r'StepID "([^"]*)";', text) == ["POLY", "M1", "M2", "M1"]
+    else:
+        assert re.findall(r'Field StepID 1 \{"([^"]*)"\}', text) == ["POLY", "M1", "M2"]
+    k = read_klarf(p)
+    got = k.defects.sort_values(["wafer_id", "defect_id"])
+    assert list(zip(got.wafer_id, got.defect_id, got.layer)) == [
+        ("V", 1, "M1"), ("W", 1, "POLY"), ("W", 2, "M1"), ("W", 3, "M2"), ("W", 4, "POLY"), ("W", 5, "M1"),
+        ("W", 6, "M2")]
+    assert got["note"].tolist()[1:3] == ["a", pd.NA] and got["note"].iloc[3] == "b c"
+    w = k.wafers.set_index("wafer_id")
+    assert w.loc["W", "n_defects"] == 6 and w.loc["W", "layer"] == "POLY, M1, M2"
+    assert set(k.wafer_metadata[("L", "W")]["_steps"]) == {"POLY", "M1", "M2"}
+
+
+def test_same_wafer_twice_at_one_step_and_ids_repeated_across_steps(tmp_path: Path) -> None:
+    body = KLARF12.format(loc="DOWN", mir="NO")
+    again = body[body.index('WaferID "W";'):]
+    p = tmp_path / "twice.klarf"
+    p.write_text(body.replace("EndOfFile;\n", "") + again)
+    with pytest.raises(ParseError, match=r"line 16, record WaferID: wafer 'W' of lot 'L' appears twice at step 'S' "
+                                         r"\(first at line 9\)"):
+        read_klarf(p)
+    # another step of the same wafer numbering its defects from 1 again: renumbered, ids kept
+    closed = body.replace("EndOfFile;\n", "SummarySpec 2 TESTNO NDEFECT;\nSummaryList 1 2;\n")
+    p.write_text(closed + 'StepID "T";\n' + again)
+    with pytest.warns(DataQualityWarning, match="repeats DEFECTIDs across its inspection steps"):
+        k = read_klarf(p)
+    assert k.defects["defect_id"].tolist() == [1, 2, 3, 4]
+    assert k.defects["klarf_defectid"].tolist() == [1, 2, 1, 2]
+    assert k.defects["layer"].tolist() == ["S", "S", "T", "T"]
+
+
+def _summary_file(tmp_path: Path) -> Path:
+    lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(5000.0, 5000.0)).with_die_set(
+        pd.DataFrame({"die_x": [0, 1, 2], "die_y": [0, 0, 0]}))
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": "W", "defect_id": [1, 2, 3], "die_x": [0, 1, 1], "die_y": 0,
+                      "xrel_um": 10.0, "yrel_um": 20.0, "test": [1, 5, 5], "defect_class": ["a", "b", "a"]})
+    p = tmp_path / "sum.klarf"
+    write_klarf(d, p, version="1.2", layout=lay)
+    return p
+
+
+def test_own_totals_of_written_file_agree(tmp_path: Path) -> None:
+    p = _summary_file(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        k = read_klarf(p)
+    assert len(k.defects) == 3
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        # SummaryList rows: TESTNO NDEFECT DEFDENSITY NDIE NDEFDIE
+        ("\n 5 2 ", "\n 5 7 ", r"test 5: NDEFECT 7 but the DefectList holds 2"),
+        ("\n 1 1 ", "\n 1 0 ", r"test 1: NDEFECT 0 but the DefectList holds 1"),
+        (" 3 1;", " 3 2;", r"test 5: NDEFDIE 2 but the defects lie on 1 die\(s\)"),
+        (" 3 1\n", " 4 1\n", r"test 1: NDIE 4 but the SampleTestPlan lists 3 dies"),
+        ("\n 5 2 2.666667e+00", "\n 5 2 9.5", r"test 5: DEFDENSITY 9.5 but 2 defect\(s\) over the AreaPerTest of "
+                                            r"0.75 cm2 give 2.66667"),
+    ],
+)
+def test_own_totals_mismatch_warns(tmp_path: Path, old: str, new: str, match: str) -> None:
+    """Where a KLARF states its own totals (SummaryList), they are checked against the defects."""
+    p = _summary_file(tmp_path)
+    text = p.read_text()
+    assert text.count(old) == 1, text[text.index("SummaryList"):]
+    p.write_text(text.replace(old, new))
+    line = text[: text.index("SummaryList")].count("\n") + 1
+    with pytest.warns(DataQualityWarning, match=rf"sum.klarf: the totals the file states for wafer 'W' disagree with "
+                                                rf"its defects: .*line {line}, {match}"):
+        read_klarf(p)
+
+
+def test_own_counts_of_statements_warn(tmp_path: Path, shared_samples: Path) -> None:
+    p = _summary_file(tmp_path)
+    text = p.read_text()
+    p.write_text(text.replace("SampleTestPlan 3\n", "SampleTestPlan 4\n", 1))
+    with pytest.warns(DataQualityWarning, match=r"sum.klarf, line \d+: SampleTestPlan declares 4 dies but lists 3"):
+        read_klarf(p)
+    p.write_text(text.replace("ClassLookup 2\n", "ClassLookup 3\n"))
+    with pytest.warns(DataQualityWarning, match=r"sum.klarf, line \d+: ClassLookup declares 3 classes but lists 2"):
+        read_klarf(p)
+    # without a TEST column, several summary rows are compared by their sum
+    p.write_text(KLARF12.format(loc="DOWN", mir="NO").replace(
+        "EndOfFile;", "SummarySpec 2 TESTNO NDEFECT;\nSummaryList 1 1\n 2 3;\nEndOfFile;"))
+    with pytest.warns(DataQualityWarning, match=r"line 17: NDEFECT sums to 4 over 2 tests but the DefectList holds 2"):
+        read_klarf(p)
+    # a real file whose SummaryList counts 40 defects over an empty DefectList
+    with pytest.warns(DataQualityWarning, match=r"klarf_no_defect.000: the totals the file states for wafer '02' .*"
+                                                r"line 25, test 1: NDEFECT 40 but the DefectList holds 0"):
+        read_klarf(shared_samples / "klarf" / "klarf_no_defect.000")
+    # KLARF 1.8: the TestSummaryList of a SummaryRecord
+    with pytest.warns(DataQualityWarning, match=r"simple18.klarf: the totals the file states for wafer 'SecondWaferId'"
+                                                r".*line 127, test 2: NDEFECT 1 but the DefectList holds 0"):
+        read_klarf(shared_samples / "klarf" / "simple18.klarf")
+    # the real files with consistent totals say nothing
+    for name in ("CPS3TwithoutReview.001", "LARGE_KLARF.000", "QUU_NUU.000"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataQualityWarning)
+            read_klarf(shared_samples / "klarf" / name)
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.8"])
+def test_writer_samples_unwritable_text_and_empty_wafer(shared_samples: Path, tmp_path: Path, version: str) -> None:
+    """A text column KLARF cannot hold (quotes) is left out, not an error; a wafer without defects
+    keeps the layer of its wafer row."""
+    k = read_klarf(shared_samples / "klarf" / "klarfWithImagelist.klarf")
+    p = tmp_path / "img.klarf"
+    write_klarf(k.defects, p, version=version, layout=k.layouts, wafers=k.wafers)
+    back = read_klarf(p)
+    assert "imageinfo" not in back.defects.columns and len(back.defects) == len(k.defects)
+    k = read_klarf(shared_samples / "klarf" / "klarf_no_defect.000")
+    write_klarf(k.defects, p, version=version, layout=k.layouts, wafers=k.wafers)
+    back = read_klarf(p)
+    assert back.wafers["layer"].tolist() == k.wafers["layer"].tolist() == ["LOO"]
 
 
 def test_writer_sample_round_trip_and_test_plan(shared_samples: Path, tmp_path: Path) -> None:
@@ -366,6 +527,44 @@ def test_fuzz_only_parse_errors_escape(shared_samples: Path, tmp_path: Path, nam
     data = mutate((shared_samples / "klarf" / name).read_bytes(), edits)
     p = tmp_path / "fuzz.klarf"
     p.write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            read_klarf(p)
+        except ParseError:
+            pass
+
+
+def test_fuzz_case_damaged_column_name_is_a_parse_error(shared_samples: Path, tmp_path: Path) -> None:
+    """The fuzz case that escaped as a SchemaError: one flipped byte turns DEFECTID in the 1.8
+    Columns into EEFECTID; the defects then have no id -- a ParseError naming the Columns line."""
+    data = mutate((shared_samples / "klarf" / "simple18.klarf").read_bytes(), [("flip", 0.568, b"\x00")])
+    assert b"int32 EEFECTID" in data
+    p = tmp_path / "fuzz.klarf"
+    p.write_bytes(data)
+    with pytest.raises(ParseError, match=r"fuzz.klarf, line 98, record DefectList: the Columns of the DefectList "
+                                         r"lacks DEFECTID \(found EEFECTID, XREL") as ei:
+        read_klarf(p)
+    assert ei.value.line == 98
+    # the same damage in the 1.2 statement syntax names the DefectRecordSpec line
+    p.write_text(KLARF12.format(loc="DOWN", mir="NO").replace("6 DEFECTID XREL", "6 DEFECTIX XREL"))
+    with pytest.raises(ParseError, match=r"line 12, record DefectRecordSpec: the DefectRecordSpec lacks DEFECTID"):
+        read_klarf(p)
+
+
+@pytest.mark.parametrize(
+    ("name", "edits"),
+    [
+        ("bad12.klarf", [("insert", 0.8139750790376301, b"\\,")]),
+        ("klarf12Example.klarf", [("delete", 0.1335769795360523, b"\rs"), ("flip", 0.8569450717906129, b"\x16"),
+                                  ("delete", 0.730950959001261, b"\xa1\xd5")]),
+    ],
+)
+def test_fuzz_cases_text_in_test_column(shared_samples: Path, tmp_path: Path, name: str, edits: list) -> None:
+    """Damage that turns the TEST column into text: read (totals over all tests) or a ParseError,
+    never a raw ValueError from the SummaryList check."""
+    p = tmp_path / "fuzz.klarf"
+    p.write_bytes(mutate((shared_samples / "klarf" / name).read_bytes(), edits))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -437,6 +636,141 @@ def test_die_index_out_of_int32_range(tmp_path: Path, where: str) -> None:
     p.write_text(text)
     with pytest.raises(ParseError, match=match):
         read_klarf(p)
+
+
+KLARF12_CLASSES = """FileVersion 1 2;
+LotID "L";
+SampleSize 1 200;
+DiePitch 100.0 200.0;
+DieOrigin 0.0 0.0;
+WaferID "W";
+Slot 3;
+SampleCenterLocation 0.0 0.0;
+ClassLookup 2 3 "pit" 4 "particle";
+InspectionTest 1;
+SampleTestPlan 2 0 0 1 1;
+DefectRecordSpec 9 DEFECTID XREL YREL XINDEX YINDEX DSIZE CLASSNUMBER TEST LOTNAME;
+DefectList
+ 1 10.0 20.0 1 2 0.5 3 1 7
+ 2 50.0 50.0 0 0 1.5 4 1 8;
+EndOfFile;
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        # the Arrow fast path (one value per space) and the token path (double space) alike
+        (" 3 1 7\n", " 99999999999999999999 1 7\n",
+         r"line 14, record DefectList: column CLASSNUMBER value 99999999999999999999 in defect record 1 is outside"),
+        (" 4 1 8;", "  9223372036854775808 1 8;",
+         r"line 15, record DefectList: column CLASSNUMBER value 9223372036854775808 in defect record 2 is outside"),
+        (" 2 50.0", " -99999999999999999999 50.0",
+         r"line 15, record DefectList: column DEFECTID value -99999999999999999999 in defect record 2 is outside"),
+        (" 1.5 4", " 1e400 4", r"line 15, record DefectList: column DSIZE value 1e400 in defect record 2 is outside"),
+        ("Slot 3;", "Slot 99999999999999999999;", r"line 7, record Slot: slot number 99999999999999999999 is outside"),
+        ("Slot 3;", "Slot 70000;", r"line 7, record Slot: slot number 70000 is outside the 16-bit range"),
+        ("InspectionTest 1;", "InspectionTest 40000;", r"line 10, record InspectionTest: value 1, 40000, is outside"),
+        ('ClassLookup 2 3', 'ClassLookup 2 99999999999999999999', r"line 9, record ClassLookup: value 2, 9999"),
+    ],
+)
+def test_out_of_range_integers_name_the_line(tmp_path: Path, old: str, new: str, match: str) -> None:
+    """Integers beyond int64 (or a field's own range) do not wrap: CLASSNUMBER 1e20 used to become
+    -9223372036854775808."""
+    assert old in KLARF12_CLASSES
+    p = tmp_path / "big.klarf"
+    p.write_text(KLARF12_CLASSES.replace(old, new, 1))
+    with pytest.raises(ParseError, match=match):
+        read_klarf(p)
+
+
+def test_out_of_range_integer_in_a_name_column_kept_as_text(tmp_path: Path) -> None:
+    p = tmp_path / "name.klarf"
+    p.write_text(KLARF12_CLASSES.replace(" 1 8;", " 1 123456789012345678901234567890;"))
+    k = read_klarf(p)
+    assert k.defects["lotname"].tolist() == ["7", "123456789012345678901234567890"]
+    assert k.defects["defect_class"].tolist() == ["pit", "particle"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        ("DiePitch 100.0 200.0;", "DiePitch 0 200.0;", r"line 7, record DiePitch: DiePitch must be two positive"),
+        ("DiePitch 100.0 200.0;", "DiePitch 100.0 -200.0;", r"line 7, record DiePitch: DiePitch must be two positive"),
+        ("DiePitch 100.0 200.0;", "DiePitch nan 200.0;", r"line 7, record DiePitch: DiePitch must be two positive"),
+        ("DiePitch 100.0 200.0;", "DiePitch 100.0 x;", r"line 7, record DiePitch: DiePitch needs 2 numbers"),
+        ("DieOrigin 0.0 0.0;", "DieOrigin nan 0.0;", r"line 8, record DieOrigin: DieOrigin must be two finite"),
+        ("DieOrigin 0.0 0.0;", "DieOrigin 0.0;", r"line 8, record DieOrigin: DieOrigin needs 2 numbers"),
+        ("SampleCenterLocation 0.0 0.0;", "SampleCenterLocation inf 0.0;",
+         r"line 10, record SampleCenterLocation: SampleCenterLocation must be two finite"),
+        ("SampleSize 1 200;", "SampleSize 1 abc;", r"line 3, record SampleSize: SampleSize must be numbers"),
+    ],
+)
+def test_bad_die_grid_is_a_parse_error(tmp_path: Path, old: str, new: str, match: str) -> None:
+    """A zero or negative DiePitch used to turn every position into NaN without a word."""
+    p = tmp_path / "g.klarf"
+    p.write_text(KLARF12.format(loc="DOWN", mir="NO").replace(old, new))
+    with pytest.raises(ParseError, match=match):
+        read_klarf(p)
+
+
+@pytest.mark.parametrize("size", ["1 0", "1 -200", "1"])
+def test_bad_sample_size_warns_and_reads_on(tmp_path: Path, size: str) -> None:
+    p = tmp_path / "s.klarf"
+    p.write_text(KLARF12.format(loc="DOWN", mir="NO").replace("SampleSize 1 200;", f"SampleSize {size};"))
+    with pytest.warns(DataQualityWarning, match=rf"s.klarf, line 3: SampleSize {size} does not give a positive"):
+        k = read_klarf(p)
+    assert k.layouts[("L", "W")].diameter_mm == 300.0
+    assert k.defects["x_um"].tolist() == [110.0, 50.0]
+
+
+def test_bad_die_pitch_18(tmp_path: Path) -> None:
+    lay = yk.WaferLayout(diameter_mm=200, die_pitch_um=(1000.0, 2000.0))
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": "W", "defect_id": [1], "die_x": [0], "die_y": [0],
+                      "xrel_um": [1.0], "yrel_um": [2.0]})
+    p = tmp_path / "p18.klarf"
+    write_klarf(d, p, version="1.8", layout=lay)
+    text = p.read_text()
+    line = text[: text.index("Field DiePitch")].count("\n") + 1
+    p.write_text(text.replace("Field DiePitch 2 {1000000, 2000000}", "Field DiePitch 2 {0, 2000000}"))
+    with pytest.raises(ParseError, match=rf"line {line}, record DiePitch: DiePitch must be two positive"):
+        read_klarf(p)
+
+
+@pytest.mark.parametrize(
+    ("lot", "slot", "expect_lot", "expect_wafer"),
+    [('LotID "";', "Slot 01;", "noid", "01"), ('LotID "L";', "", "L", "1"), ("", "Slot 7;", "noid", "7")],
+)
+def test_empty_identifiers_filled_from_file_name_and_slot(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                          lot: str, slot: str, expect_lot: str,
+                                                          expect_wafer: str) -> None:
+    """A real file with WaferID "" and Slot 01 used to be refused ("column 'wafer_id' must hold a
+    non-empty identifier"): the lot comes from the file name, the wafer from its slot (else its
+    position), logged as an assumption; the header keeps what the file says."""
+    text = KLARF12.format(loc="DOWN", mir="NO").replace('LotID "L";', lot).replace(
+        'WaferID "W";', 'WaferID "";' + (f"\n{slot}" if slot else ""))
+    p = tmp_path / "noid.klarf"
+    p.write_text(text)
+    with caplog.at_level(logging.INFO, logger="yieldkit"):
+        k = read_klarf(p)
+    assert k.defects["lot_id"].unique().tolist() == [expect_lot]
+    assert k.defects["wafer_id"].unique().tolist() == [expect_wafer]
+    assert k.wafers[["lot_id", "wafer_id"]].values.tolist() == [[expect_lot, expect_wafer]]
+    assert k.wafer_metadata[(expect_lot, expect_wafer)]["WaferID"] == [""]
+    infos = [r for r in caplog.records if r.levelno == logging.INFO and "noid.klarf" in r.getMessage()]
+    assert any("empty WaferID" in r.getMessage() for r in infos)
+    if expect_lot == "noid":
+        assert any("as lot_id" in r.getMessage() for r in infos)
+    # 1.8: an empty WaferRecord id, several wafers by their SlotNumber
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": ["A", "B"], "defect_id": [1, 1], "die_x": [0, 0], "die_y": [0, 0],
+                      "xrel_um": [1.0, 2.0], "yrel_um": [2.0, 3.0]})
+    p18 = tmp_path / "noid18.klarf"
+    write_klarf(d, p18, version="1.8", layout=yk.WaferLayout(diameter_mm=200, die_pitch_um=(1000.0, 1000.0)),
+                wafers=pd.DataFrame({"lot_id": "L", "wafer_id": ["A", "B"], "slot": [4, 9]}))
+    p18.write_text(p18.read_text().replace('Record WaferRecord "A"', 'Record WaferRecord ""').replace(
+        'Record WaferRecord "B"', 'Record WaferRecord ""'))
+    k = read_klarf(p18)
+    assert k.defects["wafer_id"].tolist() == ["4", "9"] and k.defects["xrel_um"].tolist() == [1.0, 2.0]
 
 
 def test_header_statements_before_file_version(tmp_path: Path) -> None:

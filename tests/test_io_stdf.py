@@ -363,6 +363,105 @@ def ptr(num, head, site, val, e="<", flg=0):
     return rec("PTR", e, TEST_NUM=num, HEAD_NUM=head, SITE_NUM=site, TEST_FLG=flg, PARM_FLG=0, RESULT=val)
 
 
+def test_empty_lot_and_wafer_ids_filled(tmp_path, caplog):
+    """Empty MIR LOT_ID and WIR/WRR WAFER_ID strings: the lot from the file name, the wafers by
+    their position; both logged with the file name."""
+    m = rec("MIR", SETUP_T=0, START_T=0, STAT_NUM=1, MODE_COD="P", RTST_COD=" ", PROT_COD=" ", BURN_TIM=0,
+            CMOD_COD=" ", LOT_ID="  ")
+    recs = [m]
+    for w in range(2):
+        recs += [rec("WIR", HEAD_NUM=1, SITE_GRP=255, START_T=0, WAFER_ID=""), rec("PIR", HEAD_NUM=1, SITE_NUM=0),
+                 prr(x=w, y=0),
+                 rec("WRR", HEAD_NUM=1, SITE_GRP=255, FINISH_T=0, PART_CNT=1, RTST_CNT=0, ABRT_CNT=0, GOOD_CNT=1,
+                     FUNC_CNT=4294967295, WAFER_ID="")]
+    recs.append(rec("MRR", FINISH_T=0))
+    p = tmp_path / "noid.stdf"
+    p.write_bytes(build(recs))
+    with caplog.at_level(logging.INFO, logger="yieldkit"):
+        f = read_stdf(p)
+    assert f.dies["lot_id"].unique().tolist() == ["noid"]
+    assert f.dies["wafer_id"].tolist() == ["1", "2"]
+    assert f.wafers["wafer_id"].tolist() == ["1", "2"]
+    assert f.lot["LOT_ID"] == "  "
+    msgs = [r.getMessage() for r in caplog.records if "noid.stdf" in r.getMessage()]
+    assert any("no MIR LOT_ID" in m for m in msgs)
+    assert sum("give no WAFER_ID" in m for m in msgs) == 2
+
+
+def _totals_file(wrr=None, pcr=None, hbr=None, per_site=False):
+    """One wafer, three parts on two sites: die (0, 0) passes, die (1, 0) fails (bin 5) and is
+    retested as a pass. The WRR/PCR/HBR totals are right unless overridden."""
+    wrr = {"PART_CNT": 3, "RTST_CNT": 1, "ABRT_CNT": 0, "GOOD_CNT": 2, "FUNC_CNT": 4294967295, **(wrr or {})}
+    pcr = {"PART_CNT": 3, "RTST_CNT": 1, "ABRT_CNT": 0, "GOOD_CNT": 2, "FUNC_CNT": 4294967295, **(pcr or {})}
+    hbr = {1: 2, 5: 1, **(hbr or {})}
+    recs = [mir(), rec("WIR", HEAD_NUM=1, SITE_GRP=255, START_T=0, WAFER_ID="W1")]
+    for site, x, hb, flg in ((0, 0, 1, 0), (1, 1, 5, 0x08), (1, 1, 1, 0)):
+        recs += [rec("PIR", HEAD_NUM=1, SITE_NUM=site), prr(site=site, x=x, hb=hb, sb=hb, flg=flg)]
+    recs.append(rec("WRR", HEAD_NUM=1, SITE_GRP=255, FINISH_T=0, WAFER_ID="W1", **wrr))
+    for b, cnt in hbr.items():
+        recs.append(rec("HBR", HEAD_NUM=255, SITE_NUM=0, HBIN_NUM=b, HBIN_CNT=cnt, HBIN_PF="P" if b == 1 else "F",
+                        HBIN_NAM=""))
+    if per_site:  # per-site records besides the summary: not added to it
+        recs.append(rec("HBR", HEAD_NUM=1, SITE_NUM=1, HBIN_NUM=1, HBIN_CNT=1, HBIN_PF="P", HBIN_NAM=""))
+        recs.append(rec("PCR", HEAD_NUM=1, SITE_NUM=1, PART_CNT=2, RTST_CNT=1, ABRT_CNT=0, GOOD_CNT=1,
+                        FUNC_CNT=4294967295))
+    recs.append(rec("PCR", HEAD_NUM=255, SITE_NUM=0, **pcr))
+    recs.append(rec("MRR", FINISH_T=0))
+    return build(recs)
+
+
+def test_own_totals_agree_no_warning(tmp_path):
+    """Retests make PART_CNT larger than the dies; HEAD_NUM 255 is the summary; 4294967295 is missing."""
+    p = tmp_path / "ok.stdf"
+    for data in (_totals_file(), _totals_file(per_site=True),
+                 _totals_file(wrr={"PART_CNT": 4294967295, "GOOD_CNT": 4294967295}, hbr={5: 4294967295})):
+        p.write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataQualityWarning)
+            f = read_stdf(p)
+        assert len(f.dies) == 3 and f.dies["test_seq"].tolist() == [1, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"wrr": {"PART_CNT": 7}}, r"the WRR of wafer 'W1' \(byte \d+\) states PART_CNT 7 but the file holds 3"),
+        ({"wrr": {"GOOD_CNT": 3}}, r"the WRR of wafer 'W1' \(byte \d+\) states GOOD_CNT 3 but the file holds 2"),
+        ({"wrr": {"RTST_CNT": 2}}, r"states RTST_CNT 2 but the file holds 1"),
+        ({"wrr": {"ABRT_CNT": 1}}, r"states ABRT_CNT 1 but the file holds 0"),
+        ({"pcr": {"PART_CNT": 5}}, r"the PCR of all heads \(byte \d+\) states PART_CNT 5 but the file holds 3"),
+        ({"pcr": {"GOOD_CNT": 0}}, r"the PCR of all heads \(byte \d+\) states GOOD_CNT 0"),
+        ({"hbr": {5: 4}}, r"the HBR of bin 5, all heads \(byte \d+\) states HBIN_CNT 4 but 1 part\(s\) have that bin"),
+        ({"hbr": {7: 1}}, r"the HBR of bin 7, all heads \(byte \d+\) states HBIN_CNT 1 but 0 part"),
+    ],
+)
+def test_own_totals_mismatch_warns(tmp_path, kw, match):
+    p = tmp_path / "bad_totals.stdf"
+    p.write_bytes(_totals_file(**kw))
+    with pytest.warns(DataQualityWarning, match=r"bad_totals.stdf: the file's own totals disagree with its parts: "
+                                                r".*" + match):
+        f = read_stdf(p)
+    assert len(f.dies) == 3
+
+
+def test_written_file_totals_edited(tmp_path, rng):
+    """write_stdf output agrees with itself; its WRR GOOD_CNT edited in place does not."""
+    dies = make_dies(rng, n_wafers=1)
+    p = tmp_path / "w.stdf"
+    write_stdf(dies, p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        f = read_stdf(p)
+    data = bytearray(p.read_bytes())
+    e, recs = tally(bytes(data))
+    off = next(o for o, t, sub, _ in recs if (t, sub) == (2, 20))  # the WRR
+    good = int(f.wafers["good_cnt"].iloc[0])
+    struct.pack_into(e + "I", data, off + 4 + 2 + 4 + 4 * 3, good + 1)  # HEAD, SITE_GRP, FINISH_T, PART, RTST, ABRT
+    p.write_bytes(bytes(data))
+    with pytest.warns(DataQualityWarning, match=rf"states GOOD_CNT {good + 1} but the file holds {good}"):
+        read_stdf(p)
+
+
 def test_interleaved_sites_paired_by_head_and_site(tmp_path):
     e = "<"
     body = [mir(), rec("WIR", HEAD_NUM=1, SITE_GRP=255, START_T=0, WAFER_ID="W"),

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from typing import Any
 
 import numpy as np
 
-from ...errors import ParseError
+from ...errors import DataQualityWarning, ParseError
 from .statements import RawFile, RawWafer, Statement, _Lines, parse_block
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,19 @@ def _list_end(text: str, pos: int) -> int:
     return -1
 
 
-def _int(values: list[str], k: int, path: Any, line: int, record: str) -> int:
+def _int(values: list[str], k: int, path: Any, line: int, record: str, bits: int = 64) -> int:
+    """Value ``k`` as an integer within the signed ``bits``-bit range."""
     try:
-        return int(values[k])
+        v = int(values[k])
     except (IndexError, ValueError):
         raise ParseError(
             f"expected an integer as value {k + 1}, got {values[k] if k < len(values) else 'nothing'!r}",
             path=path, line=line, record=record,
         ) from None
+    if not -(2 ** (bits - 1)) <= v < 2 ** (bits - 1):
+        raise ParseError(f"value {k + 1}, {v}, is outside the {bits}-bit integer range of {record}", path=path,
+                         line=line, record=record)
+    return v
 
 
 def _pairs(values: list[str], path: Any, line: int, record: str, declared: int | None) -> np.ndarray:
@@ -64,8 +70,8 @@ def _pairs(values: list[str], path: Any, line: int, record: str, declared: int |
         raise ParseError(f"die index {big} is outside the 32-bit range of die indices", path=path, line=line,
                          record=record)
     if declared is not None and declared != len(arr):
-        log.warning("%s line %d: %s declares %d dies but lists %d; using the %d listed",
-                    path, line, record, declared, len(arr), len(arr))
+        warnings.warn(f"{path}, line {line}: {record} declares {declared} dies but lists {len(arr)}; using the "
+                      f"{len(arr)} listed", DataQualityWarning, stacklevel=6)
     return arr
 
 
@@ -154,6 +160,8 @@ class _Parser12:
             raise ParseError("DefectList without a DefectRecordSpec", path=path, line=line, record="DefectList")
         if not current.columns:
             current.columns = [v.upper() for v in spec[1][1:]]
+        if current.spec_line is None:
+            current.spec_line = spec[2]
         block = self.text[self.pos:end]
         chunk, row_lines = parse_block(block, current.columns, path=path, first_line=line, record="DefectList")
         current.chunks.append(chunk)
@@ -181,12 +189,13 @@ class _Parser12:
         if kw == "classlookup":
             self._class_lookup(keyword, values, line)
         elif kw == "inspectiontest":
-            self.test_no = _int(values, 0, path, line, keyword)
+            self.test_no = _int(values, 0, path, line, keyword, bits=16)
         elif kw in ("sampletestplan", "sampledietestplan", "areapertest"):
             self._test_plan(keyword, kw, values, line)
         elif kw == "defectrecordspec":
             self._record_spec(keyword, values, line)
         elif kw == "summarylist" and self.current is not None:
+            self._summary(values, line)
             self.current.closed = True
         self.state[kw] = stmt
         if self.current is None:
@@ -219,9 +228,10 @@ class _Parser12:
                              path=path, line=line, record=keyword)
         lookup = {}
         for k in range(0, len(rest), 2):
-            lookup[_int(rest, k, path, line, keyword)] = rest[k + 1]
+            lookup[_int(values, k + 1, path, line, keyword)] = rest[k + 1]
         if declared != len(lookup):
-            log.warning("%s line %d: ClassLookup declares %d classes but lists %d", path, line, declared, len(lookup))
+            warnings.warn(f"{path}, line {line}: ClassLookup declares {declared} classes but lists {len(lookup)}; "
+                          f"using the {len(lookup)} listed", DataQualityWarning, stacklevel=5)
         if self.current is not None and not self.current.closed:
             self.current.class_lookup.update(lookup)
         else:
@@ -259,6 +269,25 @@ class _Parser12:
             else:
                 tests.append((self.test_no, np.zeros((0, 2), np.int64), area))
 
+    def _summary(self, values: list[str], line: int) -> None:
+        """The wafer's SummaryList as columns named by the SummarySpec before it."""
+        assert self.current is not None
+        spec = self.state.get("summaryspec")
+        if spec is None:
+            log.info("%s line %d: SummaryList without a SummarySpec; not checked", self.path, line)
+            return
+        names = [v.upper() for v in spec[1][1:]]
+        try:
+            declared = int(spec[1][0]) if spec[1] else -1
+        except ValueError:
+            declared = -1
+        if not names or declared != len(names) or len(values) % len(names):
+            warnings.warn(f"{self.path}, line {line}: the SummaryList ({len(values)} values) does not match its "
+                          f"SummarySpec (line {spec[2]}: {' '.join(spec[1])}); the file's totals cannot be checked",
+                          DataQualityWarning, stacklevel=5)
+            return
+        self.current.summary.append(({c: values[k :: len(names)] for k, c in enumerate(names)}, line))
+
     def _record_spec(self, keyword: str, values: list[str], line: int) -> None:
         path, current = self.path, self.current
         declared = _int(values, 0, path, line, keyword)
@@ -272,6 +301,7 @@ class _Parser12:
             if current.chunks and names != current.columns:
                 raise ParseError("DefectRecordSpec changes within a wafer", path=path, line=line, record=keyword)
             current.columns = names
+            current.spec_line = line
 
     def _finish(self) -> RawFile:
         path = self.path

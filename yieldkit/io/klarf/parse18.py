@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...errors import ParseError
+from ...errors import DataQualityWarning, ParseError
 from .statements import RawFile, RawWafer, Statement, _Lines, parse_block
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,8 @@ class _Reader18:
                         continue
                     values.append(v)
                 if ncount != len(values):
-                    log.warning("%s line %d: Field %s declares %d values but has %d", self.path, line, fname,
-                                ncount, len(values))
+                    warnings.warn(f"{self.path}, line {line}: Field {fname} declares {ncount} values but has "
+                                  f"{len(values)}", DataQualityWarning, stacklevel=6)
                 body["fields"][fname.lower()] = (fname, values, line)
             elif low == "list":
                 _, lname, _ = self.next("List")
@@ -109,7 +110,7 @@ class _Reader18:
 
     def list_(self, name: str, line: int) -> dict[str, Any]:
         self.expect("{", name)
-        self.expect("Columns", name)
+        columns_line = self.lines.at(self.expect("Columns", name))
         _, count, _ = self.next(name)
         self.expect("{", name)
         types: list[str] = []
@@ -168,7 +169,8 @@ class _Reader18:
             raise ParseError(f"List {name}: Data declares {nrows} rows but holds {len(row_lines)}",
                              path=self.path, line=data_line, record=name)
         self.expect("}", name)
-        return {"columns": cols, "types": types, "data": chunk, "row_lines": row_lines, "line": line}
+        return {"columns": cols, "types": types, "data": chunk, "row_lines": row_lines, "line": line,
+                "columns_line": columns_line}
 
     def _scan_braced(self, start: int, name: str) -> tuple[str, int]:
         """Text up to the '}' that closes a Data block holding nested braces (image lists)."""
@@ -298,16 +300,25 @@ def parse_18(text: str, path: Any) -> RawFile:
             if dl is not None:
                 rw.columns = dl["columns"]
                 rw.types = dl["types"]
+                rw.spec_line = dl["columns_line"]
                 rw.chunks.append(dl["data"])
                 rw.chunk_lines.append(dl["row_lines"])
                 rw.has_defect_list = True
             for sub in w["records"]:
+                if sub["name"].lower() == "summaryrecord":
+                    for lst in sub["lists"].values():
+                        if "NDEFECT" in lst["columns"]:
+                            rw.summary.append(({c: [str(v) for v in lst["data"][c].to_pylist()]
+                                                for c in lst["columns"]}, lst["line"]))
                 if sub["name"].lower() != "testrecord":
                     continue
                 try:
                     tno = int(sub["id"]) if sub["id"] else len(rw.tests) + 1
                 except ValueError:
                     tno = len(rw.tests) + 1
+                if not -(2**15) <= tno < 2**15:
+                    raise ParseError(f"test number {tno} is outside the 16-bit range of inspection tests",
+                                     path=path, line=sub["line"], record="TestRecord")
                 area = None
                 if "areapertest" in sub["fields"]:
                     try:

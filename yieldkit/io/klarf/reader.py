@@ -168,16 +168,51 @@ def _orientation(hdr: dict[str, Any], version: str, path: Any) -> tuple[Orientat
     return ori, {"mark_location": loc, "mirrored": mirrored, "matrix": ori.matrix.tolist()}
 
 
+def _out_of_range(name: str, token: Any, k: int, what: str, path: Any, lines: np.ndarray) -> ParseError:
+    return ParseError(f"column {name} value {token} in defect record {k + 1} is outside the range of {what}",
+                      path=path, line=int(lines[k]) if k < len(lines) else None, record="DefectList")
+
+
+def _first_int64_overflow(clean: pa.Array) -> int | None:
+    """Row of the first integer token beyond the int64 range (exact, in Python for the few
+    tokens whose magnitude is near or beyond 2**63), or None."""
+    f = pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False)
+    for k in np.flatnonzero(np.abs(f) >= 2.0**62).tolist():  # NaN compares False
+        tok = clean[k].as_py()
+        if tok is not None and not -(2**63) <= int(tok) < 2**63:
+            return int(k)
+    return None
+
+
+def _text(arr: pa.Array) -> Any:
+    """A text column; the NA tokens (what :func:`write_klarf` writes for a missing value) are missing."""
+    isna = pc.is_in(arr, value_set=pa.array(_NA_TOKENS, arr.type))
+    return pd.array(pc.if_else(isna, pa.scalar(None, arr.type), arr).cast(pa.string()).to_pandas(), dtype=STRING)
+
+
 def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -> Any:
-    """Convert a column of tokens: kind 'int', 'float', 'auto' (int, float or string) or 'string'."""
+    """Convert a column of tokens: kind 'int', 'float', 'auto' (int, float or string) or 'string'.
+
+    An integer beyond the int64 range or a number beyond the float64 range is a ParseError
+    naming the line in an 'int' or 'float' column; an 'auto' column holding one keeps its
+    values as the exact text.
+    """
     if pa.types.is_integer(arr.type) and kind != "string":
         if kind == "float":
             return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
         return pd.array(pc.cast(arr, pa.int64()).to_pandas(), dtype="Int64")
     if pa.types.is_floating(arr.type) and kind != "string":
         f = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        inf = np.isinf(f)
+        if inf.any():
+            raise _out_of_range(name, f[int(np.flatnonzero(inf)[0])], int(np.flatnonzero(inf)[0]),
+                                "a 64-bit float", path, lines)
         if kind != "int":
             return f
+        big = np.abs(f) >= 2.0**63
+        if big.any():
+            k = int(np.flatnonzero(big)[0])
+            raise _out_of_range(name, f"{f[k]:.0f}", k, "64-bit integers", path, lines)
         integral = np.isnan(f) | (f == np.round(f))
         if integral.all():
             return pd.array(f, dtype="Float64").astype("Int64")
@@ -186,7 +221,7 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
                          path=path, line=int(lines[bad]), record="DefectList")
     arr = arr.cast(pa.large_string())
     if kind == "string":
-        return pd.array(arr.cast(pa.string()).to_pandas(), dtype=STRING)
+        return _text(arr)
     # fast paths: the whole column converts in one cast
     head = arr.slice(0, 256).to_pylist()
     looks_int = not any(("." in t or "e" in t or "E" in t) for t in head if t is not None)
@@ -198,7 +233,8 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     if kind in ("float", "auto"):
         try:
             out = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-            if not np.isinf(out).any():
+            inexact = kind == "auto" and looks_int and bool((np.abs(out) >= 2.0**53).any())
+            if not np.isinf(out).any() and not inexact:
                 return out
         except pa.ArrowInvalid:
             pass
@@ -207,9 +243,10 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     numeric = pc.match_substring_regex(clean, _NUMBER)
     ok = pc.or_kleene(numeric, isna)
     all_ok = bool(pc.all(pc.fill_null(ok, False)).as_py()) if len(arr) else True
+    as_text = _text(arr)
     if not all_ok:
         if kind == "auto":
-            return pd.array(arr.cast(pa.string()).to_pandas(), dtype=STRING)
+            return as_text
         bad = np.flatnonzero(~pc.fill_null(ok, False).to_numpy(zero_copy_only=False))[0]
         raise ParseError(f"column {name} must hold numbers; found {arr[int(bad)].as_py()!r} in defect record "
                          f"{bad + 1}", path=path, line=int(lines[bad]), record="DefectList")
@@ -219,16 +256,32 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
             try:
                 return pd.array(pc.cast(clean, pa.int64()).to_pandas(), dtype="Int64")
             except pa.ArrowInvalid:
-                pass
+                over = _first_int64_overflow(clean)
+                if over is None:
+                    raise
+                if kind == "auto":  # an identifier-like column: keep its exact text
+                    return as_text
+                raise _out_of_range(name, clean[over].as_py(), over, "64-bit integers", path, lines) from None
         elif kind == "int":
             vals = pc.cast(clean, pa.float64())
             f = vals.to_numpy(zero_copy_only=False)
+            big = np.abs(f) >= 2.0**63
+            if big.any():
+                k = int(np.flatnonzero(big)[0])
+                raise _out_of_range(name, arr[k].as_py(), k, "64-bit integers", path, lines)
             if np.all(np.isnan(f) | (f == np.round(f))):
                 return pd.array(f, dtype="Float64").astype("Int64")
             bad = int(np.flatnonzero(~(np.isnan(f) | (f == np.round(f))))[0])
             raise ParseError(f"column {name} must hold integers; found {arr[bad].as_py()!r} in defect record "
                              f"{bad + 1}", path=path, line=int(lines[bad]), record="DefectList")
-    return pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False)
+    out = pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False)
+    inf = np.isinf(out)
+    if inf.any():
+        if kind == "auto":
+            return as_text
+        k = int(np.flatnonzero(inf)[0])
+        raise _out_of_range(name, arr[k].as_py(), k, "64-bit floats", path, lines)
+    return out
 
 
 def _const_str(value: str | None, n: int) -> Any:
@@ -274,8 +327,16 @@ class _Grid:
 def _grid(hdr: dict[str, Any], ori: Orientation, div: float, is18: bool, path: Any, wafer_id: str) -> _Grid:
     """The die grid and wafer layout of a wafer's header, in the wafer frame."""
     pitch = _floats(hdr, "diepitch", 2, path)
+    if pitch is not None and not all(np.isfinite(v) and v > 0 for v in pitch):
+        raise ParseError(f"DiePitch must be two positive die sizes, got {' '.join(_values(hdr, 'diepitch') or [])}: "
+                         "no defect could be placed on the wafer", path=path, line=_line(hdr, "diepitch"),
+                         record=hdr["diepitch"][0])
     die_origin = _floats(hdr, "dieorigin", 2, path) or (0.0, 0.0)
     center = _floats(hdr, "samplecenterlocation", 2, path)
+    for kw, vals in (("dieorigin", die_origin), ("samplecenterlocation", center)):
+        if vals is not None and not all(np.isfinite(v) for v in vals):
+            raise ParseError(f"{hdr[kw][0]} must be two finite numbers, got {' '.join(_values(hdr, kw) or [])}",
+                             path=path, line=_line(hdr, kw), record=hdr[kw][0])
     size_vals = _values(hdr, "samplesize")
     diameter_mm = 300.0
     try:
@@ -283,13 +344,17 @@ def _grid(hdr: dict[str, Any], ori: Orientation, div: float, is18: bool, path: A
             diameter_mm = float(size_vals[0]) * 1e-6
         elif size_vals and len(size_vals) >= 2:
             diameter_mm = float(size_vals[1])
+        elif size_vals:
+            diameter_mm = float("nan")
         else:
             log.info("%s: no SampleSize; assuming a 300 mm wafer", path)
     except ValueError:
         raise ParseError(f"SampleSize must be numbers, got {size_vals!r}", path=path,
                          line=_line(hdr, "samplesize"), record="SampleSize") from None
-    if not diameter_mm > 0:
-        log.warning("%s: SampleSize %r is not a diameter; assuming 300 mm", path, size_vals)
+    if not (np.isfinite(diameter_mm) and diameter_mm > 0):
+        warnings.warn(f"{path}, line {_line(hdr, 'samplesize')}: SampleSize {' '.join(size_vals or [])} does not "
+                      "give a positive wafer diameter; assuming a 300 mm wafer (defect positions are not affected)",
+                      DataQualityWarning, stacklevel=4)
         diameter_mm = 300.0
     layout = None
     new_pitch: tuple[float, float] | None = None
@@ -333,10 +398,13 @@ def _defect_columns(rw: RawWafer, path: Any) -> tuple[list[str], dict[str, Any],
     types = rw.types or ["auto"] * len(cols)
     data = {c: pa.concat_arrays([ch[c] for ch in rw.chunks]) for c in cols}
     lines = np.concatenate(rw.chunk_lines) if rw.chunk_lines else np.zeros(0, np.int64)
-    missing = [c for c in ("XREL", "YREL", "XINDEX", "YINDEX") if c not in data]
+    missing = [c for c in ("DEFECTID", "XREL", "YREL", "XINDEX", "YINDEX") if c not in data]
     if missing:
-        raise ParseError(f"the DefectRecordSpec lacks {', '.join(missing)}: defects cannot be placed",
-                         path=path, line=rw.line, record="DefectRecordSpec")
+        spec = "Columns of the DefectList" if rw.types else "DefectRecordSpec"
+        raise ParseError(f"the {spec} lacks {', '.join(missing)} (found {', '.join(cols[:6]) or 'no column'}{', ...' if len(cols) > 6 else ''}): "
+                         "defects cannot be identified and placed", path=path,
+                         line=rw.spec_line if rw.spec_line is not None else rw.line,
+                         record="DefectList" if rw.types else "DefectRecordSpec")
     conv: dict[str, Any] = {}
     for c, t in zip(cols, types):
         kind = _kind_18(t) if rw.types else "auto"
@@ -430,8 +498,7 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
         frame["defect_class"] = pd.array(np.full(n, UNCLASSIFIED, object), dtype=STRING)
     if "DSIZE" in conv:
         frame["size_um"] = _as_float(conv["DSIZE"]) / div
-    step = _values(hdr, "stepid")
-    frame["layer"] = _const_str(step[0] if step else None, n)
+    frame["layer"] = _const_str(_step(hdr), n)
     extras: dict[str, Any] = {}
     if renumbered:
         extras["klarf_defectid"] = conv["DEFECTID"]
@@ -448,23 +515,108 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
     return pd.DataFrame(frame), pd.DataFrame(extras) if extras else None
 
 
-def _wafer_row(hdr: dict[str, Any], lot_id: str, wafer_id: str, n_def: Any, inspected: pd.DataFrame | None,
-               area: float) -> dict[str, Any]:
-    """The wafer table row of a wafer's header."""
-    station = _values(hdr, "inspectionstationid")
-    setup = _values(hdr, "setupid") or _values(hdr, "recipeid")
-    slot_vals = _values(hdr, "slot") or _values(hdr, "slotnumber")
+def _step(hdr: dict[str, Any]) -> str | None:
+    """The inspection step (layer) of a wafer block: its StepID, None when missing or empty."""
+    step = _values(hdr, "stepid")
+    return step[0] if step and step[0].strip() else None
+
+
+def _slot(hdr: dict[str, Any], path: Any) -> Any:
+    """The wafer's slot number (Slot / SlotNumber), missing when not a number; a slot number
+    beyond the 16-bit range is a ParseError naming its line."""
+    kw = "slot" if "slot" in hdr else "slotnumber"
+    slot_vals = _values(hdr, kw)
     try:
         slot = int(slot_vals[0]) if slot_vals else pd.NA
     except ValueError:
-        slot = pd.NA
+        log.info("%s line %s: %s %r is not a number; slot left missing", path, _line(hdr, kw), hdr[kw][0],
+                 slot_vals)
+        return pd.NA
+    if slot is not pd.NA and not -(2**15) <= slot < 2**15:
+        raise ParseError(f"slot number {slot} is outside the 16-bit range of slot numbers", path=path,
+                         line=_line(hdr, kw), record=hdr[kw][0])
+    return slot
+
+
+def _summary_number(values: list[str], k: int) -> float | None:
+    try:
+        v = float(values[k])
+    except (IndexError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _check_summary(rw: RawWafer, conv: dict[str, Any], div: float, wafer_id: str, path: Any) -> None:
+    """Compare the wafer's own totals (SummaryList / TestSummaryList: NDEFECT, NDEFDIE, NDIE,
+    DEFDENSITY per test) with its defects and sample test plan; warn on any mismatch.
+
+    DEFDENSITY is defects per cm2 of AreaPerTest (the inspected area). Without a TEST column,
+    a single summary row is compared with all defects, several rows by their NDEFECT sum.
+    """
+    if not rw.summary:
+        return
+    n = len(conv["XINDEX"])
+    test = None
+    if "TEST" in conv:
+        try:
+            test = _as_float(conv["TEST"])
+        except (TypeError, ValueError):  # a TEST column of text: the tests cannot be told apart
+            log.info("%s: the TEST column of wafer %r is not numeric; its totals are compared over all tests",
+                     path, wafer_id)
+    dies = np.column_stack([_as_float(conv["XINDEX"]), _as_float(conv["YINDEX"])])
+    plans = {t: (plan, area) for t, plan, area in rw.tests}
+    problems: list[str] = []
+    for table, line in rw.summary:
+        rows = len(next(iter(table.values()), []))
+        if test is None and rows > 1:
+            per_test = [_summary_number(table.get("NDEFECT", []), k) for k in range(rows)]
+            if all(v is not None for v in per_test) and sum(v for v in per_test if v is not None) != n:
+                problems.append(f"line {line}: NDEFECT sums to {sum(v for v in per_test if v is not None):g} over "
+                                f"{rows} tests but the DefectList holds {n}")
+            continue
+        for k in range(rows):
+            t = _summary_number(table.get("TESTNO", []), k)
+            sel = np.ones(n, bool) if test is None or t is None else test == t
+            what = f"line {line}, test {t:g}" if t is not None else f"line {line}"
+            ndef = int(sel.sum())
+            stated = _summary_number(table.get("NDEFECT", []), k)
+            if stated is not None and stated != ndef:
+                problems.append(f"{what}: NDEFECT {stated:g} but the DefectList holds {ndef}")
+            stated = _summary_number(table.get("NDEFDIE", []), k)
+            ndefdie = len(np.unique(dies[sel], axis=0)) if ndef else 0
+            if stated is not None and stated != ndefdie:
+                problems.append(f"{what}: NDEFDIE {stated:g} but the defects lie on {ndefdie} die(s)")
+            plan, area = plans.get(int(t) if t is not None else -1, (None, None))
+            if plan is None and len(plans) == 1:
+                plan, area = next(iter(plans.values()))
+            stated = _summary_number(table.get("NDIE", []), k)
+            if stated is not None and plan is not None and len(plan) and stated != len(plan):
+                problems.append(f"{what}: NDIE {stated:g} but the SampleTestPlan lists {len(plan)} dies")
+            stated = _summary_number(table.get("DEFDENSITY", []), k)
+            if stated is not None and area is not None and area > 0:
+                cm2 = area / (div * div) * 1e-8
+                density = ndef / cm2
+                if not np.isclose(stated, density, rtol=5e-3, atol=1e-9):
+                    problems.append(f"{what}: DEFDENSITY {stated:g} but {ndef} defect(s) over the AreaPerTest of "
+                                    f"{cm2:g} cm2 give {density:.6g}")
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        warnings.warn(f"{path}: the totals the file states for wafer {wafer_id!r} disagree with its defects: "
+                      f"{'; '.join(problems[:5])}{more}", DataQualityWarning, stacklevel=4)
+
+
+def _wafer_row(hdr: dict[str, Any], lot_id: str, wafer_id: str, n_def: Any, inspected: pd.DataFrame | None,
+               area: float, path: Any) -> dict[str, Any]:
+    """The wafer table row of a wafer's header."""
+    station = _values(hdr, "inspectionstationid")
+    setup = _values(hdr, "setupid") or _values(hdr, "recipeid")
+    slot = _slot(hdr, path)
     device = _values(hdr, "deviceid")
-    step = _values(hdr, "stepid")
     return {
         "lot_id": lot_id,
         "wafer_id": wafer_id,
         "product": device[0] if device else None,
-        "layer": step[0] if step else None,
+        "layer": _step(hdr),
         "slot": slot,
         "inspection_time": _timestamp(_values(hdr, "resulttimestamp")),
         "setup_id": setup[0] if setup else None,
@@ -475,16 +627,35 @@ def _wafer_row(hdr: dict[str, Any], lot_id: str, wafer_id: str, n_def: Any, insp
     }
 
 
-def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str, Any]:
+def _identifiers(rw: RawWafer, index: int, path: Any, stem: str) -> tuple[str, str]:
+    """The wafer's lot and wafer ids; a missing or empty one is filled (lot: the file name;
+    wafer: its Slot/SlotNumber, else its position in the file) and the assumption logged.
+    The header values as found stay in the wafer metadata."""
+    hdr = rw.header
+    lot_vals = _values(hdr, "lotid")
+    lot_id = lot_vals[0] if lot_vals else ""
+    if not lot_id.strip():
+        lot_id = stem
+        assume(path, "%s; using the file name %r as lot_id",
+               f"LotID is empty (line {_line(hdr, 'lotid')})" if lot_vals is not None else "no LotID", lot_id)
+    wafer_id = rw.wafer_id
+    if not wafer_id.strip():
+        kw = "slot" if "slot" in hdr else "slotnumber"
+        slot_vals = _values(hdr, kw)
+        slot = slot_vals[0].strip() if slot_vals else ""
+        if slot and slot.lstrip("+-").isdigit():
+            wafer_id, source = slot, f"its {hdr[kw][0]} {slot}"
+        else:
+            wafer_id, source = str(index + 1), f"its position in the file ({index + 1})"
+        assume(path, "wafer at line %d has an empty WaferID; using %s as wafer_id", rw.line, source)
+    return lot_id, wafer_id
+
+
+def _wafer_tables(rw: RawWafer, index: int, raw: RawFile, path: Any, stem: str) -> dict[str, Any]:
     hdr = rw.header
     is18 = raw.version.startswith("1.") and raw.version not in ("1.0", "1.1", "1.2")
     div = 1000.0 if is18 else 1.0
-    lot_vals = _values(hdr, "lotid")
-    lot_id = lot_vals[0] if lot_vals else ""
-    if not lot_id:
-        log.warning("%s: no LotID; using the file name %r as lot_id", path, stem)
-        lot_id = stem
-    wafer_id = rw.wafer_id
+    lot_id, wafer_id = _identifiers(rw, index, path, stem)
     ori, orient = _orientation(hdr, raw.version, path)
     grid = _grid(hdr, ori, div, is18, path, wafer_id)
     inspected, area = _inspected(rw, grid)
@@ -495,17 +666,71 @@ def _wafer_tables(rw: RawWafer, raw: RawFile, path: Any, stem: str) -> dict[str,
         n_def = len(lines)
         ij, xr, yr = _defect_positions(conv, grid, rw, path, lines)
         defects = _defect_frame(conv, cols, rw, hdr, grid, ij, xr, yr, lot_id, wafer_id, path)
+        _check_summary(rw, conv, div, wafer_id, path)
     else:
         warnings.warn(f"{path}: wafer {wafer_id!r} (line {rw.line}) has no DefectList; it is listed in "
                       "the wafer table with n_defects missing", DataQualityWarning, stacklevel=3)
-    wafer_row = _wafer_row(hdr, lot_id, wafer_id, n_def, inspected, area)
+    wafer_row = _wafer_row(hdr, lot_id, wafer_id, n_def, inspected, area, path)
     if inspected is not None:
         inspected.insert(0, "wafer_id", wafer_id)
         inspected.insert(0, "lot_id", lot_id)
     meta: dict[str, Any] = {st[0]: list(st[1]) for st in hdr.values()}
     meta["_orientation"] = orient
     return {"key": (lot_id, wafer_id), "defects": defects, "wafer": wafer_row, "layout": grid.layout,
-            "inspected": inspected, "meta": meta}
+            "inspected": inspected, "meta": meta, "line": rw.line}
+
+
+def _merge_steps(parts: list[dict[str, Any]], path: Any) -> list[dict[str, Any]]:
+    """One part per wafer: blocks of one wafer at different inspection steps (StepID) are merged,
+    each defect keeping its own ``layer``; the same wafer twice at one step is a ParseError."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for part in parts:
+        same = groups.setdefault(part["key"], [])
+        layer = part["wafer"]["layer"]
+        if any(q["wafer"]["layer"] == layer for q in same):
+            step = f" at step {layer!r}" if layer is not None else ""
+            raise ParseError(f"wafer {part['key'][1]!r} of lot {part['key'][0]!r} appears twice{step} (first at "
+                             f"line {same[0]['line']})", path=path, line=part["line"], record="WaferID")
+        same.append(part)
+    return [g[0] if len(g) == 1 else _merge_wafer(g, path) for g in groups.values()]
+
+
+def _merge_wafer(group: list[dict[str, Any]], path: Any) -> dict[str, Any]:
+    first = group[0]
+    lot_id, wafer_id = first["key"]
+    layers = [q["wafer"]["layer"] for q in group]
+    log.info("%s: wafer %r of lot %r is inspected at %d steps (%s); its blocks are merged, each defect keeping its "
+             "layer", path, wafer_id, lot_id, len(group), ", ".join(str(x) for x in layers))
+    with_defects = [q["defects"] for q in group if q["defects"] is not None]
+    defects = None
+    if with_defects:
+        core = pd.concat([c for c, _ in with_defects], ignore_index=True)
+        extras_list = [e if e is not None else pd.DataFrame(index=c.index) for c, e in with_defects]
+        extras = pd.concat(extras_list, ignore_index=True)
+        ids = core["defect_id"]
+        if ids.duplicated().any():
+            warnings.warn(f"{path}: wafer {wafer_id!r} repeats DEFECTIDs across its inspection steps "
+                          f"({', '.join(str(x) for x in layers)}); defects are numbered 1..n in file order and the "
+                          "file's ids kept as 'klarf_defectid'", DataQualityWarning, stacklevel=4)
+            if "klarf_defectid" not in extras.columns:
+                extras["klarf_defectid"] = ids.to_numpy()
+            core["defect_id"] = np.arange(1, len(core) + 1, dtype=np.int64)
+        defects = (core, extras if len(extras.columns) else None)
+    row = dict(first["wafer"])
+    row["layer"] = ", ".join(x for x in layers if x is not None) or None
+    counts = [q["wafer"]["n_defects"] for q in group]
+    row["n_defects"] = pd.NA if all(pd.isna(c) for c in counts) else int(sum(c for c in counts if not pd.isna(c)))
+    insp_list = [q["inspected"] for q in group if q["inspected"] is not None]
+    inspected = pd.concat(insp_list, ignore_index=True).drop_duplicates(ignore_index=True) if insp_list else None
+    if inspected is not None:
+        row["n_inspected_dies"] = len(inspected[["die_x", "die_y"]].drop_duplicates())
+    layout = next((q["layout"] for q in group if q["layout"] is not None), None)
+    if layout is not None and inspected is not None and layout.die_set is not None:
+        layout = layout.with_die_set(inspected[["die_x", "die_y"]].drop_duplicates())
+    meta = dict(first["meta"])
+    meta["_steps"] = {x: q["meta"] for x, q in zip(layers, group)}
+    return {"key": first["key"], "defects": defects, "wafer": row, "layout": layout, "inspected": inspected,
+            "meta": meta, "line": first["line"]}
 
 
 def parse_klarf_text(text: str, path: Any) -> RawFile:
@@ -556,7 +781,10 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
     ParseError
         Not a KLARF file, an unsupported FileVersion (e.g. 2.0), a truncated file, rows that
         do not match the DefectRecordSpec, non-numeric values where numbers are required.
-        The error names the file, the line and the statement or list.
+        The error names the file, the line and the statement or list. So is a defect list
+        without DEFECTID, XREL, YREL, XINDEX or YINDEX, an integer beyond the int64 range (or
+        a slot or test number beyond 16 bits), and a DiePitch that is not two positive
+        numbers.
 
     Notes
     -----
@@ -573,6 +801,14 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
     ``FileVersion`` must be present, known, and come before the first ``WaferID``. As
     KLARF statements hold until redefined, a ``SampleTestPlan``/``AreaPerTest`` before the
     first ``WaferID`` is the lot's plan: every wafer that declares none of its own uses it.
+    One wafer found in several blocks with different ``StepID`` (inspection steps) is one
+    wafer whose defects keep their own ``layer``; its wafer row lists the layers and sums
+    the defects. An empty LotID or WaferID is filled (the file name; the Slot, else the
+    wafer's position) and logged. The totals the file states (SummaryList or 1.8
+    TestSummaryList: NDEFECT, NDEFDIE, NDIE and DEFDENSITY per test, DEFDENSITY being defects
+    per cm^2 of AreaPerTest; the counts of SampleTestPlan, ClassLookup and 1.8 Fields) are
+    compared with what was read, and a mismatch is a
+    :class:`~yieldkit.errors.DataQualityWarning` naming the line and the numbers.
 
     Examples
     --------
@@ -597,13 +833,8 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
     if not raw.wafers:
         raise ParseError("the file holds no WaferID / WaferRecord", path=p, record="WaferID")
     stem = p.name.split(".")[0]
-    parts = [_wafer_tables(rw, raw, p, stem) for rw in raw.wafers]
-    seen: set[tuple[str, str]] = set()
-    for part in parts:
-        if part["key"] in seen:
-            raise ParseError(f"wafer {part['key'][1]!r} of lot {part['key'][0]!r} appears twice", path=p,
-                             record="WaferID")
-        seen.add(part["key"])
+    parts = [_wafer_tables(rw, i, raw, p, stem) for i, rw in enumerate(raw.wafers)]
+    parts = _merge_steps(parts, p)
     frames = [pt["defects"][0] for pt in parts if pt["defects"] is not None]
     extra_frames = [pt["defects"][1] if pt["defects"][1] is not None else pd.DataFrame(index=pt["defects"][0].index)
                     for pt in parts if pt["defects"] is not None]

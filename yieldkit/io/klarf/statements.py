@@ -50,6 +50,10 @@ class RawWafer:
     class_lookup: dict[int, str] = field(default_factory=dict)
     has_defect_list: bool = False
     closed: bool = False
+    #: file line of the DefectRecordSpec / Columns naming the defect columns
+    spec_line: int | None = None
+    #: the wafer's own totals (SummaryList / TestSummaryList): column -> values as text, and the line
+    summary: list[tuple[dict[str, list[str]], int]] = field(default_factory=list)
 
 
 @dataclass
@@ -206,6 +210,13 @@ def _csv_block(block: str, columns: list[str], first_line: int) -> tuple[dict[st
     keep = [c for c in tbl.column_names if not pa.types.is_null(tbl.schema.field(c).type)]
     if len(keep) != len(columns):
         return None
+    for c in keep:
+        # numbers beyond the float range, or integers too large to be exact as a float: the
+        # token path keeps their text (and reports what cannot be held)
+        if pa.types.is_floating(tbl.schema.field(c).type):
+            f = tbl.column(c).to_numpy()
+            if (np.isinf(f) | ((np.abs(f) >= 2.0**53) & (f == np.round(f)))).any():
+                return None
     if any(not any(t(tbl.schema.field(c).type) for t in _FAST_TYPES) for c in keep):
         return None
     # null columns are the empty fields of leading/trailing/double spaces: they must be null

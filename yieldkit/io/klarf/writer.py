@@ -138,7 +138,8 @@ def write_klarf(
         ``KlarfData.layouts``). Required: KLARF positions are die-relative. Its die set, if
         any, is written as the SampleTestPlan.
     wafers : DataFrame, optional
-        Wafer table supplying ``product`` (DeviceID), ``slot`` and ``setup_id``.
+        Wafer table supplying ``product`` (DeviceID), ``slot``, ``setup_id`` and the
+        ``layer`` of defects that have none.
     timestamp : datetime, optional
         File and result timestamp; default now.
 
@@ -160,7 +161,11 @@ def write_klarf(
     ``SampleCenterLocation = -origin``, orientation DOWN, not mirrored (the wafer frame).
     Defects without ``die_x``/``xrel_um`` are placed on the grid from ``x_um``/``y_um``.
     Class names are written through a ClassLookup (the table's ``classnumber`` column is
-    reused when it is consistent with the names).
+    reused when it is consistent with the names). A defect's ``layer`` is its inspection
+    step: each (lot, wafer, layer) is written as a wafer block of its own with that
+    ``StepID`` (1.2), or in a ``LotRecord`` carrying it (1.8), which :func:`read_klarf`
+    merges back into one wafer. The table's other numeric and string columns are written as
+    further DefectRecordSpec columns under their upper-case names.
     """
     check_choice(version, ("1.2", "1.8"), name="version", where="write_klarf")
     if layout is None:
@@ -172,26 +177,34 @@ def write_klarf(
     if wafers is not None:
         for row in wafers.to_dict("records"):
             wafer_info[(str(row["lot_id"]), str(row["wafer_id"]))] = {str(k): v for k, v in row.items()}
-    keys = d[["lot_id", "wafer_id"]].astype(str).drop_duplicates().itertuples(index=False, name=None)
-    groups = list(keys)
+    # one wafer block per (lot, wafer, layer): a KLARF block has one StepID
+    d = d.assign(_layer=_layers(d, wafer_info))
+    keys = d[["lot_id", "wafer_id"]].astype(str).assign(_layer=d["_layer"]).drop_duplicates()
+    groups: list[tuple[str, str, str | None]] = [
+        (lot, wafer, None if pd.isna(layer) else str(layer)) for lot, wafer, layer in keys.itertuples(index=False)]
     if not groups and wafer_info:
-        groups = list(wafer_info)
+        groups = [(lot, wafer, _str_or_none(info.get("layer"))) for (lot, wafer), info in wafer_info.items()]
     if not groups:
         raise YieldkitValueError("write_klarf needs at least one defect or a wafers table naming the wafers")
     nums, lookup = _class_numbers(d) if len(d) else (np.zeros(0, np.int64), {0: UNCLASSIFIED})
     d = d.assign(_cls=nums)
-    rows_of = d.groupby([d["lot_id"].astype(str), d["wafer_id"].astype(str)], sort=False).indices if len(d) else {}
+    extra = _extra_columns(d, version == "1.8")
+    layer_code, layer_names = pd.factorize(d["_layer"], use_na_sentinel=True)
+    code_of = {str(v): k for k, v in enumerate(layer_names)}
+    rows_of = (d.groupby([d["lot_id"].astype(str), d["wafer_id"].astype(str), layer_code], sort=False).indices
+               if len(d) else {})
     parts = []
     if version == "1.2":
         parts.append(_header_12(ts))
-    for lot, wafer in groups:
+    for lot, wafer, layer in groups:
         lay = _layout_for(layout, (lot, wafer))
-        sub = d.iloc[rows_of.get((lot, wafer), np.zeros(0, np.int64))]
+        code = -1 if layer is None else code_of.get(layer, -2)  # -2: a wafer without defects
+        sub = d.iloc[rows_of.get((lot, wafer, code), np.zeros(0, np.int64))]
         info = wafer_info.get((lot, wafer), {})
         if version == "1.2":
-            parts.append(_wafer_12(sub, lot, wafer, lay, info, lookup, ts))
+            parts.append(_wafer_12(sub, lot, wafer, layer, lay, info, lookup, ts, extra))
         else:
-            parts.append(_wafer_18(sub, lot, wafer, lay, info, ts))
+            parts.append(_wafer_18(sub, wafer, lay, info, ts, extra))
     if version == "1.2":
         parts.append("EndOfFile;\n")
         text = "".join(parts)
@@ -227,18 +240,72 @@ def _positions(sub: pd.DataFrame, lay: WaferLayout) -> tuple[np.ndarray, np.ndar
     return i.astype(np.int64), j.astype(np.int64), xr, yr
 
 
-def _extra_columns(sub: pd.DataFrame) -> list[str]:
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "" else str(value)
+
+
+def _layers(d: pd.DataFrame, wafer_info: dict[tuple[str, str], dict[str, Any]]) -> pd.Series:
+    """Each defect's layer (its StepID): the ``layer`` column, else the wafer table's."""
+    if "layer" in d.columns:
+        layer = d["layer"].astype("object").where(d["layer"].notna() & (d["layer"].astype(str) != ""), None)
+    else:
+        layer = pd.Series([None] * len(d), index=d.index, dtype="object")
+    if layer.isna().any() and wafer_info:
+        keys = list(zip(d["lot_id"].astype(str), d["wafer_id"].astype(str)))
+        fill = pd.Series([_str_or_none(wafer_info.get(k, {}).get("layer")) for k in keys], index=d.index,
+                         dtype="object")
+        layer = layer.where(layer.notna(), fill)
+    return layer
+
+
+#: the KLARF names write_klarf itself writes; a table column of the same name is not written again
+_WRITTEN = {"DEFECTID", "XREL", "YREL", "XINDEX", "YINDEX", "XSIZE", "YSIZE", "DEFECTAREA", "DSIZE", "CLASSNUMBER",
+            "TEST", "IMAGELIST"}
+
+
+def _extra_columns(d: pd.DataFrame, v18: bool) -> list[str]:
+    """The table's other columns that KLARF can carry (numbers, and strings that a KLARF string
+    can hold, under a plain name)."""
     out = []
-    for c in sub.columns:
-        if c in _SKIP or c.startswith("_") or c in _STANDARD:
+    dropped = []
+    for c in d.columns:
+        if c in _SKIP or str(c).startswith("_") or c in _STANDARD:
             continue
-        if pd.api.types.is_numeric_dtype(sub[c].dtype) and not pd.api.types.is_bool_dtype(sub[c].dtype):
-            if str(c).replace("_", "").isalnum():
-                out.append(c)
+        s = d[c]
+        plain = str(c).replace("_", "").isalnum() and str(c).upper() not in _WRITTEN
+        numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+        text = pd.api.types.is_string_dtype(s.dtype) and bool(s.dropna().map(type).eq(str).all())
+        if text and s.astype("string").str.contains(_UNWRITABLE[v18], regex=True).fillna(False).any():
+            text = False
+        if plain and (numeric or text):
+            out.append(c)
+        else:
+            dropped.append(str(c))
+    if dropped:
+        log.info("write_klarf: column(s) %s are not written (KLARF holds numbers, and strings without quotes%s or "
+                 "line breaks, under plain names)", ", ".join(dropped), ", braces, ';'" if v18 else "")
     return out
 
 
-def _value_cols(sub: pd.DataFrame, lay: WaferLayout, nm: bool) -> tuple[list[str], list[str], list[pa.Array]]:
+#: characters a KLARF string cannot hold (1.2, 1.8)
+_UNWRITABLE = {False: '["\n\r]', True: '["\n\r{};]'}
+
+
+def _fmt_str(s: pd.Series, v18: bool) -> pa.Array:
+    """Quoted strings; missing -> NA."""
+    text = s.astype("string")
+    bad = text.str.contains(_UNWRITABLE[v18], regex=True).fillna(False)
+    if bad.any():
+        what = "quotes, braces, ';' or line breaks" if v18 else "quotes or line breaks"
+        raise YieldkitValueError(f"KLARF {'1.8' if v18 else '1.2'} strings cannot hold {what}: "
+                                 f"{text[bad].iloc[0]!r} in column {s.name!r}")
+    arr = pa.array(text.to_numpy(dtype=object, na_value=None), type=pa.string())
+    quoted = pc.binary_join_element_wise(pa.scalar('"'), arr, pa.scalar('"'), "")
+    return pc.fill_null(quoted, "NA")
+
+
+def _value_cols(sub: pd.DataFrame, lay: WaferLayout, nm: bool,
+                extra: list[str]) -> tuple[list[str], list[str], list[pa.Array]]:
     """KLARF column names, 1.8 types and formatted values of the defect rows."""
     n = len(sub)
     i, j, xr, yr = _positions(sub, lay)
@@ -258,10 +325,13 @@ def _value_cols(sub: pd.DataFrame, lay: WaferLayout, nm: bool) -> tuple[list[str
     names += ["DSIZE", "CLASSNUMBER", "TEST"]
     types += ["double", "int32", "int32"]
     vals += [length(size), _fmt_int(sub["_cls"]), _fmt_int(_tests_used(sub)[1])]
-    for c in _extra_columns(sub):
+    for c in extra:
         s = sub[c]
         names.append(str(c).upper())
-        if pd.api.types.is_integer_dtype(s.dtype):
+        if pd.api.types.is_string_dtype(s.dtype):
+            types.append("string")
+            vals.append(_fmt_str(s, nm))
+        elif pd.api.types.is_integer_dtype(s.dtype):
             types.append("int32")
             vals.append(_fmt_int(s))
         else:
@@ -304,12 +374,11 @@ def _test_plan(lay: WaferLayout) -> np.ndarray | None:
     return np.column_stack([lay.die_set["die_x"].to_numpy(np.int64), lay.die_set["die_y"].to_numpy(np.int64)])
 
 
-def _wafer_12(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: dict[str, Any],
-              lookup: dict[int, str], ts: datetime) -> str:
+def _wafer_12(sub: pd.DataFrame, lot: str, wafer: str, layer: str | None, lay: WaferLayout, info: dict[str, Any],
+              lookup: dict[int, str], ts: datetime, extra: list[str]) -> str:
     stamp = ts.strftime("%m-%d-%Y %H:%M:%S")
     w, h = lay.die_pitch_um
     x0, y0 = lay.origin_um  # type: ignore[misc]
-    layer = sub["layer"].dropna().iloc[0] if "layer" in sub.columns and sub["layer"].notna().any() else info.get("layer")
     product = info.get("product") or "unknown"
     slot = info.get("slot")
     out = [
@@ -318,7 +387,7 @@ def _wafer_12(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: d
         f"SampleSize 1 {_num(lay.diameter_mm)};\n",
         f"DeviceID {_quote(product)};\n",
         f"SetupID {_quote(info.get('setup_id') or 'yieldkit')} {stamp};\n",
-        f"StepID {_quote(layer if isinstance(layer, str) else '')};\n",
+        f"StepID {_quote(layer or '')};\n",  # every block: KLARF statements hold until redefined
         "SampleOrientationMarkType NOTCH;\n",
         f"OrientationMarkLocation {ANGLE_WORDS[WAFER_FRAME.mark_deg]};\n",
         f"DiePitch {repr(float(w))} {repr(float(h))};\n",
@@ -338,7 +407,7 @@ def _wafer_12(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: d
             rows = "".join(f"\n {a} {b}" for a, b in plan.tolist())
             out.append(f"SampleTestPlan {len(plan)}{rows};\n")
         out.append(f"AreaPerTest {repr(float(lay.n_dies) * w * h)};\n")
-    names, _, vals = _value_cols(sub, lay, nm=False)
+    names, _, vals = _value_cols(sub, lay, False, extra)
     out.append(f"DefectRecordSpec {len(names)} {' '.join(names)} ;\n")
     body = _rows(vals)
     out.append(f"DefectList\n{body};\n" if body else "DefectList;\n")
@@ -362,7 +431,8 @@ def _field(name: str, values: list[str]) -> str:
     return f"Field {name} {len(values)} {{{', '.join(values)}}}"
 
 
-def _wafer_18(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: dict[str, Any], ts: datetime) -> str:
+def _wafer_18(sub: pd.DataFrame, wafer: str, lay: WaferLayout, info: dict[str, Any], ts: datetime,
+              extra: list[str]) -> str:
     x0, y0 = lay.origin_um  # type: ignore[misc]
     w, h = lay.die_pitch_um
     slot = info.get("slot")
@@ -376,10 +446,7 @@ def _wafer_18(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: d
         "        " + _field("SlotNumber", [str(int(slot)) if slot is not None and not pd.isna(slot) else "0"]),
         "        " + _field("ResultTimestamp", [_quote(ts.strftime("%Y-%m-%d")), _quote(ts.strftime("%H:%M:%S"))]),
     ]
-    layer = sub["layer"].dropna().iloc[0] if "layer" in sub.columns and sub["layer"].notna().any() else info.get("layer")
-    if isinstance(layer, str):
-        lines.append("        " + _field("StepID", [_quote(layer)]))
-    names, types, vals = _value_cols(sub, lay, nm=True)
+    names, types, vals = _value_cols(sub, lay, True, extra)
     cols = ", ".join(f"{t} {n}" for t, n in zip(types, names))
     body = _rows(vals, ";")
     lines += [
@@ -411,13 +478,15 @@ def _wafer_18(sub: pd.DataFrame, lot: str, wafer: str, lay: WaferLayout, info: d
     return text + "      }\n"
 
 
-def _wrap_18(parts: list[str], groups: list[tuple[str, str]], lookup: dict[int, str], ts: datetime) -> str:
+def _wrap_18(parts: list[str], groups: list[tuple[str, str, str | None]], lookup: dict[int, str],
+             ts: datetime) -> str:
     out = ['Record FileRecord "1.8"', "{"]
-    lots: dict[str, list[str]] = {}
-    for (lot, _), part in zip(groups, parts):
-        lots.setdefault(lot, []).append(part)
+    # one LotRecord per (lot, layer): the StepID is a field of the LotRecord
+    lots: dict[tuple[str, str | None], list[str]] = {}
+    for (lot, _, layer), part in zip(groups, parts):
+        lots.setdefault((lot, layer), []).append(part)
     cl_rows = "".join(f"          {k} {_quote(v)};\n" for k, v in sorted(lookup.items()))
-    for lot, wparts in lots.items():
+    for (lot, layer), wparts in lots.items():
         out += [
             f"  Record LotRecord {_quote(lot)}",
             "  {",
@@ -426,6 +495,8 @@ def _wrap_18(parts: list[str], groups: list[tuple[str, str]], lookup: dict[int, 
             "    " + _field("SampleType", ['"WAFER"']),
             "    " + _field("InspectionStationID", ['"yieldkit"', '"export"', '"1"']),
         ]
+        if layer is not None:
+            out.append("    " + _field("StepID", [_quote(layer)]))
         text = "\n".join(out) + "\n" + "".join(wparts)
         out = [text + "    List ClassLookupList", "    {",
                "      Columns 2 { int32 CLASSNUMBER, string CLASSNAME }", f"      Data {len(lookup)}", "      {"]

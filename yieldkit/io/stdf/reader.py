@@ -365,7 +365,10 @@ def read_stdf(
     the WCR as written is kept in ``metadata["wcr"]``). A file without MIR takes its
     ``lot_id`` from the file name, a file without WIR has the single wafer ``"1"``; both
     are logged. Test records of a part are those before its PRR with the same HEAD_NUM and
-    SITE_NUM, so interleaved sites are paired correctly.
+    SITE_NUM, so interleaved sites are paired correctly. The totals the file states (WRR and
+    PCR PART_CNT, GOOD_CNT, RTST_CNT, ABRT_CNT; HBR/SBR bin counts) are compared with its parts
+    -- every PRR or the final result at each die, HEAD_NUM 255 as the summary over heads,
+    4294967295 as missing -- and a mismatch is a :class:`~yieldkit.errors.DataQualityWarning`.
 
     Examples
     --------
@@ -418,6 +421,8 @@ def read_stdf(
     dies = _die_table(prr, wcode, uniq_names, lot_id, ori, singles, good_bins, recs, sel_prr, spath)
     wafers = _wafer_table(wafer_rows, dies, spath)
     bins, bin_records = _bins(singles, dies)
+    if not salvaged:  # a file cut short cannot hold its own totals
+        _check_totals(singles, dies, spath)
     layout = _layout(wcr, ori, dies, spath) if len(dies) else None
     tests_df = None
     if tests:
@@ -481,11 +486,15 @@ def _wafer_index(singles: dict[str, list], lot_id: str, product: str | None, rec
     wrr_seq = np.array([s for s, _, _ in wrr], dtype=np.int64)
     wafer_names: list[str] = []
     wafer_rows: list[dict[str, Any]] = []
-    for i, (seq, _off, f) in enumerate(wir):
+    for i, (seq, off, f) in enumerate(wir):
         nxt_wir = wir[i + 1][0] if i + 1 < len(wir) else np.iinfo(np.int64).max
         j = np.flatnonzero((wrr_seq > seq) & (wrr_seq < nxt_wir))
         r = wrr[int(j[0])][2] if len(j) else {}
-        wid = (f.get("WAFER_ID") or "").strip() or (r.get("WAFER_ID") or "").strip() or str(i + 1)
+        wid = (f.get("WAFER_ID") or "").strip() or (r.get("WAFER_ID") or "").strip()
+        if not wid:
+            wid = str(i + 1)
+            assume(spath, "the WIR at byte %d and its WRR give no WAFER_ID (missing or empty); using its position "
+                   "in the file, %r, as wafer_id", off, wid)
         wafer_names.append(wid)
         wafer_rows.append({
             "lot_id": lot_id, "wafer_id": wid, "product": product, "head": f.get("HEAD_NUM"),
@@ -625,3 +634,101 @@ def _bins(singles: dict[str, list], dies: pd.DataFrame) -> tuple[pd.DataFrame, p
     bins = pd.concat(out, ignore_index=True)[["kind", "bin", "count", "pf", "name", "parts"]]
     bins = bins.astype({"kind": STRING, "bin": "int64", "count": "Int64", "pf": STRING, "name": STRING})
     return bins, rec
+
+
+# --------------------------------------------------------------------------------------------
+# the file's own totals
+# --------------------------------------------------------------------------------------------
+def _counts(sel: np.ndarray, dies: pd.DataFrame, final: np.ndarray) -> dict[str, list[int]]:
+    """What a total over the parts ``sel`` may count: every PRR (retests included) or only the
+    final result at each die; retests by test sequence or by the PRR retest flags."""
+    passed = dies["passed"].to_numpy(dtype=bool)
+    flg = dies["part_flg"].to_numpy(dtype=np.int64)
+    tseq = dies["test_seq"].to_numpy(dtype=np.int64)
+    retest = sel & (tseq > 1)
+    retested_dies = dies.loc[retest, ["wafer_id", "die_x", "die_y"]].drop_duplicates()
+    return {
+        "PART_CNT": [int(sel.sum()), int((sel & final).sum())],
+        "GOOD_CNT": [int((sel & passed).sum()), int((sel & final & passed).sum())],
+        "RTST_CNT": [int(retest.sum()), int((sel & ((flg & 0x03) != 0)).sum()), len(retested_dies)],
+        "ABRT_CNT": [int((sel & ((flg & 0x04) != 0)).sum())],
+    }
+
+
+def _stated(f: dict[str, Any], name: str) -> int | None:
+    v = f.get(name)
+    return None if v is None or v == _MISSING_U4 else int(v)
+
+
+def _check_totals(singles: dict[str, list], dies: pd.DataFrame, spath: str) -> None:
+    """Compare the totals the file states (WRR and PCR part counts, HBR/SBR bin counts) with its
+    parts; warn, naming the record and both numbers, on any mismatch.
+
+    A count of 4294967295 is missing; a HEAD_NUM of 255 is the summary over all heads and sites;
+    a part count may count every PRR (retests included) or the final result at each die.
+    FUNC_CNT is not checked (a PRR does not say whether a part passed its functional tests).
+    """
+    n = len(dies)
+    if n == 0 and not (singles["WRR"] or singles["PCR"] or singles["HBR"] or singles["SBR"]):
+        return
+    wafer = dies["wafer_id"].astype(str).to_numpy() if n else np.zeros(0, object)
+    head = dies["head"].to_numpy(dtype=np.int64) if n else np.zeros(0, np.int64)
+    site = dies["site"].to_numpy(dtype=np.int64) if n else np.zeros(0, np.int64)
+    has_xy = dies["die_x"].notna().to_numpy() if n else np.zeros(0, bool)
+    final = ~dies.duplicated(["wafer_id", "die_x", "die_y"], keep="last").to_numpy() | ~has_xy if n else has_xy
+    problems: list[str] = []
+
+    def compare(where: str, f: dict[str, Any], sel: np.ndarray) -> None:
+        expect = _counts(sel, dies, final)
+        for name, ok in expect.items():
+            stated = _stated(f, name)
+            if stated is not None and stated not in ok:
+                problems.append(f"{where} states {name} {stated} but the file holds {ok[0]} such part(s)")
+
+    def of_head(f: dict[str, Any]) -> np.ndarray:
+        h, st = f.get("HEAD_NUM"), f.get("SITE_NUM")
+        if h is None or h == 255:
+            return np.ones(n, bool)
+        sel = head == int(h)
+        return sel if st is None or st == 255 else sel & (site == int(st))
+
+    # WRR: its wafer's parts (several WIRs of one wafer: the sums of their WRRs)
+    wrr_of: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for i, (seq, _off, f) in enumerate(singles["WIR"]):
+        nxt = singles["WIR"][i + 1][0] if i + 1 < len(singles["WIR"]) else np.iinfo(np.int64).max
+        wrr = [(o, r) for sq, o, r in singles["WRR"] if seq < sq < nxt]
+        # the wafer's name as _wafer_index gives it
+        wid = ((f.get("WAFER_ID") or "").strip() or ((wrr[0][1].get("WAFER_ID") or "").strip() if wrr else "")
+               or str(i + 1))
+        wrr_of.setdefault(wid, []).extend(wrr[:1])
+    for wid, recs in wrr_of.items():
+        if not recs:
+            continue
+        total: dict[str, Any] = {}
+        for name in ("PART_CNT", "GOOD_CNT", "RTST_CNT", "ABRT_CNT"):
+            vals = [_stated(r, name) for _, r in recs]
+            total[name] = None if any(v is None for v in vals) else sum(v for v in vals if v is not None)
+        compare(f"the WRR of wafer {wid!r} (byte {recs[0][0]})", total, wafer == wid)
+    for _, off, f in singles["PCR"]:
+        h = f.get("HEAD_NUM")
+        who = "all heads" if h in (None, 255) else f"head {h} site {f.get('SITE_NUM')}"
+        compare(f"the PCR of {who} (byte {off})", f, of_head(f))
+    for rec, pre, col in (("HBR", "HBIN", "hbin"), ("SBR", "SBIN", "sbin")):
+        if not singles[rec] or not n:
+            continue
+        bins = dies[col].to_numpy(dtype=np.int64, na_value=-1)
+        for _, off, f in singles[rec]:
+            stated, b = _stated(f, f"{pre}_CNT"), f.get(f"{pre}_NUM")
+            if stated is None or b is None:
+                continue
+            sel = of_head(f) & (bins == int(b))
+            ok = [int(sel.sum()), int((sel & final).sum())]
+            if stated not in ok:
+                h = f.get("HEAD_NUM")
+                who = "all heads" if h in (None, 255) else f"head {h} site {f.get('SITE_NUM')}"
+                problems.append(f"the {rec} of bin {b}, {who} (byte {off}) states {pre}_CNT {stated} but "
+                                f"{ok[0]} part(s) have that bin")
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        warnings.warn(f"{spath}: the file's own totals disagree with its parts: {'; '.join(problems[:5])}{more}",
+                      DataQualityWarning, stacklevel=3)
