@@ -211,9 +211,6 @@ def stated_totals(path: Path) -> tuple[str, object] | None:
     return None if t is None else ("dies", t)
 
 
-_KLARF_TOTALS = ("the KLARF reader does not yet warn that the file's {} NDEFECT ({}) disagrees with the {} defects "
-                 "its DefectList holds")
-
 #: files whose stated totals disagree with their own map; the reader must say so (a warning naming the total)
 SELF_INCONSISTENT = {
     # the header says 756 tested and 756 passed, its own bin list (1: 756, 3: 13, 4: 30, 5: 6) and the map 805
@@ -222,21 +219,8 @@ SELF_INCONSISTENT = {
     "ascii/S1M040120B_B003990_02_20250721095040.txt": (979, 923),
 }
 
-_KLARF_TOTALS = ("the KLARF reader does not yet warn that the file's {} NDEFECT ({}) disagrees with the {} defects "
-                 "its DefectList holds")
-
-#: a count that disagrees with the file's stated total for a reason being fixed in a reader
-COUNT_XFAIL = {
-    "klarf/klarf_no_defect.000": _KLARF_TOTALS.format("SummaryList", 40, 0),
-    "klarf/klarf12DefectListExample.klarf": _KLARF_TOTALS.format("SummaryList", 4, 13),
-    "klarf/simple18.klarf": _KLARF_TOTALS.format("TestSummaryList", "4 + 4 + 1 + 1", 4),
-    "klarf/wierdKlarfWithNAs.klarf": _KLARF_TOTALS.format("TestSummaryList", "4 + 4 + 1 + 1", 4),
-}
-
-
 def _count_params() -> list:
-    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=COUNT_XFAIL[n])) if n in COUNT_XFAIL else n
-            for n in FILES if n not in BROKEN]
+    return [n for n in FILES if n not in BROKEN]
 
 
 @pytest.mark.parametrize("name", _count_params())
