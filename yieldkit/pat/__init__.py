@@ -2,12 +2,15 @@
 
 - :func:`pat_limits`, :func:`apply_pat`: parametric PAT (static, dynamic, robust, IQR) on the long
   test table (AEC-Q001).
+- :func:`geo_pat`, :func:`geo_rule`: geographic PAT on the die table (GDBN, opposite sides, weighted,
+  bad-cluster ring, reticle, Z-PAT, nearest-neighbour residual).
 """
 
 from .apply import DEFAULT_PAT_BIN, PatResult, apply_pat
+from .geographic import DEFAULT_GEO_BIN, GEO_RULES, GeoParams, geo_pat, geo_rule
 from .limits import METHODS, QUANTILE_METHODS, PatLimits, load_pat_limits, pat_limits, robust_stats
 
 __all__ = [
-    "DEFAULT_PAT_BIN", "METHODS", "QUANTILE_METHODS", "PatLimits", "PatResult", "apply_pat", "load_pat_limits",
+    "DEFAULT_GEO_BIN", "DEFAULT_PAT_BIN", "GEO_RULES", "METHODS", "GeoParams", "QUANTILE_METHODS", "PatLimits", "PatResult", "apply_pat", "geo_pat", "geo_rule", "load_pat_limits",
     "pat_limits", "robust_stats",
 ]
