@@ -59,7 +59,7 @@ def _ref_rule(rule, dies, bad, p, values=None):
             out[i] = wsum >= p.weighted_threshold - 1e-9
     elif rule == "cluster":
         comp = {}
-        for i, r in enumerate(rows):  # flood fill of 4-connected bad dies
+        for i in range(len(rows)):  # flood fill of 4-connected bad dies
             if not bad[i] or i in comp:
                 continue
             stack, members = [i], []

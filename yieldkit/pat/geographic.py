@@ -49,7 +49,7 @@ import pandas as pd
 from .._keys import wafer_codes
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ._tables import die_row_of_tests, need_columns
-from .apply import PatResult, screen_dies
+from .apply import screen_dies
 from .limits import RS_DIVISOR
 
 __all__ = ["GEO_RULES", "DEFAULT_GEO_BIN", "GeoParams", "geo_pat", "geo_rule"]
