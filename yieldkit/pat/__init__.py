@@ -4,13 +4,17 @@
   test table (AEC-Q001).
 - :func:`geo_pat`, :func:`geo_rule`: geographic PAT on the die table (GDBN, opposite sides, weighted,
   bad-cluster ring, reticle, Z-PAT, nearest-neighbour residual).
+- :func:`statistical_limits`, :func:`check_statistical_limits`: statistical yield and bin limits
+  (AEC-Q002) per lot or wafer.
 """
 
 from .apply import DEFAULT_PAT_BIN, PatResult, apply_pat
+from .bins import StatisticalLimits, check_statistical_limits, statistical_limits
 from .geographic import DEFAULT_GEO_BIN, GEO_RULES, GeoParams, geo_pat, geo_rule
 from .limits import METHODS, QUANTILE_METHODS, PatLimits, load_pat_limits, pat_limits, robust_stats
 
 __all__ = [
-    "DEFAULT_GEO_BIN", "DEFAULT_PAT_BIN", "GEO_RULES", "METHODS", "GeoParams", "QUANTILE_METHODS", "PatLimits", "PatResult", "apply_pat", "geo_pat", "geo_rule", "load_pat_limits",
+    "DEFAULT_GEO_BIN", "DEFAULT_PAT_BIN", "GEO_RULES", "METHODS", "GeoParams",
+    "StatisticalLimits", "check_statistical_limits", "statistical_limits", "QUANTILE_METHODS", "PatLimits", "PatResult", "apply_pat", "geo_pat", "geo_rule", "load_pat_limits",
     "pat_limits", "robust_stats",
 ]
