@@ -6,15 +6,18 @@
   bad-cluster ring, reticle, Z-PAT, nearest-neighbour residual).
 - :func:`statistical_limits`, :func:`check_statistical_limits`: statistical yield and bin limits
   (AEC-Q002) per lot or wafer.
+- :func:`screening_effect`: screened fraction and DPPM before and after a screen, from a truth table
+  (:func:`yieldkit.simulate_fab` with ``latent=LatentSpec()``).
 """
 
 from .apply import DEFAULT_PAT_BIN, PatResult, apply_pat
 from .bins import StatisticalLimits, check_statistical_limits, statistical_limits
 from .geographic import DEFAULT_GEO_BIN, GEO_RULES, GeoParams, geo_pat, geo_rule
 from .limits import METHODS, QUANTILE_METHODS, PatLimits, load_pat_limits, pat_limits, robust_stats
+from .quality import ScreeningEffect, screening_effect
 
 __all__ = [
     "DEFAULT_GEO_BIN", "DEFAULT_PAT_BIN", "GEO_RULES", "METHODS", "GeoParams",
-    "StatisticalLimits", "check_statistical_limits", "statistical_limits", "QUANTILE_METHODS", "PatLimits", "PatResult", "apply_pat", "geo_pat", "geo_rule", "load_pat_limits",
+    "ScreeningEffect", "StatisticalLimits", "check_statistical_limits", "screening_effect", "statistical_limits", "QUANTILE_METHODS", "PatLimits", "PatResult", "apply_pat", "geo_pat", "geo_rule", "load_pat_limits",
     "pat_limits", "robust_stats",
 ]
