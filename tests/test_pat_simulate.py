@@ -73,3 +73,18 @@ def test_latent_spec_checked():
         simulate_fab(n_lots=1, wafers_per_lot=1, latent=LatentSpec(n_tests=2, n_drift_tests=3))
     with pytest.raises(YieldkitValueError, match="latent.rate"):
         simulate_fab(n_lots=1, wafers_per_lot=1, latent=LatentSpec(rate=2.0))
+
+
+def test_analyze_and_report_show_the_screen():
+    import yieldkit as yk
+    from yieldkit.report import build_report
+
+    fab = simulate_fab(n_lots=1, wafers_per_lot=3, random_state=2, latent=LatentSpec())
+    res = yk.analyze(fab.dies, fab.defects, layout=fab.layout, bin_names=fab.bin_names, tests=fab.tests,
+                     pat_rules=["dpat", "gdbn"])
+    assert res.pat.rules == ("dpat", "gdbn")
+    assert res.pat.result.loss_by_rule["rule"].tolist() == ["dpat", "gdbn"]
+    html = build_report(res, max_maps=1)
+    assert '<section id="pat">' in html and 'id="pat-loss-table"' in html and 'id="pat-limits-table"' in html
+    assert html.count('alt="inked dies') >= 1
+    assert '<section id="pat">' not in build_report(yk.analyze(fab.dies), max_maps=1)

@@ -74,6 +74,8 @@ class AnalysisResults:
         Why optional sections were left out.
     layout, bin_names
         Passed through for plotting.
+    pat : Screen or None
+        Outlier screening (:func:`yieldkit.pat.screen`) when ``analyze`` got the test table.
     """
 
     summary: dict[str, Any]
@@ -102,6 +104,7 @@ class AnalysisResults:
     notes: list[str] = field(default_factory=list)
     layout: Any = None
     bin_names: dict[int, str] | None = None
+    pat: Any = None
 
     def __repr__(self) -> str:
         s = self.summary
@@ -189,6 +192,8 @@ def analyze(
     spc_rules: str = "both",
     laney: bool = True,
     inspected_wafers: pd.DataFrame | None = None,
+    tests: pd.DataFrame | None = None,
+    pat_rules: Sequence[str] = ("dpat", "gdbn", "cluster", "zpat"),
 ) -> AnalysisResults:
     """Compute every result of the yield report.
 
@@ -224,6 +229,11 @@ def analyze(
         those in the defect table, a listed wafer without a defect record counting zero
         defects. Without it a wafer with no defect record is treated as not inspected and left
         off the u-chart (the report says so).
+    tests : DataFrame, optional
+        The long parametric test table (:func:`yieldkit.read_stdf` with ``tests=True``): adds
+        the outlier screen ``pat`` (:func:`yieldkit.pat.screen` with ``pat_rules``).
+    pat_rules : sequence of str
+        Rules of that screen (:data:`yieldkit.pat.RULES`).
 
     Returns
     -------
@@ -302,6 +312,10 @@ def analyze(
     if placed_final is not None:
         _patterns(res, placed_final, wafers, layout)
     _commonality(res, wy, wafers)
+    if tests is not None:
+        from .pat import screen
+
+        res.pat = screen(dies, tests, rules=pat_rules)
     return res
 
 
