@@ -8,6 +8,7 @@ tables with Jinja2 (autoescaped, so every string from the data shows as text).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -276,13 +277,14 @@ def _pat_section(res: Any, figs: _Figures, max_maps: int = 6) -> dict[str, Any] 
     names = dict(res.bin_names or {})
     names.update({int(b): str(n) for b, n in table.loc[inked].groupby("hbin", observed=True)["pat_rule"].agg(
         lambda s: "PAT " + ",".join(dict.fromkeys(x for v in s.dropna() for x in str(v).split(";")))).items()})
+    def draw(ax: Any, w: pd.DataFrame, title: str) -> Any:
+        return WaferMapDisplay.from_dies(w, layout=res.layout, bin_names=names, title=title, ax=ax)
+
     maps = []
     for (lot, wafer), n in per_wafer.sort_values(ascending=False).head(max_maps).items():
         sel = ((table["lot_id"] == lot) & (table["wafer_id"] == wafer)).to_numpy()
-        w = table.loc[sel]
-        maps.append({"lot_id": str(lot), "wafer_id": str(wafer), "n": int(n), "src": figs.render(
-            lambda ax, w=w, lot=lot, wafer=wafer, n=n: WaferMapDisplay.from_dies(
-                w, layout=res.layout, bin_names=names, title=f"{lot} / {wafer}: {n} inked", ax=ax), (4.6, 4.2))})
+        src = figs.render(functools.partial(draw, w=table.loc[sel], title=f"{lot} / {wafer}: {n} inked"), (4.6, 4.2))
+        maps.append({"lot_id": str(lot), "wafer_id": str(wafer), "n": int(n), "src": src})
     limits = None
     if scr.limits:
         lim = pd.concat([x.table.assign(rule=x.rule) for x in scr.limits], ignore_index=True)
