@@ -74,7 +74,9 @@ def die_row_of_tests(dies: pd.DataFrame, tests: pd.DataFrame, rows: np.ndarray |
     okd = (xd > np.iinfo(np.int32).min) & (yd > np.iinfo(np.int32).min)
     okt = (xt > np.iinfo(np.int32).min + 1) & (yt > np.iinfo(np.int32).min + 1)
     idx = np.flatnonzero(okd)
-    hit = lookup_rows(wd[idx], xd[idx], yd[idx], wt, xt, yt, okt) if len(idx) else np.full(len(tests), -1)
+    if len(idx) == 0:
+        return np.full(len(tests), -1, np.int64)
+    hit = lookup_rows(wd[idx], xd[idx], yd[idx], wt, xt, yt, okt)
     out = np.where(hit >= 0, idx[np.maximum(hit, 0)], -1)
     if rows is not None:
         out = np.where(out >= 0, np.asarray(rows)[np.maximum(out, 0)], -1)

@@ -317,6 +317,8 @@ def _nnr_values(g: _Grid, dies: pd.DataFrame, tests: pd.DataFrame | None, nnr_te
     need_columns(tests, ("lot_id", "wafer_id", "die_x", "die_y", "test_num", "value"), what="tests", where="geo_pat")
     if not nnr_tests:
         raise YieldkitValueError("The 'nnr_tests' argument of geo_pat must name at least one test for the nnr rule.")
+    if len(g.rows) == 0:
+        return [np.zeros(0) for _ in nnr_tests]
     out = []
     row = die_row_of_tests(dies, tests, g.rows)
     pos = np.full(g.n_table, -1, np.int64)
