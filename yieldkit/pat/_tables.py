@@ -26,29 +26,66 @@ def need_columns(df: pd.DataFrame, cols: Sequence[str], *, what: str, where: str
         )
 
 
+def _dense_codes(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (in sorted order of the values) and sorted uniques of int64 values: a counting pass
+    when their range is small, hashing otherwise."""
+    if len(key) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lo, hi = int(key.min()), int(key.max())
+    if hi - lo < 4 * len(key) + (1 << 20):
+        present = np.zeros(hi - lo + 1, bool)
+        present[key - lo] = True
+        rank = np.cumsum(present) - 1
+        return rank[key - lo], np.flatnonzero(present) + lo
+    codes, uniq = pd.factorize(key, sort=True)
+    return codes.astype(np.int64), np.asarray(uniq, dtype=np.int64)
+
+
 def test_codes(tests: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-    """Dense code per row for its test (``test_num``, and ``pin`` when any row has one).
+    """Dense code per row for its test (``test_num``, and ``pin`` when any row has one), in
+    sorted order of the tests.
 
     Returns the codes and one row per test: ``test_num``, [``pin``], ``test_name`` (the first given).
     """
     num = tests["test_num"].to_numpy(dtype=np.int64)
     has_pin = "pin" in tests.columns and bool(tests["pin"].notna().any())
     key = num * 65537 + (tests["pin"].to_numpy(dtype=np.int64, na_value=-1) + 1) if has_pin else num
-    codes, uniq = pd.factorize(key, sort=True)
-    codes = codes.astype(np.int64)
+    codes, uniq = _dense_codes(key)
     out = pd.DataFrame({"test_num": (uniq // 65537 if has_pin else uniq).astype(np.int64)})
     if has_pin:
         pin = uniq % 65537 - 1
         out["pin"] = pd.array(np.where(pin < 0, 0, pin), dtype="Int32")
         out.loc[pin < 0, "pin"] = pd.NA
     if "test_name" in tests.columns:
-        names = tests["test_name"]
-        given = names.notna().to_numpy()
-        first = pd.Series(np.flatnonzero(given)).groupby(codes[given]).first()
-        col = pd.Series(pd.NA, index=range(len(out)), dtype=object)
-        col.iloc[first.index.to_numpy()] = names.to_numpy(dtype=object)[first.to_numpy()]
-        out["test_name"] = col.astype("string[pyarrow]")
+        first = pd.Series(tests["test_name"].array).groupby(codes).first()  # the first given (skips missing)
+        col = pd.Series(pd.NA, index=range(len(out)), dtype="string[pyarrow]")
+        col.iloc[first.index.to_numpy()] = first.astype("string[pyarrow]").to_numpy()
+        out["test_name"] = col
     return codes, out
+
+
+def lot_codes(df: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Code per row of its lot (lots sorted by name) through the (cached) wafer codes."""
+    from .._keys import wafer_codes
+
+    wc, wafers = wafer_codes(df)
+    lc, lots = pd.factorize(wafers["lot_id"].astype(str), sort=True)
+    return np.asarray(lc, dtype=np.int64)[wc], pd.DataFrame({"lot_id": pd.array(np.asarray(lots, dtype=object),
+                                                                                dtype="string[pyarrow]")})
+
+
+def ints(s: pd.Series, missing: int) -> np.ndarray:
+    """An integer column as a numpy array (its own width), ``missing`` where it is missing."""
+    if s.hasnans:
+        return s.to_numpy(dtype=np.int64, na_value=missing)
+    arr = s.to_numpy()
+    return arr if arr.dtype.kind in "iu" else arr.astype(np.int64)
+
+
+def floats(s: pd.Series) -> np.ndarray:
+    """A numeric column as float64, NaN where missing."""
+    arr = s.to_numpy()
+    return arr if arr.dtype == np.float64 else s.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def die_row_of_tests(dies: pd.DataFrame, tests: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
@@ -56,28 +93,36 @@ def die_row_of_tests(dies: pd.DataFrame, tests: pd.DataFrame, rows: np.ndarray |
     ``test_seq`` (when both tables have it; a missing ``test_seq`` counts as 1).
 
     ``rows`` restricts the candidate die rows (e.g. the final results); the answer is still a row
-    position in ``dies``.
+    position in ``dies``. A test table stored part by part (each part's tests in one run, as STDF
+    writes them) is matched run by run: one look-up per part, not per test row.
     """
+    (wd_all, wt), _ = joint_wafer_codes(dies, tests)
     d = dies if rows is None else dies.iloc[rows]
-    (wd, wt), _ = joint_wafer_codes(d[["lot_id", "wafer_id"]], tests[["lot_id", "wafer_id"]])
+    wd = wd_all if rows is None else wd_all[rows]
     both = "test_seq" in d.columns and "test_seq" in tests.columns
+    nan_x = np.iinfo(np.int32).min
+    xd = ints(d["die_x"], nan_x)
+    yd = ints(d["die_y"], nan_x)
+    xt = ints(tests["die_x"], nan_x + 1)
+    yt = ints(tests["die_y"], nan_x + 1)
     if both:
-        sd = d["test_seq"].to_numpy(dtype=np.int64, na_value=1)
-        st = tests["test_seq"].to_numpy(dtype=np.int64, na_value=1)
+        sd = ints(d["test_seq"], 1).astype(np.int64)
+        st = ints(tests["test_seq"], 1).astype(np.int64)
         m = int(max(sd.max(initial=1), st.max(initial=1))) + 1
         wd = wd * m + sd
         wt = wt * m + st
-    xd = d["die_x"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int32).min)
-    yd = d["die_y"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int32).min)
-    xt = tests["die_x"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int32).min + 1)
-    yt = tests["die_y"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int32).min + 1)
-    okd = (xd > np.iinfo(np.int32).min) & (yd > np.iinfo(np.int32).min)
-    okt = (xt > np.iinfo(np.int32).min + 1) & (yt > np.iinfo(np.int32).min + 1)
+    okd = (xd > nan_x) & (yd > nan_x)
     idx = np.flatnonzero(okd)
-    if len(idx) == 0:
+    if len(idx) == 0 or len(tests) == 0:
         return np.full(len(tests), -1, np.int64)
-    hit = lookup_rows(wd[idx], xd[idx], yd[idx], wt, xt, yt, okt)
-    out = np.where(hit >= 0, idx[np.maximum(hit, 0)], -1)
+    # runs of rows of one part: look up the first row of each run only
+    n = len(wt)
+    change = (wt[1:] != wt[:-1]) | (xt[1:] != xt[:-1]) | (yt[1:] != yt[:-1])
+    starts = np.r_[0, np.flatnonzero(change) + 1]
+    okt = (xt[starts] > nan_x + 1) & (yt[starts] > nan_x + 1)
+    hit = lookup_rows(wd[idx], xd[idx].astype(np.int64), yd[idx].astype(np.int64), wt[starts],
+                      xt[starts].astype(np.int64), yt[starts].astype(np.int64), okt)
+    hit = np.where(hit >= 0, idx[np.maximum(hit, 0)], -1)
     if rows is not None:
-        out = np.where(out >= 0, np.asarray(rows)[np.maximum(out, 0)], -1)
-    return out.astype(np.int64)
+        hit = np.where(hit >= 0, np.asarray(rows)[np.maximum(hit, 0)], -1)
+    return np.repeat(hit, np.diff(np.r_[starts, n])).astype(np.int64)

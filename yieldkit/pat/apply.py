@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import YieldkitValueError
 from ..results import TableResult
-from ._tables import die_row_of_tests, need_columns, test_codes
+from ._tables import die_row_of_tests, lot_codes, need_columns, test_codes
 from .limits import PatLimits, _check_limits
 
 __all__ = ["DEFAULT_PAT_BIN", "PatResult", "apply_pat", "row_failures", "screen_dies"]
@@ -75,8 +75,8 @@ def row_failures(tests: pd.DataFrame, limits: PatLimits) -> tuple[np.ndarray, np
     lt["_lrow"] = np.arange(len(t))
     if by:
         if by == ["lot_id"]:
-            pc, pops = pd.factorize(tests["lot_id"])
-            pdf = pd.DataFrame({"lot_id": np.asarray(pops, dtype=object).astype(str)})
+            pc, lots = lot_codes(tests)
+            pdf = pd.DataFrame({"lot_id": lots["lot_id"].to_numpy(object).astype(str)})
         else:
             from .._keys import wafer_codes
 
@@ -160,16 +160,20 @@ def apply_pat(
     from ..yields import _pick
 
     final = _pick(dies, last=True)
-    row = die_row_of_tests(dies, tests, final)
     good = np.zeros(len(dies), bool)
     good[final] = dies["passed"].to_numpy(bool)[final]
     n_good = int(good.sum())
     tc, tt = test_codes(tests)
+    fails = [row_failures(tests, lim)[0] for lim in lims]
+    # only the failing rows need their die (usually a tiny fraction of the table)
+    any_fail = np.flatnonzero(np.logical_or.reduce(fails))
+    row = np.full(len(tests), -1, np.int64)
+    if len(any_fail):
+        row[any_fail] = die_row_of_tests(dies, tests.iloc[any_fail], final)
     fired: list[tuple[str, np.ndarray]] = []
     test_rows: list[pd.DataFrame] = []
     failed_tests = []  # (die row, test code) of every failure
-    for lim in lims:
-        fail, _ = row_failures(tests, lim)
+    for lim, fail in zip(lims, fails):
         fail &= row >= 0
         fail &= good[np.maximum(row, 0)]
         fr = row[fail]
@@ -202,12 +206,25 @@ def _check_bin(b: Any, where: str) -> int:
 
 
 def _joined(rows: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-    """Per die row, the ``";"``-joined labels of its entries (None where it has none); a loop over
-    the (few) inked dies' groups in pandas, not over the die table."""
+    """Per die row, the ``";"``-joined labels of its entries in the order of their first appearance
+    in ``labels`` (None where it has none). Each row's label set is a bit mask; the strings are
+    built once per distinct set, never per die."""
     out = np.full(n, None, dtype=object)
-    if len(rows):
+    if len(rows) == 0:
+        return out
+    codes, uniq = pd.factorize(pd.Series(labels, dtype=object), sort=False)
+    if len(uniq) > 63:
         s = pd.Series(labels, dtype=object).groupby(rows, sort=True).agg(";".join)
         out[s.index.to_numpy()] = s.to_numpy()
+        return out
+    mask = np.zeros(n, np.uint64)
+    np.bitwise_or.at(mask, rows, np.left_shift(np.uint64(1), codes.astype(np.uint64)))
+    hit = np.flatnonzero(mask)
+    sets, inv = np.unique(mask[hit], return_inverse=True)
+    names = [str(u) for u in uniq]
+    text = np.array([";".join(names[b] for b in range(len(names)) if int(m) >> b & 1) for m in sets.tolist()],
+                    dtype=object)
+    out[hit] = text[inv]
     return out
 
 
@@ -218,7 +235,6 @@ def screen_dies(
     """The screened die table and losses from per-rule masks of the dies each rule fired on."""
     n = len(dies)
     n_good = int(good.sum())
-    prev_rule = dies["pat_rule"].to_numpy(dtype=object, na_value=None) if "pat_rule" in dies else np.full(n, None, object)
     already = np.zeros(n, bool)
     labels_r, rows_r = [], []
     loss = []
@@ -232,10 +248,10 @@ def screen_dies(
         labels_r.append(np.full(len(idx), rule, dtype=object))
     rows_all = np.concatenate(rows_r) if rows_r else np.zeros(0, np.int64)
     labs = np.concatenate(labels_r) if labels_r else np.zeros(0, object)
-    rule_str = _joined(rows_all, labs, n)  # stable: rules in the order applied
-    has_prev = np.array([p is not None for p in prev_rule]) if n else np.zeros(0, bool)
-    both = has_prev & (rule_str != None)  # noqa: E711
-    rule_str = np.where(both, prev_rule.astype(str) + ";" + rule_str.astype(str), np.where(has_prev, prev_rule, rule_str))
+    rule_new = pd.Series(pd.array(_joined(rows_all, labs, n), dtype="string[pyarrow]"))
+    if "pat_rule" in dies.columns:  # a table screened before: append to its rules
+        prev = pd.Series(dies["pat_rule"].astype("string[pyarrow]").array)
+        rule_new = prev.where(rule_new.isna(), prev + ";" + rule_new).fillna(rule_new)
     out = dies.copy()
     for c in ("hbin", "sbin", "passed"):
         if c in out.columns and f"{c}_orig" not in out.columns:
@@ -247,11 +263,12 @@ def screen_dies(
         sb[already] = pat_bin
         out["sbin"] = sb.astype(out["sbin"].dtype)
     out["passed"] = out["passed"].to_numpy(bool) & ~already
-    out["pat_rule"] = pd.array(rule_str, dtype="string[pyarrow]")
+    out["pat_rule"] = rule_new.array
     if tests_str is not None:
-        prev_t = out["pat_tests"].to_numpy(dtype=object, na_value=None) if "pat_tests" in out else np.full(n, None)
-        t_new = np.where(pd.isna(tests_str), prev_t, tests_str)
-        out["pat_tests"] = pd.array(t_new, dtype="string[pyarrow]")
+        t_new = pd.Series(pd.array(tests_str, dtype="string[pyarrow]"))
+        if "pat_tests" in out:
+            t_new = t_new.fillna(pd.Series(out["pat_tests"].astype("string[pyarrow]").array))
+        out["pat_tests"] = t_new.array
     elif "pat_tests" not in out:
         out["pat_tests"] = pd.array(np.full(n, None, object), dtype="string[pyarrow]")
     return PatResult(table=out, loss_by_rule=pd.DataFrame(loss, columns=["rule", "n_fired", "n_inked", "loss"]),

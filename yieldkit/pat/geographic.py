@@ -164,18 +164,21 @@ class _Grid:
         self.gx = self.dx - x0 + pad
         self.gy = self.dy - y0 + pad
         self.shape = (max(len(wafers), 1), ny + 2 * pad, nx + 2 * pad)
+        # flat positions of the dies in the padded grid and in its interior (1-D takes are fast)
+        self.flat = (self.w * self.shape[1] + self.gy) * self.shape[2] + self.gx
+        self.flat_in = (self.w * ny + (self.gy - pad)) * nx + (self.gx - pad)
         self.exists = self.scatter(np.ones(len(rows), bool), False)
         self.good = d["passed"].to_numpy(bool)
 
     def scatter(self, values: np.ndarray, fill: Any) -> np.ndarray:
         """A padded grid holding ``values`` (one per grid row) at the dies, ``fill`` elsewhere."""
-        g = np.full(self.shape, fill, dtype=np.asarray(values).dtype if values.dtype != bool else bool)
-        g[self.w, self.gy, self.gx] = values
+        g = np.full(self.shape, fill, dtype=np.asarray(values).dtype)
+        g.ravel()[self.flat] = values
         return g
 
     def at(self, grid: np.ndarray, dy: int = 0, dx: int = 0) -> np.ndarray:
         """The value of the padded ``grid`` at each die's neighbour (die + (dx, dy)), per grid row."""
-        return grid[self.w, self.gy + dy, self.gx + dx]
+        return grid.ravel()[self.flat + (dy * self.shape[2] + dx)]
 
     def shifted(self, grid: np.ndarray, dy: int, dx: int) -> np.ndarray:
         """The interior of ``grid`` seen from (dx, dy) away: ``out[w, y, x] = grid[w, y + dy, x + dx]``."""
@@ -184,7 +187,7 @@ class _Grid:
 
     def to_rows(self, interior: np.ndarray) -> np.ndarray:
         """Per grid row, the value of an interior-shaped array at its die."""
-        return interior[self.w, self.gy - self.pad, self.gx - self.pad]
+        return np.ascontiguousarray(interior).ravel()[self.flat_in]
 
 
 # -- the rules on a grid: each returns, per grid row, whether it fires (on good dies only) ---------
@@ -320,6 +323,7 @@ def _nnr_values(g: _Grid, dies: pd.DataFrame, tests: pd.DataFrame | None, nnr_te
     if len(g.rows) == 0:
         return [np.zeros(0) for _ in nnr_tests]
     out = []
+    tests = tests.loc[np.isin(tests["test_num"].to_numpy(), np.asarray(list(nnr_tests), dtype=np.int64))]
     row = die_row_of_tests(dies, tests, g.rows)
     pos = np.full(g.n_table, -1, np.int64)
     pos[g.rows] = np.arange(len(g.rows))

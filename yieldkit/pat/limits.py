@@ -43,7 +43,7 @@ import pandas as pd
 from .._keys import wafer_codes
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..results import TableResult
-from ._tables import die_row_of_tests, need_columns, test_codes
+from ._tables import die_row_of_tests, floats, lot_codes, need_columns, test_codes
 
 __all__ = ["METHODS", "QUANTILE_METHODS", "PatLimits", "load_pat_limits", "pat_limits", "robust_stats"]
 
@@ -181,8 +181,7 @@ def _group_codes(tests: pd.DataFrame, by: tuple[str, ...], tcode: np.ndarray) ->
     if not by:
         return tcode, pd.DataFrame(index=[0])
     if by == ("lot_id",):
-        pc, pops = pd.factorize(tests["lot_id"], sort=True)
-        pop = pd.DataFrame({"lot_id": pd.array(np.asarray(pops, dtype=object), dtype="string[pyarrow]")})
+        pc, pop = lot_codes(tests)
     else:
         wc, w = wafer_codes(tests)
         order = np.lexsort((w["wafer_id"].to_numpy(object).astype(str), w["lot_id"].to_numpy(object).astype(str)))
@@ -194,14 +193,21 @@ def _group_codes(tests: pd.DataFrame, by: tuple[str, ...], tcode: np.ndarray) ->
     return pc.astype(np.int64) * max(n_t, 1) + tcode, pop
 
 
-def _segments_quantiles(values: np.ndarray, gcode: np.ndarray, n_groups: int, quantiles: str) -> np.ndarray:
-    """(n_groups, 3) Q1, median, Q3 of each group (NaN for an empty group): one sort of the codes, then
-    one numpy quantile call per group (a loop over groups, never over rows)."""
+def _group_order(gcode: np.ndarray, n_groups: int) -> np.ndarray:
+    """Row order grouping the codes, rows of a group in their original order."""
+    small = np.uint16 if n_groups <= 1 << 16 else np.int64  # 16-bit keys: numpy sorts them by radix, O(n)
+    return np.argsort(gcode.astype(small), kind="stable")
+
+
+def _segments_quantiles(values: np.ndarray, gcode: np.ndarray, n_groups: int, quantiles: str,
+                        order: np.ndarray | None = None) -> np.ndarray:
+    """(n_groups, 3) Q1, median, Q3 of each group (NaN for an empty group): one sort of the codes
+    (or ``order``, rows grouped), then one numpy quantile call per group (a loop over groups,
+    never over rows)."""
     out = np.full((n_groups, 3), np.nan)
     if len(values) == 0:
         return out
-    order = np.argsort(gcode, kind="stable")
-    sv = values[order]
+    sv = values[_group_order(gcode, n_groups) if order is None else order]
     counts = np.bincount(gcode, minlength=n_groups)
     ends = np.cumsum(counts)
     starts = ends - counts
@@ -312,9 +318,9 @@ def _limits_table(
     clip_to_spec: bool, quantiles: str, dies: pd.DataFrame | None, exclude: Sequence[PatLimits],
 ) -> pd.DataFrame:
     """The limits table of an in-memory test table (see :func:`pat_limits`)."""
-    value = tests["value"].to_numpy(dtype=np.float64, na_value=np.nan)
-    lo_s = tests["lo_limit"].to_numpy(dtype=np.float64, na_value=np.nan) if "lo_limit" in tests else np.full(len(tests), np.nan)
-    hi_s = tests["hi_limit"].to_numpy(dtype=np.float64, na_value=np.nan) if "hi_limit" in tests else np.full(len(tests), np.nan)
+    value = floats(tests["value"])
+    lo_s = floats(tests["lo_limit"]) if "lo_limit" in tests else np.full(len(tests), np.nan)
+    hi_s = floats(tests["hi_limit"]) if "hi_limit" in tests else np.full(len(tests), np.nan)
     use = np.isfinite(value)
     if dies is not None:
         need_columns(dies, ("lot_id", "wafer_id", "die_x", "die_y", "passed"), what="dies", where="pat_limits")
@@ -347,12 +353,14 @@ def _limits_table(
         dev = vu - mean[gu]
         ss = np.bincount(gu, weights=dev * dev, minlength=n_g)
         std = np.sqrt(ss / (n - 1))
-    qs = _segments_quantiles(vu, gu, n_g, quantiles)
+    order = _group_order(gcode, n_g)  # all rows grouped; the used ones stay grouped
+    qs = _segments_quantiles(value, gu, n_g, quantiles, order=order[use[order]])
     q1, med, q3 = qs[:, 0], qs[:, 1], qs[:, 2]
     rs = (q3 - q1) / RS_DIVISOR
-    # the spec limits of each group: the test's first given (they are per test, not per part)
-    lo_spec = _first_per_group(lo_s, gcode, n_g)
-    hi_spec = _first_per_group(hi_s, gcode, n_g)
+    # the spec limits of each group: the first given (they are per test, not per part)
+    counts_all = np.bincount(gcode, minlength=n_g)
+    lo_spec = _first_per_group(lo_s, order, counts_all)
+    hi_spec = _first_per_group(hi_s, order, counts_all)
     if method == "dynamic":
         centre, scale = mean, std
         lo, hi = centre - k * scale, centre + k * scale
@@ -382,11 +390,27 @@ def _limits_table(
     return out.loc[present].reset_index(drop=True)
 
 
-def _first_per_group(a: np.ndarray, gcode: np.ndarray, n_g: int) -> np.ndarray:
-    """The first non-missing value of ``a`` in each group (NaN when none)."""
-    first = pd.Series(a).groupby(gcode).first()  # skips NaN; hash-based, no sort
+def _first_per_group(a: np.ndarray, order: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The first non-NaN value of ``a`` in each group (rows grouped by ``order``, ``counts`` per
+    group; NaN when none): one pass with ``minimum.reduceat``."""
+    n_g = len(counts)
     out = np.full(n_g, np.nan)
-    out[first.index.to_numpy()] = first.to_numpy()
+    nan = np.isnan(a)
+    if len(a) == 0 or nan.all():
+        return out
+    starts = np.cumsum(counts) - counts
+    has = counts > 0
+    if not nan.any():  # every row gives a value: the first row of each group
+        out[has] = a[order[starts[has]]]
+        return out
+    a_sorted = a[order]
+    n = len(a_sorted)
+    pos = np.where(np.isnan(a_sorted), n, np.arange(n))
+    first = np.minimum.reduceat(pos, starts[has])
+    ok = first < starts[has] + counts[has]
+    vals = np.full(int(has.sum()), np.nan)
+    vals[ok] = a_sorted[first[ok]]
+    out[has] = vals
     return out
 
 
