@@ -174,3 +174,37 @@ def test_load_pat_limits_errors(tmp_path):
     p.write_text('{"a": 1}')
     with pytest.raises(SchemaError, match="not a yieldkit PAT-limits file"):
         load_pat_limits(p)
+
+
+@pytest.mark.parametrize("by", [("lot_id",), ("lot_id", "wafer_id"), ()])
+@pytest.mark.parametrize("method", ["robust_dynamic", "dynamic", "iqr"])
+def test_rectangular_fast_path_equals_general_path(rng, by, method):
+    """A datalog stored part by part (every part the same tests) is handled as a parts x tests matrix;
+    the same rows shuffled take the general path: same limits, same inked dies."""
+    from yieldkit.pat._tables import part_length
+
+    frames = []
+    for lot in ("L1", "L2"):
+        for w in ("1", "2", "3"):
+            n = 70
+            d = pd.DataFrame({"lot_id": lot, "wafer_id": w, "die_x": np.repeat(np.arange(n), 4), "die_y": 0,
+                              "test_num": np.tile([30, 10, 20, 40], n), "test_name": np.tile(["c", "a", "b", "d"], n),
+                              "value": rng.normal(0, 1, 4 * n), "lo_limit": -12.0, "hi_limit": 12.0})
+            frames.append(d)
+    t = pd.concat(frames, ignore_index=True)
+    t.loc[rng.random(len(t)) < 0.01, "value"] = np.nan
+    t.loc[t["test_num"] == 40, ["lo_limit", "hi_limit"]] = np.nan
+    t.loc[rng.random(len(t)) < 0.005, "value"] = 9.0  # outliers within spec
+    dies = t[["lot_id", "wafer_id", "die_x", "die_y"]].drop_duplicates().assign(hbin=1, passed=True)
+    dies.loc[dies.sample(frac=0.1, random_state=1).index, ["hbin", "passed"]] = [2, False]
+    dies = dies.reset_index(drop=True)
+    shuffled = t.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    assert part_length(t) == 4 and part_length(shuffled) is None
+    for kw in ({"dies": dies}, {}):
+        fast = pat_limits(t, method=method, by=by, **kw)
+        slow = pat_limits(shuffled, method=method, by=by, **kw)
+        pd.testing.assert_frame_equal(fast.table, slow.table, check_exact=False, rtol=1e-12)
+    a = apply_pat(dies, t, fast).inked
+    b = apply_pat(dies, shuffled, slow).inked
+    assert len(a) > 0
+    pd.testing.assert_frame_equal(a.drop(columns="pat_tests"), b.drop(columns="pat_tests"))

@@ -126,3 +126,36 @@ def die_row_of_tests(dies: pd.DataFrame, tests: pd.DataFrame, rows: np.ndarray |
     if rows is not None:
         hit = np.where(hit >= 0, np.asarray(rows)[np.maximum(hit, 0)], -1)
     return np.repeat(hit, np.diff(np.r_[starts, n])).astype(np.int64)
+
+
+def part_length(tests: pd.DataFrame) -> int | None:
+    """The number of tests per part when the table is *rectangular*: stored part by part, every
+    part with the same tests in the same order (one row each, no MPR pins) -- the usual layout of a
+    datalog. None otherwise. Checks whole columns, compares strings only at part boundaries."""
+    n = len(tests)
+    if n == 0 or ("pin" in tests.columns and bool(tests["pin"].notna().any())):
+        return None
+    num = ints(tests["test_num"], -1)
+    again = np.flatnonzero(num == num[0])
+    m = int(again[1]) if len(again) > 1 else n
+    if n % m or len(np.unique(num[:m])) != m:
+        return None
+    if not (num.reshape(-1, m) == num[:m]).all():
+        return None
+    for c in ("die_x", "die_y", "test_seq"):
+        if c in tests.columns:
+            a = ints(tests[c], np.iinfo(np.int32).min).reshape(-1, m)
+            if not (a == a[:, :1]).all():
+                return None
+    first, last = np.arange(0, n, m), np.arange(m - 1, n, m)
+    for c in ("lot_id", "wafer_id"):
+        s = tests[c]
+        if not (s.iloc[first].reset_index(drop=True) == s.iloc[last].reset_index(drop=True)).fillna(False).all():
+            return None
+    return m
+
+
+def part_table(tests: pd.DataFrame, m: int) -> pd.DataFrame:
+    """One row per part of a rectangular test table (its key columns)."""
+    cols = [c for c in ("lot_id", "wafer_id", "die_x", "die_y", "test_seq") if c in tests.columns]
+    return tests[cols].iloc[::m].reset_index(drop=True)

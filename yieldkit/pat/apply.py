@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import YieldkitValueError
 from ..results import TableResult
-from ._tables import die_row_of_tests, lot_codes, need_columns, test_codes
+from ._tables import die_row_of_tests, floats, lot_codes, need_columns, part_length, part_table, test_codes
 from .limits import PatLimits, _check_limits
 
 __all__ = ["DEFAULT_PAT_BIN", "PatResult", "apply_pat", "row_failures", "screen_dies"]
@@ -63,24 +63,26 @@ class PatResult(TableResult):
                 f"good dies inked ({self.screened_fraction:.3%}))")
 
 
-def row_failures(tests: pd.DataFrame, limits: PatLimits) -> tuple[np.ndarray, np.ndarray]:
-    """Per test row: whether its value falls outside its population's PAT limits, and the row of
-    ``limits.table`` it was checked against (-1: no limits for it)."""
+def row_failures(tests: pd.DataFrame, limits: PatLimits) -> np.ndarray:
+    """Per test row: whether its value falls outside its population's PAT limits (False where
+    there are none). A rectangular table (every part the same tests) is matched part by part."""
     t = limits.table
     by = list(limits.by)
-    tc, tt = test_codes(tests)
+    m = part_length(tests)
+    keys = tests if m is None else part_table(tests, m)
+    tc, tt = test_codes(tests if m is None else tests.iloc[:m])
     key_cols = ["test_num"] + (["pin"] if "pin" in tt.columns and "pin" in t.columns else [])
     # the limits row of each (population, test): match populations and tests through small tables
     lt = t[by + key_cols].copy()
     lt["_lrow"] = np.arange(len(t))
     if by:
         if by == ["lot_id"]:
-            pc, lots = lot_codes(tests)
+            pc, lots = lot_codes(keys)
             pdf = pd.DataFrame({"lot_id": lots["lot_id"].to_numpy(object).astype(str)})
         else:
             from .._keys import wafer_codes
 
-            pc, w = wafer_codes(tests)
+            pc, w = wafer_codes(keys)
             pdf = pd.DataFrame({c: w[c].to_numpy(object).astype(str) for c in by})
         pc = np.asarray(pc, dtype=np.int64)
         for c in by:
@@ -88,21 +90,19 @@ def row_failures(tests: pd.DataFrame, limits: PatLimits) -> tuple[np.ndarray, np
         combos = pdf.iloc[np.repeat(np.arange(len(pdf)), len(tt))].reset_index(drop=True)
         tiled = tt.iloc[np.tile(np.arange(len(tt)), len(pdf))].reset_index(drop=True)
         grid = pd.concat([combos, tiled[key_cols]], axis=1)
-        code = pc * len(tt) + tc
     else:
+        pc = np.zeros(len(keys), np.int64)
         grid = tt[key_cols].copy()
-        code = tc
     for c in key_cols:
         grid[c] = grid[c].astype(lt[c].dtype)
-    m = grid.merge(lt, on=by + key_cols, how="left", sort=False)
-    lrow_of_code = m["_lrow"].to_numpy(dtype=np.float64, na_value=np.nan)
-    lrow_of_code = np.where(np.isnan(lrow_of_code), -1, lrow_of_code).astype(np.int64)
-    lrow = lrow_of_code[code]
-    lo = np.r_[t["lo_pat"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan][lrow]
-    hi = np.r_[t["hi_pat"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan][lrow]
-    v = tests["value"].to_numpy(dtype=np.float64, na_value=np.nan)
-    fail = (v < lo) | (v > hi)
-    return fail, lrow
+    merged = grid.merge(lt, on=by + key_cols, how="left", sort=False)
+    lrow = merged["_lrow"].to_numpy(dtype=np.float64, na_value=np.nan)
+    lrow = np.where(np.isnan(lrow), -1, lrow).astype(np.int64)
+    lo_c = np.r_[t["lo_pat"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan][lrow]
+    hi_c = np.r_[t["hi_pat"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan][lrow]
+    code = pc * len(tt) + tc if m is None else (pc[:, None] * len(tt) + tc[None, :]).ravel()
+    v = floats(tests["value"])
+    return (v < lo_c[code]) | (v > hi_c[code])  # type: ignore[no-any-return]
 
 
 def apply_pat(
@@ -164,7 +164,7 @@ def apply_pat(
     good[final] = dies["passed"].to_numpy(bool)[final]
     n_good = int(good.sum())
     tc, tt = test_codes(tests)
-    fails = [row_failures(tests, lim)[0] for lim in lims]
+    fails = [row_failures(tests, lim) for lim in lims]
     # only the failing rows need their die (usually a tiny fraction of the table)
     any_fail = np.flatnonzero(np.logical_or.reduce(fails))
     row = np.full(len(tests), -1, np.int64)

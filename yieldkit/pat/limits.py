@@ -43,7 +43,7 @@ import pandas as pd
 from .._keys import wafer_codes
 from ..errors import SchemaError, YieldkitValueError, check_choice
 from ..results import TableResult
-from ._tables import die_row_of_tests, floats, lot_codes, need_columns, test_codes
+from ._tables import die_row_of_tests, floats, lot_codes, need_columns, part_length, part_table, test_codes
 
 __all__ = ["METHODS", "QUANTILE_METHODS", "PatLimits", "load_pat_limits", "pat_limits", "robust_stats"]
 
@@ -318,6 +318,9 @@ def _limits_table(
     clip_to_spec: bool, quantiles: str, dies: pd.DataFrame | None, exclude: Sequence[PatLimits],
 ) -> pd.DataFrame:
     """The limits table of an in-memory test table (see :func:`pat_limits`)."""
+    m = part_length(tests)
+    if m is not None:
+        return _limits_rect(tests, m, method, k, by, min_samples, good_only, clip_to_spec, quantiles, dies, exclude)
     value = floats(tests["value"])
     lo_s = floats(tests["lo_limit"]) if "lo_limit" in tests else np.full(len(tests), np.nan)
     hi_s = floats(tests["hi_limit"]) if "hi_limit" in tests else np.full(len(tests), np.nan)
@@ -339,7 +342,7 @@ def _limits_table(
         from .apply import row_failures
 
         for lim in exclude:
-            use &= ~row_failures(tests, lim)[0]
+            use &= ~row_failures(tests, lim)
     tcode, tests_tab = test_codes(tests)
     gcode, pops = _group_codes(tests, by, tcode)
     n_t = len(tests_tab)
@@ -361,6 +364,17 @@ def _limits_table(
     counts_all = np.bincount(gcode, minlength=n_g)
     lo_spec = _first_per_group(lo_s, order, counts_all)
     hi_spec = _first_per_group(hi_s, order, counts_all)
+    return _finish(method, k, by, min_samples, clip_to_spec, pops, tests_tab, n, mean, std, q1, med, q3, rs, lo_spec,
+                   hi_spec, np.bincount(gcode, minlength=n_g) > 0)
+
+
+def _finish(method: str, k: float, by: tuple[str, ...], min_samples: int, clip_to_spec: bool, pops: pd.DataFrame,
+            tests_tab: pd.DataFrame, n: np.ndarray, mean: np.ndarray, std: np.ndarray, q1: np.ndarray,
+            med: np.ndarray, q3: np.ndarray, rs: np.ndarray, lo_spec: np.ndarray, hi_spec: np.ndarray,
+            present: np.ndarray) -> pd.DataFrame:
+    """The limits table from the per-(population, test) statistics, population-major."""
+    n_t = len(tests_tab)
+    n_g = len(pops) * n_t
     if method == "dynamic":
         centre, scale = mean, std
         lo, hi = centre - k * scale, centre + k * scale
@@ -373,7 +387,6 @@ def _limits_table(
     skipped = np.full(n_g, None, dtype=object)
     skipped[scale == 0] = "zero spread"
     skipped[n < min_samples] = "too few samples"
-    present = np.bincount(gcode, minlength=n_g) > 0
     if clip_to_spec:
         lo = np.where(np.isfinite(lo_spec), np.maximum(lo, lo_spec), lo)
         hi = np.where(np.isfinite(hi_spec), np.minimum(hi, hi_spec), hi)
@@ -388,6 +401,80 @@ def _limits_table(
                      lo_spec=lo_spec, hi_spec=hi_spec, lo_pat=lo, hi_pat=hi,
                      skipped=pd.array(skipped, dtype="string[pyarrow]"))
     return out.loc[present].reset_index(drop=True)
+
+
+def _limits_rect(
+    tests: pd.DataFrame, m: int, method: str, k: float, by: tuple[str, ...], min_samples: int, good_only: bool,
+    clip_to_spec: bool, quantiles: str, dies: pd.DataFrame | None, exclude: Sequence[PatLimits],
+) -> pd.DataFrame:
+    """:func:`_limits_table` of a rectangular table (every part the same ``m`` tests): statistics on
+    the (parts x tests) matrix of values, one population at a time."""
+    value = floats(tests["value"]).reshape(-1, m)
+    p = len(value)
+    lo_s = floats(tests["lo_limit"]).reshape(-1, m) if "lo_limit" in tests else None
+    hi_s = floats(tests["hi_limit"]).reshape(-1, m) if "hi_limit" in tests else None
+    parts = part_table(tests, m)
+    use = np.isfinite(value)
+    if dies is not None:
+        need_columns(dies, ("lot_id", "wafer_id", "die_x", "die_y", "passed"), what="dies", where="pat_limits")
+        from ..yields import _pick
+
+        final = _pick(dies, last=True)
+        row = die_row_of_tests(dies, parts, final)
+        ok = row >= 0
+        if good_only:
+            ok &= dies["passed"].to_numpy(bool)[np.maximum(row, 0)]
+        use &= ok[:, None]
+    elif good_only:
+        if "passed" in tests.columns:
+            use &= tests["passed"].astype("boolean").fillna(True).to_numpy(bool).reshape(-1, m)
+        if lo_s is not None:
+            use &= ~(value < lo_s)
+        if hi_s is not None:
+            use &= ~(value > hi_s)
+    if exclude:
+        from .apply import row_failures
+
+        for lim in exclude:
+            use &= ~row_failures(tests, lim).reshape(-1, m)
+    num = tests["test_num"].to_numpy(np.int64)[:m]
+    perm = np.argsort(num, kind="stable")  # tests in sorted order, as test_codes gives them
+    tests_tab = pd.DataFrame({"test_num": num[perm]})
+    if "test_name" in tests.columns:
+        tests_tab["test_name"] = pd.array(tests["test_name"].iloc[:m].to_numpy(object)[perm], dtype="string[pyarrow]")
+    pc, pops = _group_codes(parts, by, np.zeros(p, np.int64))
+    n_pop = len(pops)
+    stats = np.full((11, n_pop, m), np.nan)
+    for g in range(n_pop):
+        sel = np.flatnonzero(pc == g) if n_pop > 1 else slice(None)
+        v, u = value[sel], use[sel]
+        cnt = u.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if u.all():
+                mu = v.mean(axis=0)
+                sd = v.std(axis=0, ddof=1) if len(v) > 1 else np.full(m, np.nan)
+                q = np.quantile(v, [0.25, 0.5, 0.75], axis=0, method=quantiles)  # type: ignore[call-overload]
+            else:
+                w = np.where(u, v, np.nan)
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN statistics
+                    mu = np.nanmean(w, axis=0)
+                    sd = np.sqrt(np.nansum((w - mu) ** 2, axis=0) / (cnt - 1))
+                    q = np.nanquantile(w, [0.25, 0.5, 0.75], axis=0, method=quantiles)  # type: ignore[call-overload]
+        stats[0, g], stats[1, g], stats[2, g] = cnt, mu, sd
+        stats[3:6, g] = q
+        for j, a in ((6, lo_s), (7, hi_s)):
+            if a is not None:
+                fin = np.isfinite(a[sel])
+                first = fin.argmax(axis=0)
+                stats[j, g] = np.where(fin.any(axis=0), a[sel][first, np.arange(m)], np.nan)
+    st = stats[:, :, perm].reshape(11, -1)
+    n = st[0].astype(np.int64)
+    mean, std, q1, med, q3, lo_spec, hi_spec = st[1], st[2], st[3], st[4], st[5], st[6], st[7]
+    return _finish(method, k, by, min_samples, clip_to_spec, pops, tests_tab, n, mean, std, q1, med, q3,
+                   (q3 - q1) / RS_DIVISOR, lo_spec, hi_spec, np.ones(len(n), bool))
 
 
 def _first_per_group(a: np.ndarray, order: np.ndarray, counts: np.ndarray) -> np.ndarray:
