@@ -208,3 +208,12 @@ def test_rectangular_fast_path_equals_general_path(rng, by, method):
     b = apply_pat(dies, shuffled, slow).inked
     assert len(a) > 0
     pd.testing.assert_frame_equal(a.drop(columns="pat_tests"), b.drop(columns="pat_tests"))
+
+
+def test_population_without_good_parts_is_skipped():
+    t = pd.concat([_table(SIXTEEN, lot="L1"), _table(SIXTEEN, lot="L2")], ignore_index=True)
+    dies = _dies(t)
+    dies.loc[dies["lot_id"] == "L2", ["hbin", "passed"]] = [3, False]
+    lim = pat_limits(t, dies=dies, min_samples=16).table
+    assert lim["n"].tolist() == [16, 0] and lim["skipped"].tolist() == [pd.NA, "too few samples"] or (
+        lim["n"].tolist() == [16, 0] and lim["skipped"].iloc[1] == "too few samples" and pd.isna(lim["skipped"].iloc[0]))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -128,7 +130,37 @@ def die_row_of_tests(dies: pd.DataFrame, tests: pd.DataFrame, rows: np.ndarray |
     return np.repeat(hit, np.diff(np.r_[starts, n])).astype(np.int64)
 
 
+_PART_LENGTH: list[tuple[Any, tuple[int, ...], int | None]] = []
+
+
 def part_length(tests: pd.DataFrame) -> int | None:
+    """:func:`_part_length`, remembered for the last table while it lives (limits and screening
+    of one table ask twice)."""
+    if _PART_LENGTH:
+        ref, shape, m = _PART_LENGTH[0]
+        if ref() is tests and shape == tests.shape:
+            return m
+    m = _part_length(tests)
+    try:
+        _PART_LENGTH[:] = [(weakref.ref(tests), tests.shape, m)]
+    except TypeError:
+        pass
+    return m
+
+
+def _same_at(s: pd.Series, first: np.ndarray, last: np.ndarray) -> bool:
+    """Whether a column holds the same value at rows ``first`` and ``last`` (pairwise)."""
+    arr = getattr(s.array, "_pa_array", None)
+    if arr is not None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        a, b = arr.take(pa.array(first)), arr.take(pa.array(last))
+        return bool(pc.all(pc.equal(a, b)).as_py()) and a.null_count == 0
+    return bool((s.iloc[first].reset_index(drop=True) == s.iloc[last].reset_index(drop=True)).fillna(False).all())
+
+
+def _part_length(tests: pd.DataFrame) -> int | None:
     """The number of tests per part when the table is *rectangular*: stored part by part, every
     part with the same tests in the same order (one row each, no MPR pins) -- the usual layout of a
     datalog. None otherwise. Checks whole columns, compares strings only at part boundaries."""
@@ -149,8 +181,7 @@ def part_length(tests: pd.DataFrame) -> int | None:
                 return None
     first, last = np.arange(0, n, m), np.arange(m - 1, n, m)
     for c in ("lot_id", "wafer_id"):
-        s = tests[c]
-        if not (s.iloc[first].reset_index(drop=True) == s.iloc[last].reset_index(drop=True)).fillna(False).all():
+        if not _same_at(tests[c], first, last):
             return None
     return m
 

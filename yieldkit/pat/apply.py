@@ -163,13 +163,13 @@ def apply_pat(
     good = np.zeros(len(dies), bool)
     good[final] = dies["passed"].to_numpy(bool)[final]
     n_good = int(good.sum())
-    tc, tt = test_codes(tests)
     fails = [row_failures(tests, lim) for lim in lims]
-    # only the failing rows need their die (usually a tiny fraction of the table)
+    # only the failing rows matter (usually a tiny fraction of the table): their dies and tests
     any_fail = np.flatnonzero(np.logical_or.reduce(fails))
-    row = np.full(len(tests), -1, np.int64)
-    if len(any_fail):
-        row[any_fail] = die_row_of_tests(dies, tests.iloc[any_fail], final)
+    failing = tests.iloc[any_fail]
+    fails = [f[any_fail] for f in fails]
+    row = die_row_of_tests(dies, failing, final) if len(any_fail) else np.zeros(0, np.int64)
+    tc, tt = test_codes(failing)
     fired: list[tuple[str, np.ndarray]] = []
     test_rows: list[pd.DataFrame] = []
     failed_tests = []  # (die row, test code) of every failure

@@ -449,11 +449,19 @@ def _limits_rect(
         sel = np.flatnonzero(pc == g) if n_pop > 1 else slice(None)
         v, u = value[sel], use[sel]
         cnt = u.sum(axis=0)
+        whole = u.all(axis=1)
+        if not (u.any(axis=1) & ~whole).any():  # parts used whole or not at all: select rows
+            v, u = v[whole], u[whole]
         with np.errstate(invalid="ignore", divide="ignore"):
-            if u.all():
+            if len(v) == 0:
+                mu = sd = np.full(m, np.nan)
+                q = np.full((3, m), np.nan)
+            elif u.all():
                 mu = v.mean(axis=0)
                 sd = v.std(axis=0, ddof=1) if len(v) > 1 else np.full(m, np.nan)
-                q = np.quantile(v, [0.25, 0.5, 0.75], axis=0, method=quantiles)  # type: ignore[call-overload]
+                # one contiguous row per test: partitioning along rows is several times faster
+                q = np.quantile(np.ascontiguousarray(v.T), [0.25, 0.5, 0.75], axis=1,
+                                method=quantiles)  # type: ignore[call-overload]
             else:
                 w = np.where(u, v, np.nan)
                 import warnings
