@@ -320,7 +320,7 @@ def test_hand_grid_nnr_finds_local_outlier_on_gradient():
     v = 0.05 * dies["die_x"].to_numpy() + 0.005 * np.sin(np.arange(len(dies)))  # a gradient across the wafer
     v[36] += 0.33  # die (0, 4): a local outlier, inside the wafer's range of values
     tests = dies[["lot_id", "wafer_id", "die_x", "die_y"]].assign(test_num=5, value=v)
-    hit = geo_rule(dies, "nnr", tests=tests, nnr_tests=[5])
+    hit = geo_rule(dies, "nnr", tests=tests, nnr_tests=[5], nnr_closest=8)
     assert np.flatnonzero(hit).tolist() == [36]
     assert v.min() < v[36] < v.max()
     # plain dynamic PAT on the wafer does not flag it
@@ -364,3 +364,19 @@ def test_geo_bad_input():
     tests = dies[["lot_id", "wafer_id", "die_x", "die_y"]].assign(test_num=1, value=1.0)
     with pytest.raises(YieldkitValueError, match="names test 9"):
         geo_pat(dies, rules=["nnr"], tests=tests, nnr_tests=[9])
+
+
+def test_nnr_default_few_false_inks_on_noise_and_finds_planted_outliers():
+    """The default of 16 closest-in-value neighbours (see GeoParams): on normal noise almost nothing is
+    inked, planted +6 sigma outliers are found."""
+    rng = np.random.default_rng(3)
+    xs, ys = np.meshgrid(np.arange(60), np.arange(60))
+    dies = pd.concat([pd.DataFrame({"lot_id": "L", "wafer_id": str(w), "die_x": xs.ravel(), "die_y": ys.ravel(),
+                                    "hbin": 1, "passed": True}) for w in range(5)], ignore_index=True)
+    v = rng.normal(0, 1, len(dies))
+    keys = dies[["lot_id", "wafer_id", "die_x", "die_y"]]
+    assert geo_rule(dies, "nnr", tests=keys.assign(test_num=1, value=v), nnr_tests=[1]).mean() < 0.002
+    idx = rng.choice(len(v), 50, replace=False)
+    v[idx] += 6
+    hit = geo_rule(dies, "nnr", tests=keys.assign(test_num=1, value=v), nnr_tests=[1])
+    assert hit[idx].mean() >= 0.95

