@@ -99,6 +99,9 @@ def test_good_only_and_clip_to_spec(rng):
     lim = pat_limits(t, method="dynamic").table.iloc[0]
     assert lim["n"] == 199
     assert lim["mean"] == pytest.approx(x[1:].mean())
+    assert pd.isna(pat_limits(t, require_spec=True).table["skipped"].iloc[0])
+    nospec = pat_limits(t.drop(columns=["lo_limit", "hi_limit"]), require_spec=True).table.iloc[0]
+    assert nospec["skipped"] == "no spec limits" and np.isnan(nospec["lo_pat"])
     wide = pat_limits(t, method="dynamic", k=50, good_only=False).table.iloc[0]
     assert wide["n"] == 200 and wide["hi_pat"] == 5.0 and wide["lo_pat"] == -5.0
     # with dies: failing parts are excluded by their die result

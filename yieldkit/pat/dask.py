@@ -36,7 +36,8 @@ def aligned(ddf: Any, column: str) -> Any:
 
 
 def pat_limits_dask(tests: Any, *, method: str, k: float, by: tuple[str, ...], min_samples: int, good_only: bool,
-                    clip_to_spec: bool, quantiles: str, dies: pd.DataFrame | None, exclude: Sequence[Any]) -> Any:
+                    clip_to_spec: bool, quantiles: str, dies: pd.DataFrame | None, exclude: Sequence[Any],
+                    require_spec: bool = False) -> Any:
     """:func:`yieldkit.pat.pat_limits` of a dask test table (see there): per lot-aligned partition
     (test-aligned for pooled limits), with exact quantiles, then concatenated."""
     import dask
@@ -48,10 +49,11 @@ def pat_limits_dask(tests: Any, *, method: str, k: float, by: tuple[str, ...], m
                  where="pat_limits")
     ddf = aligned(tests, "lot_id" if by else "test_num")
     parts = [dask.delayed(_limits_table)(p, method, k, by, min_samples, good_only, clip_to_spec, quantiles, dies,
-                                         exclude) for p in ddf.to_delayed()]
+                                         exclude, require_spec) for p in ddf.to_delayed()]
     tables = [t for t in dask.compute(*parts) if len(t)]
     if not tables:
-        tab = _limits_table(tests._meta, method, k, by, min_samples, good_only, clip_to_spec, quantiles, dies, exclude)
+        tab = _limits_table(tests._meta, method, k, by, min_samples, good_only, clip_to_spec, quantiles, dies, exclude,
+                            require_spec)
     else:
         tab = pd.concat(tables, ignore_index=True)
         keys = list(by) + ["test_num"] + (["pin"] if "pin" in tab.columns else [])

@@ -228,6 +228,7 @@ def pat_limits(
     quantiles: str = "linear",
     dies: pd.DataFrame | None = None,
     exclude: Sequence[PatLimits] = (),
+    require_spec: bool = False,
 ) -> PatLimits:
     """PAT limits of every test in every population (lot, wafer, or all parts pooled).
 
@@ -260,6 +261,8 @@ def pat_limits(
     exclude : sequence of PatLimits
         Limits already applied (static PAT): parts failing any of them are left out, as AEC-Q001
         asks of dynamic limits.
+    require_spec : bool
+        Skip tests without spec limits ("no spec limits"): AEC-Q001 screens tests that have them.
 
     Returns
     -------
@@ -274,9 +277,10 @@ def pat_limits(
     Notes
     -----
     A test is skipped (no limits, listed with the reason) with fewer than ``min_samples`` good
-    values, a zero spread (RS or s = 0, e.g. a quantised or constant measurement), or, with
-    ``clip_to_spec=True``, when it is a functional result without a value. Tests without spec
-    limits still get PAT limits; ``lo_spec``/``hi_spec`` are then NaN.
+    values ("too few samples"; a functional result without values has none), a zero spread ("zero
+    spread": RS, s or the IQR is 0, e.g. a quantised or constant measurement), or, with
+    ``require_spec=True``, no spec limits ("no spec limits"). Otherwise tests without spec limits
+    get PAT limits too; ``lo_spec``/``hi_spec`` are then NaN.
 
     Examples
     --------
@@ -302,9 +306,11 @@ def pat_limits(
         from .dask import pat_limits_dask
 
         return pat_limits_dask(tests, method=method, k=kf, by=byt, min_samples=int(min_samples), good_only=good_only,
-                               clip_to_spec=clip_to_spec, quantiles=quantiles, dies=dies, exclude=exclude)
+                               clip_to_spec=clip_to_spec, quantiles=quantiles, dies=dies, exclude=exclude,
+                               require_spec=require_spec)
     need_columns(tests, ("lot_id", "wafer_id", "die_x", "die_y", "test_num", "value"), what="tests", where=where)
-    tab = _limits_table(tests, method, kf, byt, int(min_samples), good_only, clip_to_spec, quantiles, dies, exclude)
+    tab = _limits_table(tests, method, kf, byt, int(min_samples), good_only, clip_to_spec, quantiles, dies, exclude,
+                        require_spec)
     return PatLimits(table=tab, method=method, k=kf, by=byt, quantiles=quantiles, min_samples=int(min_samples),
                      rule=RULE_OF_METHOD[method])
 
@@ -316,11 +322,13 @@ def _is_dask(obj: Any) -> bool:
 def _limits_table(
     tests: pd.DataFrame, method: str, k: float, by: tuple[str, ...], min_samples: int, good_only: bool,
     clip_to_spec: bool, quantiles: str, dies: pd.DataFrame | None, exclude: Sequence[PatLimits],
+    require_spec: bool = False,
 ) -> pd.DataFrame:
     """The limits table of an in-memory test table (see :func:`pat_limits`)."""
     m = part_length(tests)
     if m is not None:
-        return _limits_rect(tests, m, method, k, by, min_samples, good_only, clip_to_spec, quantiles, dies, exclude)
+        return _limits_rect(tests, m, method, k, by, min_samples, good_only, clip_to_spec, quantiles, dies, exclude,
+                            require_spec)
     value = floats(tests["value"])
     lo_s = floats(tests["lo_limit"]) if "lo_limit" in tests else np.full(len(tests), np.nan)
     hi_s = floats(tests["hi_limit"]) if "hi_limit" in tests else np.full(len(tests), np.nan)
@@ -365,13 +373,13 @@ def _limits_table(
     lo_spec = _first_per_group(lo_s, order, counts_all)
     hi_spec = _first_per_group(hi_s, order, counts_all)
     return _finish(method, k, by, min_samples, clip_to_spec, pops, tests_tab, n, mean, std, q1, med, q3, rs, lo_spec,
-                   hi_spec, np.bincount(gcode, minlength=n_g) > 0)
+                   hi_spec, np.bincount(gcode, minlength=n_g) > 0, require_spec)
 
 
 def _finish(method: str, k: float, by: tuple[str, ...], min_samples: int, clip_to_spec: bool, pops: pd.DataFrame,
             tests_tab: pd.DataFrame, n: np.ndarray, mean: np.ndarray, std: np.ndarray, q1: np.ndarray,
             med: np.ndarray, q3: np.ndarray, rs: np.ndarray, lo_spec: np.ndarray, hi_spec: np.ndarray,
-            present: np.ndarray) -> pd.DataFrame:
+            present: np.ndarray, require_spec: bool = False) -> pd.DataFrame:
     """The limits table from the per-(population, test) statistics, population-major."""
     n_t = len(tests_tab)
     n_g = len(pops) * n_t
@@ -385,6 +393,8 @@ def _finish(method: str, k: float, by: tuple[str, ...], min_samples: int, clip_t
         scale = rs
         lo, hi = med - k * scale, med + k * scale
     skipped = np.full(n_g, None, dtype=object)
+    if require_spec:
+        skipped[np.isnan(lo_spec) & np.isnan(hi_spec)] = "no spec limits"
     skipped[scale == 0] = "zero spread"
     skipped[n < min_samples] = "too few samples"
     if clip_to_spec:
@@ -406,6 +416,7 @@ def _finish(method: str, k: float, by: tuple[str, ...], min_samples: int, clip_t
 def _limits_rect(
     tests: pd.DataFrame, m: int, method: str, k: float, by: tuple[str, ...], min_samples: int, good_only: bool,
     clip_to_spec: bool, quantiles: str, dies: pd.DataFrame | None, exclude: Sequence[PatLimits],
+    require_spec: bool = False,
 ) -> pd.DataFrame:
     """:func:`_limits_table` of a rectangular table (every part the same ``m`` tests): statistics on
     the (parts x tests) matrix of values, one population at a time."""
@@ -482,7 +493,7 @@ def _limits_rect(
     n = st[0].astype(np.int64)
     mean, std, q1, med, q3, lo_spec, hi_spec = st[1], st[2], st[3], st[4], st[5], st[6], st[7]
     return _finish(method, k, by, min_samples, clip_to_spec, pops, tests_tab, n, mean, std, q1, med, q3,
-                   (q3 - q1) / RS_DIVISOR, lo_spec, hi_spec, np.ones(len(n), bool))
+                   (q3 - q1) / RS_DIVISOR, lo_spec, hi_spec, np.ones(len(n), bool), require_spec)
 
 
 def _first_per_group(a: np.ndarray, order: np.ndarray, counts: np.ndarray) -> np.ndarray:
