@@ -279,21 +279,31 @@ def _nnr_residuals(g: _Grid, values: np.ndarray, usable: np.ndarray, p: GeoParam
     distance go to the neighbour earlier in row-major window order."""
     r = p.nnr_window
     v = np.where(usable, values, np.nan)
-    vg = g.scatter(v, np.nan)
-    offs = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1) if dx or dy]
-    nb = np.stack([g.at(vg, dy, dx) for dy, dx in offs], axis=1)  # (rows, neighbours)
-    dist = np.abs(nb - v[:, None])
-    dist = np.where(np.isnan(dist), np.inf, dist)
+    vg = g.scatter(v, np.nan).ravel()
+    res = np.full(len(v), np.nan)
+    rows = np.flatnonzero(~np.isnan(v))  # only dies with a usable value get a residual
+    if len(rows) == 0:
+        return res
+    vr = v[rows]
+    offs = [dy * g.shape[2] + dx for dy in range(-r, r + 1) for dx in range(-r, r + 1) if dx or dy]
+    flat = g.flat[rows]
+    nb = np.empty((len(rows), len(offs)))
+    for j, o in enumerate(offs):  # one column per window position
+        nb[:, j] = vg[flat + o]
+    dist = np.abs(nb - vr[:, None])
+    dist[np.isnan(dist)] = np.inf
     kc = min(p.nnr_closest, len(offs))
     order = np.argsort(dist, axis=1, kind="stable")[:, :kc]
     sel = np.take_along_axis(nb, order, axis=1)
+    sel.sort(axis=1)  # NaN last
     m = np.isfinite(sel).sum(axis=1)
-    s = np.sort(sel, axis=1)  # NaN last
+    idx = np.arange(len(rows))
     lo_i = np.maximum((m - 1) // 2, 0)
     hi_i = np.maximum(m // 2, 0)
-    med = (np.take_along_axis(s, lo_i[:, None], 1)[:, 0] + np.take_along_axis(s, hi_i[:, None], 1)[:, 0]) / 2
-    res = v - med
-    res[(m < p.nnr_min_neighbors) | np.isnan(v)] = np.nan
+    med = (sel[idx, lo_i] + sel[idx, hi_i]) / 2
+    out = vr - med
+    out[m < p.nnr_min_neighbors] = np.nan
+    res[rows] = out
     return res
 
 
