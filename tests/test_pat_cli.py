@@ -39,6 +39,10 @@ def test_cli_pat_writes_screened_table_and_static_limits(datalog, tmp_path, caps
     assert main(["pat", str(path), "-o", str(out2), "--static", str(tmp_path / "s.json"), "--rules", "dpat"]) == 0
     back = read_stdf(out2)
     assert (back.dies["hbin"] == 90).sum() == 3
+    # the rules of the example; nnr screens every test when none is named
+    out3 = tmp_path / "s3.parquet"
+    assert main(["pat", str(path), "--rules", "dpat,gdbn,nnr,zpat", "-o", str(out3)]) == 0
+    assert set(pd.read_parquet(out3)["pat_rule"].dropna()) >= {"dpat", "gdbn"}
 
 
 def test_cli_pat_errors(datalog, tmp_path, capsys):

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=float, default=6.0, help="limit width in sigmas (default 6, AEC-Q001)")
     p.add_argument("--by", choices=("lot", "wafer"), default="lot", help="dynamic limits per lot (default) or wafer")
     p.add_argument("--min-samples", type=int, default=50, help="fewest good parts for limits (default 50)")
-    p.add_argument("--nnr-tests", type=_int_list, default=(), help="test numbers screened by the nnr rule")
+    p.add_argument("--nnr-tests", type=_int_list, default=(), help="test numbers screened by the nnr rule (default: every test with values)")
     p.add_argument("--shot", nargs=2, type=int, metavar=("X", "Y"), help="dies per reticle shot (reticle rule)")
     p.add_argument("--limits", metavar="FILE", help="also write the PAT limits table (.csv, .json, .xlsx)")
     add_salvage_argument(p)

@@ -331,8 +331,9 @@ def _nnr_values(g: _Grid, dies: pd.DataFrame, tests: pd.DataFrame | None, nnr_te
     if tests is None:
         raise YieldkitValueError("The nnr rule of geo_pat needs the test table: pass tests=... and nnr_tests=[...].")
     need_columns(tests, ("lot_id", "wafer_id", "die_x", "die_y", "test_num", "value"), what="tests", where="geo_pat")
-    if not nnr_tests:
-        raise YieldkitValueError("The 'nnr_tests' argument of geo_pat must name at least one test for the nnr rule.")
+    if not nnr_tests:  # every test with values
+        vals = tests["value"].to_numpy(dtype=np.float64, na_value=np.nan)
+        nnr_tests = np.unique(tests["test_num"].to_numpy(np.int64)[np.isfinite(vals)]).tolist()
     if len(g.rows) == 0:
         return [np.zeros(0) for _ in nnr_tests]
     out = []
@@ -472,7 +473,7 @@ def geo_pat(
     tests : DataFrame, optional
         The long test table, for ``nnr``.
     nnr_tests : sequence of int
-        The ``test_num`` of each test the ``nnr`` rule screens.
+        The ``test_num`` of each test the ``nnr`` rule screens (default: every test with values).
     pat_bin : int
         Hard and soft bin of inked dies (default 91; no standard fixes one).
 
