@@ -84,6 +84,8 @@ class AnalysisResults:
     zonal_density : DataFrame or None
         Without dies: defect density of each ring zone over all wafers
         (:func:`yieldkit.maps.zonal_density`).
+    pat : Screen or None
+        Outlier screening (:func:`yieldkit.pat.screen`) when ``analyze`` got the test table.
     """
 
     summary: dict[str, Any]
@@ -116,6 +118,7 @@ class AnalysisResults:
     defects: pd.DataFrame | None = None
     defect_density: pd.DataFrame | None = None
     zonal_density: pd.DataFrame | None = None
+    pat: Any = None
 
     def __repr__(self) -> str:
         s = self.summary
@@ -208,6 +211,7 @@ def analyze(
     inspected_wafers: pd.DataFrame | None = None,
     tests: pd.DataFrame | None = None,
     inspected_dies: pd.DataFrame | None = None,
+    pat_rules: Sequence[str] = ("dpat", "gdbn", "cluster", "zpat"),
 ) -> AnalysisResults:
     """Compute every result of the yield report.
 
@@ -248,7 +252,10 @@ def analyze(
         off the u-chart (the report says so).
     tests : DataFrame, optional
         The long table of parametric results of the same parts (:func:`yieldkit.read_stdf`
-        with ``tests=True``); enables the parametric section.
+        with ``tests=True``): enables the parametric section and the outlier screen ``pat``
+        (:func:`yieldkit.pat.screen` with ``pat_rules``).
+    pat_rules : sequence of str
+        Rules of that screen (:data:`yieldkit.pat.RULES`).
     inspected_dies : DataFrame, optional
         Without dies: the sample test plan (``lot_id``, ``wafer_id``, ``die_x``, ``die_y``,
         e.g. the ``inspected_dies`` of :func:`yieldkit.read_klarf`); wafers without one count
@@ -341,6 +348,9 @@ def analyze(
     _commonality(res, wy, wafers)
     if tests is not None:
         _parametric(res, dies, tests, conf_level, top)
+        from .pat import screen
+
+        res.pat = screen(dies, tests, rules=pat_rules)
     return res
 
 

@@ -61,6 +61,7 @@ __all__ = [
     "DEFAULT_CLASSES",
     "SIGNATURES",
     "DefectClass",
+    "LatentSpec",
     "SimulatedFab",
     "simulate_fab",
     "write_fab",
@@ -129,6 +130,12 @@ class SimulatedFab:
         (DataFrame: defect_id, killer, cluster_id).
     bin_names : dict
         Hard bin number -> name.
+    tests : DataFrame or None
+        With ``latent=...``: the long parametric test table (the columns of
+        :func:`yieldkit.read_stdf` with ``tests=True``: ``lot_id``, ``wafer_id``, ``die_x``,
+        ``die_y``, ``test_seq``, ``test_num``, ``test_name``, ``value``, ``lo_limit``,
+        ``hi_limit``, ``units``, ``passed``) of every final die; the truth then also holds
+        ``truth["dies"]["latent"]`` and ``["drifted"]`` and ``truth["latent"]`` (the spec).
     """
 
     dies: pd.DataFrame
@@ -137,6 +144,7 @@ class SimulatedFab:
     layout: WaferLayout
     truth: dict[str, Any]
     bin_names: dict[int, str] = field(default_factory=lambda: dict(BIN_NAMES))
+    tests: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         return (
@@ -219,6 +227,7 @@ def simulate_fab(
     product: str = "YK100",
     layers: Sequence[str] = ("M1", "V1", "M2"),
     random_state: int | np.random.Generator | None = None,
+    latent: LatentSpec | None = None,
 ) -> SimulatedFab:
     """Simulate wafer-sort and inspection data of a fab with known truth.
 
@@ -259,6 +268,10 @@ def simulate_fab(
         Inspection layers assigned to defects at random.
     random_state : int or Generator, optional
         Seed of ``numpy.random.default_rng``.
+    latent : LatentSpec, optional
+        Also simulate parametric tests and latent-defect parts (see :class:`LatentSpec`): drawn
+        from a child generator spawned after everything else, so the other tables are the same
+        with and without it.
 
     Returns
     -------
@@ -301,7 +314,10 @@ def simulate_fab(
         "simulated %d wafers x %d dies, %d defects (D0=%.3g/cm2, alpha=%s, Y0=%.3g)",
         n_w, len(grid), len(defects), d0, cluster_alpha, y0,
     )
-    return SimulatedFab(dies=dies, defects=defects, wafers=wafers, layout=layout, truth=truth)
+    fab = SimulatedFab(dies=dies, defects=defects, wafers=wafers, layout=layout, truth=truth)
+    if latent is not None:
+        _add_latent(fab, latent, grid, rng.spawn(1)[0])
+    return fab
 
 
 def _checked_arguments(
@@ -672,3 +688,113 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, float) and not math.isfinite(o):
         return str(o)
     return str(o)
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """Parametric tests and latent-defect parts for :func:`simulate_fab`.
+
+    A latent defect does not fail wafer sort but fails in the field (a reliability escape). Latent
+    parts cluster where defects are dense: a passing die is latent with probability
+    ``rate * (1 + neighbour_factor * b)``, ``b`` the failing dies among its 8 neighbours -- the
+    premise of good-die-in-bad-neighbourhood screening. A fraction ``drift_fraction`` of them shows
+    it parametrically: ``n_drift_tests`` of its tests are shifted by ``U(drift_sigma) * sigma`` (sign at
+    random), inside the spec limits. Every test is ``mu + sigma * (wafer offset + gradient * r^2 +
+    noise)`` with ``r`` the normalised radius, so wafer-level and spatial variation are present.
+
+    Parameters
+    ----------
+    n_tests : int
+        Parametric tests per die (``test_num`` 1000, 1001, ...).
+    rate : float
+        Latent probability of a passing die with no failing neighbour.
+    neighbour_factor : float
+        Increase of that probability per failing neighbour.
+    drift_fraction : float
+        Share of latent parts whose parametric values drift.
+    drift_sigma : (float, float)
+        Range of the drift [test sigmas].
+    n_drift_tests : int
+        Tests a drifting part shifts in.
+    wafer_sigma, gradient : float
+        Wafer-to-wafer offset and radial gradient amplitude [test sigmas].
+    spec_sigma : float
+        Spec limits at ``mu +/- spec_sigma * sigma``.
+    """
+
+    n_tests: int = 10
+    rate: float = 0.003
+    neighbour_factor: float = 2.0
+    drift_fraction: float = 0.8
+    drift_sigma: tuple[float, float] = (6.0, 12.0)
+    n_drift_tests: int = 2
+    wafer_sigma: float = 0.5
+    gradient: float = 1.0
+    spec_sigma: float = 15.0
+
+
+def _add_latent(fab: SimulatedFab, spec: LatentSpec, grid: pd.DataFrame, rng: np.random.Generator) -> None:
+    """Draw the parametric tests and latent parts of ``fab`` (in place) from the child generator ``rng``."""
+    from ._keys import joint_wafer_codes, lookup_rows
+    from .yields import final_results
+
+    if spec.n_tests < 1 or not 1 <= spec.n_drift_tests <= spec.n_tests:
+        raise YieldkitValueError(f"The 'latent' argument of simulate_fab needs n_tests >= 1 and 1 <= n_drift_tests "
+                                 f"<= n_tests. Got {spec.n_tests}, {spec.n_drift_tests} instead.")
+    for name in ("rate", "drift_fraction"):
+        _check_prob(getattr(spec, name), f"latent.{name}")
+    truth_dies = fab.truth["dies"]
+    n_d = len(grid)
+    n_w = len(truth_dies) // max(n_d, 1)
+    final = final_results(fab.dies)
+    (wt, wf_all), _ = joint_wafer_codes(truth_dies, final)
+    row = lookup_rows(wf_all, final["die_x"].to_numpy(np.int64), final["die_y"].to_numpy(np.int64),
+                      np.asarray(wt, np.int64), truth_dies["die_x"].to_numpy(np.int64),
+                      truth_dies["die_y"].to_numpy(np.int64))
+    passed = final["passed"].to_numpy(bool)[row]
+    seq = final["test_seq"].to_numpy(np.int64)[row] if "test_seq" in final else np.ones(len(row), np.int64)
+    # failing neighbours on a dense grid per wafer
+    gx = grid["die_x"].to_numpy(np.int64)
+    gy = grid["die_y"].to_numpy(np.int64)
+    x0, y0 = gx.min() - 1, gy.min() - 1
+    bad = np.zeros((n_w, gy.max() - y0 + 2, gx.max() - x0 + 2), np.int32)
+    w_of = np.repeat(np.arange(n_w), n_d)
+    xi, yi = np.tile(gx - x0, n_w), np.tile(gy - y0, n_w)
+    bad[w_of, yi, xi] = ~passed
+    nbad = sum(bad[w_of, yi + dy, xi + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dx or dy)
+    p = np.minimum(spec.rate * (1 + spec.neighbour_factor * nbad), 1.0)
+    latent = passed & (rng.random(n_w * n_d) < p)
+    drifted = latent & (rng.random(n_w * n_d) < spec.drift_fraction)
+    # parametric values
+    k = spec.n_tests
+    mu = rng.uniform(0.5, 2.0, k)
+    sigma = mu * rng.uniform(0.01, 0.03, k)
+    R = fab.layout.radius_um
+    r2 = ((grid["x_center_um"].to_numpy() / R) ** 2 + (grid["y_center_um"].to_numpy() / R) ** 2)
+    z = (spec.wafer_sigma * rng.standard_normal((n_w, 1, k)) + spec.gradient * rng.uniform(-1, 1, k)[None, None, :]
+         * r2[None, :, None] + rng.standard_normal((n_w, n_d, k))).reshape(n_w * n_d, k)
+    idx = np.flatnonzero(drifted)
+    if len(idx):
+        which = np.argsort(rng.random((len(idx), k)), axis=1)[:, : spec.n_drift_tests]
+        shift = rng.uniform(*spec.drift_sigma, (len(idx), spec.n_drift_tests)) * rng.choice([-1.0, 1.0], (len(idx),
+                                                                                                          spec.n_drift_tests))
+        np.add.at(z, (np.repeat(idx, spec.n_drift_tests), which.ravel()), shift.ravel())
+    values = mu[None, :] + sigma[None, :] * z
+    n = n_w * n_d
+    rep = np.repeat(np.arange(n), k)
+    tt = np.tile(np.arange(k), n)
+    lo, hi = mu - spec.spec_sigma * sigma, mu + spec.spec_sigma * sigma
+    v = values.ravel()
+    tests = pd.DataFrame({
+        "lot_id": truth_dies["lot_id"].to_numpy(object)[rep], "wafer_id": truth_dies["wafer_id"].to_numpy(object)[rep],
+        "die_x": truth_dies["die_x"].to_numpy(np.int32)[rep], "die_y": truth_dies["die_y"].to_numpy(np.int32)[rep],
+        "test_seq": seq[rep].astype(np.int16), "test_num": (1000 + tt).astype(np.int64),
+        "test_name": np.array([f"P{i:02d}" for i in range(k)], dtype=object)[tt], "value": v,
+        "lo_limit": lo[tt], "hi_limit": hi[tt], "units": "V", "passed": (v >= lo[tt]) & (v <= hi[tt]),
+    })
+    for c in ("lot_id", "wafer_id", "test_name", "units"):
+        tests[c] = tests[c].astype(STRING)
+    fab.tests = tests
+    truth_dies["latent"] = latent
+    truth_dies["drifted"] = drifted
+    fab.truth["latent"] = asdict(spec)

@@ -299,8 +299,9 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
     from ._parametric import parametric_context
 
     parametric = parametric_context(res, figs.render, _table)
+    pat = _pat_section(res, figs)
     return _ENV.get_template("report.html.j2").render(
-        title=title, version=__version__, generated=pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"),
+        pat=pat, title=title, version=__version__, generated=pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"),
         summary=summary, tables=tables, images=images, maps=maps, notes=res.notes,
         defects_only=defects_only,
         p_centre=None if defects_only else res.p_chart.centre,
@@ -312,3 +313,35 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
         else res.kill_ratios.y_clean_joint,
         parametric=parametric,
     )
+
+
+def _pat_section(res: Any, figs: _Figures, max_maps: int = 6) -> dict[str, Any] | None:
+    """Tables and wafer maps of the outlier screen (PAT), or None without one."""
+    scr = getattr(res, "pat", None)
+    if scr is None:
+        return None
+    from ..plotting.wafermap import WaferMapDisplay
+
+    r = scr.result
+    table = r.table
+    inked = table["passed_orig"].to_numpy(bool) & ~table["passed"].to_numpy(bool)
+    per_wafer = table.loc[inked].groupby(["lot_id", "wafer_id"], sort=False, observed=True).size()
+    names = dict(res.bin_names or {})
+    names.update({int(b): str(n) for b, n in table.loc[inked].groupby("hbin", observed=True)["pat_rule"].agg(
+        lambda s: "PAT " + ",".join(dict.fromkeys(x for v in s.dropna() for x in str(v).split(";")))).items()})
+    def draw(ax: Any, w: pd.DataFrame, title: str) -> Any:
+        return WaferMapDisplay.from_dies(w, layout=res.layout, bin_names=names, title=title, ax=ax)
+
+    maps = []
+    for (lot, wafer), n in per_wafer.sort_values(ascending=False).head(max_maps).items():
+        sel = ((table["lot_id"] == lot) & (table["wafer_id"] == wafer)).to_numpy()
+        src = figs.render(functools.partial(draw, w=table.loc[sel], title=f"{lot} / {wafer}: {n} inked"), (4.6, 4.2))
+        maps.append({"lot_id": str(lot), "wafer_id": str(wafer), "n": int(n), "src": src})
+    limits = None
+    if scr.limits:
+        lim = pd.concat([x.table.assign(rule=x.rule) for x in scr.limits], ignore_index=True)
+        limits = _table(lim, table_id="pat-limits-table")
+    return {"rules": ", ".join(scr.rules), "n_good": r.n_good_before, "n_inked": r.n_good_before - r.n_good_after,
+            "fraction": r.screened_fraction, "loss": _table(r.loss_by_rule, table_id="pat-loss-table"),
+            "loss_by_test": _table(r.loss_by_test, table_id="pat-test-table") if len(r.loss_by_test) else None,
+            "limits": limits, "maps": maps}

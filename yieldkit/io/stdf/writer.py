@@ -136,7 +136,9 @@ def write_stdf(
     wafers : DataFrame, optional
         Wafer table; ``product`` gives the MIR PART_TYP when ``lot`` does not.
     bin_names : mapping, optional
-        ``{("hard" | "soft", bin): name}`` for the HBR/SBR records.
+        ``{("hard" | "soft", bin): name}`` for the HBR/SBR records. A screened die table
+        (:func:`yieldkit.pat.apply_pat`, :func:`yieldkit.pat.geo_pat`) is written with its
+        screened bins; the bins of its inked dies are named ``"PAT <rules>"`` unless named here.
     byte_order : {"little", "big"}
         Byte order (FAR CPU_TYPE 2 or 1).
 
@@ -271,7 +273,10 @@ def write_stdf(
                  encode_record("MIR", {k: v for k, v in mir.items() if k in _mir_fields()}, e)]
     if layout is not None:
         head_recs.append(_wcr(layout, e))
-    tail = _bin_records(d, passed, bin_names or {}, e)
+    names = dict(bin_names or {})
+    if "pat_rule" in d and "hbin_orig" in d:
+        names = {**_pat_bin_names(d), **names}
+    tail = _bin_records(d, passed, names, e)
     tail.append(encode_record("PCR", {
         "HEAD_NUM": 255, "SITE_NUM": 0, "PART_CNT": n,
         "RTST_CNT": int((d["test_seq"].to_numpy(dtype="int64", na_value=1) > 1).sum()) if "test_seq" in d else 0,
@@ -284,6 +289,22 @@ def write_stdf(
     with atomic_path(path) as tmp:
         body.tofile(tmp)
     log.info("wrote %s: %d wafer(s), %d part(s), %d bytes", path, len(wnames), n, len(body))
+
+
+def _pat_bin_names(d: pd.DataFrame) -> dict[tuple[str, int], str]:
+    """``"PAT <rules>"`` for the bins of the dies a PAT screen inked (changed their hard bin)."""
+    inked = d["pat_rule"].notna().to_numpy() & (d["hbin"].to_numpy() != d["hbin_orig"].to_numpy())
+    out: dict[tuple[str, int], str] = {}
+    for kind, col in (("hard", "hbin"), ("soft", "sbin")):
+        if col not in d or not inked.any():
+            continue
+        pairs = pd.DataFrame({"b": d[col].to_numpy(dtype="int64", na_value=-1)[inked],
+                              "r": d["pat_rule"].to_numpy(object)[inked].astype(str)}).drop_duplicates()
+        for b, rs in pairs.groupby("b")["r"]:  # a few bins, a few distinct rule sets
+            if int(b) >= 0:
+                rules = dict.fromkeys(x for r in rs for x in r.split(";"))
+                out[(kind, int(b))] = ("PAT " + ",".join(rules))[:255]
+    return out
 
 
 def _mir_fields() -> set[str]:
