@@ -687,6 +687,63 @@ def test_final_test_parts_without_positions_count_as_units(shared_samples):
     assert d10.dies["die_x"].isna().all() and yk.wafer_yield(d10.dies)["tested"].sum() == 1
 
 
+@pytest.mark.parametrize("sites", [[0, 1, 0], [1, 0, 0], [0, 1, 1]])
+@pytest.mark.parametrize("xy", [(0, 0), (4, -3)])
+def test_sequential_retests_on_two_sites_stay_retests(tmp_path, sites, xy):
+    """Three parts of one wafer at one die on sites 0 and 1, written one after another (PIR, PRR,
+    PIR, PRR, ...): retests of that die on other sites, not units without a position."""
+    d = pd.DataFrame({"lot_id": "L1", "wafer_id": "W1", "die_x": xy[0], "die_y": xy[1], "hbin": [5, 5, 1],
+                      "sbin": pd.array([50, None, 1], dtype="Int32"), "passed": [False, False, True],
+                      "site": sites, "head": 1, "part_id": ["a", "b", "c"], "test_seq": [1, 2, 3]})
+    p = tmp_path / "r.stdf"
+    write_stdf(d, p)
+    f = read_stdf(p)
+    pd.testing.assert_frame_equal(canon(f.dies), canon(d))
+    assert f.dies["test_seq"].tolist() == [1, 2, 3]
+    assert f.dies[["die_x", "die_y"]].astype(int).to_numpy().tolist() == [list(xy)] * 3
+    assert f.dies["site"].tolist() == sites
+
+
+def _one_spot_file(order: list[tuple[str, int]]) -> bytes:
+    """One wafer whose parts all sit at X=Y=0; ``order`` lists the PIR ("I") and PRR ("R")
+    records with their sites, in file order."""
+    recs = [mir(), rec("WIR", HEAD_NUM=1, SITE_GRP=255, START_T=0, WAFER_ID="W1")]
+    for kind, site in order:
+        recs.append(rec("PIR", HEAD_NUM=1, SITE_NUM=site) if kind == "I" else prr(site=site, x=0, y=0))
+    recs += [rec("WRR", HEAD_NUM=1, SITE_GRP=255, FINISH_T=0, PART_CNT=4294967295, RTST_CNT=4294967295,
+                 ABRT_CNT=4294967295, GOOD_CNT=4294967295, FUNC_CNT=4294967295, WAFER_ID="W1"),
+             rec("MRR", FINISH_T=0)]
+    return build(recs)
+
+
+@pytest.mark.parametrize(("order", "units"), [
+    # two sites tested at once (one's PIR before the other's PRR): units without a position
+    ([("I", 0), ("I", 1), ("R", 0), ("R", 1), ("I", 0), ("R", 0)], True),
+    ([("I", 0), ("I", 1), ("R", 1), ("I", 1), ("R", 0), ("R", 1)], True),
+    ([("I", 0), ("R", 0), ("I", 1), ("I", 0), ("R", 0), ("R", 1)], True),  # the 2nd and 3rd overlap
+    # no PIRs: a part is open since the previous PRR of its site, so two sites overlap
+    ([("R", 0), ("R", 1), ("R", 0)], True),
+    # one after another, whatever the site: retests of die (0, 0)
+    ([("I", 0), ("R", 0), ("I", 1), ("R", 1), ("I", 0), ("R", 0)], False),
+    ([("I", 1), ("R", 1), ("I", 0), ("R", 0), ("I", 0), ("R", 0)], False),
+    # no PIRs, one site: retests
+    ([("R", 0), ("R", 0)], False),
+])
+def test_parts_at_one_spot_tested_at_once_are_units(tmp_path, order, units):
+    p = tmp_path / "spot.stdf"
+    p.write_bytes(_one_spot_file(order))
+    f = read_stdf(p)
+    n = sum(k == "R" for k, _ in order)
+    assert len(f.dies) == n
+    assert f.dies["site"].tolist() == [s for k, s in order if k == "R"]
+    if units:
+        assert f.dies["die_x"].isna().all() and f.dies["die_y"].isna().all()
+        assert f.dies["test_seq"].tolist() == [1] * n
+    else:
+        assert f.dies["die_x"].notna().all() and (f.dies["die_x"] == 0).all()
+        assert f.dies["test_seq"].tolist() == list(range(1, n + 1))
+
+
 @pytest.mark.parametrize(("origin", "pitch"), [
     ((-12500.0, -17500.0), (5000.0, 5000.0)),  # wafer centre at the centre of die (2, 3)
     ((-2500.0, -4500.0), (5000.0, 3000.0)),    # ... of die (0, 1)

@@ -310,6 +310,43 @@ def _check_open_parts(keys: np.ndarray, recs: Records, hs: dict[str, np.ndarray]
     return None
 
 
+def _part_starts(pir_seq: np.ndarray, pir_hs: np.ndarray, prr_seq: np.ndarray, prr_hs: np.ndarray) -> np.ndarray:
+    """Where each part opens in the record stream: the record number of its PIR, the last PIR of
+    the PRR's head/site before it. A PRR without a PIR of its own (none since the previous PRR of
+    its head/site) is taken as open from that previous PRR, or from the start of the file."""
+    n = len(prr_seq)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    span = int(max(prr_seq.max(), pir_seq.max() if len(pir_seq) else 0)) + 1
+    # the previous PRR of the same head/site (-1: none)
+    prr_key = prr_hs.astype(np.int64) * span + prr_seq
+    o = np.argsort(prr_key, kind="stable")
+    prev = np.full(n, -1, np.int64)
+    same = prr_hs[o][1:] == prr_hs[o][:-1]
+    prev[o[1:]] = np.where(same, prr_seq[o][:-1], -1)
+    if len(pir_seq) == 0:
+        return prev
+    # the last PIR of the same head/site before the PRR
+    pir_key = np.sort(pir_hs.astype(np.int64) * span + pir_seq)
+    j = np.searchsorted(pir_key, prr_key, side="left") - 1
+    cand = pir_key[np.maximum(j, 0)]
+    own = (j >= 0) & (cand // span == prr_hs) & (cand % span > prev)
+    return np.where(own, cand % span, prev)
+
+
+def _concurrent(wcode: np.ndarray, start: np.ndarray, end: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """The wafer codes among the parts ``sel`` of which at least two parts were open at once (one
+    opened, PIR, before the other closed, PRR)."""
+    idx = np.flatnonzero(sel)
+    if len(idx) < 2:
+        return np.zeros(0, wcode.dtype)
+    o = idx[np.lexsort((start[idx], wcode[idx]))]
+    w = pd.Series(wcode[o])
+    # the latest close among the parts of the wafer that opened earlier
+    prev_end = pd.Series(end[o]).groupby(w).cummax().groupby(w).shift().to_numpy(dtype=float, na_value=-1.0)
+    return np.unique(wcode[o][start[o] < prev_end])
+
+
 _SALVAGE_NOTE = "returning the complete records before it"
 
 
@@ -357,8 +394,13 @@ def read_stdf(
     Notes
     -----
     Parts are PRRs; a PRR's wafer is the WIR before it. ``test_seq`` numbers the parts at
-    one die (same wafer, X_COORD, Y_COORD) in file order, so the last is final. Missing
-    values (X_COORD/Y_COORD = -32768, SOFT_BIN = 65535, a record that ends before a field)
+    one die (same wafer, X_COORD, Y_COORD) in file order, so the last is final, whatever
+    sites they were tested on. A wafer whose parts all sit at one X/Y and were tested on
+    several sites at once (two parts open together: one's PIR before the other's PRR, a part
+    running from its PIR to its PRR on the same HEAD_NUM/SITE_NUM, or from that head/site's
+    previous PRR when it has no PIR of its own) holds units without a wafer position
+    (final-test files write 0, 0): their ``die_x``/``die_y`` are missing and each has
+    ``test_seq`` 1. Missing values (X_COORD/Y_COORD = -32768, SOFT_BIN = 65535, a record that ends before a field)
     become nulls. ``passed`` is PART_FLG bit 3 clear (bit 4 set: the pass/fail flag is
     invalid, so ``good_bins`` decide). Die indices are mapped into the wafer frame with the
     WCR's POS_X, POS_Y and WF_FLAT (the identity when the WCR says R, U, D or is absent;
@@ -448,6 +490,7 @@ def _parts(buf: np.ndarray, recs: Records, keys: np.ndarray, little: bool, singl
     pir_hs = buf[recs.offset[sel_pir] + 4].astype(np.int64) * 256 + np.where(
         recs.length[sel_pir] >= 2, buf[np.minimum(recs.offset[sel_pir] + 5, len(buf) - 1)], 0)
     prr_hs = prr["head"] * 256 + prr["site"]
+    prr["start"] = _part_starts(recs.seq[sel_pir], pir_hs, recs.seq[sel_prr], prr_hs)
     open_at = _check_open_parts(keys, recs, {"prr": prr_hs, "pir": pir_hs})
     if open_at is not None and not salvaged:
         _problem("the file ends inside a part (a PIR without its PRR)", on_error=on_error, path=spath,
@@ -530,15 +573,20 @@ def _die_table(prr: dict[str, np.ndarray], wcode: np.ndarray, uniq_names: np.nda
         if ((np.abs(fx) > 32767) & ~missing_xy).any() or ((np.abs(fy) > 32767) & ~missing_xy).any():
             fx, fy = np.where(missing_xy, _MISSING_XY, prr["x"]), np.where(missing_xy, _MISSING_XY, prr["y"])
         # a wafer whose parts all sit at one (X, Y) yet were tested on several sites at once --
-        # final-test files write 0, 0 -- has no positions: one die cannot be on two sites
+        # final-test files write 0, 0 -- has no positions: one die cannot be on two sites. "At
+        # once": two of its parts were open together in the record stream (one's PIR before the
+        # other's PRR); parts at one die tested one after another, on any sites, are retests
         same = pd.DataFrame({"w": wcode, "x": fx, "y": fy, "s": prr["site"], "h": prr["head"]}).groupby("w")[
             ["x", "y", "s", "h"]].nunique()
         flat = same.index[(same["x"] == 1) & (same["y"] == 1) & ((same["s"] > 1) | (same["h"] > 1))].to_numpy()
         if len(flat):
+            flat = _concurrent(wcode, prr["start"], recs.seq[sel_prr], np.isin(wcode, flat))
+        if len(flat):
             one_spot = np.isin(wcode, flat) & ~missing_xy
             if one_spot.any():
-                log.info("%s: every part of %d wafer(s) is at one X/Y; the parts are treated as units "
-                         "without a wafer position, not as retests of one die", spath, len(flat))
+                log.info("%s: every part of %d wafer(s) is at one X/Y, tested on several sites at once; the parts "
+                         "are treated as units without a wafer position, not as retests of one die",
+                         spath, len(flat))
                 missing_xy = missing_xy | one_spot
         dkey = (wcode << 32) | ((fx + 32768) << 16) | (fy + 32768)
         tseq = pd.Series(dkey).groupby(dkey, sort=False).cumcount().to_numpy() + 1
