@@ -11,8 +11,8 @@ import pandas as pd
 
 from ..errors import YieldkitValueError
 from ..results import TableResult
-from ._tables import die_row_of_tests, floats, lot_codes, need_columns, part_length, part_table, test_codes
-from .limits import PatLimits, _check_limits
+from ._tables import die_row_of_tests, need_columns, test_codes
+from .limits import PatLimits, _check_limits, row_failures
 
 __all__ = ["DEFAULT_PAT_BIN", "PatResult", "apply_pat", "row_failures", "screen_dies"]
 
@@ -61,48 +61,6 @@ class PatResult(TableResult):
     def __repr__(self) -> str:
         return (f"PatResult({len(self.table)} dies, {self.n_good_before - self.n_good_after} of {self.n_good_before} "
                 f"good dies inked ({self.screened_fraction:.3%}))")
-
-
-def row_failures(tests: pd.DataFrame, limits: PatLimits) -> np.ndarray:
-    """Per test row: whether its value falls outside its population's PAT limits (False where
-    there are none). A rectangular table (every part the same tests) is matched part by part."""
-    t = limits.table
-    by = list(limits.by)
-    m = part_length(tests)
-    keys = tests if m is None else part_table(tests, m)
-    tc, tt = test_codes(tests if m is None else tests.iloc[:m])
-    key_cols = ["test_num"] + (["pin"] if "pin" in tt.columns and "pin" in t.columns else [])
-    # the limits row of each (population, test): match populations and tests through small tables
-    lt = t[by + key_cols].copy()
-    lt["_lrow"] = np.arange(len(t))
-    if by:
-        if by == ["lot_id"]:
-            pc, lots = lot_codes(keys)
-            pdf = pd.DataFrame({"lot_id": lots["lot_id"].to_numpy(object).astype(str)})
-        else:
-            from .._keys import wafer_codes
-
-            pc, w = wafer_codes(keys)
-            pdf = pd.DataFrame({c: w[c].to_numpy(object).astype(str) for c in by})
-        pc = np.asarray(pc, dtype=np.int64)
-        for c in by:
-            lt[c] = lt[c].astype(str)
-        combos = pdf.iloc[np.repeat(np.arange(len(pdf)), len(tt))].reset_index(drop=True)
-        tiled = tt.iloc[np.tile(np.arange(len(tt)), len(pdf))].reset_index(drop=True)
-        grid = pd.concat([combos, tiled[key_cols]], axis=1)
-    else:
-        pc = np.zeros(len(keys), np.int64)
-        grid = tt[key_cols].copy()
-    for c in key_cols:
-        grid[c] = grid[c].astype(lt[c].dtype)
-    merged = grid.merge(lt, on=by + key_cols, how="left", sort=False)
-    lrow = merged["_lrow"].to_numpy(dtype=np.float64, na_value=np.nan)
-    lrow = np.where(np.isnan(lrow), -1, lrow).astype(np.int64)
-    lo_c = np.r_[t["lo_pat"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan][lrow]
-    hi_c = np.r_[t["hi_pat"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan][lrow]
-    code = pc * len(tt) + tc if m is None else (pc[:, None] * len(tt) + tc[None, :]).ravel()
-    v = floats(tests["value"])
-    return (v < lo_c[code]) | (v > hi_c[code])  # type: ignore[no-any-return]
 
 
 def apply_pat(

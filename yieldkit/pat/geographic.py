@@ -507,9 +507,12 @@ def geo_pat(
 
     pat_bin = _check_bin(pat_bin, where)
     if type(dies).__module__.startswith("dask"):
+        from functools import partial
+
         from .dask import geo_pat_dask
 
-        return geo_pat_dask(dies, rules=r, params=p, tests=tests, nnr_tests=nnr_tests, pat_bin=pat_bin)
+        return geo_pat_dask(dies, partial(geo_pat, rules=r, params=p, nnr_tests=nnr_tests, pat_bin=pat_bin),
+                            tests=tests)
     _check_dies(dies, where)
     g, fired = _run_rules(dies, r, p, tests, nnr_tests)
     good = np.zeros(len(dies), bool)

@@ -303,11 +303,12 @@ def pat_limits(
     if isinstance(min_samples, bool) or not isinstance(min_samples, (int, np.integer)) or min_samples < 2:
         raise YieldkitValueError(f"The 'min_samples' argument of {where} must be an integer >= 2. Got {min_samples!r} instead.")
     if _is_dask(tests):
-        from .dask import pat_limits_dask
+        from .dask import limits_table_dask
 
-        return pat_limits_dask(tests, method=method, k=kf, by=byt, min_samples=int(min_samples), good_only=good_only,
-                               clip_to_spec=clip_to_spec, quantiles=quantiles, dies=dies, exclude=exclude,
-                               require_spec=require_spec)
+        tab = limits_table_dask(tests, _limits_table, by=byt, args=(method, kf, byt, int(min_samples), good_only,
+                                                                    clip_to_spec, quantiles, dies, exclude, require_spec))
+        return PatLimits(table=tab, method=method, k=kf, by=byt, quantiles=quantiles, min_samples=int(min_samples),
+                         rule=RULE_OF_METHOD[method])
     need_columns(tests, ("lot_id", "wafer_id", "die_x", "die_y", "test_num", "value"), what="tests", where=where)
     tab = _limits_table(tests, method, kf, byt, int(min_samples), good_only, clip_to_spec, quantiles, dies, exclude,
                         require_spec)
@@ -347,8 +348,6 @@ def _limits_table(
             use &= tests["passed"].astype("boolean").fillna(True).to_numpy(bool)
         use &= ~(value < lo_s) & ~(value > hi_s)
     if exclude:
-        from .apply import row_failures
-
         for lim in exclude:
             use &= ~row_failures(tests, lim)
     tcode, tests_tab = test_codes(tests)
@@ -444,8 +443,6 @@ def _limits_rect(
         if hi_s is not None:
             use &= ~(value > hi_s)
     if exclude:
-        from .apply import row_failures
-
         for lim in exclude:
             use &= ~row_failures(tests, lim).reshape(-1, m)
     num = tests["test_num"].to_numpy(np.int64)[:m]
@@ -525,3 +522,45 @@ def _check_limits(limits: Any, where: str) -> PatLimits:
         raise YieldkitValueError(f"The 'limits' argument of {where} must be PatLimits (from pat_limits or "
                                  f"load_pat_limits). Got {type(limits).__name__} instead.")
     return limits
+
+
+def row_failures(tests: pd.DataFrame, limits: PatLimits) -> np.ndarray:
+    """Per test row: whether its value falls outside its population's PAT limits (False where
+    there are none). A rectangular table (every part the same tests) is matched part by part."""
+    t = limits.table
+    by = list(limits.by)
+    m = part_length(tests)
+    keys = tests if m is None else part_table(tests, m)
+    tc, tt = test_codes(tests if m is None else tests.iloc[:m])
+    key_cols = ["test_num"] + (["pin"] if "pin" in tt.columns and "pin" in t.columns else [])
+    # the limits row of each (population, test): match populations and tests through small tables
+    lt = t[by + key_cols].copy()
+    lt["_lrow"] = np.arange(len(t))
+    if by:
+        if by == ["lot_id"]:
+            pc, lots = lot_codes(keys)
+            pdf = pd.DataFrame({"lot_id": lots["lot_id"].to_numpy(object).astype(str)})
+        else:
+            from .._keys import wafer_codes
+
+            pc, w = wafer_codes(keys)
+            pdf = pd.DataFrame({c: w[c].to_numpy(object).astype(str) for c in by})
+        pc = np.asarray(pc, dtype=np.int64)
+        for c in by:
+            lt[c] = lt[c].astype(str)
+        combos = pdf.iloc[np.repeat(np.arange(len(pdf)), len(tt))].reset_index(drop=True)
+        tiled = tt.iloc[np.tile(np.arange(len(tt)), len(pdf))].reset_index(drop=True)
+        grid = pd.concat([combos, tiled[key_cols]], axis=1)
+    else:
+        pc = np.zeros(len(keys), np.int64)
+        grid = tt[key_cols].copy()
+    for c in key_cols:
+        grid[c] = grid[c].astype(lt[c].dtype)
+    merged = grid.merge(lt, on=by + key_cols, how="left", sort=False)
+    lrow = merged["_lrow"].to_numpy(dtype=np.float64, na_value=np.nan)
+    lrow = np.where(np.isnan(lrow), -1, lrow).astype(np.int64)
+    lo_c = np.r_[t["lo_pat"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan][lrow]
+    hi_c = np.r_[t["hi_pat"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan][lrow]
+    code = pc * len(tt) + tc if m is None else (pc[:, None] * len(tt) + tc[None, :]).ravel()
+    v = floats(tests["value"])
+    return (v < lo_c[code]) | (v > hi_c[code])  # type: ignore[no-any-return]
