@@ -421,44 +421,11 @@ def read_dies(
     retests: str = "error",
     on_error: str = "raise",
 ) -> pd.DataFrame:
-    """Read a die table (one row per die test result) into the canonical form.
+    """Read a CSV or Parquet die table into the canonical form.
 
-    Parameters
-    ----------
-    source : path or DataFrame
-        CSV (plain, ``.gz`` or ``.bz2``), Parquet file, Parquet dataset directory or a DataFrame
-        (:func:`yieldkit.read_dies` also reads the industry formats).
-    columns : mapping, optional
-        Explicit ``{found_name: canonical_name}``; it wins over the alias guesses.
-    good_bins : iterable of int, optional
-        Hard bins that pass. Given, they decide pass/fail even when the table has a ``passed``
-        column (one that disagrees is a :class:`~yieldkit.errors.DataQualityWarning`). Not
-        given: a ``passed`` column is kept, otherwise bin 1 passes.
-    retests : {"error", "order"}
-        Several rows at one die without ``test_seq``: an error, or numbered in row order.
-    on_error : {"raise", "salvage"}
-        A file cut short (a CSV ending mid-row, a truncated STDF): a :class:`ParseError`, or
-        the complete records before the cut with a :class:`~yieldkit.errors.DataQualityWarning`.
-
-    Returns
-    -------
-    DataFrame
-        The canonical die table (see :mod:`yieldkit.schema`).
-
-    Raises
-    ------
-    SchemaError
-        Missing columns (listing those found and the aliases tried), bad values (naming the
-        column and the first bad line), duplicated dies.
-    ParseError
-        The file is not readable as CSV or Parquet.
-
-    Examples
-    --------
-    >>> import pandas as pd, yieldkit as yk
-    >>> raw = pd.DataFrame({"LOT": ["L1", "L1"], "WAFER": ["01", "01"], "X": [0, 1], "Y": [0, 0], "BIN": [1, 7]})
-    >>> yk.read_dies(raw)[["lot_id", "wafer_id", "die_x", "hbin", "passed"]].to_dict("list")
-    {'lot_id': ['L1', 'L1'], 'wafer_id': ['01', '01'], 'die_x': [0, 1], 'hbin': [1, 7], 'passed': [True, False]}
+    The CSV/Parquet reader behind :func:`yieldkit.read_dies` (which also reads the industry
+    formats and open files); parameters, returns and errors as there. ``ParseError`` here means
+    the file is not readable as CSV or Parquet.
     """
     good = good_bin_set(good_bins, where="read_dies")
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_dies")
