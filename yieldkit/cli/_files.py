@@ -37,6 +37,13 @@ def read_source(path: str | Path, on_error: str = "raise") -> Any:
     return read(Path(path), **reader_options(fmt, on_error))
 
 
+def canonical_dies(data: Any) -> Any:
+    """The die table of a reader's object when it is canonical already (it has ``passed``), else
+    None: the caller then reads the file with :func:`yieldkit.read_dies`, which validates it."""
+    dies = getattr(data, "dies", None)
+    return dies if dies is not None and "passed" in dies.columns else None
+
+
 def file_layouts(data: Any) -> dict[tuple[str, str], Any]:
     """``(lot_id, wafer_id) -> WaferLayout`` the file gives, its known geometries only.
 

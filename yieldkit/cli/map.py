@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from ..plotting.maps import plot_stacked_map
     from ..plotting.wafermap import WaferMapDisplay
     from ._common import default_output, load_bin_names, load_layout
-    from ._files import file_format, layout_for, read_source
+    from ._files import canonical_dies, file_format, layout_for, read_source
 
     out = Path(args.output) if args.output else default_output(args.dies, "_maps" if args.all else ".png")
     if not args.all and out.suffix.lower() not in _FORMATS:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         raise YieldkitValueError("--value density needs --defects DEFECTS")
     bin_names = load_bin_names(args.bin_names) if args.bin_names else None
     data = read_source(args.dies, on_error(args))  # a format with its own reader: its layouts and bin codes
-    raw = getattr(data, "dies", None)
+    raw = canonical_dies(data)
     dies = final_results(raw if raw is not None else read_dies(args.dies, on_error=on_error(args)))
     if len(dies) and (dies["die_x"].isna() | dies["die_y"].isna()).all():
         raise YieldkitValueError(f"{args.dies}: no die has a wafer position (final-test data: parts without die "

@@ -51,7 +51,7 @@ def load_inputs(args: argparse.Namespace) -> dict:
     import pandas as pd
 
     from .. import read_defects, read_dies, read_wafers
-    from ._files import file_layouts, read_source
+    from ._files import canonical_dies, file_layouts, read_source
 
     layout = None
     if getattr(args, "layout", None):
@@ -62,13 +62,16 @@ def load_inputs(args: argparse.Namespace) -> dict:
     oe = on_error(args)
     if _klarf_only(args):
         return _load_klarfs(args, layout, oe)
+    # each file is read once: a format reader's object gives its die table and its layouts
+    sources = [read_source(f, oe) for f in args.dies]
     if layout is None:  # --layout wins; else the die files' own
         found: dict = {}
-        for f in args.dies:
-            found.update(file_layouts(read_source(f, oe)))
+        for data in sources:
+            found.update(file_layouts(data))
         layout = _common(args.dies[0], found)
-    dies = pd.concat([read_dies(f, on_error=oe) for f in args.dies], ignore_index=True) if len(args.dies) > 1 \
-        else read_dies(args.dies[0], on_error=oe)
+    tables = [canonical_dies(data) for data in sources]
+    tables = [read_dies(f, on_error=oe) if t is None else t for f, t in zip(args.dies, tables, strict=True)]
+    dies = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     defects = None
     if getattr(args, "defects", None):
         parts = [read_defects(f, layout=layout, on_error=oe) for f in args.defects]
