@@ -12,20 +12,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
-import tracemalloc
 
 import numpy as np
-
-
-def _timed(fn):
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    out = fn()
-    dt = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return out, dt, peak / 2**20
+from _timing import timed
 
 
 def main() -> int:
@@ -42,10 +31,10 @@ def main() -> int:
     print(f"{args.n:,} dies, area {area} cm^2, truth d0 = {d0}, cluster_alpha = {alpha}")
 
     yk.NegativeBinomialYield().fit(counts[:1000], area=area)  # imports and warm-up outside the timing
-    fit_pt, t_pt, m_pt = _timed(lambda: yk.NegativeBinomialYield(ci_method="wald").fit(counts, area=area))
+    fit_pt, t_pt, m_pt = timed(lambda: yk.NegativeBinomialYield(ci_method="wald").fit(counts, area=area))
     print(f"yieldkit (estimates + Wald cov):      {t_pt:8.3f} s  peak {m_pt:8.1f} MiB  "
           f"d0 = {fit_pt.d0_:.8f}  cluster_alpha = {fit_pt.cluster_alpha_:.8f}")
-    fit_pr, t_pr, m_pr = _timed(lambda: yk.NegativeBinomialYield().fit(counts, area=area))
+    fit_pr, t_pr, m_pr = timed(lambda: yk.NegativeBinomialYield().fit(counts, area=area))
     print(f"yieldkit (with profile intervals):    {t_pr:8.3f} s  peak {m_pr:8.1f} MiB")
     if args.skip_statsmodels:
         return 0
@@ -57,7 +46,7 @@ def main() -> int:
                                     loglike_method="nb2")
         return model.fit(disp=0, method="newton", maxiter=100, tol=1e-12)
 
-    res, t_sm, m_sm = _timed(sm_fit)
+    res, t_sm, m_sm = timed(sm_fit)
     sm_d0, sm_alpha = math.exp(res.params[0]), 1 / res.params[1]
     print(f"statsmodels NegativeBinomial (NB2):   {t_sm:8.3f} s  peak {m_sm:8.1f} MiB  "
           f"d0 = {sm_d0:.8f}  cluster_alpha = {sm_alpha:.8f}")

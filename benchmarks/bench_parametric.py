@@ -13,21 +13,10 @@ Usage: ``python benchmarks/bench_parametric.py [--rows 10000000] [--tests 50]``
 from __future__ import annotations
 
 import argparse
-import time
-import tracemalloc
 
 import numpy as np
 import pandas as pd
-
-
-def _timed(fn):
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    out = fn()
-    dt = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return out, dt, peak / 2**20
+from _timing import timed
 
 
 def make_table(rows: int, n_tests: int, seed: int = 2026) -> pd.DataFrame:
@@ -65,9 +54,9 @@ def main() -> int:
     print(f"{len(t):,} test results, {args.tests} tests, {t['lot_id'].nunique()} lots")
     capability(t.head(10_000))  # imports and warm-up outside the timing
     baseline(t.head(10_000))
-    res, t_yk, m_yk = _timed(lambda: capability(t))
+    res, t_yk, m_yk = timed(lambda: capability(t))
     print(f"yieldkit capability:     {t_yk:8.3f} s  peak {m_yk:8.1f} MiB  ({len(res.table):,} lot-test rows)")
-    base, t_pd, m_pd = _timed(lambda: baseline(t))
+    base, t_pd, m_pd = timed(lambda: baseline(t))
     print(f"pandas groupby baseline: {t_pd:8.3f} s  peak {m_pd:8.1f} MiB")
     print(f"ratio yieldkit / pandas: {t_yk / t_pd:8.2f}x")
     diff = np.nanmax(np.abs(res.table["ppk"].to_numpy() - base["ppk"].to_numpy()))
