@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputNotFoundError, ParseError, YieldkitError, YieldkitTypeError
-from .intervals import clopper_pearson
-from .schema import STRING, good_bin_set, validate_dies
-from .yields import wafer_yield
+from ..errors import InputNotFoundError, ParseError, YieldkitError, YieldkitTypeError
+from ..intervals import clopper_pearson
+from ..schema import STRING, good_bin_set, validate_dies
+from ..yields import wafer_yield
 
 log = logging.getLogger(__name__)
 
