@@ -90,7 +90,7 @@ COLUMNS: dict[str, ColumnFormat] = {
     "wafer_yield_min": _c("Lowest wafer yield", _PCT, "percent"),
     "yield_loss": _c("Yield loss", _PCT, "percent"), "share": _c("Share", _PCT, "percent"),
     "cum_share": _c("Cumulative share", _PCT, "percent"), "recovery_rate": _c("Recovery rate", _PCT, "percent"),
-    "fraction_affected": _c("Dies affected", _PCT, "percent"),
+    "fraction_affected": _c("Share of dies affected", _PCT, "percent"),
     "y_defective": _c("Yield of dies with the class", _PCT, "percent"),
     "y_clean": _c("Yield of defect-free dies", _PCT, "percent"),
     "limited_yield": _c("Limited yield", _PCT, "percent"),

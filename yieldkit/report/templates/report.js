@@ -65,9 +65,12 @@
       var shown = filterTable(table, input.value);
       count.textContent = input.value ? shown + " of " + n + " rows" : "";
     });
+    var tools = document.createElement("div");
+    tools.className = "yk-tools";
+    tools.appendChild(input);
+    tools.appendChild(count);
     var wrap = table.parentNode;
-    wrap.parentNode.insertBefore(input, wrap);
-    wrap.parentNode.insertBefore(count, wrap);
+    wrap.parentNode.insertBefore(tools, wrap);
   }
 
   // Gallery: filter by lot, pattern and highest yield [%].
