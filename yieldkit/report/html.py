@@ -12,8 +12,9 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import jinja2
@@ -48,7 +49,7 @@ def _script() -> Markup:
 
 
 def _table(df: pd.DataFrame | None, floats: int = 4, drop: tuple[str, ...] = (), max_rows: int = 2000,
-           table_id: str = "", labels: dict[str, str] | None = None) -> dict[str, Any] | None:
+           table_id: str = "", labels: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """A table as headers (label, unit, sort type) and rows of ``(text, sort key)`` cells.
 
     Labels, units and number formats come from :mod:`yieldkit.report.columns`; ``labels``
@@ -258,8 +259,9 @@ def build_report(
     return html
 
 
-_BIN = {"category": "Bin", "name": "Bin name"}
-_CLASS = {"category": "Defect class"}
+# column labels of this report's Pareto tables (read-only: no state kept between builds)
+_BIN = MappingProxyType({"category": "Bin", "name": "Bin name"})
+_CLASS = MappingProxyType({"category": "Defect class"})
 _IMAGE_KEYS = ("bin_pareto", "defect_pareto", "defect_pareto_kill", "kill_ratios", "p_chart", "u_chart", "stacked")
 
 
