@@ -386,8 +386,36 @@ def test_demo_report_explored(browser, demo_report):
     assert len(cells) > 500 and not [c for c in cells if re.search(r"\d[eE][+-]?\d", c)]
     models = page.eval("Array.from(document.querySelectorAll('#models-table th')).map(t => t.dataset.col)")
     assert "warnings" not in models and "error" not in models
+    # missing numbers sort last both ways
+    lr = _column(page, "models-table", "lr_stat")
+    assert None in lr and any(v is not None for v in lr)
+    for order in ("ascending", "descending"):
+        page.click('#models-table th[data-col="lr_stat"]')
+        got = _column(page, "models-table", "lr_stat")
+        values = [v for v in lr if v is not None]
+        assert got == sorted(values, reverse=order == "descending") + [None] * (len(lr) - len(values)), order
     _sort_and_filter(page)
     _gallery(page)
+    assert page.errors() == []
+
+
+def test_defects_only_report_explored(browser, tmp_path):
+    """An inspection without die results: a gallery without yields filters by lot, with no console error."""
+    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=2, random_state=4)
+    out = tmp_path / "defects.html"
+    build_report(yk.analyze(None, fab.defects, layout=fab.layout), max_maps=4, output=out)
+    page = browser.open(out)
+    figs = page.eval("Array.from(document.querySelectorAll('.gallery figure[data-lot]')).map(f => f.dataset.lot)")
+    assert len(figs) == 4
+    assert page.eval("document.querySelector('#gallery-filter [name=ymax]')") is None
+    page.eval("""(() => { const e = document.querySelector('#gallery-filter [name="lot"]'); e.value = 'L0002';
+        e.dispatchEvent(new Event('input', {bubbles: true})); })()""")
+    shown = page.eval("Array.from(document.querySelectorAll('.gallery figure[data-lot]')).filter(f => !f.hidden)"
+                      ".map(f => f.dataset.lot)")
+    assert shown == [lot for lot in figs if lot == "L0002"] and shown
+    page.click('#defect-density-table th[data-col="n_defects"]')
+    n = _column(page, "defect-density-table", "n_defects")
+    assert n == sorted(n)
     assert page.errors() == []
 
 
