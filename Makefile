@@ -1,6 +1,8 @@
 # yieldkit: two-command set-up.
 #   make demo   create .venv, install yieldkit and its dependencies, analyse data_samples/, write reports/
 #   make test   the same set-up, then lint and the whole test suite
+#   make docs   the same set-up, then the documentation (docs/_build/html), warnings as errors,
+#               running every example of the gallery
 
 PYTHON ?= python3
 VENV   := .venv
@@ -8,12 +10,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLES := data_samples
 
-.PHONY: setup demo test lint data-samples bench clean
+.PHONY: setup demo test lint docs data-samples bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,dask]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,dask,docs]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -34,6 +36,9 @@ lint: setup
 test: setup lint
 	$(BIN)/python -m pytest
 
+docs: setup
+	MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+
 # Regenerate the sample data used by the demo, the README and the docs.
 data-samples: setup
 	$(BIN)/yieldkit simulate $(SAMPLES) --seed 2026 --lots 4 --wafers-per-lot 12 \
@@ -43,4 +48,5 @@ bench: setup
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis reports/*.html
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis reports/*.html \
+		docs/_build docs/auto_examples docs/generated docs/sg_execution_times.rst

@@ -106,3 +106,20 @@ def test_defect_scatter_and_kde(fab):
     k = defect_kde(one, fab.layout, grid_size=64)
     img = plot_defect_kde(k, layout=fab.layout).images[-1]
     assert img.get_array().shape == (64, 64) and _not_blank(img.axes.figure)
+
+
+def test_bin_colours_give_every_wafer_the_same_palette(fab):
+    """``colours=`` from :func:`bin_colours` over all wafers colours a bin alike on every map, even on a
+    wafer that lacks the bins before it (its own palette would shift the colours)."""
+    from yieldkit.plotting.wafermap import _FAIL_COLOURS, _PASS_COLOURS, bin_colours
+
+    pal = bin_colours([1, 2, 3, 5, 2], pass_bins=[1])
+    assert pal == {1: _PASS_COLOURS[0], 2: _FAIL_COLOURS[0], 3: _FAIL_COLOURS[1], 5: _FAIL_COLOURS[2]}
+    dies = yk.final_results(fab.dies)
+    w = dies[dies["wafer_id"] == dies["wafer_id"].iloc[0]]
+    w = w[w["hbin"].isin([1, 5]) | (w["hbin"] == w["hbin"].max())].copy()
+    w.loc[~w["passed"], "hbin"] = 5
+    own = WaferMapDisplay.from_dies(w, legend=False)
+    shared = WaferMapDisplay.from_dies(w, legend=False, colours=pal)
+    assert own.colours == [_PASS_COLOURS[0], _FAIL_COLOURS[0]]  # bin 5 is this wafer's first fail bin
+    assert shared.colours == [pal[1], pal[5]]

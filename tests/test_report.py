@@ -217,3 +217,104 @@ def test_u_chart_note_on_inspected_wafers(small):
     res = analyze(small.dies, small.defects, layout=small.layout,
                   inspected_wafers=small.wafers[["lot_id", "wafer_id"]])
     assert 'id="u-chart-note"' not in build_report(res, max_maps=0)
+
+
+# -- readable, explorable report ------------------------------------------------------------------
+
+
+def test_column_formats_are_read_by_people():
+    """Yields as percentages with fixed decimals, never an exponent; units in one mapping."""
+    from yieldkit.report.columns import COLUMNS, column_format, format_value
+
+    assert format_value(0.8977, "percent") == ("89.77", repr(0.8977))
+    assert format_value(-2.511e4, "fixed2")[0] == "-25,110.00"
+    assert format_value(6.0e-77, "pvalue")[0] == "< 0.0001"
+    assert format_value(float("inf"), "sig3")[0] == "∞"
+    assert format_value(float("nan"), "percent") == ("", None)
+    assert format_value(None, "text") == ("", None)
+    assert format_value(True, "bool") == ("yes", None)
+    assert format_value(9732.34, "ppm")[0] == "9,732"
+    assert format_value(3.1e-9, "sig3")[0] == "< 0.000001"
+    assert format_value(12345, "count")[0] == "12,345" and format_value(12345, "id")[0] == "12345"
+    assert COLUMNS["yield"].unit == "%" and column_format("d0").unit == "/cm²"
+    assert column_format("yield@0.3").label == "Yield at 0.3 cm²"
+    assert column_format("some_new_thing", np.dtype("float64")).fmt == "sig3"
+    for v in (1e-12, 3.3e-7, 0.5, 7.0, 1234.5, 2.5e8, -4.2e-5):
+        for fmt in ("percent", "percent4", "fixed2", "fixed3", "sig3", "pvalue", "ppm", "count", "id"):
+            assert not re.search(r"\d[eE][+-]?\d", format_value(v, fmt)[0]), (v, fmt)
+
+
+def test_tables_have_labels_units_sort_keys_and_no_empty_columns(html):
+    models = html[html.index('id="models-table"'):]
+    models = models[:models.index("</table>")]
+    assert 'data-col="warnings"' not in models and 'data-col="error"' not in models  # empty: left out
+    assert "D0 <span class=\"unit\">[/cm²]</span>" in models
+    lots = html[html.index('id="lot-table"'):]
+    lots = lots[:lots.index("</table>")]
+    assert '<th scope="col" title="yield" class="num" data-col="yield">Yield <span class="unit">[%]</span></th>' in lots
+    assert re.search(r'<td data-v="0\.8\d+">8\d\.\d\d</td>', lots)
+    body = re.sub(r'data-v="[^"]*"', "", html[html.index("<body>"):])
+    body = re.sub(r'src="data:image/png;base64,[^"]*"', "", body)
+    assert not re.search(r">[^<]*\d[eE][+-]\d+[^<]*<", body)
+
+
+def test_executive_summary_links_to_the_sections(fab, html):
+    from yieldkit.report.summary import executive_summary, flagged_wafers
+
+    res = analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names)
+    sentences = [str(s) for s in executive_summary(res)]
+    assert sentences[0].startswith("Final yield is <strong>")
+    joined = " ".join(sentences)
+    worst = res.lot_yield.nsmallest(1, "yield")["lot_id"].iloc[0]
+    assert f"Worst <a href=\"#lots\">lot</a>: {worst} (" in joined
+    top_bin = res.bin_pareto.iloc[0]
+    assert f'<a href="#bin-pareto">bin {top_bin["category"]} ({top_bin["name"]})</a>' in joined
+    assert f'<a href="#defect-pareto">{res.defect_pareto_kill["category"].iloc[0]}</a>' in joined
+    fw = flagged_wafers(res)
+    expected = set(zip(res.clustering["lot_id"], res.clustering["wafer_id"], strict=True))
+    expected |= set(zip(res.zonal["lot_id"], res.zonal["wafer_id"], strict=True))
+    pats = res.patterns[res.patterns["pattern"] != "none"]
+    expected |= set(zip(pats["lot_id"], pats["wafer_id"], strict=True))
+    assert set(zip(fw["lot_id"], fw["wafer_id"], strict=True)) == {(str(a), str(b)) for a, b in expected}
+    assert fw["yield"].is_monotonic_increasing
+    assert f"{len(fw)} flagged wafer" in joined
+    sec = html[html.index('<section id="summary">'):html.index("</section>")]
+    assert sec.index('id="executive-summary"') < sec.index('class="cards"')
+    for href in re.findall(r'<a href="#([a-z-]+)">', sec):
+        assert f'<section id="{href}">' in html, href
+
+
+def test_executive_summary_escapes_data(fab):
+    from yieldkit.report.summary import executive_summary
+
+    dies = fab.dies.copy()
+    dies["lot_id"] = dies["lot_id"].astype(object).where(dies["lot_id"] != "L0001", EVIL).astype("string[pyarrow]")
+    text = " ".join(str(s) for s in executive_summary(analyze(dies, layout=fab.layout)))
+    assert EVIL not in text and "&lt;script&gt;" in text
+
+
+def test_gallery_filters_legend_and_script(html, fab):
+    figs = re.findall(r'<figure data-lot="([^"]*)" data-wafer="([^"]*)" data-pattern="([^"]*)" data-yield="([^"]*)">'
+                      r'<img src="data:image/png;base64,', html)
+    assert len(figs) == 4
+    assert all(0 <= float(y) <= 100 for *_, y in figs)
+    assert any(p for _, _, p, _ in figs)  # the pretrained classifier's pattern, to filter by
+    assert '<form class="gallery-filter" id="gallery-filter" hidden>' in html  # shown by the script only
+    legend = html[html.index('id="bin-legend"'):html.index("</ul>", html.index('id="bin-legend"'))]
+    assert legend.count("<li>") == yk.final_results(fab.dies)["hbin"].nunique()  # the bins on the maps
+    assert "1 PASS (pass)" in legend
+    scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", html, flags=re.S)
+    assert len(scripts) == 1
+    js = scripts[0]
+    assert len(js.splitlines()) < 200  # hand-written and small
+    for word in ("fetch(", "XMLHttpRequest", "import(", "http:", "https:", "eval(", "innerHTML"):
+        assert word not in js, word
+
+
+def test_report_script_file_is_inlined_whole():
+    from importlib.resources import files
+
+    from yieldkit.report.html import _script
+
+    text = files("yieldkit.report").joinpath("templates", "report.js").read_text(encoding="utf-8")
+    assert str(_script()) == text and "</script" not in text.lower()

@@ -79,7 +79,7 @@ def test_bin_association(dies: pd.DataFrame, tests: pd.DataFrame, *, bin: str = 
         One row per (failing bin, test) with at least one die of the bin and one good die that
         ran the test: ``bin``, ``test_num``, ``pin``, ``test_name``, ``n_fail``, ``n_good``,
         ``mean_fail``, ``mean_good``, ``auc`` (P(fail value > good value), ties half),
-        ``separation`` (2 |auc - 0.5|, 0 none to 1 perfect), ``r_pb`` (point-biserial
+        ``separation`` (2 ``|auc - 0.5|``, 0 none to 1 perfect), ``r_pb`` (point-biserial
         correlation, bin = 1), ``p`` (its two-sided t-test) and ``q`` (Benjamini-Hochberg over
         all rows); sorted by bin, then by separation, largest first.
 

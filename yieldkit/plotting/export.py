@@ -122,8 +122,10 @@ def pdf_pages(path: str | os.PathLike[str]) -> Iterator[Any]:
 
 def wafer_map_data_uris(wafers: Iterable[tuple[Any, str]], *, layout: Any = None, bin_names: Any = None,
                         bin_labels: Any = None, dpi: int = 80,
-                        figsize: tuple[float, float] = (3.0, 3.0)) -> Iterator[str]:
+                        figsize: tuple[float, float] = (3.0, 3.0), colours: Any = None) -> Iterator[str]:
     """Small bin maps without legend or ticks, one PNG data URI per ``(dies, title)``.
+
+    ``colours`` (hard bin -> colour) colours every map alike, for one legend beside them.
 
     One figure is drawn on again and again (fast for a gallery of hundreds of wafers) and
     closed at the end.
@@ -135,7 +137,7 @@ def wafer_map_data_uris(wafers: Iterable[tuple[Any, str]], *, layout: Any = None
         for dies, title in wafers:
             ax.clear()
             WaferMapDisplay.from_dies(dies, layout=layout, bin_names=bin_names, bin_labels=bin_labels,
-                                      title=title, ax=ax, legend=False)
+                                      title=title, ax=ax, legend=False, colours=colours)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_xlabel("")

@@ -20,7 +20,7 @@ from ..errors import SchemaError, check_choice
 from ._mpl import get_ax, set_title
 from ._mpl import legend as _legend
 
-__all__ = ["WaferMapDisplay", "die_grid", "plot_wafer_map"]
+__all__ = ["WaferMapDisplay", "bin_colours", "die_grid", "plot_wafer_map"]
 
 # pass bins: distinct greens; fail bins: distinct colours without green
 _PASS_COLOURS = ["#2ca02c", "#98df8a", "#006d2c", "#74c476", "#00441b", "#c7e9c0", "#238b45", "#a1d99b"]
@@ -29,6 +29,21 @@ _FAIL_COLOURS = [
     "#1f77b4", "#aec7e8", "#ffbb78", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d",
 ]
 _PASS = _PASS_COLOURS[0]
+
+
+def bin_colours(bins: Any, pass_bins: Any) -> dict[int, str]:
+    """The colour of each hard bin: the k-th pass bin gets the k-th green, the k-th fail bin the
+    k-th other colour (bins in ascending order), as a single wafer's map colours them.
+
+    Give the colours of all wafers' bins to :meth:`WaferMapDisplay.from_dies` (``colours=``)
+    to colour every map of a gallery alike, with one legend.
+    """
+    b = np.unique(np.asarray(bins, dtype=np.int64))
+    is_pass = np.isin(b, np.asarray(list(pass_bins), dtype=np.int64))
+    rank = np.cumsum(is_pass) - 1  # k-th pass bin, and k-th fail bin
+    frank = np.cumsum(~is_pass) - 1
+    return {int(b[i]): _PASS_COLOURS[rank[i] % len(_PASS_COLOURS)] if is_pass[i]
+            else _FAIL_COLOURS[frank[i] % len(_FAIL_COLOURS)] for i in range(len(b))}
 
 
 def die_grid(dies: pd.DataFrame, values: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -119,7 +134,7 @@ class WaferMapDisplay:
     def from_dies(cls, dies: pd.DataFrame, *, value: str = "bin", layout: Any = None,
                   bin_names: Mapping[int, str] | None = None, bin_labels: Mapping[int, str] | None = None,
                   value_col: str | None = None, title: str | None = None, ax: Any = None, legend: bool = True,
-                  **kwargs: Any) -> WaferMapDisplay:
+                  colours: Mapping[int, str] | None = None, **kwargs: Any) -> WaferMapDisplay:
         """Compute the map of one wafer's dies (final result per die), then plot it.
 
         Parameters
@@ -143,6 +158,9 @@ class WaferMapDisplay:
         title : str, optional
         ax, legend, **kwargs
             Passed to :meth:`plot`.
+        colours : mapping, optional
+            Hard bin -> colour for ``value="bin"`` (e.g. from :func:`bin_colours` over many
+            wafers); default: the wafer's own bins coloured by :func:`bin_colours`.
 
         Raises
         ------
@@ -158,12 +176,13 @@ class WaferMapDisplay:
 
             dies = final_results(dies)
         disp = cls._compute(dies, value=value, layout=layout, bin_names=bin_names, bin_labels=bin_labels,
-                            value_col=value_col, title=title)
+                            value_col=value_col, title=title, palette=colours)
         return disp.plot(ax=ax, legend=legend, **kwargs)
 
     @classmethod
     def _compute(cls, dies: pd.DataFrame, *, value: str, layout: Any, bin_names: Mapping[int, str] | None,
-                 bin_labels: Mapping[int, str] | None, value_col: str | None, title: str | None) -> WaferMapDisplay:
+                 bin_labels: Mapping[int, str] | None, value_col: str | None, title: str | None,
+                 palette: Mapping[int, str] | None = None) -> WaferMapDisplay:
         check_choice(value, ("bin", "pass", "value"), name="value", where="WaferMapDisplay")
         if len(dies) == 0:
             raise SchemaError("a wafer map needs at least one die")
@@ -182,11 +201,8 @@ class WaferMapDisplay:
                 passed = dies["passed"].to_numpy(dtype=bool) if "passed" in dies.columns else hb == 1
                 bins = np.unique(hb)
                 codes = np.searchsorted(bins, hb)
-                is_pass = np.isin(bins, hb[passed])
-                rank = np.cumsum(is_pass) - 1  # k-th pass bin, and k-th fail bin
-                frank = np.cumsum(~is_pass) - 1
-                colours = [_PASS_COLOURS[rank[i] % len(_PASS_COLOURS)] if is_pass[i]
-                           else _FAIL_COLOURS[frank[i] % len(_FAIL_COLOURS)] for i in range(len(bins))]
+                own = bin_colours(bins, np.unique(hb[passed]))
+                colours = [(palette or {}).get(int(b), own[int(b)]) for b in bins]
                 names = bin_names or {}
                 codes_text = bin_labels or {}
                 labels = [f"{codes_text.get(int(b), str(int(b)))} {names.get(int(b), '')}".strip() for b in bins]

@@ -217,7 +217,7 @@ class FalloutFit:
     cov_ : pandas.DataFrame
         Covariance of the free parameters, natural scale (NaN without ``n_tested``).
     yield_, n0_, mean_faults_, cluster_alpha_ : float
-        The estimates (n0_ NaN for nb; mean_faults_ and cluster_alpha_ NaN for asa).
+        The estimates (``n0_`` NaN for nb; ``mean_faults_`` and ``cluster_alpha_`` NaN for asa).
     final_coverage_ : float
         Coverage of the last point of the curve [1].
     dppm_ : float

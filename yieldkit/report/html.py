@@ -12,15 +12,19 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from .. import __version__
 from ..io.atomic import atomic_write
+from .columns import column_format, format_value
+from .summary import executive_summary
 
 log = logging.getLogger(__name__)
 
@@ -33,30 +37,42 @@ _ENV = jinja2.Environment(
 )
 
 
-def _fmt(v: Any, floats: int) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else ""
-    if isinstance(v, float):
-        if pd.isna(v):
-            return ""
-        return f"{v:.{floats}g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else \
-            f"{v:.{floats}f}".rstrip("0").rstrip(".")
-    if v is None or v is pd.NA or (not isinstance(v, str) and pd.api.types.is_scalar(v) and pd.isna(v)):
-        return ""
-    return str(v)
+@functools.cache
+def _script() -> Markup:
+    """The report's JavaScript (sorting, filtering, the gallery's filter and larger view), inlined."""
+    from importlib.resources import files
+
+    text = files("yieldkit.report").joinpath("templates", "report.js").read_text(encoding="utf-8")
+    if "</script" in text.lower():  # it is inlined in a <script> element
+        raise AssertionError("report.js must not contain '</script'")
+    return Markup(text)
 
 
 def _table(df: pd.DataFrame | None, floats: int = 4, drop: tuple[str, ...] = (), max_rows: int = 2000,
-           table_id: str = "") -> dict[str, Any] | None:
-    """A table as header + rows of strings (escaped later by the template)."""
+           table_id: str = "", labels: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """A table as headers (label, unit, sort type) and rows of ``(text, sort key)`` cells.
+
+    Labels, units and number formats come from :mod:`yieldkit.report.columns`; ``labels``
+    renames columns of this table only. Columns without a single value are left out. The text
+    is escaped later by the template. (``floats`` is kept for callers; formats are per column.)
+    """
     if df is None:
         return None
     d = df[[c for c in df.columns if c not in drop]]
     truncated = len(d) > max_rows
     d = d.head(max_rows)
-    rows = [[_fmt(v, floats) for v in row] for row in d.itertuples(index=False)]
-    return {"id": table_id, "columns": [str(c) for c in d.columns], "rows": rows, "truncated": truncated,
-            "total": len(df)}
+    fmts = [column_format(c, d[c].dtype) for c in d.columns]
+    cols = [[format_value(v, f.fmt) for v in d[c].tolist()] for c, f in zip(d.columns, fmts)]
+    keep = [i for i, cells in enumerate(cols) if len(d) == 0 or any(text for text, _ in cells)]
+    headers = []
+    for i in keep:
+        f, name = fmts[i], str(d.columns[i])
+        label = (labels or {}).get(name, f.label)
+        headers.append({"name": name, "label": label, "unit": f.unit, "numeric": f.numeric,
+                        "title": f"{name}: {f.description}" if f.description else name})
+    rows = [[cols[i][r] for i in keep] for r in range(len(d))]
+    return {"id": table_id, "columns": [h["name"] for h in headers], "headers": headers, "rows": rows,
+            "truncated": truncated, "total": len(df)}
 
 
 class _Figures:
@@ -76,14 +92,17 @@ class _Figures:
         return uri
 
 
-def _gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> list[dict[str, str]]:
+def _gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The gallery's maps (with lot, wafer, yield and pattern to filter by) and its bin legend."""
     from ..plotting.export import wafer_map_data_uris
+    from ..plotting.wafermap import bin_colours
 
     wy = res.wafer_yield
     shown = wy if max_maps is None or len(wy) <= max_maps else wy.nsmallest(max_maps, "yield")
     shown = shown.sort_index()
     if len(shown) == 0:
-        return []
+        return [], []
     final = res.final_dies
     unplaced = (final["die_x"].isna() | final["die_y"].isna()).to_numpy(bool)
     if unplaced.any():  # final-test parts without a wafer position have no place on a map
@@ -94,17 +113,29 @@ def _gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> 
     order = pd.Series(range(len(final))).groupby(codes).indices  # rows of each wafer, one pass
     lookup = {(a, b): i for i, (a, b) in enumerate(zip(w["lot_id"], w["wafer_id"]))}
     rows = [r for r in shown.to_dict("records") if (r["lot_id"], r["wafer_id"]) in lookup]
+    hb = final["hbin"].to_numpy()
+    passed = final["passed"].to_numpy(bool)
+    colours = bin_colours(hb, pd.unique(hb[passed]))  # one palette for every map: one legend
+    counts = pd.Series(hb).value_counts()
+    names = res.bin_names or {}
+    legend = [{"colour": c, "label": f"{b} {names.get(b, '')}".strip(), "pass": b in set(hb[passed].tolist()),
+               "dies": int(counts.get(b, 0))} for b, c in colours.items()]
+    pattern = {}
+    if res.patterns is not None and "pattern" in res.patterns.columns:
+        pattern = {(str(a), str(b)): str(p) for a, b, p in
+                   zip(res.patterns["lot_id"], res.patterns["wafer_id"], res.patterns["pattern"])}
     wafers = ((final.iloc[order[lookup[(r["lot_id"], r["wafer_id"])]]],
                f"{r['lot_id']} / {r['wafer_id']}  Y={r['yield']:.1%}") for r in rows)
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    uris = wafer_map_data_uris(wafers, layout=res.layout, bin_names=res.bin_names, dpi=figs.dpi)
-    maps = [{"lot_id": str(r["lot_id"]), "wafer_id": str(r["wafer_id"]), "src": src}
+    uris = wafer_map_data_uris(wafers, layout=res.layout, bin_names=res.bin_names, dpi=figs.dpi, colours=colours)
+    maps = [{"lot_id": str(r["lot_id"]), "wafer_id": str(r["wafer_id"]), "src": src, "yield": float(r["yield"]),
+             "pattern": pattern.get((str(r["lot_id"]), str(r["wafer_id"])), "")}
             for r, src in zip(rows, tqdm(uris, total=len(rows), desc="wafer maps", unit="map", disable=not progress,
                                          leave=False), strict=True)]
     figs.seconds += time.perf_counter() - t0
-    return maps
+    return maps, legend
 
 
 def _small_defect_map(ax: Any, *, display: Any, layout: Any, d: pd.DataFrame, title: str) -> None:
@@ -115,7 +146,7 @@ def _small_defect_map(ax: Any, *, display: Any, layout: Any, d: pd.DataFrame, ti
     ax.set_ylabel("")
 
 
-def _defect_gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> list[dict[str, str]]:
+def _defect_gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bool) -> list[dict[str, Any]]:
     """Small defect maps of the wafers of a defects-only analysis, the highest density first when cut."""
     from tqdm import tqdm
 
@@ -140,7 +171,8 @@ def _defect_gallery(res: Any, figs: _Figures, max_maps: int | None, progress: bo
         t0 = time.perf_counter()  # the gallery is not part of the PDF
         src = render_data_uri(functools.partial(_draw_small, d=d, title=title), figsize=(3.0, 3.0), dpi=figs.dpi)
         figs.seconds += time.perf_counter() - t0
-        maps.append({"lot_id": lot, "wafer_id": wafer, "src": src})
+        maps.append({"lot_id": lot, "wafer_id": wafer, "src": src, "yield": None, "pattern": "",
+                     "n_defects": int(r["n_defects"])})
     return maps
 
 
@@ -227,6 +259,9 @@ def build_report(
     return html
 
 
+# column labels of this report's Pareto tables (read-only: no state kept between builds)
+_BIN = MappingProxyType({"category": "Bin", "name": "Bin name"})
+_CLASS = MappingProxyType({"category": "Defect class"})
 _IMAGE_KEYS = ("bin_pareto", "defect_pareto", "defect_pareto_kill", "kill_ratios", "p_chart", "u_chart", "stacked")
 
 
@@ -268,19 +303,24 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
         images["stacked"] = figs.render(
             lambda ax: plot_stacked_map(res.stacked, value=stacked_value, layout=res.layout, ax=ax,
                                         title=stacked_title), (5.0, 4.6))
-    maps = _defect_gallery(res, figs, max_maps, progress) if defects_only else _gallery(res, figs, max_maps, progress)
+    legend: list[dict[str, Any]] = []
+    if defects_only:
+        maps = _defect_gallery(res, figs, max_maps, progress)
+    else:
+        maps, legend = _gallery(res, figs, max_maps, progress)
     s = res.summary
     summary = dict(s)
     summary["retest_recovered"] = int(res.retest["recovered"].sum()) if len(res.retest) else 0
     tables = {
         "lots": _table(res.lot_yield, table_id="lot-table"),
         "wafers": _table(res.wafer_yield, table_id="wafer-table"),
-        "bin_pareto": _table(res.bin_pareto, table_id="bin-pareto-table"),
-        "first_pass_bin_pareto": _table(res.first_pass_bin_pareto, table_id="first-pass-bin-table"),
-        "retest": _table(res.retest, table_id="retest-table") if len(res.retest) else None,
-        "defect_pareto": _table(res.defect_pareto, table_id="defect-pareto-table"),
-        "defect_pareto_kill": _table(res.defect_pareto_kill, table_id="defect-kill-table"),
-        "kill_ratios": _table(None if res.kill_ratios is None else res.kill_ratios.table, table_id="kill-ratio-table"),
+        "bin_pareto": _table(res.bin_pareto, table_id="bin-pareto-table", labels=_BIN),
+        "first_pass_bin_pareto": _table(res.first_pass_bin_pareto, table_id="first-pass-bin-table", labels=_BIN),
+        "retest": _table(res.retest, table_id="retest-table", labels=_BIN) if len(res.retest) else None,
+        "defect_pareto": _table(res.defect_pareto, table_id="defect-pareto-table", labels=_CLASS),
+        "defect_pareto_kill": _table(res.defect_pareto_kill, table_id="defect-kill-table", labels=_CLASS),
+        "kill_ratios": _table(None if res.kill_ratios is None else res.kill_ratios.table, table_id="kill-ratio-table",
+                              labels=_CLASS),
         "p_excursions": None if defects_only else _table(res.p_chart.excursions(), table_id="p-excursions"),
         "defect_density": _table(res.defect_density, table_id="defect-density-table"),
         "zonal_density": _table(res.zonal_density, table_id="zonal-density-table"),
@@ -288,7 +328,8 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
         "zonal": _table(res.zonal, table_id="zonal-table"),
         "clustering": _table(res.clustering, table_id="clustering-table"),
         "models": _table(res.models, table_id="models-table"),
-        "dppm": _table(res.dppm, table_id="dppm-table"),
+        # the interval of the defect level is shown once, in DPPM
+        "dppm": _table(res.dppm, table_id="dppm-table", drop=("ci_lower", "ci_upper")),
         "patterns": _table(
             None if res.patterns is None else res.patterns[[c for c in res.patterns.columns if not str(c).startswith("p_")]],
             table_id="patterns-table",
@@ -302,7 +343,8 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
     pat = _pat_section(res, figs)
     return _ENV.get_template("report.html.j2").render(
         pat=pat, title=title, version=__version__, generated=pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"),
-        summary=summary, tables=tables, images=images, maps=maps, notes=res.notes,
+        summary=summary, tables=tables, images=images, maps=maps, notes=res.notes, legend=legend,
+        sentences=executive_summary(res), script=_script(),
         defects_only=defects_only,
         p_centre=None if defects_only else res.p_chart.centre,
         u_centre=None if res.u_chart is None else res.u_chart.centre,
