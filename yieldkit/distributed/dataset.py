@@ -224,7 +224,7 @@ def _whole_dirs(part: list[_Piece]) -> bool:
     return all(p.row_groups is None for p in part)
 
 
-def _read_piece(piece: _Piece, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def _read_piece(piece: _Piece) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -243,12 +243,20 @@ def _read_piece(piece: _Piece, columns: Sequence[str] | None = None) -> pd.DataF
     return df
 
 
-def _read_partition(part: list[_Piece], kind: str, columns: Mapping[str, str] | None, options: Mapping[str, Any],
-                    meta: pd.DataFrame) -> pd.DataFrame:
+def _read_partition(part: list[_Piece], kind: str, names: Mapping[str, str] | None, options: Mapping[str, Any],
+                    meta: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """One partition: its files read, validated and checked against the dataset's columns
+    (``columns``: the projection Dask asks for, after validation)."""
     frames = []
     for p in part:
-        df = _validate(_read_piece(p), kind, p.path, columns, options)
-        frames.append(_conform(df, meta, p.path))
+        raw = _read_piece(p)
+        if len(raw) == 0 and len(part) > 1:  # an empty file beside others adds nothing
+            continue
+        df = _validate(raw, kind, p.path, names, options)
+        df = _conform(df, meta, p.path)
+        frames.append(df if columns is None else df[list(columns)])
+    if not frames:
+        return meta if columns is None else meta[list(columns)]
     if len(frames) == 1:
         return frames[0]
     return pd.concat(frames, ignore_index=True)
@@ -256,6 +264,8 @@ def _read_partition(part: list[_Piece], kind: str, columns: Mapping[str, str] | 
 
 def _validate_dask(df: pd.DataFrame, kind: str, columns: Mapping[str, str] | None, options: Mapping[str, Any],
                    meta: pd.DataFrame, partition_info: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    if len(df) == 0:  # an empty partition (a filter, a shuffle) is no error
+        return meta
     n = partition_info["number"] if partition_info else "?"
     source = f"<dask DataFrame partition {n}>"
     return _conform(_validate(df, kind, source, columns, options), meta, source)
@@ -317,8 +327,12 @@ def open_table(
     if isinstance(source, pd.DataFrame):
         return _from_pandas(_validator(kind)(source, source="<DataFrame>", columns=columns, **opts), int(partition_rows))
     if hasattr(source, "map_partitions") and hasattr(source, "npartitions"):
-        sample = source.get_partition(0).head(64, npartitions=-1, compute=True)
-        meta = _validate(sample, kind, "<dask DataFrame partition 0>", columns, opts).iloc[:0]
+        i = 0
+        sample = source.get_partition(0).head(64, compute=True)
+        while len(sample) == 0 and i + 1 < min(source.npartitions, 16):  # the first rows, past empty partitions
+            i += 1
+            sample = source.get_partition(i).head(64, compute=True)
+        meta = _validate(sample, kind, f"<dask DataFrame partition {i}>", columns, opts).iloc[:0]
         return source.map_partitions(_validate_dask, kind, columns, opts, meta, meta=meta)
     if not isinstance(source, (str, os.PathLike, list, tuple)):
         raise YieldkitTypeError("The 'source' argument of open_table must be a path, a glob, a list of paths, a "
@@ -417,7 +431,8 @@ def _assign(keys: pd.DataFrame, partition_rows: int) -> pd.DataFrame:
     w = keys.groupby(_KEY, sort=False).agg(rows=("rows", "sum"), first=("first", "min")).reset_index()
     w = w.sort_values("first", kind="stable").reset_index(drop=True)
     cum = np.cumsum(w["rows"].to_numpy()) - w["rows"].to_numpy()
-    w[_PART_COL] = (cum // max(int(partition_rows), 1)).astype(np.int64)
+    # consecutive wafers share a partition until it holds partition_rows rows (dense numbers)
+    w[_PART_COL] = pd.factorize(cum // max(int(partition_rows), 1))[0].astype(np.int64)
     return w
 
 
