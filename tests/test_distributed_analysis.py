@@ -169,11 +169,14 @@ def test_cli_report_on_a_local_cluster(small, tmp_path):
     fab, mem = small
     root = tmp_path / "dies"
     pq.write_to_dataset(pa.Table.from_pandas(fab.dies, preserve_index=False), root, partition_cols=["lot_id"])
+    defects = tmp_path / "defects.parquet"
+    fab.defects.to_parquet(defects)
     out = tmp_path / "r.html"
-    assert main(["-q", "report", str(root), "--engine", "dask", "--workers", "1", "--memory-limit", "2GiB",
-                 "-o", str(out), "--max-maps", "3"]) == 0
+    assert main(["-q", "report", str(root), "--defects", str(defects), "--engine", "dask", "--workers", "1",
+                 "--memory-limit", "2GiB", "-o", str(out), "--max-maps", "3"]) == 0
     html = out.read_text()
     assert "Gallery (3 of 12 wafers" in html
+    assert f">{len(fab.defects)}<" in html  # the defect count of the summary
     assert main(["-q", "report", str(root), "--workers", "2", "-o", str(out)]) == 1  # needs --engine dask
 
 
