@@ -263,7 +263,7 @@ def analyze(
         e.g. the ``inspected_dies`` of :func:`yieldkit.read_klarf`); wafers without one count
         every die of the layout as inspected.
     engine : {"memory", "dask"}
-        ``"dask"``: :func:`yieldkit.distributed.analyze_dask` on the active Dask scheduler;
+        ``"dask"``: :func:`yieldkit.distributed.analysis.analyze_dask` on the active Dask scheduler;
         ``dies`` and ``defects`` may then be Parquet dataset paths, globs or Dask DataFrames,
         and ``final_dies`` holds the final results of the wafers the report draws.
     dask_options : mapping, optional
