@@ -169,3 +169,12 @@ def test_dask_client_local_cluster(fab):
     with pytest.raises(YieldkitValueError, match="either a scheduler"):
         with dask_client("tcp://127.0.0.1:1", workers=2):
             pass
+
+
+def test_hive_keys_stay_text(fab, tmp_path):
+    """Wafer ids such as "01" in hive directories are identifiers: kept as written, not read as numbers."""
+    root = tmp_path / "by_wafer"
+    pq.write_to_dataset(pa.Table.from_pandas(fab.dies, preserve_index=False), root, partition_cols=["lot_id", "wafer_id"])
+    got = _sync(open_table(root))
+    assert sorted(set(got["wafer_id"])) == sorted(set(fab.dies["wafer_id"].astype(str)))
+    assert align_wafers(open_table(root, partition_rows=1000)).npartitions == 9  # one directory per wafer
