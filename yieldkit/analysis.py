@@ -212,6 +212,8 @@ def analyze(
     tests: pd.DataFrame | None = None,
     inspected_dies: pd.DataFrame | None = None,
     pat_rules: Sequence[str] = ("dpat", "gdbn", "cluster", "zpat"),
+    engine: str = "memory",
+    dask_options: Mapping[str, Any] | None = None,
 ) -> AnalysisResults:
     """Compute every result of the yield report.
 
@@ -260,6 +262,13 @@ def analyze(
         Without dies: the sample test plan (``lot_id``, ``wafer_id``, ``die_x``, ``die_y``,
         e.g. the ``inspected_dies`` of :func:`yieldkit.read_klarf`); wafers without one count
         every die of the layout as inspected.
+    engine : {"memory", "dask"}
+        ``"dask"``: :func:`yieldkit.distributed.analysis.analyze_dask` on the active Dask scheduler;
+        ``dies`` and ``defects`` may then be Parquet dataset paths, globs or Dask DataFrames,
+        and ``final_dies`` holds the final results of the wafers the report draws.
+    dask_options : mapping, optional
+        With ``engine="dask"``: ``max_maps`` (wafers kept in ``final_dies``, default 200) and
+        ``partition_rows`` (see :func:`yieldkit.distributed.analysis.analyze_dask`).
 
     Returns
     -------
@@ -281,8 +290,16 @@ def analyze(
     >>> res.summary["wafers"], res.kill_ratios is not None
     (3, True)
     """
+    from .errors import check_choice
     from .pareto import _bin_names
 
+    if check_choice(engine, ("memory", "dask"), name="engine", where="analyze") == "dask":
+        from .distributed.analysis import analyze_dask
+
+        return analyze_dask(dies, defects, wafers, layout, bin_names, top=top, coverage=coverage,
+                            conf_level=conf_level, spc_rules=spc_rules, laney=laney,
+                            inspected_wafers=inspected_wafers, tests=tests, inspected_dies=inspected_dies,
+                            pat_rules=pat_rules, kernels=_dask_kernels(), **dict(dask_options or {}))
     if dies is None:
         if defects is None:
             from .errors import YieldkitValueError
@@ -352,6 +369,14 @@ def analyze(
 
         res.pat = screen(dies, tests, rules=pat_rules)
     return res
+
+
+def _dask_kernels() -> Any:
+    """The result class and section helpers the Dask engine finishes its sections with."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(results=AnalysisResults, note=_note, placed=_placed, order_wafers=_order_wafers,
+                           check_wafer_overlap=_check_wafer_overlap, commonality=_commonality)
 
 
 def _check_wafer_overlap(defects: pd.DataFrame, wy: pd.DataFrame) -> None:

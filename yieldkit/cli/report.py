@@ -42,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-maps", type=non_negative_int, default=200, help="at most this many wafer maps (worst first)")
     p.add_argument("--pdf", help="also write the charts to this PDF")
     p.add_argument("-o", "--output", help="output HTML file (default: next to the first die file, .html)")
+    eng = p.add_argument_group("Dask engine (data beyond memory)")
+    eng.add_argument("--engine", choices=("memory", "dask"), default="memory",
+                     help="'dask': read the dies (and --defects) as Parquet datasets, directories or globs and "
+                     "analyse them on a Dask cluster (default: memory)")
+    eng.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786)")
+    eng.add_argument("--workers", type=int, help="workers of a local Dask cluster (default: Dask's choice)")
+    eng.add_argument("--memory-limit", help="memory limit of each local worker, e.g. 4GiB")
     add_salvage_argument(p)
     p.set_defaults(func=run)
 
@@ -138,6 +145,12 @@ def run(args: argparse.Namespace) -> int:
 
     started = getattr(args, "started", time.perf_counter())
     args.output = args.output or str(default_output(args.dies[0], ".html"))
+    if getattr(args, "engine", "memory") == "dask":
+        return _run_dask(args, started)
+    if getattr(args, "scheduler", None) or getattr(args, "workers", None) or getattr(args, "memory_limit", None):
+        from ..errors import YieldkitValueError
+
+        raise YieldkitValueError("--scheduler, --workers and --memory-limit need --engine dask")
     inp = load_inputs(args)
     res = analyze(inp["dies"], inp["defects"], inp["wafers"], inp["layout"], inp["bin_names"], top=args.top,
                   inspected_dies=inp.get("inspected_dies"), inspected_wafers=inp.get("inspected_wafers"))
@@ -145,5 +158,31 @@ def run(args: argparse.Namespace) -> int:
                  progress=progress_enabled(args))
     if args.pdf:
         log.info("wrote %s", args.pdf)
+    log.info("wrote %s (built in %.1f s)", args.output, time.perf_counter() - started)
+    return 0
+
+
+def _run_dask(args: argparse.Namespace, started: float) -> int:
+    """The report of Parquet datasets on a Dask cluster (``--engine dask``)."""
+    import time
+
+    from .. import read_wafers
+    from ..analysis import analyze
+    from ..distributed import dask_client
+    from ..report import build_report
+
+    layout = load_layout(args.layout) if getattr(args, "layout", None) else None
+    bin_names = load_bin_names(args.bin_names) if getattr(args, "bin_names", None) else None
+    dies = args.dies if len(args.dies) > 1 else args.dies[0]
+    defects = None
+    if getattr(args, "defects", None):
+        defects = args.defects if len(args.defects) > 1 else args.defects[0]
+    wafers = read_wafers(args.wafers, on_error=on_error(args)) if getattr(args, "wafers", None) else None
+    with dask_client(args.scheduler, workers=args.workers, memory_limit=args.memory_limit) as client:
+        log.info("Dask dashboard: %s", client.dashboard_link)
+        res = analyze(dies, defects, wafers, layout, bin_names, top=args.top, engine="dask",
+                      dask_options={"max_maps": args.max_maps})
+    build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,
+                 progress=progress_enabled(args))
     log.info("wrote %s (built in %.1f s)", args.output, time.perf_counter() - started)
     return 0

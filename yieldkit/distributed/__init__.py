@@ -9,8 +9,18 @@ Modules
 dies
     Lazily validated die tables and per-wafer yield (:func:`read_dies_dask`,
     :func:`wafer_yield_dask`).
+dataset
+    Tables as lazily validated Dask DataFrames from Parquet datasets, globs, lists of paths
+    or frames, and wafer-aligned partitions (:func:`open_table`, :func:`align_wafers`).
+analysis
+    The whole yield analysis on Dask: the engine of ``yieldkit.analyze(engine="dask")``
+    (:func:`~yieldkit.distributed.analysis.analyze_dask`).
+cluster
+    A client of a remote scheduler or of a local cluster, closed on exit (:func:`dask_client`).
 """
 
+from .cluster import dask_client
+from .dataset import align_wafers, open_table
 from .dies import read_dies_dask, wafer_yield_dask
 
-__all__ = ["read_dies_dask", "wafer_yield_dask"]
+__all__ = ["align_wafers", "dask_client", "open_table", "read_dies_dask", "wafer_yield_dask"]

@@ -1,0 +1,487 @@
+"""The whole yield analysis on Dask: :func:`analyze_dask`, the engine of ``analyze(engine="dask")``.
+
+The die table is made wafer-aligned (:func:`yieldkit.distributed.dataset.align_wafers`) and
+each partition is reduced, with the in-memory routines, to small sufficient statistics: per
+wafer counts, per bin counts, per die position counts, the per-wafer rows of the zonal,
+clustering and pattern-class analyses. The client adds them up and finishes each section
+exactly as the in-memory :func:`yieldkit.analyze` does, so the results are equal (order of
+first appearance kept through a global row order).
+
+``final_dies`` is not the whole final die table (it would not fit on the client): it holds the
+final results of the wafers the report's gallery shows -- the ``max_maps`` wafers of lowest
+yield, all wafers when there are no more -- and a note says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .._keys import wafer_codes
+from ..intervals import clopper_pearson
+from ..yields import final_results, first_pass_results, lots_from_wafers
+from .dataset import DEFAULT_PARTITION_ROWS, ORDER_COL, _align, _row_order, open_table, wafer_partitions
+
+if TYPE_CHECKING:
+    from ..analysis import AnalysisResults
+
+log = logging.getLogger(__name__)
+
+__all__ = ["analyze_dask"]
+
+_KEY = ["lot_id", "wafer_id"]
+#: wafers whose final dies ``final_dies`` holds (the report's gallery default)
+DEFAULT_MAX_MAPS = 200
+
+
+def _is_dask(obj: Any) -> bool:
+    return hasattr(obj, "map_partitions") and hasattr(obj, "npartitions")
+
+
+def _open(source: Any, kind: str, partition_rows: int) -> Any:
+    if source is None:
+        return None
+    return open_table(source, kind, partition_rows=partition_rows)
+
+
+def _small(table: Any, kind: str) -> pd.DataFrame | None:
+    """A small table (wafers, inspected wafers) in memory."""
+    if table is None or isinstance(table, pd.DataFrame):
+        return table
+    if _is_dask(table):
+        return table.compute()
+    if isinstance(table, (str, os.PathLike)):
+        from .. import read_wafers
+
+        return read_wafers(table)
+    return table
+
+
+# ---------------------------------------------------------------------------------------
+# per partition
+# ---------------------------------------------------------------------------------------
+def _bin_counts(d: pd.DataFrame) -> pd.DataFrame:
+    """Failing bins of a (final or first-pass) table: ``category``, ``count``, ``first``."""
+    sel = d[~d["passed"].to_numpy(dtype=bool)]
+    t = pd.DataFrame({"category": sel["hbin"].to_numpy(dtype=np.int64, na_value=-1),
+                      "first": sel[ORDER_COL].to_numpy(np.int64)})
+    return t.groupby("category", sort=False).agg(count=("first", "size"), first=("first", "min")).reset_index()
+
+
+def _with_first(t: pd.DataFrame, wafers: pd.DataFrame) -> pd.DataFrame:
+    """Attach each wafer's first row (global order) to a per-wafer table."""
+    if not len(t):
+        return t.assign(_first=np.zeros(0, np.int64))
+    m = t[_KEY].astype(str).merge(wafers[_KEY + ["first"]].astype({"lot_id": str, "wafer_id": str}), on=_KEY,
+                                  how="left")
+    return t.assign(_first=m["first"].to_numpy(np.int64))
+
+
+def _partition_stats(df: pd.DataFrame, number: int, zone_layout: Any, conf_level: float, sections: Mapping[str, bool],
+                     placed_fn: Any) -> dict[str, Any]:
+    """Everything the engine needs from one wafer-aligned partition of the die table."""
+    import warnings
+
+    from ..errors import DataQualityWarning
+    from ..yields import wafer_yield
+    from .dataset import _wafer_rows
+
+    info = {"number": number}
+    df = df.assign(**{ORDER_COL: _row_order(df, info)}) if ORDER_COL not in df.columns else df
+    out: dict[str, Any] = {"n_rows": len(df)}
+    w = _wafer_rows(df, info)
+    out["wafers"] = w
+    if not len(df):
+        return out
+    wy = wafer_yield(df, conf_level=conf_level)
+    out["counts"] = _with_first(wy[_KEY + ["tested", "good", "first_pass_good"]], w)
+    final = final_results(df)
+    first = first_pass_results(df)
+    out["bins"] = _bin_counts(final)
+    out["bins_first"] = _bin_counts(first)
+    from ..pareto import retest_recovery
+
+    r = retest_recovery(df)
+    out["retest"] = r[["category", "first_pass_fails", "retested", "recovered"]] if len(r) else None
+    notes: list[str] = []
+    placed = placed_fn(df, notes)
+    out["unplaced"] = 0 if placed is df else (len(df) if placed is None else len(df) - len(placed))
+    if placed is None:
+        return out
+    pf = final if placed is df else final_results(placed)
+    fail = ~pf["passed"].to_numpy(dtype=bool)
+    s = pd.DataFrame({"die_x": pf["die_x"].to_numpy(np.int64), "die_y": pf["die_y"].to_numpy(np.int64),
+                      "n": 1, "fail": fail.astype(np.int64)})
+    out["stacked"] = s.groupby(["die_y", "die_x"], sort=False).sum().reset_index()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        if sections.get("zonal") and zone_layout is not None:
+            from ..maps import zonal_yield
+
+            z = zonal_yield(placed, zone_layout, conf_level=conf_level)
+            out["zonal"] = _with_first(z[z["flagged"]].reset_index(drop=True), w)
+            out["zonal_tested"] = len(z)
+        if sections.get("clustering"):
+            from ..spatial import clustering_stats
+
+            out["clustering"] = _with_first(clustering_stats(placed), w)
+        if sections.get("patterns"):
+            from ..classify.grid import dies_to_grids
+            from ..classify.pretrained import load_pretrained
+
+            ids, grids = dies_to_grids(pf)
+            p = load_pretrained().predict_table(grids, wafers=ids[_KEY], causes=True)
+            out["patterns"] = _with_first(p, w)
+    return out
+
+
+def _positions(df: pd.DataFrame) -> pd.DataFrame:
+    ok = df["die_x"].notna().to_numpy() & df["die_y"].notna().to_numpy()
+    return pd.DataFrame({"die_x": df["die_x"].to_numpy()[ok], "die_y": df["die_y"].to_numpy()[ok]}).drop_duplicates()
+
+
+def _gallery_dies(df: pd.DataFrame, number: int, shown: pd.DataFrame) -> pd.DataFrame:
+    """Final results of the shown wafers in one partition."""
+    info = {"number": number}
+    if ORDER_COL not in df.columns:
+        df = df.assign(**{ORDER_COL: _row_order(df, info)})
+    codes, w = wafer_codes(df)
+    keep_w = w[_KEY].astype(str).merge(shown.assign(_s=True), on=_KEY, how="left")["_s"].notna().to_numpy()
+    sub = df[keep_w[codes]].reset_index(drop=True)
+    return final_results(sub) if len(sub) else sub
+
+
+# ---------------------------------------------------------------------------------------
+# reductions
+# ---------------------------------------------------------------------------------------
+def _concat(stats: list[dict[str, Any]], name: str) -> pd.DataFrame | None:
+    got = [s[name] for s in stats if s.get(name) is not None]
+    if not got:
+        return None
+    return pd.concat(got, ignore_index=True)
+
+
+def _by_first(t: pd.DataFrame) -> pd.DataFrame:
+    return t.sort_values("_first", kind="stable").drop(columns="_first").reset_index(drop=True)
+
+
+def _wafer_yield(counts: pd.DataFrame, conf_level: float) -> pd.DataFrame:
+    tot = counts.groupby(_KEY, sort=False).agg(tested=("tested", "sum"), good=("good", "sum"),
+                                               first_pass_good=("first_pass_good", "sum"),
+                                               _first=("_first", "min")).reset_index()
+    tot = tot.sort_values("_first", kind="stable").drop(columns="_first").reset_index(drop=True)
+    out = tot[_KEY].copy()
+    tested = tot["tested"].to_numpy(np.int64)
+    good = tot["good"].to_numpy(np.int64)
+    fp_good = tot["first_pass_good"].to_numpy(np.int64)
+    lo, hi = clopper_pearson(good, tested, conf_level)
+    out["tested"] = tested
+    out["good"] = good
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["yield"] = good / tested
+        out["first_pass_good"] = fp_good
+        out["first_pass_yield"] = fp_good / tested
+    out["ci_lower"] = lo
+    out["ci_upper"] = hi
+    return out
+
+
+def _bin_pareto(parts: pd.DataFrame | None, n_tested: int, names: Mapping[int, str], top: int | None) -> pd.DataFrame:
+    """:func:`yieldkit.bin_pareto` from the per-partition bin counts."""
+    from ..pareto import _rank
+
+    if parts is None or not len(parts):
+        counted = pd.DataFrame({"category": pd.Series([], dtype=np.int64), "count": pd.Series([], dtype=np.int64)})
+    else:
+        counted = parts.groupby("category", sort=False).agg(count=("count", "sum"), first=("first", "min"))
+        counted = counted.reset_index().sort_values("first", kind="stable").drop(columns="first").reset_index(drop=True)
+    counted["name"] = counted["category"].map(lambda b: names.get(int(b), "")).astype(object)
+    counted["yield_loss"] = counted["count"] / n_tested
+    out = _rank(counted, [], "count", top)
+    out["name"] = out["name"].fillna("")
+    return out[["category", "name", *[c for c in out.columns if c not in ("category", "name")]]]
+
+
+def _retest(parts: pd.DataFrame | None, names: Mapping[int, str]) -> pd.DataFrame:
+    """:func:`yieldkit.retest_recovery` from the per-partition counts."""
+    cols = ["category", "name", "first_pass_fails", "retested", "recovered", "still_failing", "recovery_rate"]
+    if parts is None or not len(parts):
+        return pd.DataFrame({c: [] for c in cols})
+    out = parts.groupby("category").agg(first_pass_fails=("first_pass_fails", "sum"), retested=("retested", "sum"),
+                                        recovered=("recovered", "sum")).reset_index()
+    out["still_failing"] = out["first_pass_fails"] - out["recovered"]
+    out["recovery_rate"] = out["recovered"] / out["first_pass_fails"]
+    out["name"] = out["category"].map(lambda x: names.get(int(x), "")).astype(object)
+    out = out.sort_values(["recovered", "first_pass_fails"], ascending=False, kind="stable")
+    return out[cols].reset_index(drop=True)
+
+
+def _stacked(parts: pd.DataFrame | None) -> pd.DataFrame:
+    """The pooled :func:`yieldkit.maps.stack_map` of the final dies from per-position counts."""
+    if parts is None or not len(parts):
+        return pd.DataFrame({"die_x": pd.Series([], dtype="int32"), "die_y": pd.Series([], dtype="int32"),
+                             "fail_rate": pd.Series([], dtype="float64")})
+    t = parts.groupby(["die_y", "die_x"], sort=True)[["n", "fail"]].sum().reset_index()
+    n = t["n"].to_numpy(np.int64)
+    fail = t["fail"].to_numpy(np.int64)
+    out = pd.DataFrame({"die_x": t["die_x"].to_numpy().astype(np.int32), "die_y": t["die_y"].to_numpy().astype(np.int32)})
+    out["n_wafers"] = n
+    lo, hi = clopper_pearson(fail, n)
+    out["n_fail"] = fail
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["fail_rate"] = fail / n
+    out["ci_lower"] = lo
+    out["ci_upper"] = hi
+    return out
+
+
+def _flag_clusters(res: AnalysisResults, c: pd.DataFrame, fdr: float = 0.05) -> None:
+    """The BH step of :func:`yieldkit.analysis._clustering` on the whole per-wafer table."""
+    from ..significance import benjamini_hochberg
+
+    c["q_bw"] = benjamini_hochberg(c["p_bw"].to_numpy())
+    c["q_i"] = benjamini_hochberg(c["p_i"].to_numpy())
+    flagged = (c["q_bw"] < fdr) | (c["q_i"] < fdr)
+    cols = ["lot_id", "wafer_id", "n_dies", "n_fail", "bb", "e_bb", "bw", "e_bw", "p_bw", "q_bw",
+            "morans_i", "p_i", "q_i", "log_odds", "p_runs"]
+    res.clustering = c.loc[flagged, [k for k in cols if k in c.columns]].reset_index(drop=True)
+    res.clustering_tested = len(c)
+
+
+def _defect_sections(res: AnalysisResults, dies: Any, defects: Any, layout: Any, *, kernels: Any, top: int | None,
+                     coverage: Sequence[float], conf_level: float, spc_rules: str, laney: bool,
+                     inspected_wafers: pd.DataFrame | None, ordered: pd.DataFrame) -> None:
+    """Defect Paretos, kill ratios, the u-chart, yield models and DPPM of a wafer-aligned pair."""
+    kernels.note(res.notes, "defect sections: not computed by the Dask engine")
+
+
+# ---------------------------------------------------------------------------------------
+# the engine
+# ---------------------------------------------------------------------------------------
+def analyze_dask(
+    dies: Any,
+    defects: Any = None,
+    wafers: Any = None,
+    layout: Any = None,
+    bin_names: Mapping[int, str] | pd.DataFrame | None = None,
+    *,
+    top: int | None = 10,
+    coverage: Sequence[float] = (0.9, 0.95, 0.99, 0.999),
+    conf_level: float = 0.95,
+    spc_rules: str = "both",
+    laney: bool = True,
+    inspected_wafers: pd.DataFrame | None = None,
+    tests: Any = None,
+    inspected_dies: pd.DataFrame | None = None,
+    pat_rules: Sequence[str] = ("dpat", "gdbn", "cluster", "zpat"),
+    max_maps: int | None = DEFAULT_MAX_MAPS,
+    partition_rows: int = DEFAULT_PARTITION_ROWS,
+    kernels: Any,
+) -> AnalysisResults:
+    """:func:`yieldkit.analyze` on Dask: the same :class:`~yieldkit.analysis.AnalysisResults`.
+
+    Called by ``yieldkit.analyze(..., engine="dask")``, which passes ``kernels``: the in-memory
+    engine's result class and section helpers (``results``, ``note``, ``placed``,
+    ``order_wafers``, ``check_wafer_overlap``, ``commonality``), so that both engines finish
+    the sections with the same code.
+
+    Parameters
+    ----------
+    dies, defects : path, glob, list of paths, dask DataFrame or DataFrame
+        Die and defect tables (see :func:`yieldkit.distributed.open_table`).
+    wafers : DataFrame, path or dask DataFrame, optional
+        Wafer table (one row per wafer: read into memory).
+    max_maps : int, optional
+        ``final_dies`` holds the final results of the ``max_maps`` wafers of lowest yield (the
+        wafers :func:`yieldkit.report.build_report` draws with the same ``max_maps``); None:
+        of every wafer (only when they fit in memory).
+    partition_rows : int
+        Target die rows per partition (see :func:`~yieldkit.distributed.open_table`).
+    top, coverage, conf_level, spc_rules, laney, inspected_wafers, tests, inspected_dies, pat_rules
+        As for :func:`yieldkit.analyze`.
+
+    Returns
+    -------
+    AnalysisResults
+
+    Notes
+    -----
+    Runs on the active scheduler: the current ``dask.distributed.Client`` when there is one,
+    else Dask's default. Sections computed partition by partition: summary, wafer and lot
+    yield, bin Paretos, retest recovery, p-chart, stacked map, zonal flags, clustering (per
+    wafer, then Benjamini-Hochberg over all wafers), pattern classes, commonality. With
+    ``tests``: process capability on Dask (:func:`yieldkit.parametric.capability`); the shift
+    and test-bin association tables and the PAT screen have no Dask path and are left out
+    with a note.
+    """
+    import dask
+
+    from ..errors import YieldkitValueError
+    from ..pareto import _bin_names
+    from ..spc import p_chart
+
+    if dies is None:
+        raise YieldkitValueError("analyze(engine='dask') needs a die table; analyse a defect table alone in memory "
+                                 "(engine='memory').")
+    d = _open(dies, "dies", partition_rows)
+    df = _open(defects, "defects", partition_rows)
+    wafers = _small(wafers, "wafers")
+    inspected_wafers = _small(inspected_wafers, "wafers")
+    d, df, keys = _align(d, df, partition_rows=partition_rows)
+    names = _bin_names(bin_names, "hbin") if bin_names is not None else None
+    zone_layout = layout
+    if layout is None:
+        log.info("dask engine: inferring the wafer layout from the die positions")
+        pos = dask.compute(*[dask.delayed(_positions)(p) for p in d[["die_x", "die_y"]].to_delayed()])
+        allpos = pd.concat(pos, ignore_index=True).drop_duplicates() if pos else None
+        if allpos is not None and len(allpos):
+            from ..layout import WaferLayout
+
+            zone_layout = WaferLayout.from_dies(allpos)
+    sections = {"zonal": True, "clustering": True, "patterns": True}
+    log.info("dask engine: per-partition statistics of %d partition(s)", d.npartitions)
+    tasks = [dask.delayed(_partition_stats)(p, i, zone_layout, conf_level, sections, kernels.placed)
+             for i, p in enumerate(d.to_delayed())]
+    stats = list(dask.compute(*tasks))
+    log.info("dask engine: reducing")
+    notes: list[str] = []
+    counts = _concat(stats, "counts")
+    if counts is None:
+        raise YieldkitValueError("analyze(engine='dask'): the die table is empty")
+    wy = _wafer_yield(counts, conf_level)
+    ly = lots_from_wafers(wy, conf_level=conf_level)
+    tested = int(wy["tested"].sum())
+    n_defects = None
+    defect_keys = None
+    if df is not None:
+        defect_keys = wafer_partitions(df)
+        n_defects = int(defect_keys["rows"].sum())
+    summary = {
+        "lots": int(len(ly)), "wafers": int(len(wy)), "dies": tested,
+        "yield": float(wy["good"].sum() / tested) if tested else float("nan"),
+        "first_pass_yield": float(wy["first_pass_good"].sum() / tested) if tested else float("nan"),
+        "defects": n_defects,
+    }
+    ordered, time_col = kernels.order_wafers(wy, wafers)
+    n_unplaced = sum(int(s.get("unplaced", 0)) for s in stats)
+    n_rows = sum(int(s["n_rows"]) for s in stats)
+    all_unplaced = n_unplaced == n_rows
+    if n_unplaced and not all_unplaced:
+        kernels.note(notes, f"stacked map, zonal flags, spatial clustering and pattern classes: {n_unplaced} test record(s) "
+                     "without a wafer position are left out")
+    res = kernels.results(
+        summary=summary, final_dies=pd.DataFrame(), lot_yield=ly, wafer_yield=wy,
+        bin_pareto=_bin_pareto(_concat(stats, "bins"), tested, names or {}, top),
+        first_pass_bin_pareto=_bin_pareto(_concat(stats, "bins_first"), tested, names or {}, top),
+        retest=_retest(_concat(stats, "retest"), names or {}),
+        stacked=_stacked(None if all_unplaced else _concat(stats, "stacked")),
+        p_chart=p_chart(ordered, rules=spc_rules, laney=laney),
+        layout=layout, bin_names=names, notes=notes,
+    )
+    if time_col:
+        log.info("control charts in %s order", time_col)
+    if df is not None and defect_keys is not None and len(defect_keys):
+        kernels.check_wafer_overlap(defect_keys[_KEY].drop_duplicates(), wy)
+    if df is not None or inspected_wafers is not None:
+        _defect_sections(res, d, df, layout, kernels=kernels, top=top, coverage=coverage, conf_level=conf_level, spc_rules=spc_rules,
+                         laney=laney, inspected_wafers=inspected_wafers, ordered=ordered)
+    else:
+        kernels.note(res.notes, "defect Paretos, kill ratios, defect u-chart and yield models: no defect table given")
+    if all_unplaced:
+        kernels.note(res.notes, "stacked map, zonal flags, spatial clustering and pattern classes: no die has a wafer "
+                         "position")
+    else:
+        z = _concat(stats, "zonal")
+        if z is not None:
+            res.zonal = _by_first(z)
+            res.zonal_tested = sum(int(s.get("zonal_tested", 0)) for s in stats)
+        c = _concat(stats, "clustering")
+        if c is not None:
+            _flag_clusters(res, _by_first(c))
+        p = _concat(stats, "patterns")
+        if p is not None:
+            from ..classify.causes import pattern_summary
+
+            res.patterns = _by_first(p)
+            res.pattern_lots = pattern_summary(res.patterns, by="lot_id")
+    kernels.commonality(res, wy, wafers)
+    if tests is not None:
+        _parametric(res, d, tests, conf_level, top, kernels.note)
+    res.final_dies = _final_dies(d, wy, stats, max_maps, res.notes, kernels.note)
+    return res
+
+
+def _final_dies(d: Any, wy: pd.DataFrame, stats: list[dict[str, Any]], max_maps: int | None,
+                notes: list[str], note: Any) -> pd.DataFrame:
+    """Final results of the wafers the report's gallery shows (all of them when few)."""
+    import dask
+
+    shown = wy if max_maps is None or len(wy) <= max_maps else wy.nsmallest(max_maps, "yield")
+    if len(shown) < len(wy):
+        note(notes, f"final dies: the Dask engine keeps the final results of the {len(shown)} wafer(s) of lowest "
+                     f"yield (of {len(wy)}) for the wafer maps")
+    want = shown[_KEY].astype(str).drop_duplicates()
+    parts = []
+    for i, s in enumerate(stats):
+        w = s["wafers"]
+        if len(w) and len(w[_KEY].astype(str).merge(want, on=_KEY, how="inner")):
+            parts.append(i)
+    blocks = d.to_delayed()
+    got = dask.compute(*[dask.delayed(_gallery_dies)(blocks[i], i, want) for i in parts])
+    frames = [g for g in got if len(g)]
+    if not frames:
+        return d._meta.drop(columns=[ORDER_COL], errors="ignore")
+    out = pd.concat(frames, ignore_index=True)
+    out = out.sort_values(ORDER_COL, kind="stable").drop(columns=ORDER_COL).reset_index(drop=True)
+    return out
+
+
+def _parametric(res: AnalysisResults, dies: Any, tests: Any, conf_level: float, top: int | None, note: Any) -> None:
+    """Process capability of a (dask) test table; shifts, association and PAT have no Dask path."""
+    import warnings
+
+    from ..errors import DataQualityWarning
+    from ..parametric import capability
+    from ..parametric.section import ParametricSection
+
+    t = tests if _is_dask(tests) else open_table_tests(tests)
+    if "value" not in t.columns:
+        note(res.notes, "parametric tests: the test table holds no numeric result")
+        return
+    by = ("lot_id",) if "lot_id" in t.columns else ()
+    sub = "wafer_id" if "wafer_id" in t.columns else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        cap = capability(t, by=by, subgroup=sub, conf_level=conf_level).table
+    n_tests = int(len(cap[["test_num", "pin"]].drop_duplicates())) if len(cap) else 0
+    ranked = cap[np.isfinite(cap["cpk"].to_numpy(np.float64))].sort_values(["cpk", "test_num"], kind="stable")
+    worst = (ranked if top is None else ranked.head(top)).reset_index(drop=True)
+    worst_results = t._meta
+    if len(worst):
+        w = worst.iloc[0]
+        sel = t[t["test_num"] == int(w["test_num"])]
+        if "lot_id" in worst.columns:
+            sel = sel[sel["lot_id"] == w["lot_id"]]
+        worst_results = sel.compute().reset_index(drop=True)
+        if pd.notna(w["pin"]) and "pin" in worst_results.columns:
+            keep = worst_results["pin"].to_numpy(dtype=np.float64, na_value=np.nan) == float(w["pin"])
+            worst_results = worst_results.loc[keep].reset_index(drop=True)
+    empty = pd.DataFrame({c: [] for c in ("bin", "test_num", "pin", "test_name", "n_fail", "n_good", "auc")})
+    res.parametric = ParametricSection(capability=cap, worst=worst, shifts=None, shift_tested=0, association=empty,
+                                       n_tests=n_tests, worst_results=worst_results)
+    note(res.notes, "parametric shifts, test-bin association and the PAT screen: not computed by the Dask engine "
+                     "(no Dask path)")
+
+
+def open_table_tests(tests: Any) -> Any:
+    """A test table (DataFrame or Parquet path) as a Dask DataFrame, one partition per lot."""
+    import dask.dataframe as dd
+
+    if isinstance(tests, pd.DataFrame):
+        return dd.from_pandas(tests, npartitions=max(1, min(32, len(tests) // 1_000_000 + 1)), sort=False)
+    return dd.read_parquet(tests)
