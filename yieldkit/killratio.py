@@ -471,13 +471,16 @@ class KillRatioStats:
             n_pat.append(np.asarray(p.pattern_dies, np.int64))
             g_pat.append(np.asarray(p.pattern_passed, np.int64))
         allpat = np.vstack(pats)
-        upat, inv = np.unique(allpat, axis=0, return_inverse=True)
-        inv = inv.ravel()
+        if len(allpat):
+            upat, inv = np.unique(allpat, axis=0, return_inverse=True)
+            inv = inv.ravel()
+        else:
+            upat, inv = np.zeros((0, n_c), np.int64), np.zeros(0, np.int64)
         return cls(
             categories=cats, **sums,
             tested=sum(int(p.tested) for p in parts), passed=sum(int(p.passed) for p in parts),
             dirty=sum(int(p.dirty) for p in parts), dirty_passed=sum(int(p.dirty_passed) for p in parts),
-            patterns=upat.reshape(-1, n_c).astype(np.int64),
+            patterns=upat.reshape(len(upat), n_c).astype(np.int64),
             pattern_dies=np.bincount(inv, weights=np.concatenate(n_pat).astype(np.float64),
                                      minlength=len(upat)).round().astype(np.int64),
             pattern_passed=np.bincount(inv, weights=np.concatenate(g_pat).astype(np.float64),
@@ -502,8 +505,11 @@ def kill_ratio_stats(dies: pd.DataFrame, defects: pd.DataFrame, *, by: str = "de
     dirty, row = np.unique(cell // max(n_c, 1), return_inverse=True)
     wide = np.zeros((len(dirty), n_c), np.int64)
     wide[row.ravel(), cell % max(n_c, 1)] = n_cell
-    pat, inv = np.unique(wide, axis=0, return_inverse=True)
-    inv = inv.ravel()
+    if len(wide):
+        pat, inv = np.unique(wide, axis=0, return_inverse=True)
+        inv = inv.ravel()
+    else:
+        pat, inv = np.zeros((0, n_c), np.int64), np.zeros(0, np.int64)
     p_dirty = dd.passed[dirty]
     n_passed = int(dd.passed.sum())
     return KillRatioStats(
@@ -513,7 +519,7 @@ def kill_ratio_stats(dies: pd.DataFrame, defects: pd.DataFrame, *, by: str = "de
         pure=cc["pure"][0].astype(np.int64),
         pure_passed=cc["pure_passed"][0].astype(np.int64),
         tested=len(dd.dies), passed=n_passed, dirty=len(dirty), dirty_passed=int(p_dirty.sum()),
-        patterns=pat.reshape(-1, n_c).astype(np.int64),
+        patterns=pat.reshape(len(pat), n_c).astype(np.int64),
         pattern_dies=np.bincount(inv, minlength=len(pat)).astype(np.int64),
         pattern_passed=np.bincount(inv, weights=p_dirty.astype(np.float64), minlength=len(pat)).round().astype(np.int64),
         n_off_die=dd.n_off_die, n_untested=dd.n_untested,

@@ -6,11 +6,31 @@ statistics and reducing them. Install with ``pip install 'yieldkit[dask]'``.
 
 Modules
 -------
+defects
+    Defect-derived analyses of a wafer-aligned die/defect pair: count histograms and yield-model
+    fits (:func:`count_histogram_dask`, :func:`compare_models_dask`), defect Paretos
+    (:func:`pareto_dask`), kill ratios (:func:`kill_ratio_dask`) and defects per wafer
+    (:func:`defects_per_wafer_dask`).
 dies
     Lazily validated die tables and per-wafer yield (:func:`read_dies_dask`,
     :func:`wafer_yield_dask`).
 """
 
+from .defects import (
+    compare_models_dask,
+    count_histogram_dask,
+    defects_per_wafer_dask,
+    kill_ratio_dask,
+    pareto_dask,
+)
 from .dies import read_dies_dask, wafer_yield_dask
 
-__all__ = ["read_dies_dask", "wafer_yield_dask"]
+__all__ = [
+    "compare_models_dask",
+    "count_histogram_dask",
+    "defects_per_wafer_dask",
+    "kill_ratio_dask",
+    "pareto_dask",
+    "read_dies_dask",
+    "wafer_yield_dask",
+]
