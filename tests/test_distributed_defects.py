@@ -129,6 +129,28 @@ def test_partitions_without_defects(fab):
     pd.testing.assert_frame_equal(got.table, CountHistogram.from_counts(want).table)
 
 
+def test_empty_partitions():
+    """Partitions with neither dies nor defects, and one with only the defects of a wafer without dies."""
+    f = yk.simulate_fab(n_lots=1, wafers_per_lot=6, d0=0.667, random_state=2)
+    dies, defects = f.dies, f.defects
+    d, ff = wafer_aligned(dies, defects, 9)  # 9 partitions for 6 wafers: some empty
+    ghost = defects.iloc[:5].assign(wafer_id="99")
+    d = dd.from_map(_partition, [p.compute(scheduler=SYNC) for p in d.partitions] + [dies.iloc[:0]],
+                    meta=dies.iloc[:0], enforce_metadata=False)
+    ff = dd.from_map(_partition, [p.compute(scheduler=SYNC) for p in ff.partitions] + [ghost],
+                     meta=defects.iloc[:0], enforce_metadata=False)
+    assert 0 in d.map_partitions(len).compute(scheduler=SYNC).tolist()
+    D, F = d.compute(scheduler=SYNC).reset_index(drop=True), ff.compute(scheduler=SYNC).reset_index(drop=True)
+    want = _quiet(yk.die_defect_counts, D, F)
+    got = _quiet(count_histogram_dask, d, ff, scheduler=SYNC)
+    pd.testing.assert_frame_equal(got.table, CountHistogram.from_counts(want).table)
+    assert got.n_off_die == want.n_off_die == 5
+    _assert_kill_ratio_equal(kill_ratio_dask(d, ff, scheduler=SYNC), yk.kill_ratio(D, F))
+    pd.testing.assert_frame_equal(_quiet(pareto_dask, ff, dies=d, weight="kill", group="lot_id", scheduler=SYNC),
+                                  _quiet(yk.pareto, F, dies=D, weight="kill", group="lot_id"))
+    assert defects_per_wafer_dask(ff, scheduler=SYNC)["n_defects"].sum() == len(F)
+
+
 def test_compare_models_dask_equals_in_memory(pair):
     d, f, dies, defects = pair
     counts = _quiet(yk.die_defect_counts, dies, defects).table
@@ -343,3 +365,17 @@ def test_on_a_distributed_cluster(fab):
     _assert_kill_ratio_equal(kr, yk.kill_ratio(dies, defects))
     want = compare_models(_quiet(yk.die_defect_counts, dies, defects).table, area=AREA, models=["poisson", "nb"])
     pd.testing.assert_frame_equal(comp.table, want.table, check_exact=True)
+
+
+def test_unique_rows_matches_numpy(rng):
+    """The pattern table's row keys give numpy's ``unique(axis=0)`` (order and inverse), also
+    when the keys would overflow (then numpy's own)."""
+    from yieldkit.killratio import _unique_rows
+
+    for m in (rng.poisson(0.4, size=(2000, 6)), rng.poisson(2.0, size=(500, 1)),
+              np.array([[2**40, 0, 2**30], [1, 2, 3], [2**40, 0, 2**30]])):
+        m = m.astype(np.int64)
+        u, inv = _unique_rows(m)
+        u2, inv2 = np.unique(m, axis=0, return_inverse=True)
+        np.testing.assert_array_equal(u, u2)
+        np.testing.assert_array_equal(inv, inv2.ravel())
