@@ -379,3 +379,10 @@ def test_unique_rows_matches_numpy(rng):
         u2, inv2 = np.unique(m, axis=0, return_inverse=True)
         np.testing.assert_array_equal(u, u2)
         np.testing.assert_array_equal(inv, inv2.ravel())
+
+
+def test_histogram_of_a_split_table_is_refused(fab):
+    dies, defects = fab
+    split = _quiet(yk.die_defect_counts, dies, defects, by="defect_class").table
+    with pytest.raises(SchemaError, match="several rows for one die"):
+        CountHistogram.from_counts(split)

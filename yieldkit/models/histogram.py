@@ -102,6 +102,13 @@ class CountHistogram(TableResult):
         if missing:
             raise SchemaError(f"CountHistogram.from_counts: the table lacks {missing} (found {list(table.columns)})",
                               column=missing[0])
+        die_cols = ["lot_id", "wafer_id", "die_x", "die_y"]
+        if all(c in table.columns for c in die_cols) and len(table):
+            from .._keys import die_keys, duplicated_keys
+
+            if duplicated_keys(die_keys(table)).any():
+                raise SchemaError("CountHistogram.from_counts: the counts table holds several rows for one die "
+                                  "(split by category?); take one category at a time", column=count_col)
         col = table[count_col]
         if col.hasnans or not pd.api.types.is_integer_dtype(col):
             raise YieldkitValueError(f"CountHistogram.from_counts: column {count_col!r} must hold integer counts "
