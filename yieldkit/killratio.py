@@ -513,6 +513,10 @@ def kill_ratio_stats(dies: pd.DataFrame, defects: pd.DataFrame, *, by: str = "de
     Parameters are those of :func:`kill_ratio`. The work and the result grow with the defects
     and the distinct patterns, not with the dies (no per-die count matrix is built).
     """
+    need = ["lot_id", "wafer_id", "die_x", "die_y", "passed", "test_seq"]
+    if set(need[:5]) <= set(dies.columns):
+        # only the columns the matching needs (no copy of the others, even when retests are dropped)
+        dies = dies[[c for c in need if c in dies.columns]]
     dd = die_defects(dies, defects, by=by)
     n_c = len(dd.categories)
     cc = contingency_counts(dd.die, dd.category, np.zeros(len(dd.die), np.int64), dd.passed, 1, n_c,
@@ -609,9 +613,7 @@ def kill_ratio(
     """
     check_choice(method, ("both", "contingency", "joint"), name="method", where="kill_ratio")
     check_choice(interval, tuple(_INTERVALS), name="interval", where="kill_ratio")
-    need = ["lot_id", "wafer_id", "die_x", "die_y", "passed", "test_seq"]
-    # only the columns the matching needs (no copy of the others, even when retests are dropped)
-    st = kill_ratio_stats(dies[[c for c in need if c in dies.columns]], defects, by=by)
+    st = kill_ratio_stats(dies, defects, by=by)
     return _kill_ratio_result(st, method=method, interval=interval, conf_level=conf_level, capture_rate=capture_rate)
 
 

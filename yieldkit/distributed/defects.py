@@ -200,6 +200,17 @@ def count_histogram_dask(
     ------
     YieldkitValueError
         The pair is not wafer-aligned.
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd, yieldkit as yk
+    >>> from yieldkit.distributed import count_histogram_dask
+    >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, random_state=1)
+    >>> dies, defects = dd.from_pandas(fab.dies, npartitions=1), dd.from_pandas(fab.defects, npartitions=1)
+    >>> hist = count_histogram_dask(dies, defects, scheduler="synchronous")
+    >>> per_die = yk.die_defect_counts(fab.dies, fab.defects).table
+    >>> yk.NegativeBinomialYield().fit(hist, area=0.3).d0_ == yk.NegativeBinomialYield().fit(per_die, area=0.3).d0_
+    True
     """
     where = "count_histogram_dask"
     if isinstance(dies, WaferLayout):
@@ -259,13 +270,9 @@ def compare_models_dask(
 
 
 # ------------------------------------------------------------------------------------ kill ratio
-_KR_COLUMNS = ["lot_id", "wafer_id", "die_x", "die_y", "passed", "test_seq"]
-
-
 def _kill_part(dies: pd.DataFrame, defects: pd.DataFrame, by: str
                ) -> tuple[KillRatioStats, pd.DataFrame, pd.DataFrame]:
-    st = kill_ratio_stats(dies[[c for c in _KR_COLUMNS if c in dies.columns]], defects, by=by)
-    return st, _wafers(dies), _wafers(defects)
+    return kill_ratio_stats(dies, defects, by=by), _wafers(dies), _wafers(defects)
 
 
 def kill_ratio_dask(
