@@ -262,7 +262,7 @@ def contingency_counts(
 
 def contingency_kill_ratio(
     pure: Any, pure_passed: Any, clean: Any, clean_passed: Any, *, interval: str = "wilson",
-    conf_level: float = 0.95, where: str = "kill_ratio", warn: bool = True,
+    conf_level: float = 0.95, where: str = "kill_ratio", warn: bool = True, stacklevel: int = 3,
 ) -> dict[str, np.ndarray]:
     """Contingency kill ratio ``1 - Y_defective / Y_clean`` with its interval (vectorised).
 
@@ -287,7 +287,7 @@ def contingency_kill_ratio(
         warnings.warn(
             f"{where}: kill ratio undefined for {int(bad.sum())} categor(ies) (no dies with only that class, "
             "no defect-free dies, or no passing defect-free die); reported as NaN.",
-            DataQualityWarning, stacklevel=3,
+            DataQualityWarning, stacklevel=stacklevel,
         )
     lo = np.where(bad, np.nan, lo)
     hi = np.where(bad, np.nan, hi)
@@ -333,7 +333,7 @@ def joint_kill_ratio(
 
 
 def _joint_from_patterns(pat: np.ndarray, n_pat: np.ndarray, g_pat: np.ndarray, *,
-                         conf_level: float = 0.95) -> dict[str, Any]:
+                         conf_level: float = 0.95, stacklevel: int = 3) -> dict[str, Any]:
     """:func:`joint_kill_ratio` from the table of distinct count patterns (rows of ``pat``, in
     lexicographic order) with their numbers of dies ``n_pat`` and of passing dies ``g_pat``."""
     n_c = pat.shape[1]
@@ -366,7 +366,7 @@ def _joint_from_patterns(pat: np.ndarray, n_pat: np.ndarray, g_pat: np.ndarray, 
         pg = np.where((res.x <= lo_b + 1e-12) & (g > 0), 0.0, g)
         pg = np.where((res.x >= hi_b - 1e-12) & (pg < 0), 0.0, pg)
         if np.max(np.abs(pg)) > 1e-5 * max(n_dies, 1):
-            warnings.warn(f"joint kill-ratio fit did not converge: {res.message}", ConvergenceWarning, stacklevel=3)
+            warnings.warn(f"joint kill-ratio fit did not converge: {res.message}", ConvergenceWarning, stacklevel=stacklevel)
     theta = res.x
     eta = np.minimum(X @ theta, -1e-12)
     p = np.exp(eta)
@@ -382,7 +382,7 @@ def _joint_from_patterns(pat: np.ndarray, n_pat: np.ndarray, g_pat: np.ndarray, 
             se = np.full(len(theta), np.nan)
     if not np.all(np.isfinite(se)):
         warnings.warn("joint kill ratio: singular information matrix; intervals are NaN", ConvergenceWarning,
-                      stacklevel=3)
+                      stacklevel=stacklevel)
     z = stats.norm.ppf(0.5 + conf_level / 2)
     b, sb = theta[1:], se[1:]
     k = -np.expm1(b) + 0.0  # no negative zero at the k = 0 boundary
@@ -630,7 +630,7 @@ def _kill_ratio_result(st: KillRatioStats, *, method: str, interval: str, conf_l
     out["pure_dies"] = st.pure
     out["pure_passed"] = st.pure_passed
     kr = contingency_kill_ratio(st.pure, st.pure_passed, np.repeat(clean, n_c), np.repeat(clean_passed, n_c),
-                                interval=interval, conf_level=conf_level)
+                                interval=interval, conf_level=conf_level, stacklevel=4)
     out["y_defective"] = kr["y_defective"]
     out["y_clean"] = kr["y_clean"]
     out["kill_ratio_raw"] = kr["kill_ratio_raw"]
@@ -641,7 +641,7 @@ def _kill_ratio_result(st: KillRatioStats, *, method: str, interval: str, conf_l
     out["yield_loss"] = 1.0 - out["limited_yield"]
     if method in ("both", "joint"):
         pat, n_pat, g_pat = st.pattern_table()
-        j = _joint_from_patterns(pat, n_pat, g_pat, conf_level=conf_level)
+        j = _joint_from_patterns(pat, n_pat, g_pat, conf_level=conf_level, stacklevel=4)
         out["kill_prob"] = j["kill_prob"]
         out["kill_prob_ci_lower"] = j["ci_lower"]
         out["kill_prob_ci_upper"] = j["ci_upper"]
