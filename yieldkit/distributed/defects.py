@@ -68,12 +68,14 @@ def _pair(dies: Any, defects: Any, where: str) -> tuple[Any, Any]:
 
 
 def _run(func: Callable[..., Any], frames: Sequence[Any], args: tuple[Any, ...], scheduler: str | None) -> list[Any]:
-    """``func(partition_i of each frame, *args)`` for every i, computed together; the small results."""
+    """``func(partition_i of each frame, *args)`` for every i, computed in one graph (inputs shared by
+    the frames are computed once); the list of the small per-partition results."""
     import dask
 
-    parts = [fr.to_delayed() for fr in frames]
-    f = dask.delayed(func, pure=True)
-    tasks = [f(*ps, *args) for ps in zip(*parts)]
+    dd = _dask()
+    res = dd.map_partitions(func, *frames, *args, align_dataframes=False, meta=pd.Series(dtype=object),
+                            enforce_metadata=False)
+    tasks = res.to_delayed()
     out = dask.compute(*tasks, scheduler=scheduler) if scheduler else dask.compute(*tasks)
     return list(out)
 
