@@ -386,3 +386,16 @@ def test_histogram_of_a_split_table_is_refused(fab):
     split = _quiet(yk.die_defect_counts, dies, defects, by="defect_class").table
     with pytest.raises(SchemaError, match="several rows for one die"):
         CountHistogram.from_counts(split)
+
+
+def test_dispersion_tests_take_a_histogram(fab):
+    """The count-based tests read the same cells from a histogram as from the per-die table."""
+    from yieldkit.models import cameron_trivedi_test, count_goodness_of_fit, dispersion_index_test
+
+    dies, defects = fab
+    table = _quiet(yk.die_defect_counts, dies, defects).table
+    hist = CountHistogram.from_counts(table)
+    assert dispersion_index_test(hist) == dispersion_index_test(table)
+    assert cameron_trivedi_test(hist) == cameron_trivedi_test(table)
+    m = NegativeBinomialYield().fit(hist, area=AREA)
+    pd.testing.assert_frame_equal(count_goodness_of_fit(m, hist).table, count_goodness_of_fit(m, table).table)
