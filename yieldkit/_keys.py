@@ -55,7 +55,10 @@ def _remember(bufs: tuple[Any, ...], value: Any) -> None:
     except TypeError:
         return
     if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
+        try:  # other threads (Dask's threaded scheduler) may evict the same entry at the same time
+            _CACHE.pop(next(iter(_CACHE)), None)
+        except (RuntimeError, StopIteration):
+            pass
     _CACHE[tuple(id(b) for b in bufs)] = (refs, value)
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from ._keys import die_keys
+from ._keys import dense_die_keys, joint_wafer_codes, lookup_rows
 from .errors import ConvergenceWarning, DataQualityWarning, SchemaError, YieldkitValueError, check_choice
 from .intervals import clopper_pearson, wilson
 from .results import TableResult
@@ -49,7 +49,8 @@ from .yields import final_results
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DieDefects", "KillRatioResult", "die_defects", "joint_kill_ratio", "kill_ratio"]
+__all__ = ["DieDefects", "KillRatioResult", "KillRatioStats", "die_defects", "joint_kill_ratio", "kill_ratio",
+           "kill_ratio_stats"]
 
 _INTERVALS = {"wilson": wilson, "clopper-pearson": clopper_pearson}
 
@@ -170,13 +171,7 @@ def die_defects(dies: pd.DataFrame, defects: pd.DataFrame, *, by: str = "defect_
     cat = _category(defects, by)
     on_die = (defects["die_x"].notna() & defects["die_y"].notna()).to_numpy(dtype=bool)
     rows = np.flatnonzero(on_die)
-    cols = ["lot_id", "wafer_id", "die_x", "die_y"]
-    both: pd.DataFrame = pd.concat([final[cols], defects.iloc[rows][cols]], ignore_index=True)
-    both["die_x"] = both["die_x"].astype("int64")
-    both["die_y"] = both["die_y"].astype("int64")
-    keys = die_keys(both)
-    die_k, def_k = keys[: len(final)], keys[len(final):]
-    die_pos = pd.Index(die_k).get_indexer(def_k)
+    die_pos = _match_dies(final, defects[["lot_id", "wafer_id", "die_x", "die_y"]].iloc[rows])
     matched = die_pos >= 0
     n_off = int((~on_die).sum())
     n_untested = int((~matched).sum())
@@ -195,6 +190,40 @@ def die_defects(dies: pd.DataFrame, defects: pd.DataFrame, *, by: str = "defect_
         n_off_die=n_off,
         n_untested=n_untested,
     )
+
+
+def _match_dies(final: pd.DataFrame, on: pd.DataFrame) -> np.ndarray:
+    """Row of ``final`` (one row per die) at each defect of ``on`` (die positions present); -1 where none.
+
+    Integer keys over the two tables' joint wafer codes (no string keys and no copy of the die
+    table): a dense lookup array over the dies' bounding box when it is compact, a sorted
+    search otherwise. Dies without a position match no defect.
+    """
+    (w_tab, w_q), _ = joint_wafer_codes(final, on)
+    sx, sy = final["die_x"], final["die_y"]
+    x_q = on["die_x"].to_numpy(dtype=np.int64)
+    y_q = on["die_y"].to_numpy(dtype=np.int64)
+    valid_q = np.ones(len(on), bool)
+    index: np.ndarray | None = None
+    if sx.hasnans or sy.hasnans:
+        index = np.flatnonzero(sx.notna().to_numpy() & sy.notna().to_numpy())
+        w_tab, sx, sy = w_tab[index], sx.iloc[index], sy.iloc[index]
+    x_tab = sx.to_numpy(dtype=np.int64) if sx.dtype.kind != "i" else sx.to_numpy()
+    y_tab = sy.to_numpy(dtype=np.int64) if sy.dtype.kind != "i" else sy.to_numpy()
+    dense = dense_die_keys(w_tab, x_tab, y_tab, w_q, x_q, y_q, valid_q)
+    if dense is None:
+        pos = lookup_rows(w_tab, x_tab.astype(np.int64, copy=False), y_tab.astype(np.int64, copy=False),
+                          w_q, x_q, y_q, valid_q)
+    else:
+        k_tab, k_q, ok, space = dense
+        row_of_key = np.full(space, -1, dtype=np.int32 if len(k_tab) < 2**31 - 1 else np.int64)
+        row_of_key[k_tab] = np.arange(len(k_tab), dtype=row_of_key.dtype)
+        del k_tab
+        pos = np.full(len(on), -1, dtype=np.int64)
+        pos[ok] = row_of_key[k_q]
+    if index is not None:
+        pos = np.where(pos >= 0, index[np.maximum(pos, 0)], -1)
+    return pos
 
 
 def contingency_counts(
@@ -233,7 +262,7 @@ def contingency_counts(
 
 def contingency_kill_ratio(
     pure: Any, pure_passed: Any, clean: Any, clean_passed: Any, *, interval: str = "wilson",
-    conf_level: float = 0.95, where: str = "kill_ratio", warn: bool = True,
+    conf_level: float = 0.95, where: str = "kill_ratio", warn: bool = True, stacklevel: int = 3,
 ) -> dict[str, np.ndarray]:
     """Contingency kill ratio ``1 - Y_defective / Y_clean`` with its interval (vectorised).
 
@@ -258,7 +287,7 @@ def contingency_kill_ratio(
         warnings.warn(
             f"{where}: kill ratio undefined for {int(bad.sum())} categor(ies) (no dies with only that class, "
             "no defect-free dies, or no passing defect-free die); reported as NaN.",
-            DataQualityWarning, stacklevel=3,
+            DataQualityWarning, stacklevel=stacklevel,
         )
     lo = np.where(bad, np.nan, lo)
     hi = np.where(bad, np.nan, hi)
@@ -296,11 +325,21 @@ def joint_kill_ratio(
     """
     counts = np.asarray(counts, dtype=np.int64)
     passed = np.asarray(passed, dtype=bool)
-    n_c = counts.shape[1]
     pat, inv = np.unique(counts, axis=0, return_inverse=True)
     inv = inv.ravel()
-    n_pat = np.bincount(inv, minlength=len(pat)).astype(np.float64)
-    g_pat = np.bincount(inv, weights=passed.astype(np.float64), minlength=len(pat))
+    n_pat = np.bincount(inv, minlength=len(pat))
+    g_pat = np.rint(np.bincount(inv, weights=passed.astype(np.float64), minlength=len(pat))).astype(np.int64)
+    return _joint_from_patterns(pat, n_pat, g_pat, conf_level=conf_level)
+
+
+def _joint_from_patterns(pat: np.ndarray, n_pat: np.ndarray, g_pat: np.ndarray, *,
+                         conf_level: float = 0.95, stacklevel: int = 3) -> dict[str, Any]:
+    """:func:`joint_kill_ratio` from the table of distinct count patterns (rows of ``pat``, in
+    lexicographic order) with their numbers of dies ``n_pat`` and of passing dies ``g_pat``."""
+    n_c = pat.shape[1]
+    n_dies = int(np.sum(n_pat))
+    n_pat = np.asarray(n_pat, dtype=np.float64)
+    g_pat = np.asarray(g_pat, dtype=np.float64)
     f_pat = n_pat - g_pat
     X = np.column_stack([np.ones(len(pat)), pat.astype(np.float64)])
 
@@ -312,8 +351,8 @@ def joint_kill_ratio(
         r = g_pat - f_pat * np.exp(eta - log1m)
         return -float(ll), -(X.T @ r)
 
-    y_clean0 = max(min(passed[counts.sum(axis=1) == 0].mean() if (counts.sum(axis=1) == 0).any() else 0.9,
-                       0.999), 1e-3)
+    zero = np.flatnonzero(~pat.any(axis=1))
+    y_clean0 = max(min(float(g_pat[zero[0]] / n_pat[zero[0]]) if len(zero) else 0.9, 0.999), 1e-3)
     theta0 = np.r_[np.log(y_clean0), np.full(n_c, np.log(0.7))]
     bounds = [(-50.0, -1e-10)] + [(-50.0, 0.0)] * n_c
     res = optimize.minimize(nll, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -326,8 +365,8 @@ def joint_kill_ratio(
         hi_b = np.array([b[1] for b in bounds])
         pg = np.where((res.x <= lo_b + 1e-12) & (g > 0), 0.0, g)
         pg = np.where((res.x >= hi_b - 1e-12) & (pg < 0), 0.0, pg)
-        if np.max(np.abs(pg)) > 1e-5 * max(len(passed), 1):
-            warnings.warn(f"joint kill-ratio fit did not converge: {res.message}", ConvergenceWarning, stacklevel=2)
+        if np.max(np.abs(pg)) > 1e-5 * max(n_dies, 1):
+            warnings.warn(f"joint kill-ratio fit did not converge: {res.message}", ConvergenceWarning, stacklevel=stacklevel)
     theta = res.x
     eta = np.minimum(X @ theta, -1e-12)
     p = np.exp(eta)
@@ -343,7 +382,7 @@ def joint_kill_ratio(
             se = np.full(len(theta), np.nan)
     if not np.all(np.isfinite(se)):
         warnings.warn("joint kill ratio: singular information matrix; intervals are NaN", ConvergenceWarning,
-                      stacklevel=2)
+                      stacklevel=stacklevel)
     z = stats.norm.ppf(0.5 + conf_level / 2)
     b, sb = theta[1:], se[1:]
     k = -np.expm1(b) + 0.0  # no negative zero at the k = 0 boundary
@@ -357,6 +396,151 @@ def joint_kill_ratio(
         "y_clean_ci": (float(np.exp(min(a - z * sa, 0.0))), float(np.exp(min(a + z * sa, 0.0)))),
         "loglik": -float(res.fun),
     }
+
+
+@dataclass(frozen=True)
+class KillRatioStats:
+    """Sufficient statistics of :func:`kill_ratio` over a set of dies (from :func:`kill_ratio_stats`).
+
+    They add up over disjoint sets of wafers (:meth:`combine`), so that the kill ratio of data
+    held in parts (e.g. the partitions of a Dask frame) is computed from the parts' statistics.
+
+    Attributes
+    ----------
+    categories : ndarray of object
+        Categories of the defects on tested dies, sorted.
+    defects, affected, pure, pure_passed : ndarray of int64
+        Per category: defects on tested dies; dies carrying the category; dies carrying only
+        the category, and those of them that pass.
+    tested, passed, dirty, dirty_passed : int
+        Tested dies and passing dies; dies with at least one defect, and those that pass.
+    patterns : ndarray of int64, shape (n_patterns, n_categories)
+        The distinct non-zero per-die count patterns (defects of each category on one die), in
+        lexicographic order.
+    pattern_dies, pattern_passed : ndarray of int64
+        Dies with each pattern, and those that pass.
+    n_off_die, n_untested : int
+        Defects off every die, and defects on a die without a test result.
+    """
+
+    categories: np.ndarray
+    defects: np.ndarray
+    affected: np.ndarray
+    pure: np.ndarray
+    pure_passed: np.ndarray
+    tested: int
+    passed: int
+    dirty: int
+    dirty_passed: int
+    patterns: np.ndarray
+    pattern_dies: np.ndarray
+    pattern_passed: np.ndarray
+    n_off_die: int = 0
+    n_untested: int = 0
+
+    def pattern_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every distinct pattern with its dies and passing dies, the zero pattern (clean dies) included."""
+        clean = self.tested - self.dirty
+        if clean <= 0:
+            return self.patterns, self.pattern_dies, self.pattern_passed
+        zero = np.zeros((1, len(self.categories)), np.int64)
+        return (np.vstack([zero, self.patterns]), np.r_[clean, self.pattern_dies].astype(np.int64),
+                np.r_[self.passed - self.dirty_passed, self.pattern_passed].astype(np.int64))
+
+    @classmethod
+    def combine(cls, parts: Any) -> KillRatioStats:
+        """The statistics of the union of the parts' dies (the parts hold disjoint sets of wafers)."""
+        parts = list(parts)
+        if len(parts) == 1:
+            return parts[0]
+        allcat = np.concatenate([np.asarray(p.categories, dtype=object) for p in parts] + [np.zeros(0, object)])
+        codes, uniques = pd.factorize(allcat, sort=True)
+        cats = np.asarray(uniques, dtype=object)
+        n_c = len(cats)
+        sums = {f: np.zeros(n_c, np.int64) for f in ("defects", "affected", "pure", "pure_passed")}
+        pats, n_pat, g_pat = [np.zeros((0, n_c), np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        at = 0
+        for p in parts:
+            idx = codes[at:at + len(p.categories)]
+            at += len(p.categories)
+            for f, v in sums.items():
+                v[idx] += getattr(p, f)
+            wide = np.zeros((len(p.patterns), n_c), np.int64)
+            wide[:, idx] = p.patterns
+            pats.append(wide)
+            n_pat.append(np.asarray(p.pattern_dies, np.int64))
+            g_pat.append(np.asarray(p.pattern_passed, np.int64))
+        allpat = np.vstack(pats)
+        upat, inv = _unique_rows(allpat)
+        return cls(
+            categories=cats, **sums,
+            tested=sum(int(p.tested) for p in parts), passed=sum(int(p.passed) for p in parts),
+            dirty=sum(int(p.dirty) for p in parts), dirty_passed=sum(int(p.dirty_passed) for p in parts),
+            patterns=upat.reshape(len(upat), n_c).astype(np.int64),
+            pattern_dies=np.bincount(inv, weights=np.concatenate(n_pat).astype(np.float64),
+                                     minlength=len(upat)).round().astype(np.int64),
+            pattern_passed=np.bincount(inv, weights=np.concatenate(g_pat).astype(np.float64),
+                                       minlength=len(upat)).round().astype(np.int64),
+            n_off_die=sum(int(p.n_off_die) for p in parts), n_untested=sum(int(p.n_untested) for p in parts),
+        )
+
+
+def _unique_rows(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(m, axis=0, return_inverse=True)`` of a non-negative int64 matrix, by one int64
+    key per row (mixed radix, first column most significant: the same lexicographic order) when
+    the keys fit; much faster than sorting rows."""
+    n, c = m.shape
+    if n == 0 or c == 0:
+        u, inv = np.unique(m, axis=0, return_inverse=True) if n else (np.zeros((0, c), np.int64), np.zeros(0, np.int64))
+        return u.reshape(len(u), c), np.asarray(inv).ravel()
+    base = m.max(axis=0).astype(np.int64) + 1
+    if float(np.prod(base.astype(np.float64))) >= 2.0**62:
+        u, inv = np.unique(m, axis=0, return_inverse=True)
+        return u.reshape(len(u), c), np.asarray(inv).ravel()
+    place = np.ones(c, np.int64)
+    for j in range(c - 2, -1, -1):
+        place[j] = place[j + 1] * base[j + 1]
+    key = m @ place
+    ukey, inv = np.unique(key, return_inverse=True)
+    u = (ukey[:, None] // place[None, :]) % base[None, :]
+    return u.astype(np.int64), np.asarray(inv).ravel()
+
+
+def kill_ratio_stats(dies: pd.DataFrame, defects: pd.DataFrame, *, by: str = "defect_class") -> KillRatioStats:
+    """The sufficient statistics of :func:`kill_ratio`: contingency counts per category and the
+    table of distinct per-die count patterns with their die and pass counts.
+
+    Parameters are those of :func:`kill_ratio`. The work and the result grow with the defects
+    and the distinct patterns, not with the dies (no per-die count matrix is built).
+    """
+    need = ["lot_id", "wafer_id", "die_x", "die_y", "passed", "test_seq"]
+    if set(need[:5]) <= set(dies.columns):
+        # only the columns the matching needs (no copy of the others, even when retests are dropped)
+        dies = dies[[c for c in need if c in dies.columns]]
+    dd = die_defects(dies, defects, by=by)
+    n_c = len(dd.categories)
+    cc = contingency_counts(dd.die, dd.category, np.zeros(len(dd.die), np.int64), dd.passed, 1, n_c,
+                            np.array([len(dd.dies)]), np.array([int(dd.passed.sum())]))
+    # the count pattern of every die with a defect: (die, category) cells, then one row per die
+    cell, n_cell = np.unique(dd.die * n_c + dd.category, return_counts=True)
+    dirty, row = np.unique(cell // max(n_c, 1), return_inverse=True)
+    wide = np.zeros((len(dirty), n_c), np.int64)
+    wide[row.ravel(), cell % max(n_c, 1)] = n_cell
+    pat, inv = _unique_rows(wide)
+    p_dirty = dd.passed[dirty]
+    n_passed = int(dd.passed.sum())
+    return KillRatioStats(
+        categories=dd.categories,
+        defects=np.bincount(dd.category, minlength=n_c).astype(np.int64),
+        affected=cc["affected"][0].astype(np.int64),
+        pure=cc["pure"][0].astype(np.int64),
+        pure_passed=cc["pure_passed"][0].astype(np.int64),
+        tested=len(dd.dies), passed=n_passed, dirty=len(dirty), dirty_passed=int(p_dirty.sum()),
+        patterns=pat.reshape(len(pat), n_c).astype(np.int64),
+        pattern_dies=np.bincount(inv, minlength=len(pat)).astype(np.int64),
+        pattern_passed=np.bincount(inv, weights=p_dirty.astype(np.float64), minlength=len(pat)).round().astype(np.int64),
+        n_off_die=dd.n_off_die, n_untested=dd.n_untested,
+    )
 
 
 def kill_ratio(
@@ -429,19 +613,24 @@ def kill_ratio(
     """
     check_choice(method, ("both", "contingency", "joint"), name="method", where="kill_ratio")
     check_choice(interval, tuple(_INTERVALS), name="interval", where="kill_ratio")
+    st = kill_ratio_stats(dies, defects, by=by)
+    return _kill_ratio_result(st, method=method, interval=interval, conf_level=conf_level, capture_rate=capture_rate)
+
+
+def _kill_ratio_result(st: KillRatioStats, *, method: str, interval: str, conf_level: float,
+                       capture_rate: float | Mapping[str, float] | None) -> KillRatioResult:
+    """The :func:`kill_ratio` result from its sufficient statistics."""
     joint: dict[str, Any] = {}
-    dd = die_defects(dies, defects, by=by)
-    n_d, n_c = len(dd.dies), len(dd.categories)
-    cc = contingency_counts(dd.die, dd.category, np.zeros(len(dd.die), np.int64), dd.passed, 1, n_c,
-                            np.array([n_d]), np.array([int(dd.passed.sum())]))
-    out = pd.DataFrame({"category": pd.array(dd.categories, dtype=STRING)})
-    out["defects"] = np.bincount(dd.category, minlength=n_c)
-    out["dies_affected"] = cc["affected"][0]
-    out["fraction_affected"] = cc["affected"][0] / n_d
-    out["pure_dies"] = cc["pure"][0]
-    out["pure_passed"] = cc["pure_passed"][0]
-    kr = contingency_kill_ratio(cc["pure"][0], cc["pure_passed"][0], np.repeat(cc["clean"], n_c),
-                                np.repeat(cc["clean_passed"], n_c), interval=interval, conf_level=conf_level)
+    n_d, n_c = st.tested, len(st.categories)
+    clean, clean_passed = st.tested - st.dirty, st.passed - st.dirty_passed
+    out = pd.DataFrame({"category": pd.array(st.categories, dtype=STRING)})
+    out["defects"] = st.defects
+    out["dies_affected"] = st.affected
+    out["fraction_affected"] = st.affected / n_d
+    out["pure_dies"] = st.pure
+    out["pure_passed"] = st.pure_passed
+    kr = contingency_kill_ratio(st.pure, st.pure_passed, np.repeat(clean, n_c), np.repeat(clean_passed, n_c),
+                                interval=interval, conf_level=conf_level, stacklevel=4)
     out["y_defective"] = kr["y_defective"]
     out["y_clean"] = kr["y_clean"]
     out["kill_ratio_raw"] = kr["kill_ratio_raw"]
@@ -451,12 +640,13 @@ def kill_ratio(
     out["limited_yield"] = 1.0 - out["kill_ratio"] * out["fraction_affected"]
     out["yield_loss"] = 1.0 - out["limited_yield"]
     if method in ("both", "joint"):
-        counts = dd.counts()
-        j = joint_kill_ratio(counts, dd.passed, conf_level=conf_level)
+        pat, n_pat, g_pat = st.pattern_table()
+        j = _joint_from_patterns(pat, n_pat, g_pat, conf_level=conf_level, stacklevel=4)
         out["kill_prob"] = j["kill_prob"]
         out["kill_prob_ci_lower"] = j["ci_lower"]
         out["kill_prob_ci_upper"] = j["ci_upper"]
-        out["joint_limited_yield"] = (np.mean(np.power(1.0 - j["kill_prob"][None, :], counts), axis=0)
+        # mean over dies of (1 - k)^n, one term per distinct pattern
+        out["joint_limited_yield"] = ((n_pat.astype(np.float64) @ np.power(1.0 - j["kill_prob"][None, :], pat)) / n_d
                                       if n_d else np.nan)
         joint = {"y_clean_joint": j["y_clean"], "y_clean_joint_ci": j["y_clean_ci"]}
     if method == "joint":
@@ -464,7 +654,7 @@ def kill_ratio(
                                 "kr_ci_lower", "kr_ci_upper", "limited_yield", "yield_loss"])
     if capture_rate is not None:
         if isinstance(capture_rate, Mapping):
-            r = np.array([float(capture_rate.get(str(c), 1.0)) for c in dd.categories])
+            r = np.array([float(capture_rate.get(str(c), 1.0)) for c in st.categories])
         else:
             r = np.full(n_c, float(capture_rate))
         if np.any(~(r > 0) | (r > 1)):
@@ -475,5 +665,5 @@ def kill_ratio(
             out["limited_yield_corrected"] = 1.0 - out["kill_ratio"] * out["fraction_affected_corrected"]
     sort_col = "yield_loss" if "yield_loss" in out.columns else "kill_prob"
     out = out.sort_values([sort_col, "defects"], ascending=False, kind="stable", na_position="last")
-    return KillRatioResult(out.reset_index(drop=True), tested_dies=n_d, defects_off_die=dd.n_off_die,
-                           defects_on_untested_dies=dd.n_untested, **joint)
+    return KillRatioResult(out.reset_index(drop=True), tested_dies=n_d, defects_off_die=st.n_off_die,
+                           defects_on_untested_dies=st.n_untested, **joint)

@@ -6,6 +6,11 @@ statistics and reducing them. Install with ``pip install 'yieldkit[dask]'``.
 
 Modules
 -------
+defects
+    Defect-derived analyses of a wafer-aligned die/defect pair: count histograms and yield-model
+    fits (:func:`count_histogram_dask`, :func:`compare_models_dask`), defect Paretos
+    (:func:`pareto_dask`), kill ratios (:func:`kill_ratio_dask`) and defects per wafer
+    (:func:`defects_per_wafer_dask`).
 dies
     Lazily validated die tables and per-wafer yield (:func:`read_dies_dask`,
     :func:`wafer_yield_dask`).
@@ -21,6 +26,24 @@ cluster
 
 from .cluster import dask_client
 from .dataset import align_wafers, open_table
+from .defects import (
+    compare_models_dask,
+    count_histogram_dask,
+    defects_per_wafer_dask,
+    kill_ratio_dask,
+    pareto_dask,
+)
 from .dies import read_dies_dask, wafer_yield_dask
 
-__all__ = ["align_wafers", "dask_client", "open_table", "read_dies_dask", "wafer_yield_dask"]
+__all__ = [
+    "align_wafers",
+    "compare_models_dask",
+    "count_histogram_dask",
+    "dask_client",
+    "defects_per_wafer_dask",
+    "kill_ratio_dask",
+    "open_table",
+    "pareto_dask",
+    "read_dies_dask",
+    "wafer_yield_dask",
+]

@@ -52,6 +52,7 @@ from .functions import (
     seeds_d0,
     seeds_yield,
 )
+from .histogram import CountHistogram
 from .murphy import MurphyYield
 from .negative_binomial import NegativeBinomialYield
 from .poisson import PoissonYield
@@ -64,6 +65,7 @@ __all__ = [
     "DEFAULT_BLOCKS",
     "MODEL_CLASSES",
     "BoseEinsteinYield",
+    "CountHistogram",
     "GoodnessOfFit",
     "ModelComparison",
     "MurphyYield",

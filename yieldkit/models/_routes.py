@@ -19,6 +19,7 @@ from .._validation import check_choice
 from ..errors import DataQualityWarning, SchemaError, YieldkitValueError
 from ..yields import final_results
 from ._likelihood import BinomialCells, CountCells
+from .histogram import CountHistogram
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,19 @@ def count_cells(
     pooling: str = "die",
     where: str = "fit",
 ) -> tuple[CountCells, dict]:
-    """Turn per-die counts (array or ``die_defect_counts`` table) into count cells.
+    """Turn per-die counts (array, ``die_defect_counts`` table or :class:`CountHistogram`) into count cells.
 
     Returns the cells and a description (``n_dies``, ``n_excluded``, ``pooling``, ``n_wafers``).
     """
     check_choice(pooling, POOLING_LEVELS, name="pooling", where=where)
+    if isinstance(data, CountHistogram):
+        if exclude is not None or signature is not None:
+            raise YieldkitValueError(f"{where}: 'exclude' and 'signature' select dies, which a CountHistogram "
+                                     "no longer holds; pass the per-die counts table instead.")
+        if np.ndim(area) != 0:
+            raise YieldkitValueError(f"The 'area' argument of {where} must be one die area [cm^2] for a "
+                                     "CountHistogram. Got an array instead.")
+        return data._cells(_area_scalar(area, where), pooling)
     frame = data if isinstance(data, pd.DataFrame) else None
     if frame is not None:
         if count_col not in frame.columns:

@@ -175,6 +175,8 @@ class YieldModel:
             Per-die killer-defect counts, or the table returned by
             :func:`yieldkit.die_defect_counts` (``lot_id, wafer_id, die_x, die_y, n_defects``,
             one row per die; filter it to one ``by`` group first when it is split).
+            Or their :class:`~yieldkit.models.CountHistogram` (the same estimates; no
+            ``exclude``/``signature`` then, and one scalar ``area``).
         area : float or array_like
             Die area [cm^2] (a scalar, or one value per die).
         count_col : str

@@ -104,7 +104,8 @@ def compare_models(
     Parameters
     ----------
     data : array_like or DataFrame
-        Per-die counts or a ``die_defect_counts`` table (``route="counts"``), a canonical die table
+        Per-die counts, a ``die_defect_counts`` table or its :class:`~yieldkit.models.CountHistogram`
+        (``route="counts"``), a canonical die table
         (``"window"``), or a ``die_area_cm2, tested, good`` table (``"die-size"``).
     area : float, optional
         Die area [cm^2] (counts and window routes).
