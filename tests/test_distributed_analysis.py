@@ -31,10 +31,27 @@ def _equal(a: pd.DataFrame, b: pd.DataFrame, what: str) -> None:
                                   atol=0, obj=what)
 
 
+# and those from the defect table (yieldkit.distributed.defects)
+DEFECT_FRAMES = ["defect_pareto", "defect_pareto_kill", "models", "dppm"]
+
+
 def _same(mem, got, frames=FRAMES) -> None:
     assert got.summary == mem.summary
     for name in frames:
         _equal(getattr(mem, name), getattr(got, name), name)
+    for name in DEFECT_FRAMES:
+        a, b = getattr(mem, name), getattr(got, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            _equal(a, b, name)
+    for name in ("kill_ratios", "u_chart"):
+        a, b = getattr(mem, name), getattr(got, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            _equal(a.table, b.table, name)
+    assert got.u_chart_note == mem.u_chart_note
+    dask_only = "final dies: the Dask engine"
+    assert [n for n in got.notes if not n.startswith(dask_only)] == mem.notes
     assert got.zonal_tested == mem.zonal_tested
     assert got.clustering_tested == mem.clustering_tested
     _equal(mem.p_chart.table, got.p_chart.table, "p_chart")
@@ -55,16 +72,19 @@ def big(tmp_path_factory):
     assert len(fab.dies) >= 10**6
     root = tmp_path_factory.mktemp("big") / "dies"
     pq.write_to_dataset(pa.Table.from_pandas(fab.dies, preserve_index=False), root, partition_cols=["lot_id"])
+    droot = root.parent / "defects"
+    pq.write_to_dataset(pa.Table.from_pandas(fab.defects, preserve_index=False), droot, partition_cols=["lot_id"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mem = yk.analyze(yk.read_dies(root), None, fab.wafers, fab.layout, fab.bin_names)
+        mem = yk.analyze(yk.read_dies(root), yk.read_defects(droot), fab.wafers, fab.layout, fab.bin_names)
+    assert mem.models is not None and mem.kill_ratios is not None and mem.u_chart is not None
     return fab, root, mem
 
 
 def test_hive_dataset_by_lot_equals_in_memory(big):
     fab, root, mem = big
-    got = _dask_analyze(str(root), wafers=fab.wafers, layout=fab.layout, bin_names=fab.bin_names,
-                        dask_options={"partition_rows": 300_000})
+    got = _dask_analyze(str(root), defects=str(root.parent / "defects"), wafers=fab.wafers, layout=fab.layout,
+                        bin_names=fab.bin_names, dask_options={"partition_rows": 300_000})
     _same(mem, got)
     # more wafers than the gallery shows: final dies of the 200 wafers of lowest yield, in input order
     shown = mem.wafer_yield.nsmallest(200, "yield")[["lot_id", "wafer_id"]].astype(str)
@@ -79,7 +99,8 @@ def test_partitions_splitting_lots_and_wafers_equal_in_memory(big):
     fab, root, mem = big
     d = yk.read_dies(root)
     raw = dd.from_pandas(d, npartitions=13, sort=False)  # 13 cuts through wafers: a shuffle aligns them
-    got = _dask_analyze(raw, wafers=fab.wafers, layout=fab.layout, bin_names=fab.bin_names,
+    defects = dd.from_pandas(yk.read_defects(root.parent / "defects"), npartitions=7, sort=False)
+    got = _dask_analyze(raw, defects=defects, wafers=fab.wafers, layout=fab.layout, bin_names=fab.bin_names,
                         dask_options={"partition_rows": 250_000})
     _same(mem, got)
 
@@ -98,8 +119,10 @@ def test_one_partition_and_no_layout(small):
     fab, _ = small
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mem = yk.analyze(fab.dies, None, fab.wafers, None, fab.bin_names)  # layout inferred from the dies
-    got = _dask_analyze(dd.from_pandas(fab.dies, npartitions=1), wafers=fab.wafers, bin_names=fab.bin_names)
+        mem = yk.analyze(fab.dies, fab.defects, fab.wafers, None, fab.bin_names)  # layout inferred from the dies
+    got = _dask_analyze(dd.from_pandas(fab.dies, npartitions=1), defects=dd.from_pandas(fab.defects, npartitions=1),
+                        wafers=fab.wafers, bin_names=fab.bin_names)
+    assert mem.kill_ratios is not None and mem.models is None  # no die area without a layout
     _same(mem, got)
     _equal(mem.final_dies, got.final_dies, "final_dies")
 
@@ -136,12 +159,12 @@ def test_report_renders_from_the_dask_result(small, tmp_path):
     got = _dask_analyze(dd.from_pandas(fab.dies, npartitions=3, sort=False), wafers=fab.wafers, layout=fab.layout,
                         bin_names=fab.bin_names, defects=dd.from_pandas(fab.defects, npartitions=2))
     assert got.summary["defects"] == len(fab.defects)
-    assert "defect sections: not computed by the Dask engine" in got.notes
+    assert got.kill_ratios is not None and got.models is not None and got.dppm is not None
     from yieldkit.report import build_report
 
     html = build_report(got, max_maps=4)
     assert "Gallery (4 of 12 wafers" in html
-    assert "defect sections: not computed by the Dask engine" in html
+    assert "Kill ratio" in html or "kill ratio" in html
     assert f"{100 * mem.summary['yield']:.2f}%" in html
 
 
@@ -176,7 +199,7 @@ def test_cli_report_on_a_local_cluster(small, tmp_path):
                  "--memory-limit", "2GiB", "-o", str(out), "--max-maps", "3"]) == 0
     html = out.read_text()
     assert "Gallery (3 of 12 wafers" in html
-    assert f">{len(fab.defects)}<" in html  # the defect count of the summary
+    assert f">{len(fab.defects):,}<" in html  # the defect count of the summary
     assert main(["-q", "report", str(root), "--workers", "2", "-o", str(out)]) == 1  # needs --engine dask
 
 

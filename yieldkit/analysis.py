@@ -162,18 +162,21 @@ _NOT_INSPECTED_NOTE = ("wafers without any defect record are treated as not insp
                        "to chart inspected wafers that had no defect)")
 
 
-def _defects_per_wafer(defects: pd.DataFrame, wy: pd.DataFrame, area: float | None,
-                       inspected: pd.DataFrame | None = None) -> pd.DataFrame:
+def _defects_per_wafer(defects: pd.DataFrame | None, wy: pd.DataFrame, area: float | None,
+                       inspected: pd.DataFrame | None = None, counted: pd.DataFrame | None = None) -> pd.DataFrame:
     """Defects per tested wafer, over the inspected wafers in ``wy`` order.
 
     The inspected wafers are those with a defect record, and those in ``inspected`` (with
     zero defects when they have no record); wafers that were not tested have no exposure and
-    are left out.
+    are left out. ``counted`` (``lot_id``, ``wafer_id``, ``n_defects``) replaces the count of
+    ``defects`` when the defects were counted elsewhere (the Dask engine).
     """
     key = ["lot_id", "wafer_id"]
     t = wy[key + ["tested"]].reset_index(drop=True)
     keys = t[key].astype(str)
-    if len(defects):
+    if counted is not None:
+        counted = counted[key + ["n_defects"]].astype({"lot_id": str, "wafer_id": str})
+    elif defects is not None and len(defects):
         codes, w = wafer_codes(defects)
         counted = w[key].astype(str).assign(n_defects=np.bincount(codes, minlength=len(w)))
     else:
@@ -376,7 +379,8 @@ def _dask_kernels() -> Any:
     from types import SimpleNamespace
 
     return SimpleNamespace(results=AnalysisResults, note=_note, placed=_placed, order_wafers=_order_wafers,
-                           check_wafer_overlap=_check_wafer_overlap, commonality=_commonality)
+                           check_wafer_overlap=_check_wafer_overlap, commonality=_commonality,
+                           defect_u_chart=_defect_u_chart, fit_models=_fit_models, real_area=_real_area)
 
 
 def _check_wafer_overlap(defects: pd.DataFrame, wy: pd.DataFrame) -> None:
@@ -402,15 +406,16 @@ def _check_wafer_overlap(defects: pd.DataFrame, wy: pd.DataFrame) -> None:
         )
 
 
-def _defect_u_chart(res: AnalysisResults, defects: pd.DataFrame, ordered: pd.DataFrame, area: float | None,
-                    inspected: pd.DataFrame | None, spc_rules: str, laney: bool = True) -> None:
+def _defect_u_chart(res: AnalysisResults, defects: pd.DataFrame | None, ordered: pd.DataFrame, area: float | None,
+                    inspected: pd.DataFrame | None, spc_rules: str, laney: bool = True,
+                    counted: pd.DataFrame | None = None) -> None:
     if inspected is not None:
         from .errors import SchemaError
 
         if not isinstance(inspected, pd.DataFrame) or not {"lot_id", "wafer_id"} <= set(inspected.columns):
             raise SchemaError("The 'inspected_wafers' argument of analyze must be a DataFrame with lot_id and "
                               f"wafer_id columns. Got {type(inspected).__name__} instead.")
-    per_wafer = _defects_per_wafer(defects, ordered, area, inspected)
+    per_wafer = _defects_per_wafer(defects, ordered, area, inspected, counted)
     if len(per_wafer) == 0:
         _note(res.notes, "defect u-chart: no inspected wafer is in the die table")
         return
@@ -460,8 +465,14 @@ def _models(res: AnalysisResults, dies: pd.DataFrame, defects: pd.DataFrame | No
         _note(res.notes, "yield-model comparison and DPPM: need a defect table and a layout with the die area")
         return
     counts = die_defect_counts(dies, defects).table
-    if len(counts) < MIN_DIES_FOR_MODELS:
-        _note(res.notes, f"yield-model comparison and DPPM: {len(counts)} die(s) with defect counts; "
+    _fit_models(res, counts, len(counts), area, coverage, conf_level)
+
+
+def _fit_models(res: AnalysisResults, counts: Any, n_dies: int, area: float, coverage: Sequence[float],
+                conf_level: float) -> None:
+    """Model comparison and DPPM from per-die counts (or their histogram) of ``n_dies`` dies."""
+    if n_dies < MIN_DIES_FOR_MODELS:
+        _note(res.notes, f"yield-model comparison and DPPM: {n_dies} die(s) with defect counts; "
                          f"fitting needs at least {MIN_DIES_FOR_MODELS}")
         return
     comparison = compare_models(counts, area=area, conf_level=conf_level)

@@ -256,8 +256,42 @@ def _flag_clusters(res: AnalysisResults, c: pd.DataFrame, fdr: float = 0.05) -> 
 def _defect_sections(res: AnalysisResults, dies: Any, defects: Any, layout: Any, *, kernels: Any, top: int | None,
                      coverage: Sequence[float], conf_level: float, spc_rules: str, laney: bool,
                      inspected_wafers: pd.DataFrame | None, ordered: pd.DataFrame) -> None:
-    """Defect Paretos, kill ratios, the u-chart, yield models and DPPM of a wafer-aligned pair."""
-    kernels.note(res.notes, "defect sections: not computed by the Dask engine")
+    """Defect Paretos, kill ratios, the u-chart, yield models and DPPM of a wafer-aligned pair.
+
+    The same sections, notes and order as the in-memory engine, from the per-partition
+    statistics of :mod:`yieldkit.distributed.defects`.
+    """
+    from .defects import defects_per_wafer_dask, kill_ratio_dask, pareto_dask
+
+    n_defects = res.summary.get("defects")
+    if defects is None or not n_defects:
+        what = "no defect table given" if defects is None else "the defect table is empty"
+        u = "" if defects is not None and inspected_wafers is not None else ", defect u-chart"
+        kernels.note(res.notes, f"defect Paretos, kill ratios{u} and yield models: {what}")
+    else:
+        res.defect_pareto = pareto_dask(defects, top=top)
+        if "die_x" in defects.columns:
+            res.defect_pareto_kill = pareto_dask(defects, dies=dies, weight="kill", top=top, conf_level=conf_level)
+            res.kill_ratios = kill_ratio_dask(dies, defects, conf_level=conf_level)
+        else:
+            kernels.note(res.notes, "kill ratios: the defect table has no die positions and no layout was given")
+    if defects is not None and (n_defects or inspected_wafers is not None):
+        area = kernels.real_area(layout)
+        kernels.defect_u_chart(res, None, ordered, area, inspected_wafers, spc_rules, laney,
+                               counted=defects_per_wafer_dask(defects))
+
+
+def _defect_models(res: AnalysisResults, dies: Any, defects: Any, layout: Any, *, kernels: Any,
+                   coverage: Sequence[float], conf_level: float) -> None:
+    """Yield-model comparison and DPPM from the histogram of per-die defect counts (exact)."""
+    from .defects import count_histogram_dask
+
+    area = kernels.real_area(layout)
+    if defects is None or not res.summary.get("defects") or area is None:
+        kernels.note(res.notes, "yield-model comparison and DPPM: need a defect table and a layout with the die area")
+        return
+    hist = count_histogram_dask(dies, defects)
+    kernels.fit_models(res, hist, int(hist.n_dies), area, coverage, conf_level)
 
 
 # ---------------------------------------------------------------------------------------
@@ -387,6 +421,10 @@ def analyze_dask(
         log.info("control charts in %s order", time_col)
     if df is not None and defect_keys is not None and len(defect_keys):
         kernels.check_wafer_overlap(defect_keys[_KEY].drop_duplicates(), wy)
+    if df is not None and n_defects and "die_x" not in df.columns and layout is not None:
+        from ..schema import complete_positions
+
+        df = df.map_partitions(complete_positions, layout, meta=complete_positions(df._meta, layout))
     if df is not None or inspected_wafers is not None:
         _defect_sections(res, d, df, layout, kernels=kernels, top=top, coverage=coverage, conf_level=conf_level, spc_rules=spc_rules,
                          laney=laney, inspected_wafers=inspected_wafers, ordered=ordered)
@@ -409,6 +447,7 @@ def analyze_dask(
 
             res.patterns = _by_first(p)
             res.pattern_lots = pattern_summary(res.patterns, by="lot_id")
+    _defect_models(res, d, df, layout, kernels=kernels, coverage=coverage, conf_level=conf_level)
     kernels.commonality(res, wy, wafers)
     if tests is not None:
         _parametric(res, d, tests, conf_level, top, kernels.note)
