@@ -115,8 +115,8 @@ def layer_kill_ratio(
     Joint model: ``P(die passes) = Y_clean * prod_j (1 - k_c(j))`` over the die's adders (see
     :func:`yieldkit.killratio.joint_kill_ratio`). The limited yield of layer ``L`` is
     ``Y_L = mean_d prod_{c in L} (1 - k_c)^{n_dc}``; its interval is the delta method on
-    ``log Y_L`` with the covariance of ``b_c = log(1 - k_c)`` from the fit (normal on the log
-    scale).
+    ``log Y_L`` with the covariance of ``b_c = log(1 - k_c)`` from the fit, plus the sampling
+    variance of the mean over dies (dies treated as independent; normal on the log scale).
 
     Examples
     --------
@@ -155,6 +155,7 @@ def layer_kill_ratio(
         grad = np.zeros(len(b))
         grad[sel] = (n_pat * w_pat) @ pat[:, sel] / (n_pat @ w_pat)  # d log Y_L / d b_c
         var = float(grad @ cov_b @ grad) if np.all(np.isfinite(cov_b)) else np.nan
+        var += float(n_pat @ (w_pat - y) ** 2) / n_pat.sum() ** 2 / (y * y)  # the mean over dies as a sample mean
         se = np.sqrt(max(var, 0.0)) if np.isfinite(var) else np.nan
         rows.append({by[0]: layer, "defects": int(np.bincount(dd.category, minlength=len(sel))[sel].sum()),
                      "limited_yield": y, "ci_lower": y * np.exp(-z * se), "ci_upper": min(y * np.exp(z * se), 1.0),
