@@ -480,9 +480,9 @@ def yield_budget(
     True
     """
     where = "yield_budget"
-    st = budget_statistics(dies, defects, by=by)
     area = die_area_cm2 if die_area_cm2 is not None else (layout.die_area_cm2 if layout is not None else None)
     sysy = _systematic(systematic, dies, area, conf_level, random_state, where)
+    st = budget_statistics(dies, defects, by=by)
     return budget_from_statistics(st, systematic=sysy, parametric_bins=[int(b) for b in parametric_bins],
                                   conf_level=conf_level)
 
