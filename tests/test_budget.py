@@ -112,7 +112,7 @@ def test_impact_pareto_and_value(budget):
     assert p["cum_share"].iloc[-1] == pytest.approx(1.0)
     from yieldkit.plotting.pareto import plot_pareto
 
-    ax = plot_pareto(p)
+    ax = plot_pareto(p, value_col="yield_points")
     assert isinstance(ax, Axes)
 
 
