@@ -187,3 +187,13 @@ def test_field_stack_plot():
     ax = plot_field_stack(r, field_size_um=(12_000, 10_000), s=3)
     assert isinstance(ax, Axes) and len(ax.collections) == 3
     assert ax.collections[0].get_sizes()[0] == 3
+
+
+@pytest.mark.parametrize("name", ["YieldBudget", "Entitlement", "StepMatch", "RepeaterResult"])
+def test_result_classes_are_exported(name):
+    from yieldkit.results import TableResult
+
+    cls = getattr(yk, name)
+    assert issubclass(cls, TableResult) and name in yk.__all__
+    module = __import__(cls.__module__, fromlist=["__all__"])
+    assert name in module.__all__

@@ -55,7 +55,7 @@ def test_adders_command_names_steps_after_files(files, tmp_path, capsys):
 def test_budget_command_html_and_csv(files):
     f, klarfs, dies, d = files
     html = d / "budget.html"
-    assert main(["budget", dies, "--defects", *klarfs, "--parametric-bins", "6,7", "--price-per-die", "12",
+    assert main(["budget", dies, "--defects", *klarfs, "--parametric-bins", "6,7", "--price-per-die", "12", "--systematic", "0.95",
                  "-o", str(html)]) == 0
     text = html.read_text()
     for needle in ('id="budget"', 'id="budget-table"', 'id="budget-impact-table"', "data:image/png;base64",

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     ext = Path(args.output).suffix.lower()
     if ext in (".html", ".htm"):
-        from ..report._budget import build_budget_report
+        from ..report.budget import build_budget_report
 
         if defects is not None and "is_adder" in defects.columns:
             from ..inspection import adder_summary

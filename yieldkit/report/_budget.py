@@ -1,4 +1,4 @@
-"""The yield-loss budget section of an HTML report, and a stand-alone budget report.
+"""The yield-loss budget section of an HTML report (the ``budget.html.j2`` partial).
 
 Renders a :class:`~yieldkit.budget.YieldBudget` (it computes nothing but the impact Pareto and
 the sequential waterfall, which are rearrangements of the budget's own table).
@@ -6,14 +6,12 @@ the sequential waterfall, which are rearrangements of the budget's own table).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["budget_context", "build_budget_report"]
+__all__ = ["budget_context"]
 
 
 def budget_context(budget: Any, render: Callable[[Callable[[Any], Any], tuple[float, float]], str],
@@ -36,52 +34,3 @@ def budget_context(budget: Any, render: Callable[[Callable[[Any], Any], tuple[fl
         "sequential": table(sequential_waterfall(budget), table_id="budget-sequential-table"),
         "extra": [{"title": t, "table": table(df, table_id=f"budget-extra-{i}")} for i, (t, df) in enumerate(extra)],
     }
-
-
-def build_budget_report(
-    budget: Any,
-    *,
-    title: str = "Yield-loss budget",
-    output: str | os.PathLike[str] | None = None,
-    price_per_die: float | None = None,
-    extra: Sequence[tuple[str, pd.DataFrame]] = (),
-    dpi: int = 80,
-) -> str:
-    """A self-contained HTML page of a yield budget: waterfall, component table, impact Pareto.
-
-    Parameters
-    ----------
-    budget : YieldBudget
-        From :func:`yieldkit.budget.yield_budget`.
-    title : str
-        Page title.
-    output : path, optional
-        Write the page here (atomically).
-    price_per_die : float, optional
-        Adds the value column to the impact Pareto.
-    extra : sequence of (str, DataFrame)
-        Further tables to show (e.g. per-layer kill ratios), with their headings.
-    dpi : int
-        Resolution of the embedded chart.
-
-    Returns
-    -------
-    str
-        The HTML document.
-    """
-    from .. import __version__
-    from ..io.atomic import atomic_write
-    from ..plotting.export import render_data_uri
-    from .html import _ENV, _table
-
-    def render(draw: Callable[[Any], Any], figsize: tuple[float, float]) -> str:
-        return render_data_uri(draw, figsize=figsize, dpi=dpi)
-
-    ctx = budget_context(budget, render, _table, price_per_die=price_per_die, extra=extra)
-    html = _ENV.get_template("budget_report.html.j2").render(
-        title=title, version=__version__, generated=pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"), budget=ctx)
-    if output is not None:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(output) as fh:
-            fh.write(html)
-    return html
