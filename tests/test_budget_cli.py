@@ -80,3 +80,15 @@ def test_report_shows_a_budget_section(files):
     res.budget = yield_budget(f.dies, match_steps(f.defects, order=f.steps).table, systematic=0.95)
     html = build_report(res, max_maps=0)
     assert 'id="budget"' in html and 'id="budget-table"' in html
+
+
+def test_adders_command_finds_repeaters(tmp_path):
+    f = simulate_inspections(n_lots=1, wafers_per_lot=2, repeaters=1, random_state=6)
+    klarfs = [str(yk.write_klarf(f.defects[f.defects.layer == s], tmp_path / f"{s}.klarf", layout=f.layout))
+              for s in f.steps]
+    rep, png = tmp_path / "rep.csv", tmp_path / "field.png"
+    assert main(["adders", *klarfs, "--shot", "2,2", "--repeaters", str(rep), "--field-map", str(png)]) == 0
+    r = pd.read_csv(rep)
+    assert len(r) == 2 and (r["layer"] == "M2").all()
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["adders", *klarfs, "--repeaters", str(rep)]) == 1  # no --shot

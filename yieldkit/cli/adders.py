@@ -33,9 +33,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", help="layout JSON (for the adder density)")
     p.add_argument("--matched", help="also write every defect with source_step and is_adder (.csv or .parquet)")
     p.add_argument("--alignments", help="also write the per-wafer transforms and residuals (.csv)")
+    p.add_argument("--shot", type=_pair, help="dies per exposure shot NX,NY: also look for reticle repeaters")
+    p.add_argument("--shot-offset", type=_pair, default=(0, 0), help="die index of a shot's lower-left die (default 0,0)")
+    p.add_argument("--repeaters", help="write the reticle repeaters (.csv; needs --shot)")
+    p.add_argument("--field-map", help="draw the field-stacked defect map with the repeaters (.png; needs --shot)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="stdout format")
     p.add_argument("-o", "--output", help="write the summary (.csv, .json, .xlsx) instead of printing")
     p.set_defaults(func=run)
+
+
+def _pair(text: str) -> tuple[int, int]:
+    """argparse type of ``--shot``: two integers such as ``2,3``."""
+    try:
+        a, b = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two integers such as 2,3; got {text!r}") from None
+    return a, b
 
 
 def read_steps(paths: list[str], layout: Any) -> tuple[Any, list[str]]:
@@ -96,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         _write_table(m.table, args.matched)
     if args.alignments:
         write_text(args.alignments, m.alignments.to_csv(index=False))
+    if args.repeaters or args.field_map:
+        _repeaters(args, m.table, layout)
     emit_table(summary, args.format, args.output)
     n_add = int(m.table["is_adder"].sum())
     log.info("%d defects over %d steps: %d adders, %d carried over", len(m.table), len(order), n_add,
@@ -118,3 +133,26 @@ def _write_table(df: Any, path: str) -> None:
     else:
         raise YieldkitValueError(f"The '--matched' argument of yieldkit adders must end in .csv or .parquet. "
                                  f"Got {path!r} instead.")
+
+
+def _repeaters(args: argparse.Namespace, matched: Any, layout: Any) -> None:
+    from ..errors import YieldkitValueError
+    from ..inspection import find_repeaters
+
+    if args.shot is None or layout is None:
+        raise YieldkitValueError("--repeaters and --field-map need --shot and a layout (a KLARF's own, or --layout).")
+    r = find_repeaters(matched, layout, shot=args.shot, shot_offset=args.shot_offset, x_col="x_ref_um",
+                       y_col="y_ref_um")
+    if args.repeaters:
+        from .. import write_csv
+
+        write_csv(r.table, args.repeaters)
+    if args.field_map:
+        from ..plotting.export import new_axes, save_figure
+        from ..plotting.inspection import plot_field_stack
+
+        w, h = layout.die_pitch_um
+        ax = plot_field_stack(r, field_size_um=(args.shot[0] * w, args.shot[1] * h), ax=new_axes((5.5, 5.0)),
+                              title=f"Field-stacked defects: {len(r.table)} repeater(s)")
+        save_figure(ax, args.field_map, dpi=110)
+    log.info("%d reticle repeater(s)", len(r.table))
