@@ -76,7 +76,6 @@ def test_report_shows_a_budget_section(files):
     from yieldkit.report import build_report
 
     res = yk.analyze(f.dies, layout=f.layout)
-    assert 'id="budget"' not in build_report(res, max_maps=0)
     res.budget = yield_budget(f.dies, match_steps(f.defects, order=f.steps).table, systematic=0.95)
     html = build_report(res, max_maps=0)
     assert 'id="budget"' in html and 'id="budget-table"' in html

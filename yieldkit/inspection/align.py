@@ -287,6 +287,8 @@ def align_arrays(
     off = _initial_offset(wa, xa, ya, wb, xb, yb, n_groups, max_offset_um, bin_um)
     params[:, 4:] = off
     radius = np.full(n_groups, max_offset_um)
+    scale = np.array([1e5, 1e5, 1e5, 1e5, 1.0, 1.0])  # 1e-5 of the matrix weighs as 1 um of offset
+    before = params.copy()
     for it in range(n_iter):
         px, py = apply_transform(params[wb], xb, yb)
         ia, ib, d = match_points(wa, xa, ya, wb, px, py, radius)
@@ -296,8 +298,10 @@ def align_arrays(
         new = fit_transforms(g[keep], xa[ia[keep]], ya[ia[keep]], xb[ib[keep]], yb[ib[keep]], n_groups, model)
         bad = ~np.isfinite(new).all(axis=1)
         new[bad] = params[bad]
-        change = np.nanmax(np.abs(new - params) * np.array([1e5, 1e5, 1e5, 1e5, 1.0, 1.0]), initial=0.0)
-        params = new
+        change = np.nanmax(np.abs(new - params) * scale, initial=0.0)
+        # trimming can flip a borderline pair in and out: a return to the fit of two rounds ago ends too
+        cycle = np.nanmax(np.abs(new - before) * scale, initial=0.0)
+        before, params = params, new
         n_pairs = np.bincount(g[keep], minlength=n_groups)
         # the next radius: wide while the fit settles, then a few residual sigmas
         px2, py2 = apply_transform(params[wb[ib]], xb[ib], yb[ib])
@@ -305,7 +309,7 @@ def align_arrays(
         sigma = _group_median(g, r2, n_groups) / _RAYLEIGH_MEDIAN
         target = np.where(np.isfinite(sigma), np.maximum(8.0 * sigma, 1e-6), max_offset_um)
         radius = np.maximum(target, radius / 2.0) if it < 3 else target
-        if it >= 3 and change < 1e-4:
+        if it >= 3 and (change < 1e-3 or cycle < 1e-6):
             break
     none = n_pairs < (3 if model == "affine" else 2)
     params[none] = np.nan
