@@ -197,3 +197,18 @@ def test_result_classes_are_exported(name):
     assert issubclass(cls, TableResult) and name in yk.__all__
     module = __import__(cls.__module__, fromlist=["__all__"])
     assert name in module.__all__
+
+
+def test_intervals_allow_for_wafer_clustering():
+    """Densities varying from wafer to wafer (gamma, cluster_alpha = 2): the wafer-clustered
+    variances keep every defect component's truth, (1 + A D k / alpha)^-alpha, inside its 99 %
+    interval."""
+    f = simulate_inspections(n_lots=2, wafers_per_lot=25, detect_prob=1.0, cluster_alpha=2.0, y0=0.95,
+                             random_state=100)
+    m = match_steps(f.defects, order=f.steps).table
+    b = yield_budget(f.dies, m, systematic=0.95, by=("source_step", "defect_class"), parametric_bins=[6, 7],
+                     conf_level=0.99)
+    t = b.table.set_index(b.table["component"].astype(str))
+    for name, y in f.truth["components"].set_index("component")["yield"].items():
+        if name != "systematic":
+            assert t.loc[name, "ci_lower"] <= y <= t.loc[name, "ci_upper"], name

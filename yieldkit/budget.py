@@ -86,12 +86,14 @@ class BudgetStatistics:
     ----------
     categories : ndarray of str
         Defect categories (the ``by`` columns joined), sorted.
-    patterns : ndarray of int, shape (n_patterns, n_categories)
-        Distinct per-die defect counts (the all-zero pattern included).
+    patterns : ndarray of int, shape (n_rows, n_categories)
+        Distinct per-die defect counts of each wafer (the all-zero pattern included).
     n, good : ndarray
-        Dies and passing dies with each pattern.
+        Dies and passing dies of the wafer with the pattern.
+    wafer : ndarray of str
+        The wafer of each row (``lot_id`` and ``wafer_id`` joined).
     bins : DataFrame
-        ``hbin``, ``n``: final dies per hard bin.
+        ``wafer``, ``hbin``, ``n``: final dies per wafer and hard bin.
     by : tuple of str
         The category columns.
     """
@@ -100,6 +102,7 @@ class BudgetStatistics:
     patterns: np.ndarray
     n: np.ndarray
     good: np.ndarray
+    wafer: np.ndarray
     bins: pd.DataFrame
     by: tuple[str, ...]
 
@@ -195,21 +198,39 @@ def budget_statistics(
 
 
 def _statistics(final: pd.DataFrame, cats: np.ndarray, counts: np.ndarray, by: tuple[str, ...]) -> BudgetStatistics:
-    """Pattern statistics of final die results and their (n_dies, n_categories) defect counts."""
+    """Pattern statistics per wafer of final die results and their (n_dies, n_categories) defect counts."""
+    from ._keys import wafer_codes
+
+    codes, wafers = wafer_codes(final)
+    keys = (wafers["lot_id"].astype(str) + _SEP + wafers["wafer_id"].astype(str)).to_numpy(object)
+    die_wafer = keys[codes] if len(final) else np.zeros(0, dtype=object)
     if "hbin" in final.columns:
-        bins = final.groupby("hbin", observed=True).size().rename("n").reset_index()
-        bins["hbin"] = bins["hbin"].astype(np.int64)
+        bins = pd.DataFrame({"wafer": die_wafer, "hbin": final["hbin"].to_numpy(np.int64)})
+        bins = bins.groupby(["wafer", "hbin"], sort=True).size().rename("n").reset_index()
     else:
-        bins = pd.DataFrame({"hbin": np.zeros(0, np.int64), "n": np.zeros(0, np.int64)})
+        bins = pd.DataFrame({"wafer": np.zeros(0, dtype=object), "hbin": np.zeros(0, np.int64),
+                             "n": np.zeros(0, np.int64)})
     passed = final["passed"].to_numpy(bool)
     keep = counts.sum(axis=0) > 0  # categories seen on tested dies only
     cats, counts = np.asarray(cats, dtype=object)[keep], counts[:, keep]
-    pat, inv = np.unique(counts, axis=0, return_inverse=True)
+    rows = np.column_stack([np.asarray(codes, np.int64), counts]) if len(final) else np.zeros((0, 1 + len(cats)), np.int64)
+    pat, inv = np.unique(rows, axis=0, return_inverse=True)
     inv = inv.ravel()
     n = np.bincount(inv, minlength=len(pat)).astype(np.int64)
     good = np.bincount(inv, weights=passed.astype(float), minlength=len(pat)).round().astype(np.int64)
-    return BudgetStatistics(categories=cats, patterns=pat.astype(np.int64).reshape(len(pat), len(cats)), n=n,
-                            good=good, bins=bins, by=by)
+    return _canonical(cats, keys[pat[:, 0]] if len(pat) else np.zeros(0, dtype=object),
+                      pat[:, 1:].astype(np.int64).reshape(len(pat), len(cats)), n, good, bins, by)
+
+
+def _canonical(cats: np.ndarray, wafer: np.ndarray, pat: np.ndarray, n: np.ndarray, good: np.ndarray,
+               bins: pd.DataFrame, by: tuple[str, ...]) -> BudgetStatistics:
+    """Rows sorted by wafer, then pattern: the same statistics give the same arrays however computed."""
+    w_codes, w_uniq = pd.factorize(pd.Series(wafer, dtype=object), sort=True)
+    order = np.lexsort(tuple(pat[:, k] for k in range(pat.shape[1] - 1, -1, -1)) + (w_codes,)) if len(pat) \
+        else np.zeros(0, np.int64)
+    bins = bins.sort_values(["wafer", "hbin"], kind="stable").reset_index(drop=True)
+    return BudgetStatistics(categories=np.asarray(cats, dtype=object), patterns=pat[order], n=n[order],
+                            good=good[order], wafer=np.asarray(wafer, dtype=object)[order], bins=bins, by=by)
 
 
 def die_category_counts(defects: pd.DataFrame, *, by: Sequence[str] = ("layer", "defect_class")) -> pd.DataFrame:
@@ -252,7 +273,9 @@ def combine_statistics(parts: Iterable[BudgetStatistics]) -> BudgetStatistics:
     by = parts[0].by
     cats = np.asarray(sorted({str(c) for p in parts for c in p.categories}), dtype=object)
     index = pd.Index(cats)
-    mats, ns, gs = [], [], []
+    mats: list[np.ndarray] = []
+    ns: list[np.ndarray] = []
+    gs: list[np.ndarray] = []
     for p in parts:
         m = np.zeros((len(p.patterns), len(cats)), np.int64)
         if len(p.categories):
@@ -261,12 +284,12 @@ def combine_statistics(parts: Iterable[BudgetStatistics]) -> BudgetStatistics:
         ns.append(p.n)
         gs.append(p.good)
     allm = np.vstack(mats) if mats else np.zeros((0, len(cats)), np.int64)
-    pat, inv = np.unique(allm, axis=0, return_inverse=True)
-    inv = inv.ravel()
-    n = np.bincount(inv, weights=np.concatenate(ns).astype(float), minlength=len(pat)).round().astype(np.int64)
-    good = np.bincount(inv, weights=np.concatenate(gs).astype(float), minlength=len(pat)).round().astype(np.int64)
-    bins = pd.concat([p.bins for p in parts], ignore_index=True).groupby("hbin", as_index=False)["n"].sum()
-    return BudgetStatistics(categories=cats, patterns=pat, n=n, good=good, bins=bins, by=by)
+    wafer = np.concatenate([p.wafer for p in parts]).astype(object)
+    if len(set(wafer)) != len(set().union(*[set(p.wafer) for p in parts])) or \
+            sum(len(set(p.wafer)) for p in parts) != len(set(wafer)):
+        raise YieldkitValueError("combine_statistics: a wafer appears in several parts; partition the tables by wafer.")
+    bins = pd.concat([p.bins for p in parts], ignore_index=True)
+    return _canonical(cats, wafer, allm, np.concatenate(ns), np.concatenate(gs), bins, by)
 
 
 def _fit_y0(dies: pd.DataFrame, area: float, conf_level: float, random_state: Any) -> tuple[float, float, float]:
@@ -310,6 +333,43 @@ def _systematic(systematic: Any, dies: pd.DataFrame | None, area: float | None, 
     return v, float("nan"), float("nan")
 
 
+def _mean_variance(dev: np.ndarray, dev2: np.ndarray, wafer: np.ndarray, n_w: int, n_tot: float) -> float:
+    """Variance of a mean over ``n_tot`` dies from row deviations ``dev`` (summed: n * (w - mean))
+    and squared deviations ``dev2``: the larger of the die-level and the wafer-clustered estimates."""
+    die = float(dev2.sum()) / (n_tot * n_tot)
+    if n_w < 2:
+        return die
+    s_w = np.bincount(wafer, weights=dev, minlength=n_w)
+    clustered = float(s_w @ s_w) / (n_tot * n_tot) * n_w / (n_w - 1)
+    return max(die, clustered)
+
+
+def _cluster_cov(j: dict[str, Any], st: BudgetStatistics, wafer: np.ndarray, n_w: int) -> np.ndarray:
+    """Covariance of ``(log Y_clean, log(1 - k_c))``: the larger (per diagonal) of the model-based
+    one and the wafer-clustered sandwich ``H^-1 (sum_w s_w s_w') H^-1``."""
+    theta = np.r_[math.log(max(j["y_clean"], 1e-300)), np.log1p(-np.minimum(j["kill_prob"], 1.0 - 1e-15))]
+    x = np.column_stack([np.ones(len(st.n)), st.patterns.astype(float)])
+    eta = np.minimum(x @ theta, -1e-12)
+    f = st.n - st.good
+    cov = np.asarray(j["cov"], dtype=float)
+    if not np.all(np.isfinite(cov)):
+        # a category at a bound (k = 0 or 1) makes the information singular: the pseudo-inverse keeps
+        # the others' variances (the bound category's own is then meaningless, and shown as such)
+        p = np.exp(eta)
+        info = x.T @ (x * (f * p / (1.0 - p) ** 2)[:, None])
+        cov = np.linalg.pinv(info)
+    if n_w < 2:
+        return cov
+    r = st.good - f * np.exp(eta) / -np.expm1(eta)  # d loglik / d eta per row
+    scores = np.column_stack([np.bincount(wafer, weights=x[:, k] * r, minlength=n_w) for k in range(x.shape[1])])
+    meat = scores.T @ scores * n_w / (n_w - 1)
+    sandwich = cov @ meat @ cov
+    out = cov.copy()
+    d = np.maximum(np.diag(cov), np.diag(sandwich))
+    np.fill_diagonal(out, d)
+    return out
+
+
 def budget_from_statistics(
     st: BudgetStatistics,
     *,
@@ -350,37 +410,56 @@ def budget_from_statistics(
         log_var.append(((math.log(hi) - math.log(lo)) / (2 * z)) ** 2 if lo > 0 and hi > 0 else 0.0)
     y_clean = float("nan")
     n_c = len(st.categories)
+    w_code, w_uniq = pd.factorize(pd.Series(st.wafer, dtype=object), sort=True)
+    n_w = len(w_uniq)
     if n_c:
+        pat, inv = np.unique(st.patterns, axis=0, return_inverse=True)  # pooled over wafers for the fit
+        inv = inv.ravel()
+        n_p = np.bincount(inv, weights=st.n.astype(float), minlength=len(pat))
+        g_p = np.bincount(inv, weights=st.good.astype(float), minlength=len(pat))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            j = joint_kill_ratio_patterns(st.patterns, st.n, st.good, conf_level=conf_level)
+            j = joint_kill_ratio_patterns(pat, n_p, g_p, conf_level=conf_level)
         y_clean = float(j["y_clean"])
         b = np.log1p(-np.minimum(j["kill_prob"], 1.0 - 1e-15))
-        var_b = np.diag(j["cov"])[1:]
+        cov_b = _cluster_cov(j, st, w_code, n_w)[1:, 1:]
         parts = pd.DataFrame([str(c).split(_SEP) for c in st.categories], columns=list(st.by))
         nf = st.n.astype(float)
         for c in range(n_c):  # one row per category: the dies are arrays
             w = np.exp(st.patterns[:, c] * b[c])
             yc = float(nf @ w / n_tot)
             grad = float((nf * w) @ st.patterns[:, c] / (nf @ w))
-            samp = float(nf @ (w - yc) ** 2 / n_tot) / (n_tot * yc * yc)  # mean of w over dies, as a sample mean
-            v = grad * grad * var_b[c] + samp
+            samp = _mean_variance(nf * (w - yc), nf * (w - yc) ** 2, w_code, n_w, n_tot) / (yc * yc)
+            v = grad * grad * max(float(cov_b[c, c]), 0.0) + samp
             se = math.sqrt(v) if np.isfinite(v) else float("nan")
             rows.append({"component": " / ".join(parts.iloc[c].tolist()), "kind": "defect",
                          **{k: parts.iloc[c][k] for k in st.by},
                          "yield": yc, "ci_lower": yc * math.exp(-z * se), "ci_upper": min(yc * math.exp(z * se), 1.0)})
             log_var.append(v)
     if parametric_bins:
-        bins = st.bins.set_index("hbin")["n"]
-        reach = float(n_tot)
-        for b_ in parametric_bins:
-            nb = float(bins.get(int(b_), 0))
+        bw = st.bins.assign(w=pd.Index(w_uniq).get_indexer(st.bins["wafer"]))
+        bw = bw[bw["w"] >= 0]
+        listed = [int(b_) for b_ in parametric_bins]
+        per = np.column_stack([np.bincount(bw.loc[bw["hbin"] == b_, "w"], weights=bw.loc[bw["hbin"] == b_, "n"],
+                                           minlength=n_w) for b_ in listed]) if n_w else np.zeros((0, len(listed)))
+        reach_w = np.asarray(np.bincount(w_code, weights=st.n.astype(float), minlength=n_w), dtype=float)
+        for k, b_ in enumerate(listed):
+            nb_w = per[:, k]
+            reach, nb = float(reach_w.sum()), float(nb_w.sum())
             yb = 1.0 - nb / reach if reach > 0 else float("nan")
+            # Wilson for the proportion, widened on the log scale when wafers vary more than binomially
             w_lo, w_hi = wilson(np.array([reach - nb]), np.array([reach]), conf_level)
-            rows.append({"component": f"bin {int(b_)}", "kind": "parametric", "hbin": int(b_), "yield": yb,
-                         "ci_lower": float(w_lo[0]), "ci_upper": float(w_hi[0])})
-            log_var.append(nb / (reach * (reach - nb)) if reach > nb else float("nan"))
-            reach -= nb
+            v_bin = nb / (reach * (reach - nb)) if reach > nb else float("nan")
+            resid = (reach_w - nb_w) - yb * reach_w  # per wafer: passes less the expected passes
+            v_clu = float(resid @ resid) / (reach * reach) * n_w / (n_w - 1) / (yb * yb) \
+                if yb > 0 and n_w >= 2 and reach > 0 else float("nan")
+            widen = math.sqrt(v_clu / v_bin) if np.isfinite(v_clu) and v_bin > 0 and v_clu > v_bin else 1.0
+            lo_b = yb * (float(w_lo[0]) / yb) ** widen if yb > 0 else float(w_lo[0])
+            hi_b = min(yb * (float(w_hi[0]) / yb) ** widen, 1.0) if yb > 0 else float(w_hi[0])
+            rows.append({"component": f"bin {b_}", "kind": "parametric", "hbin": b_, "yield": yb,
+                         "ci_lower": lo_b, "ci_upper": hi_b})
+            log_var.append(max(v_bin, v_clu) if np.isfinite(v_clu) else v_bin)
+            reach_w = reach_w - nb_w
     table = pd.DataFrame(rows)
     for col in ("component", "kind", "yield", "ci_lower", "ci_upper", *st.by, "hbin"):
         if col not in table.columns:
@@ -464,9 +543,11 @@ def yield_budget(
     Defect components: the joint kill model ``P(pass) = Y_clean * prod_c (1 - k_c)^{n_c}``
     gives ``Y_c = mean_d (1 - k_c)^{n_dc}``. Intervals are normal on the log scale: for defect
     components the delta method on ``log(1 - k_c)`` plus the sampling variance of the mean over
-    dies (dies treated as independent); Wilson for bins; the window bootstrap for ``Y0``; for
-    the remainder the variances of ``log Y`` and of the other components added (covariances
-    neglected). ``Y_rest > 1`` (a negative loss) means the components overlap, e.g. defect
+    dies, each the larger of the model-based (dies independent) and the wafer-clustered
+    (sandwich over wafers) estimate, so that densities varying from wafer to wafer widen them;
+    Wilson for bins (widened likewise when wafers vary more than binomially); the window
+    bootstrap for ``Y0``; for the remainder the variances of ``log Y`` and of the other
+    components added (covariances neglected). ``Y_rest > 1`` (a negative loss) means the components overlap, e.g. defect
     classes clustered on the same wafers.
 
     Examples
