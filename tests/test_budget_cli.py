@@ -91,3 +91,9 @@ def test_adders_command_finds_repeaters(tmp_path):
     assert len(r) == 2 and (r["layer"] == "M2").all()
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert main(["adders", *klarfs, "--repeaters", str(rep)]) == 1  # no --shot
+
+
+def test_budget_command_needs_a_die_area_to_fit(files, capsys):
+    _, _, dies, _ = files
+    assert main(["budget", dies]) == 1
+    assert "--layout" in capsys.readouterr().err

@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
             log.info("matched %d defects over %d steps: %d adders", len(defects), len(order),
                      int(defects["is_adder"].sum()))
     area = layout.die_area_cm2 if layout is not None and not layout.inferred else None
+    if systematic == "fit" and area is None:
+        raise YieldkitValueError("--systematic fit (the window method) needs the die area: give --layout (or files "
+                                 "that carry their layout, such as KLARF), or a known yield with --systematic 0.95, "
+                                 "or --systematic none.")
     budget = yield_budget(dies, defects, systematic=systematic, by=by, parametric_bins=args.parametric_bins,
                           die_area_cm2=area, conf_level=args.conf_level, random_state=args.seed)
     if not args.output:
