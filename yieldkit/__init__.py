@@ -87,6 +87,17 @@ _EXPORTS: dict[str, str] = {
     "defect_level": "yieldkit.quality",
     # results with scalars beside their table
     "TableResult": "yieldkit.results",
+    # yield-loss budget, defects across inspection steps
+    "yield_budget": "yieldkit.budget",
+    "YieldBudget": "yieldkit.budget",
+    "impact_pareto": "yieldkit.budget",
+    "entitlement": "yieldkit.budget",
+    "Entitlement": "yieldkit.budget",
+    "match_steps": "yieldkit.inspection",
+    "StepMatch": "yieldkit.inspection",
+    "adder_summary": "yieldkit.inspection",
+    "find_repeaters": "yieldkit.inspection",
+    "RepeaterResult": "yieldkit.inspection",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -95,6 +106,7 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 _SUBMODULES = {
     "classify", "cli", "errors", "io", "layout", "maps", "models", "plotting",
     "quality", "report", "results", "schema", "simulate", "spatial", "yields", "intervals", "distributed",
+    "inspection", "budget",
 }
 
 

@@ -49,8 +49,8 @@ from .yields import final_results
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DieDefects", "KillRatioResult", "KillRatioStats", "die_defects", "joint_kill_ratio", "kill_ratio",
-           "kill_ratio_stats"]
+__all__ = ["DieDefects", "KillRatioResult", "KillRatioStats", "die_defects", "joint_kill_ratio",
+           "joint_kill_ratio_patterns", "kill_ratio", "kill_ratio_stats"]
 
 _INTERVALS = {"wilson": wilson, "clopper-pearson": clopper_pearson}
 
@@ -327,19 +327,24 @@ def joint_kill_ratio(
     passed = np.asarray(passed, dtype=bool)
     pat, inv = np.unique(counts, axis=0, return_inverse=True)
     inv = inv.ravel()
-    n_pat = np.bincount(inv, minlength=len(pat))
-    g_pat = np.rint(np.bincount(inv, weights=passed.astype(np.float64), minlength=len(pat))).astype(np.int64)
-    return _joint_from_patterns(pat, n_pat, g_pat, conf_level=conf_level)
+    n_pat = np.bincount(inv, minlength=len(pat)).astype(np.float64)
+    g_pat = np.bincount(inv, weights=passed.astype(np.float64), minlength=len(pat))
+    return joint_kill_ratio_patterns(pat, n_pat, g_pat, conf_level=conf_level)
 
 
-def _joint_from_patterns(pat: np.ndarray, n_pat: np.ndarray, g_pat: np.ndarray, *,
-                         conf_level: float = 0.95, stacklevel: int = 3) -> dict[str, Any]:
-    """:func:`joint_kill_ratio` from the table of distinct count patterns (rows of ``pat``, in
-    lexicographic order) with their numbers of dies ``n_pat`` and of passing dies ``g_pat``."""
+def joint_kill_ratio_patterns(
+    patterns: np.ndarray, n: np.ndarray, good: np.ndarray, *, conf_level: float = 0.95, stacklevel: int = 3,
+) -> dict[str, Any]:
+    """:func:`joint_kill_ratio` from distinct count patterns: ``patterns`` (n_patterns, n_classes),
+    ``n`` dies and ``good`` passing dies with each pattern (the sufficient statistics of the fit).
+
+    Returns the same dict as :func:`joint_kill_ratio`, plus ``cov``: the covariance of
+    ``(log Y_clean, log(1 - k_1), ...)``.
+    """
+    pat = np.asarray(patterns, dtype=np.int64)
+    n_pat = np.asarray(n, dtype=np.float64)
+    g_pat = np.asarray(good, dtype=np.float64)
     n_c = pat.shape[1]
-    n_dies = int(np.sum(n_pat))
-    n_pat = np.asarray(n_pat, dtype=np.float64)
-    g_pat = np.asarray(g_pat, dtype=np.float64)
     f_pat = n_pat - g_pat
     X = np.column_stack([np.ones(len(pat)), pat.astype(np.float64)])
 
@@ -351,8 +356,8 @@ def _joint_from_patterns(pat: np.ndarray, n_pat: np.ndarray, g_pat: np.ndarray, 
         r = g_pat - f_pat * np.exp(eta - log1m)
         return -float(ll), -(X.T @ r)
 
-    zero = np.flatnonzero(~pat.any(axis=1))
-    y_clean0 = max(min(float(g_pat[zero[0]] / n_pat[zero[0]]) if len(zero) else 0.9, 0.999), 1e-3)
+    clean = pat.sum(axis=1) == 0
+    y_clean0 = max(min(g_pat[clean].sum() / n_pat[clean].sum() if n_pat[clean].sum() > 0 else 0.9, 0.999), 1e-3)
     theta0 = np.r_[np.log(y_clean0), np.full(n_c, np.log(0.7))]
     bounds = [(-50.0, -1e-10)] + [(-50.0, 0.0)] * n_c
     res = optimize.minimize(nll, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -365,7 +370,7 @@ def _joint_from_patterns(pat: np.ndarray, n_pat: np.ndarray, g_pat: np.ndarray, 
         hi_b = np.array([b[1] for b in bounds])
         pg = np.where((res.x <= lo_b + 1e-12) & (g > 0), 0.0, g)
         pg = np.where((res.x >= hi_b - 1e-12) & (pg < 0), 0.0, pg)
-        if np.max(np.abs(pg)) > 1e-5 * max(n_dies, 1):
+        if np.max(np.abs(pg)) > 1e-5 * max(float(n_pat.sum()), 1.0):
             warnings.warn(f"joint kill-ratio fit did not converge: {res.message}", ConvergenceWarning, stacklevel=stacklevel)
     theta = res.x
     eta = np.minimum(X @ theta, -1e-12)
@@ -379,6 +384,7 @@ def _joint_from_patterns(pat: np.ndarray, n_pat: np.ndarray, g_pat: np.ndarray, 
             cov = np.linalg.inv(info)
             se = np.sqrt(np.clip(np.diag(cov), 0, None))
         except np.linalg.LinAlgError:
+            cov = np.full((len(theta), len(theta)), np.nan)
             se = np.full(len(theta), np.nan)
     if not np.all(np.isfinite(se)):
         warnings.warn("joint kill ratio: singular information matrix; intervals are NaN", ConvergenceWarning,
@@ -395,6 +401,7 @@ def _joint_from_patterns(pat: np.ndarray, n_pat: np.ndarray, g_pat: np.ndarray, 
         # log Y_clean <= 0: the upper limit is capped at 1 before exponentiating (no overflow)
         "y_clean_ci": (float(np.exp(min(a - z * sa, 0.0))), float(np.exp(min(a + z * sa, 0.0)))),
         "loglik": -float(res.fun),
+        "cov": cov,
     }
 
 
@@ -641,7 +648,7 @@ def _kill_ratio_result(st: KillRatioStats, *, method: str, interval: str, conf_l
     out["yield_loss"] = 1.0 - out["limited_yield"]
     if method in ("both", "joint"):
         pat, n_pat, g_pat = st.pattern_table()
-        j = _joint_from_patterns(pat, n_pat, g_pat, conf_level=conf_level, stacklevel=4)
+        j = joint_kill_ratio_patterns(pat, n_pat, g_pat, conf_level=conf_level, stacklevel=4)
         out["kill_prob"] = j["kill_prob"]
         out["kill_prob_ci_lower"] = j["ci_lower"]
         out["kill_prob_ci_upper"] = j["ci_upper"]

@@ -340,6 +340,9 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
     from ._parametric import parametric_context
 
     parametric = parametric_context(res, figs.render, _table)
+    from ._budget import budget_context
+
+    budget = budget_context(getattr(res, "budget", None), figs.render, _table)
     pat = _pat_section(res, figs)
     return _ENV.get_template("report.html.j2").render(
         pat=pat, title=title, version=__version__, generated=pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"),
@@ -353,7 +356,7 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
         zonal_tested=res.zonal_tested, clustering_tested=res.clustering_tested,
         y_clean_joint=None if res.kill_ratios is None or pd.isna(res.kill_ratios.y_clean_joint)
         else res.kill_ratios.y_clean_joint,
-        parametric=parametric,
+        parametric=parametric, budget=budget,
     )
 
 
