@@ -200,3 +200,29 @@ def test_retrieval_scores_by_hand():
     assert s.loc["macro", "map_at_k"] == pytest.approx(((1 + 2 / 3) / 2 + 1 / 3) / 2)
     with pytest.raises(YieldkitValueError, match="'k'"):
         retrieval_scores(["x"], [["x"]], k=2)
+
+
+def test_cli_build_gallery_and_query(gallery, tmp_path, capsys):
+    from yieldkit.classify.grid import grids_to_dies
+    from yieldkit.cli import main
+
+    grids, meta = gallery
+    dies = grids_to_dies(grids, lot_id=meta["lot_id"].tolist(), wafer_id=meta["wafer_id"].tolist())
+    src = tmp_path / "past.csv"
+    dies.to_csv(src, index=False)
+    wafers = tmp_path / "wafers.csv"
+    meta[["lot_id", "wafer_id", "label", "cause"]].to_csv(wafers, index=False)
+    gal = tmp_path / "gallery.parquet"
+    assert main(["-q", "similar", str(src), "--build-gallery", str(gal), "--metadata", str(wafers),
+                 "--representation", "features", "--invariant"]) == 0
+    q = tmp_path / "new.csv"
+    grids_to_dies([np.rot90(grids[2]), grids[8]], lot_id="NEW", wafer_id=["1", "2"]).to_csv(q, index=False)
+    out = tmp_path / "similar.csv"
+    assert main(["-q", "similar", str(q), "--gallery", str(gal), "-k", "3", "-o", str(out)]) == 0
+    t = pd.read_csv(out)
+    assert len(t) == 6
+    first = t[t["rank"] == 1]
+    assert first["label"].tolist() == [meta.loc[2, "label"], meta.loc[8, "label"]]
+    assert first["cause"].tolist() == ["c2", "c3"] and first["distance"].max() < 1e-5
+    assert main(["-q", "similar", str(q), "--gallery", str(gal), "-k", "2", "--format", "csv"]) == 0
+    assert "gallery_index" in capsys.readouterr().out
