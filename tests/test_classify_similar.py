@@ -226,3 +226,25 @@ def test_cli_build_gallery_and_query(gallery, tmp_path, capsys):
     assert first["cause"].tolist() == ["c2", "c3"] and first["distance"].max() < 1e-5
     assert main(["-q", "similar", str(q), "--gallery", str(gal), "-k", "2", "--format", "csv"]) == 0
     assert "gallery_index" in capsys.readouterr().out
+
+
+def test_report_lists_the_closest_past_wafers_of_signature_wafers(tmp_path):
+    """analyze(similar_gallery=...) -> one row per (signature wafer, past wafer) with the known cause, in the HTML."""
+    import yieldkit as yk
+    from yieldkit.classify.grid import dies_to_grids
+    from yieldkit.report import build_report
+
+    past = yk.simulate_fab(n_lots=2, wafers_per_lot=4, signatures={1: "edge-ring", 5: "edge-ring"}, random_state=3)
+    ids, grids = dies_to_grids(past.dies)
+    meta = ids[["lot_id", "wafer_id"]].assign(cause=["etch chamber B" if i in (1, 5) else "" for i in range(len(ids))])
+    gal = tmp_path / "g.parquet"
+    SimilarWafers(representation="features").fit(grids, meta).save(gal)
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=3, signatures={1: "edge-ring"}, random_state=8)
+    res = yk.analyze(fab.dies, layout=fab.layout, similar_gallery=gal)
+    sim = res.similar
+    assert sim is not None and set(sim["wafer_id"]) == {"02"}
+    assert sim["pattern"].eq("Edge-Ring").all() and len(sim) == 5
+    assert sim.loc[sim["rank"] == 1, "cause"].item() == "etch chamber B"
+    html = build_report(res, max_maps=1)
+    assert 'id="similar-table"' in html and "etch chamber B" in html
+    assert yk.analyze(fab.dies, layout=fab.layout).similar is None

@@ -31,12 +31,26 @@ from .forest import Forest, loadz, savez_bytes
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PATTERNS", "WaferPatternClassifier"]
+__all__ = ["PATTERNS", "WaferPatternClassifier", "signature_names"]
 
 #: The nine WM-811K classes, in LSWMD spelling.
 PATTERNS = ("Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Random", "Scratch", "none")
 
 _FORMAT = "yieldkit-wafer-pattern-model"
+
+
+def signature_names(proba: np.ndarray, labels: Any, *, threshold: float = 0.5) -> list[str]:
+    """Every label with probability >= ``threshold``, most probable first, joined by ``" + "``.
+
+    >>> signature_names(np.array([[0.9, 0.2, 0.6], [0.1, 0.2, 0.3]]), ["Center", "Loc", "Scratch"])
+    ['Center + Scratch', 'none']
+    """
+    labels = np.asarray(labels).astype(str)
+    p = np.asarray(proba, np.float64)
+    order = np.argsort(-p, axis=1, kind="stable")
+    on = np.take_along_axis(p >= threshold, order, axis=1)
+    names = labels[order]
+    return [" + ".join(n[o]) or "none" for n, o in zip(names, on, strict=True)]
 
 
 class PatternNotFittedError(NotFittedError, SkNotFittedError):
@@ -288,6 +302,10 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
     def predict_table(self, X: Any, *, wafers: pd.DataFrame | None = None, causes: bool = True) -> pd.DataFrame:
         """Predictions as a tidy table: pattern, its probability and (optionally) candidate causes.
 
+        In multi-label mode ``pattern`` lists every signature the wafer carries (probability
+        >= 0.5, most probable first, joined by ``" + "``; ``"none"`` when there is none) and
+        ``n_patterns`` counts them; candidate causes are those of each listed signature.
+
         Parameters
         ----------
         X : grids, features or a canonical die table
@@ -298,8 +316,6 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         causes : bool
             Add ``process_area`` and ``candidate_causes`` from :func:`yieldkit.classify.causes.pattern_causes`.
         """
-        if self.multilabel:
-            raise YieldkitValueError("predict_table is for single-label models; use predict_proba instead.")
         if wafers is None and isinstance(X, pd.DataFrame) and {"lot_id", "wafer_id"} <= set(X.columns):
             # a die table: one row per wafer, identified by its lot and wafer
             from .grid import dies_to_grids
@@ -308,8 +324,13 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
             wafers = ids[["lot_id", "wafer_id"]]
         p = self._proba(X)
         k = np.argmax(p, axis=1)
-        out = pd.DataFrame({"pattern": pd.array(self.classes_[k].astype(str), dtype=STRING),
-                            "probability": p[np.arange(len(k)), k]})
+        if self.multilabel:
+            # every signature the wafer carries (p >= 0.5), most probable first; "none" without any
+            out = pd.DataFrame({"pattern": pd.array(signature_names(p, self.classes_), dtype=STRING),
+                                "n_patterns": (p >= 0.5).sum(axis=1).astype(np.int64)})
+        else:
+            out = pd.DataFrame({"pattern": pd.array(self.classes_[k].astype(str), dtype=STRING),
+                                "probability": p[np.arange(len(k)), k]})
         for j, c in enumerate(self.classes_):
             out[f"p_{c}"] = p[:, j]
         if wafers is not None:

@@ -41,6 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=10, help="categories per Pareto before 'Other'")
     p.add_argument("--max-maps", type=non_negative_int, default=200, help="at most this many wafer maps (worst first)")
     p.add_argument("--pdf", help="also write the charts to this PDF")
+    p.add_argument("--pattern-model", choices=("wm811k", "mixedwm38"), default="wm811k",
+                   help="shipped pattern classifier: one pattern per wafer (wm811k) or every signature (mixedwm38)")
+    p.add_argument("--gallery", help="similar-wafer gallery (yieldkit similar --build-gallery): list the closest "
+                   "past wafers of every wafer with a failure signature")
     p.add_argument("-o", "--output", help="output HTML file (default: next to the first die file, .html)")
     add_salvage_argument(p)
     p.set_defaults(func=run)
@@ -140,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     args.output = args.output or str(default_output(args.dies[0], ".html"))
     inp = load_inputs(args)
     res = analyze(inp["dies"], inp["defects"], inp["wafers"], inp["layout"], inp["bin_names"], top=args.top,
-                  inspected_dies=inp.get("inspected_dies"), inspected_wafers=inp.get("inspected_wafers"))
+                  inspected_dies=inp.get("inspected_dies"), inspected_wafers=inp.get("inspected_wafers"),
+                  pattern_model=getattr(args, "pattern_model", "wm811k"), similar_gallery=getattr(args, "gallery", None))
     build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,
                  progress=progress_enabled(args))
     if args.pdf:
