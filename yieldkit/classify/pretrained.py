@@ -72,7 +72,7 @@ MIXED_DATA_CITATION = (
 #: The shipped models: name -> what they recognise.
 PRETRAINED = {
     "wm811k": "9 WM-811K classes, one per wafer",
-    "mixedwm38": "8 MixedWM38 signatures, several per wafer (multi-label)",
+    "mixedwm38": "6 MixedWM38 signatures, several per wafer (multi-label)",
 }
 
 
@@ -100,8 +100,10 @@ def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier:
     ----------
     name : {"wm811k", "mixedwm38"}
         ``"wm811k"``: 9 WM-811K classes, one per wafer. ``"mixedwm38"``: multi-label model of the
-        8 MixedWM38 signatures (``Center, Donut, Edge-Loc, Edge-Ring, Loc, Near-full, Scratch,
-        Random``); a wafer may carry several, and none means a normal wafer.
+        6 MixedWM38 signatures that combine (``Center, Donut, Edge-Loc, Edge-Ring, Loc,
+        Scratch``); a wafer may carry several, and none means a normal wafer. (MixedWM38's
+        single-type Near-full and Random maps are not in the development data, so this model
+        does not know them; use ``"wm811k"`` for those.)
 
     Returns
     -------
