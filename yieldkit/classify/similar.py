@@ -342,59 +342,68 @@ class SimilarWafers:
 
     def _search(self, Q: np.ndarray, k: int, qhash: np.ndarray, ghash: np.ndarray, qlot: np.ndarray | None,
                 glot: np.ndarray | None, exclude_duplicates: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Exact k nearest neighbours of the queries ``Q`` (n, n_variants, d) by blocks of the gallery."""
+        """Exact k nearest neighbours of the queries ``Q`` (n, n_variants, d) by blocks of the gallery.
+
+        Candidates are screened in float32 matrix products (``k + 16`` kept per query), then their
+        distances are recomputed exactly in float64 and sorted (ties by gallery row).
+        """
         G = self.vectors_
         n, nv, d = Q.shape
         ng = len(G)
-        kk = min(k, ng)
-        best_d = np.full((n, kk), np.inf)
-        best_i = np.full((n, kk), -1, np.int64)
-        Qf = Q.astype(np.float64)
-        qn = np.einsum("nvd,nvd->nv", Qf, Qf)
-        q_chunk = max(1, 4_000_000 // max(1, min(self.block_size, ng) * nv))
+        kc = min(k + 16, ng)
+        best_d = np.full((n, kc), np.inf, np.float32)
+        best_i = np.full((n, kc), -1, np.int64)
+        Q32 = np.ascontiguousarray(Q, np.float32)
+        qn = np.einsum("nvd,nvd->nv", Q32, Q32)
+        gn = np.einsum("gd,gd->g", G, G)
+        bs = int(self.block_size)
+        q_chunk = max(1, 8_000_000 // max(1, min(bs, ng) * nv))
         for a in range(0, n, q_chunk):
             qs = slice(a, min(n, a + q_chunk))
             m = qs.stop - qs.start
-            for b in range(0, ng, self.block_size):
-                gb = G[b:b + self.block_size].astype(np.float64)
+            qflat = Q32[qs].reshape(m * nv, d)
+            for b in range(0, ng, bs):
+                gb = G[b:b + bs]
+                prod = (qflat @ gb.T).reshape(m, nv, len(gb))
                 if self.metric == "cosine":
-                    dd = 1.0 - np.einsum("nvd,gd->nvg", Qf[qs], gb)
+                    dmin = 1.0 - prod.max(axis=1)
                 else:
-                    gn = np.einsum("gd,gd->g", gb, gb)
-                    dd = qn[qs][:, :, None] + gn[None, None, :] - 2.0 * np.einsum("nvd,gd->nvg", Qf[qs], gb)
-                dmin = np.maximum(dd.min(axis=1), 0.0)
+                    dmin = (qn[qs][:, :, None] - 2.0 * prod).min(axis=1) + gn[None, b:b + len(gb)]
+                np.maximum(dmin, 0.0, out=dmin)
                 same = qhash[qs][:, None] == ghash[None, b:b + len(gb)]
-                if exclude_duplicates:
-                    dmin[same] = np.inf
-                else:
-                    dmin[same] = 0.0
+                dmin[same] = np.inf if exclude_duplicates else 0.0
                 if qlot is not None and glot is not None:
                     dmin[qlot[qs][:, None] == glot[None, b:b + len(gb)]] = np.inf
                 cand_d = np.concatenate([best_d[qs], dmin], axis=1)
                 cand_i = np.concatenate([best_i[qs], np.broadcast_to(np.arange(b, b + len(gb)), (m, len(gb)))], axis=1)
-                if cand_d.shape[1] > kk:
-                    part = np.argpartition(cand_d, kk - 1, axis=1)[:, :kk]
+                if cand_d.shape[1] > kc:
+                    part = np.argpartition(cand_d, kc - 1, axis=1)[:, :kc]
                     cand_d = np.take_along_axis(cand_d, part, axis=1)
                     cand_i = np.take_along_axis(cand_i, part, axis=1)
                 best_d[qs], best_i[qs] = cand_d, cand_i
-        # exact distances of the winners, then sort (ties by gallery row)
+        # exact distances of the candidates, then sort (ties by gallery row) and keep k
         ok = np.isfinite(best_d)
         safe = np.where(ok, best_i, 0)
-        diff = Qf[:, :, None, :] - G[safe][:, None, :, :].astype(np.float64)
+        Qf = Q.astype(np.float64)
+        Gc = G[safe].astype(np.float64)  # (n, kc, d)
         if self.metric == "cosine":
-            exact = (1.0 - np.einsum("nvd,nkd->nvk", Qf, G[safe].astype(np.float64))).min(axis=1)
+            exact = (1.0 - np.einsum("nvd,nkd->nvk", Qf, Gc)).min(axis=1)
         else:
+            diff = Qf[:, :, None, :] - Gc[:, None, :, :]
             exact = np.sqrt(np.einsum("nvkd,nvkd->nvk", diff, diff).min(axis=1))
         if not exclude_duplicates:
             exact[ghash[safe] == qhash[:, None]] = 0.0
         exact = np.where(ok, np.maximum(exact, 0.0), np.inf)
         best_i = np.where(ok, best_i, -1)
-        order = np.lexsort((np.where(ok, best_i, np.iinfo(np.int64).max), exact), axis=1) if n else np.zeros((0, kk), int)
-        exact = np.take_along_axis(exact, order, axis=1)
-        best_i = np.take_along_axis(best_i, order, axis=1)
-        if kk < k:
-            exact = np.c_[exact, np.full((n, k - kk), np.inf)]
-            best_i = np.c_[best_i, np.full((n, k - kk), -1)]
+        if n:
+            order = np.lexsort((np.where(ok, best_i, np.iinfo(np.int64).max), exact), axis=1)
+        else:
+            order = np.zeros((0, kc), np.int64)
+        exact = np.take_along_axis(exact, order, axis=1)[:, :k]
+        best_i = np.take_along_axis(best_i, order, axis=1)[:, :k]
+        if exact.shape[1] < k:
+            exact = np.c_[exact, np.full((n, k - exact.shape[1]), np.inf)]
+            best_i = np.c_[best_i, np.full((n, k - best_i.shape[1]), -1)]
         return best_i, exact
 
     def _table(self, idx: np.ndarray, dist: np.ndarray, qmeta: pd.DataFrame) -> pd.DataFrame:
