@@ -60,7 +60,7 @@ DATA_CITATION = (
 
 MIXED_MODEL_FILE = "mixedwm38_patterns.npz"
 #: SHA-256 of the shipped multi-label model; written by scripts/train_mixed_classifier.py --update-hash.
-MIXED_MODEL_SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+MIXED_MODEL_SHA256 = "3de8159875fc94f9a2c426dfa96ffe714c18b9ad87278fc7400952c6afe35875"
 
 MIXED_DATA_CITATION = (
     "MixedWM38: J. Wang, C. Xu, Z. Yang, J. Zhang, X. Li, 'Deformable Convolutional Networks for Efficient "
