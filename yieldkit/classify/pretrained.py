@@ -28,6 +28,13 @@ convolutional networks for efficient mixed-type wafer defect pattern recognition
 Semicond. Manuf. 33(4):587-596, 2020, doi:10.1109/TSM.2020.3020985 (data:
 https://github.com/Junliangwangdhu/WaferMap); its authors state no explicit data licence: research
 and benchmark use, with this citation (``metadata_["data_citation"]``).
+
+Figures of the multi-label model on the 3,875 held-out MixedWM38 development maps (never seen in
+training): exact match (every label right) 0.941, label accuracy 0.989, F1 per signature Center
+0.996, Donut 0.998, Edge-Loc 0.982, Edge-Ring 0.988, Loc 0.987, Scratch 0.970 (the exact match per
+label combination is in ``metadata_["heldout_exact_match_per_combination"]``). MixedWM38's Near-full
+and Random maps occur only alone and are not in the development data, so the model knows the six
+signatures that combine.
 """
 
 from __future__ import annotations
