@@ -86,6 +86,9 @@ class AnalysisResults:
         (:func:`yieldkit.maps.zonal_density`).
     pat : Screen or None
         Outlier screening (:func:`yieldkit.pat.screen`) when ``analyze`` got the test table.
+    similar : DataFrame or None
+        With a similar-wafer gallery: the closest past wafers of every wafer with a failure
+        signature, with their metadata (known cause, ...) (:meth:`yieldkit.classify.SimilarWafers.query`).
     """
 
     summary: dict[str, Any]
@@ -119,6 +122,7 @@ class AnalysisResults:
     defect_density: pd.DataFrame | None = None
     zonal_density: pd.DataFrame | None = None
     pat: Any = None
+    similar: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         s = self.summary
@@ -215,6 +219,8 @@ def analyze(
     tests: pd.DataFrame | None = None,
     inspected_dies: pd.DataFrame | None = None,
     pat_rules: Sequence[str] = ("dpat", "gdbn", "cluster", "zpat"),
+    pattern_model: str = "wm811k",
+    similar_gallery: Any = None,
     engine: str = "memory",
     dask_options: Mapping[str, Any] | None = None,
 ) -> AnalysisResults:
@@ -261,6 +267,13 @@ def analyze(
         (:func:`yieldkit.pat.screen` with ``pat_rules``).
     pat_rules : sequence of str
         Rules of that screen (:data:`yieldkit.pat.RULES`).
+    pattern_model : {"wm811k", "mixedwm38"}
+        Shipped pattern classifier (:func:`yieldkit.classify.load_pretrained`): one pattern per
+        wafer (WM-811K), or every signature a wafer carries (MixedWM38, multi-label).
+    similar_gallery : SimilarWafers or path, optional
+        A gallery of past wafers (:class:`yieldkit.classify.SimilarWafers` or its Parquet file):
+        every wafer with a failure signature gets its 5 closest past wafers (identical maps
+        excluded) and their known causes in ``similar``.
     inspected_dies : DataFrame, optional
         Without dies: the sample test plan (``lot_id``, ``wafer_id``, ``die_x``, ``die_y``,
         e.g. the ``inspected_dies`` of :func:`yieldkit.read_klarf`); wafers without one count
@@ -299,10 +312,18 @@ def analyze(
     if check_choice(engine, ("memory", "dask"), name="engine", where="analyze") == "dask":
         from .distributed.analysis import analyze_dask
 
+        if similar_gallery is not None:
+            from .errors import YieldkitValueError
+
+            raise YieldkitValueError("The 'similar_gallery' argument of analyze needs engine='memory': the Dask "
+                                     "engine does not search similar wafers yet (use SimilarWafers.query on the "
+                                     "flagged wafers).")
+
         return analyze_dask(dies, defects, wafers, layout, bin_names, top=top, coverage=coverage,
                             conf_level=conf_level, spc_rules=spc_rules, laney=laney,
                             inspected_wafers=inspected_wafers, tests=tests, inspected_dies=inspected_dies,
-                            pat_rules=pat_rules, kernels=_dask_kernels(), **dict(dask_options or {}))
+                            pat_rules=pat_rules, pattern_model=pattern_model, kernels=_dask_kernels(),
+                            **dict(dask_options or {}))
     if dies is None:
         if defects is None:
             from .errors import YieldkitValueError
@@ -364,7 +385,7 @@ def analyze(
         _clustering(res, placed)
     _models(res, dies, defects, layout, coverage, conf_level)
     if placed_final is not None:
-        _patterns(res, placed_final, wafers, layout)
+        _patterns(res, placed_final, pattern_model, similar_gallery)
     _commonality(res, wy, wafers)
     if tests is not None:
         _parametric(res, dies, tests, conf_level, top)
@@ -488,11 +509,21 @@ def _fit_models(res: AnalysisResults, counts: Any, n_dies: int, area: float, cov
     res.dppm = dl
 
 
-def _patterns(res: AnalysisResults, final: pd.DataFrame, wafers: pd.DataFrame | None, layout: Any) -> None:
-    clf = load_pretrained()
+def _patterns(res: AnalysisResults, final: pd.DataFrame, pattern_model: str, similar_gallery: Any) -> None:
+    clf = load_pretrained(pattern_model)
     ids, grids = dies_to_grids(final)
     res.patterns = clf.predict_table(grids, wafers=ids[["lot_id", "wafer_id"]], causes=True)
     res.pattern_lots = pattern_summary(res.patterns, by="lot_id")
+    if similar_gallery is not None:
+        from .classify.similar import SimilarWafers
+
+        sw = similar_gallery if isinstance(similar_gallery, SimilarWafers) else SimilarWafers.load(similar_gallery)
+        sig = np.flatnonzero(res.patterns["pattern"].astype(str).to_numpy() != "none")
+        found = sw.query([grids[i] for i in sig], k=5, exclude_duplicates=True,
+                         metadata=ids[["lot_id", "wafer_id"]].iloc[sig].reset_index(drop=True)).table
+        found.insert(2, "pattern", res.patterns["pattern"].to_numpy()[sig][found["query"].to_numpy()])
+        res.similar = found.drop(columns="query").rename(columns={"lot_id": "past_lot_id", "wafer_id": "past_wafer_id"})
+        res.similar = res.similar.rename(columns={"query_lot_id": "lot_id", "query_wafer_id": "wafer_id"})
 
 
 def _commonality(res: AnalysisResults, wy: pd.DataFrame, wafers: pd.DataFrame | None) -> None:

@@ -5,6 +5,8 @@
 - :class:`WaferPatternClassifier`: gradient-boosted failure-pattern classifier (single or multi-label);
   :func:`load_pretrained` returns the model shipped with yieldkit, trained on WM-811K maps.
 - :func:`pattern_causes`, :func:`pattern_summary`: candidate causes of each pattern.
+- :class:`SimilarWafers`: the past wafers most similar to new ones (with their known causes);
+  :func:`retrieval_scores` measures a retrieval.
 - :class:`DefectClassifier`: automatic defect classification from defect attributes.
 
 Submodules are imported lazily.
@@ -27,6 +29,8 @@ _EXPORTS = {
     "attach_causes": "causes",
     "pattern_summary": "causes",
     "DefectClassifier": "defect",
+    "SimilarWafers": "similar",
+    "retrieval_scores": "similar",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -84,7 +84,9 @@ def pattern_causes() -> pd.DataFrame:
 def attach_causes(predictions: pd.DataFrame, *, pattern_col: str = "pattern") -> pd.DataFrame:
     """Add ``process_area`` and ``candidate_causes`` to a table of predicted patterns.
 
-    Patterns that are not in :func:`pattern_causes` get empty strings. Row order is kept.
+    Patterns that are not in :func:`pattern_causes` get empty strings. A mixed pattern
+    (``"Center + Scratch"``, from a multi-label model) gets the causes of each signature, joined by
+    ``" | "``. Row order is kept.
 
     Raises
     ------
@@ -96,9 +98,16 @@ def attach_causes(predictions: pd.DataFrame, *, pattern_col: str = "pattern") ->
     t = pattern_causes().set_index("pattern")
     pat = predictions[pattern_col].astype(str)
     out = predictions.copy()
-    out["process_area"] = pd.array(pat.map(t["process_area"]).fillna("").to_numpy(str), dtype=STRING)
-    out["candidate_causes"] = pd.array(pat.map(t["candidate_causes"]).fillna("").to_numpy(str),
-                                       dtype=STRING)
+    for col in ("process_area", "candidate_causes"):
+        values = pat.map(t[col])
+        mixed = values.isna() & pat.str.contains(" + ", regex=False)
+        if mixed.any():  # several signatures ("Center + Scratch"): the causes of each, in order
+            parts = pat[mixed].str.split(" + ", regex=False).explode()
+            joined = parts.map(t[col]).dropna().astype(str)
+            joined = joined[joined != ""].groupby(level=0).agg(" | ".join)
+            values = values.astype(object)
+            values.loc[joined.index] = joined
+        out[col] = pd.array(values.fillna("").to_numpy(str), dtype=STRING)
     return out
 
 

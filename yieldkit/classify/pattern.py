@@ -26,17 +26,31 @@ from threadpoolctl import threadpool_limits
 from ..errors import NotFittedError, YieldkitValueError, check_choice
 from ..io.atomic import atomic_path
 from ..schema import STRING
-from .features import extract_features, feature_names
+from .features import extract_features, feature_names, image_feature_names, image_features
 from .forest import Forest, loadz, savez_bytes
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PATTERNS", "WaferPatternClassifier"]
+__all__ = ["PATTERNS", "WaferPatternClassifier", "signature_names"]
 
 #: The nine WM-811K classes, in LSWMD spelling.
 PATTERNS = ("Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Random", "Scratch", "none")
 
 _FORMAT = "yieldkit-wafer-pattern-model"
+
+
+def signature_names(proba: np.ndarray, labels: Any, *, threshold: float = 0.5) -> list[str]:
+    """Every label with probability >= ``threshold``, most probable first, joined by ``" + "``.
+
+    >>> signature_names(np.array([[0.9, 0.2, 0.6], [0.1, 0.2, 0.3]]), ["Center", "Loc", "Scratch"])
+    ['Center + Scratch', 'none']
+    """
+    labels = np.asarray(labels).astype(str)
+    p = np.asarray(proba, np.float64)
+    order = np.argsort(-p, axis=1, kind="stable")
+    on = np.take_along_axis(p >= threshold, order, axis=1)
+    names = labels[order]
+    return [" + ".join(n[o]) or "none" for n, o in zip(names, on, strict=True)]
 
 
 class PatternNotFittedError(NotFittedError, SkNotFittedError):
@@ -64,6 +78,11 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         3-D array, or a canonical die table (one grid per wafer, see
         :func:`yieldkit.classify.dies_to_grids`). ``"features"``: ``X`` is a precomputed feature matrix
         (:func:`yieldkit.classify.extract_features`).
+    features : {"standard", "standard+image"}
+        Features computed from grids: the pattern features of
+        :func:`yieldkit.classify.extract_features`, or those plus the 13 x 13 fail-density image
+        (:func:`yieldkit.classify.features.image_features`), which helps on fixed-size maps with
+        mixed patterns.
     multilabel : bool
         Learn several patterns per wafer (mixed patterns as in MixedWM38): ``y`` is an indicator
         matrix (n_wafers, n_labels) or a DataFrame of booleans; one binary model per label.
@@ -119,6 +138,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         self,
         *,
         input: str = "grids",
+        features: str = "standard",
         multilabel: bool = False,
         max_iter: int = 300,
         learning_rate: float = 0.1,
@@ -131,6 +151,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         n_threads: int | None = None,
     ) -> None:
         self.input = input
+        self.features = features
         self.multilabel = multilabel
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -146,6 +167,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
     def _check_params(self) -> None:
         where = "WaferPatternClassifier"
         check_choice(self.input, ("grids", "features"), name="input", where=where)
+        check_choice(self.features, ("standard", "standard+image"), name="features", where=where)
         for name, lo in (("max_iter", 1), ("max_leaf_nodes", 2), ("min_samples_leaf", 1)):
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < lo:
@@ -162,13 +184,25 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
 
     def _features(self, X: Any, *, reset: bool) -> np.ndarray:
         if self.input == "grids":
-            F = extract_features(_grids_of(X))
+            F = self.transform_features(X)
             if reset:
                 self.n_features_in_ = F.shape[1]
             return F
         if reset:
             return validate_data(self, X, reset=True, dtype=np.float64, ensure_all_finite="allow-nan")
         return validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
+
+    def _grid_feature_names(self) -> tuple[str, ...]:
+        return feature_names() + (image_feature_names() if self.features == "standard+image" else ())
+
+    def transform_features(self, X: Any) -> np.ndarray:
+        """The feature matrix this classifier computes from grids (or a die table), whatever ``input`` is."""
+        check_choice(self.features, ("standard", "standard+image"), name="features", where="WaferPatternClassifier")
+        grids = _grids_of(X)
+        F = extract_features(grids)
+        if self.features == "standard+image":
+            F = np.c_[F, image_features(grids)]
+        return F
 
     def _hgb(self) -> Any:
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -209,7 +243,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
                 f"The 'X' argument of WaferPatternClassifier.fit must hold at least 2 wafers. "
                 f"Got n_samples={F.shape[0]} instead.")
         if self.input == "grids":
-            self.feature_names_ = feature_names()
+            self.feature_names_ = self._grid_feature_names()
         else:
             self.feature_names_ = tuple(getattr(self, "feature_names_in_", [f"x{i}" for i in range(F.shape[1])]))
         if self.multilabel:
@@ -260,7 +294,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "forest_"):
             raise PatternNotFittedError(
                 "This WaferPatternClassifier instance is not fitted yet. Call 'fit' or load a model first.")
-        F = self._features(X, reset=False) if self.input == "features" else extract_features(_grids_of(X))
+        F = self._features(X, reset=False) if self.input == "features" else self.transform_features(X)
         if F.shape[1] != self.n_features_in_:
             raise YieldkitValueError(
                 f"X has {F.shape[1]} features, but WaferPatternClassifier was fitted with {self.n_features_in_}.")
@@ -288,6 +322,10 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
     def predict_table(self, X: Any, *, wafers: pd.DataFrame | None = None, causes: bool = True) -> pd.DataFrame:
         """Predictions as a tidy table: pattern, its probability and (optionally) candidate causes.
 
+        In multi-label mode ``pattern`` lists every signature the wafer carries (probability
+        >= 0.5, most probable first, joined by ``" + "``; ``"none"`` when there is none) and
+        ``n_patterns`` counts them; candidate causes are those of each listed signature.
+
         Parameters
         ----------
         X : grids, features or a canonical die table
@@ -298,8 +336,6 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         causes : bool
             Add ``process_area`` and ``candidate_causes`` from :func:`yieldkit.classify.causes.pattern_causes`.
         """
-        if self.multilabel:
-            raise YieldkitValueError("predict_table is for single-label models; use predict_proba instead.")
         if wafers is None and isinstance(X, pd.DataFrame) and {"lot_id", "wafer_id"} <= set(X.columns):
             # a die table: one row per wafer, identified by its lot and wafer
             from .grid import dies_to_grids
@@ -308,8 +344,13 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
             wafers = ids[["lot_id", "wafer_id"]]
         p = self._proba(X)
         k = np.argmax(p, axis=1)
-        out = pd.DataFrame({"pattern": pd.array(self.classes_[k].astype(str), dtype=STRING),
-                            "probability": p[np.arange(len(k)), k]})
+        if self.multilabel:
+            # every signature the wafer carries (p >= 0.5), most probable first; "none" without any
+            out = pd.DataFrame({"pattern": pd.array(signature_names(p, self.classes_), dtype=STRING),
+                                "n_patterns": (p >= 0.5).sum(axis=1).astype(np.int64)})
+        else:
+            out = pd.DataFrame({"pattern": pd.array(self.classes_[k].astype(str), dtype=STRING),
+                                "probability": p[np.arange(len(k)), k]})
         for j, c in enumerate(self.classes_):
             out[f"p_{c}"] = p[:, j]
         if wafers is not None:
@@ -392,7 +433,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         obj.n_features_in_ = int(meta["n_features"])
         obj.n_iter_ = int(meta["params"].get("max_iter", 0))
         obj.feature_names_ = tuple(meta["feature_names"])
-        if obj.input == "grids" and obj.feature_names_ != feature_names():
+        if obj.input == "grids" and obj.feature_names_ != obj._grid_feature_names():
             raise YieldkitValueError(
                 f"{source}: the model was trained on features that differ from this yieldkit's "
                 "extract_features; retrain it with scripts/train_pattern_classifier.py.")

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="die table (CSV, Parquet, STDF, map files: anything read_dies reads)")
     add_salvage_argument(p)
     p.add_argument("--model", default="pretrained",
-                   help="'pretrained' (shipped WM-811K model) or the path of a model saved with .save()")
+                   help="'pretrained' (shipped WM-811K model), 'mixedwm38' (shipped multi-label model: every "
+                   "signature of a wafer) or the path of a model saved with .save()")
     p.add_argument("--sha256", help="expected SHA-256 of --model PATH (refused when it differs)")
     p.add_argument("-o", "--output", help="write the per-wafer predictions (.csv or .json)")
     p.add_argument("--summary", help="write the pattern counts per lot (.csv or .json)")
@@ -49,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
             _fmt(path)
     with stages(args, ["loading the model", "reading", "classifying"]) as step:
         step("loading the model")
-        clf = load_pretrained() if args.model == "pretrained" else WaferPatternClassifier.load(args.model,
-                                                                                               sha256=args.sha256)
+        if args.model in ("pretrained", "wm811k", "mixedwm38"):
+            clf = load_pretrained("wm811k" if args.model == "pretrained" else args.model)
+        else:
+            clf = WaferPatternClassifier.load(args.model, sha256=args.sha256)
         step("reading")
         wafers, grids = dies_to_grids(read_dies(args.input, on_error=on_error(args)))
         log.info("%d wafers", len(grids))
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.summary:
         emit_table(summary, _fmt(args.summary), args.summary)
     if not args.output:
-        cols = ["lot_id", "wafer_id", "pattern", "probability", "process_area"]
+        cols = ["lot_id", "wafer_id", "pattern", "n_patterns" if clf.multilabel else "probability", "process_area"]
         emit_table(pred[cols], args.format)
     elif not args.summary:
         emit_table(summary[["lot_id", "pattern", "wafers", "share", "process_area"]], args.format)

@@ -41,6 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=10, help="categories per Pareto before 'Other'")
     p.add_argument("--max-maps", type=non_negative_int, default=200, help="at most this many wafer maps (worst first)")
     p.add_argument("--pdf", help="also write the charts to this PDF")
+    p.add_argument("--pattern-model", choices=("wm811k", "mixedwm38"), default="wm811k",
+                   help="shipped pattern classifier: one pattern per wafer (wm811k) or every signature (mixedwm38)")
+    p.add_argument("--gallery", help="similar-wafer gallery (yieldkit similar --build-gallery): list the closest "
+                   "past wafers of every wafer with a failure signature")
     p.add_argument("-o", "--output", help="output HTML file (default: next to the first die file, .html)")
     eng = p.add_argument_group("Dask engine (data beyond memory)")
     eng.add_argument("--engine", choices=("memory", "dask"), default="memory",
@@ -153,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         raise YieldkitValueError("--scheduler, --workers and --memory-limit need --engine dask")
     inp = load_inputs(args)
     res = analyze(inp["dies"], inp["defects"], inp["wafers"], inp["layout"], inp["bin_names"], top=args.top,
-                  inspected_dies=inp.get("inspected_dies"), inspected_wafers=inp.get("inspected_wafers"))
+                  inspected_dies=inp.get("inspected_dies"), inspected_wafers=inp.get("inspected_wafers"),
+                  pattern_model=getattr(args, "pattern_model", "wm811k"), similar_gallery=getattr(args, "gallery", None))
     build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,
                  progress=progress_enabled(args))
     if args.pdf:
@@ -181,7 +186,8 @@ def _run_dask(args: argparse.Namespace, started: float) -> int:
     with dask_client(args.scheduler, workers=args.workers, memory_limit=args.memory_limit) as client:
         log.info("Dask dashboard: %s", client.dashboard_link)
         res = analyze(dies, defects, wafers, layout, bin_names, top=args.top, engine="dask",
-                      dask_options={"max_maps": args.max_maps})
+                      pattern_model=getattr(args, "pattern_model", "wm811k"),
+                      similar_gallery=getattr(args, "gallery", None), dask_options={"max_maps": args.max_maps})
     build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,
                  progress=progress_enabled(args))
     log.info("wrote %s (built in %.1f s)", args.output, time.perf_counter() - started)

@@ -83,7 +83,7 @@ def _with_first(t: pd.DataFrame, wafers: pd.DataFrame) -> pd.DataFrame:
 
 
 def _partition_stats(df: pd.DataFrame, number: int, zone_layout: Any, conf_level: float, sections: Mapping[str, bool],
-                     placed_fn: Any) -> dict[str, Any]:
+                     placed_fn: Any, pattern_model: str = "wm811k") -> dict[str, Any]:
     """Everything the engine needs from one wafer-aligned partition of the die table."""
     import warnings
 
@@ -135,7 +135,7 @@ def _partition_stats(df: pd.DataFrame, number: int, zone_layout: Any, conf_level
             from ..classify.pretrained import load_pretrained
 
             ids, grids = dies_to_grids(pf)
-            p = load_pretrained().predict_table(grids, wafers=ids[_KEY], causes=True)
+            p = load_pretrained(pattern_model).predict_table(grids, wafers=ids[_KEY], causes=True)
             out["patterns"] = _with_first(p, w)
     return out
 
@@ -315,6 +315,7 @@ def analyze_dask(
     pat_rules: Sequence[str] = ("dpat", "gdbn", "cluster", "zpat"),
     max_maps: int | None = DEFAULT_MAX_MAPS,
     partition_rows: int = DEFAULT_PARTITION_ROWS,
+    pattern_model: str = "wm811k",
     kernels: Any,
 ) -> AnalysisResults:
     """:func:`yieldkit.analyze` on Dask: the same :class:`~yieldkit.analysis.AnalysisResults`.
@@ -336,7 +337,7 @@ def analyze_dask(
         of every wafer (only when they fit in memory).
     partition_rows : int
         Target die rows per partition (see :func:`~yieldkit.distributed.open_table`).
-    top, coverage, conf_level, spc_rules, laney, inspected_wafers, tests, inspected_dies, pat_rules
+    top, coverage, conf_level, spc_rules, laney, inspected_wafers, tests, inspected_dies, pat_rules, pattern_model
         As for :func:`yieldkit.analyze`.
 
     Returns
@@ -379,7 +380,7 @@ def analyze_dask(
             zone_layout = WaferLayout.from_dies(allpos)
     sections = {"zonal": True, "clustering": True, "patterns": True}
     log.info("dask engine: per-partition statistics of %d partition(s)", d.npartitions)
-    tasks = [dask.delayed(_partition_stats)(p, i, zone_layout, conf_level, sections, kernels.placed)
+    tasks = [dask.delayed(_partition_stats)(p, i, zone_layout, conf_level, sections, kernels.placed, pattern_model)
              for i, p in enumerate(d.to_delayed())]
     stats = list(dask.compute(*tasks))
     log.info("dask engine: reducing")

@@ -335,6 +335,7 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
             table_id="patterns-table",
         ),
         "pattern_lots": _table(res.pattern_lots, table_id="pattern-lots-table"),
+        "similar": _table(getattr(res, "similar", None), table_id="similar-table"),
         "commonality": _table(res.commonality, table_id="commonality-table"),
     }
     from ._parametric import parametric_context
