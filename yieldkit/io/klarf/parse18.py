@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...errors import DataQualityWarning, ParseError
-from .statements import RawFile, RawWafer, Statement, _Lines, parse_block
+from ...errors import ParseError
+from .statements import RawFile, RawWafer, Statement, TextStream, parse_block, stream_rows
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +27,18 @@ _TOK18 = re.compile(r'[ \t\r\n\f\v]*(?:"([^"]*)"|([{},;])|([^\s{},;"]+)|(\Z))')
 
 
 class _Reader18:
-    def __init__(self, text: str, path: Any) -> None:
-        self.text = text
+    def __init__(self, text: str | TextStream, path: Any) -> None:
+        self.s = text if isinstance(text, TextStream) else TextStream(text)
         self.path = path
         self.pos = 0
-        self.lines = _Lines(text)
+        self.notes: list[str] = []
 
     def err(self, msg: str, record: str, pos: int | None = None) -> ParseError:
-        return ParseError(msg, path=self.path, line=self.lines.at(self.pos if pos is None else pos), record=record)
+        return ParseError(msg, path=self.path, line=self.s.line_at(self.pos if pos is None else pos), record=record)
 
     def next(self, record: str) -> tuple[str, str, int]:
         """Next token as (kind, value, start): kind is 'str', 'punct', 'word' or 'eof'."""
-        m = _TOK18.match(self.text, self.pos)
+        m, self.pos = self.s.match(_TOK18, self.pos)
         if m is None:
             raise self.err("unterminated quoted string", record)
         self.pos = m.end()
@@ -67,7 +66,7 @@ class _Reader18:
             if tok == "}":
                 return body
             low = tok.lower()
-            line = self.lines.at(start)
+            line = self.s.line_at(start)
             if low == "record":
                 _, rname, _ = self.next("Record")
                 kind, tok2, s2 = self.next(rname)
@@ -99,8 +98,8 @@ class _Reader18:
                         continue
                     values.append(v)
                 if ncount != len(values):
-                    warnings.warn(f"{self.path}, line {line}: Field {fname} declares {ncount} values but has "
-                                  f"{len(values)}", DataQualityWarning, stacklevel=6)
+                    self.notes.append(f"{self.path}, line {line}: Field {fname} declares {ncount} values but has "
+                                      f"{len(values)}")
                 body["fields"][fname.lower()] = (fname, values, line)
             elif low == "list":
                 _, lname, _ = self.next("List")
@@ -110,7 +109,7 @@ class _Reader18:
 
     def list_(self, name: str, line: int) -> dict[str, Any]:
         self.expect("{", name)
-        columns_line = self.lines.at(self.expect("Columns", name))
+        columns_line = self.s.line_at(self.expect("Columns", name))
         _, count, _ = self.next(name)
         self.expect("{", name)
         types: list[str] = []
@@ -144,12 +143,25 @@ class _Reader18:
         except ValueError:
             raise self.err(f"List {name}: bad row count {nrows_tok!r}", name) from None
         open_pos = self.expect("{", name)
-        data_line = self.lines.at(open_pos)
-        text = self.text
+        data_line = self.s.line_at(open_pos)
+        pieces: list[tuple[dict[str, pa.Array], np.ndarray]] = []
         if "imagelist" in (t.lower() for t in types):
+            self.s.fill_all()
             block, end = self._scan_braced(open_pos + 1, name)
-            chunk, row_lines = self._image_rows(block, cols, types, data_line, name)
+            pieces.append(self._image_rows(block, cols, types, data_line, name))
+        elif not self.s.eof:
+            # read piece by piece: what parse_block gives on the whole Data block
+            found, end, nterm = stream_rows(self.s, open_pos + 1, cols, end="}", forbidden='{"', semicolons=True)
+            pieces = [(chunk, lines) for chunk, lines, _ in found]
+            if not pieces:
+                pieces.append(({c: pa.array([], pa.large_string()) for c in cols}, np.zeros(0, np.int64)))
+            nrow = sum(len(lines) for _, lines in pieces)
+            if nterm and nterm != nrow:
+                raise ParseError(f"List {name}: {nterm} rows end in ';' but the values make {nrow} rows "
+                                 f"of {len(cols)} columns (rows do not match Columns)",
+                                 path=self.path, line=data_line, record=name)
         else:
+            text = self.s.text
             end = text.find("}", open_pos + 1)
             if end < 0:
                 raise self.err(f"List {name}: Data block not closed (truncated file?)", name, open_pos)
@@ -158,6 +170,7 @@ class _Reader18:
                 raise self.err(f"List {name}: unexpected '{{' inside Data", name, open_pos + 1 + block.index("{"))
             chunk, row_lines = parse_block(block.replace(";", " "), cols, path=self.path, first_line=data_line,
                                            record=name, imagelist=False)
+            pieces.append((chunk, row_lines))
             # rows end in ';': check the count of terminators too
             nterm = block.count(";")
             if nterm and nterm != len(row_lines):
@@ -165,18 +178,24 @@ class _Reader18:
                                  f"of {len(cols)} columns (rows do not match Columns)",
                                  path=self.path, line=data_line, record=name)
         self.pos = end + 1
-        if nrows != len(row_lines):
-            raise ParseError(f"List {name}: Data declares {nrows} rows but holds {len(row_lines)}",
+        nrow = sum(len(lines) for _, lines in pieces)
+        if nrows != nrow:
+            raise ParseError(f"List {name}: Data declares {nrows} rows but holds {nrow}",
                              path=self.path, line=data_line, record=name)
         self.expect("}", name)
+        if len(pieces) == 1 or name.lower() == "defectlist":
+            chunk, row_lines = pieces[0]
+        else:  # a small list (class lookup, test plan, totals) read in several pieces
+            chunk = {c: pa.concat_arrays([p[0][c] for p in pieces]) for c in cols}
+            row_lines = np.concatenate([p[1] for p in pieces])
         return {"columns": cols, "types": types, "data": chunk, "row_lines": row_lines, "line": line,
-                "columns_line": columns_line}
+                "columns_line": columns_line, "pieces": pieces}
 
     def _scan_braced(self, start: int, name: str) -> tuple[str, int]:
         """Text up to the '}' that closes a Data block holding nested braces (image lists)."""
         depth = 0
         i = start
-        text = self.text
+        text = self.s.text
         in_str = False
         while i < len(text):
             ch = text[i]
@@ -233,7 +252,7 @@ class _Reader18:
         return chunk, np.asarray(row_lines, dtype=np.int64)
 
 
-def parse_18(text: str, path: Any) -> RawFile:
+def parse_18(text: str | TextStream, path: Any) -> RawFile:
     """Parse KLARF 1.8 text (``Record FileRecord ...``) into raw wafers."""
     r = _Reader18(text, path)
     kind, tok, start = r.next("FileRecord")
@@ -247,7 +266,7 @@ def parse_18(text: str, path: Any) -> RawFile:
         raise ParseError(
             f"unsupported KLARF FileVersion {version!r}; yieldkit reads 1.1 and 1.2 (statement syntax) "
             "and 1.8 (Record syntax)",
-            path=path, line=r.lines.at(vstart), record="FileRecord",
+            path=path, line=r.s.line_at(vstart), record="FileRecord",
         )
     r.expect("{", "FileRecord")
     root = r.record("FileRecord")
@@ -301,8 +320,9 @@ def parse_18(text: str, path: Any) -> RawFile:
                 rw.columns = dl["columns"]
                 rw.types = dl["types"]
                 rw.spec_line = dl["columns_line"]
-                rw.chunks.append(dl["data"])
-                rw.chunk_lines.append(dl["row_lines"])
+                for chunk, row_lines in dl["pieces"]:
+                    rw.chunks.append(chunk)
+                    rw.chunk_lines.append(row_lines)
                 rw.has_defect_list = True
             for sub in w["records"]:
                 if sub["name"].lower() == "summaryrecord":
@@ -342,4 +362,4 @@ def parse_18(text: str, path: Any) -> RawFile:
                                          line=stp["line"], record="SampleTestPlanList")
                 rw.tests.append((tno, plan, area))
             wafers.append(rw)
-    return RawFile(version=version, header=file_header, wafers=wafers, class_lookup=class_lookup)
+    return RawFile(version=version, header=file_header, wafers=wafers, class_lookup=class_lookup, notes=r.notes)

@@ -25,17 +25,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...errors import DataQualityWarning, InputNotFoundError, ParseError
+from ...errors import DataQualityWarning, InputNotFoundError, ParseError, SchemaError
 from ...frame import ANGLE_WORDS, Orientation, assume, cannot_honour, grid_to_wafer_frame, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import STRING, UNCLASSIFIED, validate_defects, validate_wafers
 from .parse12 import parse_12
 from .parse18 import parse_18
-from .statements import RawFile, RawWafer
+from .statements import NotUtf8, RawFile, RawWafer, Restart, TextStream, text_chunks
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KlarfData", "parse_klarf_text", "read_klarf"]
+__all__ = ["CHUNK_SIZE", "KlarfData", "parse_klarf_text", "read_klarf"]
+
+#: bytes of the file read per step by the streaming parse (the text held at a time is about this)
+CHUNK_SIZE = 1 << 24
 
 #: KLARF 1.8 gives the mark location as an angle [deg]
 _ANGLES = {str(a): w for a, w in ANGLE_WORDS.items()}
@@ -733,11 +736,38 @@ def _merge_wafer(group: list[dict[str, Any]], path: Any) -> dict[str, Any]:
             "meta": meta, "line": first["line"]}
 
 
-def parse_klarf_text(text: str, path: Any) -> RawFile:
-    """Parse KLARF text (either syntax) into raw wafers."""
-    if text.lstrip()[:64].lower().startswith("record"):
-        return parse_18(text, path)
-    return parse_12(text, path)
+def parse_klarf_text(text: str | TextStream, path: Any) -> RawFile:
+    """Parse KLARF text (either syntax), whole or as a :class:`TextStream`, into raw wafers."""
+    s = text if isinstance(text, TextStream) else TextStream(text)
+    while not s.eof and len(s.text.lstrip()) < 64:
+        s.fill()
+    if s.text.lstrip()[:64].lower().startswith("record"):
+        return parse_18(s, path)
+    return parse_12(s, path)
+
+
+def _parse(p: Path, chunk_size: int | None) -> RawFile:
+    """The raw wafers of a file, read in chunks of ``chunk_size`` bytes (None: the whole text at once).
+
+    The chunked parse gives what the whole-text parse gives; where it cannot promise that (a
+    defect list with quoted strings, or pieces of one list whose column types differ) the
+    file is parsed again as a whole.
+    """
+    if chunk_size is not None:
+        if chunk_size < 1:
+            raise ValueError(f"The 'chunk_size' argument of read_klarf must be >= 1. Got {chunk_size!r} instead.")
+        for encoding in ("utf-8-sig", "latin-1"):
+            stream = TextStream(chunks=text_chunks(p, chunk_size, encoding))
+            try:
+                return parse_klarf_text(stream, p)
+            except NotUtf8:
+                log.info("%s: not UTF-8; decoding as Latin-1", p)
+            except Restart as why:
+                log.info("%s: %s; parsing the whole text at once", p, why)
+                break
+            finally:
+                stream.close()
+    return parse_klarf_text(_read_text(p), p)
 
 
 def _read_text(path: Path) -> str:
@@ -760,13 +790,18 @@ def _read_text(path: Path) -> str:
         return raw.decode("latin-1")
 
 
-def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
+def read_klarf(path: str | os.PathLike[str], *, chunk_size: int | None = CHUNK_SIZE) -> KlarfData:
     """Read a KLARF 1.1, 1.2 or 1.8 file into canonical tables.
 
     Parameters
     ----------
     path : path-like
         The KLARF file (optionally gzip-compressed).
+    chunk_size : int or None
+        The file is read this many bytes at a time [bytes]: defect lists are parsed piece by
+        piece into typed columns and the text is never held whole, so the peak memory is
+        about the tables read plus a few chunks. None reads the whole text at once. The
+        tables are the same either way.
 
     Returns
     -------
@@ -828,25 +863,22 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
     p = Path(path)
     if not p.exists():
         raise InputNotFoundError(f"{p}: no such file or directory")
-    text = _read_text(p)
-    raw = parse_klarf_text(text, p)
+    raw = _parse(p, chunk_size)
+    for note in raw.notes:
+        warnings.warn(note, DataQualityWarning, stacklevel=2)
     if not raw.wafers:
         raise ParseError("the file holds no WaferID / WaferRecord", path=p, record="WaferID")
     stem = p.name.split(".")[0]
-    parts = [_wafer_tables(rw, i, raw, p, stem) for i, rw in enumerate(raw.wafers)]
+    parts = []
+    for i, rw in enumerate(raw.wafers):
+        parts.append(_wafer_tables(rw, i, raw, p, stem))
+        rw.chunks.clear()  # the typed columns of the file, converted: release them wafer by wafer
+        rw.chunk_lines.clear()
     parts = _merge_steps(parts, p)
-    frames = [pt["defects"][0] for pt in parts if pt["defects"] is not None]
-    extra_frames = [pt["defects"][1] if pt["defects"][1] is not None else pd.DataFrame(index=pt["defects"][0].index)
-                    for pt in parts if pt["defects"] is not None]
-    if frames:
-        core = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        extras = pd.concat(extra_frames, ignore_index=True) if len(extra_frames) > 1 else extra_frames[0]
-    else:
-        core = _empty_core()
-        extras = pd.DataFrame()
-    defects = validate_defects(core, source=str(p))
-    if len(extras.columns):
-        defects = pd.concat([defects, extras.reset_index(drop=True)], axis=1)
+    pairs = [pt["defects"] for pt in parts if pt["defects"] is not None]
+    for pt in parts:
+        pt["defects"] = None
+    defects = _defect_table(pairs, str(p))
     wafers = pd.DataFrame([pt["wafer"] for pt in parts])
     wafers["n_defects"] = pd.array(wafers["n_defects"].tolist(), dtype="Int64")
     wafers["n_inspected_dies"] = pd.array(wafers["n_inspected_dies"].tolist(), dtype="Int64")
@@ -875,6 +907,91 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
         wafer_metadata={pt["key"]: pt["meta"] for pt in parts},
         path=str(p),
     )
+
+
+def _defect_table(pairs: list[tuple[pd.DataFrame, pd.DataFrame | None]], source: str) -> pd.DataFrame:
+    """The defect table of a file from its wafers' (canonical columns, other columns) pairs.
+
+    Each wafer is validated on its own and the wafers stacked column by column, each released
+    once copied (:func:`_stack`): the peak is the table plus one wafer. Equal to validating
+    the concatenated wafers (validation is row by row, defect ids are unique per wafer); a
+    validation error is raised as the whole table gives it.
+    """
+    if not pairs:
+        return validate_defects(_empty_core(), source=source)
+    if len(pairs) == 1:
+        core, extras = pairs.pop()
+        defects = validate_defects(core, source=source)
+        return defects if extras is None else pd.concat([defects, extras.reset_index(drop=True)], axis=1)
+    frames: list[pd.DataFrame] = []
+    n_extra = {len(e.columns) for _, e in pairs if e is not None}
+    while pairs:
+        core, extras = pairs[0]
+        try:
+            defects = validate_defects(core, source=source)
+        except SchemaError:
+            # the error the whole table gives (its first bad row counted over every wafer)
+            cores = [f[[c for c in f.columns if c in core.columns]] for f in frames] + [c for c, _ in pairs]
+            validate_defects(pd.concat(cores, ignore_index=True), source=source)
+            raise
+        pairs.pop(0)
+        if extras is not None:
+            defects = pd.concat([defects, extras.reset_index(drop=True)], axis=1)
+        elif n_extra:
+            defects = pd.concat([defects, pd.DataFrame(index=defects.index)], axis=1)
+        frames.append(defects)
+        del core, extras, defects
+    return _stack(frames)
+
+
+def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``pd.concat(frames, ignore_index=True)``, emptying ``frames``: frames of the same columns
+    and dtypes (numpy numbers, masked numbers, Arrow strings) are copied column by column into
+    arrays of the final length, each frame released once copied; others are concatenated."""
+    first = frames[0]
+    cols, dtypes = list(first.columns), list(first.dtypes)
+    same = all(list(f.columns) == cols and list(f.dtypes) == dtypes for f in frames)
+    simple = all((isinstance(d, np.dtype) and d.kind in "biuf") or isinstance(d, pd.core.dtypes.dtypes.BaseMaskedDtype)
+                 or d == STRING for d in dtypes)
+    if not same or not simple or first.columns.duplicated().any():
+        out = pd.concat(frames, ignore_index=True)
+        frames.clear()
+        return out
+    n = sum(len(f) for f in frames)
+    data: dict[Any, Any] = {}
+    for c, d in zip(cols, dtypes):
+        if d == STRING:
+            data[c] = []
+        elif isinstance(d, np.dtype):
+            data[c] = np.empty(n, d)
+        else:
+            data[c] = (np.empty(n, d.numpy_dtype), np.empty(n, bool), type(first[c].array))
+    del first
+    off = 0
+    while frames:
+        f = frames.pop(0)
+        k = len(f)
+        for c, d in zip(cols, dtypes):
+            a = f[c].array
+            if d == STRING:
+                data[c].extend(a._pa_array.cast(pa.large_string()).chunks)
+            elif isinstance(d, np.dtype):
+                data[c][off : off + k] = f[c].to_numpy()
+            else:
+                data[c][0][off : off + k] = a._data
+                data[c][1][off : off + k] = a._mask
+        off += k
+        del f, a
+    out = {}
+    for c, d in zip(cols, dtypes):
+        if d == STRING:
+            out[c] = pd.arrays.ArrowStringArray(pa.chunked_array(data.pop(c), pa.large_string()))
+        elif isinstance(d, np.dtype):
+            out[c] = data.pop(c)
+        else:
+            values, mask, kind = data.pop(c)
+            out[c] = kind(values, mask)
+    return pd.DataFrame(out, copy=False)
 
 
 def _empty_core() -> pd.DataFrame:
