@@ -31,7 +31,7 @@ from ...layout import WaferLayout
 from ...schema import STRING, UNCLASSIFIED, validate_defects, validate_wafers
 from .parse12 import parse_12
 from .parse18 import parse_18
-from .statements import NotUtf8, RawFile, RawWafer, Restart, TextStream, text_chunks
+from .statements import NotUtf8, RawFile, RawWafer, Restart, TextStream, release_unused, text_chunks
 
 log = logging.getLogger(__name__)
 
@@ -630,17 +630,18 @@ def _wafer_row(hdr: dict[str, Any], lot_id: str, wafer_id: str, n_def: Any, insp
     }
 
 
-def _identifiers(rw: RawWafer, index: int, path: Any, stem: str) -> tuple[str, str]:
+def _identifiers(rw: RawWafer, index: int, path: Any, stem: str, quiet: bool = False) -> tuple[str, str]:
     """The wafer's lot and wafer ids; a missing or empty one is filled (lot: the file name;
-    wafer: its Slot/SlotNumber, else its position in the file) and the assumption logged.
-    The header values as found stay in the wafer metadata."""
+    wafer: its Slot/SlotNumber, else its position in the file) and the assumption logged
+    (unless ``quiet``). The header values as found stay in the wafer metadata."""
     hdr = rw.header
     lot_vals = _values(hdr, "lotid")
     lot_id = lot_vals[0] if lot_vals else ""
     if not lot_id.strip():
         lot_id = stem
-        assume(path, "%s; using the file name %r as lot_id",
-               f"LotID is empty (line {_line(hdr, 'lotid')})" if lot_vals is not None else "no LotID", lot_id)
+        if not quiet:
+            assume(path, "%s; using the file name %r as lot_id",
+                   f"LotID is empty (line {_line(hdr, 'lotid')})" if lot_vals is not None else "no LotID", lot_id)
     wafer_id = rw.wafer_id
     if not wafer_id.strip():
         kw = "slot" if "slot" in hdr else "slotnumber"
@@ -650,7 +651,8 @@ def _identifiers(rw: RawWafer, index: int, path: Any, stem: str) -> tuple[str, s
             wafer_id, source = slot, f"its {hdr[kw][0]} {slot}"
         else:
             wafer_id, source = str(index + 1), f"its position in the file ({index + 1})"
-        assume(path, "wafer at line %d has an empty WaferID; using %s as wafer_id", rw.line, source)
+        if not quiet:
+            assume(path, "wafer at line %d has an empty WaferID; using %s as wafer_id", rw.line, source)
     return lot_id, wafer_id
 
 
@@ -869,16 +871,12 @@ def read_klarf(path: str | os.PathLike[str], *, chunk_size: int | None = CHUNK_S
     if not raw.wafers:
         raise ParseError("the file holds no WaferID / WaferRecord", path=p, record="WaferID")
     stem = p.name.split(".")[0]
-    parts = []
-    for i, rw in enumerate(raw.wafers):
-        parts.append(_wafer_tables(rw, i, raw, p, stem))
-        rw.chunks.clear()  # the typed columns of the file, converted: release them wafer by wafer
-        rw.chunk_lines.clear()
-    parts = _merge_steps(parts, p)
-    pairs = [pt["defects"] for pt in parts if pt["defects"] is not None]
-    for pt in parts:
-        pt["defects"] = None
-    defects = _defect_table(pairs, str(p))
+    keys = [_identifiers(rw, i, p, stem, quiet=True) for i, rw in enumerate(raw.wafers)]
+    if len(set(keys)) < len(keys):  # a wafer inspected at several steps: its blocks are merged
+        parts = _merge_steps([_wafer_tables(rw, i, raw, p, stem) for i, rw in enumerate(raw.wafers)], p)
+        defects = _defect_table([pt["defects"] for pt in parts if pt["defects"] is not None], str(p))
+    else:
+        parts, defects = _wafer_by_wafer(raw, p, stem)
     wafers = pd.DataFrame([pt["wafer"] for pt in parts])
     wafers["n_defects"] = pd.array(wafers["n_defects"].tolist(), dtype="Int64")
     wafers["n_inspected_dies"] = pd.array(wafers["n_inspected_dies"].tolist(), dtype="Int64")
@@ -909,89 +907,143 @@ def read_klarf(path: str | os.PathLike[str], *, chunk_size: int | None = CHUNK_S
     )
 
 
+def _joined(core: pd.DataFrame, extras: pd.DataFrame | None, source: str) -> pd.DataFrame:
+    """A wafer's validated canonical columns followed by the file's other columns."""
+    defects = validate_defects(core, source=source)
+    return defects if extras is None else pd.concat([defects, extras.reset_index(drop=True)], axis=1)
+
+
 def _defect_table(pairs: list[tuple[pd.DataFrame, pd.DataFrame | None]], source: str) -> pd.DataFrame:
-    """The defect table of a file from its wafers' (canonical columns, other columns) pairs.
-
-    Each wafer is validated on its own and the wafers stacked column by column, each released
-    once copied (:func:`_stack`): the peak is the table plus one wafer. Equal to validating
-    the concatenated wafers (validation is row by row, defect ids are unique per wafer); a
-    validation error is raised as the whole table gives it.
-    """
-    if not pairs:
-        return validate_defects(_empty_core(), source=source)
-    if len(pairs) == 1:
-        core, extras = pairs.pop()
-        defects = validate_defects(core, source=source)
-        return defects if extras is None else pd.concat([defects, extras.reset_index(drop=True)], axis=1)
-    frames: list[pd.DataFrame] = []
-    n_extra = {len(e.columns) for _, e in pairs if e is not None}
-    while pairs:
-        core, extras = pairs[0]
-        try:
-            defects = validate_defects(core, source=source)
-        except SchemaError:
-            # the error the whole table gives (its first bad row counted over every wafer)
-            cores = [f[[c for c in f.columns if c in core.columns]] for f in frames] + [c for c, _ in pairs]
-            validate_defects(pd.concat(cores, ignore_index=True), source=source)
-            raise
-        pairs.pop(0)
-        if extras is not None:
-            defects = pd.concat([defects, extras.reset_index(drop=True)], axis=1)
-        elif n_extra:
-            defects = pd.concat([defects, pd.DataFrame(index=defects.index)], axis=1)
-        frames.append(defects)
-        del core, extras, defects
-    return _stack(frames)
+    """The defect table of the wafers' (canonical columns, other columns) pairs, as one."""
+    frames = [pt[0] for pt in pairs]
+    extra_frames = [pt[1] if pt[1] is not None else pd.DataFrame(index=pt[0].index) for pt in pairs]
+    if frames:
+        core = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        extras = pd.concat(extra_frames, ignore_index=True) if len(extra_frames) > 1 else extra_frames[0]
+    else:
+        core = _empty_core()
+        extras = pd.DataFrame()
+    defects = validate_defects(core, source=source)
+    if len(extras.columns):
+        defects = pd.concat([defects, extras.reset_index(drop=True)], axis=1)
+    return defects
 
 
-def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """``pd.concat(frames, ignore_index=True)``, emptying ``frames``: frames of the same columns
-    and dtypes (numpy numbers, masked numbers, Arrow strings) are copied column by column into
-    arrays of the final length, each frame released once copied; others are concatenated."""
-    first = frames[0]
-    cols, dtypes = list(first.columns), list(first.dtypes)
-    same = all(list(f.columns) == cols and list(f.dtypes) == dtypes for f in frames)
-    simple = all((isinstance(d, np.dtype) and d.kind in "biuf") or isinstance(d, pd.core.dtypes.dtypes.BaseMaskedDtype)
-                 or d == STRING for d in dtypes)
-    if not same or not simple or first.columns.duplicated().any():
-        out = pd.concat(frames, ignore_index=True)
-        frames.clear()
-        return out
-    n = sum(len(f) for f in frames)
-    data: dict[Any, Any] = {}
-    for c, d in zip(cols, dtypes):
-        if d == STRING:
-            data[c] = []
-        elif isinstance(d, np.dtype):
-            data[c] = np.empty(n, d)
-        else:
-            data[c] = (np.empty(n, d.numpy_dtype), np.empty(n, bool), type(first[c].array))
-    del first
-    off = 0
-    while frames:
-        f = frames.pop(0)
-        k = len(f)
-        for c, d in zip(cols, dtypes):
+def _simple(d: Any) -> bool:
+    return (isinstance(d, np.dtype) and d.kind in "biuf") or isinstance(d, pd.core.dtypes.dtypes.BaseMaskedDtype) \
+        or d == STRING
+
+
+class _Stack:
+    """``pd.concat(frames, ignore_index=True)`` of frames given one at a time, each copied into
+    arrays of the final length (``n`` rows at most) and then free to go: the peak is the table
+    plus one frame, not twice the table. Frames whose columns or dtypes differ from the first
+    (or are not numpy numbers, masked numbers or Arrow strings) are concatenated at the end."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.off = 0
+        self.first: pd.DataFrame | None = None
+        self.cols: list[Any] | None = None
+        self.dtypes: list[Any] = []
+        self.data: dict[Any, Any] = {}
+        self.rest: list[pd.DataFrame] = []
+
+    def add(self, f: pd.DataFrame) -> None:
+        if self.first is None and self.cols is None and not self.rest:
+            self.first = f  # a single frame is the table as it is
+            return
+        if self.first is not None:
+            first, self.first = self.first, None
+            self._start(first)
+            self.add(first)
+            del first
+        if self.rest or self.cols is None or list(f.columns) != self.cols or list(f.dtypes) != self.dtypes \
+                or self.off + len(f) > self.n:
+            self.rest.append(f)
+            return
+        off, k = self.off, len(f)
+        for c, d in zip(self.cols, self.dtypes):
             a = f[c].array
             if d == STRING:
-                data[c].extend(a._pa_array.cast(pa.large_string()).chunks)
+                self.data[c].extend(a._pa_array.cast(pa.large_string()).chunks)
             elif isinstance(d, np.dtype):
-                data[c][off : off + k] = f[c].to_numpy()
+                self.data[c][off : off + k] = f[c].to_numpy()
             else:
-                data[c][0][off : off + k] = a._data
-                data[c][1][off : off + k] = a._mask
-        off += k
-        del f, a
-    out = {}
-    for c, d in zip(cols, dtypes):
-        if d == STRING:
-            out[c] = pd.arrays.ArrowStringArray(pa.chunked_array(data.pop(c), pa.large_string()))
-        elif isinstance(d, np.dtype):
-            out[c] = data.pop(c)
-        else:
-            values, mask, kind = data.pop(c)
-            out[c] = kind(values, mask)
-    return pd.DataFrame(out, copy=False)
+                self.data[c][0][off : off + k] = a._data
+                self.data[c][1][off : off + k] = a._mask
+        self.off += k
+
+    def _start(self, f: pd.DataFrame) -> None:
+        cols, dtypes = list(f.columns), list(f.dtypes)
+        if not all(_simple(d) for d in dtypes) or f.columns.duplicated().any():
+            return
+        self.cols, self.dtypes = cols, dtypes
+        for c, d in zip(cols, dtypes):
+            if d == STRING:
+                self.data[c] = []
+            elif isinstance(d, np.dtype):
+                self.data[c] = np.empty(self.n, d)
+            else:
+                self.data[c] = (np.empty(self.n, d.numpy_dtype), np.empty(self.n, bool), type(f[c].array))
+
+    def _filled(self) -> pd.DataFrame:
+        assert self.cols is not None
+        out: dict[Any, Any] = {}
+        for c, d in zip(self.cols, self.dtypes):
+            if d == STRING:
+                out[c] = pd.arrays.ArrowStringArray(pa.chunked_array(self.data[c], pa.large_string()))
+            elif isinstance(d, np.dtype):
+                out[c] = self.data[c][: self.off]
+            else:
+                values, mask, kind = self.data[c]
+                out[c] = kind(values[: self.off], mask[: self.off])
+        return pd.DataFrame(out, copy=False)
+
+    def frames(self) -> list[pd.DataFrame]:
+        """The frames given so far (those copied as one)."""
+        head = [self.first] if self.first is not None else [self._filled()] if self.cols is not None else []
+        return head + self.rest
+
+    def result(self) -> pd.DataFrame:
+        frames = self.frames()
+        self.first, self.data, self.rest = None, {}, []
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _wafer_by_wafer(raw: RawFile, p: Path, stem: str) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """The wafers' parts and the defect table, converting one wafer at a time: each wafer's
+    typed columns are released once converted, and its validated defects copied into the
+    table (:class:`_Stack`). The same table as validating the concatenated wafers (validation
+    is row by row, defect ids unique per wafer); a validation error is the one the whole table
+    gives, raised after every wafer is converted, as then."""
+    source = str(p)
+    stack = _Stack(sum(int(sum(len(x) for x in rw.chunk_lines)) for rw in raw.wafers))
+    parts = []
+    failed: list[pd.DataFrame] | None = None
+    for i, rw in enumerate(raw.wafers):
+        part = _wafer_tables(rw, i, raw, p, stem)
+        rw.chunks.clear()
+        rw.chunk_lines.clear()
+        if part["defects"] is not None:
+            core, extras = part["defects"]
+            part["defects"] = None
+            if failed is None:
+                try:
+                    stack.add(_joined(core, extras, source))
+                except SchemaError:
+                    failed = [f[[c for c in f.columns if c in core.columns]] for f in stack.frames()]
+            if failed is not None:
+                failed.append(core)
+            del core, extras
+        parts.append(part)
+        release_unused()
+    if failed is not None:
+        validate_defects(pd.concat(failed, ignore_index=True), source=source)
+        raise AssertionError("a wafer fails validation but the table passes")  # pragma: no cover
+    if not parts or stack.first is None and stack.cols is None and not stack.rest:
+        return parts, _defect_table([], source)
+    return parts, stack.result()
 
 
 def _empty_core() -> pd.DataFrame:

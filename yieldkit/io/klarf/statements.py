@@ -36,7 +36,8 @@ from ...errors import ParseError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RawFile", "RawWafer", "Statement", "TextStream", "parse_block", "stream_rows", "text_chunks"]
+__all__ = ["RawFile", "RawWafer", "Statement", "TextStream", "parse_block", "release_unused", "stream_rows",
+           "text_chunks"]
 
 _NA_VALUES = ("NA", "N/A", "NaN", "nan", "NAN")
 
@@ -443,6 +444,27 @@ class TextStream:
             close()
 
 
+_LIBC: Any = None
+
+
+def release_unused() -> None:
+    """Hand memory freed by Arrow and by malloc back to the system (on glibc: ``malloc_trim``),
+    so that the peak of a streaming parse is what it holds, not what it once held."""
+    global _LIBC
+    pa.default_memory_pool().release_unused()
+    if _LIBC is None:
+        _LIBC = False
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6")
+            _LIBC = libc if hasattr(libc, "malloc_trim") else False
+        except OSError:
+            pass
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
 #: one piece of a defect list: its columns, the line of each row, the fields per line
 Piece = tuple[dict[str, pa.Array], np.ndarray, int]
 
@@ -488,6 +510,7 @@ def stream_rows(s: TextStream, pos: int, columns: list[str], *, end: str, forbid
             if pieces and (fast[2] != pieces[0][2] or any(fast[0][c].type != pieces[0][0][c].type for c in columns)):
                 raise Restart("the pieces of a list differ in column types")
             pieces.append(fast)
+            release_unused()  # what the CSV reader held for the piece
         pos = cut
         if stop >= 0:
             return pieces, pos, nsemi
