@@ -301,6 +301,10 @@ def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None, on_erro
     if parquet:
         try:
             ds = pads.dataset(path, format="parquet", partitioning="hive", exclude_invalid_files=True)
+            keys = ds.partitioning.schema.names if ds.partitioning is not None else []
+            if keys:  # partition keys are text, as Dask reads them (wafer_id=01 is "01", not 1)
+                hive = pads.partitioning(pa.schema([(k, pa.string()) for k in keys]), flavor="hive")
+                ds = pads.dataset(path, format="parquet", partitioning=hive, exclude_invalid_files=True)
             tbl = ds.to_table()
         except (pa.ArrowInvalid, OSError) as exc:
             raise ParseError(f"cannot read the Parquet dataset: {exc}", path=path) from exc
