@@ -300,11 +300,11 @@ def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None, on_erro
     parquet = [p for p in files if _sniff(p) == "parquet"]
     if parquet:
         try:
-            ds = pads.dataset(path, format="parquet", partitioning="hive", exclude_invalid_files=True)
-            keys = ds.partitioning.schema.names if ds.partitioning is not None else []
-            if keys:  # partition keys are text, as Dask reads them (wafer_id=01 is "01", not 1)
-                hive = pads.partitioning(pa.schema([(k, pa.string()) for k in keys]), flavor="hive")
-                ds = pads.dataset(path, format="parquet", partitioning=hive, exclude_invalid_files=True)
+            # hive partition keys (folders key=value) are text: wafer_id=01 is "01", not 1
+            keys = list(dict.fromkeys(seg.split("=", 1)[0] for p in parquet for seg in p.relative_to(path).parts[:-1]
+                                      if "=" in seg))
+            hive = pads.partitioning(pa.schema([(k, pa.string()) for k in keys]), flavor="hive") if keys else "hive"
+            ds = pads.dataset(path, format="parquet", partitioning=hive, exclude_invalid_files=True)
             tbl = ds.to_table()
         except (pa.ArrowInvalid, OSError) as exc:
             raise ParseError(f"cannot read the Parquet dataset: {exc}", path=path) from exc
