@@ -108,6 +108,14 @@ def _read_one(read: Callable[[Path], pd.DataFrame], path: Path) -> pd.DataFrame:
         raise named from exc
 
 
+def _has_dask() -> bool:
+    try:
+        import dask  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _client() -> Any:
     """The active ``dask.distributed`` client, or None."""
     if "distributed" not in sys.modules:
@@ -164,14 +172,8 @@ def read_files(read: Callable[[Path], pd.DataFrame], paths: Sequence[Path], *, w
     or a ``functools.partial`` of one). ``progress``: a bar over the files (None: on a
     terminal only).
     """
-    try:
-        import dask  # noqa: F401
-    except ImportError:
-        dask_ok = False
-    else:
-        dask_ok = True
     with _bar(len(paths), what, progress) as bar:
-        if dask_ok and len(paths) > 1:
+        if _has_dask() and len(paths) > 1:
             frames = _on_dask(read, paths, bar)
         else:
             frames = []
