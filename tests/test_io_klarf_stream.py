@@ -149,10 +149,12 @@ def test_chunk_size_must_be_positive(tmp_path: Path, shared_samples: Path) -> No
 
 
 # -- wafer by wafer, and to a Parquet dataset --------------------------------------------------
-def test_iter_klarf_defects_gives_the_table_wafer_by_wafer(tmp_path: Path, rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("version", ["1.2", "1.8"])
+def test_iter_klarf_defects_gives_the_table_wafer_by_wafer(tmp_path: Path, rng: np.random.Generator,
+                                                           version: str) -> None:
     df, lay = _table(rng)
     p = tmp_path / "w.klarf"
-    write_klarf(df, p, version="1.2", layout=lay)
+    write_klarf(df, p, version=version, layout=lay)
     parts = list(iter_klarf_defects(p, chunk_size=500))
     whole = read_klarf(p).defects
     assert [set(x.wafer_id) for x in parts] == [{w} for w in dict.fromkeys(whole.wafer_id)]
@@ -200,6 +202,25 @@ def test_dataset_by_dask_and_ids_kept_as_text(tmp_path: Path, rng: np.random.Gen
     assert set(got["wafer_id"]) == {"01", "02", "10"} and len(got) == len(df)
     ref = read_klarf(p).defects
     pd.testing.assert_frame_equal(_sorted(yk.read_defects(out)), _sorted(ref))
+
+
+def test_18_fields_after_a_wafer_hold_for_it(tmp_path: Path, rng: np.random.Generator) -> None:
+    """A lot field after its first wafer record holds for that wafer too (read in a first pass)."""
+    df, lay = _table(rng)
+    p = tmp_path / "w.klarf"
+    write_klarf(df, p, version="1.8", layout=lay)
+    text = p.read_text()
+    field = next(line for line in text.splitlines() if "Field InspectionStationID" in line)
+    q = tmp_path / "late.klarf"
+    q.write_text(text.replace(field + "\n", "", 1).replace("\n  }\n  Field FileTimestamp",
+                                                            f"\n{field}\n  }}\n  Field FileTimestamp", 1))
+    whole = read_klarf(q, chunk_size=None)
+    assert (whole.wafers["inspection_station"] == "yieldkit export 1").all()
+    parts = list(iter_klarf_defects(q, chunk_size=256))
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole.defects)
+    out = tmp_path / "ds"
+    klarf_to_dataset(q, out, chunk_size=256)
+    pd.testing.assert_frame_equal(_sorted(yk.read_defects(out)), _sorted(whole.defects))
 
 
 def test_dataset_of_merged_steps_and_18_falls_back_to_whole_read(tmp_path: Path, rng: np.random.Generator) -> None:

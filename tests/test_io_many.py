@@ -11,7 +11,7 @@ import pytest
 
 import yieldkit as yk
 from yieldkit.errors import InputNotFoundError, ParseError, YieldkitTypeError
-from yieldkit.io import many
+from yieldkit.io import many, sniff_format
 
 KLARFS = ["QUU_NUU.000", "CPS3TwithoutReview.001", "klarf12Example.klarf"]
 STDFS = ["lot2.stdf.gz", "testcaseSmall.stdf.gz"]
@@ -103,5 +103,5 @@ def test_bad_sources(tmp_path: Path, klarfs: Path) -> None:
     (tmp_path / "csvs").mkdir()
     pd.DataFrame({"lot": ["L"], "wafer": ["1"], "x": [0], "y": [0], "bin": [1]}).to_csv(tmp_path / "csvs" / "a.csv",
                                                                                      index=False)
-    assert many.expand(tmp_path / "csvs", "read_dies") is None
+    assert many.expand(tmp_path / "csvs", "read_dies", sniff_format) is None
     assert len(yk.read_dies(tmp_path / "csvs")) == 1

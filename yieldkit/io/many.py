@@ -37,27 +37,28 @@ def _pattern(text: str) -> list[Path]:
     return found
 
 
-def _folder(path: Path) -> list[Path] | None:
-    """The files of a folder in formats with their own reader, or None when the folder is a
-    CSV/Parquet dataset (or holds nothing readable: the table readers say so)."""
+def _folder(path: Path, sniff: Callable[[Path], str]) -> list[Path] | None:
+    """The files of a folder in formats with their own reader (``sniff`` names a file's format),
+    or None when the folder is a CSV/Parquet dataset (or holds nothing readable: the table
+    readers say so)."""
     from . import tabular
-    from .registry import sniff_format
 
     files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))
                    and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts[:-1]))
     if any(p.name.lower().endswith(_TABULAR_EXT) or tabular.is_parquet(p) for p in files):
         return None
-    found = [p for p in files if sniff_format(p) not in ("csv", "parquet", "unknown")]
+    found = [p for p in files if sniff(p) not in ("csv", "parquet", "unknown")]
     return found or None
 
 
-def expand(source: Any, where: str) -> list[Path] | None:
+def expand(source: Any, where: str, sniff: Callable[[Path], str]) -> list[Path] | None:
     """The files ``source`` names, sorted by path, when it names several; None for one file,
     a CSV/Parquet dataset folder, a DataFrame or an open file.
 
     A list or tuple holds paths or glob patterns; a string that is not an existing path and
     holds ``*``, ``?`` or ``[`` is a glob pattern (``**`` for any depth); a folder with no
-    CSV or Parquet file is read file by file (its KLARF, STDF and map files).
+    CSV or Parquet file is read file by file (its KLARF, STDF and map files, as ``sniff``
+    -- :func:`yieldkit.io.registry.sniff_format` -- recognises them).
     """
     if isinstance(source, (list, tuple)):
         paths: set[Path] = set()
@@ -78,7 +79,7 @@ def expand(source: Any, where: str) -> list[Path] | None:
     if not os.path.exists(text) and glob.has_magic(text):
         return _pattern(text)
     if os.path.isdir(text):
-        return _folder(Path(text))
+        return _folder(Path(text), sniff)
     return None
 
 

@@ -299,7 +299,7 @@ def read_dies(
     good = good_bin_set(good_bins, where="read_dies")
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_dies")
     check_columns(columns, "read_dies")
-    files = many.expand(source, "read_dies")
+    files = many.expand(source, "read_dies", sniff_format)
     if files is not None:
         return many.read_files(partial(read_dies, columns=columns, good_bins=good_bins, retests=retests,
                                        on_error=on_error), files, what="die files", progress=progress)
@@ -344,7 +344,7 @@ def read_defects(
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_defects")
     check_columns(columns, "read_defects")
     check_layout(layout, "read_defects")
-    files = many.expand(source, "read_defects")
+    files = many.expand(source, "read_defects", sniff_format)
     if files is not None:
         return many.read_files(partial(read_defects, columns=columns, layout=layout, on_error=on_error), files,
                                what="defect files", progress=progress)
@@ -365,7 +365,7 @@ def read_wafers(source: Sources, *, columns: Mapping[str, str] | None = None,
             return read_wafers(tmp, columns=columns, on_error=on_error)
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_wafers")
     check_columns(columns, "read_wafers")
-    files = many.expand(source, "read_wafers")
+    files = many.expand(source, "read_wafers", sniff_format)
     if files is not None:
         return many.read_files(partial(read_wafers, columns=columns, on_error=on_error), files,
                                what="wafer files", progress=progress)

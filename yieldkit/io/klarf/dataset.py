@@ -1,6 +1,6 @@
 """A KLARF file of any size to a hive-partitioned Parquet dataset, wafer by wafer.
 
-:func:`iter_klarf_defects` walks a KLARF 1.1/1.2 file with the streaming parse and yields
+:func:`iter_klarf_defects` walks a KLARF file (1.1/1.2 or 1.8) with the streaming parse and yields
 each wafer's canonical defect table as soon as the wafer is complete, its parsed columns
 released before the next one is read: the memory is that of one wafer, whatever the size of
 the file. :func:`klarf_to_dataset` writes those tables as a Parquet dataset
@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from ...errors import DataQualityWarning, InputNotFoundError, check_choice
 from ..atomic import atomic_dir
 from .parse12 import wafers_12
+from .parse18 import wafers_18
 from .reader import CHUNK_SIZE, _identifiers, _joined, _wafer_tables, read_klarf
 from .statements import NotUtf8, RawFile, Restart, TextStream, release_unused, text_chunks
 
@@ -37,7 +38,7 @@ _PARTITIONS = {"wafer": ("lot_id", "wafer_id"), "lot": ("lot_id",)}
 
 
 def iter_klarf_defects(path: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE) -> Iterator[pd.DataFrame]:
-    """The canonical defect table of each wafer of a KLARF 1.1/1.2 file, in file order.
+    """The canonical defect table of each wafer of a KLARF file, in file order.
 
     Each wafer is yielded once the file has moved past it; its parsed columns are released
     before the next wafer is read. Wafers without a DefectList yield nothing. The file's
@@ -48,9 +49,9 @@ def iter_klarf_defects(path: str | os.PathLike[str], *, chunk_size: int = CHUNK_
     ------
     Restart
         The file cannot be streamed wafer by wafer so as to give what :func:`read_klarf`
-        gives: KLARF 1.8 (Record syntax), a wafer found in several blocks (inspection steps,
-        merged by ``read_klarf``), text that is not UTF-8, or a defect list the chunked parse
-        hands to the whole-text parse. Wafers may have been yielded before.
+        gives: a wafer found in several blocks (inspection steps, merged by ``read_klarf``),
+        text that is not UTF-8, or a defect list the chunked parse hands to the whole-text
+        parse. Wafers may have been yielded before.
     """
     p = Path(path)
     if not p.exists():
@@ -59,13 +60,17 @@ def iter_klarf_defects(path: str | os.PathLike[str], *, chunk_size: int = CHUNK_
     try:
         while not stream.eof and len(stream.text.lstrip()) < 64:
             stream.fill()
-        if stream.text.lstrip()[:64].lower().startswith("record"):
-            raise Restart("KLARF 1.8 is converted whole")
+        v18 = stream.text.lstrip()[:64].lower().startswith("record")
         sink: dict[str, object] = {}
         seen: set[tuple[str, str]] = set()
         stem = p.name.split(".")[0]
         told = 0
-        for i, rw in enumerate(wafers_12(stream, p, sink)):
+        if v18:
+            stream.close()
+            wafers = wafers_18(lambda: TextStream(chunks=text_chunks(p, chunk_size, "utf-8-sig")), p, sink)
+        else:
+            wafers = wafers_12(stream, p, sink)
+        for i, rw in enumerate(wafers):
             notes = sink["notes"]
             assert isinstance(notes, list)
             for note in notes[told:]:
@@ -145,10 +150,11 @@ def klarf_to_dataset(path: str | os.PathLike[str], out: str | os.PathLike[str], 
 
     Notes
     -----
-    KLARF 1.1/1.2 files are converted wafer by wafer (:func:`iter_klarf_defects`): the
-    memory is that of the largest wafer, not of the file. KLARF 1.8 files, files whose
-    wafers come in several blocks (inspection steps) and files with quoted text in their
-    defect rows are read whole with :func:`~yieldkit.io.klarf.read_klarf` first. The rows
+    Files are converted wafer by wafer (:func:`iter_klarf_defects`): the memory is that of
+    the largest wafer, not of the file. Files whose wafers come in several blocks
+    (inspection steps), with quoted text in their defect rows, or that
+    :func:`iter_klarf_defects` cannot stream otherwise are read whole with
+    :func:`~yieldkit.io.klarf.read_klarf` first. The rows
     are those of ``read_klarf(path).defects``; :func:`yieldkit.read_defects` reads the
     dataset back (its rows ordered by folder), keeping the ids as text. Dask infers the type
     of partition keys from the folder names (``wafer_id=01`` would become the integer 1);

@@ -167,10 +167,10 @@ class _Parser12:
         spec = self.state.get("defectrecordspec")
         if not s.eof and current is not None and spec is not None:
             columns = current.columns or [v.upper() for v in spec[1][1:]]
-            if columns and "IMAGELIST" not in columns:
-                self._stream_list(line, current, columns, spec)
+            if columns and "IMAGELIST" not in columns and self._stream_list(line, current, columns, spec):
                 return
-        s.fill_all()
+        while _list_end(s.text, self.pos) < 0 and s.fill():  # the whole list in the window
+            pass
         end = _list_end(s.text, self.pos)
         if end < 0:
             raise ParseError("the DefectList has no terminating ';' (truncated file?)", path=path,
@@ -190,12 +190,16 @@ class _Parser12:
         current.has_defect_list = True
         self.pos = end + 1
 
-    def _stream_list(self, line: int, current: RawWafer, columns: list[str], spec: Statement) -> None:
-        """A DefectList read piece by piece (what :func:`parse_block` gives on the whole block)."""
+    def _stream_list(self, line: int, current: RawWafer, columns: list[str], spec: Statement) -> bool:
+        """A DefectList read piece by piece (what :func:`parse_block` gives on the whole block);
+        False when it is to be read whole (quoted text in its rows)."""
+        pieces, end, _ = stream_rows(self.s, self.pos, columns, end=";", forbidden='"')
+        if pieces is None:
+            self.pos = end
+            return False
         current.columns = columns
         if current.spec_line is None:
             current.spec_line = spec[2]
-        pieces, end, _ = stream_rows(self.s, self.pos, columns, end=";", forbidden='"')
         if not pieces:
             current.chunks.append({c: pa.array([], pa.large_string()) for c in columns})
             current.chunk_lines.append(np.zeros(0, np.int64))
@@ -204,6 +208,7 @@ class _Parser12:
             current.chunk_lines.append(row_lines)
         current.has_defect_list = True
         self.pos = end + 1
+        return True
 
     def _statement(self, keyword: str, kw: str, values: list[str], line: int) -> None:
         path = self.path

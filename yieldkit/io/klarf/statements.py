@@ -202,11 +202,18 @@ def _row_starts(
 _FAST_TYPES = (pa.types.is_int64, pa.types.is_float64, pa.types.is_string, pa.types.is_large_string)
 
 
+def _without_blank_tail(block: str) -> str:
+    """A block without a last line of blanks (the indentation before a 1.8 list's ``}``)."""
+    last = block.rfind("\n") + 1
+    return block[:last] if last and not block[last:].strip(" \t\r") else block
+
+
 def _csv_block(block: str, columns: list[str], first_line: int) -> tuple[dict[str, pa.Array], np.ndarray, int] | None:
     """Fast path: one record per line, values separated by single spaces (what tools and
     :func:`write_klarf` write). Parsed by Arrow's multi-threaded CSV reader with type
     inference; None when the block does not have that shape (the token path handles it).
     Returns the columns, the file line of each row and the number of fields per line."""
+    block = _without_blank_tail(block)
     data = block.encode("utf-8")
     if not data.strip():
         return None
@@ -470,22 +477,27 @@ Piece = tuple[dict[str, pa.Array], np.ndarray, int]
 
 
 def stream_rows(s: TextStream, pos: int, columns: list[str], *, end: str, forbidden: str,
-                semicolons: bool = False) -> tuple[list[Piece], int, int]:
+                semicolons: bool = False) -> tuple[list[Piece] | None, int, int]:
     """The rows of a list read piece by piece (whole lines) up to its terminator ``end``.
 
     Each piece goes through the fast path of :func:`parse_block`; the text of a piece is
     dropped once parsed. Returns the pieces, the window position of the terminator and the
-    number of ``;`` met (which are blanked first when ``semicolons``). Raises
-    :class:`Restart` when the whole-text parse could give something else: a character of
-    ``forbidden``, a piece the fast path does not take, pieces whose column types or widths
+    number of ``;`` met (which are blanked first when ``semicolons``); or None, the window
+    position of the list's start and 0 when a character of ``forbidden`` (quoted text) comes
+    before any row was read: the caller then parses the list whole. Raises :class:`Restart`
+    when the whole-text parse could give something else: a character of ``forbidden`` after
+    rows were read, a piece the fast path does not take, pieces whose column types or widths
     differ, a list without its terminator.
     """
     pieces: list[Piece] = []
     nsemi = 0
+    consumed = False
     while True:
         stop = s.text.find(end, pos)
         seg_end = stop if stop >= 0 else len(s.text)
         if any(s.text.find(c, pos, seg_end) >= 0 for c in forbidden):
+            if not consumed:
+                return None, pos, 0
             raise Restart("a quoted string or a brace inside a list")
         if stop >= 0:
             cut = stop
@@ -502,6 +514,8 @@ def stream_rows(s: TextStream, pos: int, columns: list[str], *, end: str, forbid
         if semicolons:
             nsemi += piece.count(";")
             piece = piece.replace(";", " ")
+        if stop >= 0:  # the last line of the list, when blank, is not a row
+            piece = _without_blank_tail(piece) if "\n" in piece else piece if piece.strip(" \t\r") else ""
         if piece.strip("\r\n"):
             # Arrow infers the columns from a first line that ends; the line end changes nothing else
             fast = _csv_block(piece if piece.endswith("\n") else piece + "\n", columns, s.line_at(pos))
@@ -512,6 +526,7 @@ def stream_rows(s: TextStream, pos: int, columns: list[str], *, end: str, forbid
             pieces.append(fast)
             release_unused()  # what the CSV reader held for the piece
         pos = cut
+        consumed = True
         if stop >= 0:
             return pieces, pos, nsemi
         pos = s.compact(pos)
