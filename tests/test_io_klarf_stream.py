@@ -253,3 +253,6 @@ def test_cli_convert_klarf_to_dataset(tmp_path: Path, shared_samples: Path) -> N
     assert main(["-q", "convert", str(src), "-o", f"{out}/", "--partition-by", "lot"]) == 0
     assert sorted(x.name for x in out.iterdir()) == ["lot_id=QUU"]
     pd.testing.assert_frame_equal(_sorted(yk.read_defects(out)), _sorted(read_klarf(src).defects))
+    bare = tmp_path / "bare"
+    assert main(["-q", "convert", str(src), "-o", str(bare)]) == 0
+    assert sorted(x.name for x in (bare / "lot_id=QUU").iterdir()) == ["wafer_id=01", "wafer_id=02", "wafer_id=06"]

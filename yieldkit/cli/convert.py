@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="die pitch [um] for KLARF output when the input has no layout")
     p.add_argument("--diameter", type=float, default=300.0, help="wafer diameter [mm] with --pitch (default 300)")
     p.add_argument("--partition-by", choices=("wafer", "lot"), default="wafer",
-                   help="a KLARF file to a directory (-o DATASET/): a Parquet dataset partitioned lot_id=/wafer_id= "
-                   "(default) or lot_id=, streamed wafer by wafer")
+                   help="a KLARF file to a directory (-o DATASET/, or a name without extension): a Parquet dataset "
+                   "partitioned lot_id=/wafer_id= (default) or lot_id=, streamed wafer by wafer")
     add_salvage_argument(p)
     p.set_defaults(func=run)
 
@@ -109,9 +109,11 @@ def _layouts(obj: Any, args: argparse.Namespace) -> Any:
 
 def _klarf_dataset(args: argparse.Namespace) -> bool:
     """``convert BIG.klarf -o DATASET/``: the defects as a partitioned Parquet dataset, streamed
-    wafer by wafer at fixed memory. False when the output is not a directory or the input not KLARF."""
+    wafer by wafer at fixed memory. False when the output is not a directory (a name ending in
+    ``/``, an existing directory, or a name without extension) or the input not KLARF."""
     out = str(args.output)
-    if not (out.endswith(("/", os.sep)) or Path(out).is_dir()) or args.to not in (None, "parquet"):
+    folder = out.endswith(("/", os.sep)) or Path(out).is_dir() or (not Path(out).suffix and args.to is None)
+    if not folder or args.to not in (None, "parquet"):
         return False
     from ..io.registry import sniff_format
 
