@@ -2,7 +2,8 @@
 
 ``statements`` splits the text into raw statements and lists (whole or chunk by chunk),
 ``parse12``/``parse18`` read the 1.1/1.2 and 1.8 syntaxes, ``reader`` builds the canonical
-tables, ``writer`` writes them back, ``dataset`` streams a file to a Parquet dataset.
+tables (stacking the wafers with ``stack``), ``writer`` writes them back, ``dataset``
+streams a file to a Parquet dataset.
 """
 
 import re
