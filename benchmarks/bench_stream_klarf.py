@@ -5,7 +5,8 @@ Run: ``python benchmarks/bench_stream_klarf.py [--defects 4000000] [--wafers 25]
 A KLARF 1.2 file of a few hundred MB is generated with :func:`yieldkit.write_klarf` under
 ``--dir`` (deleted at the end unless ``--keep``). Each measurement runs in its own child
 process, which reports its resident memory after the imports (the baseline) and its peak
-(``ru_maxrss``); the reader's own memory is the peak less the baseline. Measured:
+(``VmHWM``: unlike ``ru_maxrss`` it does not carry the parent's peak across ``exec``); the
+reader's own memory is the peak less the baseline. Measured:
 
 - ``read_klarf``: the whole file into memory (the defect table alone is 2.5-3x the text);
 - ``yieldkit convert BIG.klarf -o DATASET/``: the streaming conversion to a hive-partitioned
@@ -29,13 +30,13 @@ import numpy as np
 import pandas as pd
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 path, which, out = sys.argv[1], sys.argv[2], sys.argv[3]
 
-def rss_mb():
+def status_mb(key):
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -45,7 +46,7 @@ else:
     import yieldkit as yk
     from yieldkit.io.klarf import read_klarf
     from yieldkit.cli import main
-base = rss_mb()
+base = status_mb("VmRSS")
 t = time.perf_counter()
 if which == "read_klarf":
     n = len(read_klarf(path).defects)
@@ -58,7 +59,7 @@ else:
     n = sum(len(w.defects) for w in Klarf.load_from_file(path).wafers)
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": round(dt, 2), "defects": n, "baseline_mb": round(base),
-                  "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+                  "peak_mb": round(status_mb("VmHWM"))}))
 """
 
 
