@@ -99,6 +99,8 @@ def test_bad_sources(tmp_path: Path, klarfs: Path) -> None:
         yk.read_defects([])
     with pytest.raises(YieldkitTypeError, match="list of file paths"):
         yk.read_defects([klarfs / KLARFS[0], 3])
+    with pytest.raises(InputNotFoundError, match=r"a\.csv: no such file"):
+        yk.read_dies([str(tmp_path / "a.csv")])
     # a CSV/Parquet folder stays a dataset, read as one table
     (tmp_path / "csvs").mkdir()
     pd.DataFrame({"lot": ["L"], "wafer": ["1"], "x": [0], "y": [0], "bin": [1]}).to_csv(tmp_path / "csvs" / "a.csv",

@@ -65,8 +65,8 @@ def expand(source: Any, where: str, sniff: Callable[[Path], str]) -> list[Path] 
         for item in source:
             if not isinstance(item, (str, os.PathLike)) or not str(item).strip():
                 raise YieldkitTypeError(
-                    f"The 'source' argument of {where} may be a list of file paths. Got an item "
-                    f"{type(item).__name__} {short_repr(item)} instead."
+                    f"The 'source' argument of {where} must be a file path, an open file or a DataFrame, or a "
+                    f"list of file paths. Got a list holding {type(item).__name__} {short_repr(item)} instead."
                 )
             text = str(item)
             paths.update(_pattern(text) if not os.path.exists(text) and glob.has_magic(text) else [Path(text)])
