@@ -34,7 +34,7 @@ def test_parquet_stream_and_errors_name_the_stream(tmp_path):
 
 
 @pytest.mark.parametrize(("source", "hint"), [
-    (None, ""), (3, ""), (b"lot,wafer", "io.BytesIO"), (["a.csv"], "pd.concat"), ("", ""),
+    (None, ""), (3, ""), (b"lot,wafer", "io.BytesIO"), ([3], "list of file paths"), ("", ""),
 ])
 def test_other_sources_are_refused_clearly(source, hint):
     with pytest.raises(YieldkitTypeError, match=r"'source' argument of read_dies must be a file path, an open file "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pitch", nargs=2, type=float, metavar=("W_UM", "H_UM"),
                    help="die pitch [um] for KLARF output when the input has no layout")
     p.add_argument("--diameter", type=float, default=300.0, help="wafer diameter [mm] with --pitch (default 300)")
+    p.add_argument("--partition-by", choices=("wafer", "lot"), default="wafer",
+                   help="a KLARF file to a directory (-o DATASET/, or a name without extension): a Parquet dataset "
+                   "partitioned lot_id=/wafer_id= (default) or lot_id=, streamed wafer by wafer")
     add_salvage_argument(p)
     p.set_defaults(func=run)
 
@@ -103,10 +107,33 @@ def _layouts(obj: Any, args: argparse.Namespace) -> Any:
     return layout
 
 
+def _klarf_dataset(args: argparse.Namespace) -> bool:
+    """``convert BIG.klarf -o DATASET/``: the defects as a partitioned Parquet dataset, streamed
+    wafer by wafer at fixed memory. False when the output is not a directory (a name ending in
+    ``/``, an existing directory, or a name without extension) or the input not KLARF."""
+    out = str(args.output)
+    folder = out.endswith(("/", os.sep)) or Path(out).is_dir() or (not Path(out).suffix and args.to is None)
+    if not folder or args.to not in (None, "parquet"):
+        return False
+    from ..io.registry import sniff_format
+
+    if not Path(args.input).is_file() or sniff_format(args.input) != "klarf":
+        return False
+    from ..io.klarf import klarf_to_dataset
+
+    with stages(args, ["converting"]) as step:
+        step("converting " + Path(args.input).name)
+        n = klarf_to_dataset(args.input, out, partition_by=args.partition_by)
+    log.info("wrote %d defect(s) to the dataset %s", n, out)
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io.tabular import write_csv, write_parquet
 
     args.output = args.output or _default_output(args)
+    if _klarf_dataset(args):
+        return 0
     target = _target(args)
     with stages(args, ["reading"]) as step:
         step("reading " + Path(args.input).name)

@@ -21,7 +21,7 @@ from typing import IO
 
 log = logging.getLogger(__name__)
 
-__all__ = ["atomic_path", "atomic_write"]
+__all__ = ["atomic_dir", "atomic_path", "atomic_write"]
 
 
 @contextlib.contextmanager
@@ -105,3 +105,32 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", **kwargs) -> Ite
         yield fh
         fh.flush()
         os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary directory beside ``path``; on success it replaces ``path`` (a directory
+    there before is removed only then). On an exception the temporary directory is removed
+    and ``path`` is untouched."""
+    import shutil
+
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(target))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.yk{os.getpid()}.", suffix=".tmpdir", dir=target.parent))
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write there ({exc.strerror or exc})", str(target)) from None
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.yk{os.getpid()}.old"
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

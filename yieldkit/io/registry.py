@@ -17,15 +17,16 @@ import os
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 
 from .._validation import check_columns, check_layout
 from ..errors import InputNotFoundError, ParseError, SchemaError, check_choice
 from ..schema import good_bin_set, validate_defects, validate_dies, validate_wafers
-from . import tabular
+from . import many, tabular
 
 log = logging.getLogger(__name__)
 
@@ -233,22 +234,30 @@ def _format_table(source: tabular.Source, table: str, on_error: str) -> tuple[pd
     return tab, str(path)
 
 
+#: what the table readers take: one source, or several files (a list of paths or glob patterns)
+Sources: TypeAlias = "tabular.Source | list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...]"
+
+
 def read_dies(
-    source: tabular.Source,
+    source: Sources,
     *,
     columns: Mapping[str, str] | None = None,
     good_bins: Iterable[int] | None = None,
     retests: str = "error",
     on_error: str = "raise",
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Read a die table (one row per die test result) into the canonical form.
 
     Parameters
     ----------
-    source : path, open file or DataFrame
+    source : path, open file, DataFrame, list of paths or glob pattern
         CSV (plain, ``.gz`` or ``.bz2``), Parquet file, Parquet dataset directory, a DataFrame,
         an open binary or text file (``io.BytesIO``, ``io.StringIO``), or a file in an industry
-        format (STDF, E142, G85, text map) which is read by its own reader.
+        format (STDF, E142, G85, text map) which is read by its own reader. Several files -- a
+        list of paths, a glob pattern (``"lots/*.stdf"``) or a folder of industry-format files --
+        are read one task per file (on Dask when installed: the active ``dask.distributed``
+        client, else threads) and stacked in the order of their paths.
     columns : mapping, optional
         Explicit ``{found_name: canonical_name}``; it wins over the alias guesses.
     good_bins : iterable of int, optional
@@ -260,6 +269,8 @@ def read_dies(
     on_error : {"raise", "salvage"}
         A file cut short (a CSV ending mid-row, a truncated STDF): a :class:`ParseError`, or
         the complete records before the cut with a :class:`~yieldkit.errors.DataQualityWarning`.
+    progress : bool, optional
+        A progress bar over the files when ``source`` names several (default: on a terminal).
 
     Returns
     -------
@@ -288,6 +299,10 @@ def read_dies(
     good = good_bin_set(good_bins, where="read_dies")
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_dies")
     check_columns(columns, "read_dies")
+    files = many.expand(source, "read_dies", sniff_format)
+    if files is not None:
+        return many.read_files(partial(read_dies, columns=columns, good_bins=good_bins, retests=retests,
+                                       on_error=on_error), files, what="die files", progress=progress)
     found = _format_table(source, "die", on_error)
     if found is None:
         return tabular.read_dies(source, **kw)  # type: ignore[arg-type]
@@ -299,17 +314,21 @@ def read_dies(
 
 
 def read_defects(
-    source: tabular.Source,
+    source: Sources,
     *,
     columns: Mapping[str, str] | None = None,
     layout: Any = None,
     on_error: str = "raise",
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Read a defect table (one row per defect) into the canonical form.
 
     Given a :class:`~yieldkit.layout.WaferLayout`, whichever position form is missing
     (wafer frame ``x_um``/``y_um`` or die index plus in-die offset) is computed from the
     other. A KLARF file is read by :func:`yieldkit.read_klarf`; ``source`` may also be an open file.
+    Several files (a list of paths, a glob pattern such as ``"klarfs/*.000"``, a folder of
+    KLARF files) are read as :func:`read_dies` reads them: one task per file, stacked in the
+    order of their paths, with a progress bar (``progress``; default: on a terminal).
 
     Examples
     --------
@@ -325,6 +344,10 @@ def read_defects(
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_defects")
     check_columns(columns, "read_defects")
     check_layout(layout, "read_defects")
+    files = many.expand(source, "read_defects", sniff_format)
+    if files is not None:
+        return many.read_files(partial(read_defects, columns=columns, layout=layout, on_error=on_error), files,
+                               what="defect files", progress=progress)
     found = _format_table(source, "defect", on_error)
     if found is None:
         return tabular.read_defects(source, columns=columns, layout=layout, on_error=on_error)
@@ -332,14 +355,20 @@ def read_defects(
     return validate_defects(df, source=name, columns=columns, layout=layout)
 
 
-def read_wafers(source: tabular.Source, *, columns: Mapping[str, str] | None = None,
-                on_error: str = "raise") -> pd.DataFrame:
-    """Read a wafer table (one row per wafer: product, slot, process history ``tool_<step>`` ...)."""
+def read_wafers(source: Sources, *, columns: Mapping[str, str] | None = None,
+                on_error: str = "raise", progress: bool | None = None) -> pd.DataFrame:
+    """Read a wafer table (one row per wafer: product, slot, process history ``tool_<step>`` ...).
+
+    Several files are read as :func:`read_dies` reads them (one task per file, in path order)."""
     if hasattr(source, "read"):
         with tabular.spooled(source) as (tmp, _):
             return read_wafers(tmp, columns=columns, on_error=on_error)
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_wafers")
     check_columns(columns, "read_wafers")
+    files = many.expand(source, "read_wafers", sniff_format)
+    if files is not None:
+        return many.read_files(partial(read_wafers, columns=columns, on_error=on_error), files,
+                               what="wafer files", progress=progress)
     found = _format_table(source, "wafer", on_error)
     if found is None:
         return tabular.read_wafers(source, columns=columns, on_error=on_error)

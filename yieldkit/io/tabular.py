@@ -295,12 +295,26 @@ def _read_parquet_file(path: Path, table: str = "die", columns: Mapping[str, str
     return df
 
 
+def _hive(path: Path, parquet: list[Path], table: str, columns: Mapping[str, str] | None) -> Any:
+    """The hive partitioning of a dataset: partition keys that are lot or wafer ids are text
+    (``wafer_id=01`` is "01", not 1); the types of the others are inferred."""
+    keys = list(dict.fromkeys(seg.split("=", 1)[0] for p in parquet for seg in p.relative_to(path).parts[:-1]
+                              if "=" in seg))
+    ids = {src for src, dst in canonical_names(keys, table, columns).items() if dst in ("lot_id", "wafer_id")}
+    if not ids:
+        return "hive"
+    found = pads.dataset(path, format="parquet", partitioning="hive", exclude_invalid_files=True).partitioning.schema
+    return pads.partitioning(pa.schema([(k, pa.string() if k in ids else found.field(k).type) for k in keys]),
+                             flavor="hive")
+
+
 def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None, on_error: str = "raise") -> pd.DataFrame:
     files = [p for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith((".", "_"))]
     parquet = [p for p in files if _sniff(p) == "parquet"]
     if parquet:
         try:
-            ds = pads.dataset(path, format="parquet", partitioning="hive", exclude_invalid_files=True)
+            ds = pads.dataset(path, format="parquet", partitioning=_hive(path, parquet, table, columns),
+                              exclude_invalid_files=True)
             tbl = ds.to_table()
         except (pa.ArrowInvalid, OSError) as exc:
             raise ParseError(f"cannot read the Parquet dataset: {exc}", path=path) from exc

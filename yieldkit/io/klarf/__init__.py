@@ -1,16 +1,19 @@
 """KLARF (KLA Results File) defect files, versions 1.1/1.2 and 1.8: read and written.
 
-``statements`` splits the text into raw statements and lists, ``parse18`` reads the 1.8
-record syntax, ``reader`` builds the canonical tables, ``writer`` writes them back.
+``statements`` splits the text into raw statements and lists (whole or chunk by chunk),
+``parse12``/``parse18`` read the 1.1/1.2 and 1.8 syntaxes, ``reader`` builds the canonical
+tables (stacking the wafers with ``stack``), ``writer`` writes them back, ``dataset``
+streams a file to a Parquet dataset.
 """
 
 import re
 
 from ..registry import Format, head_text, register
+from .dataset import iter_klarf_defects, klarf_to_dataset
 from .reader import KlarfData, read_klarf
 from .writer import write_klarf
 
-__all__ = ["KlarfData", "read_klarf", "sniff", "write_klarf"]
+__all__ = ["KlarfData", "iter_klarf_defects", "klarf_to_dataset", "read_klarf", "sniff", "write_klarf"]
 
 
 def sniff(head: bytes) -> bool:

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from ...errors import DataQualityWarning, ParseError
-from .statements import RawFile, RawWafer, Statement, _Lines, parse_block
+from ...errors import ParseError
+from .statements import RawFile, RawWafer, Statement, TextStream, parse_block, stream_rows
 
 log = logging.getLogger(__name__)
 
-__all__ = ["parse_12"]
+__all__ = ["parse_12", "wafers_12"]
 
 _TOK12 = re.compile(r'[ \t\r\n\f\v]*(?:"([^"]*)"|(;)|([^\s;"]+)|(\Z))')
 
@@ -56,7 +57,8 @@ def _int(values: list[str], k: int, path: Any, line: int, record: str, bits: int
     return v
 
 
-def _pairs(values: list[str], path: Any, line: int, record: str, declared: int | None) -> np.ndarray:
+def _pairs(values: list[str], path: Any, line: int, record: str, declared: int | None,
+           notes: list[str]) -> np.ndarray:
     if len(values) % 2:
         raise ParseError(f"expected pairs of die indices, got {len(values)} value(s)", path=path, line=line, record=record)
     try:
@@ -70,19 +72,21 @@ def _pairs(values: list[str], path: Any, line: int, record: str, declared: int |
         raise ParseError(f"die index {big} is outside the 32-bit range of die indices", path=path, line=line,
                          record=record)
     if declared is not None and declared != len(arr):
-        warnings.warn(f"{path}, line {line}: {record} declares {declared} dies but lists {len(arr)}; using the "
-                      f"{len(arr)} listed", DataQualityWarning, stacklevel=6)
+        notes.append(f"{path}, line {line}: {record} declares {declared} dies but lists {len(arr)}; using the "
+                     f"{len(arr)} listed")
     return arr
 
 
 class _Parser12:
     """State of one pass over a KLARF 1.1/1.2 text."""
 
-    def __init__(self, text: str, path: Any) -> None:
-        self.text = text
+    def __init__(self, text: str | TextStream, path: Any) -> None:
+        self.s = text if isinstance(text, TextStream) else TextStream(text)
         self.path = path
-        self.lines = _Lines(text)
         self.pos = 0
+        self.notes: list[str] = []
+        #: wafers complete (a later WaferID opened another), not yet handed out by iter_wafers
+        self.ready: list[RawWafer] = []
         self.state: dict[str, Statement] = {}
         self.file_header: dict[str, Statement] = {}
         self.wafers: list[RawWafer] = []
@@ -97,11 +101,18 @@ class _Parser12:
         self.seen_eof = False
 
     def run(self) -> RawFile:
-        text, path = self.text, self.path
+        for _ in self.iter_wafers():
+            pass
+        return self._finish()
+
+    def iter_wafers(self) -> Iterator[RawWafer]:
+        """Walk the statements, yielding each wafer once it is complete (the next WaferID or the
+        end of the file); the checks at the end of the file are made by :meth:`_finish`."""
+        s, path = self.s, self.path
         while True:
-            m = _TOK12.match(text, self.pos)
+            m, self.pos = s.match(_TOK12, self.pos)
             if m is None:
-                raise ParseError("unterminated quoted string", path=path, line=self.lines.at(self.pos),
+                raise ParseError("unterminated quoted string", path=path, line=s.line_at(self.pos),
                                  record="statement")
             if m.group(4) is not None:
                 break
@@ -111,10 +122,10 @@ class _Parser12:
                     self.pos = m.end()
                     continue
                 raise ParseError(f"expected a keyword, found the quoted string {m.group(1)!r}", path=path,
-                                 line=self.lines.at(kw_pos), record="statement")
+                                 line=s.line_at(kw_pos), record="statement")
             keyword = m.group(3)
             kw = keyword.lower()
-            line = self.lines.at(kw_pos)
+            line = s.line_at(kw_pos)
             self.pos = m.end()
             if self.seen_eof:
                 raise ParseError("content after EndOfFile", path=path, line=line, record=keyword)
@@ -126,16 +137,20 @@ class _Parser12:
                 continue
             values = self._values(keyword, kw, line)
             self._statement(keyword, kw, values, line)
-        return self._finish()
+            while self.ready:
+                yield self.ready.pop(0)
+        if self.current is not None:
+            self.current.closed = True
+            yield self.current
 
     def _values(self, keyword: str, kw: str, line: int) -> list[str]:
         """The values of one statement, up to its ';'."""
-        text, path = self.text, self.path
+        s, path = self.s, self.path
         values: list[str] = []
         while True:
-            m = _TOK12.match(text, self.pos)
+            m, self.pos = s.match(_TOK12, self.pos)
             if m is None:
-                raise ParseError("unterminated quoted string", path=path, line=self.lines.at(self.pos), record=keyword)
+                raise ParseError("unterminated quoted string", path=path, line=s.line_at(self.pos), record=keyword)
             if m.group(4) is not None:
                 if kw == "endoffile":
                     break
@@ -148,27 +163,52 @@ class _Parser12:
         return values
 
     def _defect_list(self, line: int) -> None:
-        path, current = self.path, self.current
-        end = _list_end(self.text, self.pos)
+        s, path, current = self.s, self.path, self.current
+        spec = self.state.get("defectrecordspec")
+        if not s.eof and current is not None and spec is not None:
+            columns = current.columns or [v.upper() for v in spec[1][1:]]
+            if columns and "IMAGELIST" not in columns and self._stream_list(line, current, columns, spec):
+                return
+        while _list_end(s.text, self.pos) < 0 and s.fill():  # the whole list in the window
+            pass
+        end = _list_end(s.text, self.pos)
         if end < 0:
             raise ParseError("the DefectList has no terminating ';' (truncated file?)", path=path,
                              line=line, record="DefectList")
         if current is None:
             raise ParseError("DefectList before any WaferID", path=path, line=line, record="DefectList")
-        spec = self.state.get("defectrecordspec")
         if spec is None:
             raise ParseError("DefectList without a DefectRecordSpec", path=path, line=line, record="DefectList")
         if not current.columns:
             current.columns = [v.upper() for v in spec[1][1:]]
         if current.spec_line is None:
             current.spec_line = spec[2]
-        block = self.text[self.pos:end]
+        block = s.text[self.pos:end]
         chunk, row_lines = parse_block(block, current.columns, path=path, first_line=line, record="DefectList")
         current.chunks.append(chunk)
         current.chunk_lines.append(row_lines)
         current.has_defect_list = True
         self.pos = end + 1
-        self.lines.at(self.pos)
+
+    def _stream_list(self, line: int, current: RawWafer, columns: list[str], spec: Statement) -> bool:
+        """A DefectList read piece by piece (what :func:`parse_block` gives on the whole block);
+        False when it is to be read whole (quoted text in its rows)."""
+        pieces, end, _ = stream_rows(self.s, self.pos, columns, end=";", forbidden='"')
+        if pieces is None:
+            self.pos = end
+            return False
+        current.columns = columns
+        if current.spec_line is None:
+            current.spec_line = spec[2]
+        if not pieces:
+            current.chunks.append({c: pa.array([], pa.large_string()) for c in columns})
+            current.chunk_lines.append(np.zeros(0, np.int64))
+        for chunk, row_lines, _ in pieces:
+            current.chunks.append(chunk)
+            current.chunk_lines.append(row_lines)
+        current.has_defect_list = True
+        self.pos = end + 1
+        return True
 
     def _statement(self, keyword: str, kw: str, values: list[str], line: int) -> None:
         path = self.path
@@ -207,6 +247,7 @@ class _Parser12:
         path = self.path
         if self.current is not None:
             self.current.closed = True
+            self.ready.append(self.current)
         if not values:
             raise ParseError("WaferID without a value", path=path, line=line, record="WaferID")
         if len(values) > 1:
@@ -230,8 +271,8 @@ class _Parser12:
         for k in range(0, len(rest), 2):
             lookup[_int(values, k + 1, path, line, keyword)] = rest[k + 1]
         if declared != len(lookup):
-            warnings.warn(f"{path}, line {line}: ClassLookup declares {declared} classes but lists {len(lookup)}; "
-                          f"using the {len(lookup)} listed", DataQualityWarning, stacklevel=5)
+            self.notes.append(f"{path}, line {line}: ClassLookup declares {declared} classes but lists "
+                              f"{len(lookup)}; using the {len(lookup)} listed")
         if self.current is not None and not self.current.closed:
             self.current.class_lookup.update(lookup)
         else:
@@ -247,7 +288,7 @@ class _Parser12:
                                  record=keyword) from None
         else:
             declared = _int(values, 0, path, line, keyword)
-            plan = _pairs(values[1:], path, line, keyword, declared)
+            plan = _pairs(values[1:], path, line, keyword, declared, self.notes)
         tests = None
         if current is None:
             tests = self.lot_tests
@@ -282,9 +323,9 @@ class _Parser12:
         except ValueError:
             declared = -1
         if not names or declared != len(names) or len(values) % len(names):
-            warnings.warn(f"{self.path}, line {line}: the SummaryList ({len(values)} values) does not match its "
-                          f"SummarySpec (line {spec[2]}: {' '.join(spec[1])}); the file's totals cannot be checked",
-                          DataQualityWarning, stacklevel=5)
+            self.notes.append(f"{self.path}, line {line}: the SummaryList ({len(values)} values) does not match "
+                              f"its SummarySpec (line {spec[2]}: {' '.join(spec[1])}); the file's totals cannot be "
+                              "checked")
             return
         self.current.summary.append(({c: values[k :: len(names)] for k, c in enumerate(names)}, line))
 
@@ -312,11 +353,23 @@ class _Parser12:
                              "statements)", path=path, line=1, record="FileVersion")
         if not self.seen_eof:
             raise ParseError("the file ends without EndOfFile (truncated?)", path=path,
-                             line=self.lines.at(len(self.text)), record="EndOfFile")
+                             line=self.s.line_at(len(self.s.text)), record="EndOfFile")
         return RawFile(version=self.version, header=self.file_header, wafers=self.wafers,
-                       class_lookup=self.class_lookup)
+                       class_lookup=self.class_lookup, notes=self.notes)
 
 
-def parse_12(text: str, path: Any) -> RawFile:
+def parse_12(text: str | TextStream, path: Any) -> RawFile:
     """Parse KLARF 1.1/1.2 text (statements ending in ';') into raw wafers."""
     return _Parser12(text, path).run()
+
+
+def wafers_12(text: TextStream, path: Any, sink: dict[str, Any]) -> Iterator[RawWafer]:
+    """The wafers of a KLARF 1.1/1.2 text, each as soon as it is complete (so that a caller can
+    convert and drop it); the file's version and the parse notes are put in ``sink`` as they are
+    known, and the end-of-file checks made after the last wafer."""
+    parser = _Parser12(text, path)
+    sink["notes"] = parser.notes
+    for rw in parser.iter_wafers():
+        sink["version"] = parser.version
+        yield rw
+    parser._finish()

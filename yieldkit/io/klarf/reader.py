@@ -25,17 +25,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...errors import DataQualityWarning, InputNotFoundError, ParseError
+from ...errors import DataQualityWarning, InputNotFoundError, ParseError, SchemaError, YieldkitValueError
 from ...frame import ANGLE_WORDS, Orientation, assume, cannot_honour, grid_to_wafer_frame, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import STRING, UNCLASSIFIED, validate_defects, validate_wafers
 from .parse12 import parse_12
 from .parse18 import parse_18
-from .statements import RawFile, RawWafer
+from .stack import Stack
+from .statements import NotUtf8, RawFile, RawWafer, Restart, TextStream, release_unused, text_chunks
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KlarfData", "parse_klarf_text", "read_klarf"]
+__all__ = ["CHUNK_SIZE", "KlarfData", "parse_klarf_text", "read_klarf"]
+
+#: bytes of the file read per step by the streaming parse (the text held at a time is about this)
+CHUNK_SIZE = 1 << 24
 
 #: KLARF 1.8 gives the mark location as an angle [deg]
 _ANGLES = {str(a): w for a, w in ANGLE_WORDS.items()}
@@ -627,17 +631,18 @@ def _wafer_row(hdr: dict[str, Any], lot_id: str, wafer_id: str, n_def: Any, insp
     }
 
 
-def _identifiers(rw: RawWafer, index: int, path: Any, stem: str) -> tuple[str, str]:
+def _identifiers(rw: RawWafer, index: int, path: Any, stem: str, quiet: bool = False) -> tuple[str, str]:
     """The wafer's lot and wafer ids; a missing or empty one is filled (lot: the file name;
-    wafer: its Slot/SlotNumber, else its position in the file) and the assumption logged.
-    The header values as found stay in the wafer metadata."""
+    wafer: its Slot/SlotNumber, else its position in the file) and the assumption logged
+    (unless ``quiet``). The header values as found stay in the wafer metadata."""
     hdr = rw.header
     lot_vals = _values(hdr, "lotid")
     lot_id = lot_vals[0] if lot_vals else ""
     if not lot_id.strip():
         lot_id = stem
-        assume(path, "%s; using the file name %r as lot_id",
-               f"LotID is empty (line {_line(hdr, 'lotid')})" if lot_vals is not None else "no LotID", lot_id)
+        if not quiet:
+            assume(path, "%s; using the file name %r as lot_id",
+                   f"LotID is empty (line {_line(hdr, 'lotid')})" if lot_vals is not None else "no LotID", lot_id)
     wafer_id = rw.wafer_id
     if not wafer_id.strip():
         kw = "slot" if "slot" in hdr else "slotnumber"
@@ -647,7 +652,8 @@ def _identifiers(rw: RawWafer, index: int, path: Any, stem: str) -> tuple[str, s
             wafer_id, source = slot, f"its {hdr[kw][0]} {slot}"
         else:
             wafer_id, source = str(index + 1), f"its position in the file ({index + 1})"
-        assume(path, "wafer at line %d has an empty WaferID; using %s as wafer_id", rw.line, source)
+        if not quiet:
+            assume(path, "wafer at line %d has an empty WaferID; using %s as wafer_id", rw.line, source)
     return lot_id, wafer_id
 
 
@@ -733,11 +739,39 @@ def _merge_wafer(group: list[dict[str, Any]], path: Any) -> dict[str, Any]:
             "meta": meta, "line": first["line"]}
 
 
-def parse_klarf_text(text: str, path: Any) -> RawFile:
-    """Parse KLARF text (either syntax) into raw wafers."""
-    if text.lstrip()[:64].lower().startswith("record"):
-        return parse_18(text, path)
-    return parse_12(text, path)
+def parse_klarf_text(text: str | TextStream, path: Any) -> RawFile:
+    """Parse KLARF text (either syntax), whole or as a :class:`TextStream`, into raw wafers."""
+    s = text if isinstance(text, TextStream) else TextStream(text)
+    while not s.eof and len(s.text.lstrip()) < 64:
+        s.fill()
+    if s.text.lstrip()[:64].lower().startswith("record"):
+        return parse_18(s, path)
+    return parse_12(s, path)
+
+
+def _parse(p: Path, chunk_size: int | None) -> RawFile:
+    """The raw wafers of a file, read in chunks of ``chunk_size`` bytes (None: the whole text at once).
+
+    The chunked parse gives what the whole-text parse gives; where it cannot promise that (a
+    defect list with quoted strings, or pieces of one list whose column types differ) the
+    file is parsed again as a whole.
+    """
+    if chunk_size is not None:
+        if chunk_size < 1:
+            raise YieldkitValueError(f"The 'chunk_size' argument of read_klarf must be >= 1. Got {chunk_size!r} "
+                                     "instead.")
+        for encoding in ("utf-8-sig", "latin-1"):
+            stream = TextStream(chunks=text_chunks(p, chunk_size, encoding))
+            try:
+                return parse_klarf_text(stream, p)
+            except NotUtf8:
+                log.info("%s: not UTF-8; decoding as Latin-1", p)
+            except Restart as why:
+                log.info("%s: %s; parsing the whole text at once", p, why)
+                break
+            finally:
+                stream.close()
+    return parse_klarf_text(_read_text(p), p)
 
 
 def _read_text(path: Path) -> str:
@@ -760,13 +794,18 @@ def _read_text(path: Path) -> str:
         return raw.decode("latin-1")
 
 
-def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
+def read_klarf(path: str | os.PathLike[str], *, chunk_size: int | None = CHUNK_SIZE) -> KlarfData:
     """Read a KLARF 1.1, 1.2 or 1.8 file into canonical tables.
 
     Parameters
     ----------
     path : path-like
         The KLARF file (optionally gzip-compressed).
+    chunk_size : int or None
+        The file is read this many bytes at a time [bytes]: defect lists are parsed piece by
+        piece into typed columns and the text is never held whole, so the peak memory is
+        about the tables read plus a few chunks. None reads the whole text at once. The
+        tables are the same either way.
 
     Returns
     -------
@@ -828,25 +867,18 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
     p = Path(path)
     if not p.exists():
         raise InputNotFoundError(f"{p}: no such file or directory")
-    text = _read_text(p)
-    raw = parse_klarf_text(text, p)
+    raw = _parse(p, chunk_size)
+    for note in raw.notes:
+        warnings.warn(note, DataQualityWarning, stacklevel=2)
     if not raw.wafers:
         raise ParseError("the file holds no WaferID / WaferRecord", path=p, record="WaferID")
     stem = p.name.split(".")[0]
-    parts = [_wafer_tables(rw, i, raw, p, stem) for i, rw in enumerate(raw.wafers)]
-    parts = _merge_steps(parts, p)
-    frames = [pt["defects"][0] for pt in parts if pt["defects"] is not None]
-    extra_frames = [pt["defects"][1] if pt["defects"][1] is not None else pd.DataFrame(index=pt["defects"][0].index)
-                    for pt in parts if pt["defects"] is not None]
-    if frames:
-        core = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        extras = pd.concat(extra_frames, ignore_index=True) if len(extra_frames) > 1 else extra_frames[0]
+    keys = [_identifiers(rw, i, p, stem, quiet=True) for i, rw in enumerate(raw.wafers)]
+    if len(set(keys)) < len(keys):  # a wafer inspected at several steps: its blocks are merged
+        parts = _merge_steps([_wafer_tables(rw, i, raw, p, stem) for i, rw in enumerate(raw.wafers)], p)
+        defects = _defect_table([pt["defects"] for pt in parts if pt["defects"] is not None], str(p))
     else:
-        core = _empty_core()
-        extras = pd.DataFrame()
-    defects = validate_defects(core, source=str(p))
-    if len(extras.columns):
-        defects = pd.concat([defects, extras.reset_index(drop=True)], axis=1)
+        parts, defects = _wafer_by_wafer(raw, p, stem)
     wafers = pd.DataFrame([pt["wafer"] for pt in parts])
     wafers["n_defects"] = pd.array(wafers["n_defects"].tolist(), dtype="Int64")
     wafers["n_inspected_dies"] = pd.array(wafers["n_inspected_dies"].tolist(), dtype="Int64")
@@ -875,6 +907,63 @@ def read_klarf(path: str | os.PathLike[str]) -> KlarfData:
         wafer_metadata={pt["key"]: pt["meta"] for pt in parts},
         path=str(p),
     )
+
+
+def _joined(core: pd.DataFrame, extras: pd.DataFrame | None, source: str) -> pd.DataFrame:
+    """A wafer's validated canonical columns followed by the file's other columns."""
+    defects = validate_defects(core, source=source)
+    return defects if extras is None else pd.concat([defects, extras.reset_index(drop=True)], axis=1)
+
+
+def _defect_table(pairs: list[tuple[pd.DataFrame, pd.DataFrame | None]], source: str) -> pd.DataFrame:
+    """The defect table of the wafers' (canonical columns, other columns) pairs, as one."""
+    frames = [pt[0] for pt in pairs]
+    extra_frames = [pt[1] if pt[1] is not None else pd.DataFrame(index=pt[0].index) for pt in pairs]
+    if frames:
+        core = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        extras = pd.concat(extra_frames, ignore_index=True) if len(extra_frames) > 1 else extra_frames[0]
+    else:
+        core = _empty_core()
+        extras = pd.DataFrame()
+    defects = validate_defects(core, source=source)
+    if len(extras.columns):
+        defects = pd.concat([defects, extras.reset_index(drop=True)], axis=1)
+    return defects
+
+
+def _wafer_by_wafer(raw: RawFile, p: Path, stem: str) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """The wafers' parts and the defect table, converting one wafer at a time: each wafer's
+    typed columns are released once converted, and its validated defects copied into the
+    table (:class:`~yieldkit.io.klarf.stack.Stack`). The same table as validating the concatenated wafers (validation
+    is row by row, defect ids unique per wafer); a validation error is the one the whole table
+    gives, raised after every wafer is converted, as then."""
+    source = str(p)
+    stack = Stack(sum(int(sum(len(x) for x in rw.chunk_lines)) for rw in raw.wafers))
+    parts = []
+    failed: list[pd.DataFrame] | None = None
+    for i, rw in enumerate(raw.wafers):
+        part = _wafer_tables(rw, i, raw, p, stem)
+        rw.chunks.clear()
+        rw.chunk_lines.clear()
+        if part["defects"] is not None:
+            core, extras = part["defects"]
+            part["defects"] = None
+            if failed is None:
+                try:
+                    stack.add(_joined(core, extras, source))
+                except SchemaError:
+                    failed = [f[[c for c in f.columns if c in core.columns]] for f in stack.frames()]
+            if failed is not None:
+                failed.append(core)
+            del core, extras
+        parts.append(part)
+        release_unused()
+    if failed is not None:
+        validate_defects(pd.concat(failed, ignore_index=True), source=source)
+        raise AssertionError("a wafer fails validation but the table passes")  # pragma: no cover
+    if not parts or stack.first is None and stack.cols is None and not stack.rest:
+        return parts, _defect_table([], source)
+    return parts, stack.result()
 
 
 def _empty_core() -> pd.DataFrame:

@@ -8,14 +8,23 @@ turns into the canonical defect, wafer and layout objects.
 Defect lists are tokenised as a whole (pyarrow's whitespace split and cast, in C), not row
 by row; only files whose defect rows hold quoted strings or 1.8 image lists fall back to a
 regular-expression tokeniser.
+
+The text is read through a :class:`TextStream`, a window over the decoded file that the
+parsers move along: the whole text at once, or chunk by chunk (:func:`text_chunks`), in which
+case defect lists are parsed piece by piece (:func:`stream_rows`) and only the typed columns
+stay in memory, never the text.
 """
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import io
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +36,8 @@ from ...errors import ParseError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RawFile", "RawWafer", "Statement", "parse_block"]
+__all__ = ["RawFile", "RawWafer", "Statement", "TextStream", "parse_block", "release_unused", "stream_rows",
+           "text_chunks"]
 
 _NA_VALUES = ("NA", "N/A", "NaN", "nan", "NAN")
 
@@ -64,6 +74,8 @@ class RawFile:
     header: dict[str, Statement]
     wafers: list[RawWafer]
     class_lookup: dict[int, str]
+    #: what the parse found questionable (DataQualityWarning messages, emitted by the reader)
+    notes: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------
@@ -190,10 +202,18 @@ def _row_starts(
 _FAST_TYPES = (pa.types.is_int64, pa.types.is_float64, pa.types.is_string, pa.types.is_large_string)
 
 
-def _csv_block(block: str, columns: list[str], first_line: int) -> tuple[dict[str, pa.Array], np.ndarray] | None:
+def _without_blank_tail(block: str) -> str:
+    """A block without a last line of blanks (the indentation before a 1.8 list's ``}``)."""
+    last = block.rfind("\n") + 1
+    return block[:last] if last and not block[last:].strip(" \t\r") else block
+
+
+def _csv_block(block: str, columns: list[str], first_line: int) -> tuple[dict[str, pa.Array], np.ndarray, int] | None:
     """Fast path: one record per line, values separated by single spaces (what tools and
     :func:`write_klarf` write). Parsed by Arrow's multi-threaded CSV reader with type
-    inference; None when the block does not have that shape (the token path handles it)."""
+    inference; None when the block does not have that shape (the token path handles it).
+    Returns the columns, the file line of each row and the number of fields per line."""
+    block = _without_blank_tail(block)
     data = block.encode("utf-8")
     if not data.strip():
         return None
@@ -231,7 +251,7 @@ def _csv_block(block: str, columns: list[str], first_line: int) -> tuple[dict[st
         return None
     row_lines = first_line + np.flatnonzero(nonempty).astype(np.int64)
     out = {name: tbl.column(c).combine_chunks() for name, c in zip(columns, keep)}
-    return out, row_lines
+    return out, row_lines, tbl.num_columns
 
 
 def parse_block(
@@ -266,7 +286,7 @@ def parse_block(
     if ncols and '"' not in block and not (imagelist and "IMAGELIST" in columns):
         fast = _csv_block(block, columns, first_line)
         if fast is not None:
-            return fast
+            return fast[0], fast[1]
     if '"' in block:
         tokens, counts = _regex_tokens(block, path, first_line, record)
     else:
@@ -319,19 +339,195 @@ def parse_block(
 
 
 # ---------------------------------------------------------------------------------------
-# Positions to line numbers
+# The text, whole or in chunks
 # ---------------------------------------------------------------------------------------
-class _Lines:
-    """Incremental position -> line number."""
+class Restart(Exception):
+    """The chunked parse cannot promise the whole-text result here (a defect list the fast
+    path does not take, or whose pieces disagree on a column type): parse the whole text."""
 
-    def __init__(self, text: str) -> None:
+
+class NotUtf8(Exception):
+    """The file is not UTF-8: read it again as Latin-1."""
+
+
+def text_chunks(path: Path, chunk_size: int, encoding: str) -> Iterator[str]:
+    """The decoded text of a KLARF file (gzip-compressed or not), ``chunk_size`` bytes at a time.
+
+    A NUL byte is a :class:`ParseError` naming its (decompressed) offset; text that is not
+    valid in ``encoding`` raises :class:`NotUtf8`.
+    """
+    try:
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+    except IsADirectoryError:
+        raise ParseError("is a directory, not a KLARF file", path=path) from None
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+        while True:
+            try:
+                raw = fh.read(chunk_size)
+            except (OSError, EOFError) as exc:
+                raise ParseError(f"cannot decompress: {exc}", path=path) from exc
+            nul = raw.find(b"\x00")
+            if nul >= 0:
+                raise ParseError("binary content (NUL byte) in a KLARF text file", path=path, offset=offset + nul)
+            offset += len(raw)
+            try:
+                text = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError:
+                raise NotUtf8 from None
+            if text:
+                yield text
+            if not raw:
+                return
+
+
+class TextStream:
+    """A window over a KLARF text that the parsers move along.
+
+    ``text`` holds the text from absolute character ``start`` on; positions the parsers keep
+    are relative to it. Built on the whole text (``eof`` from the start: the window never
+    moves) or on chunks, when :meth:`match` reads on as a token reaches the end of the window
+    and drops the text before the parser's position.
+    """
+
+    def __init__(self, text: str = "", chunks: Iterator[str] | None = None) -> None:
         self.text = text
-        self.pos = 0
-        self.line = 1
+        self.start = 0
+        self.eof = chunks is None
+        self._chunks = chunks
+        self._line0 = 1
+        self._lpos = 0
+        self._lline = 1
 
-    def at(self, pos: int) -> int:
-        if pos < self.pos:
-            self.pos, self.line = 0, 1
-        self.line += self.text.count("\n", self.pos, pos)
-        self.pos = pos
-        return self.line
+    def fill(self) -> bool:
+        """Append the next chunk; False at the end of the file."""
+        if self._chunks is not None:
+            for chunk in self._chunks:
+                self.text += chunk
+                return True
+        self.eof = True
+        return False
+
+    def fill_all(self) -> None:
+        """Read the rest of the file into the window."""
+        if not self.eof and self._chunks is not None:
+            self.text = "".join([self.text, *self._chunks])
+        self.eof = True
+
+    def compact(self, pos: int) -> int:
+        """Drop the text before ``pos``; returns the new position of that character (0)."""
+        if pos <= 0:
+            return pos
+        line = self.line_at(pos)
+        self.text = self.text[pos:]
+        self.start += pos
+        self._line0 = self._lline = line
+        self._lpos = 0
+        return 0
+
+    def line_at(self, pos: int) -> int:
+        """File line (1-based) of the character at window position ``pos``."""
+        if pos < self._lpos:
+            self._lpos, self._lline = 0, self._line0
+        self._lline += self.text.count("\n", self._lpos, pos)
+        self._lpos = pos
+        return self._lline
+
+    def match(self, rx: re.Pattern[str], pos: int) -> tuple[re.Match[str] | None, int]:
+        """``rx.match`` at ``pos``, reading on while the match is absent or reaches the end of the
+        window; returns the match and ``pos`` in the (possibly moved) window."""
+        while True:
+            m = rx.match(self.text, pos)
+            if self.eof or (m is not None and m.end() < len(self.text)):
+                return m, pos
+            pos = self.compact(pos)
+            self.fill()
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
+_LIBC: Any = None
+
+
+def release_unused() -> None:
+    """Hand memory freed by Arrow and by malloc back to the system (on glibc: ``malloc_trim``),
+    so that the peak of a streaming parse is what it holds, not what it once held."""
+    global _LIBC
+    pa.default_memory_pool().release_unused()
+    if _LIBC is None:
+        _LIBC = False
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6")
+            _LIBC = libc if hasattr(libc, "malloc_trim") else False
+        except OSError:
+            pass
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+#: one piece of a defect list: its columns, the line of each row, the fields per line
+Piece = tuple[dict[str, pa.Array], np.ndarray, int]
+
+
+def stream_rows(s: TextStream, pos: int, columns: list[str], *, end: str, forbidden: str,
+                semicolons: bool = False) -> tuple[list[Piece] | None, int, int]:
+    """The rows of a list read piece by piece (whole lines) up to its terminator ``end``.
+
+    Each piece goes through the fast path of :func:`parse_block`; the text of a piece is
+    dropped once parsed. Returns the pieces, the window position of the terminator and the
+    number of ``;`` met (which are blanked first when ``semicolons``); or None, the window
+    position of the list's start and 0 when a character of ``forbidden`` (quoted text) comes
+    before any row was read: the caller then parses the list whole. Raises :class:`Restart`
+    when the whole-text parse could give something else: a character of ``forbidden`` after
+    rows were read, a piece the fast path does not take, pieces whose column types or widths
+    differ, a list without its terminator.
+    """
+    pieces: list[Piece] = []
+    nsemi = 0
+    consumed = False
+    while True:
+        stop = s.text.find(end, pos)
+        seg_end = stop if stop >= 0 else len(s.text)
+        if any(s.text.find(c, pos, seg_end) >= 0 for c in forbidden):
+            if not consumed:
+                return None, pos, 0
+            raise Restart("a quoted string or a brace inside a list")
+        if stop >= 0:
+            cut = stop
+        elif s.eof:
+            raise Restart("a list without its terminator")
+        else:
+            nl = s.text.rfind("\n", pos)
+            if nl < pos:
+                pos = s.compact(pos)
+                s.fill()
+                continue
+            cut = nl + 1
+        piece = s.text[pos:cut]
+        if semicolons:
+            nsemi += piece.count(";")
+            piece = piece.replace(";", " ")
+        if stop >= 0:  # the last line of the list, when blank, is not a row
+            piece = _without_blank_tail(piece) if "\n" in piece else piece if piece.strip(" \t\r") else ""
+        if piece.strip("\r\n"):
+            # Arrow infers the columns from a first line that ends; the line end changes nothing else
+            fast = _csv_block(piece if piece.endswith("\n") else piece + "\n", columns, s.line_at(pos))
+            if fast is None:
+                raise Restart("a piece of a list the fast path does not take")
+            if pieces and (fast[2] != pieces[0][2] or any(fast[0][c].type != pieces[0][0][c].type for c in columns)):
+                raise Restart("the pieces of a list differ in column types")
+            pieces.append(fast)
+            release_unused()  # what the CSV reader held for the piece
+        pos = cut
+        consumed = True
+        if stop >= 0:
+            return pieces, pos, nsemi
+        pos = s.compact(pos)
+        s.fill()
