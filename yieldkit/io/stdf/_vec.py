@@ -37,13 +37,13 @@ def int_field(
 
 
 def float_field(
-    buf: np.ndarray, body: np.ndarray, length: np.ndarray, at: int, *, little: bool
+    buf: np.ndarray, body: np.ndarray, length: np.ndarray, at: int, *, little: bool, dtype: type = np.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """An R4 field at byte ``at`` of every record body as float64 (NaN where absent)."""
+    """An R4 field at byte ``at`` of every record body as ``dtype`` (NaN where absent)."""
     present = length >= at + 4
     m = np.ascontiguousarray(_bytes_at(buf, body + at, 4))
-    v = m.view("<f4" if little else ">f4").ravel().astype(np.float64)
-    return np.where(present, v, np.nan), present
+    v: np.ndarray = m.view("<f4" if little else ">f4").ravel().astype(dtype)
+    return np.where(present, v, dtype(np.nan)), present
 
 
 def gather_strings(buf: np.ndarray, start: np.ndarray, size: np.ndarray) -> pa.Array:
