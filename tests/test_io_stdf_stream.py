@@ -209,3 +209,110 @@ def test_statistics_of_float32_results_are_computed_in_float64(written):
             lb = pat_limits(t64, method=method, min_samples=5, good_only=False).table
             assert la["skipped"].isna().any()
             pd.testing.assert_frame_equal(la, lb, check_exact=True)
+
+
+# -- yieldkit convert BIG.stdf -o DATASET/ ------------------------------------------------------
+def sorted_rows(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    return df.sort_values(by, kind="stable").reset_index(drop=True)
+
+
+@pytest.fixture
+def zero_padded(tmp_path, rng) -> Path:
+    """A written lot whose wafer ids look like numbers ("01", "02")."""
+    dies, tests = lot(rng)
+    ids = {"W1": "01", "W2": "02"}
+    dies["wafer_id"] = dies["wafer_id"].map(ids)
+    tests["wafer_id"] = tests["wafer_id"].map(ids)
+    p = tmp_path / "lot.stdf"
+    write_stdf(dies, p, tests=tests)
+    return p
+
+
+@pytest.mark.parametrize("chunk", [None, 37])
+def test_convert_to_dataset_holds_the_dies_and_tests(tmp_path, zero_padded, chunk, monkeypatch):
+    import yieldkit as yk
+    from yieldkit.cli import main
+    from yieldkit.io.stdf import stream
+
+    if chunk is not None:
+        monkeypatch.setattr(stream, "CHUNK_SIZE", chunk)
+        from yieldkit.io.stdf import dataset, reader
+
+        monkeypatch.setattr(reader.read_stdf, "__kwdefaults__", {**reader.read_stdf.__kwdefaults__,
+                                                                   "chunk_size": chunk})
+        monkeypatch.setattr(dataset.write_stdf_dataset, "__kwdefaults__",
+                            {**dataset.write_stdf_dataset.__kwdefaults__, "chunk_size": chunk})
+    out = tmp_path / "ds"
+    assert main(["-q", "convert", str(zero_padded), "-o", str(out) + "/"]) == 0
+    f = read_stdf(zero_padded, tests=True)
+    key = ["wafer_id", "die_x", "die_y", "test_seq"]
+    got = sorted_rows(yk.read_dies(out), key)
+    exp = sorted_rows(f.dies, key)
+    assert sorted(got["wafer_id"].unique()) == ["01", "02"]
+    for c in ["lot_id", "wafer_id", "die_x", "die_y", "hbin", "sbin", "passed", "site", "head", "test_seq",
+              "part_id", "first_fail_test"]:
+        assert got[c].astype(object).tolist() == exp[c].astype(object).tolist(), c
+    from yieldkit.io.partitioned import read_partitioned
+
+    tests = read_partitioned(tmp_path / "ds_tests")
+    tkey = ["part_index", "record", "test_num", "pin", "value"]
+    got_t = sorted_rows(tests, tkey)
+    exp_t = sorted_rows(f.tests, tkey)
+    assert len(got_t) == len(exp_t) == len(f.tests) > 0
+    for c in f.tests.columns:
+        a, b = got_t[c], exp_t[c]
+        if b.dtype == np.float32:
+            np.testing.assert_array_equal(a.to_numpy(np.float32), b.to_numpy())
+        else:
+            assert a.astype(object).where(a.notna(), None).tolist() == b.astype(object).where(b.notna(), None).tolist(), c
+
+
+def test_dataset_is_read_by_dask_with_wafer_ids_kept(tmp_path, zero_padded):
+    import yieldkit as yk
+    from yieldkit.distributed import read_dies_dask
+    from yieldkit.io.stdf.dataset import write_stdf_dataset
+
+    out = tmp_path / "ds"
+    f = write_stdf_dataset(zero_padded, out, tests=False)
+    assert f.tests is None and not (tmp_path / "ds_tests").exists()
+    d = read_dies_dask(out).compute()
+    key = ["wafer_id", "die_x", "die_y", "test_seq"]
+    pd.testing.assert_frame_equal(sorted_rows(d, key)[["wafer_id", "die_x", "die_y", "hbin"]],
+                                  sorted_rows(yk.read_dies(out), key)[["wafer_id", "die_x", "die_y", "hbin"]])
+    assert sorted(d["wafer_id"].unique()) == ["01", "02"]
+
+
+def test_dataset_written_atomically(tmp_path, written):
+    """A failed conversion leaves the old dataset as it was and no temporary directory behind."""
+    from yieldkit.io.stdf.dataset import write_stdf_dataset
+
+    out = tmp_path / "ds"
+    write_stdf_dataset(written, out)
+    cut = tmp_path / "cut.stdf"
+    data = written.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(ParseError, match=r"cut\.stdf.*byte \d+"):
+        write_stdf_dataset(cut, out)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    # a successful conversion replaces it
+    with pytest.warns(DataQualityWarning):
+        g = write_stdf_dataset(cut, out, on_error="salvage")
+    n = sum(len(pd.read_parquet(p)) for p in out.rglob("*.parquet"))
+    assert n == len(g.dies) < len(read_stdf(written).dies)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_dataset_round_trip_through_the_writer(tmp_path, written):
+    """DATASET -> read_dies -> write_stdf -> read_stdf keeps die addresses, bins and attributes."""
+    import yieldkit as yk
+    from yieldkit.io.stdf.dataset import write_stdf_dataset
+
+    write_stdf_dataset(written, tmp_path / "ds", tests=False)
+    d = yk.read_dies(tmp_path / "ds")
+    write_stdf(d, tmp_path / "again.stdf")
+    key = ["wafer_id", "die_x", "die_y", "test_seq"]
+    a = sorted_rows(read_stdf(tmp_path / "again.stdf").dies, key)
+    b = sorted_rows(read_stdf(written).dies, key)
+    for c in ["wafer_id", "die_x", "die_y", "test_seq", "hbin", "sbin", "passed", "site", "head", "part_id"]:
+        assert a[c].astype(object).tolist() == b[c].astype(object).tolist(), c

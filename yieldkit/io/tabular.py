@@ -41,6 +41,7 @@ from ..errors import (
 )
 from ..schema import STRING, canonical_names, good_bin_set, validate_defects, validate_dies, validate_wafers
 from .atomic import atomic_path
+from .partitioned import hive_partitioning
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +301,7 @@ def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None, on_erro
     parquet = [p for p in files if _sniff(p) == "parquet"]
     if parquet:
         try:
-            ds = pads.dataset(path, format="parquet", partitioning="hive", exclude_invalid_files=True)
+            ds = pads.dataset(path, format="parquet", partitioning=hive_partitioning(path), exclude_invalid_files=True)
             tbl = ds.to_table()
         except (pa.ArrowInvalid, OSError) as exc:
             raise ParseError(f"cannot read the Parquet dataset: {exc}", path=path) from exc

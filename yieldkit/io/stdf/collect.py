@@ -82,7 +82,7 @@ class Collector:
     records) or :attr:`tests_error` (test records) and decoding of that kind stops.
     """
 
-    def __init__(self, little: bool, path: str, *, tests: bool = False) -> None:
+    def __init__(self, little: bool, path: str, *, tests: bool = False, test_rows: bool = True) -> None:
         self.little = little
         self.endian = "<" if little else ">"
         self.path = path
@@ -90,7 +90,7 @@ class Collector:
         self._index: list[tuple[np.ndarray, ...]] = []
         self._prr: list[dict[str, Any]] = []
         self._pir_hs: list[np.ndarray] = []
-        self.tests = TestCollector(little, path) if tests else None
+        self.tests = TestCollector(little, path, keep_rows=test_rows) if tests else None
         self.error: ParseError | None = None
         self.tests_error: ParseError | None = None
 

@@ -380,6 +380,17 @@ def read_stdf(
     [[1, 2], [5, 1]]
     """
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_stdf")
+    return read_parts(path, tests=tests, on_error=on_error, good_bins=good_bins, chunk_size=chunk_size)[0]
+
+
+def read_parts(path: str | os.PathLike[str], *, tests: bool, on_error: str, good_bins: Any, chunk_size: int,
+               test_rows: bool = True) -> tuple[StdfFile, Collector]:
+    """:func:`read_stdf`, also returning the collector of the records.
+
+    With ``tests=True`` and ``test_rows=False`` the test records are decoded (the dies get
+    ``first_fail_test``, the collector learns each test's names and limits) but no test table
+    is kept: :attr:`StdfFile.tests` is None (see :mod:`.dataset`).
+    """
     spath = str(path)
     keep = np.zeros(65536, dtype=bool)
     for name in ("PIR", "PRR", *SINGLES, *(TEST_RECS if tests else ())):
@@ -387,7 +398,7 @@ def read_stdf(
     counts = np.zeros(65536, dtype=np.int64)
     with RecordStream(path, chunk_size) as stream:
         little, far = _far(stream.head(6), spath)
-        col = Collector(little, spath, tests=tests)
+        col = Collector(little, spath, tests=tests, test_rows=test_rows)
         for chunk in stream.chunks(little=little, keep=keep, counts=counts):
             col.add(chunk)
     endian = "<" if little else ">"
@@ -429,7 +440,10 @@ def read_stdf(
     if col.tests is not None:
         if col.tests_error is not None:
             raise col.tests_error
-        tests_df, first_fail = col.tests.finish(dies, prr_hs)
+        if test_rows:
+            tests_df, first_fail = col.tests.finish(dies, prr_hs)
+        else:
+            first_fail = col.tests.first_fail(dies, prr_hs)
         dies["first_fail_test"] = first_fail
     meta = {
         "far": far, "byte_order": "little" if little else "big", "wcr": wcr, "source": spath,
@@ -437,7 +451,7 @@ def read_stdf(
         "salvaged": salvaged, "endian": endian,
     }
     return StdfFile(dies=dies, wafers=wafers, lot=lot, bins=bins, bin_records=bin_records, layout=layout,
-                    tests=tests_df, metadata=meta)
+                    tests=tests_df, metadata=meta), col
 
 
 def _parts(prr: dict[str, Any], pir_hs: np.ndarray, recs: Records, keys: np.ndarray, singles: dict[str, list],

@@ -151,6 +151,23 @@ def _narrow_codes(codes: np.ndarray, n: int) -> np.ndarray:
     return codes.astype(np.int8 if n < 127 else (np.int16 if n < 32767 else np.int32))
 
 
+def _parts(prr_hs: np.ndarray) -> Any:
+    """``part_of(hs, k)``: the row of the k-th PRR of head/site ``hs`` among all PRRs (-1: none)."""
+    n_parts = len(prr_hs)
+    counts = np.bincount(prr_hs, minlength=65536) if n_parts else np.zeros(65536, np.int64)
+    order = np.argsort(prr_hs, kind="stable")
+    starts = np.zeros(65536, np.int64)
+    starts[1:] = np.cumsum(counts)[:-1]
+
+    def part_of(hs: np.ndarray, k: np.ndarray) -> np.ndarray:
+        if n_parts == 0:
+            return np.full(len(hs), -1, np.int64)
+        ok = k < counts[hs]
+        return np.where(ok, order[np.minimum(starts[hs] + k, n_parts - 1)], -1)
+
+    return part_of
+
+
 class TestCollector:
     """The test records (PTR, MPR, FTR) of an STDF file, decoded a chunk at a time.
 
@@ -163,7 +180,8 @@ class TestCollector:
     has been seen.
     """
 
-    def __init__(self, little: bool, path: str) -> None:
+    def __init__(self, little: bool, path: str, *, keep_rows: bool = True) -> None:
+        self.keep_rows = keep_rows
         self.little = little
         self.endian = "<" if little else ">"
         self.path = path
@@ -281,18 +299,48 @@ class TestCollector:
             uk, fi = np.unique(key, return_index=True)
             self.fails.append((uk, piece["num"][fail][fi]))
         self.n_rows += len(piece["head"])
-        self.pieces.append(piece)
+        if self.keep_rows:
+            self.pieces.append(piece)
+
+    def first_fail(self, dies: pd.DataFrame, prr_hs: np.ndarray) -> pd.arrays.IntegerArray:
+        """Per die row (one per PRR, in file order), the number of its first failing test, or missing."""
+        part_of = _parts(prr_hs)
+        first = pd.arrays.IntegerArray(np.zeros(len(dies), np.int64), np.ones(len(dies), bool))
+        if self.fails:
+            keys = np.concatenate([f[0] for f in self.fails])
+            nums = np.concatenate([f[1] for f in self.fails])
+            uk, fi = np.unique(keys, return_index=True)  # the earliest chunk's first failure
+            part = part_of(uk >> 32, uk & 0xFFFFFFFF)
+            ok = part >= 0
+            first[part[ok]] = nums[fi][ok].astype(np.int64)
+        return first
+
+    def fill_tables(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per field, the value of each test's first record that gives it (see :meth:`table`)."""
+        return {
+            "name": _lookup(self.first["name"], np.int32), "units": _lookup(self.first["units"], np.int32),
+            "lo": _lookup(self.first["lo"], np.float32), "hi": _lookup(self.first["hi"], np.float32),
+        }
 
     def finish(self, dies: pd.DataFrame, prr_hs: np.ndarray) -> tuple[pd.DataFrame, pd.arrays.IntegerArray]:
         """The long test table and the first failing test of each part.
 
         ``dies`` is the die table (one row per PRR, in file order) and ``prr_hs`` the
-        ``HEAD_NUM * 256 + SITE_NUM`` of each PRR. Records of a part without PRR (a truncated
-        file read with ``on_error="salvage"``) are dropped.
+        ``HEAD_NUM * 256 + SITE_NUM`` of each PRR. See :meth:`table` for the columns.
+        """
+        return self.table(dies, prr_hs, self.fill_tables()), self.first_fail(dies, prr_hs)
+
+    def table(self, dies: pd.DataFrame, prr_hs: np.ndarray,
+              fill: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+        """The test rows collected since the last call, as the long test table (they are dropped here).
+
+        ``fill`` gives what a record does not (:meth:`fill_tables` of a collector that has seen
+        the whole file). Records of a part without PRR (a truncated file read with
+        ``on_error="salvage"``) are dropped.
 
         Returns
         -------
-        tests : DataFrame
+        DataFrame
             ``lot_id, wafer_id`` (categorical), ``die_x, die_y, head, site, test_seq,
             part_index`` (row of the part in the die table), ``record`` ("PTR", "MPR", "FTR"),
             ``test_num``, ``test_name``, ``pin`` (MPR pin: its PMR index from RTN_INDX, or from
@@ -302,33 +350,9 @@ class TestCollector:
             ``hi_limit`` (float32; missing when the test has none), ``units``, ``passed``
             (nullable: missing when the test gives no pass/fail or was not executed or
             aborted, TEST_FLG bits 4-6), ``test_flg``. Texts are Arrow dictionary-encoded.
-        first_fail : IntegerArray
-            Per die row, the number of its first failing test, or missing.
         """
-        n_parts = len(prr_hs)
-        counts = np.bincount(prr_hs, minlength=65536) if n_parts else np.zeros(65536, np.int64)
-        order = np.argsort(prr_hs, kind="stable")
-        starts = np.zeros(65536, np.int64)
-        starts[1:] = np.cumsum(counts)[:-1]
-
-        def part_of(hs: np.ndarray, k: np.ndarray) -> np.ndarray:
-            if n_parts == 0:
-                return np.full(len(hs), -1, np.int64)
-            ok = k < counts[hs]
-            return np.where(ok, order[np.minimum(starts[hs] + k, n_parts - 1)], -1)
-
-        first = pd.arrays.IntegerArray(np.zeros(len(dies), np.int64), np.ones(len(dies), bool))
-        if self.fails:
-            keys = np.concatenate([f[0] for f in self.fails])
-            nums = np.concatenate([f[1] for f in self.fails])
-            uk, fi = np.unique(keys, return_index=True)  # the earliest chunk's first failure
-            part = part_of(uk >> 32, uk & 0xFFFFFFFF)
-            ok = part >= 0
-            first[part[ok]] = nums[fi][ok].astype(np.int64)
-        tables = {
-            "name": _lookup(self.first["name"], np.int32), "units": _lookup(self.first["units"], np.int32),
-            "lo": _lookup(self.first["lo"], np.float32), "hi": _lookup(self.first["hi"], np.float32),
-        }
+        part_of = _parts(prr_hs)
+        tables = fill
         pieces = self.pieces
         self.pieces = []
         dropped = 0
@@ -379,4 +403,4 @@ class TestCollector:
         cols["passed"] = pd.arrays.BooleanArray((flg & 0x80) == 0, (flg & 0x70) != 0)
         cols["test_flg"] = flg.astype(np.int16)
         del flg, pieces
-        return pd.DataFrame(cols, index=pd.RangeIndex(len(part)), copy=False), first
+        return pd.DataFrame(cols, index=pd.RangeIndex(len(part)), copy=False)
