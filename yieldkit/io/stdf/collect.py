@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ParseError
-from ._vec import gather_strings, int_field
+from ._vec import gather_strings, int_field, release_memory
 from .records import REC_TYPES, decode_record
 from .results import TestCollector
 from .stream import Chunk
@@ -131,6 +131,8 @@ class Collector:
                            fields["head"] * 256 + fields["site"], recs.seq[main[prr]], base)
         except ParseError as exc:
             self.tests_error = exc
+        del t, keys, is_test
+        release_memory()
 
     def records(self, n_records: int, end: int) -> Records:
         """The index of the PIR, PRR and single records over the whole file."""

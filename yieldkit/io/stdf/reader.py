@@ -66,7 +66,12 @@ class StdfFile:
         part has coordinates.
     tests : DataFrame or None
         With ``tests=True``: one row per test result (PTR, FTR, and each MPR pin result) of a
-        complete part, in file order. See :func:`read_stdf`.
+        complete part, in file order, in narrow types: ``value``, ``lo_limit`` and ``hi_limit``
+        are float32 (STDF stores R*4; the statistics of :mod:`yieldkit.parametric` and
+        :mod:`yieldkit.pat` are computed in float64), ``lot_id``/``wafer_id`` categorical,
+        ``record``, ``test_name`` and ``units`` Arrow dictionary-encoded strings, ``test_num``
+        and ``part_index`` int32 (``test_num`` int64 when a number exceeds 2**31 - 1). See
+        :meth:`yieldkit.io.stdf.results.TestCollector.table` for the columns.
     metadata : dict
         ``far`` (CPU_TYPE, STDF_VER), ``byte_order``, ``wcr`` (the WCR fields as written),
         ``orientation`` (how die indices were mapped into the wafer frame), ``record_counts``
@@ -314,7 +319,10 @@ def read_stdf(
         compressed with gzip, bzip2, xz or zip.
     tests : bool
         Also decode the test records (PTR, MPR, FTR) into :attr:`StdfFile.tests` and add
-        ``first_fail_test`` to the dies. By default their bodies are skipped undecoded.
+        ``first_fail_test`` to the dies. By default their bodies are skipped undecoded. For a
+        file whose test table does not fit in memory, convert it to a partitioned Parquet
+        dataset instead (:func:`yieldkit.io.stdf.dataset.write_stdf_dataset`,
+        ``yieldkit convert FILE -o DATASET/``).
     on_error : {"raise", "salvage"}
         What to do with a file that ends early (inside a record, inside a part, or without
         its MRR): raise :class:`~yieldkit.errors.ParseError` (default), or return the
@@ -324,7 +332,7 @@ def read_stdf(
         Hard bins that pass, used only for parts whose PRR says the pass/fail flag is invalid
         (PART_FLG bit 4). Default: the bins the HBRs mark "P", else {1}.
     chunk_size : int
-        Bytes read at a time (default 16 MiB). The file is walked chunk by chunk, so memory
+        Bytes read at a time (default 8 MiB). The file is walked chunk by chunk, so memory
         does not grow with the file: without tests it holds one chunk plus the parts, with
         ``tests=True`` also the test table in narrow types (about 55 bytes a test result).
         The tables do not depend on it.

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from ...errors import ParseError
 from ...schema import STRING
-from ._vec import float_field, gather_strings, int_field
+from ._vec import float_field, gather_strings, int_field, release_memory
 from .records import REC_TYPES, decode_record
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,28 @@ def _concat(pieces: list[dict[str, np.ndarray]], col: str, dtype: Any) -> np.nda
     """One column of every piece, as ``dtype``, concatenated; the pieces lose that column."""
     if not pieces:
         return np.zeros(0, dtype)
-    return np.concatenate([p.pop(col).astype(dtype, copy=False) for p in pieces])
+    out = np.concatenate([p.pop(col).astype(dtype, copy=False) for p in pieces])
+    release_memory()
+    return out
+
+
+def _take(values: np.ndarray, idx: np.ndarray, block: int = 1 << 20) -> np.ndarray:
+    """``values[idx]`` a block at a time (numpy would convert the whole index to int64 first)."""
+    out = np.empty(len(idx), dtype=values.dtype)
+    for s in range(0, len(idx), block):
+        out[s:s + block] = values[idx[s:s + block]]
+    return out
+
+
+def _take_column(col: pd.Series, idx: np.ndarray) -> Any:
+    """A die column at the rows ``idx``, in its own dtype (nullable integers stay nullable)."""
+    if isinstance(col.dtype, np.dtype):
+        return _take(col.to_numpy(), idx)
+    if pd.api.types.is_integer_dtype(col.dtype):
+        mask = col.isna().to_numpy()
+        data = col.to_numpy(dtype=col.dtype.numpy_dtype, na_value=0)
+        return pd.arrays.IntegerArray(_take(data, idx), _take(mask, idx))
+    return col.array.take(idx)
 
 
 def _narrow_codes(codes: np.ndarray, n: int) -> np.ndarray:
@@ -278,9 +299,10 @@ class TestCollector:
         for name, arr, given in (("name", name_c, name_c >= 0), ("units", units_c, units_c >= 0),
                                  ("lo", lo, lo_given), ("hi", hi, hi_given)):
             _first_given(self.first[name], tkey, given, arr)
+        code_t = np.int16 if len(self.names) < 32767 else np.int32  # names and units: codes into one vocabulary
         piece = {
             "head": head.astype(np.uint8), "site": site.astype(np.uint8), "k": k.astype(np.int32), "rec": rec,
-            "num": test_num.astype(np.uint32), "name": name_c, "units": units_c,
+            "num": test_num.astype(np.uint32), "name": name_c.astype(code_t), "units": units_c.astype(code_t),
             "pin": np.full(m, -1, np.int32), "value": value, "lo": lo, "hi": hi, "lg": lo_given, "hg": hi_given,
             "flg": flg.astype(np.uint8),
         }
@@ -361,6 +383,8 @@ class TestCollector:
             part = part_of(hs, p.pop("k").astype(np.int64))
             del hs
             tkey = (p["rec"].astype(np.int64) << 32) | p["num"]
+            code_t = np.int16 if len(self.names) < 32767 else np.int32
+            p["name"], p["units"] = p["name"].astype(code_t, copy=False), p["units"].astype(code_t, copy=False)
             _fill(p["name"], p["name"] >= 0, tkey, tables["name"])
             _fill(p["units"], p["units"] >= 0, tkey, tables["units"])
             _fill(p["lo"], p.pop("lg"), tkey, tables["lo"])
@@ -374,19 +398,10 @@ class TestCollector:
         if dropped:
             log.warning("%s: %d test record(s) belong to no complete part and are dropped", self.path, dropped)
         part = _concat(pieces, "part", np.int32)
-        lc, lu = pd.factorize(dies["lot_id"])
-        wc, wu = pd.factorize(dies["wafer_id"])
-        cols: dict[str, Any] = {
-            "lot_id": pd.Categorical.from_codes(_narrow_codes(lc, len(lu))[part], pd.Index(lu, dtype=STRING)),
-            "wafer_id": pd.Categorical.from_codes(_narrow_codes(wc, len(wu))[part], pd.Index(wu, dtype=STRING)),
-            "die_x": dies["die_x"].array.take(part),
-            "die_y": dies["die_y"].array.take(part),
-            "head": _concat(pieces, "head", np.int16),
-            "site": _concat(pieces, "site", np.int16),
-            "test_seq": dies["test_seq"].array.take(part),
-            "part_index": part,
-            "record": _dictionary(_concat(pieces, "rec", np.int8), list(_RECORDS)),
-        }
+        cols: dict[str, Any] = {}
+        cols["head"] = _concat(pieces, "head", np.int16)
+        cols["site"] = _concat(pieces, "site", np.int16)
+        cols["record"] = _dictionary(_concat(pieces, "rec", np.int8), list(_RECORDS))
         num = _concat(pieces, "num", np.uint32)
         cols["test_num"] = num.astype(np.int32 if not len(num) or num.max() < 2**31 else np.int64)
         del num
@@ -403,4 +418,15 @@ class TestCollector:
         cols["passed"] = pd.arrays.BooleanArray((flg & 0x80) == 0, (flg & 0x70) != 0)
         cols["test_flg"] = flg.astype(np.int16)
         del flg, pieces
-        return pd.DataFrame(cols, index=pd.RangeIndex(len(part)), copy=False)
+        # the columns of the part, last (the piece columns are gone by now)
+        lc, lu = pd.factorize(dies["lot_id"])
+        wc, wu = pd.factorize(dies["wafer_id"])
+        cols["lot_id"] = pd.Categorical.from_codes(_take(_narrow_codes(lc, len(lu)), part), pd.Index(lu, dtype=STRING))
+        cols["wafer_id"] = pd.Categorical.from_codes(_take(_narrow_codes(wc, len(wu)), part),
+                                                     pd.Index(wu, dtype=STRING))
+        for c in ("die_x", "die_y", "test_seq"):
+            cols[c] = _take_column(dies[c], part)
+        cols["part_index"] = part
+        order = ["lot_id", "wafer_id", "die_x", "die_y", "head", "site", "test_seq", "part_index", "record",
+                 "test_num", "test_name", "pin", "value", "lo_limit", "hi_limit", "units", "passed", "test_flg"]
+        return pd.DataFrame({c: cols[c] for c in order}, index=pd.RangeIndex(len(part)), copy=False)

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 __all__ = ["CHUNK_SIZE", "Chunk", "RecordStream", "open_stream"]
 
 #: bytes read at a time (the walk of a chunk needs a few times this in temporary arrays)
-CHUNK_SIZE = 1 << 24
+CHUNK_SIZE = 1 << 23
 
 
 def open_stream(path: str | os.PathLike[str]) -> IO[bytes]:
