@@ -13,7 +13,7 @@ from ._common import add_salvage_argument, default_output, on_error, stages
 
 log = logging.getLogger(__name__)
 
-_TARGETS = ("csv", "parquet", "klarf", "e142", "g85", "stdf")
+_TARGETS = ("csv", "parquet", "klarf", "e142", "g85", "stdf", "dataset")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,11 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read any supported file (CSV, Parquet, KLARF, STDF, SEMI E142/G85, text maps; recognised "
         "from the content) and write it as canonical CSV/Parquet, KLARF 1.2/1.8, SEMI E142/G85 XML or STDF. "
         "The output format follows the output name (.csv, .csv.gz, .parquet, .klarf, .xml, .stdf) unless --to "
-        "says otherwise.",
+        "says otherwise. An output ending in '/' (or an existing directory, or --to dataset) is a hive-partitioned "
+        "Parquet dataset, lot_id=<lot>/wafer_id=<wafer>/, holding the die table (read it with read_dies or "
+        "read_dies_dask); for an STDF input the test results go beside it to DATASET_tests/ (same partitions), "
+        "written a chunk at a time at a fixed memory ceiling.",
     )
     p.add_argument("input", help="input file")
-    p.add_argument("-o", "--output", help="output file, written atomically (default: next to the input, .csv; "
-                   ".parquet for a CSV input; the extension of --to)")
+    p.add_argument("-o", "--output", help="output file or dataset directory, written atomically (default: next "
+                   "to the input, .csv; .parquet for a CSV input; the extension of --to)")
     p.add_argument("--to", choices=_TARGETS, help="output format (default: from the output name; .xml is E142)")
     p.add_argument("--table", choices=("auto", "dies", "defects", "wafers"), default="auto",
                    help="which table to write as CSV/Parquet (default: defects for KLARF, dies otherwise)")
@@ -43,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 _EXTENSIONS = {"csv": ".csv", "parquet": ".parquet", "klarf": ".klarf", "e142": ".xml", "g85": ".g85.xml",
-               "stdf": ".stdf"}
+               "stdf": ".stdf", "dataset": "_dataset"}
 
 
 def _default_output(args: argparse.Namespace) -> str:
@@ -58,6 +61,8 @@ def _default_output(args: argparse.Namespace) -> str:
 def _target(args: argparse.Namespace) -> str:
     if args.to:
         return str(args.to)
+    if str(args.output).endswith(("/", os.sep)) or Path(args.output).is_dir():
+        return "dataset"
     name = Path(args.output).name.lower()
     for ext, fmt in ((".csv", "csv"), (".csv.gz", "csv"), (".parquet", "parquet"), (".pq", "parquet"),
                      (".klarf", "klarf"), (".klarf.gz", "klarf"), (".xml", "e142"), (".stdf", "stdf"),
@@ -135,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
     if _klarf_dataset(args):
         return 0
     target = _target(args)
+    if target == "dataset":
+        return _dataset(args)
     with stages(args, ["reading"]) as step:
         step("reading " + Path(args.input).name)
         src_fmt, obj = _load(args)
@@ -174,4 +181,27 @@ def run(args: argparse.Namespace) -> int:
             raise YieldkitValueError("STDF output is not available in this installation") from None
         write_stdf(dies, args.output, layout=layout)
     log.info("wrote %d die(s) to %s", len(dies), args.output)
+    return 0
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    """Write a hive-partitioned Parquet dataset; an STDF file is streamed (dies and tests)."""
+    from ..io.partitioned import write_dataset
+    from ..io.registry import sniff_format
+
+    fmt = sniff_format(args.input)
+    if fmt == "stdf" and args.table in ("auto", "dies"):
+        from ..io.stdf.dataset import write_stdf_dataset
+
+        with stages(args, ["reading"]) as step:
+            step("converting " + Path(args.input).name)
+            f = write_stdf_dataset(args.input, args.output, on_error=on_error(args))
+        log.info("wrote %d die(s) and their test results to %s", len(f.dies), args.output)
+        return 0
+    with stages(args, ["reading"]) as step:
+        step("reading " + Path(args.input).name)
+        _fmt, obj = _load(args)
+    table = _table(obj, args.table)
+    write_dataset(table, args.output)
+    log.info("wrote %d row(s) to %s", len(table), args.output)
     return 0

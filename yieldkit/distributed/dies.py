@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..errors import InputNotFoundError, ParseError, YieldkitError, YieldkitTypeError
 from ..intervals import clopper_pearson
+from ..io.partitioned import hive_partitioning
 from ..schema import STRING, good_bin_set, validate_dies
 from ..yields import wafer_yield
 
@@ -83,7 +84,9 @@ def read_dies_dask(
         if not os.path.exists(name):
             raise InputNotFoundError(f"{name}: no such file or directory")
         try:
-            raw = dd.read_parquet(name)
+            # lot and wafer partition keys are identifiers: read as text ("02" stays "02")
+            raw = dd.read_parquet(name, dataset={"partitioning": hive_partitioning(name)}) if os.path.isdir(
+                name) else dd.read_parquet(name)
             # the output schema: validate a few real rows of the first partition (this also fails
             # early on a dataset whose columns cannot be mapped, and on a broken file)
             sample = raw.get_partition(0).head(64, npartitions=-1, compute=True)

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import ctypes
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["gather_strings", "int_field", "float_field"]
+__all__ = ["gather_strings", "int_field", "float_field", "release_memory"]
+
+_TRIM: Any = None
 
 
-def _bytes_at(buf: np.ndarray, start: np.ndarray, size: int) -> np.ndarray:
-    """``(n, size)`` matrix of the bytes at ``start + k`` (indices clipped to the buffer)."""
-    idx = start[:, None] + np.arange(size, dtype=np.int64)[None, :]
-    np.minimum(idx, len(buf) - 1, out=idx)
-    return buf[idx]
+def release_memory() -> None:
+    """Hand freed heap memory back to the operating system (glibc ``malloc_trim``; elsewhere a no-op).
+
+    The chunked readers free many arrays of a few megabytes; glibc keeps such blocks in its
+    heap, so without this the resident memory would stay at its high-water mark.
+    """
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
 
 
 def int_field(
@@ -24,12 +38,12 @@ def int_field(
     Returns ``(values as int64, present mask)``.
     """
     present = length >= at + size
-    m = _bytes_at(buf, body + at, size).astype(np.int64)
-    if not little:
-        m = m[:, ::-1]
+    last = len(buf) - 1
+    pos = body + at
     v = np.zeros(len(body), dtype=np.int64)
     for k in range(size):
-        v |= m[:, k] << (8 * k)
+        b = buf[np.minimum(pos + k, last)].astype(np.int64)
+        v |= b << (8 * k if little else 8 * (size - 1 - k))
     if signed:
         top = 1 << (8 * size - 1)
         v = np.where(v >= top, v - (top << 1), v)
@@ -37,13 +51,17 @@ def int_field(
 
 
 def float_field(
-    buf: np.ndarray, body: np.ndarray, length: np.ndarray, at: int, *, little: bool
+    buf: np.ndarray, body: np.ndarray, length: np.ndarray, at: int, *, little: bool, dtype: type = np.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """An R4 field at byte ``at`` of every record body as float64 (NaN where absent)."""
+    """An R4 field at byte ``at`` of every record body as ``dtype`` (NaN where absent)."""
     present = length >= at + 4
-    m = np.ascontiguousarray(_bytes_at(buf, body + at, 4))
-    v = m.view("<f4" if little else ">f4").ravel().astype(np.float64)
-    return np.where(present, v, np.nan), present
+    last = len(buf) - 1
+    pos = body + at
+    m = np.empty((len(body), 4), dtype=np.uint8)
+    for k in range(4):
+        m[:, k] = buf[np.minimum(pos + k, last)]
+    v: np.ndarray = m.view("<f4" if little else ">f4").ravel().astype(dtype)
+    return np.where(present, v, dtype(np.nan)), present
 
 
 def gather_strings(buf: np.ndarray, start: np.ndarray, size: np.ndarray) -> pa.Array:

@@ -18,26 +18,19 @@ from ...errors import DataQualityWarning, ParseError, check_choice
 from ...frame import Orientation, assume, cannot_honour, to_wafer_frame
 from ...layout import WaferLayout
 from ...schema import STRING, validate_dies, validate_wafers
-from ._vec import gather_strings, int_field
-from .records import REC_NAMES, REC_TYPES, decode_record
-from .walk import Records, load_bytes, walk
+from .collect import _MISSING_SBIN, _MISSING_XY, SINGLES, TEST_RECS, Collector
+from .collect import key as _key
+from .records import REC_NAMES
+from .stream import CHUNK_SIZE, RecordStream
+from .walk import Records
 
 log = logging.getLogger(__name__)
 
 __all__ = ["StdfFile", "read_stdf"]
 
-_MISSING_XY = -32768
-_MISSING_SBIN = 65535
 _MISSING_U4 = 4294967295
-_SINGLES = ("MIR", "MRR", "PCR", "HBR", "SBR", "WIR", "WRR", "WCR")
-_TEST_RECS = ("PTR", "MPR", "FTR")
 #: WCR WF_UNITS -> micrometres per unit
 _UNIT_UM = {1: 25_400.0, 2: 10_000.0, 3: 1_000.0, 4: 25.4}
-
-
-def _key(name: str) -> int:
-    t, s = REC_TYPES[name]
-    return (t << 8) | s
 
 
 @dataclass(repr=False)
@@ -73,7 +66,12 @@ class StdfFile:
         part has coordinates.
     tests : DataFrame or None
         With ``tests=True``: one row per test result (PTR, FTR, and each MPR pin result) of a
-        complete part, in file order. See :func:`read_stdf`.
+        complete part, in file order, in narrow types: ``value``, ``lo_limit`` and ``hi_limit``
+        are float32 (STDF stores R*4; the statistics of :mod:`yieldkit.parametric` and
+        :mod:`yieldkit.pat` are computed in float64), ``lot_id``/``wafer_id`` categorical,
+        ``record``, ``test_name`` and ``units`` Arrow dictionary-encoded strings, ``test_num``
+        and ``part_index`` int32 (``test_num`` int64 when a number exceeds 2**31 - 1). See
+        :meth:`yieldkit.io.stdf.results.TestCollector.table` for the columns.
     metadata : dict
         ``far`` (CPU_TYPE, STDF_VER), ``byte_order``, ``wcr`` (the WCR fields as written),
         ``orientation`` (how die indices were mapped into the wafer frame), ``record_counts``
@@ -97,7 +95,8 @@ class StdfFile:
 
 
 # --------------------------------------------------------------------------------------------
-def _far(buf: np.ndarray, path: str) -> tuple[bool, dict[str, int]]:
+def _far(first: bytes, path: str) -> tuple[bool, dict[str, int]]:
+    buf = np.frombuffer(first, dtype=np.uint8)
     n = len(buf)
     if n < 6:
         raise ParseError(
@@ -135,21 +134,6 @@ def _problem(msg: str, *, on_error: str, path: str, offset: int | None, record: 
                          path=path, offset=offset, record=record)
     where = f"byte {offset}, record {record}: " if offset is not None else ""
     warnings.warn(f"{path}: {where}{msg}; {salvage_note}", DataQualityWarning, stacklevel=4)
-
-
-def _singles(buf: np.ndarray, recs: Records, little: bool, path: str) -> dict[str, list[tuple[int, int, dict]]]:
-    """Decode the few non-bulk records: name -> [(seq, offset, fields)]."""
-    endian = "<" if little else ">"
-    out: dict[str, list[tuple[int, int, dict]]] = {n: [] for n in _SINGLES}
-    keys = (recs.typ.astype(np.int64) << 8) | recs.sub
-    raw = buf
-    for name in _SINGLES:
-        sel = np.flatnonzero(keys == _key(name))
-        for i in sel:
-            off = int(recs.offset[i])
-            body = raw[off + 4: off + 4 + int(recs.length[i])].tobytes()
-            out[name].append((int(recs.seq[i]), off, decode_record(name, body, endian, path=path, offset=off)))
-    return out
 
 
 def _lot_id_fallback(path: str) -> str:
@@ -261,38 +245,6 @@ def _empty_dies() -> pd.DataFrame:
     })
 
 
-def _decode_prr(buf: np.ndarray, off: np.ndarray, length: np.ndarray, little: bool, path: str) -> dict[str, Any]:
-    body = off + 4
-    short = length < 7
-    if short.any():
-        i = int(np.flatnonzero(short)[0])
-        raise ParseError(
-            f"PRR of {int(length[i])} bytes ends before its HARD_BIN field", path=path, offset=int(off[i]), record="PRR"
-        )
-    f: dict[str, Any] = {}
-    f["head"], _ = int_field(buf, body, length, 0, 1, little=little)
-    f["site"], _ = int_field(buf, body, length, 1, 1, little=little)
-    f["part_flg"], _ = int_field(buf, body, length, 2, 1, little=little)
-    f["num_test"], _ = int_field(buf, body, length, 3, 2, little=little)
-    f["hbin"], _ = int_field(buf, body, length, 5, 2, little=little)
-    f["sbin"], _ = int_field(buf, body, length, 7, 2, little=little, default=_MISSING_SBIN)
-    f["x"], _ = int_field(buf, body, length, 9, 2, little=little, signed=True, default=_MISSING_XY)
-    f["y"], _ = int_field(buf, body, length, 11, 2, little=little, signed=True, default=_MISSING_XY)
-    f["test_t"], _ = int_field(buf, body, length, 13, 4, little=little)
-    has_id = length >= 18
-    id_len, _ = int_field(buf, body, length, 17, 1, little=little)
-    id_len = np.where(has_id, id_len, 0)
-    over = has_id & (18 + id_len > length)
-    if over.any():
-        i = int(np.flatnonzero(over)[0])
-        raise ParseError(
-            f"PART_ID of {int(id_len[i])} bytes runs past the end of the {int(length[i])}-byte record",
-            path=path, offset=int(off[i]), record="PRR",
-        )
-    f["part_id"] = gather_strings(buf, body + 18, id_len)
-    return f
-
-
 def _check_open_parts(keys: np.ndarray, recs: Records, hs: dict[str, np.ndarray]) -> int | None:
     """Offset of a PIR whose part has no PRR (the file ends inside a part), else None."""
     pir = np.flatnonzero(keys == _key("PIR"))
@@ -356,6 +308,7 @@ def read_stdf(
     tests: bool = False,
     on_error: str = "raise",
     good_bins: Any = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> StdfFile:
     """Read an STDF V4 file (wafer sort or final test) into canonical tables.
 
@@ -366,7 +319,10 @@ def read_stdf(
         compressed with gzip, bzip2, xz or zip.
     tests : bool
         Also decode the test records (PTR, MPR, FTR) into :attr:`StdfFile.tests` and add
-        ``first_fail_test`` to the dies. By default their bodies are skipped undecoded.
+        ``first_fail_test`` to the dies. By default their bodies are skipped undecoded. For a
+        file whose test table does not fit in memory, convert it to a partitioned Parquet
+        dataset instead (:func:`yieldkit.io.stdf.dataset.write_stdf_dataset`,
+        ``yieldkit convert FILE -o DATASET/``).
     on_error : {"raise", "salvage"}
         What to do with a file that ends early (inside a record, inside a part, or without
         its MRR): raise :class:`~yieldkit.errors.ParseError` (default), or return the
@@ -375,6 +331,11 @@ def read_stdf(
     good_bins : iterable of int, optional
         Hard bins that pass, used only for parts whose PRR says the pass/fail flag is invalid
         (PART_FLG bit 4). Default: the bins the HBRs mark "P", else {1}.
+    chunk_size : int
+        Bytes read at a time (default 8 MiB). The file is walked chunk by chunk, so memory
+        does not grow with the file: without tests it holds one chunk plus the parts, with
+        ``tests=True`` also the test table in narrow types (about 55 bytes a test result).
+        The tables do not depend on it.
 
     Returns
     -------
@@ -427,35 +388,52 @@ def read_stdf(
     [[1, 2], [5, 1]]
     """
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_stdf")
+    return read_parts(path, tests=tests, on_error=on_error, good_bins=good_bins, chunk_size=chunk_size)[0]
+
+
+def read_parts(path: str | os.PathLike[str], *, tests: bool, on_error: str, good_bins: Any, chunk_size: int,
+               test_rows: bool = True) -> tuple[StdfFile, Collector]:
+    """:func:`read_stdf`, also returning the collector of the records.
+
+    With ``tests=True`` and ``test_rows=False`` the test records are decoded (the dies get
+    ``first_fail_test``, the collector learns each test's names and limits) but no test table
+    is kept: :attr:`StdfFile.tests` is None (see :mod:`.dataset`).
+    """
     spath = str(path)
-    buf = load_bytes(path)
-    little, far = _far(buf, spath)
-    endian = "<" if little else ">"
     keep = np.zeros(65536, dtype=bool)
-    for name in ("PIR", "PRR", *_SINGLES, *(_TEST_RECS if tests else ())):
+    for name in ("PIR", "PRR", *SINGLES, *(TEST_RECS if tests else ())):
         keep[_key(name)] = True
     counts = np.zeros(65536, dtype=np.int64)
-    recs = walk(buf, little=little, keep=keep, path=spath, counts=counts)
+    with RecordStream(path, chunk_size) as stream:
+        little, far = _far(stream.head(6), spath)
+        col = Collector(little, spath, tests=tests, test_rows=test_rows)
+        for chunk in stream.chunks(little=little, keep=keep, counts=counts):
+            col.add(chunk)
+    endian = "<" if little else ">"
+    recs = col.records(stream.n_records, stream.end)
     record_counts = {
         REC_NAMES.get((k >> 8, k & 255), f"{k >> 8}/{k & 255}"): int(counts[k]) for k in np.flatnonzero(counts).tolist()
     }
     salvaged = False
-    if recs.truncated is not None:
-        off, rname, msg = recs.truncated
+    if stream.truncated is not None:
+        off, rname, msg = stream.truncated
         _problem(msg, on_error=on_error, path=spath, offset=off, record=rname, salvage_note=_SALVAGE_NOTE)
         salvaged = True
     if recs.n_records <= 1:
         _problem("the file holds no record after the FAR (empty or truncated)", on_error=on_error, path=spath,
                  offset=recs.end, record=None, salvage_note="returning empty tables")
         salvaged = True
-    singles = _singles(buf, recs, little, spath)
+    if col.error is not None:
+        raise col.error
+    singles = col.singles
     keys = (recs.typ.astype(np.int64) << 8) | recs.sub
     if singles["MIR"] and not singles["MRR"] and not salvaged:
         _problem("the file has a MIR but no MRR: it ends early", on_error=on_error, path=spath, offset=recs.end,
                  record="MRR", salvage_note=_SALVAGE_NOTE)
         salvaged = True
 
-    prr, sel_prr, prr_hs, salvaged = _parts(buf, recs, keys, little, singles, on_error, spath, salvaged)
+    prr, sel_prr, prr_hs, salvaged = _parts(col.prr(), col.pir_hs(), recs, keys, singles, on_error, spath,
+                                            salvaged)
     lot, lot_id, product = _lot(singles, spath)
     wafer_rows, uniq_names, wcode = _wafer_index(singles, lot_id, product, recs, sel_prr, spath)
     wcr = singles["WCR"][0][2] if singles["WCR"] else None
@@ -467,10 +445,13 @@ def read_stdf(
         _check_totals(singles, dies, spath)
     layout = _layout(wcr, ori, dies, spath) if len(dies) else None
     tests_df = None
-    if tests:
-        from .results import read_tests
-
-        tests_df, first_fail = read_tests(buf, recs, keys, little, spath, dies, prr_hs, recs.seq[sel_prr])
+    if col.tests is not None:
+        if col.tests_error is not None:
+            raise col.tests_error
+        if test_rows:
+            tests_df, first_fail = col.tests.finish(dies, prr_hs)
+        else:
+            first_fail = col.tests.first_fail(dies, prr_hs)
         dies["first_fail_test"] = first_fail
     meta = {
         "far": far, "byte_order": "little" if little else "big", "wcr": wcr, "source": spath,
@@ -478,17 +459,14 @@ def read_stdf(
         "salvaged": salvaged, "endian": endian,
     }
     return StdfFile(dies=dies, wafers=wafers, lot=lot, bins=bins, bin_records=bin_records, layout=layout,
-                    tests=tests_df, metadata=meta)
+                    tests=tests_df, metadata=meta), col
 
 
-def _parts(buf: np.ndarray, recs: Records, keys: np.ndarray, little: bool, singles: dict[str, list], on_error: str,
-           spath: str, salvaged: bool) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, bool]:
+def _parts(prr: dict[str, Any], pir_hs: np.ndarray, recs: Records, keys: np.ndarray, singles: dict[str, list],
+           on_error: str, spath: str, salvaged: bool) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, bool]:
     """The PRR fields, their record indices and head/site codes; whether the file was cut short."""
     sel_prr = np.flatnonzero(keys == _key("PRR"))
-    prr = _decode_prr(buf, recs.offset[sel_prr], recs.length[sel_prr], little, spath)
     sel_pir = np.flatnonzero(keys == _key("PIR"))
-    pir_hs = buf[recs.offset[sel_pir] + 4].astype(np.int64) * 256 + np.where(
-        recs.length[sel_pir] >= 2, buf[np.minimum(recs.offset[sel_pir] + 5, len(buf) - 1)], 0)
     prr_hs = prr["head"] * 256 + prr["site"]
     prr["start"] = _part_starts(recs.seq[sel_pir], pir_hs, recs.seq[sel_prr], prr_hs)
     open_at = _check_open_parts(keys, recs, {"prr": prr_hs, "pir": pir_hs})
