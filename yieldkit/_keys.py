@@ -314,7 +314,14 @@ def position_codes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, pd.DataFra
     xmin, ymin = x.min(), y.min()
     nx = int(x.max() - xmin) + 1
     flat = (y - ymin) * nx + (x - xmin)
-    uniq, codes = np.unique(flat, return_inverse=True)
+    space = nx * (int(y.max() - ymin) + 1)
+    if space <= 4 * len(flat) + 1_000_000:  # a die grid: mark the positions present, no sorting
+        present = np.bincount(flat, minlength=space) > 0
+        uniq = np.flatnonzero(present)
+        lut = np.cumsum(present) - 1
+        codes = lut[flat]
+    else:
+        uniq, codes = np.unique(flat, return_inverse=True)
     pos = pd.DataFrame({"die_x": (uniq % nx + xmin).astype(np.int32), "die_y": (uniq // nx + ymin).astype(np.int32)})
     return codes.astype(np.int64).ravel(), pos
 

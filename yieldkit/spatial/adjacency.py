@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from .._keys import lookup_rows
 from ..errors import check_choice
 
-__all__ = ["CONTIGUITIES", "adjacency_matrix", "grid_edges"]
+__all__ = ["CONTIGUITIES", "adjacency_matrix", "grid_edges", "grid_neighbours"]
 
 CONTIGUITIES = ("rook", "queen")
 _OFFSETS = {"rook": ((1, 0), (0, 1)), "queen": ((1, 0), (0, 1), (1, 1), (1, -1))}
@@ -43,6 +43,52 @@ def grid_edges(wafer: np.ndarray, die_x: np.ndarray, die_y: np.ndarray, *, conti
         ii.append(rows[hit])
         jj.append(nb[hit])
     return np.concatenate(ii), np.concatenate(jj)
+
+
+def grid_neighbours(wafer: np.ndarray, die_x: np.ndarray, die_y: np.ndarray, *, contiguity: str = "rook") -> np.ndarray:
+    """Neighbour rows of every row on the same wafer, as an ``(n_rows, 4 or 8)`` int32 table with ``-1`` pads.
+
+    Column ``c`` holds the neighbour in direction ``c``: the first half of the columns the
+    forward directions (``(+1, 0)``, ``(0, +1)`` and for queen ``(+1, +1)``, ``(+1, -1)``), the
+    second half the opposite ones in the same order, so that the forward columns list every
+    undirected pair once. Arguments as in :func:`grid_edges`.
+    """
+    check_choice(contiguity, CONTIGUITIES, name="contiguity", where="grid_neighbours")
+    w = np.asarray(wafer)
+    x = np.asarray(die_x)
+    y = np.asarray(die_y)
+    offsets = _OFFSETS[contiguity]
+    n = len(w)
+    dtype = np.int32 if n < 2**31 else np.int64
+    table = np.full((n, 2 * len(offsets)), -1, dtype=dtype)
+    if n == 0:
+        return table
+    # rows in serpentine raster order within each wafer (as clustering_stats sorts them) have
+    # increasing keys: the neighbours are then found by binary search, without sorting
+    xmin, ymin = int(min(x.min(), -x.max())) - 1, int(y.min()) - 1
+    nx, ny = int(max(x.max(), -x.min())) - xmin + 2, int(y.max()) - ymin + 2
+
+    def key(xq: np.ndarray, yq: np.ndarray) -> np.ndarray:
+        xs = np.where(yq % 2 == 0, xq, -xq)
+        return (w.astype(np.int64) * ny + (yq - ymin)) * nx + (xs - xmin)
+
+    k = key(x.astype(np.int64), y.astype(np.int64))
+    monotone = bool((k[1:] > k[:-1]).all())
+    rows = np.arange(n, dtype=dtype)
+    for c, (dx, dy) in enumerate(offsets):
+        if monotone:
+            kq = key(x.astype(np.int64) + dx, y.astype(np.int64) + dy)
+            nb = np.minimum(np.searchsorted(k, kq), n - 1)
+            nb[k[nb] != kq] = -1
+            del kq
+        else:
+            nb = lookup_rows(w.astype(np.int64), x.astype(np.int64), y.astype(np.int64), w.astype(np.int64),
+                             x.astype(np.int64) + dx, y.astype(np.int64) + dy)
+        hit = nb >= 0
+        table[hit, c] = nb[hit]
+        table[nb[hit], len(offsets) + c] = rows[hit]
+        del nb, hit
+    return table
 
 
 def adjacency_matrix(wafer: np.ndarray, die_x: np.ndarray, die_y: np.ndarray, *, contiguity: str = "rook") -> sp.csr_array:
