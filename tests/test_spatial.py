@@ -120,6 +120,27 @@ def test_adjacency_matrix_matches_dense(fab):
     assert len(i) == 0  # dies of different wafers are never neighbours
 
 
+@pytest.mark.parametrize("contiguity", ["rook", "queen"])
+def test_grid_neighbours_match_the_edges_in_any_row_order(fab, rng, contiguity):
+    """Reference: grid_edges (hash look-ups). The neighbour table lists every pair once in its forward
+    columns and once backwards, by binary search in serpentine order and by look-up in any other order."""
+    from yieldkit.spatial.adjacency import grid_neighbours, serpentine_order
+
+    final = yk.final_results(fab.dies)
+    w = pd.factorize(final["wafer_id"])[0]
+    x, y = final["die_x"].to_numpy(), final["die_y"].to_numpy()
+    i, j = grid_edges(w, x, y, contiguity=contiguity)
+    expected = {(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist(), strict=True)}
+    for order in (serpentine_order(w, x, y), rng.permutation(len(w))):
+        t = grid_neighbours(w[order], x[order], y[order], contiguity=contiguity)
+        half = t.shape[1] // 2
+        r, c = np.nonzero(t[:, :half] >= 0)
+        pairs = {(min(a, b), max(a, b)) for a, b in zip(order[r].tolist(), order[t[r, c]].tolist(), strict=True)}
+        assert pairs == expected and len(r) == len(expected)
+        rb, cb = np.nonzero(t[:, half:] >= 0)
+        np.testing.assert_array_equal(np.sort(t[rb, half + cb]), np.sort(r))  # the backward columns mirror them
+
+
 def test_clustering_flags_signatures_and_nominal_rate():
     """Seeded simulation with known truth, >= 200 wafers: signatures flagged, random wafers near the nominal 5%."""
     sig = {k: ("edge-ring", "center", "scratch")[k % 3] for k in range(60)}

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from .._keys import lookup_rows
 from ..errors import check_choice
 
-__all__ = ["CONTIGUITIES", "adjacency_matrix", "grid_edges", "grid_neighbours"]
+__all__ = ["CONTIGUITIES", "adjacency_matrix", "grid_edges", "grid_neighbours", "serpentine_order"]
 
 CONTIGUITIES = ("rook", "queen")
 _OFFSETS = {"rook": ((1, 0), (0, 1)), "queen": ((1, 0), (0, 1), (1, 1), (1, -1))}
@@ -45,13 +45,40 @@ def grid_edges(wafer: np.ndarray, die_x: np.ndarray, die_y: np.ndarray, *, conti
     return np.concatenate(ii), np.concatenate(jj)
 
 
+def _serpentine_key(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int]:
+    """Key of every die increasing with (wafer, die_y, x in serpentine order: +x on even rows, -x on odd
+    ones), with room for the neighbours of every die; and the key's x span ``nx``."""
+    x = x.astype(np.int64)
+    y = y.astype(np.int64)
+    if len(w) == 0:
+        return np.zeros(0, np.int64), 1
+    xmin, ymin = int(min(x.min(), -x.max())) - 1, int(y.min()) - 1
+    nx, ny = int(max(x.max(), -x.min())) - xmin + 2, int(y.max()) - ymin + 2
+    key = w.astype(np.int64) * ny
+    key += y
+    key -= ymin
+    key *= nx
+    xs = np.where(y % 2 == 0, x, -x)
+    key += xs
+    key -= xmin
+    return key, nx
+
+
+def serpentine_order(wafer: np.ndarray, die_x: np.ndarray, die_y: np.ndarray) -> np.ndarray:
+    """Row order by wafer code, then die_y, then die_x in serpentine raster order (+x on even rows, -x
+    on odd ones): the order of the runs test and the canonical row order of :func:`grid_neighbours`."""
+    key, _ = _serpentine_key(np.asarray(wafer), np.asarray(die_x), np.asarray(die_y))
+    return np.argsort(key, kind="stable")  # fast on tables already sorted by wafer and die row
+
+
 def grid_neighbours(wafer: np.ndarray, die_x: np.ndarray, die_y: np.ndarray, *, contiguity: str = "rook") -> np.ndarray:
     """Neighbour rows of every row on the same wafer, as an ``(n_rows, 4 or 8)`` int32 table with ``-1`` pads.
 
     Column ``c`` holds the neighbour in direction ``c``: the first half of the columns the
     forward directions (``(+1, 0)``, ``(0, +1)`` and for queen ``(+1, +1)``, ``(+1, -1)``), the
     second half the opposite ones in the same order, so that the forward columns list every
-    undirected pair once. Arguments as in :func:`grid_edges`.
+    undirected pair once. Arguments as in :func:`grid_edges`. Rows in :func:`serpentine_order`
+    are fastest (binary search, no sorting).
     """
     check_choice(contiguity, CONTIGUITIES, name="contiguity", where="grid_neighbours")
     w = np.asarray(wafer)
@@ -63,23 +90,19 @@ def grid_neighbours(wafer: np.ndarray, die_x: np.ndarray, die_y: np.ndarray, *, 
     table = np.full((n, 2 * len(offsets)), -1, dtype=dtype)
     if n == 0:
         return table
-    # rows in serpentine raster order within each wafer (as clustering_stats sorts them) have
-    # increasing keys: the neighbours are then found by binary search, without sorting
-    xmin, ymin = int(min(x.min(), -x.max())) - 1, int(y.min()) - 1
-    nx, ny = int(max(x.max(), -x.min())) - xmin + 2, int(y.max()) - ymin + 2
-
-    def key(xq: np.ndarray, yq: np.ndarray) -> np.ndarray:
-        xs = np.where(yq % 2 == 0, xq, -xq)
-        return (w.astype(np.int64) * ny + (yq - ymin)) * nx + (xs - xmin)
-
-    k = key(x.astype(np.int64), y.astype(np.int64))
-    monotone = bool((k[1:] > k[:-1]).all())
+    key, nx = _serpentine_key(w, x, y)
+    monotone = bool((key[1:] > key[:-1]).all())
     rows = np.arange(n, dtype=dtype)
+    if monotone:
+        sign = np.where(y % 2 == 0, 1, -1).astype(np.int64)
+        xs2 = 2 * sign * x.astype(np.int64)
     for c, (dx, dy) in enumerate(offsets):
         if monotone:
-            kq = key(x.astype(np.int64) + dx, y.astype(np.int64) + dy)
-            nb = np.minimum(np.searchsorted(k, kq), n - 1)
-            nb[k[nb] != kq] = -1
+            # the neighbour's key: its serpentine x is s * (x + dx) on its row's parity s; a row
+            # step (dy odd) flips the parity: key + dy * nx - 2 xs - s dx
+            kq = key + sign * dx if dy == 0 else key + (dy * nx) - xs2 - sign * dx
+            nb = np.minimum(np.searchsorted(key, kq), n - 1)
+            nb[key[nb] != kq] = -1
             del kq
         else:
             nb = lookup_rows(w.astype(np.int64), x.astype(np.int64), y.astype(np.int64), w.astype(np.int64),

@@ -29,9 +29,10 @@ import numpy as np
 
 __all__ = ["Decomposition", "base_seed", "decompose", "observed_sums", "permuted_sums", "wafer_seeds"]
 
-_BUDGET = 1 << 18  # elements of the largest work array of one batch of wafers and permutations
+_BUDGET = 1 << 19  # elements of the largest work array of one batch of wafers and permutations
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _EMPTY = np.iinfo(np.int32).max
+_GROUP = 512  # wafers whose permutation sums are yielded together
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:
@@ -133,20 +134,21 @@ def observed_sums(d: Decomposition, table: np.ndarray, w: np.ndarray, n_w: int) 
     return dsum[None, :], jsum[None, :]
 
 
-def _batches(start: np.ndarray, size: np.ndarray, n_slots: np.ndarray, r: int, width: int) -> Iterator[tuple[int, int]]:
+def _batches(size: np.ndarray, n_slots: np.ndarray, r: int, width: int) -> list[tuple[int, int]]:
     """Ranges ``[w_lo, w_hi)`` of consecutive wafers whose work arrays for ``r`` permutations fit the budget."""
-    n_w = len(start)
-    rows_cap = max(1, _BUDGET // r)
+    rows_cap = max(1, _BUDGET // r - 1)
     slots_cap = max(1, _BUDGET // (r * max(width, 1)))
-    lo = 0
-    while lo < n_w:
-        # the largest hi such that the batch's rows and slots stay within the caps (at least one wafer)
-        rows = np.cumsum(size[lo:lo + rows_cap]) + np.arange(1, min(rows_cap, n_w - lo) + 1)
-        slots = np.cumsum(n_slots[lo:lo + rows_cap])
-        fit = int(np.searchsorted((rows > rows_cap) | (slots > slots_cap), True))
-        hi = lo + max(1, fit)
-        yield lo, hi
-        lo = hi
+    out = []
+    lo, rows, slots = 0, 0, 0
+    for i, (n, k) in enumerate(zip(size.tolist(), n_slots.tolist(), strict=True)):
+        if i > lo and (rows + n > rows_cap or slots + k > slots_cap):
+            out.append((lo, i))
+            lo, rows, slots = i, 0, 0
+        rows += n
+        slots += k
+    if lo < len(size):
+        out.append((lo, len(size)))
+    return out
 
 
 def _claim(mark: np.ndarray, key: np.ndarray, slot: np.ndarray) -> None:
@@ -243,7 +245,7 @@ def permuted_sums(
         shape ``(permutations, w_hi - w_lo)``.
     """
     n_w = len(start)
-    width = max([1] + [t.shape[1] for ts in tables for t in ts])
+    width = max([1] + [t.shape[1] // 2 for ts in tables for t in ts])  # forward columns are gathered
     n_slots = np.zeros(n_w, dtype=np.int64)
     for d in decs:
         n_slots = np.maximum(n_slots, np.bincount(d.wafer, minlength=n_w))
@@ -252,44 +254,59 @@ def permuted_sums(
     scratch = np.zeros(_BUDGET + chunk * (big + 1))
     scratch32 = np.zeros(len(scratch), dtype=np.float32)
     mark = np.full(len(scratch), _EMPTY, dtype=np.int32)
-    for w_lo, w_hi in _batches(start, size, n_slots, chunk, width):
-        lo, hi = int(start[w_lo]), int(start[w_hi - 1] + size[w_hi - 1])
-        m, nwb = hi - lo, w_hi - w_lo
-        b_start, b_size = start[w_lo:w_hi] - lo, size[w_lo:w_hi]
-        # per table: the forward neighbour columns (local rows, pad m) and the row degrees
-        local = [[(([np.where(t[lo:hi, c] >= 0, t[lo:hi, c] - lo, m) for c in range(t.shape[1] // 2)]),
-                   np.count_nonzero(t[lo:hi] >= 0, axis=1).astype(np.float32)) for t in ts] for ts in tables]
-        out = [[(np.empty((permutations, nwb)), np.empty((permutations, nwb))) for _ in ts] for ts in tables]
-        for d, ts, sd, res in zip(decs, local, seeds, out, strict=True):
-            s_lo, s_hi = np.searchsorted(d.rows, [lo, hi])
-            sw = d.wafer[s_lo:s_hi] - w_lo
-            exc: np.ndarray | np.float32 = d.excess[s_lo:s_hi]
-            rank = d.rank[s_lo:s_hi]
-            nonempty = np.flatnonzero(np.bincount(sw, minlength=nwb))
-            first = np.searchsorted(sw, nonempty)
-            unit = d.unit[w_lo:w_hi]
-            binary = bool(np.isfinite(unit[nonempty]).all())
-            if binary:  # one excess value per wafer: count on 0/1 marks, scale per wafer afterwards
-                exc = np.float32(1.0)
-                unit = np.where(np.isfinite(unit), unit, 0.0)
-            for p0 in range(0, permutations, chunk):
-                r = min(chunk, permutations - p0)
-                perm = np.arange(p0 + 1, p0 + r + 1, dtype=np.uint64)
-                state = _mix64(sd[None, w_lo:w_hi] + _GOLDEN * perm[:, None])
-                pos = _draw_rows(state, r, sw, rank, b_start, b_size, m, mark)
-                offset = (np.arange(r, dtype=np.int64) * (m + 1))[:, None]
-                flat = (scratch32 if binary else scratch)[: r * (m + 1)]
-                at = pos + offset
-                flat[at] = exc
-                for (cols, degree), (dsum, jsum) in zip(ts, res, strict=True):
-                    around = flat[cols[0][pos] + offset]
-                    for col in cols[1:]:
-                        around += flat[col[pos] + offset]
-                    if binary:
-                        dsum[p0:p0 + r] = _segment_sums(degree[pos], first, nonempty, nwb) * unit
-                        jsum[p0:p0 + r] = _segment_sums(around, first, nonempty, nwb) * (unit * unit)
-                    else:
-                        dsum[p0:p0 + r] = _segment_sums(degree[pos] * exc, first, nonempty, nwb)
-                        jsum[p0:p0 + r] = _segment_sums(around * exc, first, nonempty, nwb)
-                flat[at] = 0
-        yield w_lo, w_hi, out
+    batches = _batches(size, n_slots, chunk, width)
+    # consecutive batches in groups of up to _GROUP wafers, whose sums are yielded together
+    groups = []
+    i = 0
+    while i < len(batches):
+        j = i
+        while j + 1 < len(batches) and batches[j + 1][1] - batches[i][0] <= _GROUP:
+            j += 1
+        groups.append(batches[i:j + 1])
+        i = j + 1
+    for grp in groups:
+        g_lo, g_hi = grp[0][0], grp[-1][1]
+        group = [[(np.empty((permutations, g_hi - g_lo)), np.empty((permutations, g_hi - g_lo))) for _ in ts]
+                 for ts in tables]
+        for w_lo, w_hi in grp:
+            lo, hi = int(start[w_lo]), int(start[w_hi - 1] + size[w_hi - 1])
+            m, nwb = hi - lo, w_hi - w_lo
+            b_start, b_size = start[w_lo:w_hi] - lo, size[w_lo:w_hi]
+            # per table: the forward neighbour columns (local rows, pad m) and the row degrees
+            local = [[(([np.where(t[lo:hi, c] >= 0, t[lo:hi, c] - lo, m) for c in range(t.shape[1] // 2)]),
+                       np.count_nonzero(t[lo:hi] >= 0, axis=1).astype(np.float32)) for t in ts] for ts in tables]
+            out = [[(dsum[:, w_lo - g_lo:w_hi - g_lo], jsum[:, w_lo - g_lo:w_hi - g_lo]) for dsum, jsum in res]
+                   for res in group]
+            for d, ts, sd, res in zip(decs, local, seeds, out, strict=True):
+                s_lo, s_hi = np.searchsorted(d.rows, [lo, hi])
+                sw = d.wafer[s_lo:s_hi] - w_lo
+                exc: np.ndarray | np.float32 = d.excess[s_lo:s_hi]
+                rank = d.rank[s_lo:s_hi]
+                nonempty = np.flatnonzero(np.bincount(sw, minlength=nwb))
+                first = np.searchsorted(sw, nonempty)
+                unit = d.unit[w_lo:w_hi]
+                binary = bool(np.isfinite(unit[nonempty]).all())
+                if binary:  # one excess value per wafer: count on 0/1 marks, scale per wafer afterwards
+                    exc = np.float32(1.0)
+                    unit = np.where(np.isfinite(unit), unit, 0.0)
+                for p0 in range(0, permutations, chunk):
+                    r = min(chunk, permutations - p0)
+                    perm = np.arange(p0 + 1, p0 + r + 1, dtype=np.uint64)
+                    state = _mix64(sd[None, w_lo:w_hi] + _GOLDEN * perm[:, None])
+                    pos = _draw_rows(state, r, sw, rank, b_start, b_size, m, mark)
+                    offset = (np.arange(r, dtype=np.int64) * (m + 1))[:, None]
+                    flat = (scratch32 if binary else scratch)[: r * (m + 1)]
+                    at = pos + offset
+                    flat[at] = exc
+                    for (cols, degree), (dsum, jsum) in zip(ts, res, strict=True):
+                        around = flat[cols[0][pos] + offset]
+                        for col in cols[1:]:
+                            around += flat[col[pos] + offset]
+                        if binary:
+                            dsum[p0:p0 + r] = _segment_sums(degree[pos], first, nonempty, nwb) * unit
+                            jsum[p0:p0 + r] = _segment_sums(around, first, nonempty, nwb) * (unit * unit)
+                        else:
+                            dsum[p0:p0 + r] = _segment_sums(degree[pos] * exc, first, nonempty, nwb)
+                            jsum[p0:p0 + r] = _segment_sums(around * exc, first, nonempty, nwb)
+                    flat[at] = 0
+        yield g_lo, g_hi, group

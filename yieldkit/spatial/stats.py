@@ -18,7 +18,7 @@ from .._deprecation import renamed_kwargs
 from .._keys import joint_wafer_codes
 from ..errors import SchemaError, YieldkitValueError
 from ..schema import STRING
-from .adjacency import grid_neighbours
+from .adjacency import grid_neighbours, serpentine_order
 from .permutation import _mix64, base_seed, decompose, observed_sums, permuted_sums, wafer_seeds
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ def clustering_stats(
     v = None if value_col == "fail" else d[value_col].to_numpy(dtype=float)
     # canonical row order: by wafer, then in serpentine raster order (the order of the runs);
     # every statistic but the runs is a sum over a wafer's dies and does not depend on it
-    order = np.lexsort((np.where(y % 2 == 0, x, -x), y, w))
+    order = serpentine_order(w, x, y)
     w, x, y, b = w[order].astype(np.int32 if n_w < 2**31 else np.int64), x[order], y[order], b[order]
     if v is not None:
         v = v[order]
