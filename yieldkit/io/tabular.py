@@ -449,7 +449,10 @@ def read_dies(
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_dies")
     check_columns(columns, "read_dies")
     df, name, line_base = _load(source, "die", columns, on_error)
-    return validate_dies(df, source=name, columns=columns, good_bins=good, retests=retests, line_base=line_base)
+    out = validate_dies(df, source=name, columns=columns, good_bins=good, retests=retests, line_base=line_base)
+    del df
+    pa.default_memory_pool().release_unused()  # reading and validating freed Arrow buffers: give them back
+    return out
 
 
 def read_defects(
@@ -477,7 +480,10 @@ def read_defects(
     check_columns(columns, "read_defects")
     check_layout(layout, "read_defects")
     df, name, line_base = _load(source, "defect", columns, on_error)
-    return validate_defects(df, source=name, columns=columns, layout=layout, line_base=line_base)
+    out = validate_defects(df, source=name, columns=columns, layout=layout, line_base=line_base)
+    del df
+    pa.default_memory_pool().release_unused()  # reading and validating freed Arrow buffers: give them back
+    return out
 
 
 def read_wafers(source: Source, *, columns: Mapping[str, str] | None = None, on_error: str = "raise") -> pd.DataFrame:
