@@ -12,6 +12,7 @@ __all__ = ["CONTIGUITIES", "adjacency_matrix", "grid_edges", "grid_neighbours", 
 
 CONTIGUITIES = ("rook", "queen")
 _OFFSETS = {"rook": ((1, 0), (0, 1)), "queen": ((1, 0), (0, 1), (1, 1), (1, -1))}
+_CHUNK = 1 << 20  # rows per block of the neighbour search
 
 
 def grid_edges(wafer: np.ndarray, die_x: np.ndarray, die_y: np.ndarray, *, contiguity: str = "rook") -> tuple[np.ndarray, np.ndarray]:
@@ -93,17 +94,26 @@ def grid_neighbours(wafer: np.ndarray, die_x: np.ndarray, die_y: np.ndarray, *, 
     key, nx = _serpentine_key(w, x, y)
     monotone = bool((key[1:] > key[:-1]).all())
     rows = np.arange(n, dtype=dtype)
-    if monotone:
-        sign = np.where(y % 2 == 0, 1, -1).astype(np.int64)
-        xs2 = 2 * sign * x.astype(np.int64)
     for c, (dx, dy) in enumerate(offsets):
         if monotone:
-            # the neighbour's key: its serpentine x is s * (x + dx) on its row's parity s; a row
-            # step (dy odd) flips the parity: key + dy * nx - 2 xs - s dx
-            kq = key + sign * dx if dy == 0 else key + (dy * nx) - xs2 - sign * dx
-            nb = np.minimum(np.searchsorted(key, kq), n - 1)
-            nb[key[nb] != kq] = -1
-            del kq
+            nb = np.empty(n, dtype=np.int64)
+            for lo in range(0, n, _CHUNK):  # bounded temporaries
+                hi = min(n, lo + _CHUNK)
+                odd = (y[lo:hi] % 2).astype(bool)
+                # the neighbour's key: its serpentine x is s * (x + dx) with s = +1 on even rows and
+                # -1 on odd ones; a row step (dy odd) flips s: key + dy * nx - 2 s x - s dx
+                if dy:
+                    kq = key[lo:hi] + (dy * nx - dx)
+                    twice = 2 * x[lo:hi].astype(np.int64)
+                    twice[odd] *= -1
+                    kq -= twice
+                    kq[odd] += 2 * dx
+                else:
+                    kq = key[lo:hi] + dx
+                    kq[odd] -= 2 * dx
+                got = np.minimum(np.searchsorted(key, kq), n - 1)
+                got[key[got] != kq] = -1
+                nb[lo:hi] = got
         else:
             nb = lookup_rows(w.astype(np.int64), x.astype(np.int64), y.astype(np.int64), w.astype(np.int64),
                              x.astype(np.int64) + dx, y.astype(np.int64) + dy)

@@ -97,6 +97,11 @@ class Decomposition:
 
 def decompose(w: np.ndarray, v: np.ndarray, n_w: int) -> Decomposition:
     """Split the values ``v`` of the wafers ``w`` (sorted) into each wafer's mode and the departures from it."""
+    if v.dtype == bool:  # a fail map: the mode is the more frequent colour (ties: 0)
+        n1 = np.bincount(w, weights=v, minlength=n_w)
+        background = (2 * n1 > np.bincount(w, minlength=n_w)).astype(float)
+        rows = np.flatnonzero(v != background[w].astype(bool))
+        return Decomposition(background, rows, w[rows], (v[rows] - background[w[rows]]).astype(float))
     order = np.lexsort((v, w))
     ws, vs = w[order], v[order]
     new = np.ones(len(ws), bool)

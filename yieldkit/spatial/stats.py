@@ -398,7 +398,7 @@ def _permutation_p_values(
     """
     size = np.bincount(w, minlength=n_w)
     start = np.r_[0, np.cumsum(size)[:-1]].astype(np.int64)
-    decs = [decompose(w, b.astype(float), n_w)]
+    decs = [decompose(w, b, n_w)]
     tabs = [[joins, chain]]
     streams = [seeds]
     if v is not None:
