@@ -93,12 +93,12 @@ def grid_neighbours(wafer: np.ndarray, die_x: np.ndarray, die_y: np.ndarray, *, 
         return table
     key, nx = _serpentine_key(w, x, y)
     monotone = bool((key[1:] > key[:-1]).all())
-    rows = np.arange(n, dtype=dtype)
+    half = len(offsets)
+    full: list[np.ndarray] = [] if monotone else [w.astype(np.int64), x.astype(np.int64), y.astype(np.int64)]
     for c, (dx, dy) in enumerate(offsets):
-        if monotone:
-            nb = np.empty(n, dtype=np.int64)
-            for lo in range(0, n, _CHUNK):  # bounded temporaries
-                hi = min(n, lo + _CHUNK)
+        for lo in range(0, n, _CHUNK if monotone else n):  # bounded temporaries
+            hi = min(n, lo + (_CHUNK if monotone else n))
+            if monotone:
                 odd = (y[lo:hi] % 2).astype(bool)
                 # the neighbour's key: its serpentine x is s * (x + dx) with s = +1 on even rows and
                 # -1 on odd ones; a row step (dy odd) flips s: key + dy * nx - 2 s x - s dx
@@ -111,16 +111,14 @@ def grid_neighbours(wafer: np.ndarray, die_x: np.ndarray, die_y: np.ndarray, *, 
                 else:
                     kq = key[lo:hi] + dx
                     kq[odd] -= 2 * dx
-                got = np.minimum(np.searchsorted(key, kq), n - 1)
-                got[key[got] != kq] = -1
-                nb[lo:hi] = got
-        else:
-            nb = lookup_rows(w.astype(np.int64), x.astype(np.int64), y.astype(np.int64), w.astype(np.int64),
-                             x.astype(np.int64) + dx, y.astype(np.int64) + dy)
-        hit = nb >= 0
-        table[hit, c] = nb[hit]
-        table[nb[hit], len(offsets) + c] = rows[hit]
-        del nb, hit
+                nb = np.minimum(np.searchsorted(key, kq), n - 1)
+                nb[key[nb] != kq] = -1
+            else:
+                w64, x64, y64 = full
+                nb = lookup_rows(w64, x64, y64, w64, x64 + dx, y64 + dy)
+            table[lo:hi, c] = nb
+            hit = np.flatnonzero(nb >= 0)
+            table[nb[hit], half + c] = hit + lo
     return table
 
 

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["clustering_stats", "join_count_moments", "morans_i_moments"]
 
+_BLOCK = 1 << 20  # rows per block of the sums over the joins
+
 
 
 def _ff(n: np.ndarray, k: int) -> np.ndarray:
@@ -278,15 +280,17 @@ def clustering_stats(
     mean = np.bincount(w, weights=b if v is None else v, minlength=n_w) / n
     zv = (b if v is None else v) - mean[w]
     bb, bw, cross = np.zeros(n_w), np.zeros(n_w), np.zeros(n_w)
-    for c in range(table.shape[1] // 2):
-        rows = np.flatnonzero(table[:, c] >= 0)
-        nb = table[rows, c]
-        wr = w[rows]
-        bi, bj = b[rows], b[nb]
-        bb += np.bincount(wr, weights=bi & bj, minlength=n_w)
-        bw += np.bincount(wr, weights=bi != bj, minlength=n_w)
-        cross += 2 * np.bincount(wr, weights=zv[rows] * zv[nb], minlength=n_w)
-        del rows, nb, wr, bi, bj
+    for lo in range(0, len(w), _BLOCK):  # in row blocks: bounded temporaries
+        for c in range(table.shape[1] // 2):
+            rows = np.flatnonzero(table[lo:lo + _BLOCK, c] >= 0)
+            rows += lo
+            nb = table[rows, c]
+            wr = w[rows]
+            bi, bj = b[rows], b[nb]
+            bb += np.bincount(wr, weights=bi & bj, minlength=n_w)
+            bw += np.bincount(wr, weights=bi != bj, minlength=n_w)
+            cross += 2 * np.bincount(wr, weights=zv[rows] * zv[nb], minlength=n_w)
+    del rows, nb, wr, bi, bj
     ww = n_e - bb - bw
     m = join_count_moments(n, n1, s0, s1, s2)
     with np.errstate(invalid="ignore", divide="ignore"):
