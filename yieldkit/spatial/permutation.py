@@ -36,10 +36,16 @@ _GROUP = 512  # wafers whose permutation sums are yielded together
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective avalanche hash of uint64 values."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    """SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective avalanche hash of uint64 values.
+
+    Works in place: pass a temporary.
+    """
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
 
 
 def base_seed(random_state: int | np.random.Generator | np.random.SeedSequence | None) -> np.uint64:
@@ -278,7 +284,7 @@ def permuted_sums(
             m, nwb = hi - lo, w_hi - w_lo
             b_start, b_size = start[w_lo:w_hi] - lo, size[w_lo:w_hi]
             # per table: the forward neighbour columns (local rows, pad m) and the row degrees
-            local = [[(([np.where(t[lo:hi, c] >= 0, t[lo:hi, c] - lo, m) for c in range(t.shape[1] // 2)]),
+            local = [[(([np.where(t[lo:hi, c] >= 0, t[lo:hi, c] - lo, m).astype(np.intp) for c in range(t.shape[1] // 2)]),
                        np.count_nonzero(t[lo:hi] >= 0, axis=1).astype(np.float32)) for t in ts] for ts in tables]
             out = [[(dsum[:, w_lo - g_lo:w_hi - g_lo], jsum[:, w_lo - g_lo:w_hi - g_lo]) for dsum, jsum in res]
                    for res in group]
@@ -304,9 +310,13 @@ def permuted_sums(
                     at = pos + offset
                     flat[at] = exc
                     for (cols, degree), (dsum, jsum) in zip(ts, res, strict=True):
-                        around = flat[cols[0][pos] + offset]
+                        idx = cols[0][pos]
+                        idx += offset
+                        around = flat[idx]
                         for col in cols[1:]:
-                            around += flat[col[pos] + offset]
+                            idx = col[pos]
+                            idx += offset
+                            around += flat[idx]
                         if binary:
                             dsum[p0:p0 + r] = _segment_sums(degree[pos], first, nonempty, nwb) * unit
                             jsum[p0:p0 + r] = _segment_sums(around, first, nonempty, nwb) * (unit * unit)
