@@ -192,9 +192,15 @@ def _draw_rows(
     n_wb = state.shape[1]
     counter = _GOLDEN * (rank << np.uint64(32))
     # first attempt of every slot, as (r, k) arrays
-    h = _mix64(state[:, wafer] + counter)
+    h = state[:, wafer]
+    h += counter
+    _mix64(h)
     n_s = size[wafer].astype(np.uint64)
-    cand = (((h >> np.uint64(32)) * n_s) >> np.uint64(32)).astype(np.int64) + start[wafer]
+    h >>= np.uint64(32)  # a uniform row of the wafer: the high 32 bits times its size, over 2^32
+    h *= n_s
+    h >>= np.uint64(32)
+    cand = h.view(np.int64)
+    cand += start[wafer]
     key = (cand + (np.arange(r, dtype=np.int64) * m)[:, None]).ravel()
     slot = np.arange(r * k, dtype=np.int32)
     pos = cand.ravel()
