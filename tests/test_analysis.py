@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import yieldkit as yk
@@ -145,3 +146,25 @@ def test_too_few_dies_for_yield_models_gives_a_note():
     keep = fab.defects.merge(few[["die_x", "die_y"]], on=["die_x", "die_y"])
     r = analyze(few, keep, None, fab.layout, fab.bin_names)
     assert r.models is None and any("at least 30" in n for n in r.notes)
+
+
+def test_sections_pick_the_final_results_once(monkeypatch):
+    """With retests, the sections get the final results from analyze (no copy of the die table per
+    section), and equal the public functions run on the table with its retests."""
+    import yieldkit.yields as ykyields
+    from yieldkit.maps import stack_map
+    from yieldkit.spatial import clustering_stats
+
+    fab = yk.simulate_fab(n_lots=1, wafers_per_lot=4, retest_rate=0.05, random_state=3)
+    assert fab.dies.duplicated(["lot_id", "wafer_id", "die_x", "die_y"]).any()
+    picks = []
+    pick = ykyields._pick
+    monkeypatch.setattr(ykyields, "_pick", lambda d, last: picks.append(last) or pick(d, last))
+    res = analyze(fab.dies, fab.defects, fab.wafers, fab.layout, fab.bin_names)
+    # analyze's own, then wafer_yield, bin_pareto and retest_recovery, which need the retests
+    assert sum(picks) <= 4
+    monkeypatch.setattr(ykyields, "_pick", pick)
+    pd.testing.assert_frame_equal(res.kill_ratios.table, yk.kill_ratio(fab.dies, fab.defects).table)
+    pd.testing.assert_frame_equal(res.defect_pareto_kill, yk.pareto(fab.defects, dies=fab.dies, weight="kill"))
+    pd.testing.assert_frame_equal(res.stacked, stack_map(fab.dies, level="pooled"))
+    assert res.clustering_tested == len(clustering_stats(fab.dies))

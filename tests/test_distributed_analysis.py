@@ -143,7 +143,6 @@ def test_empty_partitions(small):
     _same(mem, got)
 
 
-@pytest.mark.xfail(strict=True, reason="per-wafer random streams")
 def test_clustering_section_equal_on_any_partitioning(small):
     """The permutation p-values of a wafer do not depend on the other wafers of the call."""
     fab, mem = small

@@ -120,6 +120,27 @@ def test_adjacency_matrix_matches_dense(fab):
     assert len(i) == 0  # dies of different wafers are never neighbours
 
 
+@pytest.mark.parametrize("contiguity", ["rook", "queen"])
+def test_grid_neighbours_match_the_edges_in_any_row_order(fab, rng, contiguity):
+    """Reference: grid_edges (hash look-ups). The neighbour table lists every pair once in its forward
+    columns and once backwards, by binary search in serpentine order and by look-up in any other order."""
+    from yieldkit.spatial.adjacency import grid_neighbours, serpentine_order
+
+    final = yk.final_results(fab.dies)
+    w = pd.factorize(final["wafer_id"])[0]
+    x, y = final["die_x"].to_numpy(), final["die_y"].to_numpy()
+    i, j = grid_edges(w, x, y, contiguity=contiguity)
+    expected = {(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist(), strict=True)}
+    for order in (serpentine_order(w, x, y), rng.permutation(len(w))):
+        t = grid_neighbours(w[order], x[order], y[order], contiguity=contiguity)
+        half = t.shape[1] // 2
+        r, c = np.nonzero(t[:, :half] >= 0)
+        pairs = {(min(a, b), max(a, b)) for a, b in zip(order[r].tolist(), order[t[r, c]].tolist(), strict=True)}
+        assert pairs == expected and len(r) == len(expected)
+        rb, cb = np.nonzero(t[:, half:] >= 0)
+        np.testing.assert_array_equal(np.sort(t[rb, half + cb]), np.sort(r))  # the backward columns mirror them
+
+
 def test_clustering_flags_signatures_and_nominal_rate():
     """Seeded simulation with known truth, >= 200 wafers: signatures flagged, random wafers near the nominal 5%."""
     sig = {k: ("edge-ring", "center", "scratch")[k % 3] for k in range(60)}
@@ -196,6 +217,47 @@ def test_permutation_count_map_and_normal_fallback(fab):
     assert normal.attrs == {}
     # the signature wafers are the most significant under both
     assert set(res.nsmallest(2, "p_i")["wafer_id"]) == set(normal.nsmallest(2, "p_i")["wafer_id"])
+
+
+def test_permutation_p_values_identical_on_any_split_of_the_wafers(fab, rng):
+    """Each wafer's permutations come from its own stream (seed and wafer key): the rows of any split of
+    the wafers, in any row order, are exactly the rows of the whole table (fail and count maps)."""
+    counts = yk.die_defect_counts(fab.dies, fab.defects.dropna(subset=["die_x"])).table
+    key = ["lot_id", "wafer_id"]
+    for table, kw in ((fab.dies, {}), (counts, {"value_col": "n_defects"})):
+        whole = clustering_stats(table, permutations=99, random_state=11, **kw).set_index(key)
+        ids = table["wafer_id"].to_numpy()
+        for parts in ((["01", "04"], ["02", "03", "05"]), (["05"], ["01", "02", "03", "04"])):
+            rows = []
+            for part in parts:
+                sub = table[np.isin(ids, part)]
+                sub = sub.iloc[rng.permutation(len(sub))].reset_index(drop=True)
+                rows.append(clustering_stats(sub, permutations=99, random_state=11, **kw))
+            split = pd.concat(rows, ignore_index=True).set_index(key).loc[whole.index]
+            pd.testing.assert_frame_equal(split, whole, check_exact=True, check_index_type=False)
+        other = clustering_stats(table, permutations=99, random_state=12, **kw).set_index(key)
+        assert not np.array_equal(other["p_i"].to_numpy(), whole["p_i"].to_numpy())
+
+
+def test_permutation_p_values_uniform_on_random_maps_and_small_on_a_cluster(rng):
+    """Validity: on 400 random 20 x 20 maps (20 % fails) the permutation p-values are close to uniform
+    (P(p <= a) within 4 binomial SEs of a, never above a beyond the Monte Carlo error); a solid block of
+    fails gets the smallest possible p, 1 / (1 + R)."""
+    x, y = _grid(20, 20)
+    n_maps, r = 400, 99
+    fails = rng.random((n_maps + 1, len(x))) < 0.2
+    fails[-1] = (x < 9) & (y < 9)  # one strong cluster: a 9 x 9 block
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": np.repeat([f"{i:03d}" for i in range(n_maps + 1)], len(x)),
+                      "die_x": np.tile(x, n_maps + 1), "die_y": np.tile(y, n_maps + 1), "passed": ~fails.ravel()})
+    res = clustering_stats(d, permutations=r, random_state=5)
+    random_maps, block = res.iloc[:-1], res.iloc[-1]
+    for col in ("p_bb", "p_bw", "p_i", "p_log_odds", "p_runs"):
+        p = random_maps[col].to_numpy()
+        for a in (0.05, 0.1, 0.25, 0.5):
+            se = np.sqrt(a * (1 - a) / n_maps)
+            assert abs((p <= a).mean() - a) <= 4 * se, (col, a)
+        assert block[col] == pytest.approx(1 / (1 + r)), col
+    assert stats.kstest(random_maps["p_bw"], "uniform").pvalue > 0.001
 
 
 def test_clustering_stats_errors(fab):

@@ -310,14 +310,26 @@ def wafer_groups(
 
 def position_codes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
     """Dense code per (die_x, die_y) pair, and the distinct positions (sorted by y, then x)."""
-    x = np.asarray(x, dtype=np.int64)
-    y = np.asarray(y, dtype=np.int64)
+    x = np.asarray(x)
+    y = np.asarray(y)
     if len(x) == 0:
         return np.zeros(0, np.int64), pd.DataFrame({"die_x": np.zeros(0, np.int32), "die_y": np.zeros(0, np.int32)})
-    xmin, ymin = x.min(), y.min()
-    nx = int(x.max() - xmin) + 1
-    flat = (y - ymin) * nx + (x - xmin)
-    uniq, codes = np.unique(flat, return_inverse=True)
+    xmin, ymin = int(x.min()), int(y.min())
+    nx = int(x.max()) - xmin + 1
+    flat = y.astype(np.int64)  # (y - ymin) * nx + (x - xmin), one die-sized temporary at a time
+    flat -= ymin
+    flat *= nx
+    np.add(flat, x, out=flat, casting="unsafe")
+    flat -= xmin
+    space = nx * (int(y.max()) - ymin + 1)
+    if space <= 4 * len(flat) + 1_000_000:  # a die grid: mark the positions present, no sorting
+        present = np.bincount(flat, minlength=space) > 0
+        uniq = np.flatnonzero(present)
+        lut = np.cumsum(present) - 1
+        codes = lut[flat]
+    else:
+        uniq, codes = np.unique(flat, return_inverse=True)
+    del flat
     pos = pd.DataFrame({"die_x": (uniq % nx + xmin).astype(np.int32), "die_y": (uniq // nx + ymin).astype(np.int32)})
     return codes.astype(np.int64).ravel(), pos
 

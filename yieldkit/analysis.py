@@ -149,7 +149,7 @@ def _stacked_map(dies: pd.DataFrame | None, final: pd.DataFrame | None, notes: l
     if dies is None or final is None:
         return pd.DataFrame({"die_x": pd.Series([], dtype="int32"), "die_y": pd.Series([], dtype="int32"),
                              "fail_rate": pd.Series([], dtype="float64")})
-    return stack_map(dies, level="pooled")
+    return stack_map(final, level="pooled")  # stack_map keeps the final results
 
 
 def _order_wafers(wy: pd.DataFrame, wafers: pd.DataFrame | None) -> tuple[pd.DataFrame, str | None]:
@@ -347,12 +347,15 @@ def analyze(
     notes: list[str] = []
     placed = _placed(dies, notes)
     placed_final = final if placed is dies else (None if placed is None else final_results(placed))
+    # the sections below use the final results only: give them once, without the test_seq that
+    # would make each section pick them again (a copy of the die table each time)
+    settled, placed_settled = _settled(final), None if placed_final is None else _settled(placed_final)
     res = AnalysisResults(
         summary=summary, final_dies=final, lot_yield=ly, wafer_yield=wy,
         bin_pareto=bin_pareto(dies, bin_names=bin_names, top=top),
         first_pass_bin_pareto=bin_pareto(dies, bin_names=bin_names, top=top, first_pass=True),
         retest=retest_recovery(dies, bin_names=bin_names),
-        stacked=_stacked_map(placed, placed_final, notes),
+        stacked=_stacked_map(placed, placed_settled, notes),
         p_chart=p_chart(ordered, rules=spc_rules, laney=laney),
         layout=layout, bin_names=names, notes=notes,
     )
@@ -371,21 +374,21 @@ def analyze(
             defects = complete_positions(defects, layout)
         res.defect_pareto = pareto(defects, top=top)
         if "die_x" in defects.columns:
-            res.defect_pareto_kill = pareto(defects, dies=dies, weight="kill", top=top, conf_level=conf_level)
-            res.kill_ratios = kill_ratio(dies, defects, conf_level=conf_level)
+            res.defect_pareto_kill = pareto(defects, dies=settled, weight="kill", top=top, conf_level=conf_level)
+            res.kill_ratios = kill_ratio(settled, defects, conf_level=conf_level)
         else:
             _note(res.notes, "kill ratios: the defect table has no die positions and no layout was given")
     if defects is not None and (len(defects) or inspected_wafers is not None):
         _defect_u_chart(res, defects, ordered, area, inspected_wafers, spc_rules, laney)
-    if placed is None or placed_final is None:
+    if placed_settled is None:
         _note(res.notes, "stacked map, zonal flags, spatial clustering and pattern classes: no die has a wafer "
                          "position")
     else:
-        _zonal(res, placed, layout, conf_level)
-        _clustering(res, placed)
-    _models(res, dies, defects, layout, coverage, conf_level)
-    if placed_final is not None:
-        _patterns(res, placed_final, pattern_model, similar_gallery)
+        _zonal(res, placed_settled, layout, conf_level)
+        _clustering(res, placed_settled)
+    _models(res, settled, defects, layout, coverage, conf_level)
+    if placed_settled is not None:
+        _patterns(res, placed_settled, pattern_model, similar_gallery)
     _commonality(res, wy, wafers)
     if tests is not None:
         _parametric(res, dies, tests, conf_level, top)
@@ -442,6 +445,11 @@ def _defect_u_chart(res: AnalysisResults, defects: pd.DataFrame | None, ordered:
         return
     res.u_chart = u_chart(per_wafer, exposure_col="area_cm2" if area else None, rules=spc_rules, laney=laney)
     res.u_chart_note = _NOT_INSPECTED_NOTE if inspected is None else None
+
+
+def _settled(final: pd.DataFrame) -> pd.DataFrame:
+    """Final results without ``test_seq`` (one row per die: nothing left to pick; no copy of the data)."""
+    return final.drop(columns="test_seq") if "test_seq" in final.columns else final
 
 
 def _placed(dies: pd.DataFrame, notes: list[str]) -> pd.DataFrame | None:

@@ -393,12 +393,14 @@ def retest_recovery(dies: pd.DataFrame, *, by: str = "hbin",
     fails = ~first["passed"].to_numpy(dtype=bool)
     if not fails.any():
         return pd.DataFrame({c: [] for c in cols})
-    from ._keys import die_keys
+    if first is final:  # no retests: each die's first result is its final one
+        pos = np.arange(len(first))
+    else:
+        from ._keys import die_keys
 
-    both = pd.concat([first[["lot_id", "wafer_id", "die_x", "die_y"]], final[["lot_id", "wafer_id", "die_x", "die_y"]]],
-                     ignore_index=True)
-    k = die_keys(both)
-    pos = pd.Index(k[len(first):]).get_indexer(k[: len(first)])
+        key_cols = ["lot_id", "wafer_id", "die_x", "die_y"]
+        k = die_keys(pd.concat([first[key_cols], final[key_cols]], ignore_index=True))
+        pos = pd.Index(k[len(first):]).get_indexer(k[: len(first)])
     fin_pass = final["passed"].to_numpy(dtype=bool)[pos]
     if "test_seq" in dies.columns:
         seq_first = first["test_seq"].to_numpy(dtype="int64", na_value=-1)

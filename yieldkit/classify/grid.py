@@ -177,9 +177,15 @@ def dies_to_grids(
     sizes = width * height
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     buf = np.zeros(int(offsets[-1]), np.uint8)
-    row = ymax[codes] - y
-    col = x - xmin[codes]
-    buf[offsets[codes] + row * width[codes] + col] = np.where(passed, PASS, FAIL)
+    # cell of each die: offset + (ymax - y) * width + (x - xmin), with one die-sized temporary at a time
+    cell = (offsets[:-1] + ymax * width - xmin)[codes]
+    cell += x
+    step = width[codes]
+    step *= y
+    cell -= step
+    del step
+    buf[cell] = np.where(passed, PASS, FAIL)
+    del cell
     grids = [buf[offsets[i]:offsets[i + 1]].reshape(int(height[i]), int(width[i])) for i in range(nw)]
     wafers = wafers.assign(
         x0=xmin.astype(np.int32), y0=ymin.astype(np.int32),

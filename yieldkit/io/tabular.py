@@ -282,6 +282,14 @@ def _read_parquet_file(path: Path, table: str = "die", columns: Mapping[str, str
         tbl = pq.read_table(path, read_dictionary=ids or None)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ParseError(f"not a readable Parquet file: {exc}", path=path) from exc
+    return _to_pandas(tbl, ids)
+
+
+def _to_pandas(tbl: pa.Table, ids: list[Any]) -> pd.DataFrame:
+    """The table as pandas, the dictionary-encoded identifier columns ``ids`` as strings whose codes are remembered.
+
+    The Arrow table is released column by column while converting (it must not be used after).
+    """
     encoded = {}
     for src in ids:
         col = tbl[src]
@@ -290,6 +298,7 @@ def _read_parquet_file(path: Path, table: str = "die", columns: Mapping[str, str
             encoded[src] = dictionary_codes(col)
             tbl = tbl.set_column(tbl.schema.get_field_index(src), src, col.cast(pa.string()))
     df = tbl.to_pandas(types_mapper=_types_mapper, split_blocks=True, self_destruct=True)
+    del tbl
     for src, (codes, uniques) in encoded.items():
         remember_codes(df[src], codes, uniques)
     return df
@@ -304,7 +313,8 @@ def _hive(path: Path, parquet: list[Path], table: str, columns: Mapping[str, str
     if not ids:
         return "hive"
     found = pads.dataset(path, format="parquet", partitioning="hive", exclude_invalid_files=True).partitioning.schema
-    return pads.partitioning(pa.schema([(k, pa.string() if k in ids else found.field(k).type) for k in keys]),
+    text = pa.dictionary(pa.int32(), pa.string())  # identifiers repeat: dictionary-decoded, codes kept
+    return pads.partitioning(pa.schema([(k, text if k in ids else found.field(k).type) for k in keys]),
                              flavor="hive")
 
 
@@ -313,13 +323,22 @@ def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None, on_erro
     parquet = [p for p in files if _sniff(p) == "parquet"]
     if parquet:
         try:
-            ds = pads.dataset(path, format="parquet", partitioning=_hive(path, parquet, table, columns),
-                              exclude_invalid_files=True)
+            partitioning = _hive(path, parquet, table, columns)
+            ds = pads.dataset(path, format="parquet", partitioning=partitioning, exclude_invalid_files=True)
+            names = ds.schema.names
+            mapping = canonical_names(names, table, columns)
+            # identifiers repeat: decoding them as dictionaries is faster and gives their codes for free
+            ids = [src for src, dst in mapping.items() if dst in ("lot_id", "wafer_id")]
+            in_files = [c for c in ids if c not in (ds.partitioning.schema.names if ds.partitioning else [])]
+            if in_files:
+                fmt = pads.ParquetFileFormat(read_options=pads.ParquetReadOptions(dictionary_columns=in_files))
+                ds = pads.dataset(path, format=fmt, partitioning=partitioning, exclude_invalid_files=True)
             tbl = ds.to_table()
         except (pa.ArrowInvalid, OSError) as exc:
             raise ParseError(f"cannot read the Parquet dataset: {exc}", path=path) from exc
-        df = tbl.to_pandas(types_mapper=_types_mapper)
-        for c in df.columns:  # hive partition keys arrive as dictionaries
+        df = _to_pandas(tbl, ids)
+        del tbl
+        for c in df.columns:  # other hive partition keys arrive as dictionaries
             if isinstance(df[c].dtype, pd.CategoricalDtype):
                 df[c] = df[c].astype(STRING)
         return df
@@ -445,7 +464,10 @@ def read_dies(
     check_choice(on_error, ("raise", "salvage"), name="on_error", where="read_dies")
     check_columns(columns, "read_dies")
     df, name, line_base = _load(source, "die", columns, on_error)
-    return validate_dies(df, source=name, columns=columns, good_bins=good, retests=retests, line_base=line_base)
+    out = validate_dies(df, source=name, columns=columns, good_bins=good, retests=retests, line_base=line_base)
+    del df
+    pa.default_memory_pool().release_unused()  # reading and validating freed Arrow buffers: give them back
+    return out
 
 
 def read_defects(
@@ -473,7 +495,10 @@ def read_defects(
     check_columns(columns, "read_defects")
     check_layout(layout, "read_defects")
     df, name, line_base = _load(source, "defect", columns, on_error)
-    return validate_defects(df, source=name, columns=columns, layout=layout, line_base=line_base)
+    out = validate_defects(df, source=name, columns=columns, layout=layout, line_base=line_base)
+    del df
+    pa.default_memory_pool().release_unused()  # reading and validating freed Arrow buffers: give them back
+    return out
 
 
 def read_wafers(source: Source, *, columns: Mapping[str, str] | None = None, on_error: str = "raise") -> pd.DataFrame:

@@ -18,12 +18,14 @@ from .._deprecation import renamed_kwargs
 from .._keys import joint_wafer_codes
 from ..errors import SchemaError, YieldkitValueError
 from ..schema import STRING
-from .adjacency import grid_edges
-from .permutation import decompose, neighbour_table, pair_sums, permuted_pair_sums
+from .adjacency import grid_neighbours, serpentine_order
+from .permutation import _mix64, base_seed, decompose, observed_sums, permuted_sums, wafer_seeds
 
 log = logging.getLogger(__name__)
 
 __all__ = ["clustering_stats", "join_count_moments", "morans_i_moments"]
+
+_BLOCK = 1 << 20  # rows per block of the sums over the joins
 
 
 
@@ -146,7 +148,11 @@ def clustering_stats(
         maps with few fails (see Notes).
     random_state : int, numpy Generator or None
         Seed of the permutations (default 0: the same table gives the same p-values; None:
-        fresh entropy).
+        fresh entropy; a Generator gives one draw). Each wafer's permutations come from its own
+        random stream, derived from this seed and the wafer's ``lot_id`` and ``wafer_id``: a
+        wafer's p-values do not depend on the other wafers in the table or on the row order,
+        so any split of the wafers (e.g. the partitions of a Dask DataFrame) gives exactly the
+        rows of the whole table.
 
     Returns
     -------
@@ -195,8 +201,9 @@ def clustering_stats(
 
     Cost: each permutation moves only the dies that differ from their wafer's most frequent
     value (the fails, or the passes when they are fewer; the defective dies of a count map),
-    so one pass costs about ``R x min(n_fail, n_pass) x neighbours`` operations over all
-    wafers at once, in memory-bounded chunks of permutations.
+    so one pass costs about ``R x min(n_fail, n_pass) x neighbours`` operations, for batches
+    of consecutive wafers whose work arrays stay in the processor cache (see
+    :mod:`yieldkit.spatial.permutation`, which also describes the per-wafer random streams).
 
     ``clustered`` uses the BW count, the join count test recommended for clustering of a
     binary map (fewer mixed joins than at random).
@@ -221,7 +228,7 @@ def clustering_stats(
     >>> fab = yk.simulate_fab(n_lots=1, wafers_per_lot=2, signatures={0: "edge-ring"}, random_state=3)
     >>> res = clustering_stats(fab.dies, permutations=199, random_state=1)
     >>> res["clustered"].tolist(), res["p_bw"].round(3).tolist()
-    ([True, False], [0.005, 0.965])
+    ([True, False], [0.005, 0.98])
     """
     if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or permutations < 0:
         raise YieldkitValueError(
@@ -246,23 +253,44 @@ def clustering_stats(
     d = placed(d, "clustering_stats")
     (w,), wafers = joint_wafer_codes(d)
     n_w = len(wafers)
-    x = d["die_x"].to_numpy(np.int64)
-    y = d["die_y"].to_numpy(np.int64)
+    x = d["die_x"].to_numpy(np.int32)
+    y = d["die_y"].to_numpy(np.int32)
     if "passed" in d.columns:
         b = ~d["passed"].to_numpy(dtype=bool)
     else:
         b = d[value_col].to_numpy(dtype=float) > 0
-    v = b.astype(float) if value_col == "fail" else d[value_col].to_numpy(dtype=float)
-    i, j = grid_edges(w, x, y, contiguity=contiguity)
-    we = w[i]
+    v = None if value_col == "fail" else d[value_col].to_numpy(dtype=float)
+    # canonical row order: by wafer, then in serpentine raster order (the order of the runs);
+    # every statistic but the runs is a sum over a wafer's dies and does not depend on it
+    order = serpentine_order(w, x, y)
+    w, x, y, b = w[order].astype(np.int32 if n_w < 2**31 else np.int64), x[order], y[order], b[order]
+    if v is not None:
+        v = v[order]
+    del order
+    table = grid_neighbours(w, x, y, contiguity=contiguity)
+    del x, y
     n = np.bincount(w, minlength=n_w).astype(float)
     n1 = np.bincount(w, weights=b, minlength=n_w)
-    n_e = np.bincount(we, minlength=n_w).astype(float)
-    deg = np.bincount(i, minlength=len(w)) + np.bincount(j, minlength=len(w))
+    deg = np.count_nonzero(table >= 0, axis=1)
+    n_e = np.bincount(w, weights=np.count_nonzero(table[:, : table.shape[1] // 2] >= 0, axis=1), minlength=n_w)
     s0, s1 = 2 * n_e, 4 * n_e
     s2 = 4 * np.bincount(w, weights=deg.astype(float) ** 2, minlength=n_w)
-    bb = np.bincount(we, weights=b[i] & b[j], minlength=n_w)
-    bw = np.bincount(we, weights=b[i] != b[j], minlength=n_w)
+    del deg
+    # sums over the undirected joins: each pair once, over the forward neighbour columns
+    mean = np.bincount(w, weights=b if v is None else v, minlength=n_w) / n
+    zv = (b if v is None else v) - mean[w]
+    bb, bw, cross = np.zeros(n_w), np.zeros(n_w), np.zeros(n_w)
+    for lo in range(0, len(w), _BLOCK):  # in row blocks: bounded temporaries
+        for c in range(table.shape[1] // 2):
+            rows = np.flatnonzero(table[lo:lo + _BLOCK, c] >= 0)
+            rows += lo
+            nb = table[rows, c]
+            wr = w[rows]
+            bi, bj = b[rows], b[nb]
+            bb += np.bincount(wr, weights=bi & bj, minlength=n_w)
+            bw += np.bincount(wr, weights=bi != bj, minlength=n_w)
+            cross += 2 * np.bincount(wr, weights=zv[rows] * zv[nb], minlength=n_w)
+    del rows, nb, wr, bi, bj
     ww = n_e - bb - bw
     m = join_count_moments(n, n1, s0, s1, s2)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -270,24 +298,20 @@ def clustering_stats(
         z_bw = (bw - m["e_bw"]) / np.sqrt(m["var_bw"])
         z_ww = (ww - m["e_ww"]) / np.sqrt(m["var_ww"])
         # Moran's I
-        mean = np.bincount(w, weights=v, minlength=n_w) / n
-        zv = v - mean[w]
         m2 = np.bincount(w, weights=zv**2, minlength=n_w)
         m4 = np.bincount(w, weights=zv**4, minlength=n_w)
-        cross = 2 * np.bincount(we, weights=zv[i] * zv[j], minlength=n_w)
+        del zv
         mi = n / s0 * cross / m2
         b2 = n * m4 / m2**2
         e_i, var_i = morans_i_moments(n, s0, s1, s2, b2)
         z_i = (mi - e_i) / np.sqrt(var_i)
         # neighbour log odds ratio (Taam & Hamada)
         lor, lor_se = _log_odds(bb, ww, bw, n1, n - n1)
-        # runs in serpentine raster order
-        xs = np.where(y % 2 == 0, x, -x)
-        order = np.lexsort((xs, y, w))
-        bo, wo = b[order], w[order]
-        same = wo[1:] == wo[:-1]
-        change = (bo[1:] != bo[:-1]) & same
-        runs = np.where(n > 0, 1 + np.bincount(wo[1:], weights=change, minlength=n_w), 0)
+        # runs in serpentine raster order (the row order)
+        same = w[1:] == w[:-1]
+        change = (b[1:] != b[:-1]) & same
+        runs = np.where(n > 0, 1 + np.bincount(w[1:], weights=change, minlength=n_w), 0)
+        del change
         n2 = n - n1
         e_r = 1 + 2 * n1 * n2 / n
         var_r = 2 * n1 * n2 * (2 * n1 * n2 - n) / (n**2 * (n - 1))
@@ -295,10 +319,15 @@ def clustering_stats(
         p_lor = stats.norm.sf(lor / lor_se)
     p_bb, p_bw, p_i, p_r = stats.norm.sf(z_bb), stats.norm.cdf(z_bw), stats.norm.sf(z_i), stats.norm.cdf(z_r)
     if permutations:
-        chain = (order[:-1][same], order[1:][same])
+        chain = np.full((len(w), 2), -1, dtype=table.dtype)  # next and previous die in the run order
+        rows = np.flatnonzero(same)
+        chain[rows, 0] = rows + 1
+        chain[rows + 1, 1] = rows
+        del rows
+        seed = base_seed(random_state)
+        seeds = wafer_seeds(seed, wafers["lot_id"].astype(str).tolist(), wafers["wafer_id"].astype(str).tolist())
         p_bb, p_bw, p_i, p_lor, p_r = _permutation_p_values(
-            w, n_w, b, None if value_col == "fail" else v, (i, j), chain, n, n_e, mean, m2,
-            int(permutations), np.random.default_rng(random_state),
+            w, n_w, b, v, table, chain, n, n_e, mean, m2, int(permutations), seeds,
         )
     out = pd.DataFrame(
         {
@@ -363,32 +392,40 @@ def _moran_from_sums(background: np.ndarray, d: np.ndarray, j: np.ndarray, n: np
 
 
 def _permutation_p_values(
-    w: np.ndarray, n_w: int, b: np.ndarray, v: np.ndarray | None, joins: tuple[np.ndarray, np.ndarray],
-    chain: tuple[np.ndarray, np.ndarray], n: np.ndarray, n_e: np.ndarray, mean: np.ndarray, m2: np.ndarray,
-    permutations: int, rng: np.random.Generator,
+    w: np.ndarray, n_w: int, b: np.ndarray, v: np.ndarray | None, joins: np.ndarray, chain: np.ndarray,
+    n: np.ndarray, n_e: np.ndarray, mean: np.ndarray, m2: np.ndarray, permutations: int, seeds: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
-    """Conditional randomisation p-values of BB, BW, Moran's I, the log odds ratio and runs."""
-    n_rows = len(w)
-    tables = [neighbour_table(n_rows, *joins), neighbour_table(n_rows, *chain)]
-    decs = [decompose(w, b.astype(float), n_w)]
-    tabs = [tables]
+    """Conditional randomisation p-values of BB, BW, Moran's I, the log odds ratio and runs.
+
+    ``w`` is sorted; ``joins`` and ``chain`` are the neighbour tables of the grid and of the run
+    order (``-1`` pads, forward directions first); ``seeds`` the wafers' seeds.
+    """
+    size = np.bincount(w, minlength=n_w)
+    start = np.r_[0, np.cumsum(size)[:-1]].astype(np.int64)
+    decs = [decompose(w, b, n_w)]
+    tabs = [[joins, chain]]
+    streams = [seeds]
     if v is not None:
         decs.append(decompose(w, v, n_w))
-        tabs.append(tables[:1])
-    scratch = np.zeros(n_rows + 1)
+        tabs.append([joins])
+        streams.append(_mix64(seeds + np.uint64(1)))
     n1_ = np.bincount(w, weights=b.astype(float), minlength=n_w)  # fails per wafer: fixed by the permutations
 
-    def statistics(sums: list[list[tuple[np.ndarray, np.ndarray]]]) -> tuple[np.ndarray, ...]:
-        bb, bw, ww, runs = _binary_stats(decs[0].background, sums[0], n, n_e)
+    def statistics(sums: list[list[tuple[np.ndarray, np.ndarray]]], sl: slice) -> tuple[np.ndarray, ...]:
+        nn, ne = n[sl], n_e[sl]
+        bb, bw, ww, runs = _binary_stats(decs[0].background[sl], sums[0], nn, ne)
         dm = decs[-1]
-        mi = _moran_from_sums(dm.background, *sums[-1][0], n, n_e, mean, m2)
-        return bb, bw, mi, _log_odds(bb, ww, bw, n1_, n - n1_)[0], runs
+        mi = _moran_from_sums(dm.background[sl], *sums[-1][0], nn, ne, mean[sl], m2[sl])
+        return bb, bw, mi, _log_odds(bb, ww, bw, n1_[sl], nn - n1_[sl])[0], runs
 
-    obs = statistics([pair_sums(d.rows[None, :], d, t, n_w, scratch) for d, t in zip(decs, tabs, strict=True)])
+    obs = statistics([[observed_sums(d, t, w, n_w) for t in ts] for d, ts in zip(decs, tabs, strict=True)],
+                     slice(None))
     upper = (True, False, True, True, False)  # BB, Moran, log odds: large; BW, runs: small
     hits = [np.zeros(n_w) for _ in obs]
-    for sums in permuted_pair_sums(w, n_w, decs, tabs, permutations, rng):
-        for k, t in enumerate(statistics(sums)):
-            tol = 1e-9 * np.maximum(np.abs(obs[k]), 1e-300)
-            hits[k] += (t >= obs[k] - tol).sum(axis=0) if upper[k] else (t <= obs[k] + tol).sum(axis=0)
+    for w_lo, w_hi, sums in permuted_sums(start, size, decs, tabs, streams, permutations):
+        sl = slice(w_lo, w_hi)
+        for k, t in enumerate(statistics(sums, sl)):
+            o = obs[k][:, sl]
+            tol = 1e-9 * np.maximum(np.abs(o), 1e-300)
+            hits[k][sl] = (t >= o - tol).sum(axis=0) if upper[k] else (t <= o + tol).sum(axis=0)
     return tuple(np.where(np.isfinite(o), (1 + h) / (1 + permutations), np.nan)[0] for o, h in zip(obs, hits, strict=True))
