@@ -315,7 +315,7 @@ def _hive(path: Path, parquet: list[Path], table: str, columns: Mapping[str, str
     found = pads.dataset(path, format="parquet", partitioning="hive", exclude_invalid_files=True).partitioning.schema
     text = pa.dictionary(pa.int32(), pa.string())  # identifiers repeat: dictionary-decoded, codes kept
     return pads.partitioning(pa.schema([(k, text if k in ids else found.field(k).type) for k in keys]),
-                             flavor="hive")
+                             flavor="hive", dictionaries="infer")
 
 
 def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None, on_error: str = "raise") -> pd.DataFrame:
