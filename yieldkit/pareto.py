@@ -241,14 +241,28 @@ def _with_dies(counted: pd.DataFrame, t: pd.DataFrame, dies: pd.DataFrame, by: s
         g_dies = np.full(G, len(final), np.int64)
         g_pass = np.full(G, int(dd.passed.sum()), np.int64)
     cc = contingency_counts(dd.die, dd.category, g_def, dd.passed, G, C, g_dies, g_pass)
-    kr = contingency_kill_ratio(cc["pure"], cc["pure_passed"], np.repeat(cc["clean"][:, None], C, axis=1),
-                                np.repeat(cc["clean_passed"][:, None], C, axis=1), interval=interval,
-                                conf_level=conf_level, where="pareto", warn=False)
     long = groups.loc[np.repeat(np.arange(G), C)].reset_index(drop=True) if gcols else pd.DataFrame(index=range(C))
     long["category"] = np.tile(dd.categories, G)
-    long["dies_affected"] = cc["affected"].ravel()
+    return _kill_table(counted, long, gcols, cc["affected"].ravel(), cc["pure"], cc["pure_passed"], cc["clean"],
+                       cc["clean_passed"], g_dies, interval=interval, conf_level=conf_level, die_area_cm2=die_area_cm2)
+
+
+def _kill_table(counted: pd.DataFrame, long: pd.DataFrame, gcols: list[str], affected: np.ndarray, pure: np.ndarray,
+                pure_passed: np.ndarray, clean: np.ndarray, clean_passed: np.ndarray, g_dies: np.ndarray, *,
+                interval: str, conf_level: float, die_area_cm2: float | None) -> pd.DataFrame:
+    """The kill-weighted Pareto from its contingency counts (in memory and on Dask).
+
+    ``long`` has one row per group x category (``gcols``, ``category``); ``affected`` is per
+    row, ``pure``/``pure_passed`` per (group, category), ``clean``/``clean_passed``/``g_dies``
+    per group. ``counted`` (the defect counts per group and category) gets the kill columns.
+    """
+    C = pure.shape[1]
+    kr = contingency_kill_ratio(pure, pure_passed, np.repeat(clean[:, None], C, axis=1),
+                                np.repeat(clean_passed[:, None], C, axis=1), interval=interval,
+                                conf_level=conf_level, where="pareto", warn=False)
+    long["dies_affected"] = affected
     with np.errstate(invalid="ignore", divide="ignore"):
-        long["fraction_affected"] = cc["affected"].ravel() / np.repeat(g_dies, C)
+        long["fraction_affected"] = affected / np.repeat(g_dies, C)
     for src, dst in (("kill_ratio", "kill_ratio"), ("ci_lower", "kr_ci_lower"), ("ci_upper", "kr_ci_upper")):
         long[dst] = kr[src].ravel()
     long["limited_yield"] = 1.0 - long["kill_ratio"] * long["fraction_affected"]
@@ -269,7 +283,7 @@ def _with_dies(counted: pd.DataFrame, t: pd.DataFrame, dies: pd.DataFrame, by: s
         warnings.warn(
             f"pareto: kill ratio undefined for {int(undefined.sum())} row(s) (no dies with only that category, "
             "no defect-free dies, or no passing defect-free die); reported as NaN.",
-            DataQualityWarning, stacklevel=3,
+            DataQualityWarning, stacklevel=4,
         )
     return out
 

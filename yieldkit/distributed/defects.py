@@ -31,7 +31,7 @@ from ..errors import DataQualityWarning, SchemaError, YieldkitTypeError, Yieldki
 from ..killratio import _INTERVALS, KillRatioResult, KillRatioStats, _kill_ratio_result, kill_ratio_stats
 from ..layout import WaferLayout
 from ..models import CountHistogram, ModelComparison, compare_models
-from ..pareto import SIZE_EDGES_UM, _as_list, _rank, size_bins
+from ..pareto import SIZE_EDGES_UM, _as_list, _kill_table, _rank, size_bins
 from ..schema import STRING, UNCLASSIFIED
 from .dies import _dask
 
@@ -411,7 +411,6 @@ def _sum_by(frames: list[pd.DataFrame], keys: list[str], cols: list[str]) -> pd.
 def _pareto_with_dies(counted: pd.DataFrame, parts: list[dict[str, Any]], gcols: list[str], dcols: list[str],
                       interval: str, conf_level: float, die_area_cm2: float | None) -> pd.DataFrame:
     """The die-based columns of :func:`yieldkit.pareto` from the partitions' counts (as ``_with_dies``)."""
-    from ..killratio import contingency_kill_ratio
 
     groups = counted[gcols].drop_duplicates().reset_index(drop=True) if gcols else pd.DataFrame(index=[0])
     G = len(groups)
@@ -437,36 +436,8 @@ def _pareto_with_dies(counted: pd.DataFrame, parts: list[dict[str, Any]], gcols:
     affected = full["affected"].fillna(0).to_numpy(np.int64)
     pure = full["pure"].fillna(0).to_numpy(np.int64).reshape(G, C)
     pure_passed = full["pure_passed"].fillna(0).to_numpy(np.int64).reshape(G, C)
-    clean = g_dies - n_dirty
-    clean_passed = g_pass - n_dirty_passed
-    kr = contingency_kill_ratio(pure, pure_passed, np.repeat(clean[:, None], C, axis=1),
-                                np.repeat(clean_passed[:, None], C, axis=1), interval=interval,
-                                conf_level=conf_level, where="pareto", warn=False)
-    long["dies_affected"] = affected
-    with np.errstate(invalid="ignore", divide="ignore"):
-        long["fraction_affected"] = affected / np.repeat(g_dies, C)
-    for src, dst in (("kill_ratio", "kill_ratio"), ("ci_lower", "kr_ci_lower"), ("ci_upper", "kr_ci_upper")):
-        long[dst] = kr[src].ravel()
-    long["limited_yield"] = 1.0 - long["kill_ratio"] * long["fraction_affected"]
-    long["yield_loss"] = 1.0 - long["limited_yield"]
-    long["impact"] = long["kill_ratio"] * long["dies_affected"]
-    long["_dies"] = np.repeat(g_dies, C)
-    counted = counted.assign(category=counted["category"].astype(object))
-    long["category"] = long["category"].astype(object)
-    out = counted.merge(long, on=[*gcols, "category"], how="left")
-    out["dies_affected"] = out["dies_affected"].fillna(0).astype(np.int64)
-    if die_area_cm2:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["density"] = out["count"] / (out["_dies"].fillna(np.nan) * die_area_cm2)
-    out = out.drop(columns="_dies")
-    undefined = out["kill_ratio"].isna() & (out["dies_affected"] > 0)
-    if undefined.any():
-        warnings.warn(
-            f"pareto: kill ratio undefined for {int(undefined.sum())} row(s) (no dies with only that category, "
-            "no defect-free dies, or no passing defect-free die); reported as NaN.",
-            DataQualityWarning, stacklevel=3,
-        )
-    return out
+    return _kill_table(counted, long, gcols, affected, pure, pure_passed, g_dies - n_dirty, g_pass - n_dirty_passed,
+                       g_dies, interval=interval, conf_level=conf_level, die_area_cm2=die_area_cm2)
 
 
 def pareto_dask(
