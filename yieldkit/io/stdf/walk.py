@@ -1,4 +1,4 @@
-"""Finding the records of an STDF file: loading (plain, gzip, bzip2, zip) and a header walk.
+"""Finding the records of an STDF file: a header walk (reading the file: :mod:`.stream`).
 
 An STDF file is a chain of records, each with a 4-byte header ``REC_LEN (U2), REC_TYP (U1),
 REC_SUB (U1)``; a record's start is known only from the one before it. Walking that chain in
@@ -19,24 +19,17 @@ of test records, so :func:`walk` does it with numpy:
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import logging
-import lzma
-import os
-import zipfile
 from bisect import bisect_left
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ...errors import InputNotFoundError, ParseError
 from .records import REC_NAMES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Records", "load_bytes", "walk"]
+__all__ = ["Records", "walk"]
 
 _CHUNK = 1 << 22
 
@@ -48,48 +41,6 @@ _TYP_BIT = bytes((1 << _TYP_VALUES.index(i)) if i in _TYP_VALUES else 0 for i in
 _SUB_BITS = bytes(
     sum(1 << _TYP_VALUES.index(t) for t, s in REC_NAMES if s == i) for i in range(256)
 )
-
-
-def load_bytes(path: str | os.PathLike[str]) -> np.ndarray:
-    """The (decompressed) content of an STDF file as a read-only uint8 array.
-
-    gzip, bzip2, xz and zip (first member) are recognised from their magic bytes.
-
-    Raises
-    ------
-    InputNotFoundError
-        When ``path`` does not exist.
-    ParseError
-        When a compressed file cannot be decompressed.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputNotFoundError(f"{p}: no such file")
-    with open(p, "rb") as fh:
-        magic = fh.read(6)
-    try:
-        if magic.startswith(b"\x1f\x8b"):
-            with gzip.open(p, "rb") as fh:
-                data = fh.read()
-        elif magic.startswith(b"BZh"):
-            with bz2.open(p, "rb") as fh:
-                data = fh.read()
-        elif magic.startswith(b"\xfd7zXZ\x00"):
-            with lzma.open(p, "rb") as fh:
-                data = fh.read()
-        elif magic.startswith(b"PK\x03\x04"):
-            with zipfile.ZipFile(p) as zf:
-                members = [i for i in zf.infolist() if not i.is_dir()]
-                if not members:
-                    raise ParseError("the zip archive holds no file", path=p)
-                if len(members) > 1:
-                    log.warning("%s: zip archive holds %d files; reading %s", p, len(members), members[0].filename)
-                data = zf.read(members[0])
-        else:
-            return np.fromfile(p, dtype=np.uint8)
-    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as exc:
-        raise ParseError(f"cannot decompress: {exc}", path=p) from exc
-    return np.frombuffer(data, dtype=np.uint8)
 
 
 @dataclass
