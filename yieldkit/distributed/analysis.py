@@ -350,9 +350,10 @@ def analyze_dask(
     else Dask's default. Sections computed partition by partition: summary, wafer and lot
     yield, bin Paretos, retest recovery, p-chart, stacked map, zonal flags, clustering (per
     wafer, then Benjamini-Hochberg over all wafers), pattern classes, commonality. With
-    ``tests``: process capability on Dask (:func:`yieldkit.parametric.capability`); the shift
-    and test-bin association tables and the PAT screen have no Dask path and are left out
-    with a note.
+    ``tests`` (a path, e.g. the ``DATASET_tests/`` of ``yieldkit convert``, or a frame): process
+    capability (:func:`yieldkit.parametric.capability`), lot shifts, test-bin association and
+    the PAT screen (:mod:`yieldkit.distributed.parametric`); ``pat.result.table`` then holds
+    the inked dies only.
     """
     import dask
 
@@ -451,7 +452,8 @@ def analyze_dask(
     _defect_models(res, d, df, layout, kernels=kernels, coverage=coverage, conf_level=conf_level)
     kernels.commonality(res, wy, wafers)
     if tests is not None:
-        _parametric(res, d, tests, conf_level, top, kernels.note)
+        _parametric(res, d, tests, keys=_concat(stats, "wafers"), conf_level=conf_level, top=top, pat_rules=pat_rules,
+                    partition_rows=partition_rows, note=kernels.note)
     res.final_dies = _final_dies(d, wy, stats, max_maps, res.notes, kernels.note)
     return res
 
@@ -481,47 +483,15 @@ def _final_dies(d: Any, wy: pd.DataFrame, stats: list[dict[str, Any]], max_maps:
     return out
 
 
-def _parametric(res: AnalysisResults, dies: Any, tests: Any, conf_level: float, top: int | None, note: Any) -> None:
-    """Process capability of a (dask) test table; shifts, association and PAT have no Dask path."""
-    import warnings
+def _parametric(res: AnalysisResults, dies: Any, tests: Any, *, keys: pd.DataFrame | None, conf_level: float,
+                top: int | None, pat_rules: Sequence[str], partition_rows: int, note: Any) -> None:
+    """The parametric section and the PAT screen (:mod:`yieldkit.distributed.parametric`)."""
+    from .parametric import open_tests, parametric_sections
 
-    from ..errors import DataQualityWarning
-    from ..parametric import capability
-    from ..parametric.section import ParametricSection
-
-    t = tests if _is_dask(tests) else open_table_tests(tests)
-    if "value" not in t.columns:
+    t = open_tests(tests, partition_rows=partition_rows)
+    section, pat, _ = parametric_sections(dies, t, keys=keys, conf_level=conf_level, top=top, pat_rules=pat_rules,
+                                          partition_rows=partition_rows)
+    if section is None:
         note(res.notes, "parametric tests: the test table holds no numeric result")
-        return
-    by = ("lot_id",) if "lot_id" in t.columns else ()
-    sub = "wafer_id" if "wafer_id" in t.columns else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataQualityWarning)
-        cap = capability(t, by=by, subgroup=sub, conf_level=conf_level).table
-    n_tests = int(len(cap[["test_num", "pin"]].drop_duplicates())) if len(cap) else 0
-    ranked = cap[np.isfinite(cap["cpk"].to_numpy(np.float64))].sort_values(["cpk", "test_num"], kind="stable")
-    worst = (ranked if top is None else ranked.head(top)).reset_index(drop=True)
-    worst_results = t._meta
-    if len(worst):
-        w = worst.iloc[0]
-        sel = t[t["test_num"] == int(w["test_num"])]
-        if "lot_id" in worst.columns:
-            sel = sel[sel["lot_id"] == w["lot_id"]]
-        worst_results = sel.compute().reset_index(drop=True)
-        if pd.notna(w["pin"]) and "pin" in worst_results.columns:
-            keep = worst_results["pin"].to_numpy(dtype=np.float64, na_value=np.nan) == float(w["pin"])
-            worst_results = worst_results.loc[keep].reset_index(drop=True)
-    empty = pd.DataFrame({c: [] for c in ("bin", "test_num", "pin", "test_name", "n_fail", "n_good", "auc")})
-    res.parametric = ParametricSection(capability=cap, worst=worst, shifts=None, shift_tested=0, association=empty,
-                                       n_tests=n_tests, worst_results=worst_results)
-    note(res.notes, "parametric shifts, test-bin association and the PAT screen: not computed by the Dask engine "
-                     "(no Dask path)")
-
-
-def open_table_tests(tests: Any) -> Any:
-    """A test table (DataFrame or Parquet path) as a Dask DataFrame, one partition per lot."""
-    import dask.dataframe as dd
-
-    if isinstance(tests, pd.DataFrame):
-        return dd.from_pandas(tests, npartitions=max(1, min(32, len(tests) // 1_000_000 + 1)), sort=False)
-    return dd.read_parquet(tests)
+    res.parametric = section
+    res.pat = pat

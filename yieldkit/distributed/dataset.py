@@ -49,7 +49,7 @@ __all__ = ["DEFAULT_PARTITION_ROWS", "align_wafers", "open_table"]
 #: target rows per partition: large enough that a dataset has few tasks, small enough that the
 #: in-memory analyses of one partition stay well within a worker's memory
 DEFAULT_PARTITION_ROWS = 1_000_000
-KINDS = ("dies", "defects", "wafers")
+KINDS = ("dies", "defects", "wafers", "tests")
 #: row-order column added before a shuffle (partition number << 40 | row position), so that
 #: results keep the order of first appearance of the input
 ORDER_COL = "_yk_row"
@@ -74,8 +74,28 @@ def _validator(kind: str) -> Callable[..., pd.DataFrame]:
     from ..schema import validate_defects, validate_dies, validate_wafers
 
     table: dict[str, Callable[..., pd.DataFrame]] = {"dies": validate_dies, "defects": validate_defects,
-                                                     "wafers": validate_wafers}
+                                                     "wafers": validate_wafers, "tests": _validate_tests}
     return table[kind]
+
+
+#: the columns a long test table must have on the Dask engine (results are matched to wafers)
+TEST_COLUMNS = ("lot_id", "wafer_id", "test_num", "value")
+
+
+def _validate_tests(df: pd.DataFrame, *, source: str | None = None, columns: Mapping[str, str] | None = None,
+                    **options: Any) -> pd.DataFrame:
+    """The long test table of ``read_stdf(tests=True)`` (hive keys ``lot_id``, ``wafer_id`` included):
+    the columns renamed by ``columns`` and the needed ones checked (values are carried as stored)."""
+    if columns:
+        df = df.rename(columns=dict(columns))
+    missing = [c for c in TEST_COLUMNS if c not in df.columns]
+    if missing:
+        have = list(map(str, df.columns))
+        raise SchemaError(f"the test table lacks column(s) {', '.join(missing)}; it has {', '.join(have[:30])}"
+                          f"{', ...' if len(have) > 30 else ''}. Expected the long test table of "
+                          "read_stdf(tests=True) (or the DATASET_tests/ of yieldkit convert).",
+                          source=source, column=missing[0])
+    return df
 
 
 def _strings(df: pd.DataFrame) -> pd.DataFrame:
@@ -292,9 +312,11 @@ def open_table(
         string columns), a glob of Parquet files, a list of such paths, a Dask DataFrame of raw
         rows, or an in-memory table (validated at once and cut into partitions at wafer
         boundaries).
-    kind : {"dies", "defects", "wafers"}
+    kind : {"dies", "defects", "wafers", "tests"}
         Which table: validated by :func:`yieldkit.schema.validate_dies`,
-        :func:`~yieldkit.schema.validate_defects` or :func:`~yieldkit.schema.validate_wafers`.
+        :func:`~yieldkit.schema.validate_defects` or :func:`~yieldkit.schema.validate_wafers`;
+        ``"tests"``: the long test table (``lot_id``, ``wafer_id``, ``test_num``, ``value``
+        needed), e.g. the ``DATASET_tests/`` of ``yieldkit convert``.
     columns : mapping, optional
         Explicit ``{found_name: canonical_name}``, as for the in-memory readers.
     partition_rows : int
