@@ -312,17 +312,11 @@ def analyze(
     if check_choice(engine, ("memory", "dask"), name="engine", where="analyze") == "dask":
         from .distributed.analysis import analyze_dask
 
-        if similar_gallery is not None:
-            from .errors import YieldkitValueError
-
-            raise YieldkitValueError("The 'similar_gallery' argument of analyze needs engine='memory': the Dask "
-                                     "engine does not search similar wafers yet (use SimilarWafers.query on the "
-                                     "flagged wafers).")
-
         return analyze_dask(dies, defects, wafers, layout, bin_names, top=top, coverage=coverage,
                             conf_level=conf_level, spc_rules=spc_rules, laney=laney,
                             inspected_wafers=inspected_wafers, tests=tests, inspected_dies=inspected_dies,
-                            pat_rules=pat_rules, pattern_model=pattern_model, kernels=_dask_kernels(),
+                            pat_rules=pat_rules, pattern_model=pattern_model, similar_gallery=similar_gallery,
+                            kernels=_dask_kernels(),
                             **dict(dask_options or {}))
     if dies is None:
         if defects is None:
@@ -404,7 +398,8 @@ def _dask_kernels() -> Any:
 
     return SimpleNamespace(results=AnalysisResults, note=_note, placed=_placed, order_wafers=_order_wafers,
                            check_wafer_overlap=_check_wafer_overlap, commonality=_commonality,
-                           defect_u_chart=_defect_u_chart, fit_models=_fit_models, real_area=_real_area)
+                           defect_u_chart=_defect_u_chart, fit_models=_fit_models, real_area=_real_area,
+                           similar=_similar, defects_only=_defects_only)
 
 
 def _check_wafer_overlap(defects: pd.DataFrame, wy: pd.DataFrame) -> None:
@@ -523,15 +518,21 @@ def _patterns(res: AnalysisResults, final: pd.DataFrame, pattern_model: str, sim
     res.patterns = clf.predict_table(grids, wafers=ids[["lot_id", "wafer_id"]], causes=True)
     res.pattern_lots = pattern_summary(res.patterns, by="lot_id")
     if similar_gallery is not None:
-        from .classify.similar import SimilarWafers
-
-        sw = similar_gallery if isinstance(similar_gallery, SimilarWafers) else SimilarWafers.load(similar_gallery)
         sig = np.flatnonzero(res.patterns["pattern"].astype(str).to_numpy() != "none")
-        found = sw.query([grids[i] for i in sig], k=5, exclude_duplicates=True,
-                         metadata=ids[["lot_id", "wafer_id"]].iloc[sig].reset_index(drop=True)).table
-        found.insert(2, "pattern", res.patterns["pattern"].to_numpy()[sig][found["query"].to_numpy()])
-        res.similar = found.drop(columns="query").rename(columns={"lot_id": "past_lot_id", "wafer_id": "past_wafer_id"})
-        res.similar = res.similar.rename(columns={"query_lot_id": "lot_id", "query_wafer_id": "wafer_id"})
+        _similar(res, similar_gallery, [grids[i] for i in sig], ids[["lot_id", "wafer_id"]].iloc[sig],
+                 res.patterns["pattern"].to_numpy()[sig])
+
+
+def _similar(res: AnalysisResults, gallery: Any, grids: list[np.ndarray], ids: pd.DataFrame,
+             patterns: np.ndarray) -> None:
+    """The closest past wafers of the wafers with a failure signature (their grids, keys and patterns)."""
+    from .classify.similar import SimilarWafers
+
+    sw = gallery if isinstance(gallery, SimilarWafers) else SimilarWafers.load(gallery)
+    found = sw.query(grids, k=5, exclude_duplicates=True, metadata=ids.reset_index(drop=True)).table
+    found.insert(2, "pattern", np.asarray(patterns)[found["query"].to_numpy()])
+    res.similar = found.drop(columns="query").rename(columns={"lot_id": "past_lot_id", "wafer_id": "past_wafer_id"})
+    res.similar = res.similar.rename(columns={"query_lot_id": "lot_id", "query_wafer_id": "wafer_id"})
 
 
 def _commonality(res: AnalysisResults, wy: pd.DataFrame, wafers: pd.DataFrame | None) -> None:

@@ -137,6 +137,10 @@ def _partition_stats(df: pd.DataFrame, number: int, zone_layout: Any, conf_level
             ids, grids = dies_to_grids(pf)
             p = load_pretrained(pattern_model).predict_table(grids, wafers=ids[_KEY], causes=True)
             out["patterns"] = _with_first(p, w)
+            if sections.get("similar"):  # only the wafers with a signature travel to the client
+                sig = np.flatnonzero(p["pattern"].astype(str).to_numpy() != "none")
+                out["similar"] = (_with_first(p[_KEY + ["pattern"]].iloc[sig].reset_index(drop=True), w),
+                                  [grids[i] for i in sig])
     return out
 
 
@@ -316,6 +320,7 @@ def analyze_dask(
     max_maps: int | None = DEFAULT_MAX_MAPS,
     partition_rows: int = DEFAULT_PARTITION_ROWS,
     pattern_model: str = "wm811k",
+    similar_gallery: Any = None,
     kernels: Any,
 ) -> AnalysisResults:
     """:func:`yieldkit.analyze` on Dask: the same :class:`~yieldkit.analysis.AnalysisResults`.
@@ -379,7 +384,7 @@ def analyze_dask(
             from ..layout import WaferLayout
 
             zone_layout = WaferLayout.from_dies(allpos)
-    sections = {"zonal": True, "clustering": True, "patterns": True}
+    sections = {"zonal": True, "clustering": True, "patterns": True, "similar": similar_gallery is not None}
     log.info("dask engine: per-partition statistics of %d partition(s)", d.npartitions)
     tasks = [dask.delayed(_partition_stats)(p, i, zone_layout, conf_level, sections, kernels.placed, pattern_model)
              for i, p in enumerate(d.to_delayed())]
@@ -449,6 +454,8 @@ def analyze_dask(
 
             res.patterns = _by_first(p)
             res.pattern_lots = pattern_summary(res.patterns, by="lot_id")
+            if similar_gallery is not None:
+                _similar(res, stats, similar_gallery, kernels.similar)
     _defect_models(res, d, df, layout, kernels=kernels, coverage=coverage, conf_level=conf_level)
     kernels.commonality(res, wy, wafers)
     if tests is not None:
@@ -456,6 +463,17 @@ def analyze_dask(
                     partition_rows=partition_rows, note=kernels.note)
     res.final_dies = _final_dies(d, wy, stats, max_maps, res.notes, kernels.note)
     return res
+
+
+def _similar(res: AnalysisResults, stats: list[dict[str, Any]], gallery: Any, similar: Any) -> None:
+    """The similar-wafer search of the wafers with a signature, their grids gathered from the partitions."""
+    found = [s["similar"] for s in stats if s.get("similar") is not None]
+    keys = pd.concat([f[0] for f in found], ignore_index=True) if found else pd.DataFrame(
+        {"lot_id": [], "wafer_id": [], "pattern": [], "_first": np.zeros(0, np.int64)})
+    grids = [g for f in found for g in f[1]]
+    order = np.argsort(keys["_first"].to_numpy(np.int64), kind="stable")
+    ids = keys.iloc[order].reset_index(drop=True)
+    similar(res, gallery, [grids[i] for i in order], ids[_KEY], ids["pattern"].to_numpy())
 
 
 def _final_dies(d: Any, wy: pd.DataFrame, stats: list[dict[str, Any]], max_maps: int | None,
