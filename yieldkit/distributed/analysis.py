@@ -367,8 +367,13 @@ def analyze_dask(
     from ..spc import p_chart
 
     if dies is None:
-        raise YieldkitValueError("analyze(engine='dask') needs a die table; analyse a defect table alone in memory "
-                                 "(engine='memory').")
+        if defects is None:
+            raise YieldkitValueError("The 'dies' argument of analyze may be None only with a defect table; "
+                                     "got neither dies nor defects.")
+        return _defects_only(defects, _small(wafers, "wafers"), layout, kernels=kernels, top=top, conf_level=conf_level,
+                             spc_rules=spc_rules, laney=laney, inspected_dies=_small(inspected_dies, "dies"),
+                             inspected_wafers=_small(inspected_wafers, "wafers"), max_maps=max_maps,
+                             partition_rows=partition_rows)
     d = _open(dies, "dies", partition_rows)
     df = _open(defects, "defects", partition_rows)
     wafers = _small(wafers, "wafers")
@@ -513,3 +518,150 @@ def _parametric(res: AnalysisResults, dies: Any, tests: Any, *, keys: pd.DataFra
         note(res.notes, "parametric tests: the test table holds no numeric result")
     res.parametric = section
     res.pat = pat
+
+
+# ---------------------------------------------------------------------------------------
+# defects without dies
+# ---------------------------------------------------------------------------------------
+def _defect_part(df: pd.DataFrame, number: int, layout: Any, zones: bool) -> dict[str, Any]:
+    """Per partition of a defect table: defects per wafer, per die position, per ring zone."""
+    import warnings
+
+    from .dataset import _wafer_rows
+
+    out: dict[str, Any] = {"wafers": _wafer_rows(df, {"number": number})}
+    if not len(df):
+        return out
+    if "die_x" in df.columns and "die_y" in df.columns:
+        ok = (df["die_x"].notna() & df["die_y"].notna()).to_numpy(bool)
+        t = pd.DataFrame({"lot_id": df["lot_id"].astype(str).to_numpy()[ok],
+                          "wafer_id": df["wafer_id"].astype(str).to_numpy()[ok],
+                          "die_x": df["die_x"].to_numpy(np.float64, na_value=np.nan)[ok].astype(np.int64),
+                          "die_y": df["die_y"].to_numpy(np.float64, na_value=np.nan)[ok].astype(np.int64)})
+        out["dies"] = t.groupby(["lot_id", "wafer_id", "die_x", "die_y"], sort=False).size().rename("n").reset_index()
+    if zones:
+        from ..maps import zonal_density
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out["zones"] = zonal_density(df, layout, level="pooled")["n_defects"].to_numpy(np.int64)
+    return out
+
+
+class _DaskDefects:
+    """A Dask defect table as :func:`yieldkit.analysis._defects_only_sections` reads it: the counts
+    from one pass over the partitions, the Pareto from :func:`~yieldkit.distributed.pareto_dask`,
+    and for the maps the defects of the wafers the report draws."""
+
+    def __init__(self, df: Any, layout: Any, parts: list[dict[str, Any]], max_maps: int | None,
+                 notes: list[str], note: Any) -> None:
+        self.df, self.layout, self.parts, self.max_maps = df, layout, parts, max_maps
+        self._notes, self._note = notes, note
+        self.columns = df.columns
+        w = pd.concat([p["wafers"] for p in parts], ignore_index=True)
+        w = w.astype({"lot_id": str, "wafer_id": str})
+        self.n = int(w["rows"].sum())
+        self.wafer_rows = w
+        per = w.groupby(_KEY, sort=False).agg(n_defects=("rows", "sum"), first=("first", "min")).reset_index()
+        self.counted = per.sort_values("first", kind="stable").reset_index(drop=True)
+        self.keys = self.counted[_KEY]
+
+    def density(self, layout: Any, *, inspected_dies: pd.DataFrame | None, wafers: pd.DataFrame | None,
+                conf_level: float) -> pd.DataFrame:
+        from ..analysis import defect_density
+
+        return defect_density(self.keys, layout, inspected_dies=inspected_dies, wafers=wafers, conf_level=conf_level,
+                              counted=self.counted)
+
+    def pareto(self, top: int | None) -> pd.DataFrame:
+        from .defects import pareto_dask
+
+        return pareto_dask(self.df, top=top)
+
+    def die_counts(self, insp: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        from ..maps import die_defect_counts
+
+        zero = die_defect_counts(insp, self.df._meta).table
+        got = [p["dies"] for p in self.parts if p.get("dies") is not None and len(p["dies"])]
+        if not got:
+            return zero, self.n
+        per = pd.concat(got, ignore_index=True).groupby(["lot_id", "wafer_id", "die_x", "die_y"], sort=False)["n"]
+        per = per.sum().reset_index()
+        keys = pd.DataFrame({"lot_id": zero["lot_id"].astype(str).to_numpy(),
+                             "wafer_id": zero["wafer_id"].astype(str).to_numpy(),
+                             "die_x": zero["die_x"].to_numpy(np.int64), "die_y": zero["die_y"].to_numpy(np.int64)})
+        n = keys.merge(per, on=["lot_id", "wafer_id", "die_x", "die_y"], how="left")["n"]
+        counts = n.fillna(0).to_numpy(np.int64)
+        table = zero.assign(n_defects=counts)
+        return table, self.n - int(counts.sum())
+
+    def zonal_density(self, layout: Any, *, conf_level: float, wafers: pd.DataFrame | None) -> pd.DataFrame:
+        from ..intervals import garwood
+        from ..maps import zonal_density
+
+        out = zonal_density(self.df._meta, layout, level="pooled", conf_level=conf_level, wafers=wafers)
+        k = np.zeros(len(out), np.int64)
+        for p in self.parts:
+            if p.get("zones") is not None:
+                k += p["zones"]
+        area = out["area_cm2"].to_numpy(np.float64)
+        out["n_defects"] = k
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["density"] = k / area
+        lo, hi = garwood(k, area, conf_level)
+        out["ci_lower"] = lo
+        out["ci_upper"] = hi
+        return out
+
+    def for_maps(self, density: pd.DataFrame) -> pd.DataFrame:
+        """The defects of the wafers the report's defect maps show (the highest density first)."""
+        import dask
+
+        rank = density.assign(_k=density["density_per_cm2"].fillna(density["n_defects"].astype("float64")))
+        shown = rank if self.max_maps is None or len(rank) <= self.max_maps else rank.nlargest(self.max_maps, "_k")
+        if len(shown) < len(rank):
+            self._note(self._notes, f"defects: the Dask engine keeps the defects of the {len(shown)} wafer(s) of "
+                                    f"highest density (of {len(rank)}) for the defect maps")
+        want = shown[_KEY].astype(str).drop_duplicates()
+        hit = self.wafer_rows.merge(want, on=_KEY, how="inner")["part"].unique().tolist()
+        blocks = self.df.to_delayed()
+        got = dask.compute(*[dask.delayed(_gallery_defects)(blocks[i], i, want) for i in sorted(hit)])
+        frames = [g for g in got if len(g)]
+        if not frames:
+            return self.df._meta
+        out = pd.concat(frames, ignore_index=True).sort_values(ORDER_COL, kind="stable")
+        return out.drop(columns=ORDER_COL).reset_index(drop=True)
+
+
+def _gallery_defects(df: pd.DataFrame, number: int, shown: pd.DataFrame) -> pd.DataFrame:
+    if ORDER_COL not in df.columns:
+        df = df.assign(**{ORDER_COL: _row_order(df, {"number": number})})
+    if not len(df):
+        return df
+    codes, w = wafer_codes(df)
+    keep_w = w[_KEY].astype(str).merge(shown.assign(_s=True), on=_KEY, how="left")["_s"].notna().to_numpy()
+    return df[keep_w[codes]].reset_index(drop=True)
+
+
+def _defects_only(defects: Any, wafers: pd.DataFrame | None, layout: Any, *, kernels: Any, top: int | None,
+                  conf_level: float, spc_rules: str, laney: bool, inspected_dies: pd.DataFrame | None,
+                  inspected_wafers: pd.DataFrame | None, max_maps: int | None, partition_rows: int) -> AnalysisResults:
+    """``analyze(dies=None, defects=..., engine="dask")``: the defects-only sections of the in-memory
+    engine (:func:`yieldkit.analysis._defects_only_sections`) from one pass over the partitions."""
+    import dask
+
+    df = _open(defects, "defects", partition_rows)
+    if layout is not None:  # whichever position form is missing, from the other
+        from ..schema import complete_positions
+
+        df = df.map_partitions(complete_positions, layout, meta=complete_positions(df._meta, layout))
+    area = kernels.real_area(layout)
+    zones = area is not None and "x_um" in df.columns
+    log.info("dask engine: defects only, %d partition(s)", df.npartitions)
+    parts = list(dask.compute(*[dask.delayed(_defect_part)(p, i, layout, zones) for i, p in enumerate(df.to_delayed())]))
+    notes: list[str] = []
+    source = _DaskDefects(df, layout, parts, max_maps, notes, kernels.note)
+    res = kernels.defects_only(source, wafers, layout, top=top, conf_level=conf_level, spc_rules=spc_rules,
+                               laney=laney, inspected_dies=inspected_dies, inspected_wafers=inspected_wafers)
+    res.notes.extend(n for n in notes if n not in res.notes)
+    return res
