@@ -126,8 +126,6 @@ def _compact(tests: pd.DataFrame, by: Sequence[str], value: str, where: str) -> 
     f = f[cols]
     if "test_name" in f.columns:
         f["test_name"] = f["test_name"].astype(object)
-    for c in by:
-        f[c] = f[c].astype(object)
     return f.astype({"test_num": np.int64, "pin": np.int64, "value": np.float64})
 
 
