@@ -102,6 +102,20 @@ def test_partitions_cutting_through_wafers_equal_in_memory(converted):
     _same_parametric(mem, got)
 
 
+def test_lots_with_dies_only_or_tests_only_equal_in_memory(converted):
+    """Results of a lot without dies stay together (one limits row per test); dies without results."""
+    _, dies, tests, _ = converted
+    d = dies[dies["lot_id"] != LOTS[2]].reset_index(drop=True)
+    t = tests[tests["lot_id"] != LOTS[1]].reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem = yk.analyze(d, tests=t)
+    assert set(mem.pat.limits[0].table["lot_id"]) == {LOTS[0], LOTS[2]}
+    got = _dask_analyze(dd.from_pandas(d, npartitions=4, sort=False), tests=dd.from_pandas(t, npartitions=5, sort=False),
+                        dask_options={"partition_rows": 1000})
+    _same_parametric(mem, got)
+
+
 def test_public_functions_equal_in_memory(converted):
     from yieldkit.distributed import screen_dask, shift_dask, test_bin_association_dask
     from yieldkit.parametric import shift, test_bin_association

@@ -459,8 +459,10 @@ def _assign(keys: pd.DataFrame, partition_rows: int) -> pd.DataFrame:
 
 
 def _tag(df: pd.DataFrame, mapping: pd.DataFrame, n_parts: int, partition_info: Mapping[str, Any] | None = None,
-         ) -> pd.DataFrame:
-    """Add the output partition of each row's wafer (and the row-order column)."""
+         by_lot: bool = False) -> pd.DataFrame:
+    """Add the output partition of each row's wafer (and the row-order column); ``by_lot``: the
+    mapping keeps lots whole, and so do the wafers it does not know (their lot's partition, else
+    a hash of the lot)."""
     if ORDER_COL not in df.columns:
         df = df.assign(**{ORDER_COL: _row_order(df, partition_info)})
     if len(df) == 0:
@@ -470,8 +472,13 @@ def _tag(df: pd.DataFrame, mapping: pd.DataFrame, n_parts: int, partition_info: 
     hit = idx.get_indexer(pd.MultiIndex.from_frame(w[_KEY].astype(object)))
     part = mapping[_PART_COL].to_numpy(np.int64)
     # wafers the mapping does not know (defects of untested wafers): spread by a hash
-    h = pd.util.hash_pandas_object(w[_KEY].astype(object), index=False).to_numpy() % np.uint64(max(n_parts, 1))
-    wp = np.where(hit >= 0, part[np.maximum(hit, 0)], h.astype(np.int64))
+    h = pd.util.hash_pandas_object(w[_KEY[:1] if by_lot else _KEY].astype(object), index=False).to_numpy()
+    h = (h % np.uint64(max(n_parts, 1))).astype(np.int64)
+    if by_lot and (hit < 0).any():
+        lots = mapping.drop_duplicates("lot_id")
+        known = pd.Index(lots["lot_id"].astype(object)).get_indexer(w["lot_id"].astype(object))
+        h = np.where(known >= 0, lots[_PART_COL].to_numpy(np.int64)[np.maximum(known, 0)], h)
+    wp = np.where(hit >= 0, part[np.maximum(hit, 0)], h)
     return df.assign(**{_PART_COL: wp[codes]})
 
 
@@ -482,9 +489,9 @@ def _untag(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(ORDER_COL, kind="stable").reset_index(drop=True)
 
 
-def _shuffle_to(ddf: Any, mapping: pd.DataFrame, n_parts: int) -> Any:
+def _shuffle_to(ddf: Any, mapping: pd.DataFrame, n_parts: int, by_lot: bool = False) -> Any:
     meta = _tag(ddf._meta, mapping, n_parts)
-    tagged = ddf.map_partitions(_tag, mapping, n_parts, meta=meta)
+    tagged = ddf.map_partitions(_tag, mapping, n_parts, by_lot=by_lot, meta=meta)
     divisions = list(range(n_parts)) + [n_parts - 1] if n_parts > 1 else [0, 0]
     moved = tagged.set_index(_PART_COL, divisions=divisions, sort=True)
     return moved.map_partitions(_untag, meta=_untag(meta.set_index(_PART_COL)))

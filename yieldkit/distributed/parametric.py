@@ -103,14 +103,15 @@ def lot_aligned(dies: Any, tests: Any, *, partition_rows: int = DEFAULT_PARTITIO
                 keys: pd.DataFrame | None = None) -> tuple[Any, Any]:
     """A lot-aligned pair: no lot spans partitions of ``dies``, and partition i of ``tests`` holds
     the results of exactly the wafers of partition i of ``dies`` (results of wafers without dies
-    are spread over the partitions). ``keys``: the wafer table of ``dies`` when known."""
+    go to their lot's partition, or, for lots without dies, are spread lot by lot over the
+    partitions). ``keys``: the wafer table of ``dies`` when known."""
     keys = wafer_partitions(dies) if keys is None else keys
     mapping, already = lot_mapping(keys, partition_rows)
     n_parts = dies.npartitions if already else (int(mapping[_PART].max()) + 1 if len(mapping) else 1)
     if not already:
         log.info("partitions split some lots: moving %d wafers into %d lot-aligned partitions", len(mapping), n_parts)
         dies = _shuffle_to(dies, mapping, n_parts)
-    return dies, _shuffle_to(tests, mapping, n_parts)
+    return dies, _shuffle_to(tests, mapping, n_parts, by_lot=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -124,8 +125,8 @@ def _compact(tests: pd.DataFrame, by: Sequence[str], value: str, where: str) -> 
     f = prepare(tests.assign(**{_ORDER: order}), by=by, extra=[_ORDER], value=value, where=where)
     cols = [*by, "test_num", "pin", "value", _ORDER] + (["test_name"] if "test_name" in f.columns else [])
     f = f[cols]
-    if "test_name" in f.columns:
-        f["test_name"] = f["test_name"].astype(object)
+    if "test_name" in f.columns:  # Arrow strings on the move; Python strings in the kernels (_test_part)
+        f["test_name"] = f["test_name"].astype("string[pyarrow]")
     return f.astype({"test_num": np.int64, "pin": np.int64, "value": np.float64})
 
 
@@ -202,6 +203,8 @@ def _test_part(f: pd.DataFrame, by: tuple[str, ...], do_shift: bool, do_assoc: b
     from ..parametric.shift import group_table, reference_stats, reference_values
 
     f = f.sort_values(_ORDER, kind="stable").reset_index(drop=True)
+    if "test_name" in f.columns:
+        f["test_name"] = f["test_name"].astype(object)
     out: dict[str, Any] = {}
     if not len(f):
         return out
