@@ -140,6 +140,23 @@ def test_public_functions_equal_in_memory(converted):
         screen_dask(ddies, dtests, by=())
 
 
+def test_dies_not_identified_by_their_keys(converted):
+    """Test results without test_seq do not say which test of a retested die they belong to: in
+    memory part_index (a row of the whole die table) matches them; on Dask the association is
+    left out with a note."""
+    from yieldkit.distributed import test_bin_association_dask
+
+    _, dies, tests, _ = converted
+    lot = dies[dies["lot_id"] == LOTS[0]].reset_index(drop=True)
+    t = tests[tests["lot_id"] == LOTS[0]].drop(columns="test_seq").reset_index(drop=True)
+    assert lot.duplicated(["wafer_id", "die_x", "die_y"]).any()
+    with pytest.raises(SchemaError, match="do not identify a die"):
+        test_bin_association_dask(dd.from_pandas(lot, npartitions=2), dd.from_pandas(t, npartitions=2))
+    got = _dask_analyze(dd.from_pandas(lot, npartitions=2), tests=dd.from_pandas(t, npartitions=2))
+    assert len(got.parametric.association) == 0 and len(got.parametric.capability)
+    assert any(n.startswith("test-bin association: the die keys") for n in got.notes)
+
+
 def test_bad_test_input_raises_the_in_memory_errors(converted, tmp_path):
     root, _, _, _ = converted
     dies = str(root / LOTS[0])

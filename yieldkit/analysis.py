@@ -399,7 +399,7 @@ def _dask_kernels() -> Any:
     return SimpleNamespace(results=AnalysisResults, note=_note, placed=_placed, order_wafers=_order_wafers,
                            check_wafer_overlap=_check_wafer_overlap, commonality=_commonality,
                            defect_u_chart=_defect_u_chart, fit_models=_fit_models, real_area=_real_area,
-                           similar=_similar, defects_only=_defects_only_sections)
+                           similar=_similar, defects_only=_defects_only_sections, defect_density=defect_density)
 
 
 def _check_wafer_overlap(defects: pd.DataFrame, wy: pd.DataFrame) -> None:

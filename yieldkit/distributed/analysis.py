@@ -327,13 +327,15 @@ def analyze_dask(
 
     Called by ``yieldkit.analyze(..., engine="dask")``, which passes ``kernels``: the in-memory
     engine's result class and section helpers (``results``, ``note``, ``placed``,
-    ``order_wafers``, ``check_wafer_overlap``, ``commonality``), so that both engines finish
-    the sections with the same code.
+    ``order_wafers``, ``check_wafer_overlap``, ``commonality``, ``similar``, ``defects_only``,
+    ``defect_density``, ...), so that both engines finish the sections with the same code.
 
     Parameters
     ----------
     dies, defects : path, glob, list of paths, dask DataFrame or DataFrame
-        Die and defect tables (see :func:`yieldkit.distributed.open_table`).
+        Die and defect tables (see :func:`yieldkit.distributed.open_table`). ``dies`` None
+        analyses the defects alone, as in memory; ``defects`` then holds the defects of the
+        ``max_maps`` wafers of highest density (those the report draws).
     wafers : DataFrame, path or dask DataFrame, optional
         Wafer table (one row per wafer: read into memory).
     max_maps : int, optional
@@ -512,10 +514,13 @@ def _parametric(res: AnalysisResults, dies: Any, tests: Any, *, keys: pd.DataFra
     from .parametric import open_tests, parametric_sections
 
     t = open_tests(tests, partition_rows=partition_rows)
+    found: list[str] = []
     section, pat, _ = parametric_sections(dies, t, keys=keys, conf_level=conf_level, top=top, pat_rules=pat_rules,
-                                          partition_rows=partition_rows)
+                                          partition_rows=partition_rows, notes=found)
     if section is None:
         note(res.notes, "parametric tests: the test table holds no numeric result")
+    for text in found:
+        note(res.notes, text)
     res.parametric = section
     res.pat = pat
 
@@ -554,9 +559,9 @@ class _DaskDefects:
     and for the maps the defects of the wafers the report draws."""
 
     def __init__(self, df: Any, layout: Any, parts: list[dict[str, Any]], max_maps: int | None,
-                 notes: list[str], note: Any) -> None:
+                 notes: list[str], kernels: Any) -> None:
         self.df, self.layout, self.parts, self.max_maps = df, layout, parts, max_maps
-        self._notes, self._note = notes, note
+        self._notes, self._note, self._density = notes, kernels.note, kernels.defect_density
         self.columns = df.columns
         w = pd.concat([p["wafers"] for p in parts], ignore_index=True)
         w = w.astype({"lot_id": str, "wafer_id": str})
@@ -568,9 +573,7 @@ class _DaskDefects:
 
     def density(self, layout: Any, *, inspected_dies: pd.DataFrame | None, wafers: pd.DataFrame | None,
                 conf_level: float) -> pd.DataFrame:
-        from ..analysis import defect_density
-
-        return defect_density(self.keys, layout, inspected_dies=inspected_dies, wafers=wafers, conf_level=conf_level,
+        return self._density(self.keys, layout, inspected_dies=inspected_dies, wafers=wafers, conf_level=conf_level,
                               counted=self.counted)
 
     def pareto(self, top: int | None) -> pd.DataFrame:
@@ -660,7 +663,7 @@ def _defects_only(defects: Any, wafers: pd.DataFrame | None, layout: Any, *, ker
     log.info("dask engine: defects only, %d partition(s)", df.npartitions)
     parts = list(dask.compute(*[dask.delayed(_defect_part)(p, i, layout, zones) for i, p in enumerate(df.to_delayed())]))
     notes: list[str] = []
-    source = _DaskDefects(df, layout, parts, max_maps, notes, kernels.note)
+    source = _DaskDefects(df, layout, parts, max_maps, notes, kernels)
     res = kernels.defects_only(source, wafers, layout, top=top, conf_level=conf_level, spc_rules=spc_rules,
                                laney=laney, inspected_dies=inspected_dies, inspected_wafers=inspected_wafers)
     res.notes.extend(n for n in notes if n not in res.notes)

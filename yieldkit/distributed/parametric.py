@@ -546,14 +546,14 @@ def screen_dask(
 # the parametric section of analyze(engine="dask")
 # ---------------------------------------------------------------------------------------
 def parametric_sections(dies: Any, tests: Any, *, keys: pd.DataFrame | None, conf_level: float, top: int | None,
-                        pat_rules: Sequence[str], partition_rows: int, effect: float = 1.0, fdr: float = 0.01,
-                        bins: int = 3, per_bin: int = 3) -> tuple[Any, Any, int]:
+                        pat_rules: Sequence[str], partition_rows: int, notes: list[str], effect: float = 1.0,
+                        fdr: float = 0.01, bins: int = 3, per_bin: int = 3) -> tuple[Any, Any, int]:
     """The parametric section and the PAT screen of ``analyze`` from a wafer-aligned die table
     and a test table (both Dask), with the defaults of
     :func:`yieldkit.parametric.parametric_section` and :func:`yieldkit.pat.screen`.
 
     Returns the section (None without a finite result), the screen and the number of finite
-    results.
+    results; what the engine could not do as in memory is added to ``notes``.
     """
     from ..parametric import capability
     from ..parametric.section import ParametricSection
@@ -583,8 +583,12 @@ def parametric_sections(dies: Any, tests: Any, *, keys: pd.DataFrame | None, con
         tested = int(sh["p_ks"].notna().sum())
         shifts = sh[sh["alarm"].to_numpy(bool)].sort_values("shift_sigma", key=np.abs, ascending=False,
                                                              kind="stable").reset_index(drop=True)
-    _check_unique(got.parts)
     assoc = _association_result(got.tests)
+    if not all(p.get("unique", True) for p in got.parts):
+        # the in-memory engine then matches on part_index, a row number of the whole die table
+        assoc = assoc.iloc[:0]
+        notes.append("test-bin association: the die keys (lot_id, wafer_id, die_x, die_y, test_seq) do not "
+                     "identify a die; the Dask engine matches test results to dies by these keys only")
     if len(assoc):
         top_bins: list[Any] = _fail_bin_order(got.parts).head(bins).index.tolist()
         assoc = assoc[assoc["bin"].isin(top_bins)]
