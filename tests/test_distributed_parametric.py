@@ -116,6 +116,19 @@ def test_lots_with_dies_only_or_tests_only_equal_in_memory(converted):
     _same_parametric(mem, got)
 
 
+def test_pandas_test_table_sorted_by_test_equals_in_memory():
+    """An in-memory test table whose wafers are not contiguous is regrouped by wafer on the way in;
+    the results (and the rows of the worst test) keep its order."""
+    from yieldkit.simulate import LatentSpec
+
+    fab = yk.simulate_fab(n_lots=2, wafers_per_lot=3, retest_rate=0.02, random_state=4, latent=LatentSpec(n_tests=3))
+    tests = fab.tests.sort_values("test_num", kind="stable").reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem = yk.analyze(fab.dies, tests=tests)
+    _same_parametric(mem, _dask_analyze(fab.dies, tests=tests, dask_options={"partition_rows": 2000}))
+
+
 def test_public_functions_equal_in_memory(converted):
     from yieldkit.distributed import screen_dask, shift_dask, test_bin_association_dask
     from yieldkit.parametric import shift, test_bin_association

@@ -608,7 +608,10 @@ def _worst_results(t: Any, worst: pd.DataFrame) -> pd.DataFrame:
     sel = t[t["test_num"] == int(w["test_num"])]
     if "lot_id" in worst.columns:
         sel = sel[sel["lot_id"] == w["lot_id"]]
-    out = sel.compute().reset_index(drop=True)
+    out = sel.compute()
+    if ORDER_COL in out.columns:  # a table regrouped by wafer on the way in: back to its order
+        out = out.sort_values(ORDER_COL, kind="stable").drop(columns=ORDER_COL)
+    out = out.reset_index(drop=True)
     if pd.notna(w["pin"]) and "pin" in out.columns:
         keep = out["pin"].to_numpy(dtype=np.float64, na_value=np.nan) == float(w["pin"])
         out = out.loc[keep].reset_index(drop=True)
