@@ -312,17 +312,11 @@ def analyze(
     if check_choice(engine, ("memory", "dask"), name="engine", where="analyze") == "dask":
         from .distributed.analysis import analyze_dask
 
-        if similar_gallery is not None:
-            from .errors import YieldkitValueError
-
-            raise YieldkitValueError("The 'similar_gallery' argument of analyze needs engine='memory': the Dask "
-                                     "engine does not search similar wafers yet (use SimilarWafers.query on the "
-                                     "flagged wafers).")
-
         return analyze_dask(dies, defects, wafers, layout, bin_names, top=top, coverage=coverage,
                             conf_level=conf_level, spc_rules=spc_rules, laney=laney,
                             inspected_wafers=inspected_wafers, tests=tests, inspected_dies=inspected_dies,
-                            pat_rules=pat_rules, pattern_model=pattern_model, kernels=_dask_kernels(),
+                            pat_rules=pat_rules, pattern_model=pattern_model, similar_gallery=similar_gallery,
+                            kernels=_dask_kernels(),
                             **dict(dask_options or {}))
     if dies is None:
         if defects is None:
@@ -404,7 +398,8 @@ def _dask_kernels() -> Any:
 
     return SimpleNamespace(results=AnalysisResults, note=_note, placed=_placed, order_wafers=_order_wafers,
                            check_wafer_overlap=_check_wafer_overlap, commonality=_commonality,
-                           defect_u_chart=_defect_u_chart, fit_models=_fit_models, real_area=_real_area)
+                           defect_u_chart=_defect_u_chart, fit_models=_fit_models, real_area=_real_area,
+                           similar=_similar, defects_only=_defects_only_sections, defect_density=defect_density)
 
 
 def _check_wafer_overlap(defects: pd.DataFrame, wy: pd.DataFrame) -> None:
@@ -523,15 +518,21 @@ def _patterns(res: AnalysisResults, final: pd.DataFrame, pattern_model: str, sim
     res.patterns = clf.predict_table(grids, wafers=ids[["lot_id", "wafer_id"]], causes=True)
     res.pattern_lots = pattern_summary(res.patterns, by="lot_id")
     if similar_gallery is not None:
-        from .classify.similar import SimilarWafers
-
-        sw = similar_gallery if isinstance(similar_gallery, SimilarWafers) else SimilarWafers.load(similar_gallery)
         sig = np.flatnonzero(res.patterns["pattern"].astype(str).to_numpy() != "none")
-        found = sw.query([grids[i] for i in sig], k=5, exclude_duplicates=True,
-                         metadata=ids[["lot_id", "wafer_id"]].iloc[sig].reset_index(drop=True)).table
-        found.insert(2, "pattern", res.patterns["pattern"].to_numpy()[sig][found["query"].to_numpy()])
-        res.similar = found.drop(columns="query").rename(columns={"lot_id": "past_lot_id", "wafer_id": "past_wafer_id"})
-        res.similar = res.similar.rename(columns={"query_lot_id": "lot_id", "query_wafer_id": "wafer_id"})
+        _similar(res, similar_gallery, [grids[i] for i in sig], ids[["lot_id", "wafer_id"]].iloc[sig],
+                 res.patterns["pattern"].to_numpy()[sig])
+
+
+def _similar(res: AnalysisResults, gallery: Any, grids: list[np.ndarray], ids: pd.DataFrame,
+             patterns: np.ndarray) -> None:
+    """The closest past wafers of the wafers with a failure signature (their grids, keys and patterns)."""
+    from .classify.similar import SimilarWafers
+
+    sw = gallery if isinstance(gallery, SimilarWafers) else SimilarWafers.load(gallery)
+    found = sw.query(grids, k=5, exclude_duplicates=True, metadata=ids.reset_index(drop=True)).table
+    found.insert(2, "pattern", np.asarray(patterns)[found["query"].to_numpy()])
+    res.similar = found.drop(columns="query").rename(columns={"lot_id": "past_lot_id", "wafer_id": "past_wafer_id"})
+    res.similar = res.similar.rename(columns={"query_lot_id": "lot_id", "query_wafer_id": "wafer_id"})
 
 
 def _commonality(res: AnalysisResults, wy: pd.DataFrame, wafers: pd.DataFrame | None) -> None:
@@ -610,6 +611,7 @@ def defect_density(
     wafers: pd.DataFrame | None = None,
     by: str = "wafer",
     conf_level: float = 0.95,
+    counted: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Defects and defect density [defects/cm^2] per wafer, per wafer and class, or per lot.
 
@@ -631,6 +633,10 @@ def defect_density(
         One row per wafer, per wafer and ``defect_class``, or per lot.
     conf_level : float
         Level of the Garwood (exact Poisson) interval of the density.
+    counted : DataFrame, optional
+        Defects per wafer (``lot_id``, ``wafer_id``, ``n_defects``) counted elsewhere (the Dask
+        engine), in place of counting ``defects`` (then read for its wafers only); not with
+        ``by="class"``.
 
     Returns
     -------
@@ -650,6 +656,13 @@ def defect_density(
     from .intervals import garwood
 
     check_choice(by, ("wafer", "class", "lot"), name="by", where="defect_density")
+    if counted is not None:
+        if by == "class":
+            from .errors import YieldkitValueError
+
+            raise YieldkitValueError("The 'counted' argument of defect_density counts per wafer; by='class' needs "
+                                     "the defect table.")
+        defects = counted[_KEY]
     insp = inspected_die_table(defects, layout, inspected_dies=inspected_dies, wafers=wafers)
     frames = [t[_KEY].astype(str) for t in (defects, wafers, inspected_dies) if t is not None and len(t)]
     keys = (pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True) if frames
@@ -668,7 +681,11 @@ def defect_density(
                                                                                         index=defects.index)
         d = d.assign(defect_class=cls.astype(str).to_numpy())
         group = _KEY + ["defect_class"]
-    counts = d.groupby(group, sort=True).size().rename("n_defects").reset_index()
+    if counted is not None:
+        counts = counted[_KEY + ["n_defects"]].astype({"lot_id": str, "wafer_id": str, "n_defects": np.int64})
+        counts = counts.groupby(_KEY, sort=True)["n_defects"].sum().reset_index()
+    else:
+        counts = d.groupby(group, sort=True).size().rename("n_defects").reset_index()
     if by == "class":
         out = counts.merge(keys, on=_KEY, how="left")
     else:
@@ -695,55 +712,93 @@ def defect_density(
     return out
 
 
+class _DefectTable:
+    """A defect table in memory, as :func:`_defects_only` reads it (the Dask engine gives the same
+    answers from per-partition statistics)."""
+
+    def __init__(self, defects: pd.DataFrame) -> None:
+        self.table = defects
+        self.columns = defects.columns
+        self.n = len(defects)
+        self.keys = defects  # lot_id, wafer_id of every defect (only these columns are read)
+
+    def density(self, layout: Any, *, inspected_dies: pd.DataFrame | None, wafers: pd.DataFrame | None,
+                conf_level: float) -> pd.DataFrame:
+        return defect_density(self.table, layout, inspected_dies=inspected_dies, wafers=wafers, conf_level=conf_level)
+
+    def pareto(self, top: int | None) -> pd.DataFrame:
+        return pareto(self.table, top=top)
+
+    def die_counts(self, insp: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        import warnings
+
+        from .errors import DataQualityWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)  # defects off the inspected dies: said in a note
+            counts = die_defect_counts(insp, self.table)
+        return counts.table, int(counts.n_off_die)
+
+    def zonal_density(self, layout: Any, *, conf_level: float, wafers: pd.DataFrame | None) -> pd.DataFrame:
+        from .maps import zonal_density
+
+        return zonal_density(self.table, layout, level="pooled", conf_level=conf_level, wafers=wafers)
+
+    def for_maps(self, density: pd.DataFrame) -> pd.DataFrame:
+        return self.table
+
+
 def _defects_only(defects: pd.DataFrame, wafers: pd.DataFrame | None, layout: Any, *, top: int | None,
                   conf_level: float, spc_rules: str, laney: bool, inspected_dies: pd.DataFrame | None,
                   inspected_wafers: pd.DataFrame | None) -> AnalysisResults:
     """The report sections a defect table supports on its own: Paretos, densities, zones, clustering."""
-    from .maps import zonal_density
     from .schema import complete_positions
 
     if layout is not None and len(defects):  # whichever position form is missing, from the other
         defects = complete_positions(defects, layout)
+    return _defects_only_sections(_DefectTable(defects), wafers, layout, top=top, conf_level=conf_level,
+                                  spc_rules=spc_rules, laney=laney, inspected_dies=inspected_dies,
+                                  inspected_wafers=inspected_wafers)
+
+
+def _defects_only_sections(source: Any, wafers: pd.DataFrame | None, layout: Any, *, top: int | None,
+                           conf_level: float, spc_rules: str, laney: bool, inspected_dies: pd.DataFrame | None,
+                           inspected_wafers: pd.DataFrame | None) -> AnalysisResults:
+    """:func:`_defects_only` from a defect source (:class:`_DefectTable`, or the Dask engine's)."""
     notes: list[str] = []
     _note(notes, "lot and wafer yield, bin Paretos, retest, p-chart, kill ratios, yield models, DPPM, pattern "
                  "classes and commonality: no die table (defects only); give the dies of these wafers for them")
     empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in _KEY})
     known = [t for t in (inspected_wafers, wafers) if t is not None and set(_KEY) <= set(t.columns)]
     listed = pd.concat([t[_KEY].astype(str) for t in known], ignore_index=True) if known else None
-    insp = inspected_die_table(defects, layout, inspected_dies=inspected_dies, wafers=listed)
-    density = defect_density(defects, layout, inspected_dies=inspected_dies, wafers=listed, conf_level=conf_level)
+    insp = inspected_die_table(source.keys, layout, inspected_dies=inspected_dies, wafers=listed)
+    density = source.density(layout, inspected_dies=inspected_dies, wafers=listed, conf_level=conf_level)
     summary = {"lots": int(density["lot_id"].nunique()), "wafers": int(len(density)),
                "dies": None if insp is None else int(len(insp)), "yield": float("nan"),
-               "first_pass_yield": float("nan"), "defects": int(len(defects))}
+               "first_pass_yield": float("nan"), "defects": int(source.n)}
     res = AnalysisResults(
         summary=summary, final_dies=empty, lot_yield=empty, wafer_yield=empty, bin_pareto=empty,
         first_pass_bin_pareto=empty, retest=empty, stacked=_stacked_map(None, None, notes), p_chart=None,
-        layout=layout, notes=notes, defects=defects, defect_density=density,
+        layout=layout, notes=notes, defects=source.for_maps(density), defect_density=density,
     )
-    if len(defects):
-        res.defect_pareto = pareto(defects, top=top)
+    if source.n:
+        res.defect_pareto = source.pareto(top)
     ordered = density.sort_values(_KEY, kind="stable").reset_index(drop=True)
     has_area = bool(np.isfinite(ordered["area_cm2"].to_numpy(dtype="float64")).all()) and len(ordered) > 0
     if len(ordered):
         res.u_chart = u_chart(ordered, exposure_col="area_cm2" if has_area else None, rules=spc_rules, laney=laney)
-    if insp is None or "die_x" not in defects.columns:
+    if insp is None or "die_x" not in source.columns:
         _note(res.notes, "stacked defect map and spatial clustering: the defects have no die positions or the "
                          "inspected dies are unknown (no layout)")
     else:
-        import warnings
-
-        from .errors import DataQualityWarning
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DataQualityWarning)  # defects off the inspected dies: said below
-            counts = die_defect_counts(insp, defects)
-        if counts.n_off_die:
-            _note(res.notes, f"{counts.n_off_die} defect(s) lie on no inspected die; the die maps leave them out")
-        per_die = counts.table.assign(passed=lambda t: t["n_defects"].to_numpy() == 0)
+        table, n_off_die = source.die_counts(insp)
+        if n_off_die:
+            _note(res.notes, f"{n_off_die} defect(s) lie on no inspected die; the die maps leave them out")
+        per_die = table.assign(passed=lambda t: t["n_defects"].to_numpy() == 0)
         res.stacked = stack_map(per_die, value_col="n_defects")
         _clustering(res, per_die)
     area = _real_area(layout)
-    if area is None or not len(defects) or "x_um" not in defects.columns:
+    if area is None or not source.n or "x_um" not in source.columns:
         _note(res.notes, "zonal densities: need a layout with a known die pitch and defect positions")
     else:
         from .maps import assign_zones
@@ -756,6 +811,6 @@ def _defects_only(defects: pd.DataFrame, wafers: pd.DataFrame | None, layout: An
             _note(res.notes, f"zonal densities: the ring zone(s) {', '.join(empty_zones)} hold no inspected die "
                              "(the inspection covered part of the wafer)")
         else:
-            res.zonal_density = zonal_density(defects, layout, level="pooled", conf_level=conf_level,
-                                              wafers=density[_KEY] if len(density) else None)
+            res.zonal_density = source.zonal_density(layout, conf_level=conf_level,
+                                                     wafers=density[_KEY] if len(density) else None)
     return res

@@ -17,6 +17,10 @@ dies
 dataset
     Tables as lazily validated Dask DataFrames from Parquet datasets, globs, lists of paths
     or frames, and wafer-aligned partitions (:func:`open_table`, :func:`align_wafers`).
+parametric
+    The long test table: lot shifts against the pooled population (:func:`shift_dask`),
+    test-bin association (:func:`test_bin_association_dask`) and the PAT screen lot by lot
+    (:func:`screen_dask`), from a lot-aligned and a test-aligned pass (:func:`open_tests`).
 analysis
     The whole yield analysis on Dask: the engine of ``yieldkit.analyze(engine="dask")``
     (:func:`~yieldkit.distributed.analysis.analyze_dask`).
@@ -34,6 +38,7 @@ from .defects import (
     pareto_dask,
 )
 from .dies import read_dies_dask, wafer_yield_dask
+from .parametric import open_tests, screen_dask, shift_dask, test_bin_association_dask
 
 __all__ = [
     "align_wafers",
@@ -43,7 +48,11 @@ __all__ = [
     "defects_per_wafer_dask",
     "kill_ratio_dask",
     "open_table",
+    "open_tests",
     "pareto_dask",
     "read_dies_dask",
+    "screen_dask",
+    "shift_dask",
+    "test_bin_association_dask",
     "wafer_yield_dask",
 ]

@@ -137,6 +137,10 @@ def _partition_stats(df: pd.DataFrame, number: int, zone_layout: Any, conf_level
             ids, grids = dies_to_grids(pf)
             p = load_pretrained(pattern_model).predict_table(grids, wafers=ids[_KEY], causes=True)
             out["patterns"] = _with_first(p, w)
+            if sections.get("similar"):  # only the wafers with a signature travel to the client
+                sig = np.flatnonzero(p["pattern"].astype(str).to_numpy() != "none")
+                out["similar"] = (_with_first(p[_KEY + ["pattern"]].iloc[sig].reset_index(drop=True), w),
+                                  [grids[i] for i in sig])
     return out
 
 
@@ -316,19 +320,22 @@ def analyze_dask(
     max_maps: int | None = DEFAULT_MAX_MAPS,
     partition_rows: int = DEFAULT_PARTITION_ROWS,
     pattern_model: str = "wm811k",
+    similar_gallery: Any = None,
     kernels: Any,
 ) -> AnalysisResults:
     """:func:`yieldkit.analyze` on Dask: the same :class:`~yieldkit.analysis.AnalysisResults`.
 
     Called by ``yieldkit.analyze(..., engine="dask")``, which passes ``kernels``: the in-memory
     engine's result class and section helpers (``results``, ``note``, ``placed``,
-    ``order_wafers``, ``check_wafer_overlap``, ``commonality``), so that both engines finish
-    the sections with the same code.
+    ``order_wafers``, ``check_wafer_overlap``, ``commonality``, ``similar``, ``defects_only``,
+    ``defect_density``, ...), so that both engines finish the sections with the same code.
 
     Parameters
     ----------
     dies, defects : path, glob, list of paths, dask DataFrame or DataFrame
-        Die and defect tables (see :func:`yieldkit.distributed.open_table`).
+        Die and defect tables (see :func:`yieldkit.distributed.open_table`). ``dies`` None
+        analyses the defects alone, as in memory; ``defects`` then holds the defects of the
+        ``max_maps`` wafers of highest density (those the report draws).
     wafers : DataFrame, path or dask DataFrame, optional
         Wafer table (one row per wafer: read into memory).
     max_maps : int, optional
@@ -350,9 +357,10 @@ def analyze_dask(
     else Dask's default. Sections computed partition by partition: summary, wafer and lot
     yield, bin Paretos, retest recovery, p-chart, stacked map, zonal flags, clustering (per
     wafer, then Benjamini-Hochberg over all wafers), pattern classes, commonality. With
-    ``tests``: process capability on Dask (:func:`yieldkit.parametric.capability`); the shift
-    and test-bin association tables and the PAT screen have no Dask path and are left out
-    with a note.
+    ``tests`` (a path, e.g. the ``DATASET_tests/`` of ``yieldkit convert``, or a frame): process
+    capability (:func:`yieldkit.parametric.capability`), lot shifts, test-bin association and
+    the PAT screen (:mod:`yieldkit.distributed.parametric`); ``pat.result.table`` then holds
+    the inked dies only.
     """
     import dask
 
@@ -361,8 +369,13 @@ def analyze_dask(
     from ..spc import p_chart
 
     if dies is None:
-        raise YieldkitValueError("analyze(engine='dask') needs a die table; analyse a defect table alone in memory "
-                                 "(engine='memory').")
+        if defects is None:
+            raise YieldkitValueError("The 'dies' argument of analyze may be None only with a defect table; "
+                                     "got neither dies nor defects.")
+        return _defects_only(defects, _small(wafers, "wafers"), layout, kernels=kernels, top=top, conf_level=conf_level,
+                             spc_rules=spc_rules, laney=laney, inspected_dies=_small(inspected_dies, "dies"),
+                             inspected_wafers=_small(inspected_wafers, "wafers"), max_maps=max_maps,
+                             partition_rows=partition_rows)
     d = _open(dies, "dies", partition_rows)
     df = _open(defects, "defects", partition_rows)
     wafers = _small(wafers, "wafers")
@@ -378,7 +391,7 @@ def analyze_dask(
             from ..layout import WaferLayout
 
             zone_layout = WaferLayout.from_dies(allpos)
-    sections = {"zonal": True, "clustering": True, "patterns": True}
+    sections = {"zonal": True, "clustering": True, "patterns": True, "similar": similar_gallery is not None}
     log.info("dask engine: per-partition statistics of %d partition(s)", d.npartitions)
     tasks = [dask.delayed(_partition_stats)(p, i, zone_layout, conf_level, sections, kernels.placed, pattern_model)
              for i, p in enumerate(d.to_delayed())]
@@ -448,12 +461,26 @@ def analyze_dask(
 
             res.patterns = _by_first(p)
             res.pattern_lots = pattern_summary(res.patterns, by="lot_id")
+            if similar_gallery is not None:
+                _similar(res, stats, similar_gallery, kernels.similar)
     _defect_models(res, d, df, layout, kernels=kernels, coverage=coverage, conf_level=conf_level)
     kernels.commonality(res, wy, wafers)
     if tests is not None:
-        _parametric(res, d, tests, conf_level, top, kernels.note)
+        _parametric(res, d, tests, keys=_concat(stats, "wafers"), conf_level=conf_level, top=top, pat_rules=pat_rules,
+                    partition_rows=partition_rows, note=kernels.note)
     res.final_dies = _final_dies(d, wy, stats, max_maps, res.notes, kernels.note)
     return res
+
+
+def _similar(res: AnalysisResults, stats: list[dict[str, Any]], gallery: Any, similar: Any) -> None:
+    """The similar-wafer search of the wafers with a signature, their grids gathered from the partitions."""
+    found = [s["similar"] for s in stats if s.get("similar") is not None]
+    keys = pd.concat([f[0] for f in found], ignore_index=True) if found else pd.DataFrame(
+        {"lot_id": [], "wafer_id": [], "pattern": [], "_first": np.zeros(0, np.int64)})
+    grids = [g for f in found for g in f[1]]
+    order = np.argsort(keys["_first"].to_numpy(np.int64), kind="stable")
+    ids = keys.iloc[order].reset_index(drop=True)
+    similar(res, gallery, [grids[i] for i in order], ids[_KEY], ids["pattern"].to_numpy())
 
 
 def _final_dies(d: Any, wy: pd.DataFrame, stats: list[dict[str, Any]], max_maps: int | None,
@@ -481,47 +508,163 @@ def _final_dies(d: Any, wy: pd.DataFrame, stats: list[dict[str, Any]], max_maps:
     return out
 
 
-def _parametric(res: AnalysisResults, dies: Any, tests: Any, conf_level: float, top: int | None, note: Any) -> None:
-    """Process capability of a (dask) test table; shifts, association and PAT have no Dask path."""
+def _parametric(res: AnalysisResults, dies: Any, tests: Any, *, keys: pd.DataFrame | None, conf_level: float,
+                top: int | None, pat_rules: Sequence[str], partition_rows: int, note: Any) -> None:
+    """The parametric section and the PAT screen (:mod:`yieldkit.distributed.parametric`)."""
+    from .parametric import open_tests, parametric_sections
+
+    t = open_tests(tests, partition_rows=partition_rows)
+    found: list[str] = []
+    section, pat, _ = parametric_sections(dies, t, keys=keys, conf_level=conf_level, top=top, pat_rules=pat_rules,
+                                          partition_rows=partition_rows, notes=found)
+    if section is None:
+        note(res.notes, "parametric tests: the test table holds no numeric result")
+    for text in found:
+        note(res.notes, text)
+    res.parametric = section
+    res.pat = pat
+
+
+# ---------------------------------------------------------------------------------------
+# defects without dies
+# ---------------------------------------------------------------------------------------
+def _defect_part(df: pd.DataFrame, number: int, layout: Any, zones: bool) -> dict[str, Any]:
+    """Per partition of a defect table: defects per wafer, per die position, per ring zone."""
     import warnings
 
-    from ..errors import DataQualityWarning
-    from ..parametric import capability
-    from ..parametric.section import ParametricSection
+    from .dataset import _wafer_rows
 
-    t = tests if _is_dask(tests) else open_table_tests(tests)
-    if "value" not in t.columns:
-        note(res.notes, "parametric tests: the test table holds no numeric result")
-        return
-    by = ("lot_id",) if "lot_id" in t.columns else ()
-    sub = "wafer_id" if "wafer_id" in t.columns else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataQualityWarning)
-        cap = capability(t, by=by, subgroup=sub, conf_level=conf_level).table
-    n_tests = int(len(cap[["test_num", "pin"]].drop_duplicates())) if len(cap) else 0
-    ranked = cap[np.isfinite(cap["cpk"].to_numpy(np.float64))].sort_values(["cpk", "test_num"], kind="stable")
-    worst = (ranked if top is None else ranked.head(top)).reset_index(drop=True)
-    worst_results = t._meta
-    if len(worst):
-        w = worst.iloc[0]
-        sel = t[t["test_num"] == int(w["test_num"])]
-        if "lot_id" in worst.columns:
-            sel = sel[sel["lot_id"] == w["lot_id"]]
-        worst_results = sel.compute().reset_index(drop=True)
-        if pd.notna(w["pin"]) and "pin" in worst_results.columns:
-            keep = worst_results["pin"].to_numpy(dtype=np.float64, na_value=np.nan) == float(w["pin"])
-            worst_results = worst_results.loc[keep].reset_index(drop=True)
-    empty = pd.DataFrame({c: [] for c in ("bin", "test_num", "pin", "test_name", "n_fail", "n_good", "auc")})
-    res.parametric = ParametricSection(capability=cap, worst=worst, shifts=None, shift_tested=0, association=empty,
-                                       n_tests=n_tests, worst_results=worst_results)
-    note(res.notes, "parametric shifts, test-bin association and the PAT screen: not computed by the Dask engine "
-                     "(no Dask path)")
+    out: dict[str, Any] = {"wafers": _wafer_rows(df, {"number": number})}
+    if not len(df):
+        return out
+    if "die_x" in df.columns and "die_y" in df.columns:
+        ok = (df["die_x"].notna() & df["die_y"].notna()).to_numpy(bool)
+        t = pd.DataFrame({"lot_id": df["lot_id"].astype(str).to_numpy()[ok],
+                          "wafer_id": df["wafer_id"].astype(str).to_numpy()[ok],
+                          "die_x": df["die_x"].to_numpy(np.float64, na_value=np.nan)[ok].astype(np.int64),
+                          "die_y": df["die_y"].to_numpy(np.float64, na_value=np.nan)[ok].astype(np.int64)})
+        out["dies"] = t.groupby(["lot_id", "wafer_id", "die_x", "die_y"], sort=False).size().rename("n").reset_index()
+    if zones:
+        from ..maps import zonal_density
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out["zones"] = zonal_density(df, layout, level="pooled")["n_defects"].to_numpy(np.int64)
+    return out
 
 
-def open_table_tests(tests: Any) -> Any:
-    """A test table (DataFrame or Parquet path) as a Dask DataFrame, one partition per lot."""
-    import dask.dataframe as dd
+class _DaskDefects:
+    """A Dask defect table as :func:`yieldkit.analysis._defects_only_sections` reads it: the counts
+    from one pass over the partitions, the Pareto from :func:`~yieldkit.distributed.pareto_dask`,
+    and for the maps the defects of the wafers the report draws."""
 
-    if isinstance(tests, pd.DataFrame):
-        return dd.from_pandas(tests, npartitions=max(1, min(32, len(tests) // 1_000_000 + 1)), sort=False)
-    return dd.read_parquet(tests)
+    def __init__(self, df: Any, layout: Any, parts: list[dict[str, Any]], max_maps: int | None,
+                 notes: list[str], kernels: Any) -> None:
+        self.df, self.layout, self.parts, self.max_maps = df, layout, parts, max_maps
+        self._notes, self._note, self._density = notes, kernels.note, kernels.defect_density
+        self.columns = df.columns
+        w = pd.concat([p["wafers"] for p in parts], ignore_index=True)
+        w = w.astype({"lot_id": str, "wafer_id": str})
+        self.n = int(w["rows"].sum())
+        self.wafer_rows = w
+        per = w.groupby(_KEY, sort=False).agg(n_defects=("rows", "sum"), first=("first", "min")).reset_index()
+        self.counted = per.sort_values("first", kind="stable").reset_index(drop=True)
+        self.keys = self.counted[_KEY]
+
+    def density(self, layout: Any, *, inspected_dies: pd.DataFrame | None, wafers: pd.DataFrame | None,
+                conf_level: float) -> pd.DataFrame:
+        return self._density(self.keys, layout, inspected_dies=inspected_dies, wafers=wafers, conf_level=conf_level,
+                              counted=self.counted)
+
+    def pareto(self, top: int | None) -> pd.DataFrame:
+        from .defects import pareto_dask
+
+        return pareto_dask(self.df, top=top)
+
+    def die_counts(self, insp: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        from ..maps import die_defect_counts
+
+        zero = die_defect_counts(insp, self.df._meta).table
+        got = [p["dies"] for p in self.parts if p.get("dies") is not None and len(p["dies"])]
+        if not got:
+            return zero, self.n
+        per = pd.concat(got, ignore_index=True).groupby(["lot_id", "wafer_id", "die_x", "die_y"], sort=False)["n"]
+        per = per.sum().reset_index()
+        keys = pd.DataFrame({"lot_id": zero["lot_id"].astype(str).to_numpy(),
+                             "wafer_id": zero["wafer_id"].astype(str).to_numpy(),
+                             "die_x": zero["die_x"].to_numpy(np.int64), "die_y": zero["die_y"].to_numpy(np.int64)})
+        n = keys.merge(per, on=["lot_id", "wafer_id", "die_x", "die_y"], how="left")["n"]
+        counts = n.fillna(0).to_numpy(np.int64)
+        table = zero.assign(n_defects=counts)
+        return table, self.n - int(counts.sum())
+
+    def zonal_density(self, layout: Any, *, conf_level: float, wafers: pd.DataFrame | None) -> pd.DataFrame:
+        from ..intervals import garwood
+        from ..maps import zonal_density
+
+        out = zonal_density(self.df._meta, layout, level="pooled", conf_level=conf_level, wafers=wafers)
+        k = np.zeros(len(out), np.int64)
+        for p in self.parts:
+            if p.get("zones") is not None:
+                k += p["zones"]
+        area = out["area_cm2"].to_numpy(np.float64)
+        out["n_defects"] = k
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["density"] = k / area
+        lo, hi = garwood(k, area, conf_level)
+        out["ci_lower"] = lo
+        out["ci_upper"] = hi
+        return out
+
+    def for_maps(self, density: pd.DataFrame) -> pd.DataFrame:
+        """The defects of the wafers the report's defect maps show (the highest density first)."""
+        import dask
+
+        rank = density.assign(_k=density["density_per_cm2"].fillna(density["n_defects"].astype("float64")))
+        shown = rank if self.max_maps is None or len(rank) <= self.max_maps else rank.nlargest(self.max_maps, "_k")
+        if len(shown) < len(rank):
+            self._note(self._notes, f"defects: the Dask engine keeps the defects of the {len(shown)} wafer(s) of "
+                                    f"highest density (of {len(rank)}) for the defect maps")
+        want = shown[_KEY].astype(str).drop_duplicates()
+        hit = self.wafer_rows.merge(want, on=_KEY, how="inner")["part"].unique().tolist()
+        blocks = self.df.to_delayed()
+        got = dask.compute(*[dask.delayed(_gallery_defects)(blocks[i], i, want) for i in sorted(hit)])
+        frames = [g for g in got if len(g)]
+        if not frames:
+            return self.df._meta
+        out = pd.concat(frames, ignore_index=True).sort_values(ORDER_COL, kind="stable")
+        return out.drop(columns=ORDER_COL).reset_index(drop=True)
+
+
+def _gallery_defects(df: pd.DataFrame, number: int, shown: pd.DataFrame) -> pd.DataFrame:
+    if ORDER_COL not in df.columns:
+        df = df.assign(**{ORDER_COL: _row_order(df, {"number": number})})
+    if not len(df):
+        return df
+    codes, w = wafer_codes(df)
+    keep_w = w[_KEY].astype(str).merge(shown.assign(_s=True), on=_KEY, how="left")["_s"].notna().to_numpy()
+    return df[keep_w[codes]].reset_index(drop=True)
+
+
+def _defects_only(defects: Any, wafers: pd.DataFrame | None, layout: Any, *, kernels: Any, top: int | None,
+                  conf_level: float, spc_rules: str, laney: bool, inspected_dies: pd.DataFrame | None,
+                  inspected_wafers: pd.DataFrame | None, max_maps: int | None, partition_rows: int) -> AnalysisResults:
+    """``analyze(dies=None, defects=..., engine="dask")``: the defects-only sections of the in-memory
+    engine (:func:`yieldkit.analysis._defects_only_sections`) from one pass over the partitions."""
+    import dask
+
+    df = _open(defects, "defects", partition_rows)
+    if layout is not None:  # whichever position form is missing, from the other
+        from ..schema import complete_positions
+
+        df = df.map_partitions(complete_positions, layout, meta=complete_positions(df._meta, layout))
+    area = kernels.real_area(layout)
+    zones = area is not None and "x_um" in df.columns
+    log.info("dask engine: defects only, %d partition(s)", df.npartitions)
+    parts = list(dask.compute(*[dask.delayed(_defect_part)(p, i, layout, zones) for i, p in enumerate(df.to_delayed())]))
+    notes: list[str] = []
+    source = _DaskDefects(df, layout, parts, max_maps, notes, kernels)
+    res = kernels.defects_only(source, wafers, layout, top=top, conf_level=conf_level, spc_rules=spc_rules,
+                               laney=laney, inspected_dies=inspected_dies, inspected_wafers=inspected_wafers)
+    res.notes.extend(n for n in notes if n not in res.notes)
+    return res

@@ -49,7 +49,7 @@ __all__ = ["DEFAULT_PARTITION_ROWS", "align_wafers", "open_table"]
 #: target rows per partition: large enough that a dataset has few tasks, small enough that the
 #: in-memory analyses of one partition stay well within a worker's memory
 DEFAULT_PARTITION_ROWS = 1_000_000
-KINDS = ("dies", "defects", "wafers")
+KINDS = ("dies", "defects", "wafers", "tests")
 #: row-order column added before a shuffle (partition number << 40 | row position), so that
 #: results keep the order of first appearance of the input
 ORDER_COL = "_yk_row"
@@ -74,8 +74,28 @@ def _validator(kind: str) -> Callable[..., pd.DataFrame]:
     from ..schema import validate_defects, validate_dies, validate_wafers
 
     table: dict[str, Callable[..., pd.DataFrame]] = {"dies": validate_dies, "defects": validate_defects,
-                                                     "wafers": validate_wafers}
+                                                     "wafers": validate_wafers, "tests": _validate_tests}
     return table[kind]
+
+
+#: the columns a long test table must have on the Dask engine (results are matched to wafers)
+TEST_COLUMNS = ("lot_id", "wafer_id", "test_num", "value")
+
+
+def _validate_tests(df: pd.DataFrame, *, source: str | None = None, columns: Mapping[str, str] | None = None,
+                    **options: Any) -> pd.DataFrame:
+    """The long test table of ``read_stdf(tests=True)`` (hive keys ``lot_id``, ``wafer_id`` included):
+    the columns renamed by ``columns`` and the needed ones checked (values are carried as stored)."""
+    if columns:
+        df = df.rename(columns=dict(columns))
+    missing = [c for c in TEST_COLUMNS if c not in df.columns]
+    if missing:
+        have = list(map(str, df.columns))
+        raise SchemaError(f"the test table lacks column(s) {', '.join(missing)}; it has {', '.join(have[:30])}"
+                          f"{', ...' if len(have) > 30 else ''}. Expected the long test table of "
+                          "read_stdf(tests=True) (or the DATASET_tests/ of yieldkit convert).",
+                          source=source, column=missing[0])
+    return df
 
 
 def _strings(df: pd.DataFrame) -> pd.DataFrame:
@@ -292,9 +312,11 @@ def open_table(
         string columns), a glob of Parquet files, a list of such paths, a Dask DataFrame of raw
         rows, or an in-memory table (validated at once and cut into partitions at wafer
         boundaries).
-    kind : {"dies", "defects", "wafers"}
+    kind : {"dies", "defects", "wafers", "tests"}
         Which table: validated by :func:`yieldkit.schema.validate_dies`,
-        :func:`~yieldkit.schema.validate_defects` or :func:`~yieldkit.schema.validate_wafers`.
+        :func:`~yieldkit.schema.validate_defects` or :func:`~yieldkit.schema.validate_wafers`;
+        ``"tests"``: the long test table (``lot_id``, ``wafer_id``, ``test_num``, ``value``
+        needed), e.g. the ``DATASET_tests/`` of ``yieldkit convert``.
     columns : mapping, optional
         Explicit ``{found_name: canonical_name}``, as for the in-memory readers.
     partition_rows : int
@@ -437,8 +459,10 @@ def _assign(keys: pd.DataFrame, partition_rows: int) -> pd.DataFrame:
 
 
 def _tag(df: pd.DataFrame, mapping: pd.DataFrame, n_parts: int, partition_info: Mapping[str, Any] | None = None,
-         ) -> pd.DataFrame:
-    """Add the output partition of each row's wafer (and the row-order column)."""
+         by_lot: bool = False) -> pd.DataFrame:
+    """Add the output partition of each row's wafer (and the row-order column); ``by_lot``: the
+    mapping keeps lots whole, and so do the wafers it does not know (their lot's partition, else
+    a hash of the lot)."""
     if ORDER_COL not in df.columns:
         df = df.assign(**{ORDER_COL: _row_order(df, partition_info)})
     if len(df) == 0:
@@ -448,8 +472,13 @@ def _tag(df: pd.DataFrame, mapping: pd.DataFrame, n_parts: int, partition_info: 
     hit = idx.get_indexer(pd.MultiIndex.from_frame(w[_KEY].astype(object)))
     part = mapping[_PART_COL].to_numpy(np.int64)
     # wafers the mapping does not know (defects of untested wafers): spread by a hash
-    h = pd.util.hash_pandas_object(w[_KEY].astype(object), index=False).to_numpy() % np.uint64(max(n_parts, 1))
-    wp = np.where(hit >= 0, part[np.maximum(hit, 0)], h.astype(np.int64))
+    h = pd.util.hash_pandas_object(w[_KEY[:1] if by_lot else _KEY].astype(object), index=False).to_numpy()
+    h = (h % np.uint64(max(n_parts, 1))).astype(np.int64)
+    if by_lot and (hit < 0).any():
+        lots = mapping.drop_duplicates("lot_id")
+        known = pd.Index(lots["lot_id"].astype(object)).get_indexer(w["lot_id"].astype(object))
+        h = np.where(known >= 0, lots[_PART_COL].to_numpy(np.int64)[np.maximum(known, 0)], h)
+    wp = np.where(hit >= 0, part[np.maximum(hit, 0)], h)
     return df.assign(**{_PART_COL: wp[codes]})
 
 
@@ -460,9 +489,9 @@ def _untag(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(ORDER_COL, kind="stable").reset_index(drop=True)
 
 
-def _shuffle_to(ddf: Any, mapping: pd.DataFrame, n_parts: int) -> Any:
+def _shuffle_to(ddf: Any, mapping: pd.DataFrame, n_parts: int, by_lot: bool = False) -> Any:
     meta = _tag(ddf._meta, mapping, n_parts)
-    tagged = ddf.map_partitions(_tag, mapping, n_parts, meta=meta)
+    tagged = ddf.map_partitions(_tag, mapping, n_parts, by_lot=by_lot, meta=meta)
     divisions = list(range(n_parts)) + [n_parts - 1] if n_parts > 1 else [0, 0]
     moved = tagged.set_index(_PART_COL, divisions=divisions, sort=True)
     return moved.map_partitions(_untag, meta=_untag(meta.set_index(_PART_COL)))

@@ -24,20 +24,40 @@ __all__ = ["test_bin_association"]
 _DIE_KEYS = ["lot_id", "wafer_id", "die_x", "die_y"]
 
 
-def _attach_bins(dies: pd.DataFrame, tests: pd.DataFrame, bin_col: str, where: str) -> pd.DataFrame:
-    """The test rows with the ``bin`` and ``passed`` of their part."""
+def die_bins(dies: pd.DataFrame, bin_col: str, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Bin (-1: missing) and good flag of every die row."""
     require(dies.columns, [bin_col], where, name="dies")
     passed = (dies["passed"].to_numpy(dtype=bool, na_value=False) if "passed" in dies.columns
               else dies[bin_col].to_numpy(dtype=np.int64, na_value=-1) == 1)
-    d = pd.DataFrame({"_bin": dies[bin_col].to_numpy(dtype=np.int64, na_value=-1), "_good": passed})
+    return dies[bin_col].to_numpy(dtype=np.int64, na_value=-1), passed
+
+
+def unique_die_keys(dies: pd.DataFrame, tests: pd.DataFrame) -> list[str] | None:
+    """The die keys matching test rows to dies, or None when they do not identify a die."""
+    keys = [k for k in _DIE_KEYS if k in dies.columns and k in tests.columns]
+    if "test_seq" in dies.columns and "test_seq" in tests.columns:
+        keys.append("test_seq")
+    unique = len(keys) == len(_DIE_KEYS) + ("test_seq" in keys) and not dies.duplicated(keys).any()
+    return keys if unique else None
+
+
+def die_rows(dies: pd.DataFrame, tests: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """Row of ``dies`` of every test row (NaN: no such die), matched on the unique ``keys``."""
+    left = tests[keys].reset_index(drop=True)
+    right = dies[keys].reset_index(drop=True).assign(_row=np.arange(len(dies)))
+    return left.merge(right, on=keys, how="left")["_row"].to_numpy(dtype=np.float64)
+
+
+def _attach_bins(dies: pd.DataFrame, tests: pd.DataFrame, bin_col: str, where: str) -> pd.DataFrame:
+    """The test rows with the ``bin`` and ``passed`` of their part."""
+    bins, passed = die_bins(dies, bin_col, where)
+    d = pd.DataFrame({"_bin": bins, "_good": passed})
     keys = [k for k in _DIE_KEYS if k in dies.columns and k in tests.columns]
     if "test_seq" in dies.columns and "test_seq" in tests.columns:
         keys.append("test_seq")
     unique = len(keys) == len(_DIE_KEYS) + ("test_seq" in keys) and not dies.duplicated(keys).any()
     if unique:
-        left = tests[keys].reset_index(drop=True)
-        right = dies[keys].reset_index(drop=True).assign(_row=np.arange(len(dies)))
-        row = left.merge(right, on=keys, how="left")["_row"].to_numpy(dtype=np.float64)
+        row = die_rows(dies, tests, keys)
     elif "part_index" in tests.columns:
         # parts without a wafer position (final test): the row of the part in the die table
         row = tests["part_index"].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -119,8 +139,27 @@ def test_bin_association(dies: pd.DataFrame, tests: pd.DataFrame, *, bin: str = 
     require(tests.columns, ["test_num", value], where)
     t = _attach_bins(dies, tests, bin, where)
     f = prepare(t, by=(), extra=["_bin", "_good"], value=value, where=where)
-    cols = ["bin", "test_num", "pin", "test_name", "n_fail", "n_good", "mean_fail", "mean_good", "auc", "separation",
-            "r_pb", "p", "q"]
+    res = association_rows(f)
+    return res if "q" in res.columns else finish_association(res)
+
+
+_COLS = ["bin", "test_num", "pin", "test_name", "n_fail", "n_good", "mean_fail", "mean_good", "auc", "separation",
+         "r_pb", "p", "q"]
+
+
+def finish_association(res: pd.DataFrame) -> pd.DataFrame:
+    """The q-values over all rows of :func:`association_rows` and the order of :func:`test_bin_association`."""
+    res = res.copy()
+    res["q"] = benjamini_hochberg(res["p"].to_numpy())
+    res = res.sort_values(["bin", "separation", "test_num"], ascending=[True, False, True], kind="stable")
+    return res.reset_index(drop=True)[_COLS]
+
+
+def association_rows(f: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`test_bin_association` (without ``q``; by test, pin and bin) from a prepared
+    test table with the ``_bin`` and ``_good`` of each result's die. Every test's results must be in
+    ``f`` (the statistics of a test need all of them)."""
+    cols = _COLS
     tcode, tkeys = pd.factorize(pd.MultiIndex.from_arrays([f["test_num"].to_numpy(), f["pin"].to_numpy()]), sort=True)
     v = f["value"].to_numpy()
     good = f["_good"].to_numpy(bool)
@@ -179,9 +218,7 @@ def test_bin_association(dies: pd.DataFrame, tests: pd.DataFrame, *, bin: str = 
         "n_fail": n1.astype(np.int64), "n_good": n0.astype(np.int64), "mean_fail": m1, "mean_good": m0,
         "auc": auc, "separation": 2.0 * np.abs(auc - 0.5), "r_pb": r, "p": p,
     })
-    res["q"] = benjamini_hochberg(res["p"].to_numpy())
-    res = res.sort_values(["bin", "separation", "test_num"], ascending=[True, False, True], kind="stable")
-    return res.reset_index(drop=True)[cols]
+    return res
 
 
 test_bin_association.__test__ = False  # type: ignore[attr-defined]  # a function, not a pytest test

@@ -194,15 +194,8 @@ def shift(
     if is_dask(reference):
         reference = reference.compute()
     ref = prepare(reference, by=(), value=value, where=where + " (reference)")
-    ref_stats = _robust(ref, _TKEYS).rename(columns={"n": "ref_n", "median": "ref_median", "sigma": "ref_sigma"})
-    ref_stats = ref_stats.drop(columns=[c for c in ("test_name",) if c in ref_stats.columns])
-    order = np.lexsort((ref["pin"].to_numpy(), ref["test_num"].to_numpy()))
-    r = ref.iloc[order]
-    tk = r["test_num"].to_numpy()
-    pk = r["pin"].to_numpy()
-    brk = np.r_[0, np.flatnonzero((np.diff(tk) != 0) | (np.diff(pk) != 0)) + 1, len(r)]
-    rv = r["value"].to_numpy()
-    ref_values = {(int(tk[a]), int(pk[a])): rv[a:b] for a, b in zip(brk[:-1].tolist(), brk[1:].tolist()) if b > a}
+    ref_stats = reference_stats(ref)
+    ref_values = reference_values(ref)
     keys = [*by_t, *_TKEYS]
     if is_dask(tests):
         import dask
@@ -218,6 +211,36 @@ def shift(
         table = table.sort_values(keys, kind="stable").reset_index(drop=True)
     else:
         table = _group_table(prepare(tests, by=by_t, value=value, where=where), keys, ref_values)
+    return finish_shift(table, ref_stats, by_t, eff, rate, where)
+
+
+def reference_values(ref: pd.DataFrame) -> dict[tuple[int, int], np.ndarray]:
+    """The values of every test (``test_num``, ``pin``) of a prepared reference table."""
+    order = np.lexsort((ref["pin"].to_numpy(), ref["test_num"].to_numpy()))
+    r = ref.iloc[order]
+    tk = r["test_num"].to_numpy()
+    pk = r["pin"].to_numpy()
+    brk = np.r_[0, np.flatnonzero((np.diff(tk) != 0) | (np.diff(pk) != 0)) + 1, len(r)]
+    rv = r["value"].to_numpy()
+    return {(int(tk[a]), int(pk[a])): rv[a:b] for a, b in zip(brk[:-1].tolist(), brk[1:].tolist()) if b > a}
+
+
+def reference_stats(ref: pd.DataFrame) -> pd.DataFrame:
+    """``ref_n``, ``ref_median``, ``ref_sigma`` per test of a prepared reference table."""
+    ref_stats = _robust(ref, _TKEYS).rename(columns={"n": "ref_n", "median": "ref_median", "sigma": "ref_sigma"})
+    return ref_stats.drop(columns=[c for c in ("test_name",) if c in ref_stats.columns])
+
+
+def group_table(frame: pd.DataFrame, by: Sequence[str], ref_values: dict[tuple[int, int], np.ndarray]) -> pd.DataFrame:
+    """Per group of ``by`` and test of a prepared table: robust statistics and p-values against the
+    reference values (sorted by group and test)."""
+    return _group_table(frame, [*by, *_TKEYS], ref_values)
+
+
+def finish_shift(table: pd.DataFrame, ref_stats: pd.DataFrame, by_t: Sequence[str], eff: float, rate: float,
+                 where: str = "shift") -> ShiftResult:
+    """The :class:`ShiftResult` from the per-group table and the reference statistics: shifts,
+    spread ratios, Benjamini-Hochberg q-values over all rows and alarms."""
     table = table.merge(ref_stats, on=_TKEYS, how="left")
     rs = table["ref_sigma"].to_numpy()
     warn_tests(np.isfinite(rs) & (rs <= 0), table, "have no spread in the reference: their shift is NaN", where)

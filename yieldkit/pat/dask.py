@@ -18,7 +18,7 @@ from ..errors import YieldkitValueError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["aligned", "geo_pat_dask", "limits_table_dask"]
+__all__ = ["aligned", "combine_limit_tables", "geo_pat_dask", "limits_table_dask"]
 
 
 def aligned(ddf: Any, column: str) -> Any:
@@ -50,6 +50,12 @@ def limits_table_dask(tests: Any, table_fn: Callable[..., pd.DataFrame], *, by: 
     tables = [t for t in dask.compute(*[dask.delayed(table_fn)(p, *args) for p in ddf.to_delayed()]) if len(t)]
     if not tables:
         return table_fn(tests._meta, *args)
+    return combine_limit_tables(tables, by)
+
+
+def combine_limit_tables(tables: list[pd.DataFrame], by: tuple[str, ...]) -> pd.DataFrame:
+    """The limits tables of lot-aligned (test-aligned for pooled limits) parts as one table in the
+    in-memory order."""
     tab = pd.concat(tables, ignore_index=True)
     keys = list(by) + ["test_num"] + (["pin"] if "pin" in tab.columns else [])
     tab = tab.sort_values(keys, kind="stable", na_position="first", ignore_index=True)
