@@ -162,3 +162,31 @@ def test_report_section_with_several_lots():
     assert sec.worst_results["test_num"].nunique() == 1 and sec.worst_results["lot_id"].nunique() == 1
     html = build_report(yk.analyze(dies, tests=tests), max_maps=0)
     assert 'id="parametric-shift-table"' in html and "LOT3" in html
+
+
+def test_cli_report_with_tests(datalog, tmp_path):
+    """``yieldkit report --tests``: from the STDF datalog itself and from a Parquet test table,
+    the same parametric section; bad test inputs are yieldkit errors naming the path."""
+    from yieldkit.io.partitioned import read_tests, write_dataset
+
+    p, _, _ = datalog
+    a, b = tmp_path / "a.html", tmp_path / "b.html"
+    assert main(["--quiet", "report", str(p), "--tests", str(p), "-o", str(a)]) == 0
+    html = a.read_text()
+    assert '<section id="parametric">' in html and "ring_osc" in html
+    t = read_stdf(p, tests=True).tests
+    write_dataset(t, tmp_path / "tests_ds")
+    back = read_tests(tmp_path / "tests_ds")
+    assert len(back) == len(t) and set(back["test_num"]) == {100, 200, 300}
+    assert main(["--quiet", "report", str(p), "--tests", str(tmp_path / "tests_ds"), "-o", str(b)]) == 0
+    assert '<section id="parametric">' in b.read_text() and "ring_osc" in b.read_text()
+    with pytest.raises(yk.errors.InputNotFoundError, match="nowhere"):
+        read_tests(tmp_path / "nowhere")
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(yk.errors.ParseError, match="bad.parquet"):
+        read_tests(bad)
+    t.drop(columns="value").to_parquet(tmp_path / "novalue.parquet")
+    with pytest.raises(yk.errors.SchemaError, match="value"):
+        read_tests(tmp_path / "novalue.parquet")
+    assert main(["--quiet", "report", str(p), "--tests", str(tmp_path / "nowhere"), "-o", str(b)]) == 1

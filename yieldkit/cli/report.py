@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dies", nargs="+", help="die table(s) (CSV, Parquet, STDF, map files), or KLARF file(s) alone")
     p.add_argument("--defects", nargs="+", help="defect table(s) (CSV, Parquet, KLARF)")
     p.add_argument("--wafers", help="wafer table with process history")
+    p.add_argument("--tests", nargs="+", help="parametric test results: STDF datalogs (their PTR/MPR/FTR "
+                   "results) or Parquet test tables (the DATASET_tests/ of 'yieldkit convert'); adds the "
+                   "parametric and PAT sections")
     p.add_argument("--layout", help="layout JSON (as written by 'yieldkit layout' or 'yieldkit simulate'); default: "
                    "the input's own")
     p.add_argument("--bin-names", help="JSON object mapping hard bin to name")
@@ -88,7 +91,24 @@ def load_inputs(args: argparse.Namespace) -> dict:
         parts = [read_defects(f, layout=layout, on_error=oe) for f in args.defects]
         defects = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     wafers = read_wafers(args.wafers, on_error=oe) if getattr(args, "wafers", None) else None
-    return {"dies": dies, "defects": defects, "wafers": wafers, "layout": layout, "bin_names": bin_names}
+    return {"dies": dies, "defects": defects, "wafers": wafers, "layout": layout, "bin_names": bin_names,
+            "tests": read_test_tables(args.tests, oe) if getattr(args, "tests", None) else None}
+
+
+def read_test_tables(paths: list[str], oe: str) -> object:
+    """The long test table of STDF datalogs (read with ``tests=True``) and Parquet test tables."""
+    import pandas as pd
+
+    from .. import read_stdf
+    from ..io.partitioned import read_tests
+    from ._files import file_format
+
+    parts = [read_stdf(f, tests=True, on_error=oe).tests if file_format(f) == "stdf" else read_tests(f)
+             for f in paths]
+    parts = [t for t in parts if t is not None]
+    if not parts:
+        return None
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _common(source: str, layouts: dict) -> object:
@@ -157,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         raise YieldkitValueError("--scheduler, --workers and --memory-limit need --engine dask")
     inp = load_inputs(args)
     res = analyze(inp["dies"], inp["defects"], inp["wafers"], inp["layout"], inp["bin_names"], top=args.top,
-                  inspected_dies=inp.get("inspected_dies"), inspected_wafers=inp.get("inspected_wafers"),
+                  tests=inp.get("tests"), inspected_dies=inp.get("inspected_dies"), inspected_wafers=inp.get("inspected_wafers"),
                   pattern_model=getattr(args, "pattern_model", "wm811k"), similar_gallery=getattr(args, "gallery", None))
     build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,
                  progress=progress_enabled(args))
@@ -185,7 +205,9 @@ def _run_dask(args: argparse.Namespace, started: float) -> int:
     wafers = read_wafers(args.wafers, on_error=on_error(args)) if getattr(args, "wafers", None) else None
     with dask_client(args.scheduler, workers=args.workers, memory_limit=args.memory_limit) as client:
         log.info("Dask dashboard: %s", client.dashboard_link)
+        tests = getattr(args, "tests", None)
         res = analyze(dies, defects, wafers, layout, bin_names, top=args.top, engine="dask",
+                      tests=(tests if len(tests) > 1 else tests[0]) if tests else None,
                       pattern_model=getattr(args, "pattern_model", "wm811k"),
                       similar_gallery=getattr(args, "gallery", None), dask_options={"max_maps": args.max_maps})
     build_report(res, title=args.title, output=args.output, max_maps=args.max_maps, pdf=args.pdf,

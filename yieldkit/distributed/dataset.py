@@ -41,6 +41,7 @@ from ..errors import (
     YieldkitTypeError,
     check_choice,
 )
+from ..io.partitioned import validate_tests
 
 log = logging.getLogger(__name__)
 
@@ -74,30 +75,11 @@ def _validator(kind: str) -> Callable[..., pd.DataFrame]:
     from ..schema import validate_defects, validate_dies, validate_wafers
 
     table: dict[str, Callable[..., pd.DataFrame]] = {"dies": validate_dies, "defects": validate_defects,
-                                                     "wafers": validate_wafers, "tests": _validate_tests}
+                                                     "wafers": validate_wafers, "tests": validate_tests}
     return table[kind]
 
 
 #: the columns a long test table must have on the Dask engine (results are matched to wafers)
-TEST_COLUMNS = ("lot_id", "wafer_id", "test_num", "value")
-
-
-def _validate_tests(df: pd.DataFrame, *, source: str | None = None, columns: Mapping[str, str] | None = None,
-                    **options: Any) -> pd.DataFrame:
-    """The long test table of ``read_stdf(tests=True)`` (hive keys ``lot_id``, ``wafer_id`` included):
-    the columns renamed by ``columns`` and the needed ones checked (values are carried as stored)."""
-    if columns:
-        df = df.rename(columns=dict(columns))
-    missing = [c for c in TEST_COLUMNS if c not in df.columns]
-    if missing:
-        have = list(map(str, df.columns))
-        raise SchemaError(f"the test table lacks column(s) {', '.join(missing)}; it has {', '.join(have[:30])}"
-                          f"{', ...' if len(have) > 30 else ''}. Expected the long test table of "
-                          "read_stdf(tests=True) (or the DATASET_tests/ of yieldkit convert).",
-                          source=source, column=missing[0])
-    return df
-
-
 def _strings(df: pd.DataFrame) -> pd.DataFrame:
     """Hive partition keys (and other categoricals) as strings, as the in-memory readers give them."""
     cats = {c: df[c].astype(STRING) for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)}

@@ -301,7 +301,7 @@ def _render(res: Any, title: str, max_maps: int | None, progress: bool, figs: _F
         stacked_value = "mean_n_defects"
     if len(res.stacked):  # empty when no die has a wafer position
         images["stacked"] = figs.render(
-            lambda ax: plot_stacked_map(res.stacked, value=stacked_value, layout=res.layout, ax=ax,
+            lambda ax: plot_stacked_map(res.stacked, value_col=stacked_value, layout=res.layout, ax=ax,
                                         title=stacked_title), (5.0, 4.6))
     legend: list[dict[str, Any]] = []
     if defects_only:
