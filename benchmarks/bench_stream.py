@@ -28,6 +28,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,94 @@ def _rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+#: the placeholder wafer name of the templates, patched per wafer (same length as ``W%06d``)
+_PLACEHOLDER = b"W@@@@@@"
+
+
+def _template(path: Path, seed: int, dies: int, ptrs: int) -> tuple[bytes, bytes, list[int], dict]:
+    """One wafer written by :func:`yieldkit.write_stdf`: (header FAR/MIR/WCR, the wafer's records
+    WIR .. WRR, offsets of its wafer name in them, its bin counts and pass flags)."""
+    import numpy as np
+    import pandas as pd
+
+    from yieldkit import WaferLayout, write_stdf
+    from yieldkit.io.stdf import read_stdf
+    from yieldkit.io.stdf.walk import walk
+
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(dies)))
+    hb = rng.choice([1, 1, 1, 1, 2, 3, 5, 7], size=dies)
+    d = pd.DataFrame({
+        "lot_id": "BENCHLOT", "wafer_id": _PLACEHOLDER.decode(),
+        "die_x": np.arange(dies) % side - side // 2, "die_y": np.arange(dies) // side - side // 2,
+        "hbin": hb, "sbin": hb * 100 + 1, "site": np.arange(dies) % 4, "head": 1,
+    })
+    t = None
+    if ptrs:
+        t = pd.DataFrame({
+            "part_index": np.repeat(np.arange(dies), ptrs),
+            "test_num": np.tile(np.arange(1000, 1000 + ptrs), dies),
+            "value": rng.normal(1.0, 0.1, dies * ptrs).astype(np.float32),
+            "test_name": pd.Categorical(np.tile([f"test_{k}" for k in range(ptrs)], dies)),
+            "lo_limit": 0.5, "hi_limit": 1.5, "units": "V",
+        })
+    write_stdf(d, path, tests=t, layout=WaferLayout(diameter_mm=300, die_pitch_um=(2000.0, 2000.0)))
+    raw = path.read_bytes()
+    r = walk(np.frombuffer(raw, np.uint8), little=True)
+    key = (r.typ.astype(int) << 8) | r.sub
+    a = int(r.offset[key == (2 << 8 | 10)][0])
+    last = np.flatnonzero(key == (2 << 8 | 20))[-1]
+    b = int(r.offset[last] + 4 + r.length[last])
+    body = raw[a:b]
+    names = [m.start() for m in re.finditer(re.escape(_PLACEHOLDER), body)]
+    f = read_stdf(path)
+    path.unlink()
+    return raw[:a], body, names, {"bins": f.bins, "parts": len(f.dies), "good": int(f.dies["passed"].sum())}
+
+
+def stream_generate(path: Path, size: float, dies: int = 20000, ptrs: int = 50, templates: int = 3) -> int:
+    """Write a valid STDF V4 file of about ``size`` bytes, a wafer at a time; returns the wafers.
+
+    ``templates`` different wafers (``dies`` parts, ``ptrs`` PTRs a part) are encoded by
+    :func:`yieldkit.write_stdf` and written in turn, each under its own WAFER_ID, between one
+    FAR/MIR/WCR and HBR/SBR/PCR/MRR records whose counts are the sums over the wafers written. Memory
+    holds the templates only, whatever the size of the file.
+    """
+    from yieldkit.io.stdf.records import encode_record
+
+    tmp = path.with_suffix(".template")
+    tpl = [_template(tmp, 1000 + i, dies, ptrs) for i in range(templates)]
+    per = sum(len(t[1]) for t in tpl) / templates
+    wafers = max(1, int(round(size / per)))
+    used = [0] * templates
+    with open(path, "wb") as out:
+        out.write(tpl[0][0])
+        for w in range(wafers):
+            i = w % templates
+            used[i] += 1
+            body = bytearray(tpl[i][1])
+            name = b"W%06d" % (w + 1)
+            for at in tpl[i][2]:
+                body[at:at + len(name)] = name
+            out.write(body)
+        e = "<"
+        tail: dict[tuple[str, int], list] = {}
+        for (_, _, _, info), k in zip(tpl, used):
+            for row in info["bins"].itertuples():
+                cnt = tail.setdefault((row.kind, int(row.bin)), [0, row.pf])
+                cnt[0] += int(row.parts) * k
+        for (kind, b), (cnt, pf) in sorted(tail.items()):
+            rec, pre = ("HBR", "HBIN") if kind == "hard" else ("SBR", "SBIN")
+            out.write(encode_record(rec, {"HEAD_NUM": 255, "SITE_NUM": 0, f"{pre}_NUM": b, f"{pre}_CNT": cnt,
+                                          f"{pre}_PF": pf if isinstance(pf, str) else " ", f"{pre}_NAM": ""}, e))
+        parts = sum(t[3]["parts"] * k for t, k in zip(tpl, used))
+        good = sum(t[3]["good"] * k for t, k in zip(tpl, used))
+        out.write(encode_record("PCR", {"HEAD_NUM": 255, "SITE_NUM": 0, "PART_CNT": parts, "RTST_CNT": 0,
+                                        "ABRT_CNT": 0, "GOOD_CNT": good, "FUNC_CNT": 4294967295}, e))
+        out.write(encode_record("MRR", {"FINISH_T": 0, "DISP_COD": " ", "USR_DESC": "", "EXC_DESC": ""}, e))
+    return wafers
 
 
 def _child(mode: str, path: str, out: str) -> None:
