@@ -1,25 +1,29 @@
 """Benchmark: peak memory of the chunked STDF reader and of ``yieldkit convert`` to a dataset.
 
-Generates (with :func:`yieldkit.write_stdf`, wafer by wafer, see ``bench_formats_stdf.generate``)
-an STDF file of about ``--mb`` megabytes (``--dies`` parts a wafer, ``--ptrs`` PTRs a part), then
-measures, each in a fresh subprocess so that the peak resident memory (``ru_maxrss``) is the
-step's own:
+Generates an STDF file of about ``--mb`` megabytes (``--dies`` parts a wafer, ``--ptrs`` PTRs a
+part; ``--ptrs 0`` for a file of bins only) with :func:`stream_generate`, which writes it a wafer
+at a time from a few wafers encoded by :func:`yieldkit.write_stdf` (so files of many gigabytes
+need no more memory than a wafer), then measures, each in a fresh subprocess that reports its
+own peak resident memory (``VmHWM``) and its memory after the imports (``base``):
 
 * ``bins``: ``read_stdf(path)`` (the die, wafer and bin tables);
 * ``tests``: ``read_stdf(path, tests=True)`` (also the long test table);
 * ``convert``: ``write_stdf_dataset(path, DIR)`` (what ``yieldkit convert path -o DIR/`` runs:
   dies and test results as partitioned Parquet, written a chunk at a time).
 
-It prints the file size, the rows, the peak RSS, the peak above the interpreter with its imports
-(``base``), that increase per file byte and per test record, and the size of the test table
-per row. With ``pystdf`` installed, a pystdf parse of one wafer of the same make-up is measured
-too and its peak is compared with yieldkit's on that wafer (``vs pystdf``).
+It prints the file size, the rows, the time, the peak RSS, the peak above ``base`` (``+MB``),
+that increase per file byte (``+/file``), for ``bins`` also the increase beyond the die table
+per file byte (``(+-dies)/file``: the reader's own overhead) and against the die table
+(``+/dies``), per test record (``B/test``) and the size of the test table per row. With
+``pystdf`` installed, a pystdf parse of one wafer of the same make-up is measured too and its
+peak is compared with yieldkit's on that wafer (``vs pystdf``).
 
 ``--source DIR`` measures the yieldkit found in DIR instead (e.g. an older release unpacked
 with ``git archive``), for before/after figures. Generated files live under ``--workdir``
 (default ``/tmp/stdf-stream``) and are deleted unless ``--keep``.
 
-Run: ``python benchmarks/bench_stream.py [--mb 300] [--ptrs 50] [--dies 20000] [--source DIR]``
+Run: ``python benchmarks/bench_stream.py [--mb 300] [--ptrs 50] [--dies 20000] [--source DIR]``;
+``--mb 3000 --modes convert`` for the convert of a 3 GB file (about 15 minutes here).
 """
 
 from __future__ import annotations
@@ -35,6 +39,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+
+def _rss_now_mb() -> float:
+    """Resident memory of this process now [MiB]."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
 
 
 def _rss_mb() -> float:
@@ -142,23 +155,26 @@ def stream_generate(path: Path, size: float, dies: int = 20000, ptrs: int = 50, 
 
 def _child(mode: str, path: str, out: str) -> None:
     """One measurement in this (fresh) process; prints a JSON line."""
+    import time
+
     import numpy as np  # noqa: F401  (imports are part of the base)
     import pandas as pd  # noqa: F401
 
     from yieldkit.io.stdf import read_stdf
+    from yieldkit.io.stdf.dataset import write_stdf_dataset
 
-    base = _rss_mb()
+    base = _rss_now_mb()
     res: dict = {"mode": mode}
+    t0 = time.perf_counter()
     if mode == "bins":
         f = read_stdf(path)
         res["rows"] = len(f.dies)
+        res["dies_mb"] = float(f.dies.memory_usage(deep=True).sum()) / 2**20
     elif mode == "tests":
         f = read_stdf(path, tests=True)
         res["rows"] = len(f.tests)
         res["table_b_per_row"] = float(f.tests.memory_usage(deep=True).sum()) / max(len(f.tests), 1)
     elif mode == "convert":
-        from yieldkit.io.stdf.dataset import write_stdf_dataset
-
         f = write_stdf_dataset(path, out)
         res["rows"] = len(f.dies)
     elif mode == "pystdf":
@@ -176,6 +192,7 @@ def _child(mode: str, path: str, out: str) -> None:
             p.addSink(c)
             p.parse()
         res["rows"] = c.n
+    res["seconds"] = time.perf_counter() - t0
     res["base_mb"] = base
     res["peak_mb"] = _rss_mb()
     print(json.dumps(res))
@@ -207,24 +224,19 @@ def main() -> None:
     if args.child:
         _child(*args.child)
         return
-    sys.path.insert(0, str(HERE))
-    from bench_formats_stdf import generate  # the wafer-by-wafer generator
-
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     one = work / "bench_one_wafer.stdf"
-    generate(one, 1, args.dies, args.ptrs)
-    per_wafer = one.stat().st_size
-    wafers = max(1, round(args.mb * 1e6 / per_wafer))
     path = work / "bench_stream.stdf"
     out = work / "bench_stream_ds"
     try:
-        generate(path, wafers, args.dies, args.ptrs)
+        stream_generate(one, 1, args.dies, args.ptrs, templates=1)
+        wafers = stream_generate(path, args.mb * 1e6, args.dies, args.ptrs)
         size = path.stat().st_size
         print(f"file: {path.name}, {size / 1e6:.0f} MB, {wafers} wafer(s) x {args.dies} parts x {args.ptrs} PTRs"
               f"{'' if not args.source else f' -- yieldkit from {args.source}'}")
-        print(f"{'step':8} {'rows':>11} {'peak MB':>8} {'base MB':>8} {'+MB':>7} {'+/file':>7} {'B/test':>7}"
-              f" {'table B/row':>11} {'vs pystdf':>9}")
+        print(f"{'step':8} {'rows':>11} {'seconds':>8} {'peak MB':>8} {'base MB':>8} {'+MB':>7} {'+/file':>7}"
+              f" {'(+-dies)/file':>13} {'+/dies':>7} {'B/test':>7} {'table B/row':>11} {'vs pystdf':>9}")
         pystdf = importlib.util.find_spec("pystdf") is not None
         n_tests = wafers * args.dies * args.ptrs
         for mode in args.modes.split(","):
@@ -233,15 +245,17 @@ def main() -> None:
                 print(f"{mode:8} error: {r['error']}")
                 continue
             extra = r["peak_mb"] - r["base_mb"]
-            per_test = f"{extra * 2**20 / n_tests:7.1f}" if mode == "tests" else f"{'':7}"
+            per_test = f"{extra * 2**20 / max(n_tests, 1):7.1f}" if mode == "tests" else f"{'':7}"
             table = f"{r['table_b_per_row']:11.1f}" if "table_b_per_row" in r else f"{'':11}"
+            own = f"{(extra - r['dies_mb']) * 2**20 / size:13.3f}" if "dies_mb" in r else f"{'':13}"
+            vs_dies = f"{extra / r['dies_mb']:7.2f}" if r.get("dies_mb") else f"{'':7}"
             vs = f"{'':9}"
             if pystdf and mode in ("bins", "tests"):
                 p1, y1 = measure("pystdf", one, out, args.source), measure(mode, one, out, args.source)
                 if "error" not in p1 and "error" not in y1:
                     vs = f"{(y1['peak_mb'] - y1['base_mb']) / max(p1['peak_mb'] - p1['base_mb'], 1e-9):9.2f}"
-            print(f"{mode:8} {r['rows']:11d} {r['peak_mb']:8.0f} {r['base_mb']:8.0f} {extra:7.0f}"
-                  f" {extra * 2**20 / size:7.3f} {per_test} {table} {vs}")
+            print(f"{mode:8} {r['rows']:11d} {r['seconds']:8.1f} {r['peak_mb']:8.0f} {r['base_mb']:8.0f} {extra:7.0f}"
+                  f" {extra * 2**20 / size:7.3f} {own} {vs_dies} {per_test} {table} {vs}")
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(out.with_name(out.name + "_tests"), ignore_errors=True)
         if not pystdf:
