@@ -4,7 +4,7 @@
 chunk it keeps the record number and file offset of the PIRs and PRRs, the PRR fields in their
 stored widths (one or two bytes each), and the decoded single records, and hands the test
 records to a :class:`.results.TestCollector`. The bodies of the chunk are then dropped, so
-memory grows with the number of parts (about 45 bytes a part), not with the size of the file.
+memory grows with the number of parts (about 55 bytes a part), not with the size of the file.
 """
 
 from __future__ import annotations
