@@ -8,7 +8,8 @@ process, which reports its resident memory after the imports (the baseline) and 
 (``VmHWM``: unlike ``ru_maxrss`` it does not carry the parent's peak across ``exec``); the
 reader's own memory is the peak less the baseline. Measured:
 
-- ``read_klarf``: the whole file into memory (the defect table alone is 2.5-3x the text);
+- ``read_klarf``: the whole file into memory (the defect table alone is 2.5-3x the text,
+  ``table/file``: its canonical columns are float64 positions and Arrow strings);
 - ``yieldkit convert BIG.klarf -o DATASET/``: the streaming conversion to a hive-partitioned
   Parquet dataset, whose memory is bounded by the largest wafer, not by the file;
 - ``klarf-reader`` (a peer parser, ``pip install yieldkit[bench]``): time and peak, when installed.
@@ -48,8 +49,11 @@ else:
     from yieldkit.cli import main
 base = status_mb("VmRSS")
 t = time.perf_counter()
+table_mb = float("nan")
 if which == "read_klarf":
-    n = len(read_klarf(path).defects)
+    defects = read_klarf(path).defects
+    n = len(defects)
+    table_mb = float(defects.memory_usage(deep=True).sum()) / 2**20
 elif which == "convert":
     rc = main(["-q", "convert", path, "-o", out])
     if rc:
@@ -58,7 +62,7 @@ elif which == "convert":
 else:
     n = sum(len(w.defects) for w in Klarf.load_from_file(path).wafers)
 dt = time.perf_counter() - t
-print(json.dumps({"seconds": round(dt, 2), "defects": n, "baseline_mb": round(base),
+print(json.dumps({"seconds": round(dt, 2), "defects": n, "baseline_mb": round(base), "table_mb": table_mb,
                   "peak_mb": round(status_mb("VmHWM"))}))
 """
 
@@ -132,7 +136,8 @@ def main() -> None:
             own = r["peak_mb"] - r["baseline_mb"]
             rows.append({"step": w, "seconds": r["seconds"], "baseline_MiB": r["baseline_mb"],
                          "peak_MiB": r["peak_mb"], "peak/file": round(r["peak_mb"] / size_mb, 2),
-                         "(peak-baseline)/file": round(own / size_mb, 2)})
+                         "(peak-baseline)/file": round(own / size_mb, 2),
+                         "table/file": round(r["table_mb"] / size_mb, 2)})
         print(pd.DataFrame(rows).to_string(index=False))
     finally:
         shutil.rmtree(out, ignore_errors=True)

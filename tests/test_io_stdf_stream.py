@@ -316,3 +316,69 @@ def test_dataset_round_trip_through_the_writer(tmp_path, written):
     b = sorted_rows(read_stdf(written).dies, key)
     for c in ["wafer_id", "die_x", "die_y", "test_seq", "hbin", "sbin", "passed", "site", "head", "part_id"]:
         assert a[c].astype(object).tolist() == b[c].astype(object).tolist(), c
+
+
+@pytest.mark.parametrize("spread", [1, 16000], ids=["dense-grid", "sparse-grid"])
+def test_retests_numbered_in_file_order_on_dense_and_sparse_grids(tmp_path, spread):
+    """test_seq counts the parts at one die in file order, whether the die grid is dense (a
+    count over the grid) or spans most of the 16-bit range (a sort of the die keys); a die
+    without retests is 1. Reference: pandas groupby cumcount."""
+    rng = np.random.default_rng(7)
+    n = 400
+    x = rng.integers(-2, 3, n) * spread
+    y = rng.integers(-2, 3, n) * spread
+    w = rng.choice(["W1", "W2"], n)
+    order = np.argsort(w, kind="stable")  # parts come wafer by wafer
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": w[order], "die_x": x[order], "die_y": y[order],
+                      "hbin": rng.choice([1, 2], n)})
+    d["test_seq"] = d.groupby(["wafer_id", "die_x", "die_y"]).cumcount() + 1
+    assert d["test_seq"].max() > 1
+    p = tmp_path / "r.stdf"
+    write_stdf(d, p)
+    f = read_stdf(p)
+    assert f.dies["test_seq"].tolist() == d["test_seq"].tolist()
+    once = d.drop_duplicates(["wafer_id", "die_x", "die_y"]).assign(test_seq=1)
+    write_stdf(once, p)
+    assert (read_stdf(p).dies["test_seq"] == 1).all()
+
+
+def test_bin_totals_of_one_head_and_site_are_checked_per_site(tmp_path):
+    """An HBR of one head/site counts that site's parts only: a right count passes, a wrong one
+    warns naming both numbers."""
+    from yieldkit.io.stdf.records import encode_record
+
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": "W1", "die_x": [0, 1, 2, 3], "die_y": 0, "hbin": [1, 1, 5, 1],
+                      "site": [0, 1, 0, 1], "head": 1})
+    p = tmp_path / "h.stdf"
+    write_stdf(d, p)
+    raw = p.read_bytes()
+    cut = raw.rfind(encode_record("MRR", {"FINISH_T": 0, "DISP_COD": " ", "USR_DESC": "", "EXC_DESC": ""}, "<"))
+    for cnt, warns in ((2, False), (3, True)):
+        hbr = encode_record("HBR", {"HEAD_NUM": 1, "SITE_NUM": 1, "HBIN_NUM": 1, "HBIN_CNT": cnt, "HBIN_PF": "P",
+                                    "HBIN_NAM": ""}, "<")
+        p.write_bytes(raw[:cut] + hbr + raw[cut:])
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            read_stdf(p)
+        msgs = [str(r.message) for r in rec if issubclass(r.category, DataQualityWarning)]
+        if warns:
+            assert any("the HBR of bin 1, head 1 site 1" in m and "HBIN_CNT 3 but 2 part(s)" in m for m in msgs)
+        else:
+            assert not msgs
+
+
+def test_a_part_left_open_is_found_on_its_own_site(tmp_path):
+    """A PIR without its PRR on one site is reported at that PIR's offset even when other sites
+    close their parts after it."""
+    from yieldkit.io.stdf.records import encode_record
+
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": "W1", "die_x": [0, 1], "die_y": 0, "hbin": 1, "site": [0, 1],
+                      "head": 1})
+    p = tmp_path / "o.stdf"
+    write_stdf(d, p)
+    raw = p.read_bytes()
+    pir = encode_record("PIR", {"HEAD_NUM": 1, "SITE_NUM": 3}, "<")
+    at = raw.find(encode_record("PIR", {"HEAD_NUM": 1, "SITE_NUM": 0}, "<"))
+    p.write_bytes(raw[:at] + pir + raw[at:])
+    with pytest.raises(ParseError, match=rf"byte {at}.*PIR.*ends inside a part"):
+        read_stdf(p)

@@ -400,9 +400,8 @@ def _defect_columns(rw: RawWafer, path: Any) -> tuple[list[str], dict[str, Any],
     """The DefectList columns converted to their kinds, and the file line of each defect."""
     cols = rw.columns
     types = rw.types or ["auto"] * len(cols)
-    data = {c: pa.concat_arrays([ch[c] for ch in rw.chunks]) for c in cols}
     lines = np.concatenate(rw.chunk_lines) if rw.chunk_lines else np.zeros(0, np.int64)
-    missing = [c for c in ("DEFECTID", "XREL", "YREL", "XINDEX", "YINDEX") if c not in data]
+    missing = [c for c in ("DEFECTID", "XREL", "YREL", "XINDEX", "YINDEX") if c not in cols]
     if missing:
         spec = "Columns of the DefectList" if rw.types else "DefectRecordSpec"
         raise ParseError(f"the {spec} lacks {', '.join(missing)} (found {', '.join(cols[:6]) or 'no column'}{', ...' if len(cols) > 6 else ''}): "
@@ -410,6 +409,7 @@ def _defect_columns(rw: RawWafer, path: Any) -> tuple[list[str], dict[str, Any],
                          line=rw.spec_line if rw.spec_line is not None else rw.line,
                          record="DefectList" if rw.types else "DefectRecordSpec")
     conv: dict[str, Any] = {}
+    unique = len(set(cols)) == len(cols)
     for c, t in zip(cols, types):
         kind = _kind_18(t) if rw.types else "auto"
         if c in ("DEFECTID", "XINDEX", "YINDEX", "CLASSNUMBER"):
@@ -418,7 +418,10 @@ def _defect_columns(rw: RawWafer, path: Any) -> tuple[list[str], dict[str, Any],
             kind = "float"
         elif c == "IMAGELIST" or t.lower() == "imagelist":
             kind = "string"
-        conv[c] = _column(data[c], c, kind, path, lines)
+        # a column at a time, its parsed pieces dropped once joined: memory holds one column twice
+        data = pa.concat_arrays([ch.pop(c) if unique else ch[c] for ch in rw.chunks])
+        conv[c] = _column(data, c, kind, path, lines)
+        del data
     return cols, conv, lines
 
 
@@ -516,7 +519,7 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
         if div != 1.0 and c in _LENGTHS | _AREAS:
             v = _as_float(v) / (div if c in _LENGTHS else div * div)
         extras[name] = v
-    return pd.DataFrame(frame), pd.DataFrame(extras) if extras else None
+    return pd.DataFrame(frame, copy=False), pd.DataFrame(extras, copy=False) if extras else None
 
 
 def _step(hdr: dict[str, Any]) -> str | None:

@@ -1,10 +1,10 @@
 """Decoding an STDF file a chunk at a time: the records the die table needs, and the test records.
 
 :class:`Collector` takes the chunks of a :class:`.stream.RecordStream` in file order. Of each
-chunk it keeps the index of the PIR, PRR and the few single records (file offset, type, record
-number), decodes the single records and the PRR fields, and hands the test records to a
-:class:`.results.TestCollector`. The bodies of the chunk are then dropped, so memory grows with
-the number of parts, not with the size of the file.
+chunk it keeps the record number and file offset of the PIRs and PRRs, the PRR fields in their
+stored widths (one or two bytes each), and the decoded single records, and hands the test
+records to a :class:`.results.TestCollector`. The bodies of the chunk are then dropped, so
+memory grows with the number of parts (about 55 bytes a part), not with the size of the file.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from ._vec import gather_strings, int_field, release_memory
 from .records import REC_TYPES, decode_record
 from .results import TestCollector
 from .stream import Chunk
-from .walk import Records
 
 __all__ = ["Collector", "SINGLES", "TEST_RECS", "key"]
 
@@ -39,6 +38,17 @@ _SINGLE_KEYS = {key(n): n for n in SINGLES}
 _TEST_KEYS = np.array([key(n) for n in TEST_RECS])
 
 
+#: the fixed PRR fields: (name, byte offset in the body, size, stored dtype, int_field options)
+_PRR_FIELDS: tuple[tuple[str, int, int, Any, dict[str, Any]], ...] = (
+    ("head", 0, 1, np.uint8, {}), ("site", 1, 1, np.uint8, {}), ("part_flg", 2, 1, np.uint8, {}),
+    ("num_test", 3, 2, np.uint16, {}), ("hbin", 5, 2, np.uint16, {}),
+    ("sbin", 7, 2, np.uint16, {"default": _MISSING_SBIN}),
+    ("x", 9, 2, np.int16, {"signed": True, "default": _MISSING_XY}),
+    ("y", 11, 2, np.int16, {"signed": True, "default": _MISSING_XY}),
+    ("test_t", 13, 4, np.uint32, {}),
+)
+
+
 def _decode_prr(buf: np.ndarray, off: np.ndarray, length: np.ndarray, little: bool, path: str,
                 base: int = 0) -> dict[str, Any]:
     """The PRR fields of the records at ``off`` in ``buf`` (``base``: the file offset of ``buf[0]``)."""
@@ -51,15 +61,9 @@ def _decode_prr(buf: np.ndarray, off: np.ndarray, length: np.ndarray, little: bo
             record="PRR",
         )
     f: dict[str, Any] = {}
-    f["head"], _ = int_field(buf, body, length, 0, 1, little=little)
-    f["site"], _ = int_field(buf, body, length, 1, 1, little=little)
-    f["part_flg"], _ = int_field(buf, body, length, 2, 1, little=little)
-    f["num_test"], _ = int_field(buf, body, length, 3, 2, little=little)
-    f["hbin"], _ = int_field(buf, body, length, 5, 2, little=little)
-    f["sbin"], _ = int_field(buf, body, length, 7, 2, little=little, default=_MISSING_SBIN)
-    f["x"], _ = int_field(buf, body, length, 9, 2, little=little, signed=True, default=_MISSING_XY)
-    f["y"], _ = int_field(buf, body, length, 11, 2, little=little, signed=True, default=_MISSING_XY)
-    f["test_t"], _ = int_field(buf, body, length, 13, 4, little=little)
+    # narrow types as stored in the PRR: memory holds these for every part of the file
+    for name, at, size, dtype, kw in _PRR_FIELDS:
+        f[name] = int_field(buf, body, length, at, size, little=little, **kw)[0].astype(dtype)
     has_id = length >= 18
     id_len, _ = int_field(buf, body, length, 17, 1, little=little)
     id_len = np.where(has_id, id_len, 0)
@@ -87,28 +91,29 @@ class Collector:
         self.endian = "<" if little else ">"
         self.path = path
         self.singles: dict[str, list[tuple[int, int, dict[str, Any]]]] = {n: [] for n in SINGLES}
-        self._index: list[tuple[np.ndarray, ...]] = []
+        # per chunk: the PRRs' and PIRs' record numbers and file offsets, the PIRs' head/site
+        self._prr_at: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pir_at: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._prr: list[dict[str, Any]] = []
-        self._pir_hs: list[np.ndarray] = []
         self.tests = TestCollector(little, path, keep_rows=test_rows) if tests else None
         self.error: ParseError | None = None
         self.tests_error: ParseError | None = None
 
     def add(self, chunk: Chunk) -> None:
         buf, recs, base = chunk.buf, chunk.recs, chunk.base
-        keys = (recs.typ.astype(np.int64) << 8) | recs.sub
+        keys = (recs.typ.astype(np.int32) << 8) | recs.sub
         is_test = np.isin(keys, _TEST_KEYS)
         main = np.flatnonzero(~is_test)
         off, length = recs.offset[main], recs.length[main]
         k = keys[main]
-        self._index.append((off + base, length, recs.typ[main], recs.sub[main], recs.seq[main]))
         pir = k == _PIR
+        prr = k == _PRR
         pir_off, pir_len = off[pir], length[pir]
         last = len(buf) - 1
-        self._pir_hs.append(
-            np.where(pir_len >= 1, buf[np.minimum(pir_off + 4, last)], 0).astype(np.int64) * 256
-            + np.where(pir_len >= 2, buf[np.minimum(pir_off + 5, last)], 0))
-        prr = k == _PRR
+        pir_hs = (np.where(pir_len >= 1, buf[np.minimum(pir_off + 4, last)], 0).astype(np.uint16) * 256
+                  + np.where(pir_len >= 2, buf[np.minimum(pir_off + 5, last)], 0)).astype(np.uint16)
+        self._pir_at.append((recs.seq[main[pir]], pir_off + base, pir_hs))
+        self._prr_at.append((recs.seq[main[prr]], off[prr] + base))
         fields = None
         if self.error is None:
             try:
@@ -128,30 +133,42 @@ class Collector:
         t = np.flatnonzero(is_test)
         try:
             self.tests.add(buf, recs.offset[t], recs.length[t], keys[t], recs.seq[t],
-                           fields["head"] * 256 + fields["site"], recs.seq[main[prr]], base)
+                           fields["head"].astype(np.int64) * 256 + fields["site"], recs.seq[main[prr]], base)
         except ParseError as exc:
             self.tests_error = exc
         del t, keys, is_test
         release_memory()
 
-    def records(self, n_records: int, end: int) -> Records:
-        """The index of the PIR, PRR and single records over the whole file."""
-        cols = list(zip(*self._index)) if self._index else [[np.zeros(0, np.int64)]] * 5
-        off, length, typ, sub, seq = (np.concatenate(c) for c in cols)
-        return Records(off, length, typ.astype(np.uint8), sub.astype(np.uint8), seq, n_records, end, None)
+    def prr_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Record number and file offset of every PRR, in file order (the pieces are dropped)."""
+        seq, off = _concat_pieces(self._prr_at, 2, np.int64)
+        return seq, off
+
+    def pir_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Record number, file offset and ``HEAD_NUM * 256 + SITE_NUM`` of every PIR, in file order
+        (the pieces are dropped)."""
+        seq, off, hs = _concat_pieces(self._pir_at, 3, np.int64)
+        return seq, off, hs.astype(np.uint16)
 
     def prr(self) -> dict[str, Any]:
-        """The PRR fields of every part, in file order."""
+        """The PRR fields of every part, in file order, in their stored types (the pieces are dropped)."""
         import pyarrow as pa
 
-        if not self._prr:
-            z = np.zeros(0, np.int64)
-            return {c: z for c in ("head", "site", "part_flg", "num_test", "hbin", "sbin", "x", "y", "test_t")} | {
-                "part_id": pa.array([], type=pa.string())}
-        out = {c: np.concatenate([f[c] for f in self._prr]) for c in self._prr[0] if c != "part_id"}
-        out["part_id"] = pa.concat_arrays([f["part_id"] for f in self._prr])
+        pieces, self._prr = self._prr, []
+        out: dict[str, Any] = {}
+        for name, _, _, dtype, _ in _PRR_FIELDS:  # a column at a time: memory holds one extra column
+            out[name] = (np.concatenate([f.pop(name) for f in pieces]) if pieces else np.zeros(0, dtype))
+        out["part_id"] = (pa.concat_arrays([f.pop("part_id") for f in pieces]) if pieces
+                          else pa.array([], type=pa.string()))
         return out
 
-    def pir_hs(self) -> np.ndarray:
-        """``HEAD_NUM * 256 + SITE_NUM`` of every PIR, in file order."""
-        return np.concatenate(self._pir_hs) if self._pir_hs else np.zeros(0, np.int64)
+
+def _concat_pieces(pieces: list[Any], n: int, dtype: Any) -> list[np.ndarray]:
+    """The ``n`` arrays of each piece, concatenated over the pieces, which are emptied."""
+    cols = [[p[j] for p in pieces] for j in range(n)]
+    pieces.clear()
+    out = []
+    for c in cols:
+        out.append(np.concatenate(c) if c else np.zeros(0, dtype))
+        c.clear()
+    return out

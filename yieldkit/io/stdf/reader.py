@@ -22,7 +22,6 @@ from .collect import _MISSING_SBIN, _MISSING_XY, SINGLES, TEST_RECS, Collector
 from .collect import key as _key
 from .records import REC_NAMES
 from .stream import CHUNK_SIZE, RecordStream
-from .walk import Records
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +191,10 @@ def _to_frame(x: np.ndarray, y: np.ndarray, ori: dict[str, Any]) -> tuple[np.nda
 
 
 def _layout(wcr: dict[str, Any] | None, ori: dict[str, Any], dies: pd.DataFrame, path: str) -> WaferLayout | None:
-    has_xy = dies["die_x"].notna().to_numpy() if len(dies) else np.zeros(0, bool)
-    xy = dies.loc[has_xy, ["die_x", "die_y"]].astype("int64")
+    def tested() -> pd.DataFrame:  # the dies with a position (only when the WCR does not do)
+        has_xy = dies["die_x"].notna().to_numpy() if len(dies) else np.zeros(0, bool)
+        return dies.loc[has_xy, ["die_x", "die_y"]].astype("int64")
+
     if wcr is not None:
         units = wcr.get("WF_UNITS") or 0
         size = wcr.get("WAFR_SIZ") or 0.0
@@ -213,7 +214,7 @@ def _layout(wcr: dict[str, Any] | None, ori: dict[str, Any], dies: pd.DataFrame,
             if cx is not None and cy is not None and cx != _MISSING_XY and cy != _MISSING_XY:
                 fx, fy = _to_frame(np.array([cx]), np.array([cy]), ori)
                 ccx, ccy = float(fx[0]), float(fy[0])
-            elif len(xy):
+            elif len(xy := tested()):
                 ccx = (xy["die_x"].min() + xy["die_x"].max()) / 2.0
                 ccy = (xy["die_y"].min() + xy["die_y"].max()) / 2.0
                 log.info("%s: WCR has no CENTER_X/CENTER_Y; centred the wafer on the tested dies", path)
@@ -228,6 +229,7 @@ def _layout(wcr: dict[str, Any] | None, ori: dict[str, Any], dies: pd.DataFrame,
                 log.warning("%s: WCR geometry unusable (%s); inferring the layout from the dies", path, exc)
         else:
             log.info("%s: WCR gives no usable wafer or die size; inferring the layout from the dies", path)
+    xy = tested()
     if len(xy) == 0:
         return None
     return WaferLayout.from_dies(xy)
@@ -245,21 +247,20 @@ def _empty_dies() -> pd.DataFrame:
     })
 
 
-def _check_open_parts(keys: np.ndarray, recs: Records, hs: dict[str, np.ndarray]) -> int | None:
-    """Offset of a PIR whose part has no PRR (the file ends inside a part), else None."""
-    pir = np.flatnonzero(keys == _key("PIR"))
-    if len(pir) == 0:
+def _check_open_parts(pir_seq: np.ndarray, pir_off: np.ndarray, pir_hs: np.ndarray, prr_seq: np.ndarray,
+                      prr_hs: np.ndarray) -> int | None:
+    """Offset of a PIR whose part has no PRR (the file ends inside a part), else None: the last PIR
+    of the first head/site (in head/site order) whose last PIR comes after its last PRR."""
+    if len(pir_seq) == 0:
         return None
-    prr = np.flatnonzero(keys == _key("PRR"))
-    last_prr: dict[int, int] = {}
-    if len(prr):
-        s = pd.Series(recs.seq[prr]).groupby(hs["prr"]).max()
-        last_prr = dict(zip(s.index.tolist(), s.tolist()))
-    s2 = pd.Series(recs.seq[pir]).groupby(hs["pir"]).max()
-    for k, last in zip(s2.index.tolist(), s2.tolist()):
-        if last > last_prr.get(int(k), -1):
-            return int(recs.offset[pir][recs.seq[pir] == last][0])
-    return None
+    last_prr = np.full(65536, -1, np.int64)
+    np.maximum.at(last_prr, prr_hs, prr_seq)
+    last_pir = np.full(65536, -1, np.int64)
+    np.maximum.at(last_pir, pir_hs, pir_seq)
+    open_hs = np.flatnonzero(last_pir > last_prr)
+    if len(open_hs) == 0:
+        return None
+    return int(pir_off[np.searchsorted(pir_seq, last_pir[open_hs[0]])])
 
 
 def _part_starts(pir_seq: np.ndarray, pir_hs: np.ndarray, prr_seq: np.ndarray, prr_hs: np.ndarray) -> np.ndarray:
@@ -409,8 +410,9 @@ def read_parts(path: str | os.PathLike[str], *, tests: bool, on_error: str, good
         col = Collector(little, spath, tests=tests, test_rows=test_rows)
         for chunk in stream.chunks(little=little, keep=keep, counts=counts):
             col.add(chunk)
+            del chunk  # the next chunk is read without this one
     endian = "<" if little else ">"
-    recs = col.records(stream.n_records, stream.end)
+    n_records, end = stream.n_records, stream.end
     record_counts = {
         REC_NAMES.get((k >> 8, k & 255), f"{k >> 8}/{k & 255}"): int(counts[k]) for k in np.flatnonzero(counts).tolist()
     }
@@ -419,30 +421,33 @@ def read_parts(path: str | os.PathLike[str], *, tests: bool, on_error: str, good
         off, rname, msg = stream.truncated
         _problem(msg, on_error=on_error, path=spath, offset=off, record=rname, salvage_note=_SALVAGE_NOTE)
         salvaged = True
-    if recs.n_records <= 1:
+    if n_records <= 1:
         _problem("the file holds no record after the FAR (empty or truncated)", on_error=on_error, path=spath,
-                 offset=recs.end, record=None, salvage_note="returning empty tables")
+                 offset=end, record=None, salvage_note="returning empty tables")
         salvaged = True
     if col.error is not None:
         raise col.error
     singles = col.singles
-    keys = (recs.typ.astype(np.int64) << 8) | recs.sub
     if singles["MIR"] and not singles["MRR"] and not salvaged:
-        _problem("the file has a MIR but no MRR: it ends early", on_error=on_error, path=spath, offset=recs.end,
+        _problem("the file has a MIR but no MRR: it ends early", on_error=on_error, path=spath, offset=end,
                  record="MRR", salvage_note=_SALVAGE_NOTE)
         salvaged = True
 
-    prr, sel_prr, prr_hs, salvaged = _parts(col.prr(), col.pir_hs(), recs, keys, singles, on_error, spath,
-                                            salvaged)
+    # the PRR fields, record numbers and offsets, one entry per part; _die_table consumes them
+    prr = col.prr()
+    prr["seq"], prr["off"] = col.prr_index()
+    prr_hs, salvaged = _parts(prr, col.pir_index(), singles, on_error, spath, salvaged)
     lot, lot_id, product = _lot(singles, spath)
-    wafer_rows, uniq_names, wcode = _wafer_index(singles, lot_id, product, recs, sel_prr, spath)
+    wafer_rows, uniq_names, wcode = _wafer_index(singles, lot_id, product, prr["seq"], spath)
     wcr = singles["WCR"][0][2] if singles["WCR"] else None
     ori = _orientation(wcr, spath)
-    dies = _die_table(prr, wcode, uniq_names, lot_id, ori, singles, good_bins, recs, sel_prr, spath)
+    dies = _die_table(prr, wcode, uniq_names, lot_id, ori, singles, good_bins, spath)
+    del prr
     wafers = _wafer_table(wafer_rows, dies, spath)
     bins, bin_records = _bins(singles, dies)
     if not salvaged:  # a file cut short cannot hold its own totals
-        _check_totals(singles, dies, spath)
+        _check_totals(singles, dies, wcode, uniq_names, spath)
+    del wcode
     layout = _layout(wcr, ori, dies, spath) if len(dies) else None
     tests_df = None
     if col.tests is not None:
@@ -462,14 +467,14 @@ def read_parts(path: str | os.PathLike[str], *, tests: bool, on_error: str, good
                     tests=tests_df, metadata=meta), col
 
 
-def _parts(prr: dict[str, Any], pir_hs: np.ndarray, recs: Records, keys: np.ndarray, singles: dict[str, list],
-           on_error: str, spath: str, salvaged: bool) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, bool]:
-    """The PRR fields, their record indices and head/site codes; whether the file was cut short."""
-    sel_prr = np.flatnonzero(keys == _key("PRR"))
-    sel_pir = np.flatnonzero(keys == _key("PIR"))
-    prr_hs = prr["head"] * 256 + prr["site"]
-    prr["start"] = _part_starts(recs.seq[sel_pir], pir_hs, recs.seq[sel_prr], prr_hs)
-    open_at = _check_open_parts(keys, recs, {"prr": prr_hs, "pir": pir_hs})
+def _parts(prr: dict[str, Any], pir: tuple[np.ndarray, np.ndarray, np.ndarray], singles: dict[str, list],
+           on_error: str, spath: str, salvaged: bool) -> tuple[np.ndarray, bool]:
+    """Where each part opens (``prr["start"]``) and the head/site code of each part; whether the
+    file was cut short. ``pir`` holds the record numbers, offsets and head/site codes of the PIRs."""
+    pir_seq, pir_off, pir_hs = pir
+    prr_hs = (prr["head"].astype(np.uint16) << 8) | prr["site"]
+    prr["start"] = _part_starts(pir_seq, pir_hs, prr["seq"], prr_hs)
+    open_at = _check_open_parts(pir_seq, pir_off, pir_hs, prr["seq"], prr_hs)
     if open_at is not None and not salvaged:
         _problem("the file ends inside a part (a PIR without its PRR)", on_error=on_error, path=spath,
                  offset=open_at, record="PIR", salvage_note="dropping the incomplete part")
@@ -480,7 +485,7 @@ def _parts(prr: dict[str, Any], pir_hs: np.ndarray, recs: Records, keys: np.ndar
         _problem("the file ends inside a wafer (a WIR without its WRR)", on_error=on_error, path=spath,
                  offset=off, record="WIR", salvage_note=_SALVAGE_NOTE)
         salvaged = True
-    return prr, sel_prr, prr_hs, salvaged
+    return prr_hs, salvaged
 
 
 def _lot(singles: dict[str, list], spath: str) -> tuple[dict[str, Any], str, str | None]:
@@ -499,7 +504,7 @@ def _lot(singles: dict[str, list], spath: str) -> tuple[dict[str, Any], str, str
     return lot, lot_id, product
 
 
-def _wafer_index(singles: dict[str, list], lot_id: str, product: str | None, recs: Records, sel_prr: np.ndarray,
+def _wafer_index(singles: dict[str, list], lot_id: str, product: str | None, prr_seq: np.ndarray,
                  spath: str) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     """The wafer rows (WIR/WRR), the wafer names and each part's wafer code into them."""
     wir = singles["WIR"]
@@ -525,81 +530,155 @@ def _wafer_index(singles: dict[str, list], lot_id: str, product: str | None, rec
             "func_cnt": _u4(r.get("FUNC_CNT")), "fabwf_id": r.get("FABWF_ID") or None,
             "frame_id": r.get("FRAME_ID") or None, "mask_id": r.get("MASK_ID") or None,
         })
-    if not wir and len(sel_prr):
+    if not wir and len(prr_seq):
         log.info("%s: no WIR record; the parts form a single wafer '1'", spath)
         wafer_names = ["1"]
         wafer_rows = [{"lot_id": lot_id, "wafer_id": "1", "product": product}]
     # a PRR's wafer is the last WIR before it (the first one for parts before any WIR)
     wir_seq = np.array([s for s, _, _ in wir], dtype=np.int64)
-    prr_seq = recs.seq[sel_prr]
-    widx = np.maximum(np.searchsorted(wir_seq, prr_seq, side="right") - 1, 0) if len(wir) else np.zeros(len(sel_prr), np.int64)
-    uniq_names, wcode_of_wir = np.unique(np.asarray(wafer_names, dtype=object), return_inverse=True) if wafer_names else (np.zeros(0, object), np.zeros(0, np.int64))
-    wcode = wcode_of_wir[widx] if len(sel_prr) else np.zeros(0, np.int64)
+    widx = (np.maximum(np.searchsorted(wir_seq, prr_seq, side="right") - 1, 0) if len(wir)
+            else np.zeros(len(prr_seq), np.int64))
+    uniq_names, wcode_of_wir = (np.unique(np.asarray(wafer_names, dtype=object), return_inverse=True) if wafer_names
+                                else (np.zeros(0, object), np.zeros(0, np.int64)))
+    wcode = wcode_of_wir.astype(np.int32)[widx] if len(prr_seq) else np.zeros(0, np.int32)
     return wafer_rows, uniq_names, wcode
 
 
-def _die_table(prr: dict[str, np.ndarray], wcode: np.ndarray, uniq_names: np.ndarray, lot_id: str,
-               ori: dict[str, Any], singles: dict[str, list], good_bins: Any, recs: Records, sel_prr: np.ndarray,
-               spath: str) -> pd.DataFrame:
-    """The canonical die table of the parts, in the wafer frame."""
-    n = len(sel_prr)
-    if n:
-        missing_xy = (prr["x"] == _MISSING_XY) | (prr["y"] == _MISSING_XY)
-        fx, fy = _to_frame(prr["x"], prr["y"], ori)
-        fx = np.where(missing_xy, _MISSING_XY, fx)
-        fy = np.where(missing_xy, _MISSING_XY, fy)
-        if ((np.abs(fx) > 32767) & ~missing_xy).any() or ((np.abs(fy) > 32767) & ~missing_xy).any():
-            fx, fy = np.where(missing_xy, _MISSING_XY, prr["x"]), np.where(missing_xy, _MISSING_XY, prr["y"])
-        # a wafer whose parts all sit at one (X, Y) yet were tested on several sites at once --
-        # final-test files write 0, 0 -- has no positions: one die cannot be on two sites. "At
-        # once": two of its parts were open together in the record stream (one's PIR before the
-        # other's PRR); parts at one die tested one after another, on any sites, are retests
-        same = pd.DataFrame({"w": wcode, "x": fx, "y": fy, "s": prr["site"], "h": prr["head"]}).groupby("w")[
-            ["x", "y", "s", "h"]].nunique()
-        flat = same.index[(same["x"] == 1) & (same["y"] == 1) & ((same["s"] > 1) | (same["h"] > 1))].to_numpy()
-        if len(flat):
-            flat = _concurrent(wcode, prr["start"], recs.seq[sel_prr], np.isin(wcode, flat))
-        if len(flat):
-            one_spot = np.isin(wcode, flat) & ~missing_xy
-            if one_spot.any():
-                log.info("%s: every part of %d wafer(s) is at one X/Y, tested on several sites at once; the parts "
-                         "are treated as units without a wafer position, not as retests of one die",
-                         spath, len(flat))
-                missing_xy = missing_xy | one_spot
-        dkey = (wcode << 32) | ((fx + 32768) << 16) | (fy + 32768)
-        tseq = pd.Series(dkey).groupby(dkey, sort=False).cumcount().to_numpy() + 1
-        tseq = np.where(missing_xy, 1, tseq)  # a part without a position is its own unit
-        if tseq.max() > 32767:
-            i = int(np.argmax(tseq > 32767))
-            raise ParseError(f"more than 32767 parts at die ({int(prr['x'][i])}, {int(prr['y'][i])})",
-                             path=spath, offset=int(recs.offset[sel_prr][i]), record="PRR")
-        hbr_pass = {int(f["HBIN_NUM"]) for _, _, f in singles["HBR"] if f.get("HBIN_PF") == "P" and f.get("HBIN_NUM") is not None}
-        good = np.asarray(sorted(good_bins if good_bins is not None else (hbr_pass or {1})), dtype=np.int64)
-        flg = prr["part_flg"]
-        passed = np.where(flg & 0x10, np.isin(prr["hbin"], good), (flg & 0x08) == 0)
-        sbin = pd.array(prr["sbin"].astype(np.int32), dtype="Int32")
-        sbin[prr["sbin"] == _MISSING_SBIN] = pd.NA
-        tt = pd.array(prr["test_t"], dtype="Int64")
-        tt[prr["test_t"] == 0] = pd.NA
-        names_pa = pa.array(uniq_names.tolist(), type=pa.string())
-        raw = pd.DataFrame({
-            "lot_id": pd.Series(pa.array([lot_id], pa.string()).take(pa.array(np.zeros(n, np.int64))), dtype=STRING),
-            "wafer_id": pd.Series(names_pa.take(pa.array(wcode)), dtype=STRING),
-            "die_x": fx.astype(np.int32), "die_y": fy.astype(np.int32),
-            "hbin": prr["hbin"].astype(np.int32), "sbin": sbin, "passed": passed,
-            "site": prr["site"].astype(np.int16), "head": prr["head"].astype(np.int16),
-            "test_seq": tseq.astype(np.int16),
-            "part_id": pd.Series(prr["part_id"], dtype=STRING),
-            "part_flg": flg.astype(np.int16), "num_test": prr["num_test"].astype(np.int32),
-            "test_time_ms": tt,
-        })
-        if missing_xy.any():
-            for c in ("die_x", "die_y"):
-                col = pd.array(raw[c].to_numpy(), dtype="Int32")
-                col[missing_xy] = pd.NA
-                raw[c] = col
-        return validate_dies(raw, source=spath, missing_xy="unit" if missing_xy.any() else "error")
-    return _empty_dies()
+def _runs(wcode: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start of each run of equal wafer codes (parts come wafer by wafer) and the run's code."""
+    starts = np.flatnonzero(wcode[1:] != wcode[:-1]) + 1
+    starts = np.concatenate([np.zeros(1, np.int64), starts])
+    return starts, wcode[starts]
+
+
+def _varies(v: np.ndarray, runs: tuple[np.ndarray, np.ndarray], n_wafers: int) -> np.ndarray:
+    """Per wafer code: whether ``v`` takes more than one value among its parts."""
+    starts, code = runs
+    lo = np.full(n_wafers, np.iinfo(np.int64).max)
+    hi = np.full(n_wafers, np.iinfo(np.int64).min)
+    np.minimum.at(lo, code, np.minimum.reduceat(v, starts).astype(np.int64))
+    np.maximum.at(hi, code, np.maximum.reduceat(v, starts).astype(np.int64))
+    return hi > lo
+
+
+def _test_seq(wcode: np.ndarray, fx: np.ndarray, fy: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """1, 2, ... over the parts at one die (wafer code, x, y) in file order; 1 for the ``unit`` parts.
+
+    Without retests (the common case) a count over the dense die grid shows it and every part is
+    1; otherwise a stable sort of the die keys numbers each die's parts.
+    """
+    n = len(wcode)
+    at = ~unit
+    if not at.any():
+        return np.ones(n, np.int64)
+    xs, ys = fx[at], fy[at]
+    x0, y0 = int(xs.min()), int(ys.min())
+    nx, ny = int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1
+    del xs, ys
+    n_w = int(wcode.max()) + 1
+    size = n_w * nx * ny
+    key = wcode.astype(np.int64) * nx
+    key += fx
+    key -= x0
+    key *= ny
+    key += fy
+    key -= y0
+    if size <= 4 * n + (1 << 20):
+        key[unit] = size  # the units share one slot beyond the grid
+        if np.bincount(key, minlength=size + 1)[:size].max() <= 1:
+            return np.ones(n, np.int64)
+    key[unit] = -1 - np.arange(int(unit.sum()))  # a key of its own each
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    del key
+    first = np.ones(n, bool)
+    first[1:] = ks[1:] != ks[:-1]
+    del ks
+    pos = np.arange(n)
+    run_start = np.maximum.accumulate(np.where(first, pos, 0))
+    tseq = np.empty(n, np.int64)
+    tseq[order] = pos - run_start + 1
+    return tseq
+
+
+def _die_table(prr: dict[str, Any], wcode: np.ndarray, uniq_names: np.ndarray, lot_id: str, ori: dict[str, Any],
+               singles: dict[str, list], good_bins: Any, spath: str) -> pd.DataFrame:
+    """The canonical die table of the parts, in the wafer frame.
+
+    ``prr`` (the PRR fields with ``seq``, ``off`` and ``start`` of each part) is consumed: each
+    field is dropped once its column is built, so memory holds little beyond the table.
+    """
+    n = len(prr["seq"])
+    if not n:
+        prr.clear()
+        return _empty_dies()
+    x, y = prr.pop("x"), prr.pop("y")
+    missing_xy = (x == _MISSING_XY) | (y == _MISSING_XY)
+    fx, fy = _to_frame(x.astype(np.int32), y.astype(np.int32), ori)
+    fx = np.where(missing_xy, _MISSING_XY, fx)
+    fy = np.where(missing_xy, _MISSING_XY, fy)
+    if ((np.abs(fx) > 32767) & ~missing_xy).any() or ((np.abs(fy) > 32767) & ~missing_xy).any():
+        fx, fy = np.where(missing_xy, _MISSING_XY, x), np.where(missing_xy, _MISSING_XY, y)
+    fx, fy = fx.astype(np.int32, copy=False), fy.astype(np.int32, copy=False)
+    # a wafer whose parts all sit at one (X, Y) yet were tested on several sites at once --
+    # final-test files write 0, 0 -- has no positions: one die cannot be on two sites. "At
+    # once": two of its parts were open together in the record stream (one's PIR before the
+    # other's PRR); parts at one die tested one after another, on any sites, are retests
+    n_w = int(wcode.max()) + 1
+    runs = _runs(wcode)
+    one_xy = ~_varies(fx, runs, n_w) & ~_varies(fy, runs, n_w)
+    if one_xy.any():
+        sites = _varies(prr["site"], runs, n_w) | _varies(prr["head"], runs, n_w)
+        flat = np.flatnonzero(one_xy & sites & (np.bincount(wcode, minlength=n_w) > 0))
+    else:
+        flat = np.zeros(0, np.int64)
+    del runs
+    if len(flat):
+        flat = _concurrent(wcode, prr["start"], prr["seq"], np.isin(wcode, flat))
+    start = prr.pop("start")
+    del start
+    if len(flat):
+        one_spot = np.isin(wcode, flat) & ~missing_xy
+        if one_spot.any():
+            log.info("%s: every part of %d wafer(s) is at one X/Y, tested on several sites at once; the parts "
+                     "are treated as units without a wafer position, not as retests of one die",
+                     spath, len(flat))
+            missing_xy = missing_xy | one_spot
+    tseq = _test_seq(wcode, fx, fy, missing_xy)
+    seq, off = prr.pop("seq"), prr.pop("off")
+    if tseq.max() > 32767:
+        i = int(np.argmax(tseq > 32767))
+        raise ParseError(f"more than 32767 parts at die ({int(x[i])}, {int(y[i])})",
+                         path=spath, offset=int(off[i]), record="PRR")
+    del seq, off, x, y
+    hbr_pass = {int(f["HBIN_NUM"]) for _, _, f in singles["HBR"] if f.get("HBIN_PF") == "P" and f.get("HBIN_NUM") is not None}
+    good = np.asarray(sorted(good_bins if good_bins is not None else (hbr_pass or {1})), dtype=np.int64)
+    flg = prr.pop("part_flg")
+    hbin = prr.pop("hbin")
+    passed = np.where(flg & 0x10, np.isin(hbin, good), (flg & 0x08) == 0)
+    sb = prr.pop("sbin")
+    sbin = pd.arrays.IntegerArray(sb.astype(np.int32), sb == _MISSING_SBIN)
+    del sb
+    tt = prr.pop("test_t")
+    test_time = pd.arrays.IntegerArray(tt.astype(np.int64), tt == 0)
+    del tt
+    names_pa = pa.array(uniq_names.tolist(), type=pa.string())
+    cols: dict[str, Any] = {
+        "lot_id": pd.Series(pa.array([lot_id], pa.string()).take(pa.array(np.zeros(n, np.int8))), dtype=STRING),
+        "wafer_id": pd.Series(names_pa.take(pa.array(wcode)), dtype=STRING),
+        "die_x": pd.arrays.IntegerArray(fx, missing_xy) if missing_xy.any() else fx,
+        "die_y": pd.arrays.IntegerArray(fy, missing_xy.copy()) if missing_xy.any() else fy,
+        "hbin": hbin.astype(np.int32), "sbin": sbin, "passed": passed,
+        "site": prr.pop("site").astype(np.int16), "head": prr.pop("head").astype(np.int16),
+        "test_seq": tseq.astype(np.int16),
+        "part_id": pd.Series(prr.pop("part_id"), dtype=STRING),
+        "part_flg": flg.astype(np.int16), "num_test": prr.pop("num_test").astype(np.int32),
+        "test_time_ms": test_time,
+    }
+    del flg, hbin, passed, sbin, test_time, tseq, fx, fy
+    raw = pd.DataFrame(cols, copy=False)
+    del cols
+    return validate_dies(raw, source=spath, missing_xy="unit" if missing_xy.any() else "error")
 
 
 def _wafer_table(wafer_rows: list[dict[str, Any]], dies: pd.DataFrame, spath: str) -> pd.DataFrame:
@@ -665,19 +744,32 @@ def _bins(singles: dict[str, list], dies: pd.DataFrame) -> tuple[pd.DataFrame, p
 # --------------------------------------------------------------------------------------------
 # the file's own totals
 # --------------------------------------------------------------------------------------------
-def _counts(sel: np.ndarray, dies: pd.DataFrame, final: np.ndarray) -> dict[str, list[int]]:
-    """What a total over the parts ``sel`` may count: every PRR (retests included) or only the
-    final result at each die; retests by test sequence or by the PRR retest flags."""
-    passed = dies["passed"].to_numpy(dtype=bool)
-    flg = dies["part_flg"].to_numpy(dtype=np.int64)
-    tseq = dies["test_seq"].to_numpy(dtype=np.int64)
-    retest = sel & (tseq > 1)
-    retested_dies = dies.loc[retest, ["wafer_id", "die_x", "die_y"]].drop_duplicates()
+def _counts(sel: np.ndarray | None, cols: dict[str, Any], group: np.ndarray | None = None,
+            n_groups: int = 1) -> dict[str, list[Any]]:
+    """What a total over the parts ``sel`` (None: all) may count: every PRR (retests included) or
+    only the final result at each die; retests by test sequence or by the PRR retest flags.
+
+    With ``group`` (a code per part), each count is an array over the ``n_groups`` groups.
+    """
+    def count(mask: np.ndarray) -> Any:
+        m = mask if sel is None else mask & sel
+        return int(m.sum()) if group is None else np.bincount(group[m], minlength=n_groups)
+
+    retest = cols["tseq"] > 1
+    every = np.ones(len(retest), bool)
+    rd = cols["dies"].loc[retest if sel is None else retest & sel]
+    retested: Any
+    if group is None:
+        retested = len(rd[["wafer_id", "die_x", "die_y"]].drop_duplicates())
+    else:
+        g = pd.Series(group[rd.index.to_numpy()], index=rd.index, name="g")
+        dd = pd.concat([g, rd[["die_x", "die_y"]]], axis=1).drop_duplicates()
+        retested = np.bincount(dd["g"].to_numpy(np.int64), minlength=n_groups)
     return {
-        "PART_CNT": [int(sel.sum()), int((sel & final).sum())],
-        "GOOD_CNT": [int((sel & passed).sum()), int((sel & final & passed).sum())],
-        "RTST_CNT": [int(retest.sum()), int((sel & ((flg & 0x03) != 0)).sum()), len(retested_dies)],
-        "ABRT_CNT": [int((sel & ((flg & 0x04) != 0)).sum())],
+        "PART_CNT": [count(every), count(cols["final"])],
+        "GOOD_CNT": [count(cols["passed"]), count(cols["final"] & cols["passed"])],
+        "RTST_CNT": [count(retest), count((cols["flg"] & 0x03) != 0), retested],
+        "ABRT_CNT": [count((cols["flg"] & 0x04) != 0)],
     }
 
 
@@ -686,35 +778,41 @@ def _stated(f: dict[str, Any], name: str) -> int | None:
     return None if v is None or v == _MISSING_U4 else int(v)
 
 
-def _check_totals(singles: dict[str, list], dies: pd.DataFrame, spath: str) -> None:
+def _check_totals(singles: dict[str, list], dies: pd.DataFrame, wcode: np.ndarray, uniq_names: np.ndarray,
+                  spath: str) -> None:
     """Compare the totals the file states (WRR and PCR part counts, HBR/SBR bin counts) with its
     parts; warn, naming the record and both numbers, on any mismatch.
 
-    A count of 4294967295 is missing; a HEAD_NUM of 255 is the summary over all heads and sites;
-    a part count may count every PRR (retests included) or the final result at each die.
-    FUNC_CNT is not checked (a PRR does not say whether a part passed its functional tests).
+    ``wcode`` is each part's wafer as an index into ``uniq_names``. A count of 4294967295 is
+    missing; a HEAD_NUM of 255 is the summary over all heads and sites; a part count may count
+    every PRR (retests included) or the final result at each die. FUNC_CNT is not checked (a PRR
+    does not say whether a part passed its functional tests).
     """
     n = len(dies)
     if n == 0 and not (singles["WRR"] or singles["PCR"] or singles["HBR"] or singles["SBR"]):
         return
-    wafer = dies["wafer_id"].astype(str).to_numpy() if n else np.zeros(0, object)
-    head = dies["head"].to_numpy(dtype=np.int64) if n else np.zeros(0, np.int64)
-    site = dies["site"].to_numpy(dtype=np.int64) if n else np.zeros(0, np.int64)
-    has_xy = dies["die_x"].notna().to_numpy() if n else np.zeros(0, bool)
-    final = ~dies.duplicated(["wafer_id", "die_x", "die_y"], keep="last").to_numpy() | ~has_xy if n else has_xy
+    head = dies["head"].to_numpy() if n else np.zeros(0, np.int16)
+    site = dies["site"].to_numpy() if n else np.zeros(0, np.int16)
+    tseq = dies["test_seq"].to_numpy() if n else np.zeros(0, np.int16)
+    if n and tseq.max() > 1:  # the last part at a die is final; a part without a position is its own unit
+        has_xy = dies["die_x"].notna().to_numpy()
+        final = ~dies.duplicated(["wafer_id", "die_x", "die_y"], keep="last").to_numpy() | ~has_xy
+    else:
+        final = np.ones(n, bool)
+    cols = {"dies": dies, "tseq": tseq, "final": final, "passed": dies["passed"].to_numpy(dtype=bool),
+            "flg": dies["part_flg"].to_numpy()}
     problems: list[str] = []
 
-    def compare(where: str, f: dict[str, Any], sel: np.ndarray) -> None:
-        expect = _counts(sel, dies, final)
+    def compare(where: str, f: dict[str, Any], expect: dict[str, list[Any]]) -> None:
         for name, ok in expect.items():
             stated = _stated(f, name)
             if stated is not None and stated not in ok:
                 problems.append(f"{where} states {name} {stated} but the file holds {ok[0]} such part(s)")
 
-    def of_head(f: dict[str, Any]) -> np.ndarray:
+    def of_head(f: dict[str, Any]) -> np.ndarray | None:
         h, st = f.get("HEAD_NUM"), f.get("SITE_NUM")
         if h is None or h == 255:
-            return np.ones(n, bool)
+            return None
         sel = head == int(h)
         return sel if st is None or st == 255 else sel & (site == int(st))
 
@@ -727,6 +825,9 @@ def _check_totals(singles: dict[str, list], dies: pd.DataFrame, spath: str) -> N
         wid = ((f.get("WAFER_ID") or "").strip() or ((wrr[0][1].get("WAFER_ID") or "").strip() if wrr else "")
                or str(i + 1))
         wrr_of.setdefault(wid, []).extend(wrr[:1])
+    if any(recs for recs in wrr_of.values()):  # every wafer's counts at once
+        code_of = {str(w): i for i, w in enumerate(uniq_names.tolist())}
+        by_wafer = _counts(None, cols, wcode, len(uniq_names) + 1)
     for wid, recs in wrr_of.items():
         if not recs:
             continue
@@ -734,21 +835,30 @@ def _check_totals(singles: dict[str, list], dies: pd.DataFrame, spath: str) -> N
         for name in ("PART_CNT", "GOOD_CNT", "RTST_CNT", "ABRT_CNT"):
             vals = [_stated(r, name) for _, r in recs]
             total[name] = None if any(v is None for v in vals) else sum(v for v in vals if v is not None)
-        compare(f"the WRR of wafer {wid!r} (byte {recs[0][0]})", total, wafer == wid)
+        w = code_of.get(wid, len(uniq_names))  # a wafer without parts: the empty group at the end
+        compare(f"the WRR of wafer {wid!r} (byte {recs[0][0]})", total,
+                {k: [int(a[w]) for a in v] for k, v in by_wafer.items()})
     for _, off, f in singles["PCR"]:
         h = f.get("HEAD_NUM")
         who = "all heads" if h in (None, 255) else f"head {h} site {f.get('SITE_NUM')}"
-        compare(f"the PCR of {who} (byte {off})", f, of_head(f))
+        compare(f"the PCR of {who} (byte {off})", f, _counts(of_head(f), cols))
+    by_head: dict[tuple[str, Any, Any], tuple[np.ndarray, np.ndarray]] = {}
     for rec, pre, col in (("HBR", "HBIN", "hbin"), ("SBR", "SBIN", "sbin")):
         if not singles[rec] or not n:
             continue
-        bins = dies[col].to_numpy(dtype=np.int64, na_value=-1)
+        bins = dies[col].to_numpy(dtype=np.int32, na_value=-1) + 1  # 0: no bin
         for _, off, f in singles[rec]:
             stated, b = _stated(f, f"{pre}_CNT"), f.get(f"{pre}_NUM")
             if stated is None or b is None:
                 continue
-            sel = of_head(f) & (bins == int(b))
-            ok = [int(sel.sum()), int((sel & final).sum())]
+            h_st = (col, f.get("HEAD_NUM"), f.get("SITE_NUM"))
+            if h_st not in by_head:  # the parts of each bin of that head/site, every PRR and final ones
+                sel = of_head(f)
+                sb = bins if sel is None else bins[sel]
+                fb = final if sel is None else final[sel]
+                by_head[h_st] = (np.bincount(sb, minlength=65537), np.bincount(sb[fb], minlength=65537))
+            every, last = by_head[h_st]
+            ok = [int(every[int(b) + 1]), int(last[int(b) + 1])] if 0 <= int(b) <= 65535 else [0, 0]
             if stated not in ok:
                 h = f.get("HEAD_NUM")
                 who = "all heads" if h in (None, 255) else f"head {h} site {f.get('SITE_NUM')}"

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Records", "walk"]
 
-_CHUNK = 1 << 22
+_CHUNK = 1 << 20
 
 # Exact pair test with two byte-translation tables: every REC_TYP value gets its own bit (there
 # are 8 of them), and a REC_SUB byte maps to the bits of the REC_TYPs it pairs with.
