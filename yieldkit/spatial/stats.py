@@ -461,7 +461,7 @@ def _permutation_p_values(
                      for o, h in zip(obs, g, strict=True))
     # sequential: rounds of permutations over the wafers still undecided
     at = [np.zeros(n_w, dtype=np.int64) for _ in obs]  # permutation of the hits-th extreme one (0: not yet)
-    open_ = [~np.isfinite(o[0]) for o in obs]  # a NaN statistic never holds its wafer back
+    nan_stat = [~np.isfinite(o[0]) for o in obs]  # a NaN statistic never holds its wafer back
     active = np.arange(n_w)
     done = 0
     stop = min(permutations, 2 * hits)
@@ -481,7 +481,7 @@ def _permutation_p_values(
             break
         decided = np.ones(len(active), bool)
         for k in range(len(obs)):
-            decided &= (at[k][active] > 0) | open_[k][active]
+            decided &= (at[k][active] > 0) | nan_stat[k][active]
         active = active[~decided]
         stop = min(permutations, 2 * stop)
     return tuple(np.where(np.isfinite(o[0]), np.where(a > 0, hits / np.maximum(a, 1), (1 + h) / (1 + permutations)),
@@ -503,12 +503,13 @@ def _wafer_subset(
         start = np.r_[0, np.cumsum(size_all)[:-1]].astype(np.int64)
         return start, size_all, decs, tabs, streams
     size = size_all[active]
-    keep = np.repeat(np.isin(np.arange(n_w), active), size_all)
-    rows = np.flatnonzero(keep)
-    renumber = np.full(len(w) + 1, -1, dtype=np.int64)  # the pad -1 maps to the last entry: -1
+    chosen = np.zeros(n_w, bool)
+    chosen[active] = True
+    rows = np.flatnonzero(np.repeat(chosen, size_all))
+    renumber = np.full(len(w) + 1, -1, dtype=tabs[0][0].dtype)  # the pad -1 maps to the last entry: -1
     renumber[rows] = np.arange(len(rows))
     ws = np.repeat(np.arange(len(active)), size)
     sub_decs = [decompose(ws, b[rows], len(active))] + ([decompose(ws, v[rows], len(active))] if v is not None else [])
-    sub_tabs = [[renumber[t[rows]].astype(t.dtype) for t in ts] for ts in tabs]
+    sub_tabs = [[renumber[t[rows]] for t in ts] for ts in tabs]
     start = np.r_[0, np.cumsum(size)[:-1]].astype(np.int64)
     return start, size, sub_decs, sub_tabs, [sd[active] for sd in streams]
