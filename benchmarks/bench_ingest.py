@@ -8,8 +8,8 @@ fresh subprocess so that peak memory is measured per variant:
 * baseline: ``pyarrow.parquet.read_table`` + ``Table.group_by`` (count and sum of passing
   dies per wafer) + numpy for the yield -- what a user would write by hand.
 
-Prints the times, the ratio and each variant's peak resident memory. Target: within 2x of
-the baseline and under 3 GB.
+Prints the times, the ratio and each variant's peak resident memory. Target: within 1.3x of
+the baseline and under 3 GB (``bench_hot_paths.py`` compares at 4 million rows).
 
 Usage: python benchmarks/bench_ingest.py [--wafers 400] [--dies 25000] [--repeat 3]
 """
@@ -117,7 +117,7 @@ def main() -> int:
     print(f"{'':10s} {'read [s]':>9s} {'yield [s]':>9s} {'total [s]':>9s} {'peak RSS [MB]':>14s}")
     for name, r in (("baseline", b), ("yieldkit", y)):
         print(f"{name:10s} {r['read']:9.3f} {r['yield']:9.3f} {r['total']:9.3f} {r['peak_rss_mb']:14.0f}")
-    print(f"ratio yieldkit / baseline: {y['total'] / b['total']:.2f}x (target <= 2x); "
+    print(f"ratio yieldkit / baseline: {y['total'] / b['total']:.2f}x (target <= 1.3x); "
           f"peak memory {y['peak_rss_mb'] / 1024:.2f} GB (target < 3 GB)")
     assert abs(b["mean_yield"] - y["mean_yield"]) < 1e-12, "the two variants disagree"
     return 0

@@ -365,3 +365,52 @@ def test_log_odds_nan_on_one_colour_wafers():
     assert blk.p_log_odds <= 0.05
     normal = clustering_stats(pd.concat(frames, ignore_index=True), permutations=0).set_index("wafer_id")
     assert np.isnan(normal.loc["pass", "log_odds"]) and np.isfinite(normal.loc["block", "log_odds"])
+
+
+def test_sequential_p_values_keep_the_flags_and_the_small_p_values(fab):
+    """Besag & Clifford (1991) sequential p-values: with h = ceil(significance (1 + R)) every p-value up to
+    h / (1 + R) is the full test's, a stopped one is h / l >= h / R, and ``clustered`` is unchanged (fail and
+    count maps); every other column is identical."""
+    counts = yk.die_defect_counts(fab.dies, fab.defects.dropna(subset=["die_x"])).table
+    big = yk.simulate_fab(n_lots=2, wafers_per_lot=25, random_state=4, signatures={3: "edge-ring", 9: "center"})
+    r, h = 99, 5
+    for table, kw in ((big.dies, {}), (fab.dies, {}), (counts, {"value_col": "n_defects"})):
+        full = clustering_stats(table, permutations=r, random_state=2, **kw)
+        seq = clustering_stats(table, permutations=r, random_state=2, sequential=True, **kw)
+        pd.testing.assert_series_equal(seq["clustered"], full["clustered"])
+        p_cols = [c for c in full.columns if c.startswith("p_")]
+        pd.testing.assert_frame_equal(seq.drop(columns=p_cols), full.drop(columns=p_cols), check_exact=True)
+        for col in p_cols:
+            f, s = full[col].to_numpy(), seq[col].to_numpy()
+            np.testing.assert_array_equal(np.isnan(s), np.isnan(f))
+            small = f <= h / (1 + r)
+            np.testing.assert_array_equal(s[small], f[small])
+            rest = ~small & ~np.isnan(f)
+            assert (s[rest] >= h / r - 1e-12).all() and (s[rest] <= 1).all(), col
+            assert (s[rest] * np.round(h / s[rest]) == pytest.approx(h)), col  # h / l with l an integer
+    assert (seq["p_i"] != full["p_i"]).any()  # the rule did stop early
+
+
+def test_sequential_p_values_valid_on_random_maps_and_identical_on_any_split(rng):
+    """Validity: on 400 random 20 x 20 maps the sequential p-values satisfy P(p <= a) <= a within 4 binomial
+    SEs (a = 0.05, 0.1, 0.25, 0.5); a solid block of fails still gets 1 / (1 + R); and each wafer's stopping
+    depends on its own stream only, so any split of the wafers gives the rows of the whole table."""
+    x, y = _grid(20, 20)
+    n_maps, r = 400, 99
+    fails = rng.random((n_maps + 1, len(x))) < 0.2
+    fails[-1] = (x < 9) & (y < 9)
+    ids = np.repeat([f"{i:03d}" for i in range(n_maps + 1)], len(x))
+    d = pd.DataFrame({"lot_id": "L", "wafer_id": ids, "die_x": np.tile(x, n_maps + 1),
+                      "die_y": np.tile(y, n_maps + 1), "passed": ~fails.ravel()})
+    res = clustering_stats(d, permutations=r, random_state=5, sequential=True)
+    random_maps, block = res.iloc[:-1], res.iloc[-1]
+    for col in ("p_bb", "p_bw", "p_i", "p_log_odds", "p_runs"):
+        p = random_maps[col].to_numpy()
+        for a in (0.05, 0.1, 0.25, 0.5):
+            assert (p <= a).mean() <= a + 4 * np.sqrt(a * (1 - a) / n_maps), (col, a)
+        assert block[col] == pytest.approx(1 / (1 + r)), col
+    part = np.isin(ids, [f"{i:03d}" for i in range(0, n_maps + 1, 3)])
+    rows = [clustering_stats(d[m].iloc[::-1].reset_index(drop=True), permutations=r, random_state=5, sequential=True)
+            for m in (part, ~part)]
+    split = pd.concat(rows).set_index("wafer_id").loc[res["wafer_id"]]
+    pd.testing.assert_frame_equal(split, res.set_index("wafer_id"), check_exact=True)

@@ -199,8 +199,19 @@ def _run_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.D
     if len(starts) > n // 16:
         return None
     starts = np.r_[0, starts]
-    run_codes, wafers = _hash_codes(df.iloc[starts][[lot, wafer]].reset_index(drop=True), lot, wafer)
+    firsts = pd.DataFrame({lot: _take_rows(la, starts), wafer: _take_rows(wa, starts)})
+    run_codes, wafers = _hash_codes(firsts, lot, wafer)
     return np.repeat(run_codes, np.diff(np.r_[starts, n])), wafers
+
+
+def _take_rows(buf: Any, rows: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """The values at ``rows`` (ascending) of an Arrow string column, chunk by chunk (a take over a
+    chunked array would first concatenate all its chunks)."""
+    chunks = buf.chunks if isinstance(buf, pa.ChunkedArray) else [buf]
+    bounds = np.cumsum([0] + [len(c) for c in chunks])
+    which = np.searchsorted(bounds, rows, side="right") - 1
+    parts = [chunks[c].take(pa.array(rows[which == c] - bounds[c])) for c in np.unique(which)]
+    return pd.arrays.ArrowStringArray(pa.chunked_array(parts, type=buf.type).cast(pa.large_string()))
 
 
 def die_keys(df: pd.DataFrame) -> np.ndarray:

@@ -134,8 +134,9 @@ def wafer_yield(dies: pd.DataFrame, *, conf_level: float = 0.95) -> pd.DataFrame
         good = np.bincount(codes[last], weights=passed[last], minlength=n_w)
         fp_good = np.bincount(codes[first], weights=passed[first], minlength=n_w)
     else:
-        tested = np.bincount(codes, minlength=n_w)
-        good = np.bincount(codes, weights=passed, minlength=n_w)
+        both = np.bincount(codes * 2 + passed, minlength=2 * n_w).reshape(n_w, 2)  # (failed, passed) per wafer
+        good = both[:, 1]
+        tested = both[:, 0] + good
         fp_good = good
     good = good.astype(np.int64)
     fp_good = np.asarray(fp_good).astype(np.int64)

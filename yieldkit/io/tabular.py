@@ -290,16 +290,32 @@ def _to_pandas(tbl: pa.Table, ids: list[Any]) -> pd.DataFrame:
 
     The Arrow table is released column by column while converting (it must not be used after).
     """
-    encoded = {}
-    for src in ids:
-        col = tbl[src]
-        if pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type):
-            col = col.unify_dictionaries()
-            encoded[src] = dictionary_codes(col)
-            tbl = tbl.set_column(tbl.schema.get_field_index(src), src, col.cast(pa.string()))
-    df = tbl.to_pandas(types_mapper=_types_mapper, split_blocks=True, self_destruct=True)
+    dicts = [src for src in ids
+             if pa.types.is_dictionary(tbl[src].type) and pa.types.is_string(tbl[src].type.value_type)]
+    if not dicts:
+        return tbl.to_pandas(types_mapper=_types_mapper, split_blocks=True, self_destruct=True)
+    names = tbl.column_names
+
+    def decode(col: pa.ChunkedArray) -> tuple[pd.arrays.ArrowStringArray, tuple[Any, Any]]:
+        # straight to large_string, the storage of pandas' Arrow strings (no second cast there)
+        col = col.unify_dictionaries()
+        return pd.arrays.ArrowStringArray(col.cast(pa.large_string())), dictionary_codes(col)
+
+    if len(dicts) > 1:  # the casts release the GIL: the identifier columns side by side
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(dicts)) as pool:
+            decoded = dict(zip(dicts, pool.map(decode, [tbl[c] for c in dicts]), strict=True))
+    else:
+        decoded = {dicts[0]: decode(tbl[dicts[0]])}
+    tbl = tbl.drop_columns(dicts)
+    rest = tbl.to_pandas(types_mapper=_types_mapper, split_blocks=True, self_destruct=True)
     del tbl
-    for src, (codes, uniques) in encoded.items():
+    for i, c in enumerate(names):  # inserted, not rebuilt: the blocks stay split (no consolidating copy)
+        if c in decoded:
+            rest.insert(i, c, pd.Series(decoded[c][0], index=rest.index, name=c, copy=False))
+    df = rest
+    for src, (_, (codes, uniques)) in decoded.items():
         remember_codes(df[src], codes, uniques)
     return df
 

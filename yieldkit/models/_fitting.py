@@ -6,6 +6,7 @@ Parameters are optimised on an unconstrained scale (``log d0``, ``log cluster_al
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -34,8 +35,16 @@ __all__ = ["bootstrap_params", "delta_yield_interval", "fit_binomial", "fit_coun
 _S_LO = -60.0  # log d0 below which a lower limit is reported as 0
 
 
+@functools.lru_cache(maxsize=64)
 def half_chi2(level: float) -> float:
+    """Half the ``level`` quantile of chi-square with 1 degree of freedom (the profile-likelihood drop)."""
     return float(stats.chi2.ppf(level, 1)) / 2
+
+
+@functools.lru_cache(maxsize=64)
+def _z(level: float) -> float:
+    """The two-sided normal quantile of confidence level ``level``."""
+    return float(stats.norm.ppf(0.5 + level / 2))
 
 
 def garwood(k: float, exposure: float, conf_level: float) -> tuple[float, float]:
@@ -135,7 +144,7 @@ def fit_counts(model: YieldModel, c: CountCells, *, with_ci: bool = True) -> dic
     res = _counts_core(model, c)
     level = float(model.conf_level)
     q = half_chi2(level)
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = _z(level)
     d0 = res["params"]["d0"]
     ll_hat = res["loglik"]
     method = _resolve_ci(model, "counts")
@@ -348,7 +357,7 @@ def fit_binomial(model: YieldModel, cells: BinomialCells, *, with_ci: bool = Tru
     if method == "bootstrap":
         return {**res, "cov": cov, "cov_u": cov_u, **_bootstrap_ci(model, cells, names, level, u0=res["u"],
                                                                         fit_names=fit_names)}
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = _z(level)
     se = np.sqrt(np.diag(cov_u))
     u_full = np.array([special.logit(params[n]) if n == "y0" else (math.log(params[n])) for n in names])
     lo_u, hi_u = u_full - z * se, u_full + z * se
@@ -375,7 +384,7 @@ def _loglinear(model: YieldModel, cells: BinomialCells, names: list[str]) -> dic
     wts = cells.tested * y / (1 - y)
     fit_y0 = "y0" in names
     level = float(model.conf_level)
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = _z(level)
     sw = np.sqrt(wts)
 
     def wls(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -481,7 +490,7 @@ def delta_yield_interval(model: YieldModel, area: np.ndarray, level: float) -> t
     nat = {n: float(model.params_[n]) for n in names}
     u = np.array([special.logit(nat[n]) if n == "y0" else math.log(nat[n]) if nat[n] > 0 else -np.inf
                   for n in names])
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = _z(level)
 
     def logit_y(uu):
         p = dict(nat)

@@ -9,6 +9,7 @@ can resample wafers (groups) instead of dies.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -62,17 +63,23 @@ class CountCells:
             )
         return cls(k=ukey % kmax, area=ua[ukey // kmax], w=w, groups=groups)
 
-    @property
+    # the cells never change: their sums are computed once (the fits ask for them at every step)
+    @functools.cached_property
     def n(self) -> float:
         return float(self.w.sum())
 
-    @property
+    @functools.cached_property
     def total(self) -> float:
         return float((self.w * self.k).sum())
 
-    @property
+    @functools.cached_property
     def exposure(self) -> float:
         return float((self.w * self.area).sum())
+
+    @functools.cached_property
+    def equal_areas(self) -> bool:
+        """Whether every cell has the same exposure (closed-form mean density)."""
+        return bool(np.ptp(self.area) == 0)
 
     def resample(self, rng: np.random.Generator) -> CountCells:
         """Bootstrap replicate: resample groups (wafers) when known, otherwise units."""
@@ -160,7 +167,7 @@ def nb_mean_hat(c: CountCells, alpha: float) -> float:
     if c.total == 0:
         return 0.0
     m = c.total / c.exposure
-    if np.isinf(alpha) or np.ptp(c.area) == 0:
+    if np.isinf(alpha) or c.equal_areas:
         return m
     lm = np.log(m)
     for _ in range(100):

@@ -147,13 +147,16 @@ def count_cells(
         area_arr = arr
     else:
         area_arr = None
-    keep = np.ones(n, bool)
-    if exclude is not None:
-        keep &= ~_mask(exclude, n, "exclude", where, frame).astype(bool)
-    if signature is not None:
-        keep &= ~_signature_mask(_mask(signature, n, "signature", where, frame))
-    n_excl = int(n - keep.sum())
-    if keep.sum() == 0:
+    keep: Any = None  # every die (no mask to build) unless some are excluded
+    if exclude is not None or signature is not None:
+        keep = np.ones(n, bool)
+        if exclude is not None:
+            keep &= ~_mask(exclude, n, "exclude", where, frame).astype(bool)
+        if signature is not None:
+            keep &= ~_signature_mask(_mask(signature, n, "signature", where, frame))
+    n_kept = n if keep is None else int(keep.sum())
+    n_excl = n - n_kept
+    if n_kept == 0:
         raise YieldkitValueError(f"{where}: no dies left to fit ({n} given, {n_excl} excluded).")
     all_kept = n_excl == 0
     k = (raw if all_kept else raw[keep]).astype(np.int64, copy=False)
@@ -182,7 +185,7 @@ def count_cells(
         k, area_arr = k[present], area_arr[present]
         group = np.arange(len(k))
     cells = CountCells.from_arrays(k, area_arr, group)
-    info = {"n_dies": int(keep.sum()), "n_units": int(len(k)), "n_excluded": n_excl, "pooling": pooling,
+    info = {"n_dies": n_kept, "n_units": int(len(k)), "n_excluded": n_excl, "pooling": pooling,
             "n_groups": n_groups, "area": a}
     return cells, info
 

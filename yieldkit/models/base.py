@@ -348,11 +348,13 @@ class YieldModel:
         self.d0_ = float(est["d0"])
         self.cluster_alpha_ = float(est.get("cluster_alpha", self.fixed_cluster_alpha))
         self.y0_ = float(est.get("y0", 1.0))
-        self.params_ = pd.Series({n: float(est[n]) for n in names}, name="estimate", dtype=float)
+        index = pd.Index(names)  # one index for the three tables (building it is most of their cost)
+        self.params_ = pd.Series([float(est[n]) for n in names], index=index, name="estimate", dtype=float)
         cov = np.asarray(res["cov"], dtype=float)
-        self.cov_ = pd.DataFrame(cov, index=names, columns=names)
+        self.cov_ = pd.DataFrame(cov, index=index, columns=index.copy())
         self._cov_u = np.asarray(res.get("cov_u", np.full((len(names), len(names)), np.nan)), dtype=float)
-        self.ci_ = pd.DataFrame({"ci_lower": res["ci_lower"], "ci_upper": res["ci_upper"]}, index=names, dtype=float)
+        self.ci_ = pd.DataFrame({"ci_lower": res["ci_lower"], "ci_upper": res["ci_upper"]}, index=index.copy(),
+                                dtype=float)
         self.ci_method_ = res["ci_method"]
         self.loglik_ = float(res["loglik"])
         self.n_params_ = len(names)

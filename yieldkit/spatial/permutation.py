@@ -162,14 +162,26 @@ def _batches(size: np.ndarray, n_slots: np.ndarray, r: int, width: int) -> list[
     return out
 
 
-def _claim(mark: np.ndarray, key: np.ndarray, slot: np.ndarray) -> None:
-    """``mark[key] = slot`` where the lowest slot wins a key drawn by several slots (``mark[key]`` all empty)."""
+def _claim(mark: np.ndarray, key: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """``mark[key] = slot`` where the lowest slot wins a key drawn by several slots (``mark[key]`` all empty).
+
+    ``slot`` is ascending. Returns the mask of the slots that lost their key. One gather over all slots: after the
+    scatter, each contested key holds one of its slots (the holder); the lowest slot of a key is
+    the minimum of its holder and of the slots that found another slot there.
+    """
     mark[key] = slot
-    clash = mark[key] != slot
-    if clash.any():
-        mark[key[clash]] = _EMPTY
-        involved = mark[key] == _EMPTY
-        np.minimum.at(mark, key[involved], slot[involved])
+    got = mark[key]
+    lost = got != slot
+    if lost.any():
+        at = np.flatnonzero(lost)
+        ck = key[at]
+        np.minimum.at(mark, ck, slot[at])
+        final = mark[ck]
+        # a holder keeps its key unless a lower slot took it (holders are the slots not yet lost)
+        beaten = got[at][final != got[at]]
+        lost[at[final == slot[at]]] = False
+        lost[np.searchsorted(slot, beaten)] = True
+    return lost
 
 
 def _draw_rows(
@@ -204,8 +216,7 @@ def _draw_rows(
     key = (cand + (np.arange(r, dtype=np.int64) * m)[:, None]).ravel()
     slot = np.arange(r * k, dtype=np.int32)
     pos = cand.ravel()
-    _claim(mark, key, slot)
-    lost = slot[mark[key] != slot]
+    lost = slot[_claim(mark, key, slot)]
     taken = [key]
     attempt = 0
     while lost.size:
@@ -218,11 +229,10 @@ def _draw_rows(
         key = p * m + c
         free = mark[key] == _EMPTY
         slot, key, c = lost[free], key[free], c[free]
-        _claim(mark, key, slot)
-        won = mark[key] == slot
+        won = ~_claim(mark, key, slot)
         pos[slot[won]] = c[won]
         taken.append(key[won])
-        lost = np.concatenate([lost[~free], slot[~won]])
+        lost = np.sort(np.concatenate([lost[~free], slot[~won]]))
     for t in taken:
         mark[t] = _EMPTY
     return pos.reshape(r, k)
@@ -238,7 +248,7 @@ def _segment_sums(a: np.ndarray, first: np.ndarray, nonempty: np.ndarray, n: int
 
 def permuted_sums(
     start: np.ndarray, size: np.ndarray, decs: list[Decomposition], tables: list[list[np.ndarray]],
-    seeds: list[np.ndarray], permutations: int,
+    seeds: list[np.ndarray], permutations: int, skip: int = 0,
 ) -> Iterator[tuple[int, int, list[list[tuple[np.ndarray, np.ndarray]]]]]:
     """``(D, J)`` sums of random permutations of every wafer's values, batch by batch.
 
@@ -254,6 +264,10 @@ def permuted_sums(
     seeds : list of ndarray of uint64
         Per decomposition, the seed of every wafer.
     permutations : int
+        How many permutations.
+    skip : int
+        Permutations before these: the permutations numbered ``skip + 1 ... skip + permutations``
+        of every wafer's stream are drawn (the same as in one call of ``skip + permutations``).
 
     Yields
     ------
@@ -308,7 +322,7 @@ def permuted_sums(
                     unit = np.where(np.isfinite(unit), unit, 0.0)
                 for p0 in range(0, permutations, chunk):
                     r = min(chunk, permutations - p0)
-                    perm = np.arange(p0 + 1, p0 + r + 1, dtype=np.uint64)
+                    perm = np.arange(skip + p0 + 1, skip + p0 + r + 1, dtype=np.uint64)
                     state = _mix64(sd[None, w_lo:w_hi] + _GOLDEN * perm[:, None])
                     pos = _draw_rows(state, r, sw, rank, b_start, b_size, m, mark)
                     offset = (np.arange(r, dtype=np.int64) * (m + 1))[:, None]

@@ -8,6 +8,7 @@ is a ``bincount`` over wafer codes.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -126,6 +127,7 @@ def clustering_stats(
     significance: float = 0.05,
     permutations: int = 199,
     random_state: int | np.random.Generator | None = 0,
+    sequential: bool = False,
 ) -> pd.DataFrame:
     """Spatial clustering statistics of every wafer's map, in one vectorised pass.
 
@@ -153,6 +155,13 @@ def clustering_stats(
         wafer's p-values do not depend on the other wafers in the table or on the row order,
         so any split of the wafers (e.g. the partitions of a Dask DataFrame) gives exactly the
         rows of the whole table.
+    sequential : bool
+        Stop drawing a wafer's permutations once each of its statistics has ``h`` permutations
+        at least as extreme as observed, ``h = ceil(significance * (1 + permutations))``
+        (sequential Monte Carlo p-values, Besag & Clifford 1991; see Notes): the same
+        ``clustered`` flags and the same p-values up to ``h / (1 + permutations)``, at a fraction
+        of the cost on maps that are not clustered. Default False: every wafer gets all
+        ``permutations``.
 
     Returns
     -------
@@ -199,6 +208,19 @@ def clustering_stats(
     5 %, BW on 8 %, runs on 9 % and the log odds (``log_odds / log_odds_se`` against a normal
     quantile) on 16 %; the permutation p-values give 5 % or less on every statistic.
 
+    With ``sequential=True`` a statistic's p-value is Besag & Clifford's (1991) sequential
+    Monte Carlo p-value: permutations are drawn in order until ``h`` of them are at least as
+    extreme as the observed value, at permutation ``l``; then ``p = h / l``. A statistic that
+    has fewer than ``h`` such permutations among all ``R`` keeps ``p = (1 + g) / (1 + R)``, the
+    value of the full test. The sequential p-value is valid (exact) as well; with
+    ``h = ceil(significance * (1 + R))`` every p-value up to ``h / (1 + R)`` (0.05 at the
+    defaults) is the full test's, and a stopped statistic's ``h / l`` exceeds it, so ``clustered``
+    is unchanged. Larger p-values are coarser (``h / l`` rather than steps of ``1 / (1 + R)``).
+    A wafer stops when all five of its statistics have stopped (a statistic that is NaN never
+    holds it back); a random map is then typically done after a few dozen permutations instead
+    of ``R``. Each wafer's stopping depends only on its own random stream, so the rows stay
+    independent of the other wafers and of any split of the table.
+
     Cost: each permutation moves only the dies that differ from their wafer's most frequent
     value (the fails, or the passes when they are fewer; the defective dies of a count map),
     so one pass costs about ``R x min(n_fail, n_pass) x neighbours`` operations, for batches
@@ -218,6 +240,8 @@ def clustering_stats(
     Soc. B 30(3), 582-598. https://doi.org/10.1111/j.2517-6161.1968.tb00759.x
     Besag, J., & Diggle, P. J. (1977). Simple Monte Carlo tests for spatial pattern. J. R.
     Stat. Soc. C 26(3), 327-333. https://doi.org/10.2307/2346974
+    Besag, J., & Clifford, P. (1991). Sequential Monte Carlo p-values. Biometrika 78(2),
+    301-304. https://doi.org/10.1093/biomet/78.2.301
     Wald, A., & Wolfowitz, J. (1940). On a test whether two samples are from the same
     population. Ann. Math. Stat. 11(2), 147-162. https://doi.org/10.1214/aoms/1177731909
 
@@ -326,8 +350,9 @@ def clustering_stats(
         del rows
         seed = base_seed(random_state)
         seeds = wafer_seeds(seed, wafers["lot_id"].astype(str).tolist(), wafers["wafer_id"].astype(str).tolist())
+        hits = max(1, math.ceil(significance * (1 + int(permutations)) - 1e-9)) if sequential else None
         p_bb, p_bw, p_i, p_lor, p_r = _permutation_p_values(
-            w, n_w, b, v, table, chain, n, n_e, mean, m2, int(permutations), seeds,
+            w, n_w, b, v, table, chain, n, n_e, mean, m2, int(permutations), seeds, hits,
         )
     out = pd.DataFrame(
         {
@@ -394,38 +419,97 @@ def _moran_from_sums(background: np.ndarray, d: np.ndarray, j: np.ndarray, n: np
 def _permutation_p_values(
     w: np.ndarray, n_w: int, b: np.ndarray, v: np.ndarray | None, joins: np.ndarray, chain: np.ndarray,
     n: np.ndarray, n_e: np.ndarray, mean: np.ndarray, m2: np.ndarray, permutations: int, seeds: np.ndarray,
+    hits: int | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Conditional randomisation p-values of BB, BW, Moran's I, the log odds ratio and runs.
 
     ``w`` is sorted; ``joins`` and ``chain`` are the neighbour tables of the grid and of the run
-    order (``-1`` pads, forward directions first); ``seeds`` the wafers' seeds.
+    order (``-1`` pads, forward directions first); ``seeds`` the wafers' seeds. ``hits`` given,
+    the sequential p-values of Besag & Clifford: a wafer's permutations are drawn in rounds and
+    stop once each of its statistics has ``hits`` permutations at least as extreme as observed.
     """
-    size = np.bincount(w, minlength=n_w)
-    start = np.r_[0, np.cumsum(size)[:-1]].astype(np.int64)
-    decs = [decompose(w, b, n_w)]
-    tabs = [[joins, chain]]
-    streams = [seeds]
-    if v is not None:
-        decs.append(decompose(w, v, n_w))
-        tabs.append([joins])
-        streams.append(_mix64(seeds + np.uint64(1)))
     n1_ = np.bincount(w, weights=b.astype(float), minlength=n_w)  # fails per wafer: fixed by the permutations
+    decs = [decompose(w, b, n_w)] + ([decompose(w, v, n_w)] if v is not None else [])
 
-    def statistics(sums: list[list[tuple[np.ndarray, np.ndarray]]], sl: slice) -> tuple[np.ndarray, ...]:
+    def statistics(sums: list[list[tuple[np.ndarray, np.ndarray]]], sl: Any) -> tuple[np.ndarray, ...]:
         nn, ne = n[sl], n_e[sl]
         bb, bw, ww, runs = _binary_stats(decs[0].background[sl], sums[0], nn, ne)
         dm = decs[-1]
         mi = _moran_from_sums(dm.background[sl], *sums[-1][0], nn, ne, mean[sl], m2[sl])
         return bb, bw, mi, _log_odds(bb, ww, bw, n1_[sl], nn - n1_[sl])[0], runs
 
+    tabs = [[joins, chain]] + ([[joins]] if v is not None else [])
     obs = statistics([[observed_sums(d, t, w, n_w) for t in ts] for d, ts in zip(decs, tabs, strict=True)],
                      slice(None))
     upper = (True, False, True, True, False)  # BB, Moran, log odds: large; BW, runs: small
-    hits = [np.zeros(n_w) for _ in obs]
-    for w_lo, w_hi, sums in permuted_sums(start, size, decs, tabs, streams, permutations):
-        sl = slice(w_lo, w_hi)
-        for k, t in enumerate(statistics(sums, sl)):
-            o = obs[k][:, sl]
-            tol = 1e-9 * np.maximum(np.abs(o), 1e-300)
-            hits[k][sl] = (t >= o - tol).sum(axis=0) if upper[k] else (t <= o + tol).sum(axis=0)
-    return tuple(np.where(np.isfinite(o), (1 + h) / (1 + permutations), np.nan)[0] for o, h in zip(obs, hits, strict=True))
+    streams = [seeds] + ([_mix64(seeds + np.uint64(1))] if v is not None else [])
+
+    def extreme(k: int, t: np.ndarray, sl: Any) -> np.ndarray:
+        o = obs[k][:, sl]
+        tol = 1e-9 * np.maximum(np.abs(o), 1e-300)
+        return t >= o - tol if upper[k] else t <= o + tol
+
+    g = [np.zeros(n_w) for _ in obs]  # permutations at least as extreme, so far
+    if hits is None:
+        size = np.bincount(w, minlength=n_w)
+        start = np.r_[0, np.cumsum(size)[:-1]].astype(np.int64)
+        for w_lo, w_hi, sums in permuted_sums(start, size, decs, tabs, streams, permutations):
+            sl = slice(w_lo, w_hi)
+            for k, t in enumerate(statistics(sums, sl)):
+                g[k][sl] = extreme(k, t, sl).sum(axis=0)
+        return tuple(np.where(np.isfinite(o), (1 + h) / (1 + permutations), np.nan)[0]
+                     for o, h in zip(obs, g, strict=True))
+    # sequential: rounds of permutations over the wafers still undecided
+    at = [np.zeros(n_w, dtype=np.int64) for _ in obs]  # permutation of the hits-th extreme one (0: not yet)
+    nan_stat = [~np.isfinite(o[0]) for o in obs]  # a NaN statistic never holds its wafer back
+    active = np.arange(n_w)
+    done = 0
+    stop = min(permutations, 2 * hits)
+    while len(active):
+        sub = _wafer_subset(w, n_w, active, decs, tabs, streams, b, v)
+        for w_lo, w_hi, sums in permuted_sums(*sub, stop - done, skip=done):
+            ids = active[w_lo:w_hi]
+            for k, t in enumerate(statistics(sums, ids)):
+                cum = np.cumsum(extreme(k, t, ids), axis=0, dtype=np.float64)
+                cum += g[k][ids]
+                reached = cum >= hits
+                new = reached[-1] & (at[k][ids] == 0)
+                at[k][ids[new]] = done + 1 + np.argmax(reached[:, new], axis=0)
+                g[k][ids] = cum[-1]
+        done = stop
+        if done >= permutations:
+            break
+        decided = np.ones(len(active), bool)
+        for k in range(len(obs)):
+            decided &= (at[k][active] > 0) | nan_stat[k][active]
+        active = active[~decided]
+        stop = min(permutations, 2 * stop)
+    return tuple(np.where(np.isfinite(o[0]), np.where(a > 0, hits / np.maximum(a, 1), (1 + h) / (1 + permutations)),
+                          np.nan) for o, a, h in zip(obs, at, g, strict=True))
+
+
+def _wafer_subset(
+    w: np.ndarray, n_w: int, active: np.ndarray, decs: list[Any], tabs: list[list[np.ndarray]],
+    streams: list[np.ndarray], b: np.ndarray, v: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, list[Any], list[list[np.ndarray]], list[np.ndarray]]:
+    """``start, size, decompositions, tables, streams`` of the wafers ``active`` (ascending) alone.
+
+    The rows of those wafers keep their order and their neighbour tables are renumbered; the
+    decompositions are the same per wafer, so every wafer draws exactly the permutations it
+    draws in the whole table.
+    """
+    size_all = np.bincount(w, minlength=n_w)
+    if len(active) == n_w:
+        start = np.r_[0, np.cumsum(size_all)[:-1]].astype(np.int64)
+        return start, size_all, decs, tabs, streams
+    size = size_all[active]
+    chosen = np.zeros(n_w, bool)
+    chosen[active] = True
+    rows = np.flatnonzero(np.repeat(chosen, size_all))
+    renumber = np.full(len(w) + 1, -1, dtype=tabs[0][0].dtype)  # the pad -1 maps to the last entry: -1
+    renumber[rows] = np.arange(len(rows))
+    ws = np.repeat(np.arange(len(active)), size)
+    sub_decs = [decompose(ws, b[rows], len(active))] + ([decompose(ws, v[rows], len(active))] if v is not None else [])
+    sub_tabs = [[renumber[t[rows]] for t in ts] for ts in tabs]
+    start = np.r_[0, np.cumsum(size)[:-1]].astype(np.int64)
+    return start, size, sub_decs, sub_tabs, [sd[active] for sd in streams]
