@@ -274,3 +274,20 @@ def test_save_load_round_trip_and_integrity(tmp_path):
     with pytest.raises(YieldkitValueError, match="format 'yieldkit-wafer-pattern-model'"):
         CNNPatternClassifier.load(tmp_path / "trees.npz")
     assert isinstance(model_from_bytes((tmp_path / "trees.npz").read_bytes()), WaferPatternClassifier)
+
+
+def test_cli_classify_reads_a_saved_cnn_model(tmp_path):
+    """``yieldkit classify --model PATH`` takes a CNN model file too, with the SHA-256 check."""
+    from yieldkit.classify.grid import grids_to_dies
+    from yieldkit.cli import main
+
+    clf = CNNPatternClassifier.from_net(_center_net(), ["Center", "Edge-Ring"], size=8, multilabel=True)
+    path = tmp_path / "cnn.npz"
+    digest = clf.save(path)
+    src = tmp_path / "dies.csv"
+    grids_to_dies(_grids(), lot_id="A", wafer_id=["1", "2", "3"]).to_csv(src, index=False)
+    out = tmp_path / "pred.csv"
+    assert main(["-q", "classify", str(src), "--model", str(path), "--sha256", digest, "-o", str(out)]) == 0
+    pred = pd.read_csv(out)
+    assert pred["pattern"].tolist() == ["Center", "none", "Center"] and pred["n_patterns"].tolist() == [1, 0, 1]
+    assert main(["-q", "classify", str(src), "--model", str(path), "--sha256", "f" * 64]) != 0

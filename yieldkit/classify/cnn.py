@@ -168,6 +168,7 @@ class ConvNet:
             raise YieldkitValueError("ConvNet spec must be a dict with a non-empty list 'layers'.")
         self.spec = {"layers": [dict(layer) for layer in layers]}
         self.arrays: dict[str, np.ndarray] = {}
+        self._wmat: dict[str, np.ndarray] = {}  # convolution weights as (kh * kw * in, out) matrices
         self.n_features_ = 0
         for i, layer in enumerate(self.spec["layers"]):
             kind = check_choice(layer.get("type"), _LAYERS, name=f"layers[{i}]['type']", where="ConvNet")
@@ -195,38 +196,42 @@ class ConvNet:
                     if np.any(self.arrays[f"{name}_scale"] == 0):
                         raise YieldkitValueError(f"ConvNet: {name}_scale must be non-zero.")
             if kind == "conv2d":
+                w = self.arrays[f"{layer['name']}_weight"]
+                self._wmat[layer["name"]] = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
                 _pair(layer.get("stride", 1), "stride")
                 _pair(layer.get("padding", 0), "padding")
             if kind == "maxpool":
                 _pair(layer.get("kernel", 2), "kernel")
 
     # ------------------------------------------------------------------ layers (channels-last)
-    @staticmethod
-    def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple[int, int], pad: tuple[int, int]) -> np.ndarray:
+    def _conv(self, x: np.ndarray, name: str, stride: tuple[int, int], pad: tuple[int, int]) -> np.ndarray:
         n, h, wd, c = x.shape
-        o, ci, kh, kw = w.shape
+        o, ci, kh, kw = self.arrays[f"{name}_weight"].shape
         if ci != c:
-            raise YieldkitValueError(f"ConvNet: a convolution expects {ci} input channels, got {c}.")
+            raise YieldkitValueError(f"ConvNet: the convolution {name!r} expects {ci} input channels, got {c}.")
         if pad != (0, 0):
             x = np.pad(x, ((0, 0), (pad[0], pad[0]), (pad[1], pad[1]), (0, 0)))
+        # im2col: every window as one row ordered (kh, kw, c), contiguous along the channels
         win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::stride[0], ::stride[1]]  # (n, oh, ow, c, kh, kw)
         oh, ow = win.shape[1], win.shape[2]
-        cols = win.reshape(n * oh * ow, c * kh * kw)
-        y = cols @ w.reshape(o, ci * kh * kw).T
-        y += b
+        cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, kh * kw * c)
+        y = cols @ self._wmat[name]
+        y += self.arrays[f"{name}_bias"]
         return y.reshape(n, oh, ow, o)
 
     @staticmethod
     def _maxpool(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int]) -> np.ndarray:
         if pad != (0, 0):
             x = np.pad(x, ((0, 0), (pad[0], pad[0]), (pad[1], pad[1]), (0, 0)), constant_values=-np.inf)
-        n, h, w, c = x.shape
         (kh, kw), (sh, sw) = kernel, stride
-        if (kh, kw) == (sh, sw):  # non-overlapping windows: a reshape
-            oh, ow = h // kh, w // kw
-            return x[:, :oh * kh, :ow * kw].reshape(n, oh, kh, ow, kw, c).max(axis=(2, 4))
-        win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
-        return win.max(axis=(-2, -1))
+        oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+        out = None
+        for i in range(kh):  # the maximum of the kh * kw strided views, one per window offset
+            for j in range(kw):
+                v = x[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+                out = v.copy() if out is None else np.maximum(out, v, out=out)
+        assert out is not None
+        return out
 
     def _forward_chunk(self, x: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
         a = x
@@ -234,8 +239,7 @@ class ConvNet:
             kind = layer["type"]
             if kind == "conv2d":
                 name = layer["name"]
-                a = self._conv(a, self.arrays[f"{name}_weight"], self.arrays[f"{name}_bias"],
-                               _pair(layer.get("stride", 1), "stride"), _pair(layer.get("padding", 0), "padding"))
+                a = self._conv(a, name, _pair(layer.get("stride", 1), "stride"), _pair(layer.get("padding", 0), "padding"))
             elif kind == "relu":
                 np.maximum(a, 0, out=a)
             elif kind == "maxpool":
@@ -259,7 +263,7 @@ class ConvNet:
             raise YieldkitValueError("ConvNet: the last layer must give flat output (n, k); end with 'dense'.")
         return a
 
-    def forward(self, x: Any, *, features: Any = None, chunk: int = 128) -> np.ndarray:
+    def forward(self, x: Any, *, features: Any = None, chunk: int = 32) -> np.ndarray:
         """Logits of the network for a batch of images.
 
         Parameters

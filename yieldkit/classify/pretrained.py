@@ -42,12 +42,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from ..errors import YieldkitError
-from .pattern import WaferPatternClassifier
+
+if TYPE_CHECKING:
+    from .cnn import CNNPatternClassifier
+    from .pattern import WaferPatternClassifier
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,15 @@ def wm811k_heldout(map_sha1: Any, *, fold: int = 0, n_folds: int = 5) -> np.ndar
     return (keys % n_folds) == fold
 
 
-def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier:
+@overload
+def load_pretrained(name: Literal["wm811k"] = ...) -> WaferPatternClassifier: ...
+@overload
+def load_pretrained(name: Literal["mixedwm38"]) -> CNNPatternClassifier: ...
+@overload
+def load_pretrained(name: str) -> WaferPatternClassifier | CNNPatternClassifier: ...
+
+
+def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier | CNNPatternClassifier:
     """Load a pattern classifier shipped with yieldkit.
 
     Parameters
@@ -114,11 +125,13 @@ def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier:
 
     Returns
     -------
-    WaferPatternClassifier
-        Fitted, ``input="grids"``; for ``"wm811k"`` the classes are ``Center, Donut, Edge-Loc,
-        Edge-Ring, Loc, Near-full, Random, Scratch, none``. ``metadata_`` holds the training
-        split, the held-out metrics, the scikit-learn version used for training and the data
-        citation.
+    WaferPatternClassifier or CNNPatternClassifier
+        Fitted, taking grids or a die table. ``"wm811k"``: boosted trees
+        (:class:`~yieldkit.classify.pattern.WaferPatternClassifier`), classes ``Center, Donut,
+        Edge-Loc, Edge-Ring, Loc, Near-full, Random, Scratch, none``. ``"mixedwm38"``: a small CNN
+        (:class:`~yieldkit.classify.cnn.CNNPatternClassifier`, multi-label). Either kind is chosen
+        by the format recorded in the file. ``metadata_`` holds the training split, the held-out
+        metrics, the library version used for training and the data citation.
 
     Raises
     ------
@@ -161,4 +174,6 @@ def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier:
         raise ModelIntegrityError(
             f"the shipped pattern model {fname} has SHA-256 {got}, expected {expected}; the file is "
             f"corrupt or was replaced. Reinstall yieldkit or retrain with scripts/{script}.")
-    return WaferPatternClassifier.from_bytes(data, source=fname)
+    from .cnn import model_from_bytes
+
+    return model_from_bytes(data, source=fname)  # type: ignore[no-any-return]
