@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=samples / "wafermaps")
     ap.add_argument("--out", type=Path, default=REPO / "yieldkit" / "classify" / "data" / MIXED_MODEL_FILE)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=14)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--channels", default="12,24,48,64")
@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     net.eval()
 
     cnet = export(net, spec)
-    clf = CNNPatternClassifier.from_net(cnet, LABELS, size=SIZE, multilabel=True, threshold=0.5)
+    # MixedWM38 wafers fill rows and columns 1-51 of the 52 x 52 map; box_margin=1 gives every grid (a die
+    # table's grids are cut to the dies) that layout, and leaves the training maps themselves unchanged
+    clf = CNNPatternClassifier.from_net(cnet, LABELS, size=SIZE, multilabel=True, threshold=0.5, box_margin=1)
     te_grids = [grids[i] for i in te]
     xe = grid_tensor(te_grids[:256], SIZE)
     with torch.no_grad():
