@@ -4,6 +4,8 @@
 - :mod:`~yieldkit.classify.features`: size-independent pattern features, vectorised.
 - :class:`WaferPatternClassifier`: gradient-boosted failure-pattern classifier (single or multi-label);
   :func:`load_pretrained` returns the model shipped with yieldkit, trained on WM-811K maps.
+- :class:`CNNPatternClassifier`: a small CNN (:class:`~yieldkit.classify.cnn.ConvNet`) evaluated in numpy
+  on :func:`grid_tensor` images, with the same predict/save/load surface.
 - :func:`pattern_causes`, :func:`pattern_summary`: candidate causes of each pattern.
 - :class:`SimilarWafers`: the past wafers most similar to new ones (with their known causes);
   :func:`retrieval_scores` measures a retrieval.
@@ -23,6 +25,8 @@ _EXPORTS = {
     "extract_features": "features",
     "feature_names": "features",
     "WaferPatternClassifier": "pattern",
+    "CNNPatternClassifier": "cnn",
+    "grid_tensor": "cnn",
     "PATTERNS": "pattern",
     "load_pretrained": "pretrained",
     "pattern_causes": "causes",

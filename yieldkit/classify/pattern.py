@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,60 @@ def signature_names(proba: np.ndarray, labels: Any, *, threshold: float = 0.5) -
 
 class PatternNotFittedError(NotFittedError, SkNotFittedError):
     """Raised by an unfitted classifier; also a scikit-learn ``NotFittedError``."""
+
+
+def read_checked(path: str | os.PathLike[str], sha256: str | None = None) -> bytes:
+    """The bytes of a model file, checked against an expected SHA-256 (hex) when one is given."""
+    data = Path(path).read_bytes()
+    if sha256 is not None:
+        got = hashlib.sha256(data).hexdigest()
+        if got != sha256.lower():
+            raise YieldkitValueError(
+                f"{path}: SHA-256 mismatch (expected {sha256}, got {got}); the model file is corrupt or "
+                "not the one expected.")
+    return data
+
+
+def prediction_table(
+    proba: Callable[[Any], np.ndarray], X: Any, *, classes: Any, multilabel: bool, threshold: float = 0.5,
+    labels: Callable[[np.ndarray], np.ndarray] | None = None, wafers: pd.DataFrame | None = None,
+    causes: bool = True,
+) -> pd.DataFrame:
+    """The table of ``predict_table`` for any pattern model, given its ``predict_proba``.
+
+    ``labels`` maps the probabilities to the predicted class of every wafer (single-label mode;
+    default: the most probable class). See :meth:`WaferPatternClassifier.predict_table`.
+    """
+    if wafers is None and isinstance(X, pd.DataFrame) and {"lot_id", "wafer_id"} <= set(X.columns):
+        # a die table: one row per wafer, identified by its lot and wafer
+        from .grid import dies_to_grids
+
+        ids, X = dies_to_grids(X)
+        wafers = ids[["lot_id", "wafer_id"]]
+    p = proba(X)
+    classes = np.asarray(classes)
+    k = np.argmax(p, axis=1)
+    if multilabel:
+        # every signature the wafer carries (p >= threshold), most probable first; "none" without any
+        out = pd.DataFrame({"pattern": pd.array(signature_names(p, classes, threshold=threshold), dtype=STRING),
+                            "n_patterns": (p >= threshold).sum(axis=1).astype(np.int64)})
+    else:
+        top = classes[k] if labels is None else labels(p)
+        out = pd.DataFrame({"pattern": pd.array(np.asarray(top).astype(str), dtype=STRING),
+                            "probability": p[np.arange(len(k)), k]})
+    for j, c in enumerate(classes):
+        out[f"p_{c}"] = p[:, j]
+    if wafers is not None:
+        if len(wafers) != len(out):
+            raise YieldkitValueError(
+                f"The 'wafers' argument of predict_table must have one row per wafer ({len(out)}). "
+                f"Got {len(wafers)} instead.")
+        out = pd.concat([wafers.reset_index(drop=True), out], axis=1)
+    if causes:
+        from .causes import attach_causes
+
+        out = attach_causes(out)
+    return out
 
 _FORMAT_VERSION = 1
 
@@ -336,34 +391,8 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         causes : bool
             Add ``process_area`` and ``candidate_causes`` from :func:`yieldkit.classify.causes.pattern_causes`.
         """
-        if wafers is None and isinstance(X, pd.DataFrame) and {"lot_id", "wafer_id"} <= set(X.columns):
-            # a die table: one row per wafer, identified by its lot and wafer
-            from .grid import dies_to_grids
-
-            ids, X = dies_to_grids(X)
-            wafers = ids[["lot_id", "wafer_id"]]
-        p = self._proba(X)
-        k = np.argmax(p, axis=1)
-        if self.multilabel:
-            # every signature the wafer carries (p >= 0.5), most probable first; "none" without any
-            out = pd.DataFrame({"pattern": pd.array(signature_names(p, self.classes_), dtype=STRING),
-                                "n_patterns": (p >= 0.5).sum(axis=1).astype(np.int64)})
-        else:
-            out = pd.DataFrame({"pattern": pd.array(self.classes_[k].astype(str), dtype=STRING),
-                                "probability": p[np.arange(len(k)), k]})
-        for j, c in enumerate(self.classes_):
-            out[f"p_{c}"] = p[:, j]
-        if wafers is not None:
-            if len(wafers) != len(out):
-                raise YieldkitValueError(
-                    f"The 'wafers' argument of predict_table must have one row per wafer ({len(out)}). "
-                    f"Got {len(wafers)} instead.")
-            out = pd.concat([wafers.reset_index(drop=True), out], axis=1)
-        if causes:
-            from .causes import attach_causes
-
-            out = attach_causes(out)
-        return out
+        return prediction_table(self._proba, X, classes=self.classes_, multilabel=self.multilabel,
+                                wafers=wafers, causes=causes)
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self, *, meta: dict[str, Any] | None = None) -> bytes:
@@ -403,14 +432,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         YieldkitValueError
             When the hash does not match or the file is not a yieldkit pattern model.
         """
-        data = Path(path).read_bytes()
-        if sha256 is not None:
-            got = hashlib.sha256(data).hexdigest()
-            if got != sha256.lower():
-                raise YieldkitValueError(
-                    f"{path}: SHA-256 mismatch (expected {sha256}, got {got}); the model file is corrupt or "
-                    "not the one expected.")
-        return cls.from_bytes(data, source=str(path))
+        return cls.from_bytes(read_checked(path, sha256), source=str(path))
 
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> WaferPatternClassifier:
