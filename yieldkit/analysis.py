@@ -467,8 +467,12 @@ def _zonal(res: AnalysisResults, dies: pd.DataFrame, layout: Any, conf_level: fl
 
 
 def _clustering(res: AnalysisResults, dies: pd.DataFrame, fdr: float = 0.05) -> None:
-    """Wafers whose fails cluster: join-count and Moran's I permutation p-values, BH across wafers."""
-    c = clustering_stats(dies)
+    """Wafers whose fails cluster: join-count and Moran's I permutation p-values, BH across wafers.
+
+    The permutations stop early by Besag & Clifford's sequential rule: a p-value up to
+    h/(1+R) (0.05 at the defaults) is that of the full test, so the flagged wafers and their
+    q-values are too; larger p-values are valid but coarser (h/l after l permutations)."""
+    c = clustering_stats(dies, sequential=True)
     c["q_bw"] = benjamini_hochberg(c["p_bw"].to_numpy())
     c["q_i"] = benjamini_hochberg(c["p_i"].to_numpy())
     flagged = (c["q_bw"] < fdr) | (c["q_i"] < fdr)

@@ -129,7 +129,7 @@ def _partition_stats(df: pd.DataFrame, number: int, zone_layout: Any, conf_level
         if sections.get("clustering"):
             from ..spatial import clustering_stats
 
-            out["clustering"] = _with_first(clustering_stats(placed), w)
+            out["clustering"] = _with_first(clustering_stats(placed, sequential=True), w)
         if sections.get("patterns"):
             from ..classify.grid import dies_to_grids
             from ..classify.pretrained import load_pretrained
