@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import YieldkitError
-from .pattern import WaferPatternClassifier
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ def wm811k_heldout(map_sha1: Any, *, fold: int = 0, n_folds: int = 5) -> np.ndar
     return (keys % n_folds) == fold
 
 
-def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier:
+def load_pretrained(name: str = "wm811k") -> Any:
     """Load a pattern classifier shipped with yieldkit.
 
     Parameters
@@ -114,8 +113,11 @@ def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier:
 
     Returns
     -------
-    WaferPatternClassifier
-        Fitted, ``input="grids"``; for ``"wm811k"`` the classes are ``Center, Donut, Edge-Loc,
+    EnsemblePatternClassifier, CNNPatternClassifier or WaferPatternClassifier
+        Fitted, taking grids or a die table; for ``"wm811k"`` an
+        :class:`~yieldkit.classify.ensemble.EnsemblePatternClassifier` (boosted trees and a CNN,
+        temperature-calibrated, ``"unknown"`` below its ``unknown_threshold``; ``forest_`` is the
+        trees' :class:`~yieldkit.classify.forest.Forest`) whose classes are ``Center, Donut, Edge-Loc,
         Edge-Ring, Loc, Near-full, Random, Scratch, none``. ``metadata_`` holds the training
         split, the held-out metrics, the scikit-learn version used for training and the data
         citation.
@@ -161,4 +163,6 @@ def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier:
         raise ModelIntegrityError(
             f"the shipped pattern model {fname} has SHA-256 {got}, expected {expected}; the file is "
             f"corrupt or was replaced. Reinstall yieldkit or retrain with scripts/{script}.")
-    return WaferPatternClassifier.from_bytes(data, source=fname)
+    from .ensemble import pattern_model_from_bytes
+
+    return pattern_model_from_bytes(data, source=fname)
