@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 __all__ = ["DATA_CITATION", "MIXED_DATA_CITATION", "PRETRAINED", "load_pretrained", "wm811k_heldout"]
 
 MODEL_FILE = "wm811k_patterns.npz"
-#: SHA-256 of the shipped model file; written by scripts/train_pattern_classifier.py --update-hash.
+#: SHA-256 of the shipped model file; written by scripts/train_pattern_cnn.py --update-hash.
 MODEL_SHA256 = "4e664d0cb8825290a129736d38612b60f2153552094da32f42afbd09406ceca7"
 
 DATA_CITATION = (
@@ -150,7 +150,7 @@ def load_pretrained(name: str = "wm811k") -> Any:
 
     check_choice(name, tuple(PRETRAINED), name="name", where="load_pretrained")
     if name == "wm811k":
-        fname, expected, script = MODEL_FILE, MODEL_SHA256, "train_pattern_classifier.py"
+        fname, expected, script = MODEL_FILE, MODEL_SHA256, "train_pattern_cnn.py"
     else:
         fname, expected, script = MIXED_MODEL_FILE, MIXED_MODEL_SHA256, "train_mixed_classifier.py"
     ref = resources.files("yieldkit.classify").joinpath("data", fname)
