@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     cnn = CNNPatternClassifier.from_net(ConvNet(spec, arrays), classes, size=SIZE)
     if args.trees is not None:
         trees = WaferPatternClassifier.from_bytes(args.trees.read_bytes())
+        trees.input = "grids"  # fitted on extract_features of the training part
+        trees.feature_names_ = feature_names()
     else:
         t1 = time.perf_counter()
         F = extract_features([grids[i] for i in tr])

@@ -66,3 +66,18 @@ def test_a_donut_covers_the_band_and_a_centre_does_not(rng):
     assert fd["ringp_band_coverage"] == 1.0 and fc["ringp_band_coverage"] < 0.5
     assert fd["ringp_peak_radius"] == pytest.approx(0.52, abs=0.12)
     assert fd["ringp_peak_contrast"] > 0.5 and fd["ringp_hole"] > 0.5
+
+
+def test_classifier_with_shape_features_round_trip(rng, tmp_path):
+    from yieldkit.classify.features import feature_names
+    from yieldkit.classify.pattern import WaferPatternClassifier
+
+    grids, y = synth_set(rng, 10)
+    clf = WaferPatternClassifier(features="standard+shape", max_iter=10, min_samples_leaf=3, n_threads=1,
+                                 random_state=0).fit(grids, y)
+    assert clf.n_features_in_ == len(feature_names()) + len(shape_feature_names())
+    assert clf.feature_names_[-len(shape_feature_names()):] == shape_feature_names()
+    assert np.mean(clf.predict(grids) == y) > 0.9
+    clf.save(tmp_path / "m.npz")
+    back = WaferPatternClassifier.load(tmp_path / "m.npz")
+    np.testing.assert_allclose(back.predict_proba(grids), clf.predict_proba(grids))
