@@ -197,10 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dict", type=Path, default=None,
                     help="load the trained CNN weights (torch state dict) instead of training")
     ap.add_argument("--trees", type=Path, default=None, help="load the fitted trees (.npz) instead of fitting")
+    ap.add_argument("--members", choices=("trees", "trees+cnn"), default="trees",
+                    help="ensemble members (the shipped model: trees; the CNN did not help, see the notes)")
     ap.add_argument("--update-hash", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    import torch
+    use_cnn = args.members == "trees+cnn"
 
     d = pd.read_parquet(args.data / "wm811k_dev.parquet", columns=["label", "height", "width", "grid", "map_sha1"])
     grids = [np.frombuffer(b, np.uint8).reshape(h, w) for b, h, w in zip(d["grid"], d["height"], d["width"])]
@@ -211,15 +213,22 @@ def main(argv: list[str] | None = None) -> int:
     tr, ca, he = (np.flatnonzero(m) for m in (trm, cam, hem))
     log.info("maps: %d train, %d calibration, %d held out", len(tr), len(ca), len(he))
     t0 = time.perf_counter()
-    X = grid_tensor(grids, SIZE).astype(np.float16)
-    net = build_net(len(classes))
-    if args.state_dict is not None:
-        net.load_state_dict(torch.load(args.state_dict))
-    else:
-        net = train_cnn(X, y, tr, int(np.flatnonzero(classes == "none")[0]), args.seed, len(classes))
-    t_cnn = time.perf_counter() - t0
-    spec, arrays = export(net)
-    cnn = CNNPatternClassifier.from_net(ConvNet(spec, arrays), classes, size=SIZE)
+    cnn = None
+    cnn_meta: dict[str, Any] = {}
+    if use_cnn:
+        import torch
+
+        X = grid_tensor(grids, SIZE).astype(np.float16)
+        net = build_net(len(classes))
+        if args.state_dict is not None:
+            net.load_state_dict(torch.load(args.state_dict))
+        else:
+            net = train_cnn(X, y, tr, int(np.flatnonzero(classes == "none")[0]), args.seed, len(classes))
+        spec, arrays = export(net)
+        cnn = CNNPatternClassifier.from_net(ConvNet(spec, arrays), classes, size=SIZE)
+        cnn_meta = {"size": SIZE, "channels": list(CHANNELS), "epochs": EPOCHS, "batch": BATCH, "lr": LR,
+                    "none_per_epoch": NONE_PER_EPOCH, "torch_version_at_training": torch.__version__,
+                    "train_seconds": round(time.perf_counter() - t0, 1)}
     if args.trees is not None:
         trees = WaferPatternClassifier.from_bytes(args.trees.read_bytes())
         trees.input = "grids"  # fitted on extract_features of the training part
@@ -235,23 +244,27 @@ def main(argv: list[str] | None = None) -> int:
 
     def member_probas(idx: np.ndarray) -> list[np.ndarray]:
         g = [grids[i] for i in idx]
-        return [cnn.predict_proba(g), trees.predict_proba(g)]
+        pt = trees.predict_proba(g)
+        return [cnn.predict_proba(g) if cnn is not None else np.zeros_like(pt), pt]
 
     # calibration part: ensemble weight, temperature, unknown threshold
     pc = member_probas(ca)
-    w = choose_weight(pc[0], pc[1], y[ca])
+    w = choose_weight(pc[0], pc[1], y[ca]) if cnn is not None else 0.0
     avg = EnsemblePatternClassifier.combine(pc, [w, 1 - w])
     temp = fit_temperature(np.log(np.maximum(avg, 1e-300)), y[ca])
     pcal = EnsemblePatternClassifier.combine(pc, [w, 1 - w], temp)
     thr = choose_unknown_threshold(pcal, y[ca], target_accuracy=UNKNOWN_TARGET_ACCURACY)
     log.info("calibration: CNN weight %.2f, temperature %.3f, unknown threshold %.4f", w, temp, thr)
-    ens = EnsemblePatternClassifier([trees, cnn], weights=[1 - w, w], temperature=temp, unknown_threshold=thr)
+    if cnn is not None:
+        ens = EnsemblePatternClassifier([trees, cnn], weights=[1 - w, w], temperature=temp, unknown_threshold=thr)
+    else:
+        ens = EnsemblePatternClassifier([trees], temperature=temp, unknown_threshold=thr)
 
     # held-out evaluation, numpy only
     ph = member_probas(he)
     yh = y[he]
     res: dict[str, Any] = {}
-    for name, p in (("cnn", ph[0]), ("trees", ph[1])):
+    for name, p in (("cnn", ph[0]), ("trees", ph[1]))[0 if cnn is not None else 1:]:
         res[name] = pattern_scores(labels[he], classes[p.argmax(1)], labels=classes).to_dict()
     p_raw = EnsemblePatternClassifier.combine(ph, [w, 1 - w])
     p_cal = EnsemblePatternClassifier.combine(ph, [w, 1 - w], temp)
@@ -277,11 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         "heldout_ece": res["ensemble"]["ece"], "heldout_ece_before_temperature": res["ensemble"]["ece_before_temperature"],
         "heldout_unknown_rate": res["ensemble"]["unknown_rate"],
         "heldout_accuracy_answered": res["ensemble"]["accuracy_answered"],
-        "heldout_members": {"cnn": res["cnn"], "trees": res["trees"]},
+        "heldout_members": {k: res[k] for k in ("cnn", "trees") if k in res},
         "unknown_target_accuracy": UNKNOWN_TARGET_ACCURACY,
-        "cnn": {"size": SIZE, "channels": list(CHANNELS), "epochs": EPOCHS, "batch": BATCH, "lr": LR,
-                "none_per_epoch": NONE_PER_EPOCH, "torch_version_at_training": torch.__version__},
-        "trees_params": TREE_PARAMS, "train_seconds_cnn": round(t_cnn, 1),
+        "member_models": args.members, "weight_cnn": w, "temperature": temp, "unknown_threshold": thr,
+        **({"cnn": cnn_meta} if cnn_meta else {}),
+        "trees_params": TREE_PARAMS,
         "sklearn_version_at_training": sklearn.__version__,
         "data_citation": DATA_CITATION,
         "data_licence": "WM-811K: redistribution with or without modification permitted provided the "

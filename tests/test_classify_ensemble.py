@@ -65,10 +65,10 @@ def test_unknown_answer_below_threshold(members):
 def test_file_round_trip(members, tmp_path):
     trees, cnn, grids, _ = members
     ens = EnsemblePatternClassifier([trees, cnn], weights=[0.4, 0.6], temperature=1.3, unknown_threshold=0.5)
-    digest = ens.save(tmp_path / "m.npz", meta={"note": "x"})
+    digest = ens.save(tmp_path / "m.npz", meta={"note": "x", "members": "ignored", "temperature": 9.0})
     back = EnsemblePatternClassifier.load(tmp_path / "m.npz", sha256=digest)
     np.testing.assert_allclose(back.predict_proba(grids), ens.predict_proba(grids), rtol=1e-12)
-    assert back.metadata_["note"] == "x" and back.unknown_threshold == 0.5
+    assert back.metadata_["note"] == "x" and back.unknown_threshold == 0.5 and back.temperature == 1.3
     assert isinstance(back.members[0], WaferPatternClassifier) and isinstance(back.members[1], CNNPatternClassifier)
     data = (tmp_path / "m.npz").read_bytes()
     assert not data.startswith(b"\x80")  # not a pickle

@@ -174,13 +174,13 @@ class EnsemblePatternClassifier:
             a, info = loadz(m.to_bytes())
             arrays.update({f"m{i}__{k}": v for k, v in a.items()})
             infos.append(info)
-        head: dict[str, Any] = {
+        head: dict[str, Any] = dict(meta or {})
+        head.update({  # the structure wins over same-named metadata
             "format": _FORMAT, "format_version": _FORMAT_VERSION, "classes": [str(c) for c in self.classes_],
             "weights": self.weights_.tolist(), "temperature": float(self.temperature),
             "unknown_threshold": None if self.unknown_threshold is None else float(self.unknown_threshold),
             "members": infos,
-        }
-        head.update(meta or {})
+        })
         return savez_bytes(arrays, head)
 
     def save(self, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> str:

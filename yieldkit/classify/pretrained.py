@@ -1,10 +1,22 @@
 """The wafer-map pattern classifiers shipped with yieldkit, trained on real WM-811K and MixedWM38 maps.
 
-The model file ``yieldkit/classify/data/wm811k_patterns.npz`` holds the boosted trees as plain
-numpy arrays plus JSON metadata (no pickle) and is checked against the SHA-256 recorded below
-before it is used. It was trained by ``scripts/train_pattern_classifier.py`` on the training part of
-the WM-811K development maps; the split is :func:`wm811k_heldout` (seed-free, by map hash, so
-duplicate maps stay on one side).
+The model file ``yieldkit/classify/data/wm811k_patterns.npz`` holds a calibrated
+:class:`~yieldkit.classify.ensemble.EnsemblePatternClassifier` -- boosted trees on the 189 pattern
+features, their probabilities temperature-scaled and an ``"unknown"`` answer below a threshold --
+as plain numpy arrays plus JSON metadata (no pickle), checked against the SHA-256 recorded below
+before it is used. It was made by ``scripts/train_pattern_cnn.py`` (seed 0) from the WM-811K
+development maps split by map hash (seed-free, duplicate maps on one side): held out when
+``int(map_sha1[:8], 16) % 5 == 0`` (:func:`wm811k_heldout`, 9,981 maps, evaluation only);
+calibration (temperature and threshold) when not held out and ``(int(map_sha1[:8], 16) // 5) % 10
+== 0`` (3,942 maps); training the rest (35,884 maps).
+
+Figures on the held-out maps (never used for fitting or choosing anything): accuracy 0.973,
+macro-F1 0.935; F1 Center 0.970, Donut 0.901, Edge-Loc 0.926, Edge-Ring 0.988, Loc 0.878,
+Near-full 0.979, Random 0.938, Scratch 0.847, none 0.992. Expected calibration error (15 bins)
+0.017 before and 0.007 after temperature scaling (T = 1.69). Below a top probability of 0.818
+(chosen on the calibration part for 99 % accuracy on the answered wafers) the model answers
+``"unknown"``: 3.9 % of the held-out maps, accuracy 0.989 on the rest. All of it is in
+``metadata_``.
 
 Data licence and citation
 -------------------------
@@ -54,7 +66,7 @@ __all__ = ["DATA_CITATION", "MIXED_DATA_CITATION", "PRETRAINED", "load_pretraine
 
 MODEL_FILE = "wm811k_patterns.npz"
 #: SHA-256 of the shipped model file; written by scripts/train_pattern_cnn.py --update-hash.
-MODEL_SHA256 = "4e664d0cb8825290a129736d38612b60f2153552094da32f42afbd09406ceca7"
+MODEL_SHA256 = "d01c51a219a21d3143374bfcf97f431b2612580d99d139be4f36c13de8452fa1"
 
 DATA_CITATION = (
     "WM-811K (LSWMD), Copyright 2015 Jyh-Shing Roger Jang, MIR Lab, National Taiwan University. "
