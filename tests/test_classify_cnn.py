@@ -274,3 +274,53 @@ def test_save_load_round_trip_and_integrity(tmp_path):
     with pytest.raises(YieldkitValueError, match="format 'yieldkit-wafer-pattern-model'"):
         CNNPatternClassifier.load(tmp_path / "trees.npz")
     assert isinstance(model_from_bytes((tmp_path / "trees.npz").read_bytes()), WaferPatternClassifier)
+
+
+def test_cli_classify_reads_a_saved_cnn_model(tmp_path):
+    """``yieldkit classify --model PATH`` takes a CNN model file too, with the SHA-256 check."""
+    from yieldkit.classify.grid import grids_to_dies
+    from yieldkit.cli import main
+
+    clf = CNNPatternClassifier.from_net(_center_net(), ["Center", "Edge-Ring"], size=8, multilabel=True)
+    path = tmp_path / "cnn.npz"
+    digest = clf.save(path)
+    src = tmp_path / "dies.csv"
+    grids_to_dies(_grids(), lot_id="A", wafer_id=["1", "2", "3"]).to_csv(src, index=False)
+    out = tmp_path / "pred.csv"
+    assert main(["-q", "classify", str(src), "--model", str(path), "--sha256", digest, "-o", str(out)]) == 0
+    pred = pd.read_csv(out)
+    assert pred["pattern"].tolist() == ["Center", "none", "Center"] and pred["n_patterns"].tolist() == [1, 0, 1]
+    assert main(["-q", "classify", str(src), "--model", str(path), "--sha256", "f" * 64]) != 0
+
+
+def test_the_shipped_cnn_runs_without_torch():
+    """Loading and running the shipped CNN imports no deep-learning framework."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from yieldkit.classify.pretrained import load_pretrained\n"
+            "clf = load_pretrained('mixedwm38')\n"
+            "clf.predict(np.ones((1, 52, 52), np.uint8))\n"
+            "bad = [m for m in ('torch', 'tensorflow', 'jax', 'onnxruntime') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_box_margin_gives_the_training_layout_for_cut_grids(rng):
+    """box_margin=1: a 52 x 52 map with an empty first row and column and its 51 x 51 cut (as a die table
+    gives it) make the same image, equal to the raw map's grid_tensor."""
+    g = np.zeros((52, 52), np.uint8)
+    g[1:, 1:] = rng.integers(1, 3, size=(51, 51))
+    g[1:6, 1:6] = 0
+    net = ConvNet({"layers": [{"type": "flatten"}, {"type": "dense", "name": "d"}]},
+                  {"d_weight": rng.normal(size=(1, 2 * 52 * 52)), "d_bias": np.zeros(1)})
+    clf = CNNPatternClassifier.from_net(net, ["Center"], size=52, multilabel=True, box_margin=1)
+    raw = grid_tensor([g], 52)
+    np.testing.assert_array_equal(clf._image([g, g[1:, 1:]]), np.r_[raw, raw])
+    np.testing.assert_allclose(clf.decision_function([g[1:, 1:]]), net.forward(raw), rtol=1e-6)
+    tall = np.ones((6, 4), np.uint8)  # padded to a centred 6 x 6 square, then resampled to 5 (size 6 - margin 1)
+    img = CNNPatternClassifier.from_net(net, ["Center"], size=6, multilabel=True, box_margin=1)._image([tall])
+    assert img[0, 1, 0].sum() == 0 and img[0, 1, :, 0].sum() == 0 and img[0, 1].sum() == pytest.approx(25 * 24 / 36, rel=1e-5)
+    with pytest.raises(YieldkitValueError, match="'box_margin' argument"):
+        CNNPatternClassifier.from_net(net, ["Center"], size=52, box_margin=52)

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import threadpool_limits
 
 from ..errors import YieldkitValueError, check_choice
 from ..io.atomic import atomic_path
@@ -125,6 +126,18 @@ def grid_tensor(grids: Any, size: int = 64) -> np.ndarray:
     return out
 
 
+def _boxed(g: np.ndarray) -> np.ndarray:
+    """The grid cut to the bounding box of its dies and padded with no-die cells to a centred square."""
+    rows, cols = np.flatnonzero(g.any(axis=1)), np.flatnonzero(g.any(axis=0))
+    if not len(rows):
+        return g
+    g = g[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = g.shape
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    return np.pad(g, ((top, side - h - top), (left, side - w - left)))
+
+
 def _pair(v: Any, what: str) -> tuple[int, int]:
     a = np.atleast_1d(np.asarray(v, dtype=np.int64))
     if a.size == 1:
@@ -168,6 +181,7 @@ class ConvNet:
             raise YieldkitValueError("ConvNet spec must be a dict with a non-empty list 'layers'.")
         self.spec = {"layers": [dict(layer) for layer in layers]}
         self.arrays: dict[str, np.ndarray] = {}
+        self._wmat: dict[str, np.ndarray] = {}  # convolution weights as (kh * kw * in, out) matrices
         self.n_features_ = 0
         for i, layer in enumerate(self.spec["layers"]):
             kind = check_choice(layer.get("type"), _LAYERS, name=f"layers[{i}]['type']", where="ConvNet")
@@ -195,38 +209,42 @@ class ConvNet:
                     if np.any(self.arrays[f"{name}_scale"] == 0):
                         raise YieldkitValueError(f"ConvNet: {name}_scale must be non-zero.")
             if kind == "conv2d":
+                w = self.arrays[f"{layer['name']}_weight"]
+                self._wmat[layer["name"]] = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
                 _pair(layer.get("stride", 1), "stride")
                 _pair(layer.get("padding", 0), "padding")
             if kind == "maxpool":
                 _pair(layer.get("kernel", 2), "kernel")
 
     # ------------------------------------------------------------------ layers (channels-last)
-    @staticmethod
-    def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: tuple[int, int], pad: tuple[int, int]) -> np.ndarray:
+    def _conv(self, x: np.ndarray, name: str, stride: tuple[int, int], pad: tuple[int, int]) -> np.ndarray:
         n, h, wd, c = x.shape
-        o, ci, kh, kw = w.shape
+        o, ci, kh, kw = self.arrays[f"{name}_weight"].shape
         if ci != c:
-            raise YieldkitValueError(f"ConvNet: a convolution expects {ci} input channels, got {c}.")
+            raise YieldkitValueError(f"ConvNet: the convolution {name!r} expects {ci} input channels, got {c}.")
         if pad != (0, 0):
             x = np.pad(x, ((0, 0), (pad[0], pad[0]), (pad[1], pad[1]), (0, 0)))
+        # im2col: every window as one row ordered (kh, kw, c), contiguous along the channels
         win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::stride[0], ::stride[1]]  # (n, oh, ow, c, kh, kw)
         oh, ow = win.shape[1], win.shape[2]
-        cols = win.reshape(n * oh * ow, c * kh * kw)
-        y = cols @ w.reshape(o, ci * kh * kw).T
-        y += b
+        cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, kh * kw * c)
+        y = cols @ self._wmat[name]
+        y += self.arrays[f"{name}_bias"]
         return y.reshape(n, oh, ow, o)
 
     @staticmethod
     def _maxpool(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int]) -> np.ndarray:
         if pad != (0, 0):
             x = np.pad(x, ((0, 0), (pad[0], pad[0]), (pad[1], pad[1]), (0, 0)), constant_values=-np.inf)
-        n, h, w, c = x.shape
         (kh, kw), (sh, sw) = kernel, stride
-        if (kh, kw) == (sh, sw):  # non-overlapping windows: a reshape
-            oh, ow = h // kh, w // kw
-            return x[:, :oh * kh, :ow * kw].reshape(n, oh, kh, ow, kw, c).max(axis=(2, 4))
-        win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
-        return win.max(axis=(-2, -1))
+        oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+        out = None
+        for i in range(kh):  # the maximum of the kh * kw strided views, one per window offset
+            for j in range(kw):
+                v = x[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+                out = v.copy() if out is None else np.maximum(out, v, out=out)
+        assert out is not None
+        return out
 
     def _forward_chunk(self, x: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
         a = x
@@ -234,8 +252,7 @@ class ConvNet:
             kind = layer["type"]
             if kind == "conv2d":
                 name = layer["name"]
-                a = self._conv(a, self.arrays[f"{name}_weight"], self.arrays[f"{name}_bias"],
-                               _pair(layer.get("stride", 1), "stride"), _pair(layer.get("padding", 0), "padding"))
+                a = self._conv(a, name, _pair(layer.get("stride", 1), "stride"), _pair(layer.get("padding", 0), "padding"))
             elif kind == "relu":
                 np.maximum(a, 0, out=a)
             elif kind == "maxpool":
@@ -259,7 +276,7 @@ class ConvNet:
             raise YieldkitValueError("ConvNet: the last layer must give flat output (n, k); end with 'dense'.")
         return a
 
-    def forward(self, x: Any, *, features: Any = None, chunk: int = 128) -> np.ndarray:
+    def forward(self, x: Any, *, features: Any = None, chunk: int = 32, n_threads: int | None = 1) -> np.ndarray:
         """Logits of the network for a batch of images.
 
         Parameters
@@ -270,6 +287,9 @@ class ConvNet:
             Extra per-wafer features, required when the spec has a ``"features"`` layer.
         chunk : int
             Images processed at a time (bounds the memory of the im2col matrices).
+        n_threads : int or None
+            BLAS threads for the matrix products (None: the library's default). The products are
+            small, so one thread is fastest on a busy machine.
 
         Returns
         -------
@@ -292,8 +312,9 @@ class ConvNet:
                     f"Got {f.shape} instead.")
             f = np.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0)
         nhwc = x.transpose(0, 2, 3, 1)
-        parts = [self._forward_chunk(np.ascontiguousarray(nhwc[a:a + chunk]), None if f is None else f[a:a + chunk])
-                 for a in range(0, len(x), int(chunk))]
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            parts = [self._forward_chunk(np.ascontiguousarray(nhwc[a:a + chunk]), None if f is None else f[a:a + chunk])
+                     for a in range(0, len(x), int(chunk))]
         if not parts:
             return np.zeros((0, self.n_outputs), np.float32)
         return np.concatenate(parts).astype(np.float32, copy=False)
@@ -340,6 +361,12 @@ class CNNPatternClassifier:
     features : {None, "standard"}
         ``"standard"``: the network also takes the features of
         :func:`yieldkit.classify.extract_features` (its spec has a ``"features"`` layer).
+    box_margin : int or None
+        None: every grid is resampled to ``size`` as given. An int ``m``: every grid is first cut to
+        the bounding box of its dies and padded with no-die cells to a centred square, which is
+        resampled to ``size - m`` cells and placed at row and column ``m`` of the image (the
+        layout of training maps whose wafer fills all but the first ``m`` rows and columns, as
+        MixedWM38's), so a die table, whose grids are cut to the dies, gives the training layout.
 
     Attributes
     ----------
@@ -367,19 +394,21 @@ class CNNPatternClassifier:
     metadata_: dict[str, Any]
 
     def __init__(self, *, size: int = 64, multilabel: bool = False, threshold: float = 0.5, temperature: float = 1.0,
-                 unknown_threshold: float | None = None, features: str | None = None) -> None:
+                 unknown_threshold: float | None = None, features: str | None = None,
+                 box_margin: int | None = None) -> None:
         self.size = size
         self.multilabel = multilabel
         self.threshold = threshold
         self.temperature = temperature
         self.unknown_threshold = unknown_threshold
         self.features = features
+        self.box_margin = box_margin
 
     def get_params(self) -> dict[str, Any]:
         """The options, as given to the constructor."""
         return {"size": self.size, "multilabel": self.multilabel, "threshold": self.threshold,
                 "temperature": self.temperature, "unknown_threshold": self.unknown_threshold,
-                "features": self.features}
+                "features": self.features, "box_margin": self.box_margin}
 
     def _check_params(self) -> None:
         where = "CNNPatternClassifier"
@@ -390,6 +419,10 @@ class CNNPatternClassifier:
             raise YieldkitValueError(f"The 'threshold' argument of {where} must be in (0, 1). Got {self.threshold!r} instead.")
         if not (float(self.temperature) > 0):
             raise YieldkitValueError(f"The 'temperature' argument of {where} must be > 0. Got {self.temperature!r} instead.")
+        m = self.box_margin
+        if m is not None and (not isinstance(m, int | np.integer) or isinstance(m, bool) or not 0 <= m < self.size):
+            raise YieldkitValueError(
+                f"The 'box_margin' argument of {where} must be None or an int in [0, size). Got {m!r} instead.")
         u = self.unknown_threshold
         if u is not None and not (0 <= float(u) <= 1):
             raise YieldkitValueError(
@@ -443,7 +476,15 @@ class CNNPatternClassifier:
             from .features import extract_features
 
             extra = extract_features(grids)
-        return self.net_.forward(grid_tensor(grids, self.size), features=extra)
+        return self.net_.forward(self._image(grids), features=extra)
+
+    def _image(self, grids: list[np.ndarray]) -> np.ndarray:
+        if self.box_margin is None:
+            return grid_tensor(grids, self.size)
+        m = int(self.box_margin)
+        x = np.zeros((len(grids), 2, self.size, self.size), np.float32)
+        x[:, :, m:, m:] = grid_tensor([_boxed(g) for g in grids], self.size - m)
+        return x
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probability of every class (rows sum to 1), or of every label in multi-label mode.
