@@ -1,8 +1,10 @@
 """Benchmark of the root-cause classifiers.
 
 1. The shipped wafer-pattern model on the held-out WM-811K development maps (the 20 % the training
-   never saw, ``int(map_sha1[:8], 16) % 5 == 0``): accuracy, macro-F1, per-class precision and
-   recall, confusion matrix, and inference speed (features + prediction) in wafers per second.
+   never saw, ``int(map_sha1[:8], 16) % 5 == 0``): accuracy, macro-F1, per-class precision, recall
+   and F1, expected calibration error, the share answered "unknown", the confusion matrix, and
+   inference speed (grids to probabilities: features, resampling, trees and CNN) in wafers per
+   second, wall clock and per CPU-second.
 2. Commonality on simulated wafer histories: the false-positive rate on null data (any factor
    flagged at FDR 5 %) and the detection rate of one bad chamber.
 3. DefectClassifier on simulated defect classes: accuracy and macro-F1.
@@ -26,9 +28,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 
 def bench_patterns(samples: Path) -> None:
-    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
-
-    from yieldkit.classify.features import extract_features
+    from yieldkit.classify.calibration import expected_calibration_error, pattern_scores, unknown_coverage
     from yieldkit.classify.pretrained import load_pretrained, wm811k_heldout
 
     path = samples / "wafermaps" / "wm811k_dev.parquet"
@@ -38,30 +38,33 @@ def bench_patterns(samples: Path) -> None:
     d = pd.read_parquet(path, columns=["label", "height", "width", "grid", "map_sha1"])
     d = d[wm811k_heldout(d["map_sha1"])]
     grids = [np.frombuffer(b, np.uint8).reshape(h, w) for b, h, w in zip(d["grid"], d["height"], d["width"])]
-    y = d["label"].to_numpy()
+    y = d["label"].to_numpy().astype(str)
     t = time.perf_counter()
     clf = load_pretrained()
     t_load = time.perf_counter() - t
-    clf.predict(grids[:200])  # warm-up: caches per grid shape
-    t = time.perf_counter()
-    F = extract_features(grids)
-    t_feat = time.perf_counter() - t
-    t = time.perf_counter()
-    p = clf.forest_.predict_proba(F)
-    t_pred = time.perf_counter() - t
-    pred = clf.classes_[np.argmax(p, axis=1)]
+    clf.predict_proba(grids[:200])  # warm-up: caches per grid shape
+    t, c = time.perf_counter(), time.process_time()
+    p = clf.predict_proba(grids)
+    t_pred, c_pred = time.perf_counter() - t, time.process_time() - c
+    classes = np.asarray(clf.classes_).astype(str)
+    pred = classes[np.argmax(p, axis=1)]
+    yi = np.searchsorted(classes, y)
     n = len(grids)
-    print(f"[patterns] held-out WM-811K maps: {n}; model trained on {clf.metadata_.get('n_train')} maps "
-          f"in {clf.metadata_.get('train_seconds')} s (features + fit)")
-    print(f"[patterns] load {t_load * 1e3:.0f} ms; features {n / t_feat:.0f} wafers/s; trees {n / t_pred:.0f} wafers/s; "
-          f"features + prediction {n / (t_feat + t_pred):.0f} wafers/s")
-    print(f"[patterns] accuracy {accuracy_score(y, pred):.4f}  macro-F1 {f1_score(y, pred, average='macro'):.4f}")
-    print(classification_report(y, pred, digits=3))
-    labels = list(clf.classes_)
-    cm = pd.DataFrame(confusion_matrix(y, pred, labels=labels), index=labels, columns=labels)
+    meta = clf.metadata_
+    print(f"[patterns] {type(clf).__name__} on the held-out WM-811K maps: {n}; trained on {meta.get('n_train')} maps")
+    print(f"[patterns] load {t_load * 1e3:.0f} ms; grids -> probabilities {n / t_pred:.0f} wafers/s wall clock, "
+          f"{n / c_pred:.0f} wafers per CPU-second (the machine may be shared)")
+    s = pattern_scores(y, pred, labels=classes)
+    print(f"[patterns] accuracy {s.accuracy:.4f}  macro-F1 {s.macro_f1:.4f}  ECE {expected_calibration_error(p, yi):.4f}")
+    thr = getattr(clf, "unknown_threshold", None)
+    if thr is not None:
+        u = unknown_coverage(p, yi, thr)
+        print(f"[patterns] unknown below p = {thr:.3f}: unknown rate {u['unknown_rate']:.4f}, "
+              f"accuracy on the answered wafers {u['accuracy']:.4f}")
     with pd.option_context("display.width", 200):
+        print(s.per_class.round(4).to_string())
         print("confusion matrix (rows true, columns predicted):")
-        print(cm.to_string())
+        print(s.confusion.to_string())
 
 
 def bench_commonality(reps: int) -> None:

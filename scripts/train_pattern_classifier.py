@@ -1,4 +1,9 @@
-"""Train the wafer-map pattern classifier shipped with yieldkit.
+"""Train the boosted-tree wafer-map pattern classifier alone.
+
+The model shipped as ``load_pretrained("wm811k")`` is the calibrated ensemble of these trees and a
+small CNN written by ``scripts/train_pattern_cnn.py``; this script fits and evaluates the trees
+by themselves (``--out`` defaults to ``wm811k_trees.npz`` in the working directory, and
+``--update-hash`` is for a deliberate replacement of the shipped file by the trees alone).
 
 Data: the WM-811K development maps in ``../shared/samples/wafermaps/wm811k_dev.parquet`` (see the
 data card ``SOURCES.md`` there). Split: a map is held out when ``int(map_sha1[:8], 16) % 5 == 0``
@@ -34,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from yieldkit.classify.features import extract_features, feature_names  # noqa: E402
 from yieldkit.classify.pattern import WaferPatternClassifier  # noqa: E402
-from yieldkit.classify.pretrained import DATA_CITATION, MODEL_FILE, wm811k_heldout  # noqa: E402
+from yieldkit.classify.pretrained import DATA_CITATION, wm811k_heldout  # noqa: E402
 
 log = logging.getLogger("train_pattern_classifier")
 
@@ -51,7 +56,7 @@ def load_maps(path: Path) -> tuple[pd.DataFrame, list[np.ndarray]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "samples" / "wafermaps")
-    ap.add_argument("--out", type=Path, default=REPO / "yieldkit" / "classify" / "data" / MODEL_FILE)
+    ap.add_argument("--out", type=Path, default=Path("wm811k_trees.npz"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-threads", type=int, default=1, help="OpenMP threads for fitting (1 is fastest on a busy machine)")
     ap.add_argument("--subset", type=int, default=None, help="train on this many maps only (development)")
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_hash:
         src = REPO / "yieldkit" / "classify" / "pretrained.py"
         text = src.read_text()
-        new = re.sub(r'MODEL_SHA256 = "[0-9a-f]{64}"', f'MODEL_SHA256 = "{digest}"', text)
+        new = re.sub(r'\nMODEL_SHA256 = "[0-9a-f]{64}"', f'\nMODEL_SHA256 = "{digest}"', text)
         from yieldkit.io.atomic import atomic_write
 
         with atomic_write(src) as fh:

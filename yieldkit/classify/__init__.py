@@ -6,6 +6,8 @@
   :func:`load_pretrained` returns the model shipped with yieldkit, trained on WM-811K maps.
 - :class:`CNNPatternClassifier`: a small CNN (:class:`~yieldkit.classify.cnn.ConvNet`) evaluated in numpy
   on :func:`grid_tensor` images, with the same predict/save/load surface.
+- :class:`EnsemblePatternClassifier`: probability average of pattern models, temperature-calibrated,
+  with an "unknown" answer; :mod:`~yieldkit.classify.calibration` scores and calibrates them.
 - :func:`pattern_causes`, :func:`pattern_summary`: candidate causes of each pattern.
 - :class:`SimilarWafers`: the past wafers most similar to new ones (with their known causes);
   :func:`retrieval_scores` measures a retrieval.
@@ -26,6 +28,7 @@ _EXPORTS = {
     "feature_names": "features",
     "WaferPatternClassifier": "pattern",
     "CNNPatternClassifier": "cnn",
+    "EnsemblePatternClassifier": "ensemble",
     "grid_tensor": "cnn",
     "PATTERNS": "pattern",
     "load_pretrained": "pretrained",

@@ -50,7 +50,8 @@ from .grid import as_grids
 
 log = logging.getLogger(__name__)
 
-__all__ = ["extract_features", "feature_names", "image_feature_names", "image_features"]
+__all__ = ["extract_features", "feature_names", "image_feature_names", "image_features", "shape_feature_names",
+           "shape_features"]
 
 _S = 32  # side of the resampled map used for radon projections and pooling
 _N_ANGLES = 60  # projection angles 0, 3, ..., 177 deg
@@ -531,4 +532,201 @@ def image_features(grids: object) -> np.ndarray:
             fail = np.einsum("ih,nhw,jw->nij", ry, (g == 2).astype(np.float32), rx, optimize=True)
             dens = np.divide(fail, die, out=np.zeros_like(fail), where=die > 1e-6)
             out[part] = dens.reshape(len(part), -1)
+    return out
+
+
+# ----------------------------------------------------------------------------- line, blob and ring features
+_SHAPE_SCALES = (3, 5, 9)  # box sizes of the local fail density on the resampled map [cells of _S]
+_SHAPE_RING_BINS = 10
+_SHAPE_SECTORS = 16
+
+
+@functools.cache
+def shape_feature_names() -> tuple[str, ...]:
+    """Names of the columns returned by :func:`shape_features`, in order."""
+    names = []
+    for k in _SHAPE_SCALES:
+        names += [f"blob{k}_max", f"blob{k}_excess", f"blob{k}_radius"]
+    names += ["blob_hot_area", "blob_largest_share", "blob_largest_radius", "blob_largest_extent",
+              "blob_n_hot"]
+    names += ["hough_peak", "hough_peak_ratio", "hough_angle_peak", "hough_offset", "hough_second"]
+    names += ["ringp_peak_contrast", "ringp_peak_radius", "ringp_band_coverage", "ringp_hole",
+              "ringp_edge_contrast"]
+    return tuple(names)
+
+
+def _box(a: np.ndarray, k: int) -> np.ndarray:
+    """Mean over k x k boxes of a stack (n, S, S), zero-padded (sum through cumulative sums)."""
+    p = k // 2
+    n, s, _ = a.shape
+    c = np.zeros((n, s + 2 * p + 1, s + 2 * p + 1), np.float64)
+    c[:, 1 + p:1 + p + s, 1 + p:1 + p + s] = a
+    c = c.cumsum(axis=1).cumsum(axis=2)
+    return (c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]) / (k * k)
+
+
+def _shape_batch(fs: np.ndarray, ds: np.ndarray) -> np.ndarray:
+    """Shape features of resampled fail (``fs``) and die (``ds``) fractions, both (n, S, S)."""
+    n, s, _ = fs.shape
+    eps = 1e-9
+    dsum = ds.sum(axis=(1, 2)) + eps
+    rate = fs.sum(axis=(1, 2)) / dsum
+    c = (np.arange(s) + 0.5)
+    cy = (ds.sum(axis=2) @ c) / dsum
+    cx = (ds.sum(axis=1) @ c) / dsum
+    R = np.sqrt(dsum / np.pi)
+    dy = c[None, :, None] - cy[:, None, None]
+    dx = c[None, None, :] - cx[:, None, None]
+    r = np.sqrt(dx**2 + dy**2) / R[:, None, None]
+    out: list[np.ndarray] = []
+    # multi-scale local fail fraction: the densest spot, its excess over the wafer rate and its radius
+    hot5 = None
+    for k in _SHAPE_SCALES:
+        lf = _box(fs, k)
+        ld = _box(ds, k)
+        frac = np.where(ld > 0.5, lf / np.maximum(ld, eps), 0.0).reshape(n, -1)
+        j = np.argmax(frac, axis=1)
+        m = frac[np.arange(n), j]
+        out.append(np.c_[m, m - rate, r.reshape(n, -1)[np.arange(n), j]])
+        if k == 5:
+            hot5 = (frac.reshape(n, s, s) > np.maximum(2 * rate, rate + 0.15)[:, None, None]) & (ds > 0.5)
+    assert hot5 is not None
+    # the largest hot blob (local density well above the wafer's rate)
+    lab, nl = ndimage.label(hot5, structure=_STRUCT8)
+    blob = np.zeros((n, 5))
+    blob[:, 2] = -1.0
+    blob[:, 0] = hot5.sum(axis=(1, 2)) / dsum
+    if nl:
+        flat = lab.ravel()
+        on = np.flatnonzero(flat)
+        lb = flat[on]
+        sizes = np.bincount(lb, minlength=nl + 1).astype(np.float64)
+        w_of = np.zeros(nl + 1, np.int64)
+        w_of[lb] = on // (s * s)
+        best = np.zeros(n)
+        np.maximum.at(best, w_of[1:], sizes[1:])
+        nhot = np.bincount(w_of[1:][sizes[1:] >= 3], minlength=n)
+        is_l = sizes == best[w_of]
+        is_l[0] = False
+        ids = np.flatnonzero(is_l)
+        pick = np.zeros(n, np.int64)
+        pick[w_of[ids][::-1]] = ids[::-1]  # the lowest label among equal sizes
+        sel = pick[w_of[lb]] == lb
+        pix = on[sel]
+        wi = pix // (s * s)
+        yy = (pix % (s * s)) // s + 0.5
+        xx = pix % s + 0.5
+        cnt = np.bincount(wi, minlength=n).astype(np.float64)
+        cc = np.maximum(cnt, 1)
+        my = np.bincount(wi, yy, n) / cc
+        mx = np.bincount(wi, xx, n) / cc
+        hx = _group_max(wi, np.c_[xx, -xx, yy, -yy], n)
+        bbox = np.where(np.isfinite(hx[:, 0]), (hx[:, 0] + hx[:, 1] + 1) * (hx[:, 2] + hx[:, 3] + 1), 1.0)
+        has = cnt > 0
+        blob[:, 1] = cnt / dsum
+        blob[:, 2] = np.where(has, np.hypot(mx - cx, my - cy) / R, -1.0)
+        blob[:, 3] = np.where(has, cnt / bbox, 0.0)
+        blob[:, 4] = nhot
+    out.append(blob)
+    # lines: radon projection of the excess fail density (background removed), so uniform noise
+    # gives a flat sinogram and a scratch one sharp peak
+    if s == _S:
+        exc = (fs - rate[:, None, None] * ds).reshape(n, -1)
+        sino = (_radon_matrix() @ exc.T).T.reshape(n, _N_ANGLES, _N_DET)
+        flat_s = sino.reshape(n, -1)
+        j = np.argmax(flat_s, axis=1)
+        peak = flat_s[np.arange(n), j]
+        per_angle = sino.max(axis=2)
+        a_best = j // _N_DET
+        t_best = j % _N_DET
+        # the best peak at an angle at least 30 deg away from the first one
+        ang = np.arange(_N_ANGLES)
+        dist = np.abs(ang[None, :] - a_best[:, None])
+        dist = np.minimum(dist, _N_ANGLES - dist)
+        second = np.where(dist >= _N_ANGLES // 6, per_angle, -np.inf).max(axis=1)
+        scale = np.abs(sino).mean(axis=(1, 2)) + 1e-6
+        out.append(np.c_[peak, peak / scale, (per_angle.max(axis=1) - np.median(per_angle, axis=1)) / scale,
+                         np.abs(t_best + 0.5 - _N_DET / 2) / (_N_DET / 2), second / np.maximum(peak, 1e-6)])
+    # rings: fine radial profile, its strongest interior peak and how much of the band it covers
+    rb = np.minimum((r * _SHAPE_RING_BINS / 1.05).astype(np.int64), _SHAPE_RING_BINS - 1)
+    wi = np.broadcast_to(np.arange(n)[:, None, None], fs.shape)
+    key = (wi * _SHAPE_RING_BINS + rb).ravel()
+    dd = np.bincount(key, ds.ravel(), n * _SHAPE_RING_BINS).reshape(n, -1).astype(np.float64)
+    ff = np.bincount(key, fs.ravel(), n * _SHAPE_RING_BINS).reshape(n, -1).astype(np.float64)
+    prof = np.divide(ff, dd, out=np.zeros_like(ff), where=dd > 0.5)
+    inner = prof[:, 1:_SHAPE_RING_BINS - 2]
+    jpk = np.argmax(inner, axis=1) + 1
+    pk = prof[np.arange(n), jpk]
+    idx = np.arange(_SHAPE_RING_BINS)[None, :]
+    away = (np.abs(idx - jpk[:, None]) >= 2) & (idx < _SHAPE_RING_BINS - 1)
+    rest_mean = np.where(away, prof, 0.0).sum(axis=1) / np.maximum(away.sum(axis=1), 1)
+    band = (r > 0.25) & (r < 0.85)
+    phi = np.arctan2(dy, dx)
+    sb = np.minimum(((phi + np.pi) / (2 * np.pi) * _SHAPE_SECTORS).astype(np.int64), _SHAPE_SECTORS - 1)
+    keyb = (wi * _SHAPE_SECTORS + sb)[band]
+    bd = np.bincount(keyb, ds[band], n * _SHAPE_SECTORS).reshape(n, -1).astype(np.float64)
+    bf = np.bincount(keyb, fs[band], n * _SHAPE_SECTORS).reshape(n, -1).astype(np.float64)
+    sec = np.divide(bf, bd, out=np.zeros_like(bf), where=bd > 0.5)
+    top = sec.max(axis=1)
+    cover = np.where(top > 0, (sec >= 0.5 * top[:, None]).mean(axis=1), 0.0)
+    centre = prof[:, 0]
+    outer = prof[:, -2:].mean(axis=1)
+    out.append(np.c_[pk - rest_mean, (jpk + 0.5) / _SHAPE_RING_BINS * 1.05, cover,
+                     pk - centre, outer - prof[:, :_SHAPE_RING_BINS - 2].mean(axis=1)])
+    return np.concatenate(out, axis=1)
+
+
+def shape_features(grids: object) -> np.ndarray:
+    """Line, blob and ring features of wafer grids, robust to random fails.
+
+    Computed on the fail and die fractions of each map resampled (area-weighted) to 32 x 32 cells:
+
+    ``blob{k}_*``
+        local fail fraction in k x k boxes (k = 3, 5, 9): its maximum, the excess of the maximum
+        over the wafer's fail rate and the normalised radius where it lies.
+    ``blob_*``
+        cells whose 5 x 5 local fail fraction exceeds twice the wafer's rate: their area share, the
+        largest such blob's share, radius and bounding-box fill, and the number of blobs.
+    ``hough_*``
+        radon (Hough-style) projection over 60 angles of the excess fail density (the wafer's
+        mean removed, so uniform noise projects flat): the highest line integral, its ratio to
+        the mean absolute projection, how much one angle stands out, the line's offset from the
+        centre and the best line at least 30 deg away relative to the first.
+    ``ringp_*``
+        10-bin radial fail profile: the strongest interior ring against the rest of the profile,
+        its radius, the share of 16 angular sectors of the 0.25-0.85 radius band failing at least
+        half as much as the worst one (a donut covers all, a local blob few), the ring against the
+        centre, the edge against the interior.
+
+    Returns
+    -------
+    ndarray of shape (n, len(shape_feature_names()))
+
+    Examples
+    --------
+    >>> g = np.ones((40, 40), np.uint8); g[20, 5:35] = 2
+    >>> X = shape_features([g]); names = shape_feature_names()
+    >>> X.shape == (1, len(names)), bool(X[0, names.index("hough_peak_ratio")] > 3)
+    (True, True)
+    """
+    gl = as_grids(grids, name="grids", where="shape_features")
+    out = np.zeros((len(gl), len(shape_feature_names())))
+    if not gl:
+        return out
+    shapes = np.array([g.shape for g in gl])
+    key = shapes[:, 0] * 100_000 + shapes[:, 1]
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
+    for a, b in zip(starts[:-1], starts[1:], strict=False):
+        idx = order[a:b]
+        h, w = gl[idx[0]].shape
+        ry = _resample_matrix(h, _S)
+        rx = _resample_matrix(w, _S)
+        step = max(1, _PIX_BUDGET // (h * w))
+        for s in range(0, len(idx), step):
+            part = idx[s:s + step]
+            g = np.stack([gl[i] for i in part])
+            fs = np.einsum("ih,nhw,jw->nij", ry, (g == 2).astype(np.float32), rx, optimize=True)
+            ds = np.einsum("ih,nhw,jw->nij", ry, (g > 0).astype(np.float32), rx, optimize=True)
+            out[part] = _shape_batch(fs.astype(np.float64), ds.astype(np.float64))
     return out

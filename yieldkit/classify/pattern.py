@@ -27,7 +27,14 @@ from threadpoolctl import threadpool_limits
 from ..errors import NotFittedError, YieldkitValueError, check_choice
 from ..io.atomic import atomic_path
 from ..schema import STRING
-from .features import extract_features, feature_names, image_feature_names, image_features
+from .features import (
+    extract_features,
+    feature_names,
+    image_feature_names,
+    image_features,
+    shape_feature_names,
+    shape_features,
+)
 from .forest import Forest, loadz, savez_bytes
 
 log = logging.getLogger(__name__)
@@ -38,6 +45,7 @@ __all__ = ["PATTERNS", "WaferPatternClassifier", "signature_names"]
 PATTERNS = ("Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Random", "Scratch", "none")
 
 _FORMAT = "yieldkit-wafer-pattern-model"
+_FEATURE_SETS = ("standard", "standard+image", "standard+shape")
 
 
 def signature_names(proba: np.ndarray, labels: Any, *, threshold: float = 0.5) -> list[str]:
@@ -133,11 +141,12 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         3-D array, or a canonical die table (one grid per wafer, see
         :func:`yieldkit.classify.dies_to_grids`). ``"features"``: ``X`` is a precomputed feature matrix
         (:func:`yieldkit.classify.extract_features`).
-    features : {"standard", "standard+image"}
+    features : {"standard", "standard+image", "standard+shape"}
         Features computed from grids: the pattern features of
         :func:`yieldkit.classify.extract_features`, or those plus the 13 x 13 fail-density image
         (:func:`yieldkit.classify.features.image_features`), which helps on fixed-size maps with
-        mixed patterns.
+        mixed patterns. ``"standard+shape"`` adds the line, blob and ring features of
+        :func:`yieldkit.classify.features.shape_features` (better on Donut and Loc).
     multilabel : bool
         Learn several patterns per wafer (mixed patterns as in MixedWM38): ``y`` is an indicator
         matrix (n_wafers, n_labels) or a DataFrame of booleans; one binary model per label.
@@ -222,7 +231,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
     def _check_params(self) -> None:
         where = "WaferPatternClassifier"
         check_choice(self.input, ("grids", "features"), name="input", where=where)
-        check_choice(self.features, ("standard", "standard+image"), name="features", where=where)
+        check_choice(self.features, _FEATURE_SETS, name="features", where=where)
         for name, lo in (("max_iter", 1), ("max_leaf_nodes", 2), ("min_samples_leaf", 1)):
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < lo:
@@ -248,15 +257,18 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         return validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
 
     def _grid_feature_names(self) -> tuple[str, ...]:
-        return feature_names() + (image_feature_names() if self.features == "standard+image" else ())
+        extra = {"standard+image": image_feature_names(), "standard+shape": shape_feature_names()}
+        return feature_names() + extra.get(self.features, ())
 
     def transform_features(self, X: Any) -> np.ndarray:
         """The feature matrix this classifier computes from grids (or a die table), whatever ``input`` is."""
-        check_choice(self.features, ("standard", "standard+image"), name="features", where="WaferPatternClassifier")
+        check_choice(self.features, _FEATURE_SETS, name="features", where="WaferPatternClassifier")
         grids = _grids_of(X)
         F = extract_features(grids)
         if self.features == "standard+image":
             F = np.c_[F, image_features(grids)]
+        elif self.features == "standard+shape":
+            F = np.c_[F, shape_features(grids)]
         return F
 
     def _hgb(self) -> Any:

@@ -1,10 +1,22 @@
 """The wafer-map pattern classifiers shipped with yieldkit, trained on real WM-811K and MixedWM38 maps.
 
-The model file ``yieldkit/classify/data/wm811k_patterns.npz`` holds the boosted trees as plain
-numpy arrays plus JSON metadata (no pickle) and is checked against the SHA-256 recorded below
-before it is used. It was trained by ``scripts/train_pattern_classifier.py`` on the training part of
-the WM-811K development maps; the split is :func:`wm811k_heldout` (seed-free, by map hash, so
-duplicate maps stay on one side).
+The model file ``yieldkit/classify/data/wm811k_patterns.npz`` holds a calibrated
+:class:`~yieldkit.classify.ensemble.EnsemblePatternClassifier` -- boosted trees on the 189 pattern
+features, their probabilities temperature-scaled and an ``"unknown"`` answer below a threshold --
+as plain numpy arrays plus JSON metadata (no pickle), checked against the SHA-256 recorded below
+before it is used. It was made by ``scripts/train_pattern_cnn.py`` (seed 0) from the WM-811K
+development maps split by map hash (seed-free, duplicate maps on one side): held out when
+``int(map_sha1[:8], 16) % 5 == 0`` (:func:`wm811k_heldout`, 9,981 maps, evaluation only);
+calibration (temperature and threshold) when not held out and ``(int(map_sha1[:8], 16) // 5) % 10
+== 0`` (3,942 maps); training the rest (35,884 maps).
+
+Figures on the held-out maps (never used for fitting or choosing anything): accuracy 0.973,
+macro-F1 0.935; F1 Center 0.970, Donut 0.901, Edge-Loc 0.926, Edge-Ring 0.988, Loc 0.878,
+Near-full 0.979, Random 0.938, Scratch 0.847, none 0.992. Expected calibration error (15 bins)
+0.017 before and 0.007 after temperature scaling (T = 1.69). Below a top probability of 0.818
+(chosen on the calibration part for 99 % accuracy on the answered wafers) the model answers
+``"unknown"``: 3.9 % of the held-out maps, accuracy 0.989 on the rest. All of it is in
+``metadata_``.
 
 Data licence and citation
 -------------------------
@@ -56,6 +68,7 @@ from ..errors import YieldkitError
 
 if TYPE_CHECKING:
     from .cnn import CNNPatternClassifier
+    from .ensemble import EnsemblePatternClassifier
     from .pattern import WaferPatternClassifier
 
 log = logging.getLogger(__name__)
@@ -63,8 +76,8 @@ log = logging.getLogger(__name__)
 __all__ = ["DATA_CITATION", "MIXED_DATA_CITATION", "PRETRAINED", "load_pretrained", "wm811k_heldout"]
 
 MODEL_FILE = "wm811k_patterns.npz"
-#: SHA-256 of the shipped model file; written by scripts/train_pattern_classifier.py --update-hash.
-MODEL_SHA256 = "4e664d0cb8825290a129736d38612b60f2153552094da32f42afbd09406ceca7"
+#: SHA-256 of the shipped model file; written by scripts/train_pattern_cnn.py --update-hash.
+MODEL_SHA256 = "d01c51a219a21d3143374bfcf97f431b2612580d99d139be4f36c13de8452fa1"
 
 DATA_CITATION = (
     "WM-811K (LSWMD), Copyright 2015 Jyh-Shing Roger Jang, MIR Lab, National Taiwan University. "
@@ -110,14 +123,14 @@ def wm811k_heldout(map_sha1: Any, *, fold: int = 0, n_folds: int = 5) -> np.ndar
 
 
 @overload
-def load_pretrained(name: Literal["wm811k"] = ...) -> WaferPatternClassifier: ...
+def load_pretrained(name: Literal["wm811k"] = ...) -> EnsemblePatternClassifier: ...
 @overload
 def load_pretrained(name: Literal["mixedwm38"]) -> CNNPatternClassifier: ...
 @overload
-def load_pretrained(name: str) -> WaferPatternClassifier | CNNPatternClassifier: ...
+def load_pretrained(name: str) -> EnsemblePatternClassifier | CNNPatternClassifier | WaferPatternClassifier: ...
 
 
-def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier | CNNPatternClassifier:
+def load_pretrained(name: str = "wm811k") -> EnsemblePatternClassifier | CNNPatternClassifier | WaferPatternClassifier:
     """Load a pattern classifier shipped with yieldkit.
 
     Parameters
@@ -131,13 +144,15 @@ def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier | CNNPattern
 
     Returns
     -------
-    WaferPatternClassifier or CNNPatternClassifier
-        Fitted, taking grids or a die table. ``"wm811k"``: boosted trees
-        (:class:`~yieldkit.classify.pattern.WaferPatternClassifier`), classes ``Center, Donut,
-        Edge-Loc, Edge-Ring, Loc, Near-full, Random, Scratch, none``. ``"mixedwm38"``: a small CNN
-        (:class:`~yieldkit.classify.cnn.CNNPatternClassifier`, multi-label). Either kind is chosen
-        by the format recorded in the file. ``metadata_`` holds the training split, the held-out
-        metrics, the library version used for training and the data citation.
+    EnsemblePatternClassifier, CNNPatternClassifier or WaferPatternClassifier
+        Fitted, taking grids or a die table; the kind is chosen by the format recorded in the
+        file. ``"wm811k"``: an :class:`~yieldkit.classify.ensemble.EnsemblePatternClassifier`
+        (boosted trees, temperature-calibrated, ``"unknown"`` below its ``unknown_threshold``;
+        ``forest_`` is the trees' :class:`~yieldkit.classify.forest.Forest`), classes ``Center,
+        Donut, Edge-Loc, Edge-Ring, Loc, Near-full, Random, Scratch, none``. ``"mixedwm38"``: a
+        small CNN (:class:`~yieldkit.classify.cnn.CNNPatternClassifier`, multi-label).
+        ``metadata_`` holds the training split, the held-out metrics, the library version used
+        for training and the data citation.
 
     Raises
     ------
@@ -167,7 +182,7 @@ def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier | CNNPattern
 
     check_choice(name, tuple(PRETRAINED), name="name", where="load_pretrained")
     if name == "wm811k":
-        fname, expected, script = MODEL_FILE, MODEL_SHA256, "train_pattern_classifier.py"
+        fname, expected, script = MODEL_FILE, MODEL_SHA256, "train_pattern_cnn.py"
     else:
         fname, expected, script = MIXED_MODEL_FILE, MIXED_MODEL_SHA256, "train_mixed_cnn.py"
     ref = resources.files("yieldkit.classify").joinpath("data", fname)
@@ -180,6 +195,6 @@ def load_pretrained(name: str = "wm811k") -> WaferPatternClassifier | CNNPattern
         raise ModelIntegrityError(
             f"the shipped pattern model {fname} has SHA-256 {got}, expected {expected}; the file is "
             f"corrupt or was replaced. Reinstall yieldkit or retrain with scripts/{script}.")
-    from .cnn import model_from_bytes
+    from .ensemble import pattern_model_from_bytes
 
-    return model_from_bytes(data, source=fname)  # type: ignore[no-any-return]
+    return pattern_model_from_bytes(data, source=fname)  # type: ignore[no-any-return]

@@ -41,7 +41,7 @@ def _fmt(path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from .. import read_dies
     from ..classify.causes import pattern_summary
-    from ..classify.cnn import model_from_bytes
+    from ..classify.ensemble import pattern_model_from_bytes
     from ..classify.grid import dies_to_grids
     from ..classify.pattern import read_checked
     from ..classify.pretrained import load_pretrained
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if args.model in ("pretrained", "wm811k", "mixedwm38"):
             clf = load_pretrained("wm811k" if args.model == "pretrained" else args.model)
         else:
-            clf = model_from_bytes(read_checked(args.model, args.sha256), source=str(args.model))
+            clf = pattern_model_from_bytes(read_checked(args.model, args.sha256), source=str(args.model))
         step("reading")
         wafers, grids = dies_to_grids(read_dies(args.input, on_error=on_error(args)))
         log.info("%d wafers", len(grids))
