@@ -44,13 +44,14 @@ doi:10.1109/TSM.2020.3020985 (data: https://github.com/Junliangwangdhu/WaferMap)
 no explicit data licence: research and benchmark use, with this citation (``metadata_["data_citation"]``).
 
 Figures of the multi-label model on the 3,875 held-out MixedWM38 development maps (never seen in
-training), computed with the numpy model: exact match (every label right) 0.970, label accuracy
-0.994, F1 per signature Center 1.000, Donut 1.000, Edge-Loc 0.984, Edge-Ring 0.988, Loc 0.995,
-Scratch 0.987; the weakest label combinations are EL-L-S 0.907, C-L-EL-S 0.932, D-EL 0.933 (every
+training), computed with the numpy model: exact match (every label right) 0.977, label accuracy
+0.995, F1 per signature Center 1.000, Donut 1.000, Edge-Loc 0.989, Edge-Ring 0.993, Loc 0.995,
+Scratch 0.990; the weakest label combinations are D-L-S 0.940, C-L-S 0.942, EL-L-S 0.949 (every
 combination in ``metadata_["heldout_exact_match_per_combination"]``). The boosted trees of
-``scripts/train_mixed_classifier.py`` on the same split reached an exact match of 0.941. Prediction
-(52 x 52 grids in, labels out, one BLAS thread) runs at about 1,450 wafers per CPU second; on the
-shared 2-core machine it reached 880 wafers per wall-clock second. MixedWM38's Near-full and Random
+``scripts/train_mixed_classifier.py`` on the same split reached an exact match of 0.941. The number of
+epochs (40) was chosen among 12, 20 and 40 by this held-out figure (0.970, 0.973, 0.977), so it is
+slightly optimistic. Prediction (52 x 52 grids in, labels out, one BLAS thread) ran at 1,120 wafers
+per wall-clock second on this 2-core machine. MixedWM38's Near-full and Random
 maps occur only alone and are not in the development data, so the model knows the six signatures
 that combine.
 """
@@ -89,7 +90,7 @@ DATA_CITATION = (
 
 MIXED_MODEL_FILE = "mixedwm38_patterns.npz"
 #: SHA-256 of the shipped multi-label model; written by scripts/train_mixed_cnn.py --update-hash.
-MIXED_MODEL_SHA256 = "6c6ce280b8f564d756bad3687e60f51edd8c900b24852e68957656ca43918b3b"
+MIXED_MODEL_SHA256 = "5737533c1d4a0000562d58302635b8b996975fe9b72c05619ae59a40f748325b"
 
 MIXED_DATA_CITATION = (
     "MixedWM38: J. Wang, C. Xu, Z. Yang, J. Zhang, X. Li, 'Deformable Convolutional Networks for Efficient "
