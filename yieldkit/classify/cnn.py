@@ -36,10 +36,7 @@ Layer spec
 
 from __future__ import annotations
 
-import hashlib
 import os
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,8 +45,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import threadpool_limits
 
 from ..errors import YieldkitValueError, check_choice
-from ..io.atomic import atomic_path
-from .forest import loadz, savez_bytes
+from .forest import model_format, read_model, savez_bytes, write_model
 from .grid import as_grids
 
 __all__ = ["CNNPatternClassifier", "ConvNet", "grid_tensor"]
@@ -549,10 +545,7 @@ class CNNPatternClassifier:
 
     def save(self, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> str:
         """Write the model atomically to ``path`` (``.npz``); return its SHA-256 (hex)."""
-        data = self.to_bytes(meta=meta)
-        with atomic_path(path) as tmp:
-            Path(tmp).write_bytes(data)
-        return hashlib.sha256(data).hexdigest()
+        return write_model(self.to_bytes(meta=meta), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, sha256: str | None = None) -> CNNPatternClassifier:
@@ -577,16 +570,8 @@ class CNNPatternClassifier:
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> CNNPatternClassifier:
         """Rebuild a model from :meth:`to_bytes` output (never unpickles)."""
-        try:
-            arrays, meta = loadz(data)
-        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise YieldkitValueError(f"{source}: not a yieldkit CNN pattern model") from exc
-        if meta.get("format") != _FORMAT:
-            raise YieldkitValueError(f"{source}: not a yieldkit CNN pattern model (format {meta.get('format')!r})")
-        if int(meta.get("format_version", 0)) > _FORMAT_VERSION:
-            raise YieldkitValueError(
-                f"{source}: model format version {meta['format_version']} is newer than this yieldkit supports "
-                f"({_FORMAT_VERSION}); upgrade yieldkit.")
+        arrays, meta = read_model(data, source, fmt=_FORMAT, version=_FORMAT_VERSION,
+                                  what="yieldkit CNN pattern model")
         try:
             params = {k: v for k, v in meta["params"].items() if k in cls().get_params()}
             net = ConvNet.from_arrays(arrays, meta["spec"], prefix="net_")
@@ -607,11 +592,7 @@ class CNNPatternClassifier:
 
 def model_from_bytes(data: bytes, *, source: str = "<bytes>") -> Any:
     """A saved pattern model of either kind (boosted trees or CNN), by the format in its metadata."""
-    try:
-        _, meta = loadz(data)
-    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise YieldkitValueError(f"{source}: not a yieldkit pattern model") from exc
-    if meta.get("format") == _FORMAT:
+    if model_format(data, source) == _FORMAT:
         return CNNPatternClassifier.from_bytes(data, source=source)
     from .pattern import WaferPatternClassifier
 

@@ -11,18 +11,14 @@ numpy arrays and JSON, read without pickle.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import YieldkitValueError
-from ..io.atomic import atomic_path
-from .forest import Forest, loadz, savez_bytes
+from .forest import Forest, loadz, model_format, read_model, savez_bytes, write_model
 
 __all__ = ["EnsemblePatternClassifier", "pattern_model_from_bytes"]
 
@@ -185,10 +181,7 @@ class EnsemblePatternClassifier:
 
     def save(self, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> str:
         """Write the ensemble atomically to ``path`` (``.npz``); return its SHA-256 (hex)."""
-        data = self.to_bytes(meta=meta)
-        with atomic_path(path) as tmp:
-            Path(tmp).write_bytes(data)
-        return hashlib.sha256(data).hexdigest()
+        return write_model(self.to_bytes(meta=meta), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, sha256: str | None = None) -> EnsemblePatternClassifier:
@@ -200,16 +193,8 @@ class EnsemblePatternClassifier:
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> EnsemblePatternClassifier:
         """Rebuild an ensemble from :meth:`to_bytes` output (never unpickles)."""
-        try:
-            arrays, meta = loadz(data)
-        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise YieldkitValueError(f"{source}: not a yieldkit pattern model") from exc
-        if meta.get("format") != _FORMAT:
-            raise YieldkitValueError(f"{source}: not a yieldkit ensemble pattern model (format {meta.get('format')!r})")
-        if int(meta.get("format_version", 0)) > _FORMAT_VERSION:
-            raise YieldkitValueError(
-                f"{source}: model format version {meta['format_version']} is newer than this yieldkit supports "
-                f"({_FORMAT_VERSION}); upgrade yieldkit.")
+        arrays, meta = read_model(data, source, fmt=_FORMAT, version=_FORMAT_VERSION,
+                                  what="yieldkit ensemble pattern model", unreadable="yieldkit pattern model")
         from .cnn import model_from_bytes
 
         members = []
@@ -233,11 +218,7 @@ class EnsemblePatternClassifier:
 
 def pattern_model_from_bytes(data: bytes, *, source: str = "<bytes>") -> Any:
     """A saved pattern model of any kind (ensemble, CNN or boosted trees), by the format in its metadata."""
-    try:
-        _, meta = loadz(data)
-    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise YieldkitValueError(f"{source}: not a yieldkit pattern model") from exc
-    if meta.get("format") == _FORMAT:
+    if model_format(data, source) == _FORMAT:
         return EnsemblePatternClassifier.from_bytes(data, source=source)
     from .cnn import model_from_bytes
 

@@ -9,8 +9,12 @@ scikit-learn version.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -204,4 +208,45 @@ def loadz(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(arrays.pop("meta_json").tobytes().decode("utf-8"))
+    return arrays, meta
+
+
+#: what a model file that is not a readable ``.npz`` raises from numpy or zipfile
+_UNREADABLE = (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def write_model(data: bytes, path: str | os.PathLike[str]) -> str:
+    """Write a model's bytes atomically to ``path``; return their SHA-256 (hex)."""
+    from ..io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def model_format(data: bytes, source: str) -> Any:
+    """The ``format`` a saved pattern model states in its metadata (any yieldkit model kind)."""
+    try:
+        _, meta = loadz(data)
+    except _UNREADABLE as exc:
+        # the loader's own text (numpy suggests allow_pickle) stays in the chained exception only
+        raise YieldkitValueError(f"{source}: not a yieldkit pattern model") from exc
+    return meta.get("format")
+
+
+def read_model(data: bytes, source: str, *, fmt: str, version: int, what: str,
+               unreadable: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and metadata of a saved model of format ``fmt``, checked: a readable ``.npz``
+    (else "not a ``unreadable``", default ``what``), the format (else "not a ``what``") and a
+    format version this yieldkit reads."""
+    try:
+        arrays, meta = loadz(data)
+    except _UNREADABLE as exc:
+        raise YieldkitValueError(f"{source}: not a {unreadable or what}") from exc
+    if meta.get("format") != fmt:
+        raise YieldkitValueError(f"{source}: not a {what} (format {meta.get('format')!r})")
+    if int(meta.get("format_version", 0)) > version:
+        raise YieldkitValueError(
+            f"{source}: model format version {meta['format_version']} is newer than this yieldkit supports "
+            f"({version}); upgrade yieldkit.")
     return arrays, meta

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from sklearn.utils.validation import check_array, validate_data
 from threadpoolctl import threadpool_limits
 
 from ..errors import NotFittedError, YieldkitValueError, check_choice
-from ..io.atomic import atomic_path
 from ..schema import STRING
 from .features import (
     extract_features,
@@ -35,7 +33,7 @@ from .features import (
     shape_feature_names,
     shape_features,
 )
-from .forest import Forest, loadz, savez_bytes
+from .forest import Forest, read_model, savez_bytes, write_model
 
 log = logging.getLogger(__name__)
 
@@ -423,10 +421,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
 
     def save(self, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> str:
         """Write the model atomically to ``path`` (``.npz``); return its SHA-256 (hex)."""
-        data = self.to_bytes(meta=meta)
-        with atomic_path(path) as tmp:
-            Path(tmp).write_bytes(data)
-        return hashlib.sha256(data).hexdigest()
+        return write_model(self.to_bytes(meta=meta), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, sha256: str | None = None) -> WaferPatternClassifier:
@@ -449,17 +444,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> WaferPatternClassifier:
         """Rebuild a model from :meth:`to_bytes` output (never unpickles)."""
-        try:
-            arrays, meta = loadz(data)
-        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            # the loader's own text (numpy suggests allow_pickle) stays in the chained exception only
-            raise YieldkitValueError(f"{source}: not a yieldkit pattern model") from exc
-        if meta.get("format") != _FORMAT:
-            raise YieldkitValueError(f"{source}: not a yieldkit pattern model (format {meta.get('format')!r})")
-        if int(meta.get("format_version", 0)) > _FORMAT_VERSION:
-            raise YieldkitValueError(
-                f"{source}: model format version {meta['format_version']} is newer than this yieldkit supports "
-                f"({_FORMAT_VERSION}); upgrade yieldkit.")
+        arrays, meta = read_model(data, source, fmt=_FORMAT, version=_FORMAT_VERSION, what="yieldkit pattern model")
         params = {k: v for k, v in meta["params"].items() if k in cls().get_params()}
         obj = cls(**params)
         obj.forest_ = Forest.from_arrays(arrays)
