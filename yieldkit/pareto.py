@@ -108,6 +108,30 @@ def _rank(out: pd.DataFrame, gcols: list[str], value: str, top: int | None) -> p
     return out.reset_index(drop=True)
 
 
+def _category_table(t: pd.DataFrame, by: str, gcols: list[str], size_edges_um: Sequence[float]
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The table with its category column prepared for a Pareto (size bins from ``size_um``, missing classes as unclassified), and the counts
+    per group and category in order of first appearance."""
+    if by == "size_bin" and "size_bin" not in t.columns:
+        if "size_um" not in t.columns:
+            raise SchemaError("pareto(by='size_bin') needs a 'size_bin' or a 'size_um' column.", column="size_um")
+        t = t.assign(size_bin=size_bins(t["size_um"], size_edges_um))
+    if by not in t.columns and by != "defect_class":
+        raise SchemaError(f"The 'by' column {by!r} of pareto is not in the table; columns are {list(t.columns)}.",
+                          column=by)
+    if by == "defect_class" and by not in t.columns:
+        from .schema import UNCLASSIFIED
+
+        t = t.assign(defect_class=UNCLASSIFIED)
+    cat = t[by].fillna("unclassified") if by == "defect_class" else t[by]
+    if cat.isna().any():
+        raise SchemaError(f"The 'by' column {by!r} has missing values; fill them before a Pareto.", column=by)
+    keys = pd.DataFrame({c: t[c] for c in gcols})
+    keys["category"] = cat.to_numpy()
+    counted = keys.groupby([*gcols, "category"], sort=False, dropna=False).size().rename("count").reset_index()
+    return t, counted
+
+
 def pareto(
     table: pd.DataFrame,
     *,
@@ -192,25 +216,7 @@ def pareto(
     if missing:
         raise SchemaError(f"The 'group' column(s) {missing} of pareto are not in the table; columns are "
                           f"{list(table.columns)}.", column=missing[0])
-    t = table
-    if by == "size_bin" and "size_bin" not in t.columns:
-        if "size_um" not in t.columns:
-            raise SchemaError("pareto(by='size_bin') needs a 'size_bin' or a 'size_um' column.", column="size_um")
-        t = t.assign(size_bin=size_bins(t["size_um"], size_edges_um))
-    if by not in t.columns and not (by == "defect_class" and dies is None):
-        if by != "defect_class":
-            raise SchemaError(f"The 'by' column {by!r} of pareto is not in the table; columns are {list(t.columns)}.",
-                              column=by)
-    if by == "defect_class" and by not in t.columns:
-        from .schema import UNCLASSIFIED
-
-        t = t.assign(defect_class=UNCLASSIFIED)
-    cat = t[by].fillna("unclassified") if by == "defect_class" else t[by]
-    if cat.isna().any():
-        raise SchemaError(f"The 'by' column {by!r} has missing values; fill them before a Pareto.", column=by)
-    keys = pd.DataFrame({c: t[c] for c in gcols})
-    keys["category"] = cat.to_numpy()
-    counted = keys.groupby([*gcols, "category"], sort=False, dropna=False).size().rename("count").reset_index()
+    t, counted = _category_table(table, by, gcols, size_edges_um)
     if dies is not None:
         counted = _with_dies(counted, t, dies, by, gcols, interval, conf_level, die_area_cm2)
     value = {"count": "count", "density": "density", "kill": "impact"}[weight]

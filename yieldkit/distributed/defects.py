@@ -31,8 +31,8 @@ from ..errors import DataQualityWarning, SchemaError, YieldkitTypeError, Yieldki
 from ..killratio import _INTERVALS, KillRatioResult, KillRatioStats, _kill_ratio_result, kill_ratio_stats
 from ..layout import WaferLayout
 from ..models import CountHistogram, ModelComparison, compare_models
-from ..pareto import SIZE_EDGES_UM, _as_list, _kill_table, _rank, size_bins
-from ..schema import STRING, UNCLASSIFIED
+from ..pareto import SIZE_EDGES_UM, _as_list, _category_table, _kill_table, _rank
+from ..schema import STRING
 from .dies import _dask
 
 log = logging.getLogger(__name__)
@@ -324,28 +324,6 @@ def kill_ratio_dask(
 
 
 # ---------------------------------------------------------------------------------------- Pareto
-def _category_table(t: pd.DataFrame, by: str, gcols: list[str], size_edges_um: Sequence[float]
-                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The table with its category column as :func:`yieldkit.pareto` prepares it, and the counts
-    per group and category in order of first appearance."""
-    if by == "size_bin" and "size_bin" not in t.columns:
-        if "size_um" not in t.columns:
-            raise SchemaError("pareto(by='size_bin') needs a 'size_bin' or a 'size_um' column.", column="size_um")
-        t = t.assign(size_bin=size_bins(t["size_um"], size_edges_um))
-    if by not in t.columns and by != "defect_class":
-        raise SchemaError(f"The 'by' column {by!r} of pareto is not in the table; columns are {list(t.columns)}.",
-                          column=by)
-    if by == "defect_class" and by not in t.columns:
-        t = t.assign(defect_class=UNCLASSIFIED)
-    cat = t[by].fillna("unclassified") if by == "defect_class" else t[by]
-    if cat.isna().any():
-        raise SchemaError(f"The 'by' column {by!r} has missing values; fill them before a Pareto.", column=by)
-    keys = pd.DataFrame({c: t[c] for c in gcols})
-    keys["category"] = cat.to_numpy()
-    counted = keys.groupby([*gcols, "category"], sort=False, dropna=False).size().rename("count").reset_index()
-    return t, counted
-
-
 def _pareto_part(dies: pd.DataFrame | None, defects: pd.DataFrame, by: str, gcols: list[str],
                  size_edges_um: Sequence[float]) -> dict[str, Any]:
     """Per partition: counts per (group, category); with dies, the contingency counts per (group,
