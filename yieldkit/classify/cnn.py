@@ -45,8 +45,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import threadpool_limits
 
 from ..errors import YieldkitValueError, check_choice
+from .features import _resample_matrix
 from .forest import model_format, read_model, savez_bytes, write_model
-from .grid import as_grids
+from .grid import as_grids, shape_batches
 
 __all__ = ["CNNPatternClassifier", "ConvNet", "grid_tensor"]
 
@@ -54,16 +55,6 @@ _FORMAT = "yieldkit-cnn-pattern-model"
 _FORMAT_VERSION = 1
 _LAYERS = ("conv2d", "relu", "maxpool", "gap", "flatten", "features", "dense")
 _PIX_BUDGET = 4_000_000  # input cells resampled per batch in grid_tensor
-
-
-def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) share of every output cell covered by every input cell (rows sum to 1)."""
-    edges_in = np.arange(n_in + 1) / n_in
-    edges_out = np.arange(n_out + 1) / n_out
-    lo = np.maximum(edges_out[:-1, None], edges_in[None, :-1])
-    hi = np.minimum(edges_out[1:, None], edges_in[None, 1:])
-    m = np.clip(hi - lo, 0, None)
-    return (m / m.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def grid_tensor(grids: Any, size: int = 64) -> np.ndarray:
@@ -104,20 +95,10 @@ def grid_tensor(grids: Any, size: int = 64) -> np.ndarray:
     out = np.zeros((len(gl), 2, size, size), np.float32)
     if not gl:
         return out
-    shapes = np.array([g.shape for g in gl], np.int64)
-    key = shapes[:, 0] * 1_000_003 + shapes[:, 1]
-    order = np.argsort(key, kind="stable")
-    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
-    for a, b in zip(starts[:-1], starts[1:], strict=False):
-        idx = order[a:b]
-        h, w = gl[idx[0]].shape
-        ry, rx = _area_matrix(h, size), _area_matrix(w, size)
-        step = max(1, _PIX_BUDGET // (h * w))
-        for s in range(0, len(idx), step):
-            part = idx[s:s + step]
-            g = np.stack([gl[i] for i in part])
-            for c, cells in enumerate(((g == 2), (g > 0))):
-                out[part, c] = ry @ cells.astype(np.float32) @ rx.T
+    for part, g in shape_batches(gl, _PIX_BUDGET):
+        ry, rx = _resample_matrix(g.shape[1], size), _resample_matrix(g.shape[2], size)
+        for c, cells in enumerate(((g == 2), (g > 0))):
+            out[part, c] = ry @ cells.astype(np.float32) @ rx.T
     np.clip(out, 0.0, 1.0, out=out)
     return out
 

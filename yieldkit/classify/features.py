@@ -46,7 +46,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import ndimage
 
-from .grid import as_grids
+from .grid import as_grids, shape_batches
 
 log = logging.getLogger(__name__)
 
@@ -470,17 +470,8 @@ def extract_features(grids: object) -> np.ndarray:
     out = np.zeros((len(gl), nf))
     if not gl:
         return out
-    shapes = np.array([g.shape for g in gl])
-    key = shapes[:, 0] * 100_000 + shapes[:, 1]
-    order = np.argsort(key, kind="stable")
-    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
-    for a, b in zip(starts[:-1], starts[1:], strict=False):
-        idx = order[a:b]
-        h, w = gl[idx[0]].shape
-        step = max(1, _PIX_BUDGET // ((h + 2) * (w + 2)))
-        for s in range(0, len(idx), step):
-            part = idx[s:s + step]
-            out[part] = _batch(np.stack([gl[i] for i in part]))
+    for part, g in shape_batches(gl, _PIX_BUDGET, pad=2):
+        out[part] = _batch(g)
     return out
 
 
@@ -515,23 +506,12 @@ def image_features(grids: object) -> np.ndarray:
     out = np.zeros((len(gl), _IMG * _IMG))
     if not gl:
         return out
-    shapes = np.array([g.shape for g in gl])
-    key = shapes[:, 0] * 100_000 + shapes[:, 1]
-    order = np.argsort(key, kind="stable")
-    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
-    for a, b in zip(starts[:-1], starts[1:], strict=False):
-        idx = order[a:b]
-        h, w = gl[idx[0]].shape
-        ry = _resample_matrix(h, _IMG)
-        rx = _resample_matrix(w, _IMG)
-        step = max(1, _PIX_BUDGET // (h * w))
-        for s in range(0, len(idx), step):
-            part = idx[s:s + step]
-            g = np.stack([gl[i] for i in part])
-            die = np.einsum("ih,nhw,jw->nij", ry, (g > 0).astype(np.float32), rx, optimize=True)
-            fail = np.einsum("ih,nhw,jw->nij", ry, (g == 2).astype(np.float32), rx, optimize=True)
-            dens = np.divide(fail, die, out=np.zeros_like(fail), where=die > 1e-6)
-            out[part] = dens.reshape(len(part), -1)
+    for part, g in shape_batches(gl, _PIX_BUDGET):
+        ry, rx = _resample_matrix(g.shape[1], _IMG), _resample_matrix(g.shape[2], _IMG)
+        die = np.einsum("ih,nhw,jw->nij", ry, (g > 0).astype(np.float32), rx, optimize=True)
+        fail = np.einsum("ih,nhw,jw->nij", ry, (g == 2).astype(np.float32), rx, optimize=True)
+        dens = np.divide(fail, die, out=np.zeros_like(fail), where=die > 1e-6)
+        out[part] = dens.reshape(len(part), -1)
     return out
 
 
@@ -713,20 +693,9 @@ def shape_features(grids: object) -> np.ndarray:
     out = np.zeros((len(gl), len(shape_feature_names())))
     if not gl:
         return out
-    shapes = np.array([g.shape for g in gl])
-    key = shapes[:, 0] * 100_000 + shapes[:, 1]
-    order = np.argsort(key, kind="stable")
-    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
-    for a, b in zip(starts[:-1], starts[1:], strict=False):
-        idx = order[a:b]
-        h, w = gl[idx[0]].shape
-        ry = _resample_matrix(h, _S)
-        rx = _resample_matrix(w, _S)
-        step = max(1, _PIX_BUDGET // (h * w))
-        for s in range(0, len(idx), step):
-            part = idx[s:s + step]
-            g = np.stack([gl[i] for i in part])
-            fs = np.einsum("ih,nhw,jw->nij", ry, (g == 2).astype(np.float32), rx, optimize=True)
-            ds = np.einsum("ih,nhw,jw->nij", ry, (g > 0).astype(np.float32), rx, optimize=True)
-            out[part] = _shape_batch(fs.astype(np.float64), ds.astype(np.float64))
+    for part, g in shape_batches(gl, _PIX_BUDGET):
+        ry, rx = _resample_matrix(g.shape[1], _S), _resample_matrix(g.shape[2], _S)
+        fs = np.einsum("ih,nhw,jw->nij", ry, (g == 2).astype(np.float32), rx, optimize=True)
+        ds = np.einsum("ih,nhw,jw->nij", ry, (g > 0).astype(np.float32), rx, optimize=True)
+        out[part] = _shape_batch(fs.astype(np.float64), ds.astype(np.float64))
     return out

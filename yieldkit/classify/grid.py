@@ -10,7 +10,7 @@ the notch down (the yieldkit wafer frame).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -262,3 +262,22 @@ def grids_to_dies(
         "hbin": np.where(passed, pass_bin, fail_bin).astype(np.int32),
         "passed": passed,
     })
+
+
+def shape_batches(grids: list[np.ndarray], budget: int, *, pad: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Grids of the same shape stacked in batches of at most ``budget`` cells (each grid counted
+    with ``pad`` extra rows and columns): yields the grids' positions in ``grids`` and their stack
+    (``(k, height, width)``), so a vectorised routine runs once per batch, not per grid."""
+    if not grids:
+        return
+    shapes = np.array([g.shape for g in grids], np.int64)
+    key = shapes[:, 0] * 1_000_003 + shapes[:, 1]
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
+    for a, b in zip(starts[:-1], starts[1:], strict=False):
+        idx = order[a:b]
+        h, w = grids[idx[0]].shape
+        step = max(1, budget // ((h + pad) * (w + pad)))
+        for s in range(0, len(idx), step):
+            part = idx[s:s + step]
+            yield part, np.stack([grids[i] for i in part])
