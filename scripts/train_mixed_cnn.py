@@ -40,7 +40,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -50,6 +49,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _training import update_model_hash  # noqa: E402
 
 from yieldkit.classify.cnn import CNNPatternClassifier, ConvNet, grid_tensor  # noqa: E402
 from yieldkit.classify.pretrained import MIXED_DATA_CITATION, MIXED_MODEL_FILE, wm811k_heldout  # noqa: E402
@@ -224,14 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     size = args.out.stat().st_size
     log.info("wrote %s (%.3f MB), sha256 %s", args.out, size / 1e6, digest)
     if args.update_hash:
-        src = REPO / "yieldkit" / "classify" / "pretrained.py"
-        text = src.read_text()
-        new = re.sub(r'MIXED_MODEL_SHA256 = "[0-9a-f]{64}"', f'MIXED_MODEL_SHA256 = "{digest}"', text)
-        from yieldkit.io.atomic import atomic_write
-
-        with atomic_write(src) as fh:
-            fh.write(new)
-        log.info("updated MIXED_MODEL_SHA256 in %s", src)
+        update_model_hash("MIXED_MODEL_SHA256", digest)
     print(json.dumps({"exact_match": exact, "label_accuracy": hamming, "f1": f1, "per_combination": per_combo,
                       "fit_s": round(t_fit, 1), "wafers_per_cpu_s": round(cpu_rate), "sha256": digest,
                       "bytes": size}, indent=1))

@@ -26,7 +26,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _training import update_model_hash  # noqa: E402
 
 from yieldkit.classify.features import extract_features, feature_names  # noqa: E402
 from yieldkit.classify.pattern import WaferPatternClassifier  # noqa: E402
@@ -107,14 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     size = args.out.stat().st_size
     log.info("wrote %s (%.2f MB), sha256 %s", args.out, size / 1e6, digest)
     if args.update_hash:
-        src = REPO / "yieldkit" / "classify" / "pretrained.py"
-        text = src.read_text()
-        new = re.sub(r'\nMODEL_SHA256 = "[0-9a-f]{64}"', f'\nMODEL_SHA256 = "{digest}"', text)
-        from yieldkit.io.atomic import atomic_write
-
-        with atomic_write(src) as fh:
-            fh.write(new)
-        log.info("updated MODEL_SHA256 in %s", src)
+        update_model_hash("MODEL_SHA256", digest)
     print(json.dumps({"accuracy": acc, "macro_f1": mf1, "fit_s": round(t_fit, 1), "features_s": round(t_feat, 1),
                       "sha256": digest, "bytes": size}, indent=1))
     assert hashlib.sha256(args.out.read_bytes()).hexdigest() == digest

@@ -50,7 +50,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -61,6 +60,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _training import update_model_hash  # noqa: E402
 
 from yieldkit.classify.calibration import (  # noqa: E402
     choose_unknown_threshold,
@@ -315,13 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     size = args.out.stat().st_size
     log.info("wrote %s (%.2f MB), sha256 %s", args.out, size / 1e6, digest)
     if args.update_hash:
-        src = REPO / "yieldkit" / "classify" / "pretrained.py"
-        text = re.sub(r'\nMODEL_SHA256 = "[0-9a-f]{64}"', f'\nMODEL_SHA256 = "{digest}"', src.read_text())
-        from yieldkit.io.atomic import atomic_write
-
-        with atomic_write(src) as fh:
-            fh.write(text)
-        log.info("updated MODEL_SHA256 in %s", src)
+        update_model_hash("MODEL_SHA256", digest)
     print(json.dumps({**res, "weight_cnn": w, "temperature": temp, "unknown_threshold": thr,
                       "sha256": digest, "bytes": size}, indent=1))
     assert hashlib.sha256(args.out.read_bytes()).hexdigest() == digest
