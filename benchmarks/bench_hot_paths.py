@@ -42,8 +42,8 @@ def ingest(rows: int, runs: int, data: Path) -> dict[str, dict[str, float]]:
 
     Per variant: ``wall`` and ``cpu`` (user + system of all threads) of the timed region, the
     imports before it (``import``), the whole child's CPU time including interpreter start and
-    imports (``child_cpu``, from ``RUSAGE_CHILDREN``), minor page faults of the timed region and
-    peak RSS [MB] of the child; each the best (lowest) over the runs.
+    imports (``child_cpu``, from ``RUSAGE_CHILDREN``), minor page faults of the timed region, peak
+    RSS [MB] of the child and its RSS after the imports; each the best (lowest) over the runs.
     """
     n_dies = 25_000
     n_wafers = max(1, rows // n_dies)
@@ -54,7 +54,7 @@ def ingest(rows: int, runs: int, data: Path) -> dict[str, dict[str, float]]:
 
         data.mkdir(parents=True, exist_ok=True)
         generate(path, n_wafers, n_dies)
-    keys = ("wall", "cpu", "user", "sys", "import", "child_cpu", "minflt", "peak_rss_mb")
+    keys = ("wall", "cpu", "user", "sys", "import", "child_cpu", "minflt", "peak_rss_mb", "import_rss_mb")
     best = {which: dict.fromkeys(keys, math.inf) for which in ("baseline", "yieldkit")}
     means = {}
     for _ in range(runs):  # the two in turn, so that both see the same load of a shared machine
@@ -165,10 +165,10 @@ def main() -> int:
         print(f"read_dies + wafer_yield, {a.rows:,} rows: best of {a.runs} fresh processes per variant, in turn "
               f"(load average {os.getloadavg()[0]:.2f})")
         print(f"{'':10s} {'wall [s]':>9s} {'CPU [s]':>8s} {'user [s]':>9s} {'sys [s]':>8s} {'faults':>8s} "
-              f"{'peak RSS [MB]':>14s} {'import [s]':>10s} {'child CPU [s]':>13s}")
+              f"{'peak RSS [MB]':>14s} {'(imports)':>9s} {'import [s]':>10s} {'child CPU [s]':>13s}")
         for name, r in (("yieldkit", y), ("baseline", b)):
             print(f"{name:10s} {r['wall']:9.3f} {r['cpu']:8.3f} {r['user']:9.3f} {r['sys']:8.3f} {r['minflt']:8.0f} "
-                  f"{r['peak_rss_mb']:14.0f} {r['import']:10.3f} {r['child_cpu']:13.3f}")
+                  f"{r['peak_rss_mb']:14.0f} {r['import_rss_mb']:9.0f} {r['import']:10.3f} {r['child_cpu']:13.3f}")
         print(f"ratio yieldkit / baseline: wall {y['wall'] / b['wall']:.2f}x, CPU {y['cpu'] / b['cpu']:.2f}x "
               f"(target <= 1.3x of pyarrow + numpy; imports apart: with them, wall "
               f"{(y['wall'] + y['import']) / (b['wall'] + b['import']):.2f}x, whole-child CPU "
