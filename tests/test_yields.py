@@ -110,3 +110,25 @@ def test_spatial_analyses_leave_out_parts_without_a_position():
         ids, grids = dies_to_grids(d)
     assert z["tested"].sum() == 2 and c["n_dies"].tolist() == [2]
     assert grids[0].shape == (1, 2) and (grids[0] == 1).all()
+
+
+def test_wafer_yield_from_runs_equals_the_hashed_table(monkeypatch, rng):
+    """A table stored wafer by wafer (counted per run of rows, in blocks) gives the same wafer table, values and
+    dtypes, as the same rows shuffled (counted per row)."""
+    from yieldkit import yields
+
+    sizes = [37, 50, 13, 64, 29]  # the first wafer comes back as a fifth run
+    lots, wafers = ["L1", "L1", "L2", "L2", "L1"], ["01", "02", "01", "02", "01"]
+    raw = pd.DataFrame({"lot": np.repeat(lots, sizes), "wafer": np.repeat(wafers, sizes),
+                        "x": np.arange(sum(sizes)) % 11, "y": np.arange(sum(sizes)) // 11,
+                        "bin": rng.choice([1, 1, 1, 4], sum(sizes))})
+    monkeypatch.setattr(yields, "_BLOCK", 16)  # runs straddle the blocks
+    w = yk.wafer_yield(yk.read_dies(raw))
+    order = rng.permutation(len(raw))
+    ref = yk.wafer_yield(yk.read_dies(raw.iloc[order].reset_index(drop=True)))
+    key = ["lot_id", "wafer_id"]
+    pd.testing.assert_frame_equal(w.sort_values(key).reset_index(drop=True),
+                                  ref.sort_values(key).reset_index(drop=True))
+    assert w[key].values.tolist() == [["L1", "01"], ["L1", "02"], ["L2", "01"], ["L2", "02"]]
+    g = raw.assign(ok=raw["bin"] == 1).groupby(["lot", "wafer"], sort=False)["ok"].agg(["size", "sum"])
+    assert w["tested"].tolist() == g["size"].tolist() and w["good"].tolist() == g["sum"].tolist()

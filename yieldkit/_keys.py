@@ -25,7 +25,7 @@ from .errors import DataQualityWarning, SchemaError, check_choice
 
 __all__ = [
     "dense_die_keys", "dictionary_codes", "die_keys", "duplicated_keys", "joint_wafer_codes", "lookup_rows",
-    "position_codes", "remember_codes", "wafer_codes", "wafer_groups",
+    "position_codes", "remember_codes", "unique_dies", "wafer_codes", "wafer_groups", "wafer_runs",
 ]
 
 # The dtype of every string column, public as yieldkit.schema.STRING. It lives here, the lowest layer
@@ -89,16 +89,24 @@ def _factorize(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dictionary_codes(chunked: Any) -> tuple[np.ndarray, np.ndarray]:
-    """int64 codes (-1 for null) and uniques of a dictionary-encoded pyarrow ChunkedArray whose
-    chunks share one dictionary (``unify_dictionaries``)."""
+    """Codes (-1 for null) and uniques of a dictionary-encoded pyarrow ChunkedArray whose chunks
+    share one dictionary (``unify_dictionaries``).
+
+    The codes keep the dictionary's signed index type (int32 as Parquet and ``dictionary_encode``
+    give them: half the memory of int64); a chunk without nulls is used without a copy, several
+    chunks are joined in one allocation.
+    """
     if chunked.num_chunks == 0:
         return np.zeros(0, np.int64), np.zeros(0, dtype=object)
-    arr = chunked.chunk(0) if chunked.num_chunks == 1 else pa.concat_arrays(chunked.chunks)
-    idx = arr.indices
-    if idx.null_count:
-        idx = idx.fill_null(-1)
-    codes = idx.to_numpy(zero_copy_only=False).astype(np.int64)
-    uniques = arr.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    parts = []
+    for chunk in chunked.chunks:
+        idx = chunk.indices
+        if idx.null_count:
+            idx = idx.fill_null(-1)
+        part = idx.to_numpy(zero_copy_only=False)
+        parts.append(part if part.dtype.kind == "i" else part.astype(np.int64))
+    codes = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    uniques = chunked.chunk(0).dictionary.to_numpy(zero_copy_only=False).astype(object)
     return codes, uniques
 
 
@@ -126,11 +134,12 @@ def wafer_codes(df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id") 
         hit = _recall((la, wa))
         if hit is not None and len(hit[0]) == len(df):
             return hit[0], hit[1].copy()
-    if _cached_codes(df[lot]) is not None and _cached_codes(df[wafer]) is not None:
-        codes, wafers = _hash_codes(df, lot, wafer)  # the column codes are known: no string work at all
+    runs = wafer_runs(df, lot, wafer)
+    if runs is not None:
+        starts, run_codes, wafers = runs
+        codes = np.repeat(run_codes, np.diff(np.r_[starts, len(df)]))
     else:
-        runs = _run_codes(df, lot, wafer) if la is not None and wa is not None else None
-        codes, wafers = runs if runs is not None else _hash_codes(df, lot, wafer)
+        codes, wafers = _hash_codes(df, lot, wafer)
     if la is not None and wa is not None:
         codes.flags.writeable = False
         _remember((la, wa), (codes, wafers.copy()))
@@ -142,16 +151,84 @@ def _hash_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.
     lc, lu = _factorize(df[lot])
     wc, wu = _factorize(df[wafer])
     base = len(wu) + 1
-    combined = lc * base + wc
+    combined = lc.astype(np.int64)  # one row-sized temporary, combined in place
+    combined *= base
+    combined += wc
     codes, uniq = _factorize_ints(combined)
-    wafers = pd.DataFrame(
+    del combined
+    return codes.astype(np.int64, copy=False), _wafer_table(lot, wafer, lu, wu, uniq, base)
+
+
+def _wafer_table(lot: str, wafer: str, lu: np.ndarray, wu: np.ndarray, uniq: np.ndarray, base: int) -> pd.DataFrame:
+    """The distinct wafers of combined column codes ``uniq`` (``lot_code * base + wafer_code``)."""
+    return pd.DataFrame(
         {
             lot: pd.array(lu[uniq // base], dtype=STRING),
             wafer: pd.array(wu[uniq % base], dtype=STRING),
         }
     )
-    codes = codes.astype(np.int64, copy=False)
-    return codes, wafers
+
+
+class _Runs:
+    """The marker of a cache entry holding the wafer runs of two identifier columns."""
+
+
+_RUNS = _Runs()
+
+
+def wafer_runs(
+    df: pd.DataFrame, lot: str = "lot_id", wafer: str = "wafer_id"
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame] | None:
+    """The wafers of a table stored wafer by wafer, as runs of rows: no per-row array at all.
+
+    Returns ``(starts, run_codes, wafers)``: the first row of each run of rows of one wafer
+    (ascending, ``starts[0] == 0``), the wafer code of each run (int64, as :func:`wafer_codes`
+    gives it to every row of the run), and the wafers in order of first appearance. A wafer may
+    have several runs. None when the identifiers are not Arrow strings or the table is not
+    stored wafer by wafer (more than one row in 16 starts a run); then use :func:`wafer_codes`.
+    Remembered as long as the identifier columns live.
+    """
+    la, wa = _arrow_buffer(df[lot]), _arrow_buffer(df[wafer])
+    if la is None or wa is None or len(df) < 2:
+        return None
+    hit = _recall((la, wa, _RUNS))
+    if hit is not None:
+        return None if hit[0] is None else (hit[0][0], hit[0][1], hit[0][2].copy())
+    lcodes, wcodes = _cached_codes(df[lot]), _cached_codes(df[wafer])
+    if lcodes is not None and wcodes is not None:  # the column codes are known: no string work at all
+        (lc, lu), (wc, wu) = lcodes, wcodes
+        starts = _code_runs(lc, wc)
+        if starts is None:
+            found = None
+        else:
+            base = len(wu) + 1
+            run_codes, uniq = pd.factorize(lc[starts].astype(np.int64) * base + wc[starts])
+            found = (starts, run_codes.astype(np.int64), _wafer_table(lot, wafer, lu, wu, np.asarray(uniq), base))
+    else:
+        found = _string_runs(df, lot, wafer)
+    if found is not None:
+        for a in found[:2]:
+            a.flags.writeable = False
+    _remember((la, wa, _RUNS), (found,))
+    return None if found is None else (found[0], found[1], found[2].copy())
+
+
+def _code_runs(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """First rows of the runs of equal ``(a, b)`` pairs, or None when the runs are many (more than
+    one row in 16 starts one: a table not stored wafer by wafer)."""
+    n = len(a)
+    if n < 2:
+        return None
+    head = min(n, 4096)
+    if int(((a[1:head] != a[: head - 1]) | (b[1:head] != b[: head - 1])).sum()) > head // 16:
+        return None
+    change = a[1:] != a[:-1]
+    change |= b[1:] != b[:-1]
+    starts = np.flatnonzero(change)
+    del change
+    if len(starts) > n // 16:
+        return None
+    return np.r_[0, starts + 1]
 
 
 def _factorize_ints(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +254,17 @@ def _changes(buf: Any) -> np.ndarray | None:
 
 
 def _run_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.DataFrame] | None:
-    """Wafer codes of a table stored wafer by wafer, from its runs.
+    """Wafer codes of a table stored wafer by wafer, from its runs (:func:`_string_runs`); None when
+    the table is not run-structured."""
+    runs = _string_runs(df, lot, wafer)
+    if runs is None:
+        return None
+    starts, run_codes, wafers = runs
+    return np.repeat(run_codes, np.diff(np.r_[starts, len(df)])), wafers
+
+
+def _string_runs(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame] | None:
+    """The runs of a table stored wafer by wafer (as :func:`wafer_runs`), from its strings.
 
     Die tables hold each wafer's rows in one or a few contiguous runs. Comparing each row with
     the previous one (a string comparison, no hashing) finds the runs; only the first row of
@@ -201,7 +288,7 @@ def _run_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.D
     starts = np.r_[0, starts]
     firsts = pd.DataFrame({lot: _take_rows(la, starts), wafer: _take_rows(wa, starts)})
     run_codes, wafers = _hash_codes(firsts, lot, wafer)
-    return np.repeat(run_codes, np.diff(np.r_[starts, n])), wafers
+    return starts, run_codes, wafers
 
 
 def _take_rows(buf: Any, rows: np.ndarray) -> pd.arrays.ArrowStringArray:
@@ -214,13 +301,23 @@ def _take_rows(buf: Any, rows: np.ndarray) -> pd.arrays.ArrowStringArray:
     return pd.arrays.ArrowStringArray(pa.chunked_array(parts, type=buf.type).cast(pa.large_string()))
 
 
-def die_keys(df: pd.DataFrame) -> np.ndarray:
+def die_keys(df: pd.DataFrame, *, narrow: bool = False) -> np.ndarray:
     """One int64 per row identifying (lot, wafer, die_x, die_y); dense when the grid is compact.
 
     A row without a die position (missing ``die_x`` or ``die_y``: a part tested without a
     wafer location) gets a key of its own, so it is never taken for another row's retest.
+    ``narrow=True`` gives int32 keys when every key fits (half the memory), for callers that
+    only compare or sort them; the default int64 keys may be combined with other integers.
     """
-    codes, wafers = wafer_codes(df)
+    la, wa = _arrow_buffer(df["lot_id"]), _arrow_buffer(df["wafer_id"])
+    known = la is not None and wa is not None and _recall((la, wa)) is not None
+    # a table stored wafer by wafer needs no per-row wafer codes: its keys start from its runs
+    runs = None if known else wafer_runs(df)
+    codes: np.ndarray | None = None
+    if runs is not None:
+        wafers = runs[2]
+    else:
+        codes, wafers = wafer_codes(df)
     sx, sy = df["die_x"], df["die_y"]
     x = sx.to_numpy(na_value=0) if sx.hasnans else sx.to_numpy()
     y = sy.to_numpy(na_value=0) if sy.hasnans else sy.to_numpy()
@@ -230,33 +327,97 @@ def die_keys(df: pd.DataFrame) -> np.ndarray:
     nx, ny = xmax - xmin + 1, ymax - ymin + 1
     # int32 arithmetic when every key fits (half the memory traffic), in place after one allocation
     kt: Any = np.int32 if len(wafers) * nx * ny < 2**31 - 1 else np.int64
-    keys = codes.astype(kt)
-    keys *= kt(nx)
+    if runs is not None:
+        starts, run_codes, _ = runs
+        keys = np.repeat((run_codes * nx - xmin).astype(kt), np.diff(np.r_[starts, len(x)]))
+    else:
+        assert codes is not None
+        keys = codes.astype(kt)
+        keys *= kt(nx)
+        keys -= kt(xmin)
     keys += x.astype(kt, copy=False)
-    keys -= kt(xmin)
     keys *= kt(ny)
     keys += y.astype(kt, copy=False)
     keys -= kt(ymin)
-    keys = keys.astype(np.int64, copy=False)  # callers combine keys with other integers
+    if not narrow:
+        keys = keys.astype(np.int64, copy=False)  # callers combine keys with other integers
     if sx.hasnans or sy.hasnans:
         na = sx.isna().to_numpy() | sy.isna().to_numpy()
         keys = np.where(na, int(keys.max()) + 1 + np.cumsum(na), keys)
     return keys
 
 
+#: rows per block of the block-wise passes (a small key buffer instead of a row-sized one)
+_BLOCK = 1 << 18
+
+
+def unique_dies(df: pd.DataFrame) -> bool:
+    """Whether no (lot, wafer, die_x, die_y) appears on two rows, decided block by block.
+
+    The die keys of a block of rows at a time mark a table of all possible keys (one byte per
+    die of the wafers' bounding box), so no row-sized key array is made. Only for a table whose
+    every row has a die position and whose keys are dense; False whenever unsure (a missing
+    position, a sparse key space) and when a die repeats: then :func:`die_keys` and
+    :func:`duplicated_keys` find the rows.
+    """
+    n = len(df)
+    sx, sy = df["die_x"], df["die_y"]
+    if n == 0 or sx.hasnans or sy.hasnans:
+        return False
+    la, wa = _arrow_buffer(df["lot_id"]), _arrow_buffer(df["wafer_id"])
+    known = la is not None and wa is not None and _recall((la, wa)) is not None
+    runs = None if known else wafer_runs(df)
+    codes: np.ndarray | None = None
+    if runs is not None:
+        n_w = len(runs[2])
+    else:
+        codes, wafers = wafer_codes(df)
+        n_w = len(wafers)
+    x, y = sx.to_numpy(), sy.to_numpy()
+    xmin, ymin = int(x.min()), int(y.min())
+    nx, ny = int(x.max()) - xmin + 1, int(y.max()) - ymin + 1
+    space = n_w * nx * ny
+    if space >= max(4 * n, 1 << 20) or space >= 2**31 - 1:
+        return False
+    seen = np.zeros(space, bool)
+    base = None if runs is None else (runs[1] * nx - xmin).astype(np.int32)  # the key of each run's wafer
+    for i in range(0, n, _BLOCK):
+        j = min(i + _BLOCK, n)
+        if runs is not None and base is not None:
+            starts = runs[0]
+            first = int(np.searchsorted(starts, i, side="right")) - 1  # the run holding row i
+            last = int(np.searchsorted(starts, j, side="left"))  # runs first .. last - 1 meet rows i .. j - 1
+            bounds = starts[first:last] - i
+            bounds[0] = 0
+            k = np.repeat(base[first:last], np.diff(np.r_[bounds, j - i]))
+        else:
+            assert codes is not None
+            k = codes[i:j].astype(np.int32)
+            k *= np.int32(nx)
+            k -= np.int32(xmin)
+        k += x[i:j]
+        k *= np.int32(ny)
+        k += y[i:j]
+        k -= np.int32(ymin)
+        seen[k] = True
+    return int(np.count_nonzero(seen)) == n
+
+
 def duplicated_keys(keys: np.ndarray) -> np.ndarray:
     """Boolean mask of rows whose key appeared on an earlier row.
 
-    Uses a counting pass when the keys are dense (no hashing), and pandas' hash table
-    otherwise; the mask is only built when a duplicate exists.
+    Uses a marking pass when the keys are dense (no hashing, one byte per possible key, keys of
+    any integer type without a converted copy), and pandas' hash table otherwise; the mask is
+    only built when a duplicate exists.
     """
     n = len(keys)
     if n == 0:
         return np.zeros(0, bool)
     kmin, kmax = int(keys.min()), int(keys.max())
     if kmin >= 0 and kmax < max(4 * n, 1 << 20):
-        counts = np.bincount(keys, minlength=kmax + 1)
-        if counts.max() <= 1:
+        seen = np.zeros(kmax + 1, bool)
+        seen[keys] = True
+        if int(np.count_nonzero(seen)) == n:
             return np.zeros(n, bool)
     return pd.Series(keys).duplicated(keep="first").to_numpy()
 

@@ -268,7 +268,10 @@ def _coerce_int(
         if nullable:
             if s.dtype == _PD_INT[kind]:
                 return s  # shared copy-on-write, never modified in place
-            return pd.Series(pd.array(values.astype(kind), dtype=_PD_INT[kind]), index=s.index, name=s.name, copy=False)
+            # one copy of the values (the masked array owns it) and an all-False mask
+            data = values.astype(kind, copy=True)
+            return pd.Series(pd.arrays.IntegerArray(data, np.zeros(len(data), bool)), index=s.index, name=s.name,
+                             copy=False)
         if values.dtype == np.dtype(kind):
             return s
         return pd.Series(values.astype(kind), index=s.index, name=s.name, copy=False)
@@ -552,10 +555,12 @@ def _in_bins(hbin: np.ndarray, good_bins: Iterable[int]) -> np.ndarray:
 
 
 def _check_retests(df: pd.DataFrame, *, retests: str, source: str | None, line_base: int | None) -> pd.DataFrame:
-    from ._keys import die_keys, duplicated_keys
+    from ._keys import die_keys, duplicated_keys, unique_dies
 
-    keys = die_keys(df)
     has_seq = "test_seq" in df.columns
+    if not has_seq and unique_dies(df):  # the usual table: checked without a row-sized key array
+        return df
+    keys = die_keys(df, narrow=not has_seq)  # compared only, unless combined with test_seq below
     if has_seq:
         seq = df["test_seq"].to_numpy(dtype="int64", na_value=-1) + 1
         keys = keys * (int(seq.max()) + 1) + seq

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ._keys import die_keys, duplicated_keys, wafer_codes
+from ._keys import die_keys, duplicated_keys, wafer_codes, wafer_runs
 from .errors import DataQualityWarning, SchemaError
 from .intervals import clopper_pearson
 
@@ -29,7 +29,7 @@ def _check(dies: pd.DataFrame, where: str) -> None:
 
 def _pick(dies: pd.DataFrame, last: bool) -> np.ndarray:
     """Row positions of the last (or first) insertion at each die, in original order."""
-    keys = die_keys(dies)
+    keys = die_keys(dies, narrow=True)  # compared and sorted only
     if not duplicated_keys(keys).any():
         return np.arange(len(keys))  # one result per die already (e.g. a table of final results)
     seq = dies["test_seq"].to_numpy(dtype="int64", na_value=-1)
@@ -98,6 +98,37 @@ def first_pass_results(dies: pd.DataFrame) -> pd.DataFrame:
     return dies.iloc[_pick(dies, last=False)].reset_index(drop=True)
 
 
+#: rows per block of the pass/fail count (a small temporary, reused, instead of row-sized ones)
+_BLOCK = 1 << 18
+
+
+def _pass_fail_counts(codes: np.ndarray, passed: np.ndarray, n_groups: int) -> np.ndarray:
+    """(failed, passed) rows per group: an ``(n_groups, 2)`` int64 array, counted block by block."""
+    both = np.zeros(2 * n_groups, np.int64)
+    block = max(_BLOCK, 8 * n_groups)  # a block's count is O(n_groups): keep it small beside the block's rows
+    key = np.empty(min(block, len(codes)), np.int64)
+    for i in range(0, len(codes), block):
+        k = key[: min(block, len(codes) - i)]
+        np.multiply(codes[i : i + block], 2, out=k)
+        k += passed[i : i + block]
+        both += np.bincount(k, minlength=2 * n_groups)
+    return both.reshape(n_groups, 2)
+
+
+def _run_counts(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """True rows of ``mask`` in each run of rows (runs begin at ``starts``, ascending, ``starts[0] == 0``),
+    summed block by block (an int64 copy of a block at a time, not of the whole mask)."""
+    out = np.zeros(len(starts), np.int64)
+    for i in range(0, len(mask), _BLOCK):
+        j = min(i + _BLOCK, len(mask))
+        first = int(np.searchsorted(starts, i, side="right")) - 1  # the run holding row i
+        last = int(np.searchsorted(starts, j, side="left"))  # runs first .. last - 1 meet rows i .. j - 1
+        local = starts[first:last] - i
+        local[0] = 0
+        out[first:last] += np.add.reduceat(mask[i:j], local, dtype=np.int64)
+    return out
+
+
 def wafer_yield(dies: pd.DataFrame, *, conf_level: float = 0.95) -> pd.DataFrame:
     """Yield of every wafer.
 
@@ -124,17 +155,28 @@ def wafer_yield(dies: pd.DataFrame, *, conf_level: float = 0.95) -> pd.DataFrame
     [{'tested': 4, 'good': 3, 'yield': 0.75}]
     """
     _check(dies, "wafer_yield")
-    codes, wafers = wafer_codes(dies)
-    n_w = len(wafers)
     passed = dies["passed"].to_numpy(dtype=bool)
-    if "test_seq" in dies.columns and dies["test_seq"].notna().any():
+    retested = "test_seq" in dies.columns and dies["test_seq"].notna().any()
+    runs = None if retested else wafer_runs(dies)
+    if runs is not None:  # stored wafer by wafer: count per run of rows, no per-row wafer codes
+        starts, run_codes, wafers = runs
+        n_w = len(wafers)
+        lengths = np.diff(np.r_[starts, len(passed)])
+        good = np.bincount(run_codes, weights=_run_counts(passed, starts), minlength=n_w)
+        tested = np.bincount(run_codes, weights=lengths, minlength=n_w).astype(np.int64)
+        fp_good = good
+    elif retested:
+        codes, wafers = wafer_codes(dies)
+        n_w = len(wafers)
         last = _pick(dies, last=True)
         first = _pick(dies, last=False)
         tested = np.bincount(codes[last], minlength=n_w)
         good = np.bincount(codes[last], weights=passed[last], minlength=n_w)
         fp_good = np.bincount(codes[first], weights=passed[first], minlength=n_w)
     else:
-        both = np.bincount(codes * 2 + passed, minlength=2 * n_w).reshape(n_w, 2)  # (failed, passed) per wafer
+        codes, wafers = wafer_codes(dies)
+        n_w = len(wafers)
+        both = _pass_fail_counts(codes, passed, n_w)
         good = both[:, 1]
         tested = both[:, 0] + good
         fp_good = good

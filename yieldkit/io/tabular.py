@@ -279,17 +279,20 @@ def _read_parquet_file(path: Path, table: str = "die", columns: Mapping[str, str
         mapping = canonical_names(names, table, columns)
         # identifiers repeat: decoding them as dictionaries is faster and gives their codes for free
         ids = [src for src, dst in mapping.items() if dst in ("lot_id", "wafer_id")]
-        tbl = pq.read_table(path, read_dictionary=ids or None)
+        box = [pq.read_table(path, read_dictionary=ids or None)]
     except (pa.ArrowInvalid, OSError) as exc:
         raise ParseError(f"not a readable Parquet file: {exc}", path=path) from exc
-    return _to_pandas(tbl, ids)
+    return _to_pandas(box, ids)
 
 
-def _to_pandas(tbl: pa.Table, ids: list[Any]) -> pd.DataFrame:
-    """The table as pandas, the dictionary-encoded identifier columns ``ids`` as strings whose codes are remembered.
+def _to_pandas(box: list[pa.Table], ids: list[Any]) -> pd.DataFrame:
+    """The table in ``box`` as pandas, the dictionary-encoded identifier columns ``ids`` as strings whose
+    codes are remembered.
 
-    The Arrow table is released column by column while converting (it must not be used after).
+    The table comes in a one-element list that is emptied, so that nothing else holds it: it is
+    released column by column while converting.
     """
+    tbl = box.pop()
     dicts = [src for src in ids
              if pa.types.is_dictionary(tbl[src].type) and pa.types.is_string(tbl[src].type.value_type)]
     if not dicts:
@@ -352,8 +355,9 @@ def _read_dir(path: Path, table: str, columns: Mapping[str, str] | None, on_erro
             tbl = ds.to_table()
         except (pa.ArrowInvalid, OSError) as exc:
             raise ParseError(f"cannot read the Parquet dataset: {exc}", path=path) from exc
-        df = _to_pandas(tbl, ids)
+        box = [tbl]
         del tbl
+        df = _to_pandas(box, ids)
         for c in df.columns:  # other hive partition keys arrive as dictionaries
             if isinstance(df[c].dtype, pd.CategoricalDtype):
                 df[c] = df[c].astype(STRING)
