@@ -31,7 +31,7 @@ from ...layout import WaferLayout
 from ...schema import STRING, UNCLASSIFIED, validate_defects, validate_wafers
 from .parse12 import parse_12
 from .parse18 import parse_18
-from .stack import Stack
+from .stack import Stack, narrow_frame
 from .statements import NotUtf8, RawFile, RawWafer, Restart, TextStream, release_unused, text_chunks
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,10 @@ class KlarfData:
     ----------
     defects : DataFrame
         Canonical defect table (positions in the wafer frame [um]); every other column of
-        the file's DefectRecordSpec/Columns is kept under its lower-case name.
+        the file's DefectRecordSpec/Columns is kept under its lower-case name. The repeated
+        text (``lot_id``, ``wafer_id``, ``defect_class``, ``layer``) is held as Categoricals
+        of Arrow strings (categories sorted), the file's integer columns other than
+        ``defect_id`` as ``Int32`` (``Int64`` when a value does not fit 32 bits).
     wafers : DataFrame
         One row per wafer: ``lot_id``, ``wafer_id``, ``product`` (DeviceID), ``layer``
         (StepID), ``slot``, ``inspection_time``, ``setup_id``, ``inspection_station``,
@@ -300,6 +303,12 @@ def _as_float(x: Any) -> np.ndarray:
     return np.asarray(pd.array(x).to_numpy(dtype="float64", na_value=np.nan))
 
 
+def _scaled(x: Any, div: float) -> np.ndarray:
+    """A length column [um] from the file's unit (``div`` file units per um), without a copy at 1."""
+    f = _as_float(x)
+    return f if div == 1.0 else f / div
+
+
 def _kind_18(t: str) -> str:
     t = t.lower()
     if t.startswith(("int", "uint", "short", "long", "char")):
@@ -438,8 +447,8 @@ def _defect_positions(conv: dict[str, Any], grid: _Grid, rw: RawWafer, path: Any
             k = int(np.flatnonzero(big)[0])
             raise ParseError(f"die index {name} {v[k]:.0f} is outside the 32-bit range of die indices",
                              path=path, line=int(lines[k]) if k < len(lines) else rw.line, record="DefectList")
-    xr = _as_float(conv["XREL"]) / div
-    yr = _as_float(conv["YREL"]) / div
+    xr = _scaled(conv["XREL"], div)
+    yr = _scaled(conv["YREL"], div)
     ij = np.vstack([i, j])
     if not ori.is_identity:
         if pitch is None:
@@ -504,7 +513,7 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
     else:
         frame["defect_class"] = pd.array(np.full(n, UNCLASSIFIED, object), dtype=STRING)
     if "DSIZE" in conv:
-        frame["size_um"] = _as_float(conv["DSIZE"]) / div
+        frame["size_um"] = _scaled(conv["DSIZE"], div)
     frame["layer"] = _const_str(_step(hdr), n)
     extras: dict[str, Any] = {}
     if renumbered:
@@ -838,7 +847,9 @@ def read_klarf(path: str | os.PathLike[str], *, chunk_size: int | None = CHUNK_S
     rotated/mirrored into the wafer frame (notch down); die indices are transformed with it
     and the original orientation is kept in ``wafer_metadata[...]["_orientation"]``.
     Repeated or missing DEFECTIDs are renumbered 1..n (with a warning), the file's ids kept
-    as ``klarf_defectid``. Integer-looking columns come back as Int64, others as float64.
+    as ``klarf_defectid``. Integer-looking columns come back as Int32 (Int64 when a value
+    does not fit 32 bits; ``defect_id`` is Int64), others as float64; the repeated text
+    columns as Categoricals (:func:`~yieldkit.io.klarf.concat_defects` joins such tables).
     KLARF 1.1/1.2 header statements may come in any order, before ``FileVersion`` too;
     ``FileVersion`` must be present, known, and come before the first ``WaferID``. As
     KLARF statements hold until redefined, a ``SampleTestPlan``/``AreaPerTest`` before the
@@ -919,7 +930,8 @@ def _joined(core: pd.DataFrame, extras: pd.DataFrame | None, source: str) -> pd.
 
 
 def _defect_table(pairs: list[tuple[pd.DataFrame, pd.DataFrame | None]], source: str) -> pd.DataFrame:
-    """The defect table of the wafers' (canonical columns, other columns) pairs, as one."""
+    """The defect table of the wafers' (canonical columns, other columns) pairs, as one, in the
+    narrow types of :mod:`~yieldkit.io.klarf.stack`."""
     frames = [pt[0] for pt in pairs]
     extra_frames = [pt[1] if pt[1] is not None else pd.DataFrame(index=pt[0].index) for pt in pairs]
     if frames:
@@ -931,17 +943,17 @@ def _defect_table(pairs: list[tuple[pd.DataFrame, pd.DataFrame | None]], source:
     defects = validate_defects(core, source=source)
     if len(extras.columns):
         defects = pd.concat([defects, extras.reset_index(drop=True)], axis=1)
-    return defects
+    return narrow_frame(defects)
 
 
 def _wafer_by_wafer(raw: RawFile, p: Path, stem: str) -> tuple[list[dict[str, Any]], pd.DataFrame]:
     """The wafers' parts and the defect table, converting one wafer at a time: each wafer's
-    typed columns are released once converted, and its validated defects copied into the
-    table (:class:`~yieldkit.io.klarf.stack.Stack`). The same table as validating the concatenated wafers (validation
-    is row by row, defect ids unique per wafer); a validation error is the one the whole table
-    gives, raised after every wafer is converted, as then."""
+    typed columns are released once converted, and its validated defects kept in the narrow
+    types (:class:`~yieldkit.io.klarf.stack.Stack`). The same table as validating the
+    concatenated wafers (validation is row by row, defect ids unique per wafer); a validation
+    error is the one the whole table gives, raised after every wafer is converted, as then."""
     source = str(p)
-    stack = Stack(sum(int(sum(len(x) for x in rw.chunk_lines)) for rw in raw.wafers))
+    stack = Stack()
     parts = []
     failed: list[pd.DataFrame] | None = None
     for i, rw in enumerate(raw.wafers):
@@ -956,6 +968,10 @@ def _wafer_by_wafer(raw: RawFile, p: Path, stem: str) -> tuple[list[dict[str, An
                     stack.add(_joined(core, extras, source))
                 except SchemaError:
                     failed = [f[[c for c in f.columns if c in core.columns]] for f in stack.frames()]
+                    for f in failed:  # the table as validation sees it: text as Arrow strings
+                        for c in f.columns:
+                            if isinstance(f[c].dtype, pd.CategoricalDtype):
+                                f[c] = f[c].astype(STRING)
             if failed is not None:
                 failed.append(core)
             del core, extras
@@ -964,7 +980,7 @@ def _wafer_by_wafer(raw: RawFile, p: Path, stem: str) -> tuple[list[dict[str, An
     if failed is not None:
         validate_defects(pd.concat(failed, ignore_index=True), source=source)
         raise AssertionError("a wafer fails validation but the table passes")  # pragma: no cover
-    if not parts or stack.first is None and stack.cols is None and not stack.rest:
+    if not stack:
         return parts, _defect_table([], source)
     return parts, stack.result()
 

@@ -250,6 +250,8 @@ def _csv_block(block: str, columns: list[str], first_line: int) -> tuple[dict[st
     if int(nonempty.sum()) != tbl.num_rows:
         return None
     row_lines = first_line + np.flatnonzero(nonempty).astype(np.int64)
+    if len(row_lines) and row_lines[-1] < 2**31:  # kept until the wafer is converted: 4 bytes a row
+        row_lines = row_lines.astype(np.int32)
     out = {name: tbl.column(c).combine_chunks() for name, c in zip(columns, keep)}
     return out, row_lines, tbl.num_columns
 
