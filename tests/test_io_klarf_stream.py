@@ -271,3 +271,44 @@ def test_cli_convert_klarf_to_dataset(tmp_path: Path, shared_samples: Path) -> N
     bare = tmp_path / "bare"
     assert main(["-q", "convert", str(src), "-o", str(bare)]) == 0
     assert sorted(x.name for x in (bare / "lot_id=QUU").iterdir()) == ["wafer_id=01", "wafer_id=02", "wafer_id=06"]
+
+
+def _whole_numbers_first(path: Path, column: int, rows: int, value: str | None = None) -> None:
+    """Rewrite field ``column`` of the first ``rows`` defect rows as a whole number (``value``, else
+    the field without its fraction), as tools that write integers where they can do."""
+    lines = path.read_text().splitlines(keepends=True)
+    done = 0
+    for k, line in enumerate(lines):
+        f = line.split()
+        if done < rows and len(f) > column and f[0].isdigit() and "." in f[column]:
+            f[column] = value if value is not None else str(int(float(f[column])))
+            lines[k] = " " + " ".join(f) + "\n"
+            done += 1
+    assert done == rows
+    path.write_text("".join(lines))
+
+
+def test_pieces_of_integers_and_floats_stream_without_restart(tmp_path: Path, rng: np.random.Generator,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A column whose first rows hold whole numbers and later rows fractions is float64 in every
+    piece, as one parse of the whole list gives it, without parsing the text again."""
+    df, lay = _table(rng)
+    df["score"] = df["score"].fillna(0.5)
+    p = tmp_path / "w.klarf"
+    write_klarf(df, p, version="1.2", layout=lay)
+    _whole_numbers_first(p, 8, 60)  # DSIZE, a canonical float column
+    _whole_numbers_first(p, 11, 60)  # SCORE, a column of the file's own
+    with caplog.at_level("INFO", logger="yieldkit.io.klarf.reader"):
+        streamed = read_klarf(p, chunk_size=512)
+    assert "whole text" not in caplog.text
+    whole = read_klarf(p, chunk_size=None)
+    pd.testing.assert_frame_equal(streamed.defects, whole.defects)
+    assert streamed.defects["score"].dtype == np.float64
+    score = streamed.defects["score"].to_numpy()
+    assert (score[:60] == np.trunc(score[:60])).all() and (score[60:] != np.trunc(score[60:])).any()
+    _assert_same(p, 512)
+    _whole_numbers_first(p, 11, 1, str(2**53 + 1))  # not exact as a float: the list is parsed whole
+    caplog.clear()
+    with caplog.at_level("INFO", logger="yieldkit.io.klarf.reader"):
+        _assert_same(p, 512)
+    assert "whole text" in caplog.text

@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["CHUNK_SIZE", "KlarfData", "parse_klarf_text", "read_klarf"]
 
-#: bytes of the file read per step by the streaming parse (the text held at a time is about this)
-CHUNK_SIZE = 1 << 24
+#: bytes of the file read per step by the streaming parse (the text held at a time is about this;
+#: the parse of a piece needs a few times as much, so larger steps raise the peak, not the speed)
+CHUNK_SIZE = 1 << 22
 
 #: KLARF 1.8 gives the mark location as an angle [deg]
 _ANGLES = {str(a): w for a, w in ANGLE_WORDS.items()}
@@ -191,6 +192,13 @@ def _first_int64_overflow(clean: pa.Array) -> int | None:
     return None
 
 
+def _int64(arr: pa.Array) -> pd.arrays.IntegerArray:
+    """An Arrow int64 array as pandas Int64, sharing its values buffer (no copy)."""
+    values = arr.fill_null(0) if arr.null_count else arr
+    mask = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else np.zeros(len(arr), bool)
+    return pd.arrays.IntegerArray(values.to_numpy(zero_copy_only=False), mask)
+
+
 def _text(arr: pa.Array) -> Any:
     """A text column; the NA tokens (what :func:`write_klarf` writes for a missing value) are missing."""
     isna = pc.is_in(arr, value_set=pa.array(_NA_TOKENS, arr.type))
@@ -207,7 +215,7 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     if pa.types.is_integer(arr.type) and kind != "string":
         if kind == "float":
             return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        return pd.array(pc.cast(arr, pa.int64()).to_pandas(), dtype="Int64")
+        return _int64(pc.cast(arr, pa.int64()))
     if pa.types.is_floating(arr.type) and kind != "string":
         f = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
         inf = np.isinf(f)
@@ -234,7 +242,7 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     looks_int = not any(("." in t or "e" in t or "E" in t) for t in head if t is not None)
     if kind in ("int", "auto") and looks_int:
         try:
-            return pd.array(pc.cast(arr, pa.int64()).to_pandas(), dtype="Int64")
+            return _int64(pc.cast(arr, pa.int64()))
         except pa.ArrowInvalid:
             pass
     if kind in ("float", "auto"):
@@ -261,7 +269,7 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
         is_int = bool(pc.all(pc.fill_null(pc.match_substring_regex(clean, _INTEGER), True)).as_py()) if len(arr) else True
         if is_int:
             try:
-                return pd.array(pc.cast(clean, pa.int64()).to_pandas(), dtype="Int64")
+                return _int64(pc.cast(clean, pa.int64()))
             except pa.ArrowInvalid:
                 over = _first_int64_overflow(clean)
                 if over is None:
@@ -291,10 +299,20 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     return out
 
 
-def _const_str(value: str | None, n: int) -> Any:
-    """A string column holding one value n times, built without a Python sequence."""
-    arr = pa.array([value], type=pa.large_string()).take(pa.array(np.zeros(n, np.int64)))
-    return pd.array(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())), dtype=STRING)
+def _text_column(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+    """A text column as a Categorical of Arrow strings: ``names[codes]`` (missing where -1),
+    its categories the distinct names in sorted order (the narrow type of the defect table)."""
+    values = sorted(set(names))
+    order = np.append(pd.Index(values).get_indexer(names), -1) if names else np.full(1, -1)
+    dtype = pd.CategoricalDtype(pd.Index(np.asarray(values, dtype=object), dtype=STRING))
+    small = np.int8 if len(values) < 127 else np.int16 if len(values) < 32767 else np.int32
+    return pd.Categorical.from_codes(order.astype(small)[codes], dtype=dtype, validate=False)
+
+
+def _const_text(value: str | None, n: int) -> pd.Categorical:
+    """A text column holding one value (missing: None) n times."""
+    return _text_column(np.zeros(n, np.int8) if value is not None else np.full(n, -1, np.int8),
+                        [value] if value is not None else [])
 
 
 def _as_float(x: Any) -> np.ndarray:
@@ -476,8 +494,8 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
     di = pd.array(ij[0], dtype="Float64").astype("Int32")
     dj = pd.array(ij[1], dtype="Float64").astype("Int32")
     frame: dict[str, Any] = {
-        "lot_id": _const_str(lot_id, n),
-        "wafer_id": _const_str(wafer_id, n),
+        "lot_id": _const_text(lot_id, n),
+        "wafer_id": _const_text(wafer_id, n),
     }
     renumbered = False
     if "DEFECTID" in conv:
@@ -499,22 +517,25 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
     frame["die_x"], frame["die_y"] = di, dj
     frame["xrel_um"], frame["yrel_um"] = xr, yr
     if "CLASSNUMBER" in conv:
-        num = conv["CLASSNUMBER"]
+        # the class names of the few distinct class numbers, not of every row
+        codes, numbers = pd.factorize(pd.Series(conv["CLASSNUMBER"]), use_na_sentinel=True)
         lookup = rw.class_lookup
-        s = pd.Series(num)
-        names = s.map(lookup) if lookup else pd.Series(np.full(n, None, object))
-        unmapped = names.isna() & s.notna()
-        if unmapped.any():
+        names = [lookup.get(k) for k in numbers.tolist()] if lookup else [None] * len(numbers)
+        unmapped = [k for k, name in enumerate(names) if name is None]
+        if unmapped:
             if lookup:
+                count = int(np.isin(codes, unmapped).sum())
                 log.info("%s: %d defect(s) have class numbers missing from ClassLookup; the number is "
-                         "used as the class name", path, int(unmapped.sum()))
-            names = names.where(~unmapped, s.astype("string"))
-        frame["defect_class"] = pd.array(names.fillna(UNCLASSIFIED).astype(str).to_numpy(), dtype=STRING)
+                         "used as the class name", path, count)
+            text = pd.Series(numbers).astype("string").tolist()
+            names = [text[k] if name is None else name for k, name in enumerate(names)]
+        codes = np.where(codes < 0, len(names), codes)  # no class number: unclassified
+        frame["defect_class"] = _text_column(codes, [str(x) for x in names] + [UNCLASSIFIED])
     else:
-        frame["defect_class"] = pd.array(np.full(n, UNCLASSIFIED, object), dtype=STRING)
+        frame["defect_class"] = _const_text(UNCLASSIFIED, n)
     if "DSIZE" in conv:
         frame["size_um"] = _scaled(conv["DSIZE"], div)
-    frame["layer"] = _const_str(_step(hdr), n)
+    frame["layer"] = _const_text(_step(hdr), n)
     extras: dict[str, Any] = {}
     if renumbered:
         extras["klarf_defectid"] = conv["DEFECTID"]

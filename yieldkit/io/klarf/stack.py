@@ -50,8 +50,13 @@ class _Text:
 
     def __init__(self, s: pd.Series) -> None:
         if isinstance(s.dtype, pd.CategoricalDtype):
-            self.codes = s.cat.codes.to_numpy()
-            self.values = np.asarray(s.cat.categories, dtype=object)
+            codes = s.cat.codes.to_numpy()
+            values = np.asarray(s.cat.categories, dtype=object)
+            used = np.bincount(codes + 1, minlength=len(values) + 1)[1:] > 0
+            if not used.all():  # only the values present, as a dictionary encoding gives them
+                remap = np.append(np.cumsum(used) - 1, -1).astype(codes.dtype)
+                codes, values = remap[codes], values[used]
+            self.codes, self.values = codes, values
             return
         arr = pa.chunked_array(pd.array(s, dtype=STRING)._pa_array).combine_chunks()  # type: ignore[attr-defined]
         enc = arr.dictionary_encode()

@@ -220,7 +220,7 @@ def _csv_block(block: str, columns: list[str], first_line: int) -> tuple[dict[st
     try:
         tbl = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 24, use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=" ", quote_char=False, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(timestamp_parsers=[], null_values=["", *_NA_VALUES],
                                                  strings_can_be_null=True),
@@ -478,6 +478,29 @@ def release_unused() -> None:
 Piece = tuple[dict[str, pa.Array], np.ndarray, int]
 
 
+def _same_kind(a: pa.DataType, b: pa.DataType) -> bool:
+    """Column types that pieces of one list may have: equal, or int64 and float64 (a piece
+    whose numbers all look like integers), which the whole list holds as float64."""
+    return a == b or {a, b} == {pa.int64(), pa.float64()}
+
+
+def _as_floats(pieces: list[Piece], columns: list[str]) -> list[Piece]:
+    """The pieces with each column that is float64 in some piece float64 in all, as one parse
+    of the whole list infers it; :class:`Restart` when an integer is too large to be exact."""
+    for c in columns:
+        kinds = {p[0][c].type for p in pieces}
+        if len(kinds) < 2:
+            continue
+        for cols, _, _ in pieces:
+            a = cols[c]
+            if a.type == pa.int64():
+                low, high = pc.min_max(a).values()
+                if low.is_valid and (low.as_py() <= -(2**53) or high.as_py() >= 2**53):
+                    raise Restart("integers too large for a float in a column of floats")
+                cols[c] = pc.cast(a, pa.float64())
+    return pieces
+
+
 def stream_rows(s: TextStream, pos: int, columns: list[str], *, end: str, forbidden: str,
                 semicolons: bool = False) -> tuple[list[Piece] | None, int, int]:
     """The rows of a list read piece by piece (whole lines) up to its terminator ``end``.
@@ -523,13 +546,14 @@ def stream_rows(s: TextStream, pos: int, columns: list[str], *, end: str, forbid
             fast = _csv_block(piece if piece.endswith("\n") else piece + "\n", columns, s.line_at(pos))
             if fast is None:
                 raise Restart("a piece of a list the fast path does not take")
-            if pieces and (fast[2] != pieces[0][2] or any(fast[0][c].type != pieces[0][0][c].type for c in columns)):
+            if pieces and (fast[2] != pieces[0][2] or any(not _same_kind(fast[0][c].type, pieces[0][0][c].type)
+                                                          for c in columns)):
                 raise Restart("the pieces of a list differ in column types")
             pieces.append(fast)
             release_unused()  # what the CSV reader held for the piece
         pos = cut
         consumed = True
         if stop >= 0:
-            return pieces, pos, nsemi
+            return _as_floats(pieces, columns), pos, nsemi
         pos = s.compact(pos)
         s.fill()
