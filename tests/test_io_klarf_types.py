@@ -96,6 +96,8 @@ def test_integer_columns_fall_back_to_64_bits(tmp_path: Path, rng: np.random.Gen
     assert value in d["bincode"].tolist()
     parts = list(iter_klarf_defects(p))
     pd.testing.assert_frame_equal(concat_defects(parts), d)
+    for chunk_size in (200, 1000, None):  # pieces of 32-bit and 64-bit numbers joined as the whole text gives them
+        pd.testing.assert_frame_equal(read_klarf(p, chunk_size=chunk_size).defects, d)
 
 
 def test_missing_text_and_renumbered_ids(tmp_path: Path) -> None:

@@ -32,7 +32,16 @@ from ...schema import STRING, UNCLASSIFIED, validate_defects, validate_wafers
 from .parse12 import parse_12
 from .parse18 import parse_18
 from .stack import Stack, narrow_frame
-from .statements import NotUtf8, RawFile, RawWafer, Restart, TextStream, release_unused, text_chunks
+from .statements import (
+    NotUtf8,
+    RawFile,
+    RawWafer,
+    Restart,
+    TextStream,
+    release_unused,
+    text_chunks,
+    unify_numbers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +202,7 @@ def _first_int64_overflow(clean: pa.Array) -> int | None:
 
 
 def _int64(arr: pa.Array) -> pd.arrays.IntegerArray:
-    """An Arrow int64 array as pandas Int64, sharing its values buffer (no copy)."""
+    """An Arrow int64 (int32) array as pandas Int64 (Int32), sharing its values buffer (no copy)."""
     values = arr.fill_null(0) if arr.null_count else arr
     mask = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else np.zeros(len(arr), bool)
     return pd.arrays.IntegerArray(values.to_numpy(zero_copy_only=False), mask)
@@ -215,7 +224,7 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     if pa.types.is_integer(arr.type) and kind != "string":
         if kind == "float":
             return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        return _int64(pc.cast(arr, pa.int64()))
+        return _int64(arr if arr.type in (pa.int32(), pa.int64()) else pc.cast(arr, pa.int64()))
     if pa.types.is_floating(arr.type) and kind != "string":
         f = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
         inf = np.isinf(f)
@@ -319,6 +328,12 @@ def _as_float(x: Any) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x.astype(np.float64, copy=False)
     return np.asarray(pd.array(x).to_numpy(dtype="float64", na_value=np.nan))
+
+
+def _int32(f: np.ndarray) -> pd.arrays.IntegerArray:
+    """Whole numbers held as floats (NaN: missing; within the int32 range) as pandas Int32."""
+    mask = np.isnan(f)
+    return pd.arrays.IntegerArray(np.where(mask, 0.0, f).astype(np.int32), mask)
 
 
 def _scaled(x: Any, div: float) -> np.ndarray:
@@ -446,15 +461,17 @@ def _defect_columns(rw: RawWafer, path: Any) -> tuple[list[str], dict[str, Any],
         elif c == "IMAGELIST" or t.lower() == "imagelist":
             kind = "string"
         # a column at a time, its parsed pieces dropped once joined: memory holds one column twice
-        data = pa.concat_arrays([ch.pop(c) if unique else ch[c] for ch in rw.chunks])
+        pieces = [ch.pop(c) if unique else ch[c] for ch in rw.chunks]
+        data = pa.concat_arrays(unify_numbers(pieces) or [p.cast(pa.string()) for p in pieces])
+        del pieces
         conv[c] = _column(data, c, kind, path, lines)
         del data
     return cols, conv, lines
 
 
 def _defect_positions(conv: dict[str, Any], grid: _Grid, rw: RawWafer, path: Any, lines: np.ndarray) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray]:
-    """Die indices (2 x n) and in-die offsets [um] of the defects, in the wafer frame."""
+        list[np.ndarray], np.ndarray, np.ndarray]:
+    """Die indices (x and y, as floats) and in-die offsets [um] of the defects, in the wafer frame."""
     ori, div, pitch, center, die_origin = grid.ori, grid.div, grid.pitch, grid.center, grid.die_origin
     new_pitch, new_origin = grid.new_pitch, grid.new_origin
     i = _as_float(conv["XINDEX"])
@@ -467,7 +484,7 @@ def _defect_positions(conv: dict[str, Any], grid: _Grid, rw: RawWafer, path: Any
                              path=path, line=int(lines[k]) if k < len(lines) else rw.line, record="DefectList")
     xr = _scaled(conv["XREL"], div)
     yr = _scaled(conv["YREL"], div)
-    ij = np.vstack([i, j])
+    ij = [i, j]  # die indices as floats (NaN: missing), not copied into one array
     if not ori.is_identity:
         if pitch is None:
             raise ParseError("a non-DOWN or mirrored orientation needs DiePitch", path=path, line=rw.line,
@@ -478,7 +495,7 @@ def _defect_positions(conv: dict[str, Any], grid: _Grid, rw: RawWafer, path: Any
         y0 = (die_origin[1] - center[1]) / div
         p = np.vstack([x0 + i * spitch[0] + xr, y0 + j * spitch[1] + yr])
         q = np.vstack(to_wafer_frame(p[0], p[1], ori))
-        ij = np.vstack(to_wafer_frame(ij[0], ij[1], ori))
+        ij = list(to_wafer_frame(ij[0], ij[1], ori))
         assert new_pitch is not None and new_origin is not None
         xr = q[0] - (new_origin[0] + ij[0] * new_pitch[0])
         yr = q[1] - (new_origin[1] + ij[1] * new_pitch[1])
@@ -486,13 +503,12 @@ def _defect_positions(conv: dict[str, Any], grid: _Grid, rw: RawWafer, path: Any
 
 
 def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict[str, Any], grid: _Grid,
-                  ij: np.ndarray, xr: np.ndarray, yr: np.ndarray, lot_id: str, wafer_id: str,
+                  ij: list[np.ndarray], xr: np.ndarray, yr: np.ndarray, lot_id: str, wafer_id: str,
                   path: Any) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The canonical defect columns and the file's other columns (lower-cased, in um)."""
     n = len(xr)
     div, layout = grid.div, grid.layout
-    di = pd.array(ij[0], dtype="Float64").astype("Int32")
-    dj = pd.array(ij[1], dtype="Float64").astype("Int32")
+    di, dj = _int32(ij[0]), _int32(ij[1])
     frame: dict[str, Any] = {
         "lot_id": _const_text(lot_id, n),
         "wafer_id": _const_text(wafer_id, n),
@@ -508,7 +524,7 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
             frame["defect_id"] = np.arange(1, n + 1, dtype=np.int64)
             renumbered = True
         else:
-            frame["defect_id"] = ids
+            frame["defect_id"] = ids if ids.dtype == "Int64" else pd.array(ids, dtype="Int64")
     if layout is not None:
         x, y = layout.position(ij[0], ij[1], xr, yr)
         frame["x_um"], frame["y_um"] = x, y
@@ -1003,7 +1019,9 @@ def _wafer_by_wafer(raw: RawFile, p: Path, stem: str) -> tuple[list[dict[str, An
         raise AssertionError("a wafer fails validation but the table passes")  # pragma: no cover
     if not stack:
         return parts, _defect_table([], source)
-    return parts, stack.result()
+    table = stack.result()
+    release_unused()  # what joining the wafers freed, before the caller goes on
+    return parts, table
 
 
 def _empty_core() -> pd.DataFrame:

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ...schema import STRING
+from .statements import release_unused
 
 __all__ = ["CATEGORICAL", "Stack", "concat_defects", "narrow_frame", "narrow_types"]
 
@@ -223,5 +224,6 @@ class Stack:
             column = [p.pop(c) for p in self.pieces]
             out[c] = _join(column)
             del column
+            release_unused()  # the pieces just copied (much of them in Arrow's pool): the peak stays the table
         self.pieces = []
         return pd.DataFrame(out, copy=False)

@@ -37,7 +37,7 @@ from ...errors import ParseError
 log = logging.getLogger(__name__)
 
 __all__ = ["RawFile", "RawWafer", "Statement", "TextStream", "parse_block", "release_unused", "stream_rows",
-           "text_chunks"]
+           "text_chunks", "unify_numbers"]
 
 _NA_VALUES = ("NA", "N/A", "NaN", "nan", "NAN")
 
@@ -252,8 +252,40 @@ def _csv_block(block: str, columns: list[str], first_line: int) -> tuple[dict[st
     row_lines = first_line + np.flatnonzero(nonempty).astype(np.int64)
     if len(row_lines) and row_lines[-1] < 2**31:  # kept until the wafer is converted: 4 bytes a row
         row_lines = row_lines.astype(np.int32)
-    out = {name: tbl.column(c).combine_chunks() for name, c in zip(columns, keep)}
+    out = {name: _int32_if_fits(tbl.column(c).combine_chunks()) for name, c in zip(columns, keep)}
     return out, row_lines, tbl.num_columns
+
+
+def _int32_if_fits(a: pa.Array) -> pa.Array:
+    """An int64 column as int32 when every value fits (KLARF's integer fields are 32-bit), so
+    that the parsed lists held until their wafer is converted take half the memory."""
+    if a.type != pa.int64() or not len(a):
+        return a
+    low, high = pc.min_max(a).values()
+    if low.is_valid and -(2**31) <= low.as_py() and high.as_py() < 2**31:
+        return a.cast(pa.int32())
+    return a
+
+
+_NUMERIC = frozenset({pa.int32(), pa.int64(), pa.float64()})
+
+
+def unify_numbers(arrays: list[pa.Array]) -> list[pa.Array] | None:
+    """Numeric arrays of one column cast to one type, as one parse of all their rows infers it:
+    float64 if any is, else int64 (int32 when all are); None when an integer is too large to
+    be exact as a float. Arrays of one type, or not all numeric, are returned as they are."""
+    kinds = {a.type for a in arrays}
+    if len(kinds) < 2 or not kinds <= _NUMERIC:
+        return arrays
+    target = pa.float64() if pa.float64() in kinds else pa.int64()
+    out = []
+    for a in arrays:
+        if a.type == pa.int64() and target == pa.float64() and len(a):
+            low, high = pc.min_max(a).values()
+            if low.is_valid and (low.as_py() <= -(2**53) or high.as_py() >= 2**53):
+                return None
+        out.append(a if a.type == target else a.cast(target))
+    return out
 
 
 def parse_block(
@@ -479,25 +511,20 @@ Piece = tuple[dict[str, pa.Array], np.ndarray, int]
 
 
 def _same_kind(a: pa.DataType, b: pa.DataType) -> bool:
-    """Column types that pieces of one list may have: equal, or int64 and float64 (a piece
-    whose numbers all look like integers), which the whole list holds as float64."""
-    return a == b or {a, b} == {pa.int64(), pa.float64()}
+    """Column types that pieces of one list may have: equal, or numbers (a piece whose numbers
+    all look like integers, or all fit 32 bits), which the whole list holds in one type."""
+    return a == b or {a, b} <= _NUMERIC
 
 
 def _as_floats(pieces: list[Piece], columns: list[str]) -> list[Piece]:
-    """The pieces with each column that is float64 in some piece float64 in all, as one parse
-    of the whole list infers it; :class:`Restart` when an integer is too large to be exact."""
+    """The pieces with each column in one type (:func:`unify_numbers`), as one parse of the whole
+    list infers it; :class:`Restart` when an integer is too large to be exact as a float."""
     for c in columns:
-        kinds = {p[0][c].type for p in pieces}
-        if len(kinds) < 2:
-            continue
-        for cols, _, _ in pieces:
-            a = cols[c]
-            if a.type == pa.int64():
-                low, high = pc.min_max(a).values()
-                if low.is_valid and (low.as_py() <= -(2**53) or high.as_py() >= 2**53):
-                    raise Restart("integers too large for a float in a column of floats")
-                cols[c] = pc.cast(a, pa.float64())
+        arrays = unify_numbers([p[0][c] for p in pieces])
+        if arrays is None:
+            raise Restart("integers too large for a float in a column of floats")
+        for p, a in zip(pieces, arrays):
+            p[0][c] = a
     return pieces
 
 
