@@ -273,8 +273,8 @@ def _same_defects_only(mem, got, shown: int | None = None) -> None:
     assert got.clustering_tested == mem.clustering_tested
     assert [n for n in got.notes if not n.startswith(_DASK_ONLY)] == mem.notes
     assert got.p_chart is None and got.kill_ratios is None
-    if shown is None:
-        pd.testing.assert_frame_equal(mem.defects, got.defects, check_dtype=False)
+    if shown is None:  # Dask reads text columns as Arrow strings (read_klarf's Categoricals too)
+        pd.testing.assert_frame_equal(mem.defects, got.defects, check_dtype=False, check_categorical=False)
     else:  # the defects of the wafers the report's defect maps show
         assert got.defects.groupby(["lot_id", "wafer_id"]).ngroups == shown
         assert any(n.startswith(_DASK_ONLY) for n in got.notes)
