@@ -7,7 +7,9 @@ own child process, which reports its own peak resident memory (``VmHWM`` from
 ``/proc/self/status``; ``ru_maxrss`` would carry over the parent's peak, the generator's
 included, across ``exec``) and its memory after the imports (``base_mb``), so ``peak_mb``
 and ``own_mb`` (peak less base) are that reader's alone; the time is that of the read call
-(imports are timed separately). klarf-reader
+(imports are timed separately). For yieldkit it also reports the size of the defect table
+(``table_mb``, pandas' deep memory usage) and, against the file size, ``table_ratio`` and
+``own_ratio`` (the peak above the imports). klarf-reader
 is a benchmark-only peer (``pip install yieldkit[bench]``); it is skipped when absent.
 """
 
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 CHILD = r"""
-import json, sys, time
+import json, os, sys, time
 path, which = sys.argv[1], sys.argv[2]
 
 def status_mb(key):  # this process's own figures (VmHWM is not inherited across exec)
@@ -47,11 +49,19 @@ times = []
 for _ in range(2):  # first call (cold: JIT compilation, first-touch memory), then warm
     t = time.perf_counter()
     if which == "yieldkit":
-        n = len(read_klarf(path).defects)
+        table = read_klarf(path).defects
+        times.append(time.perf_counter() - t)
+        n, out_mb = len(table), table.memory_usage(deep=True).sum() / 2**20
+        del table
     else:
         n = sum(len(w.defects) for w in Klarf.load_from_file(path).wafers)
-    times.append(time.perf_counter() - t)
-print(json.dumps({"seconds": round(times[1], 3), "first_call_seconds": round(times[0], 3),
+        times.append(time.perf_counter() - t)
+size_mb = os.path.getsize(path) / 2**20
+extra = {"file_mb": round(size_mb, 1)}
+if which == "yieldkit":  # the table and the peak against the file size (MiB / MiB)
+    extra.update(table_mb=round(out_mb, 1), table_ratio=round(out_mb / size_mb, 2),
+                 own_ratio=round((status_mb("VmHWM") - base) / size_mb, 2))
+print(json.dumps({**extra, "seconds": round(times[1], 3), "first_call_seconds": round(times[0], 3),
                   "import_seconds": round(t1 - t0, 3), "defects": n,
                   "base_mb": round(base), "peak_mb": round(status_mb("VmHWM")),
                   "own_mb": round(status_mb("VmHWM") - base)}))

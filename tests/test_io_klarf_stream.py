@@ -20,7 +20,15 @@ import pytest
 import yieldkit as yk
 from yieldkit.cli import main
 from yieldkit.errors import ParseError
-from yieldkit.io.klarf import iter_klarf_defects, klarf_to_dataset, read_klarf, write_klarf
+from yieldkit.io.klarf import (
+    concat_defects,
+    iter_klarf_defects,
+    klarf_to_dataset,
+    narrow_frame,
+    read_klarf,
+    write_klarf,
+)
+from yieldkit.schema import STRING
 
 SAMPLES = ["CPS3TwithoutReview.001", "QUU_NUU.000", "bad12.klarf", "bad12DefectList.klarf",
            "klarf12DefectListExample.klarf", "klarf12Example.klarf", "klarfWithImagelist.klarf", "klarf_no_defect.000",
@@ -158,11 +166,18 @@ def test_iter_klarf_defects_gives_the_table_wafer_by_wafer(tmp_path: Path, rng: 
     parts = list(iter_klarf_defects(p, chunk_size=500))
     whole = read_klarf(p).defects
     assert [set(x.wafer_id) for x in parts] == [{w} for w in dict.fromkeys(whole.wafer_id)]
-    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+    pd.testing.assert_frame_equal(concat_defects(parts), whole)
 
 
 def _sorted(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(["lot_id", "wafer_id", "defect_id"], kind="stable").reset_index(drop=True)
+
+
+def _read_back(out: Path) -> pd.DataFrame:
+    """The dataset as read_defects gives it (text as Arrow strings), in read_klarf's narrow types."""
+    back = yk.read_defects(out)
+    assert (back["lot_id"].dtype, back["wafer_id"].dtype) == (STRING, STRING)
+    return narrow_frame(back)
 
 
 @pytest.mark.parametrize("partition_by", ["wafer", "lot"])
@@ -176,7 +191,7 @@ def test_dataset_reads_back_as_the_file(shared_samples: Path, tmp_path: Path, na
         n = klarf_to_dataset(src, out, partition_by=partition_by, chunk_size=2048)
         ref = read_klarf(src).defects
     assert n == len(ref)
-    back = yk.read_defects(out)
+    back = _read_back(out)
     pd.testing.assert_frame_equal(_sorted(back), _sorted(ref))
     folders = sorted(p.relative_to(out).parts[: 2 if partition_by == "wafer" else 1] for p in out.rglob("*.parquet"))
     if n:
@@ -201,7 +216,7 @@ def test_dataset_by_dask_and_ids_kept_as_text(tmp_path: Path, rng: np.random.Gen
     got = lazy.compute()
     assert set(got["wafer_id"]) == {"01", "02", "10"} and len(got) == len(df)
     ref = read_klarf(p).defects
-    pd.testing.assert_frame_equal(_sorted(yk.read_defects(out)), _sorted(ref))
+    pd.testing.assert_frame_equal(_sorted(_read_back(out)), _sorted(ref))
 
 
 def test_18_fields_after_a_wafer_hold_for_it(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -217,10 +232,10 @@ def test_18_fields_after_a_wafer_hold_for_it(tmp_path: Path, rng: np.random.Gene
     whole = read_klarf(q, chunk_size=None)
     assert (whole.wafers["inspection_station"] == "yieldkit export 1").all()
     parts = list(iter_klarf_defects(q, chunk_size=256))
-    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole.defects)
+    pd.testing.assert_frame_equal(concat_defects(parts), whole.defects)
     out = tmp_path / "ds"
     klarf_to_dataset(q, out, chunk_size=256)
-    pd.testing.assert_frame_equal(_sorted(yk.read_defects(out)), _sorted(whole.defects))
+    pd.testing.assert_frame_equal(_sorted(_read_back(out)), _sorted(whole.defects))
 
 
 def test_dataset_of_merged_steps_and_18_falls_back_to_whole_read(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -230,7 +245,7 @@ def test_dataset_of_merged_steps_and_18_falls_back_to_whole_read(tmp_path: Path,
     write_klarf(df, p, version="1.2", layout=lay)
     out = tmp_path / "ds"
     klarf_to_dataset(p, out)
-    pd.testing.assert_frame_equal(_sorted(yk.read_defects(out)), _sorted(read_klarf(p).defects))
+    pd.testing.assert_frame_equal(_sorted(_read_back(out)), _sorted(read_klarf(p).defects))
 
 
 def test_dataset_written_atomically(tmp_path: Path, shared_samples: Path) -> None:
@@ -252,7 +267,48 @@ def test_cli_convert_klarf_to_dataset(tmp_path: Path, shared_samples: Path) -> N
     out = tmp_path / "ds"
     assert main(["-q", "convert", str(src), "-o", f"{out}/", "--partition-by", "lot"]) == 0
     assert sorted(x.name for x in out.iterdir()) == ["lot_id=QUU"]
-    pd.testing.assert_frame_equal(_sorted(yk.read_defects(out)), _sorted(read_klarf(src).defects))
+    pd.testing.assert_frame_equal(_sorted(_read_back(out)), _sorted(read_klarf(src).defects))
     bare = tmp_path / "bare"
     assert main(["-q", "convert", str(src), "-o", str(bare)]) == 0
     assert sorted(x.name for x in (bare / "lot_id=QUU").iterdir()) == ["wafer_id=01", "wafer_id=02", "wafer_id=06"]
+
+
+def _whole_numbers_first(path: Path, column: int, rows: int, value: str | None = None) -> None:
+    """Rewrite field ``column`` of the first ``rows`` defect rows as a whole number (``value``, else
+    the field without its fraction), as tools that write integers where they can do."""
+    lines = path.read_text().splitlines(keepends=True)
+    done = 0
+    for k, line in enumerate(lines):
+        f = line.split()
+        if done < rows and len(f) > column and f[0].isdigit() and "." in f[column]:
+            f[column] = value if value is not None else str(int(float(f[column])))
+            lines[k] = " " + " ".join(f) + "\n"
+            done += 1
+    assert done == rows
+    path.write_text("".join(lines))
+
+
+def test_pieces_of_integers_and_floats_stream_without_restart(tmp_path: Path, rng: np.random.Generator,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A column whose first rows hold whole numbers and later rows fractions is float64 in every
+    piece, as one parse of the whole list gives it, without parsing the text again."""
+    df, lay = _table(rng)
+    df["score"] = df["score"].fillna(0.5)
+    p = tmp_path / "w.klarf"
+    write_klarf(df, p, version="1.2", layout=lay)
+    _whole_numbers_first(p, 8, 60)  # DSIZE, a canonical float column
+    _whole_numbers_first(p, 11, 60)  # SCORE, a column of the file's own
+    with caplog.at_level("INFO", logger="yieldkit.io.klarf.reader"):
+        streamed = read_klarf(p, chunk_size=512)
+    assert "whole text" not in caplog.text
+    whole = read_klarf(p, chunk_size=None)
+    pd.testing.assert_frame_equal(streamed.defects, whole.defects)
+    assert streamed.defects["score"].dtype == np.float64
+    score = streamed.defects["score"].to_numpy()
+    assert (score[:60] == np.trunc(score[:60])).all() and (score[60:] != np.trunc(score[60:])).any()
+    _assert_same(p, 512)
+    _whole_numbers_first(p, 11, 1, str(2**53 + 1))  # not exact as a float: the list is parsed whole
+    caplog.clear()
+    with caplog.at_level("INFO", logger="yieldkit.io.klarf.reader"):
+        _assert_same(p, 512)
+    assert "whole text" in caplog.text

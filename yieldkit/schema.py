@@ -332,7 +332,20 @@ def _coerce_float(
     return pd.Series(num, index=s.index, name=s.name, copy=False)
 
 
+def _text_categorical(s: pd.Series) -> bool:
+    """A Categorical of Arrow strings (how :func:`yieldkit.read_klarf` holds repeated text)."""
+    return isinstance(s.dtype, pd.CategoricalDtype) and s.dtype.categories.dtype == STRING
+
+
 def _coerce_string(s: pd.Series, *, source: str | None, line_base: int | None, required: bool) -> pd.Series:
+    if _text_categorical(s):  # kept as it is: its few distinct values are checked
+        if required:
+            codes = s.cat.codes.to_numpy()
+            blank = np.flatnonzero(s.cat.categories.str.len().to_numpy(dtype=np.int64, na_value=0) == 0)
+            na = (codes < 0) | np.isin(codes, blank)
+            if na.any():
+                raise _bad(s, na, "a non-empty identifier on every row (found an empty value)", source, line_base)
+        return s
     if s.dtype == STRING:
         out = s
     else:
@@ -632,6 +645,8 @@ def validate_defects(
             out[spec.name] = _coerce_float(df[spec.name], source=source, line_base=line_base, required=not has_die)
         elif spec.name == "size_um":
             out[spec.name] = _coerce_float(df[spec.name], source=source, line_base=line_base, required=False, minimum=0.0)
+        elif spec.name == "defect_class" and _text_categorical(df[spec.name]):
+            out[spec.name] = _class_categories(df[spec.name])
         elif spec.name == "defect_class":
             s = df[spec.name]
             cls = _coerce_string(s, source=source, line_base=line_base, required=False)
@@ -677,6 +692,25 @@ def validate_defects(
     if extra:
         result = pd.concat([result, df[extra].reset_index(drop=True)], axis=1)
     return result
+
+
+def _class_categories(s: pd.Series) -> pd.Series:
+    """A Categorical ``defect_class`` with its categories stripped, missing or empty ones
+    "unclassified" (what the text path does row by row), its categories kept sorted."""
+    cats = s.cat.categories
+    names = cats.str.strip()
+    names = names.where(names.notna() & (names != ""), UNCLASSIFIED)
+    codes = s.cat.codes.to_numpy()
+    if names.equals(cats) and names.is_monotonic_increasing and not (codes < 0).any():
+        return s
+    values = pd.Index(np.asarray(sorted(set(names.tolist()) | {UNCLASSIFIED}), dtype=object), dtype=STRING)
+    remap = np.append(values.get_indexer(names), values.get_loc(UNCLASSIFIED))  # code -1: unclassified
+    dtype = pd.CategoricalDtype(values)
+    new = pd.Categorical.from_codes(remap[codes], dtype=dtype)
+    used = np.unique(new.codes)
+    if len(used) < len(values):  # no category that no row uses
+        new = new.remove_unused_categories()
+    return pd.Series(new, index=s.index, name=s.name)
 
 
 def complete_positions(defects: pd.DataFrame, layout) -> pd.DataFrame:

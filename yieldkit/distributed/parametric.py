@@ -130,18 +130,52 @@ def _compact(tests: pd.DataFrame, by: Sequence[str], value: str, where: str) -> 
     return f.astype({"test_num": np.int64, "pin": np.int64, "value": np.float64})
 
 
+_LOW = (np.int64(1) << np.int64(40)) - 1  # the position bits of a row-order value
+
+
+def _dataset_offsets(dies: Any) -> np.ndarray:
+    """The global row number of the first row of each partition of the die table as given (dataset
+    order), from the row-order values of a (possibly moved) table: ``offsets[p]`` plus the position
+    within partition p is a row's number in the whole table."""
+    import dask
+
+    def counts(p: pd.DataFrame, number: int) -> np.ndarray:
+        order = _row_order(p, {"number": number})
+        return np.bincount(order >> np.int64(40)) if len(order) else np.zeros(0, np.int64)
+
+    got = dask.compute(*[dask.delayed(counts)(p, i) for i, p in enumerate(dies.to_delayed())])
+    total = np.zeros(max((len(c) for c in got), default=0), np.int64)
+    for c in got:
+        total[: len(c)] += c
+    return np.concatenate([[0], np.cumsum(total)]).astype(np.int64)
+
+
+def _part_rows(dies: pd.DataFrame, tests: pd.DataFrame, offsets: np.ndarray) -> np.ndarray:
+    """Row of ``dies`` (one partition) of every test row (NaN: none), matched on ``part_index``,
+    the part's row in the whole die table in dataset order (as the in-memory function does)."""
+    order = dies[ORDER_COL].to_numpy(np.int64)
+    number = offsets[order >> np.int64(40)] + (order & _LOW)
+    idx = tests["part_index"].to_numpy(dtype=np.float64, na_value=np.nan)
+    ok = np.isfinite(idx) & (idx >= 0) & (idx < offsets[-1])
+    row = np.full(len(tests), np.nan)
+    pos = pd.Index(number).get_indexer(idx[ok].astype(np.int64))
+    row[np.flatnonzero(ok)] = np.where(pos >= 0, pos, np.nan)
+    return row
+
+
 def _with_bins(f: pd.DataFrame, dies: pd.DataFrame, tests: pd.DataFrame, bin_col: str, where: str,
-               keys: list[str] | None) -> pd.DataFrame:
-    """The compact frame with the ``_bin``, ``_good`` of each result's die (``_m``: a die matched)."""
+               keys: list[str] | None, offsets: np.ndarray | None = None) -> pd.DataFrame:
+    """The compact frame with the ``_bin``, ``_good`` of each result's die (``_m``: a die matched),
+    matched on the die ``keys``, or on ``part_index`` given the partition ``offsets``."""
     from ..parametric.association import die_bins, die_rows
 
     n = len(f)
     bins = np.full(n, -1, np.int64)
     good = np.zeros(n, bool)
     matched = np.zeros(n, bool)
-    if keys is not None and n and len(dies):
+    if (keys is not None or offsets is not None) and n and len(dies):
         b, g = die_bins(dies, bin_col, where)
-        row = die_rows(dies, tests, keys)
+        row = _part_rows(dies, tests, offsets) if offsets is not None else die_rows(dies, tests, keys or [])
         row = row[f.index.to_numpy()]
         ok = np.isfinite(row)
         r = row[ok].astype(np.int64)
@@ -152,8 +186,10 @@ def _with_bins(f: pd.DataFrame, dies: pd.DataFrame, tests: pd.DataFrame, bin_col
 
 
 def _lot_part(dies: pd.DataFrame, tests: pd.DataFrame, number: int, *, by: tuple[str, ...], value: str,
-              bin_col: str | None, screen_kw: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Everything needed from one lot-aligned (dies, tests) partition pair."""
+              bin_col: str | None, screen_kw: Mapping[str, Any] | None,
+              offsets: np.ndarray | None = None) -> dict[str, Any]:
+    """Everything needed from one lot-aligned (dies, tests) partition pair; with ``offsets``
+    (:func:`_dataset_offsets`) results are matched to dies on ``part_index``."""
     out: dict[str, Any] = {}
     if ORDER_COL not in dies.columns:
         dies = dies.assign(**{ORDER_COL: _row_order(dies, {"number": number})})
@@ -165,8 +201,9 @@ def _lot_part(dies: pd.DataFrame, tests: pd.DataFrame, number: int, *, by: tuple
         from ..parametric.association import unique_die_keys
 
         keys = unique_die_keys(dies, tests) if len(dies) and len(tests) else []
-        out["unique"] = keys is not None
-        f = _with_bins(f, dies, tests, bin_col, "test_bin_association", keys or None)
+        out["unique"] = keys is not None or offsets is not None
+        f = _with_bins(f, dies, tests, bin_col, "test_bin_association", keys or None,
+                       offsets if offsets is not None and "part_index" in tests.columns else None)
         sel = dies[~dies["passed"].to_numpy(dtype=bool, na_value=False)] if "passed" in dies.columns else dies
         b = pd.DataFrame({"bin": sel[bin_col].to_numpy(dtype=np.int64, na_value=-1),
                           "first": sel[ORDER_COL].to_numpy(np.int64)})
@@ -359,7 +396,6 @@ def _tests_pass(dies: Any, tests: Any, *, by: tuple[str, ...], value: str = "val
                 screen_kw: Mapping[str, Any] | None, do_shift: bool, partition_rows: int,
                 keys: pd.DataFrame | None = None) -> _TestsPass:
     """One lot-aligned pass (matching, screen) and one test-aligned pass (shift, association)."""
-    import dask
 
     from ..parametric._table import require
 
@@ -371,7 +407,22 @@ def _tests_pass(dies: Any, tests: Any, *, by: tuple[str, ...], value: str = "val
                                   "Expected the long test table of read_stdf(tests=True).", column=c)
     dl, tl = lot_aligned(dies, tests, partition_rows=partition_rows, keys=keys)
     kw = {"by": by, "value": value, "bin_col": bin_col, "screen_kw": screen_kw}
-    lot_parts = [dask.delayed(_lot_part)(dp, tp, i, **kw) for i, (dp, tp) in
+    parts, per_test = _run_passes(dl, tl, tests, kw, do_shift, None)
+    if bin_col is not None and "part_index" in tests.columns and not all(p.get("unique", True) for p in parts):
+        # the die keys do not identify a die somewhere (retests without test_seq): as in memory,
+        # every result is matched on part_index, the row of its part in the die table (dataset order)
+        log.info("the die keys do not identify a die: matching test results to dies on part_index")
+        parts, per_test = _run_passes(dl, tl, tests, kw, do_shift, _dataset_offsets(dl))
+    return _TestsPass(parts=list(parts), tests=list(per_test), dies_meta=dies._meta)
+
+
+def _run_passes(dl: Any, tl: Any, tests: Any, kw: Mapping[str, Any], do_shift: bool,
+                offsets: np.ndarray | None) -> tuple[Any, Any]:
+    """The lot-aligned pass and the test-aligned pass over the partition pairs."""
+    import dask
+
+    by, value, bin_col = kw["by"], kw["value"], kw["bin_col"]
+    lot_parts = [dask.delayed(_lot_part)(dp, tp, i, offsets=offsets, **kw) for i, (dp, tp) in
                  enumerate(zip(dl.to_delayed(), tl.to_delayed(), strict=True))]
     want_tests = do_shift or bin_col is not None
     test_parts: list[Any] = []
@@ -380,8 +431,7 @@ def _tests_pass(dies: Any, tests: Any, *, by: tuple[str, ...], value: str = "val
         compact = [dask.delayed(lambda p: p["compact"])(p) for p in lot_parts]
         moved = _by_test(compact, meta, len(lot_parts))
         test_parts = [dask.delayed(_test_part)(b, by, do_shift, bin_col is not None) for b in moved.to_delayed()]
-    parts, per_test = dask.compute(lot_parts, test_parts)
-    return _TestsPass(parts=list(parts), tests=list(per_test), dies_meta=dies._meta)
+    return dask.compute(lot_parts, test_parts)
 
 
 def _dies_and_tests(dies: Any, tests: Any, partition_rows: int) -> tuple[Any, Any]:
@@ -468,7 +518,11 @@ def test_bin_association_dask(
     ----------
     dies, tests : path, glob, dask DataFrame or DataFrame
         The die table and the long test table of the same parts; the die keys (``lot_id``,
-        ``wafer_id``, ``die_x``, ``die_y``, and ``test_seq`` with retests) must identify a die.
+        ``wafer_id``, ``die_x``, ``die_y``, and ``test_seq`` with retests) identify a die, or, when
+        they do not (retests without ``test_seq``), the tests' ``part_index`` does: the row of
+        the part in the die table in dataset order (partitions in order, rows in order within
+        each), which is the in-memory table's row order when both are read from the same files
+        (the parts of a lot must be in its partitions, as the tests are moved lot by lot).
     bin, value
         As for :func:`yieldkit.parametric.test_bin_association`.
     partition_rows : int
@@ -482,8 +536,8 @@ def test_bin_association_dask(
     Raises
     ------
     SchemaError
-        A missing column, or die keys that do not identify a die (the in-memory function then
-        matches on ``part_index``, a row number of the whole die table).
+        A missing column, or die keys that do not identify a die and tests without
+        ``part_index``, as in memory.
     """
     d, t = _dies_and_tests(dies, tests, partition_rows)
     got = _tests_pass(d, t, by=(), value=value, bin_col=bin, screen_kw=None, do_shift=False,
@@ -498,7 +552,8 @@ test_bin_association_dask.__test__ = False  # type: ignore[attr-defined]  # a fu
 def _check_unique(parts: list[dict[str, Any]]) -> None:
     if not all(p.get("unique", True) for p in parts):
         raise SchemaError("test_bin_association_dask: cannot match test results to dies: the die keys (lot_id, "
-                          "wafer_id, die_x, die_y, test_seq) do not identify a die")
+                          "wafer_id, die_x, die_y, test_seq) do not identify a die and the tests have no part_index "
+                          "column")
 
 
 def screen_dask(
@@ -585,10 +640,11 @@ def parametric_sections(dies: Any, tests: Any, *, keys: pd.DataFrame | None, con
                                                              kind="stable").reset_index(drop=True)
     assoc = _association_result(got.tests)
     if not all(p.get("unique", True) for p in got.parts):
-        # the in-memory engine then matches on part_index, a row number of the whole die table
+        # no part_index either (retests matched on part_index otherwise): the in-memory engine stops
+        # with a SchemaError here; the report goes on without the association
         assoc = assoc.iloc[:0]
         notes.append("test-bin association: the die keys (lot_id, wafer_id, die_x, die_y, test_seq) do not "
-                     "identify a die; the Dask engine matches test results to dies by these keys only")
+                     "identify a die and the test table has no part_index; left out")
     if len(assoc):
         top_bins: list[Any] = _fail_bin_order(got.parts).head(bins).index.tolist()
         assoc = assoc[assoc["bin"].isin(top_bins)]

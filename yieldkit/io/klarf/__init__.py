@@ -11,9 +11,11 @@ import re
 from ..registry import Format, head_text, register
 from .dataset import iter_klarf_defects, klarf_to_dataset
 from .reader import KlarfData, read_klarf
+from .stack import concat_defects, narrow_frame
 from .writer import write_klarf
 
-__all__ = ["KlarfData", "iter_klarf_defects", "klarf_to_dataset", "read_klarf", "sniff", "write_klarf"]
+__all__ = ["KlarfData", "concat_defects", "iter_klarf_defects", "klarf_to_dataset", "narrow_frame", "read_klarf", "sniff",
+           "write_klarf"]
 
 
 def sniff(head: bytes) -> bool:

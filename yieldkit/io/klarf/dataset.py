@@ -28,6 +28,7 @@ from ..atomic import atomic_dir
 from .parse12 import wafers_12
 from .parse18 import wafers_18
 from .reader import CHUNK_SIZE, _identifiers, _joined, _wafer_tables, read_klarf
+from .stack import narrow_frame
 from .statements import NotUtf8, RawFile, Restart, TextStream, release_unused, text_chunks
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,9 @@ def iter_klarf_defects(path: str | os.PathLike[str], *, chunk_size: int = CHUNK_
     Each wafer is yielded once the file has moved past it; its parsed columns are released
     before the next wafer is read. Wafers without a DefectList yield nothing. The file's
     checks are those of :func:`~yieldkit.io.klarf.read_klarf`, and the tables those it
-    returns, wafer by wafer.
+    returns, wafer by wafer, in the same types (the text columns Categoricals of the wafer's
+    own values: :func:`~yieldkit.io.klarf.concat_defects` joins them into the table
+    ``read_klarf`` gives).
 
     Raises
     ------
@@ -87,7 +90,7 @@ def iter_klarf_defects(path: str | os.PathLike[str], *, chunk_size: int = CHUNK_
             if part["defects"] is not None:
                 core, extras = part["defects"]
                 part["defects"] = None
-                yield _joined(core, extras, str(p))
+                yield narrow_frame(_joined(core, extras, str(p)))
                 del core, extras
             release_unused()
     except NotUtf8:
@@ -107,7 +110,7 @@ def _write(frames: Iterator[pd.DataFrame], root: Path, keys: tuple[str, ...]) ->
         if not len(df):
             empty = df if empty is None else empty
             continue
-        for key, sub in df.groupby(list(keys), sort=False, dropna=False):
+        for key, sub in df.groupby(list(keys), sort=False, dropna=False, observed=True):
             key = tuple(str(k) for k in (key if isinstance(key, tuple) else (key,)))
             folder = root.joinpath(*(f"{c}={quote(v, safe='')}" for c, v in zip(keys, key)))
             folder.mkdir(parents=True, exist_ok=True)

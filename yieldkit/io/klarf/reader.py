@@ -31,15 +31,25 @@ from ...layout import WaferLayout
 from ...schema import STRING, UNCLASSIFIED, validate_defects, validate_wafers
 from .parse12 import parse_12
 from .parse18 import parse_18
-from .stack import Stack
-from .statements import NotUtf8, RawFile, RawWafer, Restart, TextStream, release_unused, text_chunks
+from .stack import Stack, narrow_frame
+from .statements import (
+    NotUtf8,
+    RawFile,
+    RawWafer,
+    Restart,
+    TextStream,
+    release_unused,
+    text_chunks,
+    unify_numbers,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CHUNK_SIZE", "KlarfData", "parse_klarf_text", "read_klarf"]
 
-#: bytes of the file read per step by the streaming parse (the text held at a time is about this)
-CHUNK_SIZE = 1 << 24
+#: bytes of the file read per step by the streaming parse (the text held at a time is about this;
+#: the parse of a piece needs a few times as much, so larger steps raise the peak, not the speed)
+CHUNK_SIZE = 1 << 22
 
 #: KLARF 1.8 gives the mark location as an angle [deg]
 _ANGLES = {str(a): w for a, w in ANGLE_WORDS.items()}
@@ -67,7 +77,10 @@ class KlarfData:
     ----------
     defects : DataFrame
         Canonical defect table (positions in the wafer frame [um]); every other column of
-        the file's DefectRecordSpec/Columns is kept under its lower-case name.
+        the file's DefectRecordSpec/Columns is kept under its lower-case name. The repeated
+        text (``lot_id``, ``wafer_id``, ``defect_class``, ``layer``) is held as Categoricals
+        of Arrow strings (categories sorted), the file's integer columns other than
+        ``defect_id`` as ``Int32`` (``Int64`` when a value does not fit 32 bits).
     wafers : DataFrame
         One row per wafer: ``lot_id``, ``wafer_id``, ``product`` (DeviceID), ``layer``
         (StepID), ``slot``, ``inspection_time``, ``setup_id``, ``inspection_station``,
@@ -188,6 +201,13 @@ def _first_int64_overflow(clean: pa.Array) -> int | None:
     return None
 
 
+def _int64(arr: pa.Array) -> pd.arrays.IntegerArray:
+    """An Arrow int64 (int32) array as pandas Int64 (Int32), sharing its values buffer (no copy)."""
+    values = arr.fill_null(0) if arr.null_count else arr
+    mask = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else np.zeros(len(arr), bool)
+    return pd.arrays.IntegerArray(values.to_numpy(zero_copy_only=False), mask)
+
+
 def _text(arr: pa.Array) -> Any:
     """A text column; the NA tokens (what :func:`write_klarf` writes for a missing value) are missing."""
     isna = pc.is_in(arr, value_set=pa.array(_NA_TOKENS, arr.type))
@@ -204,7 +224,7 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     if pa.types.is_integer(arr.type) and kind != "string":
         if kind == "float":
             return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        return pd.array(pc.cast(arr, pa.int64()).to_pandas(), dtype="Int64")
+        return _int64(arr if arr.type in (pa.int32(), pa.int64()) else pc.cast(arr, pa.int64()))
     if pa.types.is_floating(arr.type) and kind != "string":
         f = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
         inf = np.isinf(f)
@@ -231,7 +251,7 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     looks_int = not any(("." in t or "e" in t or "E" in t) for t in head if t is not None)
     if kind in ("int", "auto") and looks_int:
         try:
-            return pd.array(pc.cast(arr, pa.int64()).to_pandas(), dtype="Int64")
+            return _int64(pc.cast(arr, pa.int64()))
         except pa.ArrowInvalid:
             pass
     if kind in ("float", "auto"):
@@ -258,7 +278,7 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
         is_int = bool(pc.all(pc.fill_null(pc.match_substring_regex(clean, _INTEGER), True)).as_py()) if len(arr) else True
         if is_int:
             try:
-                return pd.array(pc.cast(clean, pa.int64()).to_pandas(), dtype="Int64")
+                return _int64(pc.cast(clean, pa.int64()))
             except pa.ArrowInvalid:
                 over = _first_int64_overflow(clean)
                 if over is None:
@@ -288,16 +308,38 @@ def _column(arr: pa.Array, name: str, kind: str, path: Any, lines: np.ndarray) -
     return out
 
 
-def _const_str(value: str | None, n: int) -> Any:
-    """A string column holding one value n times, built without a Python sequence."""
-    arr = pa.array([value], type=pa.large_string()).take(pa.array(np.zeros(n, np.int64)))
-    return pd.array(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())), dtype=STRING)
+def _text_column(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+    """A text column as a Categorical of Arrow strings: ``names[codes]`` (missing where -1),
+    its categories the distinct names in sorted order (the narrow type of the defect table)."""
+    values = sorted(set(names))
+    order = np.append(pd.Index(values).get_indexer(names), -1) if names else np.full(1, -1)
+    dtype = pd.CategoricalDtype(pd.Index(np.asarray(values, dtype=object), dtype=STRING))
+    small = np.int8 if len(values) < 127 else np.int16 if len(values) < 32767 else np.int32
+    return pd.Categorical.from_codes(order.astype(small)[codes], dtype=dtype, validate=False)
+
+
+def _const_text(value: str | None, n: int) -> pd.Categorical:
+    """A text column holding one value (missing: None) n times."""
+    return _text_column(np.zeros(n, np.int8) if value is not None else np.full(n, -1, np.int8),
+                        [value] if value is not None else [])
 
 
 def _as_float(x: Any) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x.astype(np.float64, copy=False)
     return np.asarray(pd.array(x).to_numpy(dtype="float64", na_value=np.nan))
+
+
+def _int32(f: np.ndarray) -> pd.arrays.IntegerArray:
+    """Whole numbers held as floats (NaN: missing; within the int32 range) as pandas Int32."""
+    mask = np.isnan(f)
+    return pd.arrays.IntegerArray(np.where(mask, 0.0, f).astype(np.int32), mask)
+
+
+def _scaled(x: Any, div: float) -> np.ndarray:
+    """A length column [um] from the file's unit (``div`` file units per um), without a copy at 1."""
+    f = _as_float(x)
+    return f if div == 1.0 else f / div
 
 
 def _kind_18(t: str) -> str:
@@ -419,15 +461,17 @@ def _defect_columns(rw: RawWafer, path: Any) -> tuple[list[str], dict[str, Any],
         elif c == "IMAGELIST" or t.lower() == "imagelist":
             kind = "string"
         # a column at a time, its parsed pieces dropped once joined: memory holds one column twice
-        data = pa.concat_arrays([ch.pop(c) if unique else ch[c] for ch in rw.chunks])
+        pieces = [ch.pop(c) if unique else ch[c] for ch in rw.chunks]
+        data = pa.concat_arrays(unify_numbers(pieces) or [p.cast(pa.string()) for p in pieces])
+        del pieces
         conv[c] = _column(data, c, kind, path, lines)
         del data
     return cols, conv, lines
 
 
 def _defect_positions(conv: dict[str, Any], grid: _Grid, rw: RawWafer, path: Any, lines: np.ndarray) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray]:
-    """Die indices (2 x n) and in-die offsets [um] of the defects, in the wafer frame."""
+        list[np.ndarray], np.ndarray, np.ndarray]:
+    """Die indices (x and y, as floats) and in-die offsets [um] of the defects, in the wafer frame."""
     ori, div, pitch, center, die_origin = grid.ori, grid.div, grid.pitch, grid.center, grid.die_origin
     new_pitch, new_origin = grid.new_pitch, grid.new_origin
     i = _as_float(conv["XINDEX"])
@@ -438,9 +482,9 @@ def _defect_positions(conv: dict[str, Any], grid: _Grid, rw: RawWafer, path: Any
             k = int(np.flatnonzero(big)[0])
             raise ParseError(f"die index {name} {v[k]:.0f} is outside the 32-bit range of die indices",
                              path=path, line=int(lines[k]) if k < len(lines) else rw.line, record="DefectList")
-    xr = _as_float(conv["XREL"]) / div
-    yr = _as_float(conv["YREL"]) / div
-    ij = np.vstack([i, j])
+    xr = _scaled(conv["XREL"], div)
+    yr = _scaled(conv["YREL"], div)
+    ij = [i, j]  # die indices as floats (NaN: missing), not copied into one array
     if not ori.is_identity:
         if pitch is None:
             raise ParseError("a non-DOWN or mirrored orientation needs DiePitch", path=path, line=rw.line,
@@ -451,7 +495,7 @@ def _defect_positions(conv: dict[str, Any], grid: _Grid, rw: RawWafer, path: Any
         y0 = (die_origin[1] - center[1]) / div
         p = np.vstack([x0 + i * spitch[0] + xr, y0 + j * spitch[1] + yr])
         q = np.vstack(to_wafer_frame(p[0], p[1], ori))
-        ij = np.vstack(to_wafer_frame(ij[0], ij[1], ori))
+        ij = list(to_wafer_frame(ij[0], ij[1], ori))
         assert new_pitch is not None and new_origin is not None
         xr = q[0] - (new_origin[0] + ij[0] * new_pitch[0])
         yr = q[1] - (new_origin[1] + ij[1] * new_pitch[1])
@@ -459,16 +503,15 @@ def _defect_positions(conv: dict[str, Any], grid: _Grid, rw: RawWafer, path: Any
 
 
 def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict[str, Any], grid: _Grid,
-                  ij: np.ndarray, xr: np.ndarray, yr: np.ndarray, lot_id: str, wafer_id: str,
+                  ij: list[np.ndarray], xr: np.ndarray, yr: np.ndarray, lot_id: str, wafer_id: str,
                   path: Any) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The canonical defect columns and the file's other columns (lower-cased, in um)."""
     n = len(xr)
     div, layout = grid.div, grid.layout
-    di = pd.array(ij[0], dtype="Float64").astype("Int32")
-    dj = pd.array(ij[1], dtype="Float64").astype("Int32")
+    di, dj = _int32(ij[0]), _int32(ij[1])
     frame: dict[str, Any] = {
-        "lot_id": _const_str(lot_id, n),
-        "wafer_id": _const_str(wafer_id, n),
+        "lot_id": _const_text(lot_id, n),
+        "wafer_id": _const_text(wafer_id, n),
     }
     renumbered = False
     if "DEFECTID" in conv:
@@ -481,7 +524,7 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
             frame["defect_id"] = np.arange(1, n + 1, dtype=np.int64)
             renumbered = True
         else:
-            frame["defect_id"] = ids
+            frame["defect_id"] = ids if ids.dtype == "Int64" else pd.array(ids, dtype="Int64")
     if layout is not None:
         x, y = layout.position(ij[0], ij[1], xr, yr)
         frame["x_um"], frame["y_um"] = x, y
@@ -490,22 +533,25 @@ def _defect_frame(conv: dict[str, Any], cols: list[str], rw: RawWafer, hdr: dict
     frame["die_x"], frame["die_y"] = di, dj
     frame["xrel_um"], frame["yrel_um"] = xr, yr
     if "CLASSNUMBER" in conv:
-        num = conv["CLASSNUMBER"]
+        # the class names of the few distinct class numbers, not of every row
+        codes, numbers = pd.factorize(pd.Series(conv["CLASSNUMBER"]), use_na_sentinel=True)
         lookup = rw.class_lookup
-        s = pd.Series(num)
-        names = s.map(lookup) if lookup else pd.Series(np.full(n, None, object))
-        unmapped = names.isna() & s.notna()
-        if unmapped.any():
+        names = [lookup.get(k) for k in numbers.tolist()] if lookup else [None] * len(numbers)
+        unmapped = [k for k, name in enumerate(names) if name is None]
+        if unmapped:
             if lookup:
+                count = int(np.isin(codes, unmapped).sum())
                 log.info("%s: %d defect(s) have class numbers missing from ClassLookup; the number is "
-                         "used as the class name", path, int(unmapped.sum()))
-            names = names.where(~unmapped, s.astype("string"))
-        frame["defect_class"] = pd.array(names.fillna(UNCLASSIFIED).astype(str).to_numpy(), dtype=STRING)
+                         "used as the class name", path, count)
+            text = pd.Series(numbers).astype("string").tolist()
+            names = [text[k] if name is None else name for k, name in enumerate(names)]
+        codes = np.where(codes < 0, len(names), codes)  # no class number: unclassified
+        frame["defect_class"] = _text_column(codes, [str(x) for x in names] + [UNCLASSIFIED])
     else:
-        frame["defect_class"] = pd.array(np.full(n, UNCLASSIFIED, object), dtype=STRING)
+        frame["defect_class"] = _const_text(UNCLASSIFIED, n)
     if "DSIZE" in conv:
-        frame["size_um"] = _as_float(conv["DSIZE"]) / div
-    frame["layer"] = _const_str(_step(hdr), n)
+        frame["size_um"] = _scaled(conv["DSIZE"], div)
+    frame["layer"] = _const_text(_step(hdr), n)
     extras: dict[str, Any] = {}
     if renumbered:
         extras["klarf_defectid"] = conv["DEFECTID"]
@@ -838,7 +884,9 @@ def read_klarf(path: str | os.PathLike[str], *, chunk_size: int | None = CHUNK_S
     rotated/mirrored into the wafer frame (notch down); die indices are transformed with it
     and the original orientation is kept in ``wafer_metadata[...]["_orientation"]``.
     Repeated or missing DEFECTIDs are renumbered 1..n (with a warning), the file's ids kept
-    as ``klarf_defectid``. Integer-looking columns come back as Int64, others as float64.
+    as ``klarf_defectid``. Integer-looking columns come back as Int32 (Int64 when a value
+    does not fit 32 bits; ``defect_id`` is Int64), others as float64; the repeated text
+    columns as Categoricals (:func:`~yieldkit.io.klarf.concat_defects` joins such tables).
     KLARF 1.1/1.2 header statements may come in any order, before ``FileVersion`` too;
     ``FileVersion`` must be present, known, and come before the first ``WaferID``. As
     KLARF statements hold until redefined, a ``SampleTestPlan``/``AreaPerTest`` before the
@@ -919,7 +967,8 @@ def _joined(core: pd.DataFrame, extras: pd.DataFrame | None, source: str) -> pd.
 
 
 def _defect_table(pairs: list[tuple[pd.DataFrame, pd.DataFrame | None]], source: str) -> pd.DataFrame:
-    """The defect table of the wafers' (canonical columns, other columns) pairs, as one."""
+    """The defect table of the wafers' (canonical columns, other columns) pairs, as one, in the
+    narrow types of :mod:`~yieldkit.io.klarf.stack`."""
     frames = [pt[0] for pt in pairs]
     extra_frames = [pt[1] if pt[1] is not None else pd.DataFrame(index=pt[0].index) for pt in pairs]
     if frames:
@@ -931,17 +980,17 @@ def _defect_table(pairs: list[tuple[pd.DataFrame, pd.DataFrame | None]], source:
     defects = validate_defects(core, source=source)
     if len(extras.columns):
         defects = pd.concat([defects, extras.reset_index(drop=True)], axis=1)
-    return defects
+    return narrow_frame(defects)
 
 
 def _wafer_by_wafer(raw: RawFile, p: Path, stem: str) -> tuple[list[dict[str, Any]], pd.DataFrame]:
     """The wafers' parts and the defect table, converting one wafer at a time: each wafer's
-    typed columns are released once converted, and its validated defects copied into the
-    table (:class:`~yieldkit.io.klarf.stack.Stack`). The same table as validating the concatenated wafers (validation
-    is row by row, defect ids unique per wafer); a validation error is the one the whole table
-    gives, raised after every wafer is converted, as then."""
+    typed columns are released once converted, and its validated defects kept in the narrow
+    types (:class:`~yieldkit.io.klarf.stack.Stack`). The same table as validating the
+    concatenated wafers (validation is row by row, defect ids unique per wafer); a validation
+    error is the one the whole table gives, raised after every wafer is converted, as then."""
     source = str(p)
-    stack = Stack(sum(int(sum(len(x) for x in rw.chunk_lines)) for rw in raw.wafers))
+    stack = Stack()
     parts = []
     failed: list[pd.DataFrame] | None = None
     for i, rw in enumerate(raw.wafers):
@@ -956,6 +1005,10 @@ def _wafer_by_wafer(raw: RawFile, p: Path, stem: str) -> tuple[list[dict[str, An
                     stack.add(_joined(core, extras, source))
                 except SchemaError:
                     failed = [f[[c for c in f.columns if c in core.columns]] for f in stack.frames()]
+                    for f in failed:  # the table as validation sees it: text as Arrow strings
+                        for c in f.columns:
+                            if isinstance(f[c].dtype, pd.CategoricalDtype):
+                                f[c] = f[c].astype(STRING)
             if failed is not None:
                 failed.append(core)
             del core, extras
@@ -964,9 +1017,11 @@ def _wafer_by_wafer(raw: RawFile, p: Path, stem: str) -> tuple[list[dict[str, An
     if failed is not None:
         validate_defects(pd.concat(failed, ignore_index=True), source=source)
         raise AssertionError("a wafer fails validation but the table passes")  # pragma: no cover
-    if not parts or stack.first is None and stack.cols is None and not stack.rest:
+    if not stack:
         return parts, _defect_table([], source)
-    return parts, stack.result()
+    table = stack.result()
+    release_unused()  # what joining the wafers freed, before the caller goes on
+    return parts, table
 
 
 def _empty_core() -> pd.DataFrame:

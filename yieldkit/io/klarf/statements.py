@@ -37,7 +37,7 @@ from ...errors import ParseError
 log = logging.getLogger(__name__)
 
 __all__ = ["RawFile", "RawWafer", "Statement", "TextStream", "parse_block", "release_unused", "stream_rows",
-           "text_chunks"]
+           "text_chunks", "unify_numbers"]
 
 _NA_VALUES = ("NA", "N/A", "NaN", "nan", "NAN")
 
@@ -220,7 +220,7 @@ def _csv_block(block: str, columns: list[str], first_line: int) -> tuple[dict[st
     try:
         tbl = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 24, use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=" ", quote_char=False, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(timestamp_parsers=[], null_values=["", *_NA_VALUES],
                                                  strings_can_be_null=True),
@@ -250,8 +250,42 @@ def _csv_block(block: str, columns: list[str], first_line: int) -> tuple[dict[st
     if int(nonempty.sum()) != tbl.num_rows:
         return None
     row_lines = first_line + np.flatnonzero(nonempty).astype(np.int64)
-    out = {name: tbl.column(c).combine_chunks() for name, c in zip(columns, keep)}
+    if len(row_lines) and row_lines[-1] < 2**31:  # kept until the wafer is converted: 4 bytes a row
+        row_lines = row_lines.astype(np.int32)
+    out = {name: _int32_if_fits(tbl.column(c).combine_chunks()) for name, c in zip(columns, keep)}
     return out, row_lines, tbl.num_columns
+
+
+def _int32_if_fits(a: pa.Array) -> pa.Array:
+    """An int64 column as int32 when every value fits (KLARF's integer fields are 32-bit), so
+    that the parsed lists held until their wafer is converted take half the memory."""
+    if a.type != pa.int64() or not len(a):
+        return a
+    low, high = pc.min_max(a).values()
+    if low.is_valid and -(2**31) <= low.as_py() and high.as_py() < 2**31:
+        return a.cast(pa.int32())
+    return a
+
+
+_NUMERIC = frozenset({pa.int32(), pa.int64(), pa.float64()})
+
+
+def unify_numbers(arrays: list[pa.Array]) -> list[pa.Array] | None:
+    """Numeric arrays of one column cast to one type, as one parse of all their rows infers it:
+    float64 if any is, else int64 (int32 when all are); None when an integer is too large to
+    be exact as a float. Arrays of one type, or not all numeric, are returned as they are."""
+    kinds = {a.type for a in arrays}
+    if len(kinds) < 2 or not kinds <= _NUMERIC:
+        return arrays
+    target = pa.float64() if pa.float64() in kinds else pa.int64()
+    out = []
+    for a in arrays:
+        if a.type == pa.int64() and target == pa.float64() and len(a):
+            low, high = pc.min_max(a).values()
+            if low.is_valid and (low.as_py() <= -(2**53) or high.as_py() >= 2**53):
+                return None
+        out.append(a if a.type == target else a.cast(target))
+    return out
 
 
 def parse_block(
@@ -476,6 +510,24 @@ def release_unused() -> None:
 Piece = tuple[dict[str, pa.Array], np.ndarray, int]
 
 
+def _same_kind(a: pa.DataType, b: pa.DataType) -> bool:
+    """Column types that pieces of one list may have: equal, or numbers (a piece whose numbers
+    all look like integers, or all fit 32 bits), which the whole list holds in one type."""
+    return a == b or {a, b} <= _NUMERIC
+
+
+def _as_floats(pieces: list[Piece], columns: list[str]) -> list[Piece]:
+    """The pieces with each column in one type (:func:`unify_numbers`), as one parse of the whole
+    list infers it; :class:`Restart` when an integer is too large to be exact as a float."""
+    for c in columns:
+        arrays = unify_numbers([p[0][c] for p in pieces])
+        if arrays is None:
+            raise Restart("integers too large for a float in a column of floats")
+        for p, a in zip(pieces, arrays):
+            p[0][c] = a
+    return pieces
+
+
 def stream_rows(s: TextStream, pos: int, columns: list[str], *, end: str, forbidden: str,
                 semicolons: bool = False) -> tuple[list[Piece] | None, int, int]:
     """The rows of a list read piece by piece (whole lines) up to its terminator ``end``.
@@ -521,13 +573,14 @@ def stream_rows(s: TextStream, pos: int, columns: list[str], *, end: str, forbid
             fast = _csv_block(piece if piece.endswith("\n") else piece + "\n", columns, s.line_at(pos))
             if fast is None:
                 raise Restart("a piece of a list the fast path does not take")
-            if pieces and (fast[2] != pieces[0][2] or any(fast[0][c].type != pieces[0][0][c].type for c in columns)):
+            if pieces and (fast[2] != pieces[0][2] or any(not _same_kind(fast[0][c].type, pieces[0][0][c].type)
+                                                          for c in columns)):
                 raise Restart("the pieces of a list differ in column types")
             pieces.append(fast)
             release_unused()  # what the CSV reader held for the piece
         pos = cut
         consumed = True
         if stop >= 0:
-            return pieces, pos, nsemi
+            return _as_floats(pieces, columns), pos, nsemi
         pos = s.compact(pos)
         s.fill()
