@@ -182,4 +182,21 @@ def read_files(read: Callable[[Path], pd.DataFrame], paths: Sequence[Path], *, w
                 frames.append(_read_one(read, p))
                 bar.update(1)
     log.info("read %d file(s) as one table of %d row(s)", len(paths), sum(len(f) for f in frames))
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return frames[0] if len(frames) == 1 else concat_frames(frames)
+
+
+def concat_frames(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """``pd.concat(frames, ignore_index=True)`` that keeps the columns every frame holds as a
+    Categorical (the text columns of KLARF defect tables) Categorical, over the sorted union of
+    their categories, instead of turning them into plain strings when the files' categories differ."""
+    shared = [c for c in frames[0].columns
+              if all(c in f.columns and isinstance(f[c].dtype, pd.CategoricalDtype) for f in frames)]
+    if shared:
+        frames = [f.copy(deep=False) for f in frames]
+        for c in shared:
+            first = frames[0][c].cat.categories
+            union = pd.Index(sorted(set().union(*(f[c].cat.categories for f in frames))), dtype=first.dtype)
+            for f in frames:
+                if not f[c].cat.categories.equals(union):
+                    f[c] = f[c].cat.set_categories(union)
+    return pd.concat(frames, ignore_index=True)
