@@ -327,6 +327,8 @@ def _merge(files: list[str], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _line(r: dict[str, Any]) -> str:
     head = f"{r['step']:11s} {r['engine']:7s} {r['rows']:12,d}"
     notes = [f"load {r['load_before']}"] if "load_before" in r else []
+    if "source" in r:
+        notes.append(f"from {Path(r['source']).name}")
     if "error" in r:
         return f"{head} {'-':>9s} {'-':>9s} {'-':>11s} {'-':>7s}  " + "; ".join([r["error"], *notes])
     if r["engine"] == "dask":
