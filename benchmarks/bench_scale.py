@@ -19,13 +19,19 @@ peak memory is that of the client and of the largest worker). Prints a table, th
 exponent of time and memory (least-squares slope of log value against log rows; for the
 in-memory runs the memory above the interpreter with yieldkit imported) and the largest size
 each step handled, and draws the figures into ``--plot``. ``time`` is the whole step, reading
-included; ``read`` the part spent reading the two tables.
+included; ``read`` the part spent reading the two tables. Peak memory is each process's own
+high-water mark (``VmHWM``). Each row also records the load averages before the step: times on a
+shared machine are only comparable at similar load.
+
+Results of several runs combine into one table and figure: ``--json`` writes the raw results
+(after every step, so an interrupted run keeps what it finished), ``--merge`` reads earlier files.
 
 Usage::
 
     python benchmarks/bench_scale.py                         # full run (hours)
     python benchmarks/bench_scale.py --sizes 1e6,1e7 --dask-sizes none
     python benchmarks/bench_scale.py --steps analyze --sizes 1e6 --dask-sizes 1e6
+    python benchmarks/bench_scale.py --sizes none --dask-sizes 1e8 --json big.json --merge small.json
 """
 
 from __future__ import annotations
@@ -173,14 +179,31 @@ def _dask_step(step: str, root: Path, workers: int, memory_limit: str) -> dict[s
                 out["classes"] = len(fn(defects, dies=dies, weight="kill"))
             else:
                 out["classes"] = len(fn(dies, defects).table)
-        worker_peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-        out["worker_peak_mb"] = max(worker_peaks.values()) / 1024
+        worker_peaks = client.run(_peak_mb)
+        out["worker_peak_mb"] = max(worker_peaks.values())
     return out
 
 
 def _rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process's own address space [MiB].
+
+    ``VmHWM`` rather than ``getrusage().ru_maxrss``: Linux keeps ``ru_maxrss`` across ``execve``,
+    so a child started from a large parent (the driver after generating a dataset, a nanny)
+    would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(args: argparse.Namespace) -> None:
@@ -199,7 +222,7 @@ def child(args: argparse.Namespace) -> None:
     except MemoryError:
         out = {"error": "MemoryError"}
     out["time_s"] = time.perf_counter() - t0
-    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_mb"] = _peak_mb()
     out["imports_mb"] = base
     print(json.dumps(out))
 
@@ -213,19 +236,36 @@ def _sizes(text: str) -> list[int]:
     return [int(float(s)) for s in text.split(",")]
 
 
+def _load() -> str:
+    """The load averages (1, 5, 15 min), as ``uptime`` prints them."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def _run(step: str, engine: str, rows: int, root: Path, a: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", step, "--engine", engine, "--root", str(root),
            "--workers", str(a.workers), "--memory-limit", a.memory_limit]
+    load = _load()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timeout after {a.timeout:.0f} s"}
-    lines = p.stdout.strip().splitlines()
-    if p.returncode or not lines:
-        tail = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
-        killed = p.returncode < 0 or p.returncode == 137
-        return {"error": "killed (out of memory?)" if killed else tail[:100]}
-    return json.loads(lines[-1])
+    except subprocess.TimeoutExpired as exc:
+        out: dict[str, Any] = {"error": f"timeout after {a.timeout:.0f} s"}
+        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+    else:
+        stderr = p.stderr
+        lines = p.stdout.strip().splitlines()
+        if p.returncode or not lines:
+            tail = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
+            killed = p.returncode < 0 or p.returncode == 137
+            out = {"error": "killed (out of memory?)" if killed else tail[:100]}
+        else:
+            out = json.loads(lines[-1])
+    out.update(load_before=load, load_after=_load())
+    if a.log_dir:
+        log = Path(a.log_dir) / f"{step}-{engine}-{rows:.0e}.log".replace("+", "")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(stderr)
+        out["log"] = str(log)
+    return out
 
 
 def _slope(xs: list[float], ys: list[float]) -> float:
@@ -269,6 +309,50 @@ def _plot(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _key(r: dict[str, Any]) -> tuple[int, int, int]:
+    return ENGINES.index(r["engine"]), r["rows"], STEPS.index(r["step"])
+
+
+def _merge(files: list[str], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Results of earlier runs (``--json`` files) and of this one; a later result of the same
+    step, engine and size replaces an earlier one."""
+    out: dict[tuple[int, int, int], dict[str, Any]] = {}
+    for f in files:
+        for r in json.loads(Path(f).read_text()):
+            out[_key(r)] = {**r, "source": r.get("source", f)}
+    out.update((_key(r), r) for r in new)
+    return [out[k] for k in sorted(out)]
+
+
+def _line(r: dict[str, Any]) -> str:
+    head = f"{r['step']:11s} {r['engine']:7s} {r['rows']:12,d}"
+    notes = [f"load {r['load_before']}"] if "load_before" in r else []
+    if "source" in r:
+        notes.append(f"from {Path(r['source']).name}")
+    if "error" in r:
+        return f"{head} {'-':>9s} {'-':>9s} {'-':>11s} {'-':>7s}  " + "; ".join([r["error"], *notes])
+    if r["engine"] == "dask":
+        notes.insert(0, f"client {r['peak_mb']:.0f} MiB, worker {r['worker_peak_mb']:.0f} MiB")
+    read = f"{r['read_s']:9.1f}" if "read_s" in r else f"{'':9s}"
+    return (f"{head} {r['time_s']:9.1f} {read} {r['mem_mb']:11.0f} {r['mem_mb'] * 2**20 / r['rows']:7.0f}  "
+            + "; ".join(notes))
+
+
+def _summary(results: list[dict[str, Any]]) -> None:
+    print(f"{'step':11s} {'engine':7s} {'time exponent':>14s} {'memory exponent':>16s} {'largest size handled':>21s}")
+    for engine in ENGINES:
+        for step in STEPS:
+            ok = [r for r in results if r["engine"] == engine and r["step"] == step and "error" not in r]
+            tried = [r for r in results if r["engine"] == engine and r["step"] == step]
+            if not tried:
+                continue
+            xs = [r["rows"] for r in ok]
+            largest = f"{max(xs):,d}" if xs else "none"
+            above = [r["mem_mb"] - (r["imports_mb"] if engine == "memory" else 0.0) for r in ok]
+            print(f"{step:11s} {engine:7s} {_slope(xs, [r['time_s'] for r in ok]):14.2f} "
+                  f"{_slope(xs, above):16.2f} {largest:>21s}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", default="/tmp/yieldkit-scale", help="directory of the cached datasets")
@@ -278,8 +362,13 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--memory-limit", default="4GiB")
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per step")
-    ap.add_argument("--plot", default=str(Path(__file__).resolve().parent.parent / "reports" / "scale.png"))
-    ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--plot", default=str(Path(__file__).resolve().parent.parent / "reports" / "scale.png"),
+                    help="the figure ('none': no figure)")
+    ap.add_argument("--json", help="also write the raw results here (after every step; with --merge, all of them)")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="FILE",
+                    help="--json files of earlier runs: table, exponents and figure of those results and this "
+                         "run's together (this run's replace theirs for the same step, engine and size)")
+    ap.add_argument("--log-dir", help="write each step's standard error (Dask worker logs) here")
     ap.add_argument("--child", choices=STEPS, help=argparse.SUPPRESS)
     ap.add_argument("--engine", choices=ENGINES, default="memory", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
@@ -291,15 +380,18 @@ def main() -> int:
     unknown = sorted(set(steps) - set(STEPS))
     if unknown:
         ap.error(f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(STEPS)}")
+    missing = [f for f in a.merge if not Path(f).is_file()]
+    if missing:
+        ap.error(f"--merge: no such file {', '.join(missing)}")
     plan = [("memory", n) for n in _sizes(a.sizes)] + [("dask", n) for n in _sizes(a.dask_sizes)]
     cache = Path(a.cache)
-    cache.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     hdr = (f"{'step':11s} {'engine':7s} {'rows':>12s} {'time [s]':>9s} {'read [s]':>9s} {'peak [MiB]':>11s} "
-           f"{'B/row':>7s}  note")
+           f"{'B/row':>7s}  note (load averages before the step: 1, 5, 15 min)")
     print(hdr)
-    print("-" * len(hdr))
+    print("-" * len(hdr), flush=True)
     for rows in sorted({n for _, n in plan}):
+        cache.mkdir(parents=True, exist_ok=True)
         root = dataset(cache, rows)
         n_rows = int((root / "DONE").read_text())
         for engine in [e for e in ENGINES if (e, rows) in plan]:
@@ -309,30 +401,19 @@ def main() -> int:
                 if "error" not in r:
                     r["mem_mb"] = max(r["peak_mb"], r.get("worker_peak_mb", 0.0))
                 results.append(r)
-                if "error" in r:
-                    print(f"{step:11s} {engine:7s} {n_rows:12,d} {'-':>9s} {'-':>9s} {'-':>11s} {'-':>7s}  {r['error']}")
-                else:
-                    note = f"client {r['peak_mb']:.0f} MiB, worker {r['worker_peak_mb']:.0f} MiB" \
-                        if engine == "dask" else ""
-                    read = f"{r['read_s']:9.1f}" if "read_s" in r else f"{'':9s}"
-                    print(f"{step:11s} {engine:7s} {n_rows:12,d} {r['time_s']:9.1f} {read} {r['mem_mb']:11.0f} "
-                          f"{r['mem_mb'] * 2**20 / n_rows:7.0f}  {note}", flush=True)
+                print(_line(r), flush=True)
+                if a.json:
+                    Path(a.json).write_text(json.dumps(_merge(a.merge, results), indent=1))
+    if a.merge:
+        results = _merge(a.merge, results)
+        print(f"\nwith {', '.join(a.merge)}:\n{hdr}\n{'-' * len(hdr)}")
+        for r in results:
+            print(_line(r))
     print()
-    print(f"{'step':11s} {'engine':7s} {'time exponent':>14s} {'memory exponent':>16s} {'largest size handled':>21s}")
-    for engine in ENGINES:
-        for step in steps:
-            ok = [r for r in results if r["engine"] == engine and r["step"] == step and "error" not in r]
-            tried = [r for r in results if r["engine"] == engine and r["step"] == step]
-            if not tried:
-                continue
-            xs = [r["rows"] for r in ok]
-            largest = f"{max(xs):,d}" if xs else "none"
-            above = [r["mem_mb"] - (r["imports_mb"] if engine == "memory" else 0.0) for r in ok]
-            print(f"{step:11s} {engine:7s} {_slope(xs, [r['time_s'] for r in ok]):14.2f} "
-                  f"{_slope(xs, above):16.2f} {largest:>21s}")
+    _summary(results)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
-    if any("error" not in r for r in results):
+    if a.plot.lower() != "none" and any("error" not in r for r in results):
         _plot(results, Path(a.plot))
         print(f"\nplot: {a.plot}")
     return 0
