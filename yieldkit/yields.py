@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._keys import die_keys, duplicated_keys, wafer_codes, wafer_runs
+from ._pages import small_pages
 from .errors import DataQualityWarning, SchemaError
 from .intervals import clopper_pearson
 
@@ -129,6 +130,7 @@ def _run_counts(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return out
 
 
+@small_pages()
 def wafer_yield(dies: pd.DataFrame, *, conf_level: float = 0.95) -> pd.DataFrame:
     """Yield of every wafer.
 

@@ -23,6 +23,7 @@ from typing import Any, TypeAlias
 
 import pandas as pd
 
+from .._pages import small_pages
 from .._validation import check_columns, check_layout
 from ..errors import InputNotFoundError, ParseError, SchemaError, check_choice
 from ..schema import good_bin_set, validate_defects, validate_dies, validate_wafers
@@ -238,6 +239,7 @@ def _format_table(source: tabular.Source, table: str, on_error: str) -> tuple[pd
 Sources: TypeAlias = "tabular.Source | list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...]"
 
 
+@small_pages()
 def read_dies(
     source: Sources,
     *,
@@ -313,6 +315,7 @@ def read_dies(
     return validate_dies(df, source=name, columns=columns, good_bins=good, retests=retests, missing_xy="unit")
 
 
+@small_pages()
 def read_defects(
     source: Sources,
     *,
