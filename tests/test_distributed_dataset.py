@@ -178,3 +178,44 @@ def test_hive_keys_stay_text(fab, tmp_path):
     got = _sync(open_table(root))
     assert sorted(set(got["wafer_id"])) == sorted(set(fab.dies["wafer_id"].astype(str)))
     assert align_wafers(open_table(root, partition_rows=1000)).npartitions == 9  # one directory per wafer
+
+
+def _per_group(df: pd.DataFrame, keys: list[str]):
+    return dd.concat([dd.from_pandas(g.reset_index(drop=True), npartitions=1, sort=False)
+                      for _, g in df.groupby(keys, sort=False)])
+
+
+def test_aligned_defects_gathered_without_a_shuffle(fab, monkeypatch):
+    """Defects stored wafer by wafer beside dies stored lot by lot: the defect partitions are
+    gathered into the die partitions without a shuffle, giving the partitions, rows, order and
+    order column the shuffle gives."""
+    from yieldkit.distributed import dataset as ds_mod
+
+    dies = open_table(_per_group(fab.dies, ["lot_id"]))
+    defects = open_table(_per_group(fab.defects, KEY), "defects", layout=fab.layout)
+    mapping = wafer_partitions(dies).rename(columns={"part": ds_mod._PART_COL})
+    want = ds_mod._shuffle_to(defects, mapping, dies.npartitions)
+    monkeypatch.setattr(ds_mod, "_shuffle_to", lambda *a, **k: pytest.fail("the defects were shuffled"))
+    a, b = align_wafers(dies, defects)
+    assert a.npartitions == b.npartitions == 3
+    for i in range(3):
+        got, exp = _sync(b.get_partition(i)), _sync(want.get_partition(i))
+        assert len(got) and set(got["lot_id"].astype(str)) == {fab.dies["lot_id"].drop_duplicates().iloc[i]}
+        pd.testing.assert_frame_equal(got, exp, check_categorical=False)
+
+
+def test_defect_partitions_across_die_partitions_are_shuffled(fab):
+    """A defect partition holding wafers of two die partitions, or defects of a wafer without
+    dies, cannot be gathered whole: the pair is made by the shuffle."""
+    from yieldkit.distributed import dataset as ds_mod
+
+    dies = open_table(_per_group(fab.dies, KEY))
+    mapping = wafer_partitions(dies).rename(columns={"part": ds_mod._PART_COL})
+    per_lot = open_table(_per_group(fab.defects, ["lot_id"]), "defects", layout=fab.layout)
+    assert ds_mod._gather(per_lot, mapping, dies.npartitions) is None
+    per_wafer = fab.defects.copy()
+    per_wafer["wafer_id"] = per_wafer["wafer_id"].astype(str).where(per_wafer.index > 0, "no-such-wafer")
+    stray = open_table(_per_group(per_wafer, KEY), "defects", layout=fab.layout)
+    assert ds_mod._gather(stray, mapping, dies.npartitions) is None
+    assert ds_mod._gather(open_table(_per_group(fab.defects, KEY), "defects", layout=fab.layout), mapping,
+                          dies.npartitions) is not None

@@ -541,5 +541,51 @@ def _align(dies: Any, defects: Any = None, *, partition_rows: int = DEFAULT_PART
         out = _shuffle_to(dies, mapping, n_parts)
     if defects is None:
         return out, None, keys
+    gathered = _gather(defects, mapping, n_parts)
+    if gathered is not None:
+        log.info("the defect partitions already follow the wafers: gathered into the %d die partitions "
+                 "without a shuffle", n_parts)
+        return out, gathered, keys
     log.info("aligning the defects with the %d die partitions", n_parts)
     return out, _shuffle_to(defects, mapping, n_parts), keys
+
+
+def _numbered(df: pd.DataFrame, partition_info: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    return df if ORDER_COL in df.columns else df.assign(**{ORDER_COL: _row_order(df, partition_info)})
+
+
+def _join_parts(parts: list[pd.DataFrame], meta: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(parts, ignore_index=True) if parts else meta
+
+
+def _gather(defects: Any, mapping: pd.DataFrame, n_parts: int) -> Any:
+    """The defects aligned with the die partitions of ``mapping`` without a shuffle, when every
+    defect partition holds wafers of one die partition only (defects stored by lot or wafer as
+    the dies are): output partition i joins, in order, the defect partitions of die partition
+    i's wafers; the same rows, order and ``_yk_row`` column as :func:`_shuffle_to`. None when a
+    defect partition holds wafers of several die partitions or wafers without dies.
+
+    A shuffle keeps every moved partition in the workers' memory until its consumer runs, which
+    grows with the defect table; gathering whole partitions keeps it to one partition per task.
+    """
+    import dask
+    import dask.dataframe as dd
+
+    dkeys = wafer_partitions(defects)
+    if len(dkeys) == 0:
+        return None
+    idx = pd.MultiIndex.from_frame(mapping[_KEY].astype(object))
+    hit = idx.get_indexer(pd.MultiIndex.from_frame(dkeys[_KEY].astype(object)))
+    if (hit < 0).any():
+        return None  # defects of wafers without dies: the shuffle spreads them
+    target = pd.Series(mapping[_PART_COL].to_numpy(np.int64)[hit]).groupby(dkeys["part"].to_numpy(np.int64))
+    lo, hi = target.min(), target.max()
+    if (lo != hi).any():
+        return None
+    groups: list[list[int]] = [[] for _ in range(n_parts)]
+    for j, i in zip(lo.index.tolist(), lo.tolist()):  # one entry per partition
+        groups[i].append(j)
+    meta = _numbered(defects._meta)
+    parts = defects.map_partitions(_numbered, meta=meta).to_delayed()
+    out = [dask.delayed(_join_parts)([parts[j] for j in g], meta) for g in groups]
+    return dd.from_delayed(out, meta=meta, verify_meta=False)
