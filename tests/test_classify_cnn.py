@@ -119,6 +119,25 @@ def test_whole_network_and_chunking_and_feature_branch(rng):
         net.forward(x, features=f[:, :2])
 
 
+def test_logits_do_not_depend_on_the_batch(rng):
+    """A wafer's logits are bit-identical whether it is predicted alone, in a short batch or in a
+    long one (float32 BLAS products of different shapes round differently; every chunk is padded
+    to the same shape), so a die table split into partitions gives the in-memory answer."""
+    from yieldkit.classify.pretrained import load_pretrained
+
+    clf = load_pretrained("mixedwm38")
+    grids = []
+    for _ in range(75):
+        g = rng.choice(np.array([1, 2], np.uint8), size=(30, 30), p=[0.8, 0.2])
+        g[:2] = 0
+        grids.append(g)
+    net, x = clf.net_, clf._image(grids)
+    whole = net.forward(x)
+    for step, start in ((1, 0), (7, 3), (32, 5), (45, 0)):
+        parts = np.concatenate([net.forward(x[a:a + step]) for a in range(start, len(x), step)])
+        np.testing.assert_array_equal(parts, whole[start:])
+
+
 def test_convnet_spec_errors():
     with pytest.raises(YieldkitValueError, match="non-empty list 'layers'"):
         ConvNet({}, {})

@@ -263,7 +263,10 @@ class ConvNet:
         features : array-like of shape (n, n_features), optional
             Extra per-wafer features, required when the spec has a ``"features"`` layer.
         chunk : int
-            Images processed at a time (bounds the memory of the im2col matrices).
+            Images processed at a time (bounds the memory of the im2col matrices). A short last
+            chunk is filled up with blank images, so every matrix product has the same shape and
+            an image's logits do not depend on the batch it came in (BLAS kernels round
+            differently for different matrix sizes).
         n_threads : int or None
             BLAS threads for the matrix products (None: the library's default). The products are
             small, so one thread is fastest on a busy machine.
@@ -289,9 +292,15 @@ class ConvNet:
                     f"Got {f.shape} instead.")
             f = np.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0)
         nhwc = x.transpose(0, 2, 3, 1)
+        chunk = int(chunk)
+
+        def padded(a: np.ndarray) -> np.ndarray:  # a short last chunk, filled up with zeros
+            return a if len(a) == chunk else np.concatenate([a, np.zeros((chunk - len(a), *a.shape[1:]), a.dtype)])
+
         with threadpool_limits(limits=n_threads, user_api="blas"):
-            parts = [self._forward_chunk(np.ascontiguousarray(nhwc[a:a + chunk]), None if f is None else f[a:a + chunk])
-                     for a in range(0, len(x), int(chunk))]
+            parts = [self._forward_chunk(padded(np.ascontiguousarray(nhwc[a:a + chunk])),
+                                         None if f is None else padded(f[a:a + chunk]))[:len(x) - a]
+                     for a in range(0, len(x), chunk)]
         if not parts:
             return np.zeros((0, self.n_outputs), np.float32)
         return np.concatenate(parts).astype(np.float32, copy=False)
