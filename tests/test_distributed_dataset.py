@@ -185,37 +185,47 @@ def _per_group(df: pd.DataFrame, keys: list[str]):
                       for _, g in df.groupby(keys, sort=False)])
 
 
-def test_aligned_defects_gathered_without_a_shuffle(fab, monkeypatch):
-    """Defects stored wafer by wafer beside dies stored lot by lot: the defect partitions are
-    gathered into the die partitions without a shuffle, giving the partitions, rows, order and
-    order column the shuffle gives."""
+def _same_partitions(got, want, n: int) -> None:
+    assert got.npartitions == want.npartitions == n
+    for i in range(n):
+        pd.testing.assert_frame_equal(_sync(got.get_partition(i)), _sync(want.get_partition(i)), check_categorical=False)
+
+
+@pytest.mark.parametrize("layout", ["by_wafer", "by_lot", "rows", "stray"])
+def test_defects_gathered_as_the_shuffle_moves_them(fab, layout):
+    """Defects moved to the die partitions from the partition pairs their wafers connect: the
+    same partitions, rows, order and order column as the general shuffle, whether the defect
+    partitions follow the wafers, span several die partitions, cut wafers, or hold wafers
+    without dies."""
+    from yieldkit.distributed import dataset as ds_mod
+
+    dies = open_table(_per_group(fab.dies, ["lot_id"] if layout == "by_wafer" else KEY))
+    table = fab.defects.copy()
+    if layout == "stray":
+        table["wafer_id"] = table["wafer_id"].astype(str).where(table.index % 7 > 0, "no-such-wafer")
+    if layout in ("by_wafer", "stray"):
+        raw = _per_group(table, KEY)
+    elif layout == "by_lot":
+        raw = _per_group(table, ["lot_id"])
+    else:
+        raw = dd.from_pandas(table, npartitions=4, sort=False)
+    defects = open_table(raw, "defects", layout=fab.layout)
+    mapping = wafer_partitions(dies).rename(columns={"part": ds_mod._PART_COL})
+    n = dies.npartitions
+    got = ds_mod._gather(defects, mapping, n)
+    _same_partitions(got, ds_mod._shuffle_to(defects, mapping, n), n)
+    assert sum(len(_sync(got.get_partition(i))) for i in range(n)) == len(table)
+    if layout == "by_wafer":  # each defect partition read whole into its lot's partition
+        for i in range(n):
+            assert set(_sync(got.get_partition(i))["lot_id"].astype(str)) == {fab.dies["lot_id"].unique()[i]}
+
+
+def test_gather_of_an_empty_defect_table(fab):
     from yieldkit.distributed import dataset as ds_mod
 
     dies = open_table(_per_group(fab.dies, ["lot_id"]))
-    defects = open_table(_per_group(fab.defects, KEY), "defects", layout=fab.layout)
+    empty = open_table(dd.from_pandas(fab.defects.iloc[:0], npartitions=1), "defects", layout=fab.layout)
     mapping = wafer_partitions(dies).rename(columns={"part": ds_mod._PART_COL})
-    want = ds_mod._shuffle_to(defects, mapping, dies.npartitions)
-    monkeypatch.setattr(ds_mod, "_shuffle_to", lambda *a, **k: pytest.fail("the defects were shuffled"))
-    a, b = align_wafers(dies, defects)
-    assert a.npartitions == b.npartitions == 3
-    for i in range(3):
-        got, exp = _sync(b.get_partition(i)), _sync(want.get_partition(i))
-        assert len(got) and set(got["lot_id"].astype(str)) == {fab.dies["lot_id"].drop_duplicates().iloc[i]}
-        pd.testing.assert_frame_equal(got, exp, check_categorical=False)
-
-
-def test_defect_partitions_across_die_partitions_are_shuffled(fab):
-    """A defect partition holding wafers of two die partitions, or defects of a wafer without
-    dies, cannot be gathered whole: the pair is made by the shuffle."""
-    from yieldkit.distributed import dataset as ds_mod
-
-    dies = open_table(_per_group(fab.dies, KEY))
-    mapping = wafer_partitions(dies).rename(columns={"part": ds_mod._PART_COL})
-    per_lot = open_table(_per_group(fab.defects, ["lot_id"]), "defects", layout=fab.layout)
-    assert ds_mod._gather(per_lot, mapping, dies.npartitions) is None
-    per_wafer = fab.defects.copy()
-    per_wafer["wafer_id"] = per_wafer["wafer_id"].astype(str).where(per_wafer.index > 0, "no-such-wafer")
-    stray = open_table(_per_group(per_wafer, KEY), "defects", layout=fab.layout)
-    assert ds_mod._gather(stray, mapping, dies.npartitions) is None
-    assert ds_mod._gather(open_table(_per_group(fab.defects, KEY), "defects", layout=fab.layout), mapping,
-                          dies.npartitions) is not None
+    got = ds_mod._gather(empty, mapping, dies.npartitions)
+    assert got.npartitions == dies.npartitions and len(_sync(got)) == 0
+    assert ds_mod.ORDER_COL in got.columns

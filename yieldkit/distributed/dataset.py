@@ -541,51 +541,55 @@ def _align(dies: Any, defects: Any = None, *, partition_rows: int = DEFAULT_PART
         out = _shuffle_to(dies, mapping, n_parts)
     if defects is None:
         return out, None, keys
-    gathered = _gather(defects, mapping, n_parts)
-    if gathered is not None:
-        log.info("the defect partitions already follow the wafers: gathered into the %d die partitions "
-                 "without a shuffle", n_parts)
-        return out, gathered, keys
     log.info("aligning the defects with the %d die partitions", n_parts)
-    return out, _shuffle_to(defects, mapping, n_parts), keys
+    return out, _gather(defects, mapping, n_parts), keys
 
 
-def _numbered(df: pd.DataFrame, partition_info: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    return df if ORDER_COL in df.columns else df.assign(**{ORDER_COL: _row_order(df, partition_info)})
+def _piece(df: pd.DataFrame, mapping: pd.DataFrame, n_parts: int, number: int, part: int | None) -> pd.DataFrame:
+    """The rows of input partition ``number`` that go to output partition ``part`` (None: all of
+    them), with the order column."""
+    tagged = _tag(df, mapping, n_parts, {"number": number})
+    if part is not None:
+        tagged = tagged[tagged[_PART_COL].to_numpy() == part]
+    return tagged.drop(columns=_PART_COL)
 
 
-def _join_parts(parts: list[pd.DataFrame], meta: pd.DataFrame) -> pd.DataFrame:
-    return pd.concat(parts, ignore_index=True) if parts else meta
+def _join_pieces(pieces: list[pd.DataFrame], meta: pd.DataFrame) -> pd.DataFrame:
+    if not pieces:
+        return meta
+    out = pd.concat(pieces, ignore_index=True)
+    return out.sort_values(ORDER_COL, kind="stable").reset_index(drop=True)
 
 
 def _gather(defects: Any, mapping: pd.DataFrame, n_parts: int) -> Any:
-    """The defects aligned with the die partitions of ``mapping`` without a shuffle, when every
-    defect partition holds wafers of one die partition only (defects stored by lot or wafer as
-    the dies are): output partition i joins, in order, the defect partitions of die partition
-    i's wafers; the same rows, order and ``_yk_row`` column as :func:`_shuffle_to`. None when a
-    defect partition holds wafers of several die partitions or wafers without dies.
+    """The defects moved to the die partitions of ``mapping``: what :func:`_shuffle_to` gives
+    (the same partitions, rows, order and order column), built from the few (input, output)
+    partition pairs the wafers actually connect, found with one pass over the identifiers.
 
-    A shuffle keeps every moved partition in the workers' memory until its consumer runs, which
-    grows with the defect table; gathering whole partitions keeps it to one partition per task.
+    A general shuffle holds every moved piece in the workers' memory until its consumer runs, so
+    worker memory grew with the defect table; here an output partition joins the pieces of the
+    input partitions that hold its wafers, and an input partition is dropped once its output
+    partitions are built. Defects stored as the dies are (by lot or by wafer, in the same order)
+    touch one or two output partitions each.
     """
     import dask
     import dask.dataframe as dd
 
+    meta = _untag(_tag(defects._meta, mapping, n_parts).set_index(_PART_COL))
     dkeys = wafer_partitions(defects)
     if len(dkeys) == 0:
-        return None
-    idx = pd.MultiIndex.from_frame(mapping[_KEY].astype(object))
-    hit = idx.get_indexer(pd.MultiIndex.from_frame(dkeys[_KEY].astype(object)))
-    if (hit < 0).any():
-        return None  # defects of wafers without dies: the shuffle spreads them
-    target = pd.Series(mapping[_PART_COL].to_numpy(np.int64)[hit]).groupby(dkeys["part"].to_numpy(np.int64))
-    lo, hi = target.min(), target.max()
-    if (lo != hi).any():
-        return None
-    groups: list[list[int]] = [[] for _ in range(n_parts)]
-    for j, i in zip(lo.index.tolist(), lo.tolist()):  # one entry per partition
-        groups[i].append(j)
-    meta = _numbered(defects._meta)
-    parts = defects.map_partitions(_numbered, meta=meta).to_delayed()
-    out = [dask.delayed(_join_parts)([parts[j] for j in g], meta) for g in groups]
+        return dd.from_delayed([dask.delayed(_join_pieces)([], meta) for _ in range(n_parts)], meta=meta,
+                               verify_meta=False)
+    # the output partition of each (input partition, wafer), as _tag decides it for the rows
+    probe = dkeys[_KEY].assign(**{ORDER_COL: np.zeros(len(dkeys), np.int64)})
+    target = _tag(probe, mapping, n_parts)[_PART_COL].to_numpy(np.int64)
+    pairs = pd.DataFrame({"j": dkeys["part"].to_numpy(np.int64), "i": target}).drop_duplicates()
+    whole = pairs.groupby("j")["i"].transform("size").to_numpy() == 1
+    sources: list[list[tuple[int, bool]]] = [[] for _ in range(n_parts)]
+    for j, i, w in zip(pairs["j"].tolist(), pairs["i"].tolist(), whole.tolist()):  # one per pair
+        sources[i].append((j, w))
+    parts = defects.to_delayed()
+    out = [dask.delayed(_join_pieces)([dask.delayed(_piece)(parts[j], mapping, n_parts, j, None if w else i)
+                                       for j, w in sorted(src)], meta)
+           for i, src in enumerate(sources)]
     return dd.from_delayed(out, meta=meta, verify_meta=False)
