@@ -80,10 +80,15 @@ def _fits_int32(a: Any) -> bool:
     return not len(v) or (int(v.min()) >= _I32.min and int(v.max()) <= _I32.max)
 
 
+def _is_text(d: Any) -> bool:
+    """A pandas string dtype: Arrow-backed ``string`` or the default ``str``."""
+    return isinstance(d, pd.StringDtype)
+
+
 def _piece(name: Any, s: pd.Series) -> Any:
     """A column of one frame in its narrow form."""
     d = s.dtype
-    if name in CATEGORICAL and (d == STRING or isinstance(d, pd.CategoricalDtype) and d.categories.dtype == STRING):
+    if name in CATEGORICAL and (_is_text(d) or isinstance(d, pd.CategoricalDtype) and _is_text(d.categories.dtype)):
         return _Text(s)
     if name not in _WIDE and d == "Int64" and _fits_int32(s.array):
         a = s.array
