@@ -589,7 +589,8 @@ def _gather(defects: Any, mapping: pd.DataFrame, n_parts: int) -> Any:
     for j, i, w in zip(pairs["j"].tolist(), pairs["i"].tolist(), whole.tolist()):  # one per pair
         sources[i].append((j, w))
     parts = defects.to_delayed()
-    out = [dask.delayed(_join_pieces)([dask.delayed(_piece)(parts[j], mapping, n_parts, j, None if w else i)
+    table = dask.delayed(mapping, pure=True)  # one copy in the graph, not one per task
+    out = [dask.delayed(_join_pieces)([dask.delayed(_piece)(parts[j], table, n_parts, j, None if w else i)
                                        for j, w in sorted(src)], meta)
            for i, src in enumerate(sources)]
     return dd.from_delayed(out, meta=meta, verify_meta=False)
