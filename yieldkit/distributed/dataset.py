@@ -548,10 +548,10 @@ def _align(dies: Any, defects: Any = None, *, partition_rows: int = DEFAULT_PART
 def _piece(df: pd.DataFrame, mapping: pd.DataFrame, n_parts: int, number: int, part: int | None) -> pd.DataFrame:
     """The rows of input partition ``number`` that go to output partition ``part`` (None: all of
     them), with the order column."""
+    if part is None:  # the whole partition: only the order column to add
+        return df if ORDER_COL in df.columns else df.assign(**{ORDER_COL: _row_order(df, {"number": number})})
     tagged = _tag(df, mapping, n_parts, {"number": number})
-    if part is not None:
-        tagged = tagged[tagged[_PART_COL].to_numpy() == part]
-    return tagged.drop(columns=_PART_COL)
+    return tagged[tagged[_PART_COL].to_numpy() == part].drop(columns=_PART_COL)
 
 
 def _join_pieces(pieces: list[pd.DataFrame], meta: pd.DataFrame) -> pd.DataFrame:
