@@ -97,6 +97,7 @@ class Forest:
         self._q_features = f_sorted[new_feat]
         self._q_cuts = t_sorted[new_cut]
         self._q_cut_start = np.append(cut_id[new_feat], len(self._q_cuts))
+        self._q_cut_column = np.repeat(np.arange(len(self._q_features)), np.diff(self._q_cut_start))
         rank = np.empty(len(internal), np.int64)
         rank[order] = cut_id - cut_id[new_feat][np.cumsum(new_feat) - 1]
         column = np.empty(len(internal), np.intp)
@@ -261,10 +262,15 @@ class Forest:
         n_cols = len(self._q_features)
         bins = np.zeros((2 * n_cols, n_blocks * block), self._q_bin_dtype)
         cuts, start = self._q_cuts, self._q_cut_start
-        for c, j in enumerate(self._q_features):
-            bins[c, :m] = np.searchsorted(cuts[start[c]:start[c + 1]], X[:, j])
+        x = X[:, self._q_features].T
+        if m <= block and n_cols:  # few samples: count the cuts below every value in one pass
+            below = ~(x[self._q_cut_column] <= cuts[:, None])  # NaN is above every cut, as in searchsorted
+            bins[:n_cols, :m] = np.add.reduceat(below, start[:-1], axis=0, dtype=np.intp)
+        else:
+            for c in range(n_cols):
+                bins[c, :m] = np.searchsorted(cuts[start[c]:start[c + 1]], x[c])
         bins[n_cols:, :m] = bins[:n_cols, :m]
-        nan = np.isnan(X[:, self._q_features].T)
+        nan = np.isnan(x)
         if nan.any():
             bins[n_cols:, :m][nan] = 0
         # (block, column, sample in block): one row is the bins of one column for the block's samples
