@@ -66,13 +66,19 @@ class Forest:
         """Lay the nodes out for fast traversal.
 
         Trees of at most 64 leaves (every tree scikit-learn grows with ``max_leaf_nodes <= 64``) are
-        evaluated with leaf bitmasks (QuickScorer, Lucchese et al. 2015): the leaves of a tree are
+        evaluated with leaf bitmasks (QuickScorer [1]_): the leaves of a tree are
         numbered left to right, and a split the sample passes to the right rules out the leaves of its
         left subtree; the exit leaf is the first leaf no such split rules out, the lowest zero bit of
         the OR of their masks. Every split of every tree is tested, but with whole-array operations and
         no data-dependent control flow. The tests compare small integers: each feature is cut at the
         sorted distinct thresholds of its splits, so ``x > threshold`` is ``bin(x) > rank(threshold)``.
         Larger trees are walked one level per step (:meth:`_walk_leaf_values`).
+
+        References
+        ----------
+        .. [1] C. Lucchese, F. M. Nardini, S. Orlando, R. Perego, N. Tonellotto and R. Venturini,
+           "QuickScorer: a fast algorithm to rank documents with additive ensembles of regression
+           trees", SIGIR 2015, pp. 73-82. https://doi.org/10.1145/2766462.2767733
         """
         n_trees = len(self.roots)
         self._c_onehot = np.zeros((n_trees, self.n_outputs))
