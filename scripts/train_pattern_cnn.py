@@ -93,7 +93,6 @@ from yieldkit.classify.calibration import (  # noqa: E402
 )
 from yieldkit.classify.cnn import CNNPatternClassifier, ConvNet, grid_tensor  # noqa: E402
 from yieldkit.classify.ensemble import EnsemblePatternClassifier  # noqa: E402
-from yieldkit.classify.features import extract_features, feature_names  # noqa: E402
 from yieldkit.classify.pattern import WaferPatternClassifier  # noqa: E402
 from yieldkit.classify.pretrained import DATA_CITATION, MODEL_FILE  # noqa: E402
 
@@ -242,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dict", type=Path, default=None,
                     help="load the trained CNN weights (torch state dict) instead of training")
     ap.add_argument("--trees", type=Path, default=None, help="load the fitted trees (.npz) instead of fitting")
+    ap.add_argument("--features", choices=("standard", "standard+spot"), default="standard+spot",
+                    help="feature set of the trees (WaferPatternClassifier's features)")
     ap.add_argument("--members", choices=("trees", "trees+cnn"), default="trees",
                     help="ensemble members (the shipped model: trees; trees+cnn is slower, see the notes)")
     ap.add_argument("--size", type=int, default=SIZE, help="side of the CNN's input image [cells]")
@@ -296,15 +297,17 @@ def main(argv: list[str] | None = None) -> int:
                     **({} if args.state_dict is not None else {"train_seconds": round(time.perf_counter() - t0, 1)})}
     if args.trees is not None:
         trees = WaferPatternClassifier.from_bytes(args.trees.read_bytes())
-        trees.input = "grids"  # fitted on extract_features of the training part
-        trees.feature_names_ = feature_names()
+        trees.input = "grids"  # fitted on the features of the training part
+        trees.features = args.features
+        trees.feature_names_ = trees._grid_feature_names()
     else:
         t1 = time.perf_counter()
-        F = extract_features([grids[i] for i in tr])
-        trees = WaferPatternClassifier(input="features", random_state=args.seed, n_threads=1, **TREE_PARAMS)
+        trees = WaferPatternClassifier(input="features", features=args.features, random_state=args.seed, n_threads=1,
+                                       **TREE_PARAMS)
+        F = trees.transform_features([grids[i] for i in tr])
         trees.fit(F, labels[tr])
         trees.input = "grids"
-        trees.feature_names_ = feature_names()
+        trees.feature_names_ = trees._grid_feature_names()
         log.info("trees: %.0f s", time.perf_counter() - t1)
 
     def member_probas(idx: np.ndarray) -> list[np.ndarray]:
@@ -359,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         "unknown_target_accuracy": UNKNOWN_TARGET_ACCURACY,
         "member_models": args.members, "weight_cnn": w, "temperature": temp, "unknown_threshold": thr,
         **({"cnn": cnn_meta} if cnn_meta else {}),
-        "trees_params": TREE_PARAMS,
+        "trees_params": TREE_PARAMS, "trees_features": args.features,
         "sklearn_version_at_training": sklearn.__version__,
         "data_citation": DATA_CITATION,
         "data_licence": "WM-811K: redistribution with or without modification permitted provided the "

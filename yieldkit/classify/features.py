@@ -51,7 +51,7 @@ from .grid import as_grids, shape_batches
 log = logging.getLogger(__name__)
 
 __all__ = ["extract_features", "feature_names", "image_feature_names", "image_features", "shape_feature_names",
-           "shape_features"]
+           "shape_features", "spot_feature_names", "spot_features"]
 
 _S = 32  # side of the resampled map used for radon projections and pooling
 _N_ANGLES = 60  # projection angles 0, 3, ..., 177 deg
@@ -698,4 +698,107 @@ def shape_features(grids: object) -> np.ndarray:
         fs = np.einsum("ih,nhw,jw->nij", ry, (g == 2).astype(np.float32), rx, optimize=True)
         ds = np.einsum("ih,nhw,jw->nij", ry, (g > 0).astype(np.float32), rx, optimize=True)
         out[part] = _shape_batch(fs.astype(np.float64), ds.astype(np.float64))
+    return out
+
+
+# ----------------------------------------------------------------------------- local fail density at the map's own resolution
+_SPOT_DIVS = (12, 8, 5)  # box side = the grid's larger side / these (odd, at least 3 dies)
+_SPOT_COVER = 0.6  # a box counts when at least this share of it holds dies
+_SPOT_EXCESS = 0.3  # "hot" cells: local fail fraction above the wafer's rate plus this
+
+
+@functools.cache
+def spot_feature_names() -> tuple[str, ...]:
+    """Names of the columns returned by :func:`spot_features`, in order."""
+    return tuple(f"spot{d}_{s}" for d in _SPOT_DIVS for s in ("max", "z", "radius", "hot_area"))
+
+
+def _spot_sides(h: int, w: int) -> list[int]:
+    d = max(h, w)
+    return [max(3, int(round(d / div)) | 1) for div in _SPOT_DIVS]
+
+
+def _spot_batch(g: np.ndarray) -> np.ndarray:
+    """Spot features of a stack (n, H, W) of same-shape grids (one shared summed-area table per batch)."""
+    n, h, w = g.shape
+    sides = _spot_sides(h, w)
+    rmax = max(sides) // 2
+    hp, wp = h + 2 * rmax + 1, w + 2 * rmax + 1
+    die = g > 0
+    fail = g == 2
+    sat_d = np.zeros((n, hp, wp), np.int32)
+    sat_f = np.zeros((n, hp, wp), np.int32)
+    sat_d[:, 1 + rmax:1 + rmax + h, 1 + rmax:1 + rmax + w] = die
+    sat_f[:, 1 + rmax:1 + rmax + h, 1 + rmax:1 + rmax + w] = fail
+    for a in (sat_d, sat_f):
+        np.cumsum(a, axis=1, out=a)
+        np.cumsum(a, axis=2, out=a)
+    n_die = np.maximum(die.sum(axis=(1, 2)), 1).astype(np.float64)
+    rate = fail.sum(axis=(1, 2)) / n_die
+    R = np.sqrt(n_die / np.pi)
+    cy = die.sum(axis=2) @ np.arange(h) / n_die
+    cx = die.sum(axis=1) @ np.arange(w) / n_die
+    rows = np.arange(n)
+    out = np.zeros((n, 4 * len(sides)))
+    for i, k in enumerate(sides):
+        r = k // 2
+        lo, hi = rmax - r, rmax + r + 1  # summed-area offsets of the box around each cell
+
+        def box(a: np.ndarray, lo: int = lo, hi: int = hi) -> np.ndarray:
+            return (a[:, hi:hi + h, hi:hi + w] - a[:, lo:lo + h, hi:hi + w]
+                    - a[:, hi:hi + h, lo:lo + w] + a[:, lo:lo + h, lo:lo + w])
+
+        bd = box(sat_d)
+        ok = (bd >= _SPOT_COVER * k * k) & die
+        dens = np.divide(box(sat_f), bd, out=np.zeros((n, h, w)), where=ok)
+        flat = dens.reshape(n, -1)
+        j = flat.argmax(axis=1)
+        top = flat[rows, j]
+        jy, jx = np.divmod(j, w)
+        sd = np.sqrt(np.maximum(rate * (1 - rate), 1e-4) / (k * k))
+        hot = (dens > (rate + _SPOT_EXCESS)[:, None, None]) & ok
+        out[:, 4 * i] = top
+        out[:, 4 * i + 1] = (top - rate) / sd
+        out[:, 4 * i + 2] = np.where(top > 0, np.hypot(jy - cy, jx - cx) / R, -1.0)
+        out[:, 4 * i + 3] = hot.sum(axis=(1, 2)) / n_die
+    return out
+
+
+def spot_features(grids: object) -> np.ndarray:
+    """Local fail density of wafer grids at three scales, at the map's own resolution.
+
+    For boxes of side ``max(height, width) / d`` dies (``d`` = 12, 8, 5; odd, at least 3) centred
+    on every die whose box is at least 60 % on the wafer, the local fail fraction. Per scale:
+
+    ``spot{d}_max``
+        the highest local fail fraction;
+    ``spot{d}_z``
+        its excess over the wafer's fail rate ``p`` in binomial standard deviations of a box,
+        ``(max - p) / sqrt(p (1 - p) / k^2)`` (``p (1 - p)`` floored at 1e-4);
+    ``spot{d}_radius``
+        where it lies: distance from the die centroid over the wafer radius ``sqrt(n_die / pi)``
+        (the first such die in row-major order on ties; -1 when no box holds a fail);
+    ``spot{d}_hot_area``
+        the share of dies whose local fail fraction exceeds ``p + 0.3``.
+
+    A local blob (Loc, Edge-Loc) stands out at the scale of its size whatever the random fails
+    around it; the features of a wafer do not depend on the other wafers passed with it.
+
+    Returns
+    -------
+    ndarray of shape (n, len(spot_feature_names()))
+
+    Examples
+    --------
+    >>> g = np.ones((48, 48), np.uint8); g[10:16, 30:36] = 2
+    >>> X = spot_features([g]); names = spot_feature_names()
+    >>> float(X[0, names.index("spot12_max")]), bool(X[0, names.index("spot12_z")] > 10)
+    (1.0, True)
+    """
+    gl = as_grids(grids, name="grids", where="spot_features")
+    out = np.zeros((len(gl), len(spot_feature_names())))
+    if not gl:
+        return out
+    for part, g in shape_batches(gl, _PIX_BUDGET // 4, pad=16):
+        out[part] = _spot_batch(g)
     return out

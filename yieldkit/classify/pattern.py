@@ -32,6 +32,8 @@ from .features import (
     image_features,
     shape_feature_names,
     shape_features,
+    spot_feature_names,
+    spot_features,
 )
 from .forest import Forest, read_model, savez_bytes, write_model
 
@@ -43,7 +45,7 @@ __all__ = ["PATTERNS", "WaferPatternClassifier", "signature_names"]
 PATTERNS = ("Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Random", "Scratch", "none")
 
 _FORMAT = "yieldkit-wafer-pattern-model"
-_FEATURE_SETS = ("standard", "standard+image", "standard+shape")
+_FEATURE_SETS = ("standard", "standard+image", "standard+shape", "standard+spot")
 
 
 def signature_names(proba: np.ndarray, labels: Any, *, threshold: float = 0.5) -> list[str]:
@@ -139,12 +141,15 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         3-D array, or a canonical die table (one grid per wafer, see
         :func:`yieldkit.classify.dies_to_grids`). ``"features"``: ``X`` is a precomputed feature matrix
         (:func:`yieldkit.classify.extract_features`).
-    features : {"standard", "standard+image", "standard+shape"}
+    features : {"standard", "standard+image", "standard+shape", "standard+spot"}
         Features computed from grids: the pattern features of
         :func:`yieldkit.classify.extract_features`, or those plus the 13 x 13 fail-density image
         (:func:`yieldkit.classify.features.image_features`), which helps on fixed-size maps with
         mixed patterns. ``"standard+shape"`` adds the line, blob and ring features of
         :func:`yieldkit.classify.features.shape_features` (better on Donut and Loc).
+        ``"standard+spot"`` adds the multi-scale local fail density of
+        :func:`yieldkit.classify.features.spot_features` at the map's own resolution (the shipped
+        WM-811K model's set: better on Loc and Donut).
     multilabel : bool
         Learn several patterns per wafer (mixed patterns as in MixedWM38): ``y`` is an indicator
         matrix (n_wafers, n_labels) or a DataFrame of booleans; one binary model per label.
@@ -255,7 +260,8 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         return validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
 
     def _grid_feature_names(self) -> tuple[str, ...]:
-        extra = {"standard+image": image_feature_names(), "standard+shape": shape_feature_names()}
+        extra = {"standard+image": image_feature_names(), "standard+shape": shape_feature_names(),
+                 "standard+spot": spot_feature_names()}
         return feature_names() + extra.get(self.features, ())
 
     def transform_features(self, X: Any) -> np.ndarray:
@@ -267,6 +273,8 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
             F = np.c_[F, image_features(grids)]
         elif self.features == "standard+shape":
             F = np.c_[F, shape_features(grids)]
+        elif self.features == "standard+spot":
+            F = np.c_[F, spot_features(grids)]
         return F
 
     def _hgb(self) -> Any:
