@@ -64,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                  s.set_index("class").loc["micro", "precision_at_k"], s.set_index("class").loc["macro", "precision_at_k"])
         out.append(s)
     table = pd.concat(out, ignore_index=True)
-    wide = table.pivot(index="class", columns="representation", values="precision_at_k")
-    print(wide.round(3).to_string())
+    for col in ("precision_at_k", "map_at_k"):
+        wide = table.pivot(index="class", columns="representation", values=col)
+        print(f"{col} (k = {args.k})")
+        print(wide.round(3).to_string())
     if args.output:
         table.to_csv(args.output, index=False)
     return 0

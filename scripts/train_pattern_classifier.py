@@ -1,9 +1,11 @@
 """Train the boosted-tree wafer-map pattern classifier alone.
 
-The model shipped as ``load_pretrained("wm811k")`` is the calibrated ensemble of these trees and a
-small CNN written by ``scripts/train_pattern_cnn.py``; this script fits and evaluates the trees
-by themselves (``--out`` defaults to ``wm811k_trees.npz`` in the working directory, and
-``--update-hash`` is for a deliberate replacement of the shipped file by the trees alone).
+The model shipped as ``load_pretrained("wm811k")`` is written by ``scripts/train_pattern_cnn.py``:
+these trees (fitted there on the training part only), temperature-scaled on a calibration part
+and with an "unknown" threshold. This script fits the trees on everything that is not held out
+and evaluates them, without calibration (``--out`` defaults to ``wm811k_trees.npz`` in the working
+directory; ``--update-hash`` is for a deliberate replacement of the shipped file by the bare trees).
+``--features`` chooses the feature set (default ``standard``, the shipped one).
 
 Data: the WM-811K development maps in ``../shared/samples/wafermaps/wm811k_dev.parquet`` (see the
 data card ``SOURCES.md`` there). Split: a map is held out when ``int(map_sha1[:8], 16) % 5 == 0``
@@ -13,7 +15,7 @@ what ``benchmarks/bench_classify.py`` evaluates. Boosting seed: ``--seed`` (defa
 
 Usage::
 
-    .venv/bin/python scripts/train_pattern_classifier.py [--data DIR] [--out FILE] [--update-hash]
+    .venv/bin/python scripts/train_pattern_classifier.py [--data DIR] [--out FILE] [--features SET] [--update-hash]
 
 ``--update-hash`` writes the new file's SHA-256 into ``yieldkit/classify/pretrained.py``.
 WM-811K must be cited as its licence requires; the citation is stored in the model's metadata.
@@ -38,7 +40,6 @@ sys.path.insert(0, str(REPO))
 
 from _training import update_model_hash  # noqa: E402
 
-from yieldkit.classify.features import extract_features, feature_names  # noqa: E402
 from yieldkit.classify.pattern import WaferPatternClassifier  # noqa: E402
 from yieldkit.classify.pretrained import DATA_CITATION, wm811k_heldout  # noqa: E402
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "samples" / "wafermaps")
     ap.add_argument("--out", type=Path, default=Path("wm811k_trees.npz"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--features", choices=("standard", "standard+spot"), default="standard")
     ap.add_argument("--n-threads", type=int, default=1, help="OpenMP threads for fitting (1 is fastest on a busy machine)")
     ap.add_argument("--subset", type=int, default=None, help="train on this many maps only (development)")
     ap.add_argument("--update-hash", action="store_true")
@@ -74,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         tr = np.random.default_rng(args.seed).choice(tr, size=min(args.subset, len(tr)), replace=False)
     te = np.flatnonzero(held)
     log.info("maps: %d train, %d held out", len(tr), len(te))
-    X = extract_features(grids)
+    clf = WaferPatternClassifier(input="features", features=args.features, random_state=args.seed,
+                                 n_threads=args.n_threads, **PARAMS)
+    X = clf.transform_features(grids)
     t_feat = time.perf_counter() - t0
     log.info("features: %.1f s", t_feat)
-    clf = WaferPatternClassifier(input="features", random_state=args.seed, n_threads=args.n_threads, **PARAMS)
     t1 = time.perf_counter()
     clf.fit(X[tr], y[tr])
     t_fit = time.perf_counter() - t1
@@ -90,15 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     log.info("held-out accuracy %.4f, macro-F1 %.4f", acc, mf1)
     import sklearn
 
-    clf.input = "grids"  # the saved model takes grids and computes extract_features itself
-    clf.feature_names_ = feature_names()
+    clf.input = "grids"  # the saved model takes grids and computes its features itself
+    clf.feature_names_ = clf._grid_feature_names()
     meta = {
         "name": "wm811k-patterns",
         "trained": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "training_data": "WM-811K development maps (wm811k_dev.parquet, 49,807 maps, 9 classes)",
         "split": "held out when int(map_sha1[:8], 16) % 5 == 0; trained on the rest",
         "n_train": int(len(tr)), "n_heldout": int(len(te)), "seed": args.seed,
-        "heldout_accuracy": acc, "heldout_macro_f1": mf1,
+        "heldout_accuracy": acc, "heldout_macro_f1": mf1, "features": args.features,
         "train_seconds": round(t_feat + t_fit, 1), "sklearn_version_at_training": sklearn.__version__,
         "data_citation": DATA_CITATION,
         "data_licence": "WM-811K: redistribution with or without modification permitted provided the "

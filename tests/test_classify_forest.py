@@ -7,6 +7,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from yieldkit.classify.forest import Forest
+from yieldkit.errors import YieldkitValueError
 
 
 def reference_raw(forest: Forest, X: np.ndarray) -> np.ndarray:
@@ -107,3 +108,24 @@ def test_forest_traversal_edge_cases():
     np.testing.assert_array_equal(forest.raw_predict(X), expected)
     np.testing.assert_array_equal(walked(forest).raw_predict(X), expected)
     assert forest.raw_predict(np.empty((0, 2))).shape == (0, 2)
+
+
+def test_average_of_forests_is_the_mean_raw_score():
+    """Forest.average: trees side by side, leaf values / k, mean baseline -> the mean of the raw scores."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 6))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = np.where(X[:, 0] > 0.3, "a", np.where(np.nan_to_num(X[:, 1]) > 0, "b", "c"))
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    fs = [Forest.from_hgb([HistGradientBoostingClassifier(max_iter=15, max_features=0.5, random_state=s).fit(X, y)])
+          for s in range(3)]
+    avg = Forest.average(fs)
+    np.testing.assert_allclose(avg.raw_predict(X), np.mean([f.raw_predict(X) for f in fs], axis=0), rtol=0, atol=1e-12)
+    back = Forest.from_arrays(avg.to_arrays())
+    np.testing.assert_array_equal(back.raw_predict(X), avg.raw_predict(X))
+    binary = Forest.from_hgb([HistGradientBoostingClassifier(max_iter=5).fit(X, y == "a")])
+    with pytest.raises(YieldkitValueError, match="one link"):
+        Forest.average([fs[0], binary])
+    with pytest.raises(YieldkitValueError, match="at least one"):
+        Forest.average([])

@@ -314,3 +314,31 @@ def test_real_mixedwm38_multilabel_subset(shared_samples):
     base = np.maximum(truth.mean(axis=0), 1 - truth.mean(axis=0))
     assert (per_label > base + 0.05).all(), (per_label, base)
     assert per_label.mean() > 0.85
+
+
+def test_n_models_averages_seeded_models_in_logit_space(rng, tmp_path):
+    """n_models=3 predicts the softmax of the mean raw score of the models of seeds 5, 6 and 7."""
+    from yieldkit.classify.pattern import WaferPatternClassifier
+
+    grids, y = synth_set(rng, 8)
+    kw = {"max_iter": 8, "min_samples_leaf": 3, "max_features": 0.5, "n_threads": 1}
+    bag = WaferPatternClassifier(n_models=3, random_state=5, **kw).fit(grids, y)
+    singles = [WaferPatternClassifier(random_state=s, **kw).fit(grids, y) for s in (5, 6, 7)]
+    X = bag.transform_features(grids)
+    raw = np.mean([m.forest_.raw_predict(X) for m in singles], axis=0)
+    np.testing.assert_allclose(bag.forest_.raw_predict(X), raw, rtol=0, atol=1e-12)
+    p = np.exp(raw - raw.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(bag.predict_proba(grids), p / p.sum(axis=1, keepdims=True), rtol=1e-12)
+    assert not np.allclose(singles[0].forest_.raw_predict(X), raw)  # the seeds do differ
+    bag.save(tmp_path / "bag.npz")
+    back = WaferPatternClassifier.load(tmp_path / "bag.npz")
+    assert back.n_models == 3
+    np.testing.assert_array_equal(back.predict_proba(grids), bag.predict_proba(grids))
+    # multi-label: the same averaging per label
+    Y = np.c_[np.isin(y, ["Center", "Donut"]), np.isin(y, ["Scratch", "Loc"])]
+    mbag = WaferPatternClassifier(multilabel=True, n_models=2, random_state=1, **kw).fit(grids, Y)
+    ms = [WaferPatternClassifier(multilabel=True, random_state=s, **kw).fit(grids, Y) for s in (1, 2)]
+    np.testing.assert_allclose(mbag.forest_.raw_predict(X), np.mean([m.forest_.raw_predict(X) for m in ms], axis=0),
+                               rtol=0, atol=1e-12)
+    with pytest.raises(YieldkitValueError, match="n_models"):
+        WaferPatternClassifier(n_models=0).fit(grids, y)

@@ -202,7 +202,7 @@ class EnsemblePatternClassifier:
             for i, info in enumerate(meta["members"]):
                 pre = f"m{i}__"
                 sub = {k[len(pre):]: v for k, v in arrays.items() if k.startswith(pre)}
-                members.append(model_from_bytes(savez_bytes(sub, info), source=f"{source} (member {i})"))
+                members.append(model_from_bytes(savez_bytes(sub, info, compress=False), source=f"{source} (member {i})"))
             obj = cls(members, weights=meta["weights"], temperature=meta["temperature"],
                       unknown_threshold=meta["unknown_threshold"])
         except (KeyError, TypeError) as exc:

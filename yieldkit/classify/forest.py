@@ -239,6 +239,37 @@ class Forest:
         arrays = {k: np.concatenate(v) for k, v in parts.items()}
         return cls(**arrays, link="softmax" if multiclass else "sigmoid")
 
+    @classmethod
+    def average(cls, forests: list[Forest]) -> Forest:
+        """One forest whose raw score is the mean of the raw scores of ``forests`` (same outputs and
+        link): their trees side by side with leaf values divided by their number, the mean baseline.
+        The probabilities are those of the averaged logits (softmax or sigmoid of the mean)."""
+        if not forests:
+            raise YieldkitValueError("Forest.average needs at least one forest.")
+        f0 = forests[0]
+        for f in forests[1:]:
+            if f.link != f0.link or f.n_outputs != f0.n_outputs:
+                raise YieldkitValueError(
+                    f"Forest.average needs forests of one link and output count; got {f0.link}/{f0.n_outputs} "
+                    f"and {f.link}/{f.n_outputs}.")
+        k = len(forests)
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in _ARRAYS}
+        offset = 0
+        for f in forests:
+            parts["feature"].append(f.feature)
+            parts["threshold"].append(f.threshold)
+            parts["left"].append(f.left + offset)
+            parts["right"].append(f.right + offset)
+            parts["is_leaf"].append(f.is_leaf)
+            parts["value"].append(f.value / k)
+            parts["missing_left"].append(f.missing_left)
+            parts["roots"].append(f.roots + offset)
+            parts["tree_out"].append(f.tree_out)
+            offset += len(f.feature)
+        arrays = {name: np.concatenate(v) for name, v in parts.items() if name != "baseline"}
+        baseline = np.mean([f.baseline for f in forests], axis=0)
+        return cls(**arrays, baseline=baseline, link=f0.link)
+
     # ------------------------------------------------------------------ prediction
     @property
     def n_outputs(self) -> int:
@@ -361,12 +392,13 @@ class Forest:
         return cls(**kw, link=link)
 
 
-def savez_bytes(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
-    """Serialise arrays plus JSON metadata into the bytes of a compressed ``.npz``."""
+def savez_bytes(arrays: dict[str, np.ndarray], meta: dict[str, Any], *, compress: bool = True) -> bytes:
+    """Serialise arrays plus JSON metadata into the bytes of an ``.npz`` (compressed unless
+    ``compress=False``, for bytes that are read back at once and never stored)."""
     buf = io.BytesIO()
     payload: dict[str, Any] = dict(arrays)
     payload["meta_json"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), np.uint8)
-    np.savez_compressed(buf, **payload)
+    (np.savez_compressed if compress else np.savez)(buf, **payload)
     return buf.getvalue()
 
 

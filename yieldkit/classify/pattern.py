@@ -148,8 +148,8 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         mixed patterns. ``"standard+shape"`` adds the line, blob and ring features of
         :func:`yieldkit.classify.features.shape_features` (better on Donut and Loc).
         ``"standard+spot"`` adds the multi-scale local fail density of
-        :func:`yieldkit.classify.features.spot_features` at the map's own resolution (the shipped
-        WM-811K model's set: better on Loc and Donut).
+        :func:`yieldkit.classify.features.spot_features` at the map's own resolution (on WM-811K,
+        no better than ``"standard"`` in 5-fold cross-validation: see ``scripts/train_pattern_cnn.py``).
     multilabel : bool
         Learn several patterns per wafer (mixed patterns as in MixedWM38): ``y`` is an indicator
         matrix (n_wafers, n_labels) or a DataFrame of booleans; one binary model per label.
@@ -168,9 +168,14 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
     class_weight : dict, "balanced" or None
         Passed to scikit-learn's ``HistGradientBoostingClassifier``.
     random_state : int, Generator or None
-        Seed of the boosting (feature subsampling is off; the seed affects tie-breaking only).
+        Seed of the boosting: the features drawn for each split when ``max_features < 1``, and
+        tie-breaking.
     n_threads : int, optional
         OpenMP threads used for fitting (default: all cores). 1 is fastest on a busy machine.
+    n_models : int
+        Boosted models fitted with the seeds ``random_state``, ``random_state + 1``, ... (they differ
+        through ``max_features``) and averaged in raw-score (logit) space, so the result depends
+        less on one seed; prediction evaluates all their trees in one pass.
 
     Attributes
     ----------
@@ -216,6 +221,7 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         class_weight: Any = None,
         random_state: Any = None,
         n_threads: int | None = None,
+        n_models: int = 1,
     ) -> None:
         self.input = input
         self.features = features
@@ -229,13 +235,14 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.random_state = random_state
         self.n_threads = n_threads
+        self.n_models = n_models
 
     # ------------------------------------------------------------------ helpers
     def _check_params(self) -> None:
         where = "WaferPatternClassifier"
         check_choice(self.input, ("grids", "features"), name="input", where=where)
         check_choice(self.features, _FEATURE_SETS, name="features", where=where)
-        for name, lo in (("max_iter", 1), ("max_leaf_nodes", 2), ("min_samples_leaf", 1)):
+        for name, lo in (("max_iter", 1), ("max_leaf_nodes", 2), ("min_samples_leaf", 1), ("n_models", 1)):
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < lo:
                 raise YieldkitValueError(f"The {name!r} argument of {where} must be an int >= {lo}. Got {v!r} instead.")
@@ -277,13 +284,18 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
             F = np.c_[F, spot_features(grids)]
         return F
 
-    def _hgb(self) -> Any:
+    def _seed(self, i: int) -> Any:
+        """Boosting seed of the ``i``-th averaged model: ``random_state + i`` for an int seed."""
+        rs = self.random_state
+        return rs + i if isinstance(rs, int | np.integer) and not isinstance(rs, bool) else rs
+
+    def _hgb(self, i: int = 0) -> Any:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         return HistGradientBoostingClassifier(
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
-            max_features=self.max_features, class_weight=self.class_weight, early_stopping=False, random_state=self.random_state,
+            max_features=self.max_features, class_weight=self.class_weight, early_stopping=False, random_state=self._seed(i),
         )
 
     # ------------------------------------------------------------------ API
@@ -328,14 +340,15 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
                     f"Got {Y.shape[0]} instead.")
             Y = Y.astype(bool)
             self.classes_ = np.asarray(names if names is not None else np.arange(Y.shape[1]))
-            models = []
             for j in range(Y.shape[1]):
                 if Y[:, j].all() or not Y[:, j].any():
                     raise YieldkitValueError(
                         f"The 'y' argument of WaferPatternClassifier.fit must have positives and negatives "
                         f"for every label; label {self.classes_[j]!r} has only one value.")
-                with threadpool_limits(limits=self.n_threads, user_api="openmp"):
-                    models.append(self._hgb().fit(F, Y[:, j]))
+            sets = []
+            with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+                for i in range(self.n_models):
+                    sets.append([self._hgb(i).fit(F, Y[:, j]) for j in range(Y.shape[1])])
         else:
             from sklearn.utils.validation import column_or_1d
 
@@ -356,11 +369,11 @@ class WaferPatternClassifier(ClassifierMixin, BaseEstimator):
                     "The 'y' argument of WaferPatternClassifier.fit must hold at least 2 classes. "
                     f"Got {len(classes)} instead.")
             with threadpool_limits(limits=self.n_threads, user_api="openmp"):
-                m = self._hgb().fit(F, yy)
-            self.classes_ = m.classes_
-            models = [m]
-        self.forest_ = Forest.from_hgb(models)
-        self.n_iter_ = int(max(m.n_iter_ for m in models))
+                sets = [[self._hgb(i).fit(F, yy)] for i in range(self.n_models)]
+            self.classes_ = sets[0][0].classes_
+        forests = [Forest.from_hgb(models) for models in sets]
+        self.forest_ = forests[0] if len(forests) == 1 else Forest.average(forests)
+        self.n_iter_ = int(max(m.n_iter_ for models in sets for m in models))
         return self
 
     def _proba(self, X: Any) -> np.ndarray:

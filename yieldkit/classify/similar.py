@@ -13,8 +13,9 @@ Representations (``representation=``)
     The 189 pattern features of :func:`yieldkit.classify.extract_features`, standardised on the
     gallery.
 ``"proba+features"`` (default)
-    The class probabilities of the shipped WM-811K pattern classifier
-    (:func:`yieldkit.classify.load_pretrained`) plus the standardised features, each block scaled to
+    The class probabilities of the boosted trees of the shipped WM-811K pattern classifier
+    (:func:`yieldkit.classify.load_pretrained`, before temperature scaling) plus the standardised
+    189 features, each block scaled to
     the same total variance: wafers of the same pattern cluster tightly while the features order
     the wafers inside a pattern.
 
@@ -197,14 +198,18 @@ class SimilarWafers:
 
     def _raw(self, grids: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[str, int]]]:
         """Raw (unscaled) representation and its blocks (name, width)."""
-        from .features import extract_features
+        from .features import extract_features, feature_names
 
-        F = extract_features(grids)
         if self.representation == "features":
+            F = extract_features(grids)
             return F, [("features", F.shape[1])]
+        from .pattern import WaferPatternClassifier
         from .pretrained import load_pretrained
 
-        prob = load_pretrained().forest_.predict_proba(F)
+        trees = next(m for m in load_pretrained().members if isinstance(m, WaferPatternClassifier))
+        M = trees.transform_features(grids)  # the standard features first, then the model's extra ones
+        prob = trees.forest_.predict_proba(M)
+        F = M[:, :len(feature_names())]
         return np.c_[prob, F], [("proba", prob.shape[1]), ("features", F.shape[1])]
 
     def _project(self, R: np.ndarray) -> np.ndarray:
