@@ -16,7 +16,7 @@ Near-full 0.979, Random 0.938, Scratch 0.847, none 0.992. Expected calibration e
 0.017 before and 0.007 after temperature scaling (T = 1.69). Below a top probability of 0.818
 (chosen on the calibration part for 99 % accuracy on the answered wafers) the model answers
 ``"unknown"``: 3.9 % of the held-out maps, accuracy 0.989 on the rest. All of it is in
-``metadata_``. Grids to probabilities: about 1,950 wafers per second on one thread of this
+``metadata_``. Grids to probabilities: about 2,100 wafers per second on one thread of this
 project's 2-core test machine (``benchmarks/bench_classify.py``; most of it is the features).
 
 Data licence and citation
