@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_classify_pattern import _disc, synth_set
+from test_classify_shape_features import _noisy_disc
 
 from yieldkit.classify.features import _spot_sides, spot_feature_names, spot_features
 from yieldkit.errors import YieldkitValueError
-
-
-def _noisy_disc(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
-    r, _, _ = _disc(n)
-    return np.where(r <= 1, np.where(rng.random((n, n)) < p, 2, 1), 0).astype(np.uint8)
 
 
 def _reference(g: np.ndarray) -> np.ndarray:
