@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yieldkit._keys import _hash_codes, _run_codes, die_keys, duplicated_keys, wafer_codes
+from yieldkit._keys import _hash_codes, _string_runs, die_keys, duplicated_keys, wafer_codes
 
 S = pd.StringDtype("pyarrow")
 
@@ -19,11 +19,12 @@ def test_run_scan_equals_hashing_on_a_wafer_by_wafer_table(rng):
     lots = np.repeat(["B", "A", "B", "C"], 500)
     wafers = np.repeat(["02", "01", "01", "07"], 500)
     df = _table(lots, wafers)
-    runs = _run_codes(df, "lot_id", "wafer_id")
+    runs = _string_runs(df, "lot_id", "wafer_id")
     assert runs is not None
+    starts, run_codes, run_wafers = runs
     ref = _hash_codes(df, "lot_id", "wafer_id")
-    np.testing.assert_array_equal(runs[0], ref[0])
-    pd.testing.assert_frame_equal(runs[1], ref[1])
+    np.testing.assert_array_equal(np.repeat(run_codes, np.diff(np.r_[starts, len(df)])), ref[0])
+    pd.testing.assert_frame_equal(run_wafers, ref[1])
     codes, w = wafer_codes(df)
     assert w.values.tolist() == [["B", "02"], ["A", "01"], ["B", "01"], ["C", "07"]]
     np.testing.assert_array_equal(codes, ref[0])
@@ -33,7 +34,7 @@ def test_shuffled_table_falls_back_to_hashing(rng):
     lots = rng.choice(["L1", "L2"], 5000)
     wafers = rng.choice([f"{i:02d}" for i in range(25)], 5000)
     df = _table(lots, wafers)
-    assert _run_codes(df, "lot_id", "wafer_id") is None
+    assert _string_runs(df, "lot_id", "wafer_id") is None
     codes, w = wafer_codes(df)
     back = w.iloc[codes].reset_index(drop=True)
     assert (back["lot_id"].to_numpy() == lots).all() and (back["wafer_id"].to_numpy() == wafers).all()
@@ -151,7 +152,7 @@ def test_unique_dies_block_by_block_agrees_with_duplicated_keys(monkeypatch, rng
     from yieldkit import _keys
     from yieldkit._keys import unique_dies
 
-    monkeypatch.setattr(_keys, "_BLOCK", 64)
+    monkeypatch.setattr(_keys, "BLOCK", 64)
     n = 1000
     lots = np.repeat(["b", "a", "b"], [400, 350, 250])  # wafers b/1, a/1, b/2: every position once on each
     wafers = np.repeat(["1", "1", "2"], [400, 350, 250])

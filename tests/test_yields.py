@@ -122,7 +122,7 @@ def test_wafer_yield_from_runs_equals_the_hashed_table(monkeypatch, rng):
     raw = pd.DataFrame({"lot": np.repeat(lots, sizes), "wafer": np.repeat(wafers, sizes),
                         "x": np.arange(sum(sizes)) % 11, "y": np.arange(sum(sizes)) // 11,
                         "bin": rng.choice([1, 1, 1, 4], sum(sizes))})
-    monkeypatch.setattr(yields, "_BLOCK", 16)  # runs straddle the blocks
+    monkeypatch.setattr(yields, "BLOCK", 16)  # runs straddle the blocks
     w = yk.wafer_yield(yk.read_dies(raw))
     order = rng.permutation(len(raw))
     ref = yk.wafer_yield(yk.read_dies(raw.iloc[order].reset_index(drop=True)))

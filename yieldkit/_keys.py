@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 from .errors import DataQualityWarning, SchemaError, check_choice
 
 __all__ = [
-    "dense_die_keys", "dictionary_codes", "die_keys", "duplicated_keys", "joint_wafer_codes", "lookup_rows",
-    "position_codes", "remember_codes", "unique_dies", "wafer_codes", "wafer_groups", "wafer_runs",
+    "BLOCK", "dense_die_keys", "dictionary_codes", "die_keys", "duplicated_keys", "joint_wafer_codes", "lookup_rows",
+    "position_codes", "remember_codes", "run_slices", "unique_dies", "wafer_codes", "wafer_groups", "wafer_runs",
 ]
 
 # The dtype of every string column, public as yieldkit.schema.STRING. It lives here, the lowest layer
@@ -253,16 +253,6 @@ def _changes(buf: Any) -> np.ndarray | None:
     return pc.not_equal(buf.slice(1), buf.slice(0, n - 1)).to_numpy(zero_copy_only=False)
 
 
-def _run_codes(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, pd.DataFrame] | None:
-    """Wafer codes of a table stored wafer by wafer, from its runs (:func:`_string_runs`); None when
-    the table is not run-structured."""
-    runs = _string_runs(df, lot, wafer)
-    if runs is None:
-        return None
-    starts, run_codes, wafers = runs
-    return np.repeat(run_codes, np.diff(np.r_[starts, len(df)])), wafers
-
-
 def _string_runs(df: pd.DataFrame, lot: str, wafer: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame] | None:
     """The runs of a table stored wafer by wafer (as :func:`wafer_runs`), from its strings.
 
@@ -301,6 +291,30 @@ def _take_rows(buf: Any, rows: np.ndarray) -> pd.arrays.ArrowStringArray:
     return pd.arrays.ArrowStringArray(pa.chunked_array(parts, type=buf.type).cast(pa.large_string()))
 
 
+def _rows_wafers(df: pd.DataFrame) -> tuple[tuple[np.ndarray, np.ndarray, pd.DataFrame] | None, np.ndarray | None, int]:
+    """The wafer of every row of a die table as ``(runs, codes, n_wafers)``: its runs
+    (:func:`wafer_runs`) when the table is stored wafer by wafer and its per-row codes are not
+    remembered yet (so none are made), else the per-row codes of :func:`wafer_codes`."""
+    la, wa = _arrow_buffer(df["lot_id"]), _arrow_buffer(df["wafer_id"])
+    known = la is not None and wa is not None and _recall((la, wa)) is not None
+    runs = None if known else wafer_runs(df)
+    if runs is not None:
+        return runs, None, len(runs[2])
+    codes, wafers = wafer_codes(df)
+    return None, codes, len(wafers)
+
+
+def run_slices(starts: np.ndarray, i: int, j: int) -> tuple[int, int, np.ndarray]:
+    """The runs (first rows ``starts``, ascending, ``starts[0] == 0``) that meet rows ``i .. j - 1``:
+    ``(first, last, bounds)``, runs ``first .. last - 1``, their first rows within the block
+    (``bounds[0] == 0``)."""
+    first = int(np.searchsorted(starts, i, side="right")) - 1  # the run holding row i
+    last = int(np.searchsorted(starts, j, side="left"))
+    bounds = starts[first:last] - i
+    bounds[0] = 0
+    return first, last, bounds
+
+
 def die_keys(df: pd.DataFrame, *, narrow: bool = False) -> np.ndarray:
     """One int64 per row identifying (lot, wafer, die_x, die_y); dense when the grid is compact.
 
@@ -309,15 +323,7 @@ def die_keys(df: pd.DataFrame, *, narrow: bool = False) -> np.ndarray:
     ``narrow=True`` gives int32 keys when every key fits (half the memory), for callers that
     only compare or sort them; the default int64 keys may be combined with other integers.
     """
-    la, wa = _arrow_buffer(df["lot_id"]), _arrow_buffer(df["wafer_id"])
-    known = la is not None and wa is not None and _recall((la, wa)) is not None
-    # a table stored wafer by wafer needs no per-row wafer codes: its keys start from its runs
-    runs = None if known else wafer_runs(df)
-    codes: np.ndarray | None = None
-    if runs is not None:
-        wafers = runs[2]
-    else:
-        codes, wafers = wafer_codes(df)
+    runs, codes, n_w = _rows_wafers(df)
     sx, sy = df["die_x"], df["die_y"]
     x = sx.to_numpy(na_value=0) if sx.hasnans else sx.to_numpy()
     y = sy.to_numpy(na_value=0) if sy.hasnans else sy.to_numpy()
@@ -326,7 +332,7 @@ def die_keys(df: pd.DataFrame, *, narrow: bool = False) -> np.ndarray:
     xmin, xmax, ymin, ymax = int(x.min()), int(x.max()), int(y.min()), int(y.max())
     nx, ny = xmax - xmin + 1, ymax - ymin + 1
     # int32 arithmetic when every key fits (half the memory traffic), in place after one allocation
-    kt: Any = np.int32 if len(wafers) * nx * ny < 2**31 - 1 else np.int64
+    kt: Any = np.int32 if n_w * nx * ny < 2**31 - 1 else np.int64
     if runs is not None:
         starts, run_codes, _ = runs
         keys = np.repeat((run_codes * nx - xmin).astype(kt), np.diff(np.r_[starts, len(x)]))
@@ -348,7 +354,7 @@ def die_keys(df: pd.DataFrame, *, narrow: bool = False) -> np.ndarray:
 
 
 #: rows per block of the block-wise passes (a small key buffer instead of a row-sized one)
-_BLOCK = 1 << 18
+BLOCK = 1 << 18
 
 
 def unique_dies(df: pd.DataFrame) -> bool:
@@ -364,15 +370,7 @@ def unique_dies(df: pd.DataFrame) -> bool:
     sx, sy = df["die_x"], df["die_y"]
     if n == 0 or sx.hasnans or sy.hasnans:
         return False
-    la, wa = _arrow_buffer(df["lot_id"]), _arrow_buffer(df["wafer_id"])
-    known = la is not None and wa is not None and _recall((la, wa)) is not None
-    runs = None if known else wafer_runs(df)
-    codes: np.ndarray | None = None
-    if runs is not None:
-        n_w = len(runs[2])
-    else:
-        codes, wafers = wafer_codes(df)
-        n_w = len(wafers)
+    runs, codes, n_w = _rows_wafers(df)
     x, y = sx.to_numpy(), sy.to_numpy()
     xmin, ymin = int(x.min()), int(y.min())
     nx, ny = int(x.max()) - xmin + 1, int(y.max()) - ymin + 1
@@ -381,14 +379,10 @@ def unique_dies(df: pd.DataFrame) -> bool:
         return False
     seen = np.zeros(space, bool)
     base = None if runs is None else (runs[1] * nx - xmin).astype(np.int32)  # the key of each run's wafer
-    for i in range(0, n, _BLOCK):
-        j = min(i + _BLOCK, n)
+    for i in range(0, n, BLOCK):
+        j = min(i + BLOCK, n)
         if runs is not None and base is not None:
-            starts = runs[0]
-            first = int(np.searchsorted(starts, i, side="right")) - 1  # the run holding row i
-            last = int(np.searchsorted(starts, j, side="left"))  # runs first .. last - 1 meet rows i .. j - 1
-            bounds = starts[first:last] - i
-            bounds[0] = 0
+            first, last, bounds = run_slices(runs[0], i, j)
             k = np.repeat(base[first:last], np.diff(np.r_[bounds, j - i]))
         else:
             assert codes is not None

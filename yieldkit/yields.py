@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ._keys import die_keys, duplicated_keys, wafer_codes, wafer_runs
+from ._keys import BLOCK, die_keys, duplicated_keys, run_slices, wafer_codes, wafer_runs
 from ._pages import small_pages
 from .errors import DataQualityWarning, SchemaError
 from .intervals import clopper_pearson
@@ -99,14 +99,10 @@ def first_pass_results(dies: pd.DataFrame) -> pd.DataFrame:
     return dies.iloc[_pick(dies, last=False)].reset_index(drop=True)
 
 
-#: rows per block of the pass/fail count (a small temporary, reused, instead of row-sized ones)
-_BLOCK = 1 << 18
-
-
 def _pass_fail_counts(codes: np.ndarray, passed: np.ndarray, n_groups: int) -> np.ndarray:
     """(failed, passed) rows per group: an ``(n_groups, 2)`` int64 array, counted block by block."""
     both = np.zeros(2 * n_groups, np.int64)
-    block = max(_BLOCK, 8 * n_groups)  # a block's count is O(n_groups): keep it small beside the block's rows
+    block = max(BLOCK, 8 * n_groups)  # a block's count is O(n_groups): keep it small beside the block's rows
     key = np.empty(min(block, len(codes)), np.int64)
     for i in range(0, len(codes), block):
         k = key[: min(block, len(codes) - i)]
@@ -120,13 +116,10 @@ def _run_counts(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """True rows of ``mask`` in each run of rows (runs begin at ``starts``, ascending, ``starts[0] == 0``),
     summed block by block (an int64 copy of a block at a time, not of the whole mask)."""
     out = np.zeros(len(starts), np.int64)
-    for i in range(0, len(mask), _BLOCK):
-        j = min(i + _BLOCK, len(mask))
-        first = int(np.searchsorted(starts, i, side="right")) - 1  # the run holding row i
-        last = int(np.searchsorted(starts, j, side="left"))  # runs first .. last - 1 meet rows i .. j - 1
-        local = starts[first:last] - i
-        local[0] = 0
-        out[first:last] += np.add.reduceat(mask[i:j], local, dtype=np.int64)
+    for i in range(0, len(mask), BLOCK):
+        j = min(i + BLOCK, len(mask))
+        first, last, bounds = run_slices(starts, i, j)
+        out[first:last] += np.add.reduceat(mask[i:j], bounds, dtype=np.int64)
     return out
 
 
