@@ -95,13 +95,19 @@ class EnsemblePatternClassifier:
         return w / w.sum()
 
     @property
-    def forest_(self) -> Forest:
+    def trees_(self) -> Any:
+        """The first boosted-tree member (a :class:`~yieldkit.classify.WaferPatternClassifier`)."""
         from .pattern import WaferPatternClassifier
 
         for m in self.members:
             if isinstance(m, WaferPatternClassifier):
-                return m.forest_
+                return m
         raise AttributeError("this ensemble has no boosted-tree member")
+
+    @property
+    def forest_(self) -> Forest:
+        """The trees of the first boosted-tree member."""
+        return self.trees_.forest_  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ prediction
     def member_proba(self, X: Any) -> list[np.ndarray]:

@@ -203,10 +203,9 @@ class SimilarWafers:
         if self.representation == "features":
             F = extract_features(grids)
             return F, [("features", F.shape[1])]
-        from .pattern import WaferPatternClassifier
         from .pretrained import load_pretrained
 
-        trees = next(m for m in load_pretrained().members if isinstance(m, WaferPatternClassifier))
+        trees = load_pretrained().trees_
         M = trees.transform_features(grids)  # the standard features first, then the model's extra ones
         prob = trees.forest_.predict_proba(M)
         F = M[:, :len(feature_names())]

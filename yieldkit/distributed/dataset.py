@@ -54,6 +54,8 @@ KINDS = ("dies", "defects", "wafers", "tests")
 #: row-order column added before a shuffle (partition number << 40 | row position), so that
 #: results keep the order of first appearance of the input
 ORDER_COL = "_yk_row"
+#: bits of the row position in an order value (the partition number is above them)
+ORDER_SHIFT = np.int64(40)
 _PART_COL = "_yk_part"
 _KEY = ["lot_id", "wafer_id"]
 _GLOB_CHARS = set("*?[")
@@ -398,7 +400,7 @@ def _row_order(df: pd.DataFrame, partition_info: Mapping[str, Any] | None) -> np
     if ORDER_COL in df.columns:
         return df[ORDER_COL].to_numpy(np.int64)
     n = int(partition_info["number"]) if partition_info else 0
-    return (np.int64(n) << np.int64(40)) + np.arange(len(df), dtype=np.int64)
+    return (np.int64(n) << ORDER_SHIFT) + np.arange(len(df), dtype=np.int64)
 
 
 def _wafer_rows(df: pd.DataFrame, partition_info: Mapping[str, Any] | None = None) -> pd.DataFrame:

@@ -39,6 +39,7 @@ from .dataset import (
     _PART_COL,
     DEFAULT_PARTITION_ROWS,
     ORDER_COL,
+    ORDER_SHIFT,
     _assign,
     _row_order,
     _shuffle_to,
@@ -130,7 +131,7 @@ def _compact(tests: pd.DataFrame, by: Sequence[str], value: str, where: str) -> 
     return f.astype({"test_num": np.int64, "pin": np.int64, "value": np.float64})
 
 
-_LOW = (np.int64(1) << np.int64(40)) - 1  # the position bits of a row-order value
+_LOW = (np.int64(1) << ORDER_SHIFT) - 1  # the position bits of a row-order value
 
 
 def _dataset_offsets(dies: Any) -> np.ndarray:
@@ -141,7 +142,7 @@ def _dataset_offsets(dies: Any) -> np.ndarray:
 
     def counts(p: pd.DataFrame, number: int) -> np.ndarray:
         order = _row_order(p, {"number": number})
-        return np.bincount(order >> np.int64(40)) if len(order) else np.zeros(0, np.int64)
+        return np.bincount(order >> ORDER_SHIFT) if len(order) else np.zeros(0, np.int64)
 
     got = dask.compute(*[dask.delayed(counts)(p, i) for i, p in enumerate(dies.to_delayed())])
     total = np.zeros(max((len(c) for c in got), default=0), np.int64)
@@ -154,7 +155,7 @@ def _part_rows(dies: pd.DataFrame, tests: pd.DataFrame, offsets: np.ndarray) -> 
     """Row of ``dies`` (one partition) of every test row (NaN: none), matched on ``part_index``,
     the part's row in the whole die table in dataset order (as the in-memory function does)."""
     order = dies[ORDER_COL].to_numpy(np.int64)
-    number = offsets[order >> np.int64(40)] + (order & _LOW)
+    number = offsets[order >> ORDER_SHIFT] + (order & _LOW)
     idx = tests["part_index"].to_numpy(dtype=np.float64, na_value=np.nan)
     ok = np.isfinite(idx) & (idx >= 0) & (idx < offsets[-1])
     row = np.full(len(tests), np.nan)

@@ -516,7 +516,7 @@ def _same_kind(a: pa.DataType, b: pa.DataType) -> bool:
     return a == b or {a, b} <= _NUMERIC
 
 
-def _as_floats(pieces: list[Piece], columns: list[str]) -> list[Piece]:
+def _one_type_per_column(pieces: list[Piece], columns: list[str]) -> list[Piece]:
     """The pieces with each column in one type (:func:`unify_numbers`), as one parse of the whole
     list infers it; :class:`Restart` when an integer is too large to be exact as a float."""
     for c in columns:
@@ -581,6 +581,6 @@ def stream_rows(s: TextStream, pos: int, columns: list[str], *, end: str, forbid
         pos = cut
         consumed = True
         if stop >= 0:
-            return _as_floats(pieces, columns), pos, nsemi
+            return _one_type_per_column(pieces, columns), pos, nsemi
         pos = s.compact(pos)
         s.fill()
